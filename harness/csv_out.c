@@ -1,0 +1,206 @@
+/*
+ * csv_out.c: result rows, one per (run, eval length), appended to a CSV file with libcsv.
+ * The file is rewritten whole through a temp file and rename, so a reader or a crash never
+ * sees a partial row. An existing file must have exactly our header (checked with libcsv's
+ * parser); a different schema is an error, never a silently mixed file.
+ *
+ * Every column but the wall_* ones is a pure function of the settings: same seed and config
+ * give the same bytes whatever the thread count.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "run.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *const lcg_csv_columns[] = {
+    "run_id",      "version",    "task",       "task_params", "attn",        "alpha",
+    "pos",         "layers",     "dim",        "heads",       "head_dim",    "ffn",
+    "vocab",       "n_params",   "seed",       "steps",       "batch",       "lr",
+    "warmup",      "weight_decay", "clip",     "train_len",   "train_vary",  "eval_len",
+    "factor",      "samples",    "exact_match", "exact_lo",   "exact_hi",    "token_acc",
+    "token_lo",    "token_hi",   "eval_loss",  "train_loss",  "wall_threads", "wall_train_s",
+    "wall_train_tok_s", "wall_eval_s"};
+const int lcg_csv_n_columns = (int)(sizeof lcg_csv_columns / sizeof *lcg_csv_columns);
+
+void run_cfg_string(const lcg_run_cfg *c, char *out, size_t n) {
+    char tp[256];
+    lcg_task_params_str(&c->task, tp, sizeof tp);
+    const lcg_config *m = &c->model;
+    snprintf(out, n,
+             "task=%s;%s;attn=%s;alpha=%.9g;pos=%s;layers=%d;dim=%d;heads=%d;head-dim=%d;ffn=%d;"
+             "seed=%llu;steps=%ld;batch=%d;lr=%.9g;warmup=%ld;weight-decay=%.9g;clip=%.9g;"
+             "len=%d;vary=%d",
+             c->task.task->name, tp, lcg_normalizer_at(m->norm)->name, (double)m->alpha,
+             lcg_posenc_at(m->pos)->name, m->L, m->C, m->H, m->D, m->F,
+             (unsigned long long)c->seed, c->steps, c->batch, c->lr, c->warmup, c->weight_decay,
+             c->clip, c->len, c->vary);
+}
+
+uint64_t run_cfg_id(const lcg_run_cfg *c) {
+    char s[1024];
+    run_cfg_string(c, s, sizeof s);
+    return lcg_fnv1a(LCG_FNV_INIT, s, strlen(s));
+}
+
+/* ---- header check ------------------------------------------------------------------------ */
+typedef struct {
+    int col, rows, bad;
+    char what[256];
+} header_check;
+
+static void on_field(void *s, size_t n, void *data) {
+    header_check *h = data;
+    if (h->rows > 0 || h->bad) return;
+    const char *want = h->col < lcg_csv_n_columns ? lcg_csv_columns[h->col] : "";
+    if (h->col >= lcg_csv_n_columns || strlen(want) != n || memcmp(s, want, n) != 0) {
+        h->bad = 1;
+        snprintf(h->what, sizeof h->what, "column %d is '%.*s', expected '%s'", h->col + 1,
+                 (int)(n > 40 ? 40 : n), (const char *)s, want[0] ? want : "(none)");
+    }
+    h->col++;
+}
+
+static void on_row(int c, void *data) {
+    (void)c;
+    header_check *h = data;
+    if (h->rows == 0 && !h->bad && h->col != lcg_csv_n_columns) {
+        h->bad = 1;
+        snprintf(h->what, sizeof h->what, "header has %d columns, expected %d", h->col,
+                 lcg_csv_n_columns);
+    }
+    h->rows++;
+}
+
+static int check_existing(const char *path, const char *data, size_t n, char *err, size_t err_len) {
+    struct csv_parser p;
+    header_check h = {0};
+    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0) lcg_die("csv_init failed");
+    size_t used = csv_parse(&p, data, n, on_field, on_row, &h);
+    int perr = used != n ? csv_error(&p) : 0;
+    if (!perr && csv_fini(&p, on_field, on_row, &h) != 0) perr = csv_error(&p);
+    csv_free(&p);
+    if (perr) {
+        snprintf(err, err_len, "'%s' is not valid CSV: %s", path, csv_strerror(perr));
+        return -1;
+    }
+    if (h.bad) {
+        snprintf(err, err_len, "'%s' has a different schema (%s); write to a new file", path, h.what);
+        return -1;
+    }
+    if (n && data[n - 1] != '\n') {
+        snprintf(err, err_len, "'%s' does not end with a newline (a partial row?)", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+static void put_field(FILE *f, const char *s, int last) {
+    if (strpbrk(s, ",\"\r\n")) csv_fwrite(f, s, strlen(s));
+    else fputs(s, f);
+    fputc(last ? '\n' : ',', f);
+}
+
+static void put_row(FILE *f, char fields[][256], int n) {
+    for (int i = 0; i < n; i++) put_field(f, fields[i], i == n - 1);
+}
+
+static void mkdirs_for(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(dir, 0777); /* errors surface when the file is written */
+        *p = '/';
+    }
+}
+
+int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
+               int n_rungs, char *err, size_t err_len) {
+    size_t n_old = 0;
+    char *old = lcg_read_file(cfg->out, &n_old);
+    if (!old && errno != ENOENT) {
+        snprintf(err, err_len, "cannot read '%s': %s", cfg->out, strerror(errno));
+        return -1;
+    }
+    if (old && n_old && check_existing(cfg->out, old, n_old, err, err_len) != 0) {
+        free(old);
+        return -1;
+    }
+    char *buf = NULL;
+    size_t n_buf = 0;
+    FILE *f = open_memstream(&buf, &n_buf);
+    if (!f) lcg_die("open_memstream failed");
+    if (old && n_old) fwrite(old, 1, n_old, f);
+    else
+        for (int i = 0; i < lcg_csv_n_columns; i++) put_field(f, lcg_csv_columns[i], i == lcg_csv_n_columns - 1);
+    free(old);
+
+    const lcg_config *m = &cfg->model;
+    char tp[256], fields[64][256];
+    lcg_task_params_str(&cfg->task, tp, sizeof tp);
+    size_t sizes[LCG_N_PARAM_TENSORS];
+    size_t n_params = lcg_param_sizes(m, sizes);
+    for (int r = 0; r < n_rungs; r++) {
+        const lcg_rung_result *g = &rungs[r];
+        double elo, ehi, tlo, thi;
+        wilson95(g->exact, g->samples, &elo, &ehi);
+        wilson95(g->tokens_ok, g->tokens, &tlo, &thi);
+        int k = 0;
+#define F(...) snprintf(fields[k++], 256, __VA_ARGS__)
+        F("%016llx", (unsigned long long)run_cfg_id(cfg));
+        F("%s", LCG_VERSION);
+        F("%s", cfg->task.task->name);
+        F("%s", tp);
+        F("%s", lcg_normalizer_at(m->norm)->name);
+        F("%.9g", (double)m->alpha);
+        F("%s", lcg_posenc_at(m->pos)->name);
+        F("%d", m->L);
+        F("%d", m->C);
+        F("%d", m->H);
+        F("%d", m->D);
+        F("%d", m->F);
+        F("%d", m->V);
+        F("%zu", n_params);
+        F("%llu", (unsigned long long)cfg->seed);
+        F("%ld", tr->steps_done);
+        F("%d", cfg->batch);
+        F("%.9g", cfg->lr);
+        F("%ld", cfg->warmup);
+        F("%.9g", cfg->weight_decay);
+        F("%.9g", cfg->clip);
+        F("%d", cfg->len);
+        F("%d", cfg->vary);
+        F("%d", g->len);
+        F("%.9g", g->factor);
+        F("%d", g->samples);
+        F("%.6f", (double)g->exact / g->samples);
+        F("%.6f", elo);
+        F("%.6f", ehi);
+        F("%.6f", (double)g->tokens_ok / (g->tokens ? g->tokens : 1));
+        F("%.6f", tlo);
+        F("%.6f", thi);
+        F("%.6g", g->loss);
+        if (isnan(tr->train_loss)) F("%s", "");
+        else F("%.6g", tr->train_loss);
+        F("%d", cfg->threads);
+        F("%.3f", tr->train_seconds);
+        F("%.0f", tr->train_tok_s);
+        F("%.3f", g->seconds);
+#undef F
+        if (k != lcg_csv_n_columns) lcg_die("CSV row has %d fields, header %d", k, lcg_csv_n_columns);
+        put_row(f, fields, k);
+    }
+    if (fclose(f) != 0) lcg_die("building CSV in memory failed");
+    mkdirs_for(cfg->out);
+    int rc = lcg_write_file_atomic(cfg->out, buf, n_buf, err, err_len);
+    free(buf);
+    return rc;
+}

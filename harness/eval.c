@@ -1,0 +1,137 @@
+/*
+ * eval.c: the evaluation ladder. Each rung is a fixed-length test set drawn from its own
+ * stream ("test", len), never shared with training. Samples run in parallel, one decoder
+ * (KV cache, O(n) memory) per thread, each writing only its own result slot; the totals are
+ * summed serially in sample order, so results are bitwise identical for any thread count.
+ *
+ * One teacher-forced pass per sample gives all metrics. Greedy decoding reproduces the target
+ * exactly iff, fed the true prefix, the argmax is right at every target position and then
+ * EOS: until the first wrong argmax the greedy and teacher-forced prefixes coincide. So the
+ * whole-sequence exact match (the paper's metric, with the reference's generation cap
+ * floor(len(prompt) * gen_mult)) equals that of greedy decoding, which tests/test_harness.c
+ * checks against an explicit greedy decoder. Per-token accuracy and loss are teacher-forced,
+ * over the supervised positions (target tokens and EOS).
+ */
+#include "run.h"
+#include "../model/infer.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+int eval_ladder(const lcg_run_cfg *cfg, int *lens) {
+    if (cfg->n_rungs) {
+        memcpy(lens, cfg->rungs, sizeof(int) * (size_t)cfg->n_rungs);
+        return cfg->n_rungs;
+    }
+    int n = 0;
+    for (long L = cfg->len + cfg->vary; L <= cfg->max_len && n < LCG_MAX_RUNGS; L *= 2) lens[n++] = (int)L;
+    return n;
+}
+
+void wilson95(long k, long n, double *lo, double *hi) {
+    if (n <= 0) {
+        *lo = 0;
+        *hi = 1;
+        return;
+    }
+    const double z = 1.959963984540054;
+    double p = (double)k / n, z2n = z * z / n;
+    double center = (p + z2n / 2) / (1 + z2n);
+    double half = z / (1 + z2n) * sqrt(p * (1 - p) / n + z2n / (4.0 * n));
+    *lo = fmax(0.0, center - half);
+    *hi = fmin(1.0, center + half);
+}
+
+typedef struct {
+    int exact, tokens, ok;
+    double loss;
+} sample_result;
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static double nll(const float *logits, int V, int target) {
+    float mx = logits[argmax(logits, V)];
+    double s = 0;
+    for (int v = 0; v < V; v++) s += exp((double)(logits[v] - mx));
+    return log(s) + mx - logits[target];
+}
+
+static void eval_sample(sample_result *r, lcg_decoder *dec, const lcg_task_cfg *task,
+                        const int *src, int n_src, const int *trg, int n_trg) {
+    lcg_tokens tk = lcg_task_tokens(task);
+    int V = dec->m->cfg.V;
+    decoder_reset(dec);
+    decoder_step(dec, tk.bos, 0);
+    for (int j = 0; j < n_src; j++) decoder_step(dec, src[j], !task->task->uses_sep && j == n_src - 1);
+    if (task->task->uses_sep) decoder_step(dec, tk.sep, 1);
+    int n_prompt = 1 + n_src + (task->task->uses_sep ? 1 : 0);
+    int gen_cap = (int)floor(n_prompt * task->task->gen_mult) - n_prompt;
+    const float *logits = dec->logits;
+    int all_ok = 1, eos_ok = 0;
+    r->tokens = n_trg + 1;
+    r->ok = 0;
+    r->loss = 0;
+    for (int j = 0; j <= n_trg; j++) {
+        int want = j < n_trg ? trg[j] : tk.eos;
+        int good = argmax(logits, V) == want;
+        r->ok += good;
+        r->loss += nll(logits, V, want);
+        if (j < n_trg) {
+            all_ok &= good;
+            logits = decoder_step(dec, trg[j], 1);
+        } else {
+            eos_ok = good;
+        }
+    }
+    r->exact = all_ok && (gen_cap == n_trg || (gen_cap > n_trg && eos_ok));
+}
+
+void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len) {
+    double t0 = lcg_now();
+    const lcg_task_cfg *task = &cfg->task;
+    int S = cfg->eval_samples, ms, mt;
+    task->task->max_sizes(task, len, &ms, &mt);
+    int *src = LCG_NEW(int, (size_t)S * ms), *trg = LCG_NEW(int, (size_t)S * mt);
+    int *n_src = LCG_NEW(int, S), *n_trg = LCG_NEW(int, S);
+    pcg32 rng = pcg32_derive(cfg->seed, "test", (uint64_t)len);
+    for (int s = 0; s < S; s++)
+        task->task->generate(task, &rng, len, src + (size_t)s * ms, &n_src[s], trg + (size_t)s * mt,
+                             &n_trg[s]);
+    sample_result *out = LCG_NEW(sample_result, S);
+    int cap = seq_max_input(task, len) + 1;
+#pragma omp parallel
+    {
+        lcg_decoder dec;
+        decoder_init(&dec, m, cap);
+#pragma omp for schedule(dynamic, 1)
+        for (int s = 0; s < S; s++)
+            eval_sample(&out[s], &dec, task, src + (size_t)s * ms, n_src[s], trg + (size_t)s * mt,
+                        n_trg[s]);
+        decoder_free(&dec);
+    }
+    memset(res, 0, sizeof *res);
+    res->len = len;
+    res->factor = (double)len / (cfg->len + cfg->vary);
+    res->samples = S;
+    double loss = 0;
+    for (int s = 0; s < S; s++) {
+        res->exact += out[s].exact;
+        res->tokens += out[s].tokens;
+        res->tokens_ok += out[s].ok;
+        loss += out[s].loss;
+    }
+    res->loss = res->tokens ? loss / res->tokens : NAN;
+    res->seconds = lcg_now() - t0;
+    lcg_free(out);
+    lcg_free(src);
+    lcg_free(trg);
+    lcg_free(n_src);
+    lcg_free(n_trg);
+}

@@ -1,0 +1,453 @@
+/*
+ * main.c: the `lcgbench` command line. Commands: run, help; --version. Flags are one table
+ * (common flags plus the chosen task's parameters), parsed strictly: an unknown flag, a
+ * missing value, a malformed or out-of-range number is a one-line error naming the flag,
+ * with a usage hint, and exit status 2. Runtime failures (I/O, non-finite loss) exit 1.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "run.h"
+#include "../model/checkpoint.h"
+#include "../model/infer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { FL_INT, FL_LONG, FL_U64, FL_DOUBLE, FL_STR, FL_BOOL, FL_LIST, FL_TASKP };
+
+typedef struct {
+    const char *name; /* without "--"; also the checkpoint note key */
+    int kind;
+    void *ptr;
+    double min, max;
+    const char *meta, *help;
+    int in_note;      /* recorded in checkpoints: must agree with --load */
+    int set;          /* given on the command line */
+} flag;
+
+static const char *g_cmd = "run";
+
+static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static _Noreturn void usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "lcgbench %s: ", g_cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'lcgbench %s --help')\n", g_cmd);
+    va_end(ap);
+    exit(2);
+}
+
+/* parse `s` for flag f into dst (same type as f->ptr); returns NULL or an error text */
+static const char *parse_value(const flag *f, const char *s, void *dst) {
+    static char why[200];
+    char *end;
+    errno = 0;
+    switch (f->kind) {
+    case FL_INT:
+    case FL_LONG: {
+        long long v = strtoll(s, &end, 10);
+        if (end == s || *end) return "expected an integer";
+        if (errno == ERANGE || v < f->min || v > f->max) {
+            snprintf(why, sizeof why, "must be in [%.0f, %.0f]", f->min, f->max);
+            return why;
+        }
+        if (f->kind == FL_INT) *(int *)dst = (int)v;
+        else *(long *)dst = (long)v;
+        return NULL;
+    }
+    case FL_U64: {
+        if (s[0] == '-') return "must be a non-negative integer";
+        unsigned long long v = strtoull(s, &end, 10);
+        if (end == s || *end) return "expected a non-negative integer";
+        if (errno == ERANGE) return "is out of range for a 64-bit seed";
+        *(uint64_t *)dst = v;
+        return NULL;
+    }
+    case FL_DOUBLE:
+    case FL_TASKP: {
+        double v = strtod(s, &end);
+        if (end == s || *end || isnan(v)) return "expected a number";
+        if (errno == ERANGE || v < f->min || v > f->max) {
+            snprintf(why, sizeof why, "must be in [%g, %g]", f->min, f->max);
+            return why;
+        }
+        if (f->kind == FL_TASKP && f->meta && strcmp(f->meta, "INT") == 0 && v != floor(v))
+            return "expected an integer";
+        *(double *)dst = v;
+        return NULL;
+    }
+    case FL_STR:
+        if (!*s) return "must not be empty";
+        *(const char **)dst = s;
+        return NULL;
+    default: return "cannot take a value";
+    }
+}
+
+static flag *find_flag(flag *fl, int n, const char *name, size_t len) {
+    for (int i = 0; i < n; i++)
+        if (strlen(fl[i].name) == len && strncmp(fl[i].name, name, len) == 0) return &fl[i];
+    return NULL;
+}
+
+static void print_flags(const flag *fl, int n) {
+    for (int i = 0; i < n; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", fl[i].name, fl[i].kind == FL_BOOL ? "" : " ",
+                 fl[i].kind == FL_BOOL ? "" : fl[i].meta && strcmp(fl[i].meta, "INT") ? fl[i].meta : "N");
+        printf("  %-24s %s\n", left, fl[i].help);
+    }
+}
+
+/* ---- run ---------------------------------------------------------------------------------- */
+typedef struct {
+    const char *task, *attn, *pos, *eval_lens;
+    double alpha;
+    int show_help;
+} run_names;
+
+static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
+    lcg_config *m = &c->model;
+    flag common[] = {
+        {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default recall", 1, 0},
+        {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer: softmax; default softmax", 1, 0},
+        {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "normalizer parameter, for normalizers that have one", 1, 0},
+        {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding: rope|nope|alibi|nape; default nape", 1, 0},
+        {"layers", FL_INT, &m->L, 1, 64, "N", "transformer layers (2)", 1, 0},
+        {"dim", FL_INT, &m->C, 2, 8192, "N", "model width C (64)", 1, 0},
+        {"heads", FL_INT, &m->H, 1, 256, "N", "attention heads (4)", 1, 0},
+        {"head-dim", FL_INT, &m->D, 2, 1024, "N", "head dimension, even (16)", 1, 0},
+        {"ffn", FL_INT, &m->F, 1, 65536, "N", "GeGLU hidden width (256)", 1, 0},
+        {"seed", FL_U64, &c->seed, 0, 0, "N", "seed of all randomness: data, init (1)", 1, 0},
+        {"steps", FL_LONG, &c->steps, 1, 1e9, "N", "training steps (600)", 1, 0},
+        {"batch", FL_INT, &c->batch, 1, 65536, "N", "samples per step (32)", 1, 0},
+        {"lr", FL_DOUBLE, &c->lr, 1e-9, 10, "X", "peak learning rate (3e-3)", 1, 0},
+        {"warmup", FL_LONG, &c->warmup, 0, 1e9, "N", "linear warmup steps (50)", 1, 0},
+        {"weight-decay", FL_DOUBLE, &c->weight_decay, 0, 10, "X", "AdamW weight decay (0)", 1, 0},
+        {"clip", FL_DOUBLE, &c->clip, 0, 1e9, "X", "clip gradients to this global norm, 0 = off (1)", 1, 0},
+        {"len", FL_INT, &c->len, 1, 1 << 20, "N", "training length (task default, 48 for the reference)", 1, 0},
+        {"vary", FL_INT, &c->vary, 0, 1 << 20, "N", "training lengths are len +- vary (task default)", 1, 0},
+        {"max-len", FL_INT, &c->max_len, 1, 1 << 24, "N", "ladder: (len+vary)*2^k up to this (1024)", 0, 0},
+        {"eval-lens", FL_STR, &nm->eval_lens, 0, 0, "L1,L2,..", "explicit evaluation lengths instead of the ladder", 0, 0},
+        {"eval-samples", FL_INT, &c->eval_samples, 1, 1 << 24, "N", "test samples per length (100)", 0, 0},
+        {"out", FL_STR, &c->out, 0, 0, "FILE", "CSV to append rows to (results/runs.csv)", 0, 0},
+        {"save", FL_STR, &c->save, 0, 0, "FILE", "write a checkpoint after training", 0, 0},
+        {"load", FL_STR, &c->load, 0, 0, "FILE", "evaluate this checkpoint instead of training", 0, 0},
+        {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS or all cores)", 0, 0},
+        {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
+        {"quiet", FL_BOOL, &c->quiet, 0, 0, NULL, "no progress output", 0, 0},
+        {"help", FL_BOOL, &nm->show_help, 0, 0, NULL, "show this help", 0, 0},
+    };
+    int n = (int)(sizeof common / sizeof *common);
+    memcpy(fl, common, sizeof common);
+    const lcg_task *t = c->task.task;
+    for (int i = 0; i < t->n_params; i++) {
+        const lcg_task_param *p = &t->params[i];
+        fl[n++] = (flag){p->flag, FL_TASKP, &c->task.p[i], p->min, p->max, p->is_int ? "INT" : "X",
+                         p->help, 1, 0};
+    }
+    return n;
+}
+
+static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
+    memset(c, 0, sizeof *c);
+    memset(nm, 0, sizeof *nm);
+    lcg_task_defaults(&c->task, task);
+    nm->task = task->name;
+    nm->attn = "softmax";
+    nm->pos = "nape";
+    nm->alpha = NAN;
+    c->model = (lcg_config){.L = 2, .C = 64, .H = 4, .D = 16, .F = 256, .alpha = 1.0f};
+    c->seed = 1;
+    c->steps = 600;
+    c->batch = 32;
+    c->lr = 3e-3;
+    c->warmup = 50;
+    c->weight_decay = 0;
+    c->clip = 1.0;
+    c->len = task->def_len;
+    c->vary = task->def_vary;
+    c->max_len = 1024;
+    c->eval_samples = 100;
+    c->out = "results/runs.csv";
+}
+
+/* apply "key=value;..." (a checkpoint note) to the flags; a flag given on the command line
+ * must agree with the note */
+static void apply_note(flag *fl, int n, const char *note, const char *path) {
+    char *copy = strdup(note);
+    if (!copy) lcg_die("out of memory");
+    for (char *save = NULL, *kv = strtok_r(copy, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) continue;
+        *eq = '\0';
+        flag *f = find_flag(fl, n, kv, strlen(kv));
+        if (!f || !f->in_note) continue;
+        unsigned char tmp[16] = {0}, cur[16] = {0};
+        size_t sz = f->kind == FL_INT ? sizeof(int) : f->kind == FL_STR ? sizeof(char *) : 8;
+        if (parse_value(f, eq + 1, tmp)) usage_error("checkpoint '%s' has a bad %s '%s'", path, kv, eq + 1);
+        memcpy(cur, f->ptr, sz);
+        if (f->set) {
+            int same = f->kind == FL_STR ? strcmp(*(char **)cur, *(char **)tmp) == 0 : memcmp(cur, tmp, sz) == 0;
+            if (!same) usage_error("--%s conflicts with the checkpoint '%s' (%s=%s)", kv, path, kv, eq + 1);
+        } else if (f->kind == FL_STR) {
+            *(char **)f->ptr = strdup(eq + 1); /* lives until exit */
+        } else {
+            memcpy(f->ptr, tmp, sz);
+        }
+    }
+    free(copy);
+}
+
+static const char *note_get(const char *note, const char *key, char *out, size_t n) {
+    size_t kl = strlen(key);
+    for (const char *p = note; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t len = strcspn(p + kl + 1, ";");
+            snprintf(out, n, "%.*s", (int)len, p + kl + 1);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+static void run_help(const flag *fl, int n) {
+    printf("usage: lcgbench run [flags]\n\n"
+           "Train a small transformer on a synthetic task at short length, evaluate it on a\n"
+           "ladder of longer lengths, print a table and append one CSV row per length.\n\n"
+           "flags (the task's own parameters are listed last):\n");
+    print_flags(fl, n);
+}
+
+static void parse_eval_lens(lcg_run_cfg *c, const char *s) {
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',') || errno || v < 1 || v > (1 << 24))
+            usage_error("--eval-lens: '%s' is not a comma-separated list of lengths in [1, 16777216]", s);
+        if (c->n_rungs == LCG_MAX_RUNGS) usage_error("--eval-lens: at most %d lengths", LCG_MAX_RUNGS);
+        c->rungs[c->n_rungs++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!c->n_rungs) usage_error("--eval-lens: empty list");
+}
+
+static long mem_available_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    long kb = -1;
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+static int cmd_run(int argc, char **argv) {
+    g_cmd = "run";
+    /* the task (from --task or the checkpoint) decides which flags exist: find it first */
+    const char *task_name = "recall", *load = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--task=", 7) == 0) task_name = a + 7;
+        else if (strcmp(a, "--task") == 0 && i + 1 < argc) task_name = argv[i + 1];
+        if (strncmp(a, "--load=", 7) == 0) load = a + 7;
+        else if (strcmp(a, "--load") == 0 && i + 1 < argc) load = argv[i + 1];
+    }
+    lcg_checkpoint ck = {0};
+    char err[768], buf[256];
+    int task_given = 0;
+    for (int i = 0; i < argc; i++) task_given |= strncmp(argv[i], "--task", 6) == 0;
+    if (load) {
+        if (checkpoint_load(load, &ck, err, sizeof err) != 0) {
+            fprintf(stderr, "lcgbench run: %s\n", err);
+            return 1;
+        }
+        if (!task_given && note_get(ck.note, "task", buf, sizeof buf)) task_name = strdup(buf);
+    }
+    const lcg_task *task = lcg_task_find(task_name);
+    if (!task) usage_error("--task: unknown task '%s' (see 'lcgbench help tasks')", task_name);
+
+    lcg_run_cfg c;
+    run_names nm;
+    set_defaults(&c, &nm, task);
+    flag fl[64];
+    int n_fl = build_flags(fl, &c, &nm);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) usage_error("unexpected argument '%s'", a);
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        flag *f = find_flag(fl, n_fl, a + 2, len);
+        if (!f) usage_error("unknown flag '--%.*s'", (int)len, a + 2);
+        if (f->set) usage_error("--%s given twice", f->name);
+        f->set = 1;
+        if (f->kind == FL_BOOL) {
+            if (eq) usage_error("--%s takes no value", f->name);
+            *(int *)f->ptr = 1;
+            continue;
+        }
+        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!val) usage_error("--%s needs a value", f->name);
+        const char *why = parse_value(f, val, f->ptr);
+        if (why) usage_error("--%s %s, got '%s'", f->name, why, val);
+    }
+    if (nm.show_help) {
+        run_help(fl, n_fl);
+        return 0;
+    }
+    if (load) apply_note(fl, n_fl, ck.note, load);
+
+    const lcg_normalizer *norm = lcg_normalizer_find(nm.attn);
+    if (!norm) usage_error("--attn: unknown normalizer '%s' (see 'lcgbench help attn')", nm.attn);
+    const lcg_posenc *pos = lcg_posenc_find(nm.pos);
+    if (!pos) usage_error("--pos: unknown position encoding '%s' (see 'lcgbench help pos')", nm.pos);
+    if (!isnan(nm.alpha) && !norm->has_alpha) usage_error("--alpha: normalizer '%s' has no alpha", norm->name);
+    c.model.norm = norm->id;
+    c.model.pos = pos->id;
+    c.model.alpha = (float)(isnan(nm.alpha) ? norm->alpha_def : nm.alpha);
+    c.model.V = lcg_task_tokens(&c.task).vocab;
+    const char *bad = lcg_config_check(&c.model);
+    if (bad[0]) usage_error("%s", bad);
+    if (c.model.pos == LCG_POS_ROPE && c.model.D % 2) usage_error("--head-dim must be even for rope");
+    if (c.vary >= c.len) usage_error("--vary %d must be smaller than --len %d", c.vary, c.len);
+    bad = task->validate(&c.task, c.len - c.vary);
+    if (bad[0]) usage_error("%s (at the shortest training length %d)", bad, c.len - c.vary);
+    if (nm.eval_lens) parse_eval_lens(&c, nm.eval_lens);
+    else if (c.max_len < c.len + c.vary)
+        usage_error("--max-len %d is below the longest training length %d", c.max_len, c.len + c.vary);
+    for (int i = 0; i < c.n_rungs; i++) {
+        bad = task->validate(&c.task, c.rungs[i]);
+        if (bad[0]) usage_error("--eval-lens: %s (length %d)", bad, c.rungs[i]);
+    }
+    if (c.warmup > c.steps) usage_error("--warmup %ld exceeds --steps %ld", c.warmup, c.steps);
+
+    if (c.threads) omp_set_num_threads(c.threads);
+    c.threads = omp_get_max_threads();
+
+    /* memory check before any work: every thread holds a decoder at the longest length */
+    int lens[LCG_MAX_RUNGS], n_lens = eval_ladder(&c, lens), longest = 0;
+    for (int i = 0; i < n_lens; i++) longest = lens[i] > longest ? lens[i] : longest;
+    int ms, mt;
+    task->max_sizes(&c.task, longest, &ms, &mt);
+    double need = (double)decoder_bytes(&c.model, seq_max_input(&c.task, longest) + 1) * c.threads +
+                  (double)c.eval_samples * (ms + mt) * sizeof(int);
+    long avail = mem_available_bytes();
+    if (avail > 0 && need > 0.9 * (double)avail)
+        usage_error("evaluating length %d needs about %.1f GiB (%d threads), more than the %.1f GiB "
+                    "available; lower --max-len, --eval-samples or --threads",
+                    longest, need / (1 << 30), c.threads, (double)avail / (1 << 30));
+
+    lcg_model m;
+    model_init(&m, &c.model, c.seed);
+    lcg_train_result tr = {.train_loss = NAN};
+    char note[1024];
+    run_cfg_string(&c, note, sizeof note);
+    if (!c.quiet)
+        fprintf(stderr, "lcgbench %s: task %s, %s + %s, %d layers, C=%d, %dx%d heads, %zu params, %d threads\n",
+                LCG_VERSION, task->name, norm->name, pos->name, c.model.L, c.model.C, c.model.H,
+                c.model.D, m.n_params, c.threads);
+    if (load) {
+        if (ck.n_params != m.n_params) lcg_die("checkpoint '%s' does not match its own config", load);
+        memcpy(m.params_mem, ck.params, sizeof(float) * m.n_params);
+        tr.steps_done = ck.step;
+        checkpoint_free(&ck);
+    } else {
+        train_run(&m, &tr, &c, note);
+        if (!c.quiet)
+            fprintf(stderr, "trained %ld steps in %.1f s (%.0f tok/s), final loss %.4f\n", tr.steps_done,
+                    tr.train_seconds, tr.train_tok_s, tr.train_loss);
+    }
+
+    lcg_rung_result res[LCG_MAX_RUNGS];
+    printf("%8s %7s %8s %17s %8s %9s %8s\n", "len", "factor", "exact%", "95% CI", "token%", "loss", "sec");
+    for (int i = 0; i < n_lens; i++) {
+        eval_rung(&res[i], &m, &c, lens[i]);
+        double lo, hi;
+        wilson95(res[i].exact, res[i].samples, &lo, &hi);
+        printf("%8d %7.4g %8.1f   [%5.1f, %5.1f] %8.1f %9.4f %8.2f\n", res[i].len, res[i].factor,
+               100.0 * res[i].exact / res[i].samples, 100 * lo, 100 * hi,
+               100.0 * res[i].tokens_ok / res[i].tokens, res[i].loss, res[i].seconds);
+        fflush(stdout);
+    }
+    if (csv_append(&c, &tr, res, n_lens, err, sizeof err) != 0) {
+        fprintf(stderr, "lcgbench run: %s\n", err);
+        model_free(&m);
+        return 1;
+    }
+    if (!c.quiet) fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
+    model_free(&m);
+    return 0;
+}
+
+/* ---- help --------------------------------------------------------------------------------- */
+static void main_help(void) {
+    printf("lcgbench %s: length-extrapolation benchmarks for attention normalizers\n\n"
+           "usage: lcgbench <command> [flags]\n\n"
+           "commands:\n"
+           "  run      train on a task at short length, evaluate a ladder of lengths, append CSV\n"
+           "  help     this text; 'lcgbench help <command|tasks|attn|pos>' for more\n\n"
+           "Every command takes --help. 'lcgbench --version' prints the version.\n",
+           LCG_VERSION);
+}
+
+static int cmd_help(int argc, char **argv) {
+    g_cmd = "help";
+    if (argc == 0) {
+        main_help();
+        return 0;
+    }
+    if (argc > 1) usage_error("takes at most one topic");
+    const char *t = argv[0];
+    if (strcmp(t, "run") == 0) {
+        char *args[] = {"--help"};
+        return cmd_run(1, args);
+    }
+    if (strcmp(t, "help") == 0 || strcmp(t, "--help") == 0) {
+        main_help();
+        return 0;
+    }
+    if (strcmp(t, "tasks") == 0) {
+        for (int i = 0; lcg_task_at(i); i++) {
+            const lcg_task *k = lcg_task_at(i);
+            printf("%-10s %s (default length %d +- %d)\n", k->name, k->help, k->def_len, k->def_vary);
+            for (int j = 0; j < k->n_params; j++)
+                printf("    --%-14s %s (default %g)\n", k->params[j].flag, k->params[j].help, k->params[j].def);
+        }
+        return 0;
+    }
+    if (strcmp(t, "attn") == 0) {
+        for (int i = 0; lcg_normalizer_at(i); i++)
+            printf("%-10s %s\n", lcg_normalizer_at(i)->name, lcg_normalizer_at(i)->help);
+        return 0;
+    }
+    if (strcmp(t, "pos") == 0) {
+        for (int i = 0; lcg_posenc_at(i); i++) printf("%-10s %s\n", lcg_posenc_at(i)->name, lcg_posenc_at(i)->help);
+        return 0;
+    }
+    usage_error("unknown topic '%s' (commands: run, help; topics: tasks, attn, pos)", t);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        main_help();
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("lcgbench %s\n", LCG_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return cmd_help(0, NULL);
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "help") == 0) return cmd_help(argc - 2, argv + 2);
+    fprintf(stderr, "lcgbench: unknown command '%s' (see 'lcgbench --help')\n", cmd);
+    return 2;
+}

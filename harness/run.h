@@ -1,0 +1,92 @@
+/*
+ * run.h: the settings of one `lcgbench run` and the pieces of the harness that use them:
+ * sequence building, training, the evaluation ladder and CSV output. The harness owns all
+ * policy (defaults, validation, files); the model and kernels below it only compute.
+ */
+#ifndef LCG_RUN_H
+#define LCG_RUN_H
+
+#include <stdint.h>
+
+#include "../model/model.h"
+#include "../tasks/task.h"
+
+#define LCG_VERSION "0.1.0"
+#define LCG_MAX_RUNGS 32
+
+typedef struct {
+    lcg_task_cfg task;
+    lcg_config model;    /* V is derived from the task */
+    uint64_t seed;
+    long steps;
+    int batch;
+    double lr;
+    long warmup;
+    double weight_decay;
+    double clip;
+    int len, vary;       /* training lengths: uniform in [len - vary, len + vary] */
+    int max_len;         /* ladder: (len + vary) * 2^k up to max_len */
+    int n_rungs;         /* explicit --eval-lens, else 0 */
+    int rungs[LCG_MAX_RUNGS];
+    int eval_samples;
+    const char *out;     /* CSV path */
+    const char *save;    /* checkpoint written after training */
+    const char *load;    /* checkpoint to evaluate instead of training */
+    int threads;         /* 0 = OpenMP default */
+    long log_every;      /* 0 = automatic */
+    int quiet;
+} lcg_run_cfg;
+
+/* one evaluated rung */
+typedef struct {
+    int len;
+    double factor;
+    int samples;
+    long exact, tokens, tokens_ok;
+    double loss;         /* mean teacher-forced loss per supervised token */
+    double seconds;
+} lcg_rung_result;
+
+typedef struct {
+    double train_loss;   /* mean loss over the last 10% of steps (NaN if no training) */
+    double train_seconds;
+    double train_tok_s;  /* non-pad tokens per second */
+    long steps_done;
+} lcg_train_result;
+
+/* ---- sequences (harness/sequence.c) ------------------------------------------------------ */
+typedef struct {
+    int *tok;            /* B, T  model input (pad-filled) */
+    int *tgt;            /* B, T  next token */
+    unsigned char *mask; /* B, T  1 on supervised positions */
+    int B, T, cap_T;
+    long n_real;         /* non-pad input tokens */
+} lcg_batch;
+
+/* largest input length (BOS src SEP trg, without EOS) a sample of length len can give */
+int seq_max_input(const lcg_task_cfg *task, int len);
+/* fills one batch of fresh samples with lengths uniform in [len - vary, len + vary] */
+void batch_fill(lcg_batch *b, const lcg_task_cfg *task, pcg32 *rng, int B, int len, int vary);
+void batch_free(lcg_batch *b);
+
+/* ---- training / evaluation --------------------------------------------------------------- */
+void train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note);
+/* ladder of lengths to evaluate; returns the count */
+int eval_ladder(const lcg_run_cfg *cfg, int *lens);
+void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len);
+/* Wilson score interval (95%) for k successes of n */
+void wilson95(long k, long n, double *lo, double *hi);
+
+/* ---- CSV (harness/csv_out.c) ------------------------------------------------------------- */
+/* appends one row per rung to cfg->out atomically; returns 0 or -1 with err */
+int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
+               int n_rungs, char *err, size_t err_len);
+extern const char *const lcg_csv_columns[];
+extern const int lcg_csv_n_columns;
+
+/* canonical "flag=value;..." text of every setting that determines the trained model (keys
+ * are flag names; stored in checkpoints and hashed into run_id) */
+void run_cfg_string(const lcg_run_cfg *cfg, char *out, size_t n);
+uint64_t run_cfg_id(const lcg_run_cfg *cfg);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * attention.c: the attention normalizers (one row of scores -> weights, forward and backward)
+ * and causal multi-head attention for training, where the T x T block is short and kept for
+ * the backward pass. Evaluation never comes here: model/infer.c scores one query row at a time
+ * against the KV cache with the same row normalizers, in O(n) memory.
+ *
+ * Adding a normalizer: a case in norm_row_forward/backward and an entry in registry.c.
+ */
+#include "kernels.h"
+#include "real.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* ---- softmax ------------------------------------------------------------------------------ */
+static void softmax_row(real *p, const real *s, int n) {
+    real mx = s[0];
+    for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+        p[j] = (real)exp((double)(s[j] - mx));
+        sum += p[j];
+    }
+    real inv = (real)(1.0 / sum);
+    for (int j = 0; j < n; j++) p[j] *= inv;
+}
+
+/* ds_j = p_j (dp_j - sum_k p_k dp_k) */
+static void softmax_row_backward(real *ds, const real *p, const real *dp, int n) {
+    double dot = 0;
+    for (int j = 0; j < n; j++) dot += (double)p[j] * dp[j];
+    for (int j = 0; j < n; j++) ds[j] = p[j] * (dp[j] - (real)dot);
+}
+
+void KFN(norm_row_forward)(real *p, const real *s, int n, int norm, double alpha) {
+    (void)alpha;
+    switch (norm) {
+    case LCG_NORM_SOFTMAX: softmax_row(p, s, n); return;
+    default: lcg_die("unknown attention normalizer id %d", norm);
+    }
+}
+
+void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int norm,
+                            double alpha) {
+    (void)alpha;
+    switch (norm) {
+    case LCG_NORM_SOFTMAX: softmax_row_backward(ds, p, dp, n); return;
+    default: lcg_die("unknown attention normalizer id %d", norm);
+    }
+}
+
+/* ---- causal attention over a materialized block -------------------------------------------- */
+static real dot(const real *a, const real *b, int n) {
+    real s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+void KFN(attention_forward)(real *out, real *att, const real *qkv, const float *slopes, int norm,
+                            double alpha, int B, int T, int H, int D) {
+    int HD = H * D, C3 = 3 * HD;
+    real scale = (real)(1.0 / sqrt((double)D));
+#pragma omp parallel
+    {
+        real *s = LCG_NEW(real, T);
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < B * H; bh++) {
+            int b = bh / H, h = bh % H;
+            real m = (real)slopes[h];
+            const real *base = qkv + (size_t)b * T * C3;
+            for (int t = 0; t < T; t++) {
+                const real *q = base + (size_t)t * C3 + h * D;
+                for (int j = 0; j <= t; j++)
+                    s[j] = dot(q, base + (size_t)j * C3 + HD + h * D, D) * scale + m * (real)(j - t);
+                real *p = att + ((size_t)bh * T + t) * T;
+                KFN(norm_row_forward)(p, s, t + 1, norm, alpha);
+                for (int j = t + 1; j < T; j++) p[j] = 0;
+                real *o = out + ((size_t)b * T + t) * HD + h * D;
+                for (int d = 0; d < D; d++) o[d] = 0;
+                for (int j = 0; j <= t; j++) {
+                    if (p[j] == 0) continue;
+                    const real *v = base + (size_t)j * C3 + 2 * HD + h * D;
+                    for (int d = 0; d < D; d++) o[d] += p[j] * v[d];
+                }
+            }
+        }
+        lcg_free(s);
+    }
+}
+
+void KFN(attention_backward)(real *dqkv, const real *dout, const real *qkv, const real *att,
+                             const float *slopes, int norm, double alpha, int B, int T, int H,
+                             int D) {
+    (void)slopes; /* the ALiBi bias is constant: no gradient */
+    int HD = H * D, C3 = 3 * HD;
+    real scale = (real)(1.0 / sqrt((double)D));
+#pragma omp parallel
+    {
+        real *dp = LCG_NEW(real, T), *ds = LCG_NEW(real, T);
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < B * H; bh++) {
+            int b = bh / H, h = bh % H;
+            const real *base = qkv + (size_t)b * T * C3;
+            real *dbase = dqkv + (size_t)b * T * C3;
+            for (int t = 0; t < T; t++) {
+                const real *p = att + ((size_t)bh * T + t) * T;
+                const real *g = dout + ((size_t)b * T + t) * HD + h * D;
+                for (int j = 0; j <= t; j++) {
+                    const real *v = base + (size_t)j * C3 + 2 * HD + h * D;
+                    real *dv = dbase + (size_t)j * C3 + 2 * HD + h * D;
+                    dp[j] = dot(g, v, D);
+                    for (int d = 0; d < D; d++) dv[d] += p[j] * g[d];
+                }
+                KFN(norm_row_backward)(ds, p, dp, t + 1, norm, alpha);
+                const real *q = base + (size_t)t * C3 + h * D;
+                real *dq = dbase + (size_t)t * C3 + h * D;
+                for (int j = 0; j <= t; j++) {
+                    real w = ds[j] * scale;
+                    if (w == 0) continue;
+                    const real *k = base + (size_t)j * C3 + HD + h * D;
+                    real *dk = dbase + (size_t)j * C3 + HD + h * D;
+                    for (int d = 0; d < D; d++) {
+                        dq[d] += w * k[d];
+                        dk[d] += w * q[d];
+                    }
+                }
+            }
+        }
+        lcg_free(dp);
+        lcg_free(ds);
+    }
+}

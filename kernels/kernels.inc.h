@@ -1,0 +1,72 @@
+/*
+ * kernels.inc.h: prototypes of the forward/backward kernels for one scalar type. Included
+ * twice by kernels.h (LCG_REAL = float with plain names, = double with `_f64` names).
+ *
+ * Conventions (llm.c style): outputs first, then saved buffers, then inputs, then sizes.
+ * Every backward ACCUMULATES (+=) into its gradient outputs; callers zero them once per step.
+ * Dimension letters: B batch, T time, C model width, H heads, D head dim, F FFN width,
+ * V vocabulary, N = B*T rows, IC/OC matmul in/out features.
+ */
+
+/* embedding, scaled by sqrt(C): out[n] = emb[tok[n]] * sqrt(C) */
+void KFN(encoder_forward)(LCG_REAL *out /* N,C */, const int *tok /* N */,
+                          const LCG_REAL *emb /* V,C */, int N, int C);
+void KFN(encoder_backward)(LCG_REAL *demb /* V,C */, const LCG_REAL *dout /* N,C */,
+                           const int *tok /* N */, int N, int C);
+
+/* RMSNorm with (1 + w): out = x / sqrt(mean(x^2) + eps) * (1 + w) */
+void KFN(rmsnorm_forward)(LCG_REAL *out /* N,C */, LCG_REAL *rstd /* N */,
+                          const LCG_REAL *inp /* N,C */, const LCG_REAL *w /* C */, int N, int C);
+void KFN(rmsnorm_backward)(LCG_REAL *dinp /* N,C */, LCG_REAL *dw /* C */,
+                           const LCG_REAL *dout /* N,C */, const LCG_REAL *inp /* N,C */,
+                           const LCG_REAL *w /* C */, const LCG_REAL *rstd /* N */, int N, int C);
+
+/* out = inp @ w (w stored input-major). _ref is the plain triple loop the fast path is tested
+ * against. */
+void KFN(matmul_forward)(LCG_REAL *out /* N,OC */, const LCG_REAL *inp /* N,IC */,
+                         const LCG_REAL *w /* IC,OC */, int N, int IC, int OC);
+void KFN(matmul_forward_ref)(LCG_REAL *out /* N,OC */, const LCG_REAL *inp /* N,IC */,
+                             const LCG_REAL *w /* IC,OC */, int N, int IC, int OC);
+void KFN(matmul_backward)(LCG_REAL *dinp /* N,IC */, LCG_REAL *dw /* IC,OC */,
+                          const LCG_REAL *dout /* N,OC */, const LCG_REAL *inp /* N,IC */,
+                          const LCG_REAL *w /* IC,OC */, int N, int IC, int OC);
+void KFN(matmul_backward_ref)(LCG_REAL *dinp /* N,IC */, LCG_REAL *dw /* IC,OC */,
+                              const LCG_REAL *dout /* N,OC */, const LCG_REAL *inp /* N,IC */,
+                              const LCG_REAL *w /* IC,OC */, int N, int IC, int OC);
+
+/* GeGLU with tanh-GELU: out = gelu_tanh(gu[:, :F]) * gu[:, F:] */
+void KFN(geglu_forward)(LCG_REAL *out /* N,F */, const LCG_REAL *gu /* N,2F */, int N, int F);
+void KFN(geglu_backward)(LCG_REAL *dgu /* N,2F */, const LCG_REAL *dout /* N,F */,
+                         const LCG_REAL *gu /* N,2F */, int N, int F);
+
+/* RoPE (rotate-half, theta 10000, full head dim) on the q and k parts of qkv, in place.
+ * Position of row (b, t) is t. Backward rotates the gradient back, in place. */
+void KFN(rope_forward)(LCG_REAL *qkv /* B,T,3*H*D */, int B, int T, int H, int D);
+void KFN(rope_backward)(LCG_REAL *dqkv /* B,T,3*H*D */, int B, int T, int H, int D);
+/* one token at position pos: rotates x[H*D] in place */
+void KFN(rope_rotate)(LCG_REAL *x /* H*D */, int pos, int H, int D);
+
+/* causal multi-head attention on a materialized T x T probability block (training only; T is
+ * the short training length). s_ij = q_i.k_j/sqrt(D) + slope_h*(j-i), p_i = norm(s_i,0..i). */
+void KFN(attention_forward)(LCG_REAL *out /* B,T,H*D */, LCG_REAL *att /* B,H,T,T */,
+                            const LCG_REAL *qkv /* B,T,3*H*D */, const float *slopes /* H */,
+                            int norm, double alpha, int B, int T, int H, int D);
+void KFN(attention_backward)(LCG_REAL *dqkv /* B,T,3*H*D */, const LCG_REAL *dout /* B,T,H*D */,
+                             const LCG_REAL *qkv /* B,T,3*H*D */, const LCG_REAL *att /* B,H,T,T */,
+                             const float *slopes /* H */, int norm, double alpha,
+                             int B, int T, int H, int D);
+
+/* attention normalizers on one row of n scores (row API shared by training and decoding) */
+void KFN(norm_row_forward)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, int norm,
+                           double alpha);
+void KFN(norm_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */,
+                            const LCG_REAL *dp /* n */, int n, int norm, double alpha);
+
+/* masked softmax cross-entropy. losses[n] = -log softmax(logits[n])[target[n]] where
+ * mask[n], else 0. Backward writes dlogits = (softmax - onehot) * scale on masked rows. */
+void KFN(crossentropy_forward)(LCG_REAL *losses /* N */, const LCG_REAL *logits /* N,V */,
+                               const int *targets /* N */, const unsigned char *mask /* N */,
+                               int N, int V);
+void KFN(crossentropy_backward)(LCG_REAL *dlogits /* N,V */, const LCG_REAL *logits /* N,V */,
+                                const int *targets /* N */, const unsigned char *mask /* N */,
+                                LCG_REAL scale, int N, int V);

@@ -1,0 +1,44 @@
+/*
+ * registry.c: names, flags and help of the attention normalizers and position encodings.
+ * The math is in attention.c (normalizers) and posenc.c / attention.c (encodings); this file
+ * is the one place the CLI, CSV and checkpoints learn which variants exist.
+ */
+#include "kernels.h"
+
+#include <string.h>
+
+static const lcg_normalizer normalizers[] = {
+    {"softmax", LCG_NORM_SOFTMAX, 0, 1.0, "dense softmax attention"},
+};
+
+const lcg_normalizer *lcg_normalizer_at(int i) {
+    return i >= 0 && i < (int)(sizeof normalizers / sizeof *normalizers) ? &normalizers[i] : NULL;
+}
+
+const lcg_normalizer *lcg_normalizer_find(const char *name) {
+    for (int i = 0; lcg_normalizer_at(i); i++)
+        if (strcmp(normalizers[i].name, name) == 0) return &normalizers[i];
+    return NULL;
+}
+
+static const lcg_posenc posencs[] = {
+    {"rope", LCG_POS_ROPE, "rotary embedding on every head"},
+    {"nope", LCG_POS_NOPE, "no position signal"},
+    {"alibi", LCG_POS_ALIBI, "ALiBi bias -m_h*(i-j), m_h = 1/(h+1), every head"},
+    {"nape", LCG_POS_NAPE, "ALiBi on heads 0..H/2-1 (m_h = 1/(h+1)), NoPE on the rest"},
+};
+
+const lcg_posenc *lcg_posenc_at(int i) {
+    return i >= 0 && i < (int)(sizeof posencs / sizeof *posencs) ? &posencs[i] : NULL;
+}
+
+const lcg_posenc *lcg_posenc_find(const char *name) {
+    for (int i = 0; lcg_posenc_at(i); i++)
+        if (strcmp(posencs[i].name, name) == 0) return &posencs[i];
+    return NULL;
+}
+
+void lcg_posenc_slopes(float *slopes, int pos, int H) {
+    int n_alibi = pos == LCG_POS_ALIBI ? H : pos == LCG_POS_NAPE ? H / 2 : 0;
+    for (int h = 0; h < H; h++) slopes[h] = h < n_alibi ? 1.0f / (float)(h + 1) : 0.0f;
+}

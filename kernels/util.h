@@ -1,0 +1,65 @@
+/*
+ * util.h: checked allocation and I/O helpers shared by every layer, plus the
+ * PCG32 generator that all randomness flows from.
+ *
+ * Every helper that can fail names the caller's file and line and exits with
+ * status 1: a failed allocation or a short write is never silently ignored.
+ * This file deliberately holds no math and no policy (no CLI, no CSV).
+ */
+#ifndef LCG_UTIL_H
+#define LCG_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- fatal errors ---------------------------------------------------------------------- */
+_Noreturn void lcg_die_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define lcg_die(...) lcg_die_at(__FILE__, __LINE__, __VA_ARGS__)
+
+/* ---- allocation: 64-byte aligned, zeroed, fatal on failure ----------------------------- */
+void *lcg_alloc_at(size_t n_bytes, const char *file, int line);
+#define lcg_alloc(n_bytes) lcg_alloc_at((n_bytes), __FILE__, __LINE__)
+#define LCG_NEW(type, count) ((type *)lcg_alloc(sizeof(type) * (size_t)(count)))
+void lcg_free(void *p);
+
+/* ---- file I/O: fatal on failure, naming the path --------------------------------------- */
+FILE *lcg_fopen_at(const char *path, const char *mode, const char *file, int line);
+void lcg_fwrite_at(const void *p, size_t size, size_t n, FILE *f, const char *path,
+                   const char *file, int line);
+#define lcg_fopen(path, mode) lcg_fopen_at((path), (mode), __FILE__, __LINE__)
+#define lcg_fwrite(p, size, n, f, path) lcg_fwrite_at((p), (size), (n), (f), (path), __FILE__, __LINE__)
+/* fflush + fsync + fclose; returns 0 or -1 with errno set (callers report the path). */
+int lcg_fclose_sync(FILE *f);
+/* Atomically replace `path` with `n` bytes: write `path.tmp.<pid>`, fsync, rename.
+ * Returns 0, or -1 with a message in err[err_len]. */
+int lcg_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t err_len);
+/* Read a whole file; returns NULL (errno set) if it cannot be opened or read. */
+char *lcg_read_file(const char *path, size_t *n_out);
+
+/* ---- timing ----------------------------------------------------------------------------- */
+double lcg_now(void); /* monotonic seconds */
+
+/* ---- hashing ---------------------------------------------------------------------------- */
+uint64_t lcg_fnv1a(uint64_t h, const void *data, size_t n);
+#define LCG_FNV_INIT 0xcbf29ce484222325ULL
+
+/* ---- PCG32 (O'Neill 2014, XSH-RR 64/32), our own implementation ------------------------ */
+typedef struct {
+    uint64_t state;
+    uint64_t inc; /* stream selector, always odd */
+} pcg32;
+
+void pcg32_seed(pcg32 *rng, uint64_t initstate, uint64_t initseq);
+uint32_t pcg32_next(pcg32 *rng);
+/* uniform in [0, bound), unbiased (rejection of the low remainder, as pcg_basic does) */
+uint32_t pcg32_below(pcg32 *rng, uint32_t bound);
+/* uniform in [0, 1) with 24 random bits */
+float pcg32_float(pcg32 *rng);
+/* standard normal (Box-Muller on two 32-bit draws; deterministic, no cached spare) */
+double pcg32_normal(pcg32 *rng);
+/* an independent generator for a named purpose: same seed, distinct stream */
+pcg32 pcg32_derive(uint64_t seed, const char *purpose, uint64_t index);
+
+#endif

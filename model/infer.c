@@ -1,0 +1,93 @@
+/*
+ * infer.c: see infer.h. The per-token path mirrors model_forward exactly (same kernels, same
+ * order of operations per row), which tests/test_model.c checks logit by logit.
+ */
+#include "infer.h"
+#include "../kernels/util.h"
+
+#include <math.h>
+#include <string.h>
+
+static size_t layout(const lcg_config *c, int cap, float *base, lcg_decoder *d) {
+    size_t HD = (size_t)c->H * c->D, L = (size_t)c->L;
+    size_t sizes[] = {L * cap * HD, L * cap * HD, c->C, c->C, 3 * HD, HD, c->C,
+                      2 * (size_t)c->F, c->F, cap, cap, c->V};
+    float **slots[] = {&d->kc, &d->vc, &d->x, &d->h, &d->qkv, &d->atty, &d->tmp,
+                       &d->gu, &d->ff, &d->scores, &d->probs, &d->logits};
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        if (base) *slots[i] = base + off;
+        off += (sizes[i] + 15) / 16 * 16;
+    }
+    return off;
+}
+
+size_t decoder_bytes(const lcg_config *cfg, int cap) {
+    lcg_decoder d;
+    return layout(cfg, cap, NULL, &d) * sizeof(float);
+}
+
+void decoder_init(lcg_decoder *d, const lcg_model *m, int cap) {
+    memset(d, 0, sizeof *d);
+    d->m = m;
+    d->cap = cap;
+    d->mem = LCG_NEW(float, layout(&m->cfg, cap, NULL, d));
+    layout(&m->cfg, cap, d->mem, d);
+}
+
+void decoder_free(lcg_decoder *d) {
+    lcg_free(d->mem);
+    memset(d, 0, sizeof *d);
+}
+
+const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
+    const lcg_model *m = d->m;
+    const lcg_config *c = &m->cfg;
+    int C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, i = d->n;
+    float *const *w = m->params.t;
+    if (i >= d->cap) lcg_die("decoder cache full (%d positions)", d->cap);
+    float rstd, scale = (float)(1.0 / sqrt((double)D));
+
+    encoder_forward(d->x, &token, w[LCG_P_EMB], 1, C);
+    for (int l = 0; l < c->L; l++) {
+        float *kc = d->kc + (size_t)l * d->cap * HD, *vc = d->vc + (size_t)l * d->cap * HD;
+        rmsnorm_forward(d->h, &rstd, d->x, w[LCG_P_LN_IN] + (size_t)l * C, 1, C);
+        matmul_forward(d->qkv, d->h, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, 1, C, 3 * HD);
+        if (c->pos == LCG_POS_ROPE) rope_rotate(d->qkv, i, 2 * H, D); /* q and k heads */
+        memcpy(kc + (size_t)i * HD, d->qkv + HD, sizeof(float) * HD);
+        memcpy(vc + (size_t)i * HD, d->qkv + 2 * HD, sizeof(float) * HD);
+        for (int h = 0; h < H; h++) {
+            const float *q = d->qkv + h * D;
+            float slope = m->slopes[h];
+            for (int j = 0; j <= i; j++) {
+                const float *k = kc + (size_t)j * HD + h * D;
+                float s = 0;
+                for (int e = 0; e < D; e++) s += q[e] * k[e];
+                d->scores[j] = s * scale + slope * (float)(j - i);
+            }
+            norm_row_forward(d->probs, d->scores, i + 1, c->norm, c->alpha);
+            float *o = d->atty + h * D;
+            for (int e = 0; e < D; e++) o[e] = 0;
+            for (int j = 0; j <= i; j++) {
+                float p = d->probs[j];
+                if (p == 0) continue;
+                const float *v = vc + (size_t)j * HD + h * D;
+                for (int e = 0; e < D; e++) o[e] += p * v[e];
+            }
+        }
+        matmul_forward(d->h, d->atty, w[LCG_P_WO] + (size_t)l * HD * C, 1, HD, C);
+        rmsnorm_forward(d->tmp, &rstd, d->h, w[LCG_P_LN_PA] + (size_t)l * C, 1, C);
+        for (int e = 0; e < C; e++) d->x[e] += d->tmp[e];
+        rmsnorm_forward(d->h, &rstd, d->x, w[LCG_P_LN_PF] + (size_t)l * C, 1, C);
+        matmul_forward(d->gu, d->h, w[LCG_P_WGU] + (size_t)l * C * 2 * F, 1, C, 2 * F);
+        geglu_forward(d->ff, d->gu, 1, F);
+        matmul_forward(d->h, d->ff, w[LCG_P_WDOWN] + (size_t)l * F * C, 1, F, C);
+        rmsnorm_forward(d->tmp, &rstd, d->h, w[LCG_P_LN_PO] + (size_t)l * C, 1, C);
+        for (int e = 0; e < C; e++) d->x[e] += d->tmp[e];
+    }
+    d->n = i + 1;
+    if (!want_logits) return NULL;
+    rmsnorm_forward(d->h, &rstd, d->x, w[LCG_P_LN_F], 1, C);
+    matmul_forward(d->logits, d->h, w[LCG_P_LM], 1, C, c->V);
+    return d->logits;
+}

@@ -1,0 +1,65 @@
+/*
+ * model.h: the transformer (a small Gemma-2-style decoder) as the reference builds it:
+ *   x = Emb[tok] * sqrt(C)
+ *   per layer:  x += Npost_attn(Attn(Nin(x)));  x += Npost_ff(W_down(gelu_tanh(W_g h) * W_u h)),
+ *               h = Npre_ff(x)   (RMSNorm with (1 + w) everywhere, "sandwich" norms)
+ *   logits = Nfinal(x) @ W_lm   (untied, no biases anywhere)
+ * Training forward/backward over a [B, T] batch, in float (the tool) and double (`_f64`, the
+ * gradient checks); the same source is compiled twice. Decoding with a KV cache is infer.h.
+ *
+ * This layer knows nothing of tasks, files or the CLI; the optimizer and checkpoints are in
+ * optim.h and checkpoint.h and operate on the float model only.
+ */
+#ifndef LCG_MODEL_H
+#define LCG_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../kernels/kernels.h"
+
+typedef struct {
+    int V;       /* vocabulary */
+    int L;       /* layers */
+    int C;       /* model width */
+    int H;       /* heads */
+    int D;       /* head dim */
+    int F;       /* FFN width (per GeGLU half) */
+    int norm;    /* LCG_NORM_* */
+    int pos;     /* LCG_POS_* */
+    float alpha; /* normalizer parameter (1 for softmax) */
+} lcg_config;
+
+enum {
+    LCG_P_EMB,   /* V, C */
+    LCG_P_LN_IN, /* L, C */
+    LCG_P_WQKV,  /* L, C, 3*H*D   (q | k | v) */
+    LCG_P_WO,    /* L, H*D, C */
+    LCG_P_LN_PA, /* L, C          post-attention norm */
+    LCG_P_LN_PF, /* L, C          pre-FFN norm */
+    LCG_P_WGU,   /* L, C, 2*F     (gate | up) */
+    LCG_P_WDOWN, /* L, F, C */
+    LCG_P_LN_PO, /* L, C          post-FFN norm */
+    LCG_P_LN_F,  /* C             final norm */
+    LCG_P_LM,    /* C, V */
+    LCG_N_PARAM_TENSORS
+};
+
+extern const char *const lcg_param_names[LCG_N_PARAM_TENSORS];
+/* element count of each parameter tensor; returns the total */
+size_t lcg_param_sizes(const lcg_config *cfg, size_t sizes[LCG_N_PARAM_TENSORS]);
+/* "" if the config is valid, else a message naming the bad field */
+const char *lcg_config_check(const lcg_config *cfg);
+
+#define LCG_REAL float
+#define KFN(name) name
+#include "model.inc.h"
+#undef LCG_REAL
+#undef KFN
+#define LCG_REAL double
+#define KFN(name) name##_f64
+#include "model.inc.h"
+#undef LCG_REAL
+#undef KFN
+
+#endif

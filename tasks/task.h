@@ -1,0 +1,69 @@
+/*
+ * task.h: the task registry. A task is a deterministic generator of (source, target) samples
+ * of data tokens, seeded by PCG32, plus the facts the harness needs to turn samples into
+ * model sequences in the reference's layout:
+ *
+ *   source->target:  input  = BOS src SEP trg        (SEP omitted when uses_sep == 0)
+ *                    target = src SEP trg EOS, shifted by one; loss on the trg + EOS part
+ *
+ * Data tokens are 0..M; the special tokens follow the reference tokenizer: pad = M+1,
+ * bos = M+2, eos = M+3, mask = M+4, sep = M+5, vocabulary M+6.
+ *
+ * Adding a task = a generator file and one entry in registry.c. Tasks know nothing of models.
+ */
+#ifndef LCG_TASK_H
+#define LCG_TASK_H
+
+#include <stddef.h>
+
+#include "../kernels/util.h"
+
+#define LCG_TASK_MAX_PARAMS 6
+
+typedef struct {
+    const char *flag; /* CLI flag without "--", also the CSV key */
+    double def, min, max;
+    int is_int;
+    const char *help;
+} lcg_task_param;
+
+struct lcg_task;
+
+typedef struct {
+    const struct lcg_task *task;
+    double p[LCG_TASK_MAX_PARAMS]; /* values, in the task's param order */
+} lcg_task_cfg;
+
+typedef struct lcg_task {
+    const char *name;
+    const char *help;
+    int n_params;
+    lcg_task_param params[LCG_TASK_MAX_PARAMS];
+    int uses_sep;        /* SEP between source and target */
+    double gen_mult;     /* reference generation cap: floor(len(BOS src SEP) * gen_mult) */
+    int def_len, def_vary; /* reference training length: uniform [len - vary, len + vary] */
+    /* largest data token id M */
+    int (*max_token)(const lcg_task_cfg *cfg);
+    /* upper bounds of len(src), len(trg) for a sample of length `len` */
+    void (*max_sizes)(const lcg_task_cfg *cfg, int len, int *max_src, int *max_trg);
+    /* "" if a task with this config can make samples for all lengths >= min_len, else a
+     * one-line reason naming the parameter and the bound */
+    const char *(*validate)(const lcg_task_cfg *cfg, int min_len);
+    /* one sample of nominal length `len`; writes src/trg and their lengths */
+    void (*generate)(const lcg_task_cfg *cfg, pcg32 *rng, int len, int *src, int *n_src,
+                     int *trg, int *n_trg);
+} lcg_task;
+
+const lcg_task *lcg_task_find(const char *name);
+const lcg_task *lcg_task_at(int i);
+void lcg_task_defaults(lcg_task_cfg *cfg, const lcg_task *task);
+/* "name=value;..." of the task's parameters (for the CSV and checkpoints) */
+void lcg_task_params_str(const lcg_task_cfg *cfg, char *out, size_t n);
+
+/* special token ids derived from the largest data token M */
+typedef struct {
+    int pad, bos, eos, mask, sep, vocab;
+} lcg_tokens;
+lcg_tokens lcg_task_tokens(const lcg_task_cfg *cfg);
+
+#endif
