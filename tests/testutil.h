@@ -1,0 +1,66 @@
+/*
+ * testutil.h: small helpers shared by the Check suites: run a shell command capturing its
+ * exit status, stdout and stderr; make a scratch directory; read a file. Header-only.
+ * Tests run from the repository root (`make test`), where ./lcgbench is built.
+ */
+#ifndef LCG_TESTUTIL_H
+#define LCG_TESTUTIL_H
+
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct {
+    int status;   /* exit code, or 128 + signal */
+    char out[1 << 16];
+    char err[1 << 16];
+} tu_result;
+
+static inline void tu_slurp(const char *path, char *buf, size_t n) {
+    buf[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    size_t got = fread(buf, 1, n - 1, f);
+    buf[got] = '\0';
+    fclose(f);
+}
+
+/* runs `sh -c cmd`; the result struct is large, so callers keep it static or on the heap */
+static inline int tu_run(tu_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline int tu_run(tu_result *r, const char *fmt, ...) {
+    char cmd[8192], full[8400], outp[64], errp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(outp, sizeof outp, "/tmp/lcgtest.%d.out", (int)getpid());
+    snprintf(errp, sizeof errp, "/tmp/lcgtest.%d.err", (int)getpid());
+    snprintf(full, sizeof full, "( %s ) >%s 2>%s", cmd, outp, errp);
+    int st = system(full);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    tu_slurp(outp, r->out, sizeof r->out);
+    tu_slurp(errp, r->err, sizeof r->err);
+    remove(outp);
+    remove(errp);
+    return r->status;
+}
+
+/* a fresh scratch directory under /tmp (never removed on failure, for inspection) */
+static inline const char *tu_tmpdir(char *buf, size_t n) {
+    snprintf(buf, n, "/tmp/lcgtest.XXXXXX");
+    if (!mkdtemp(buf)) ck_abort_msg("mkdtemp failed");
+    return buf;
+}
+
+static inline int tu_count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+#endif
