@@ -40,14 +40,9 @@ void wilson95(long k, long n, double *lo, double *hi) {
     double p = (double)k / n, z2n = z * z / n;
     double center = (p + z2n / 2) / (1 + z2n);
     double half = z / (1 + z2n) * sqrt(p * (1 - p) / n + z2n / (4.0 * n));
-    *lo = fmax(0.0, center - half);
-    *hi = fmin(1.0, center + half);
+    *lo = k == 0 ? 0.0 : fmax(0.0, center - half);
+    *hi = k == n ? 1.0 : fmin(1.0, center + half);
 }
-
-typedef struct {
-    int exact, tokens, ok;
-    double loss;
-} sample_result;
 
 static int argmax(const float *x, int n) {
     int best = 0;
@@ -63,7 +58,7 @@ static double nll(const float *logits, int V, int target) {
     return log(s) + mx - logits[target];
 }
 
-static void eval_sample(sample_result *r, lcg_decoder *dec, const lcg_task_cfg *task,
+void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task_cfg *task,
                         const int *src, int n_src, const int *trg, int n_trg) {
     lcg_tokens tk = lcg_task_tokens(task);
     int V = dec->m->cfg.V;
@@ -93,6 +88,16 @@ static void eval_sample(sample_result *r, lcg_decoder *dec, const lcg_task_cfg *
     r->exact = all_ok && (gen_cap == n_trg || (gen_cap > n_trg && eos_ok));
 }
 
+void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *trg, int *n_trg) {
+    const lcg_task_cfg *task = &cfg->task;
+    int ms, mt;
+    task->task->max_sizes(task, len, &ms, &mt);
+    pcg32 rng = pcg32_derive(cfg->seed, "test", (uint64_t)len);
+    for (int s = 0; s < cfg->eval_samples; s++)
+        task->task->generate(task, &rng, len, src + (size_t)s * ms, &n_src[s], trg + (size_t)s * mt,
+                             &n_trg[s]);
+}
+
 void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len) {
     double t0 = lcg_now();
     const lcg_task_cfg *task = &cfg->task;
@@ -100,11 +105,8 @@ void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg,
     task->task->max_sizes(task, len, &ms, &mt);
     int *src = LCG_NEW(int, (size_t)S * ms), *trg = LCG_NEW(int, (size_t)S * mt);
     int *n_src = LCG_NEW(int, S), *n_trg = LCG_NEW(int, S);
-    pcg32 rng = pcg32_derive(cfg->seed, "test", (uint64_t)len);
-    for (int s = 0; s < S; s++)
-        task->task->generate(task, &rng, len, src + (size_t)s * ms, &n_src[s], trg + (size_t)s * mt,
-                             &n_trg[s]);
-    sample_result *out = LCG_NEW(sample_result, S);
+    eval_make_set(cfg, len, src, n_src, trg, n_trg);
+    lcg_sample_result *out = LCG_NEW(lcg_sample_result, S);
     int cap = seq_max_input(task, len) + 1;
 #pragma omp parallel
     {

@@ -74,6 +74,17 @@ void train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, cons
 /* ladder of lengths to evaluate; returns the count */
 int eval_ladder(const lcg_run_cfg *cfg, int *lens);
 void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len);
+/* the test samples of a rung, in order (stream "test", len); arrays of S * max size */
+void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *trg, int *n_trg);
+
+typedef struct {
+    int exact, tokens, ok; /* tokens = supervised positions (target + EOS), ok = argmax hits */
+    double loss;
+} lcg_sample_result;
+struct lcg_decoder_s;
+/* one sample through a decoder (see eval.c for why one teacher-forced pass suffices) */
+void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task_cfg *task,
+                 const int *src, int n_src, const int *trg, int n_trg);
 /* Wilson score interval (95%) for k successes of n */
 void wilson95(long k, long n, double *lo, double *hi);
 

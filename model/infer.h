@@ -9,7 +9,7 @@
 
 #include "model.h"
 
-typedef struct {
+typedef struct lcg_decoder_s {
     const lcg_model *m;
     int cap;        /* positions the cache holds */
     int n;          /* positions filled */
