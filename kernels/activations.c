@@ -16,7 +16,7 @@ void KFN(geglu_forward)(real *out, const real *gu, int N, int F) {
         real *o = out + (size_t)n * F;
         for (int f = 0; f < F; f++) {
             real x = g[f];
-            real t = (real)tanh(GELU_K * (x + 0.044715 * x * x * x));
+            real t = r_tanh((real)GELU_K * (x + (real)0.044715 * x * x * x));
             o[f] = (real)0.5 * x * (1 + t) * u[f];
         }
     }
@@ -29,10 +29,10 @@ void KFN(geglu_backward)(real *dgu, const real *dout, const real *gu, int N, int
         real *dg = dgu + (size_t)n * 2 * F, *du = dg + F;
         for (int f = 0; f < F; f++) {
             real x = g[f];
-            real t = (real)tanh(GELU_K * (x + 0.044715 * x * x * x));
+            real t = r_tanh((real)GELU_K * (x + (real)0.044715 * x * x * x));
             real gelu = (real)0.5 * x * (1 + t);
-            real dgelu = (real)(0.5 * (1 + t) +
-                                0.5 * x * (1 - t * t) * GELU_K * (1 + 3 * 0.044715 * x * x));
+            real dgelu = (real)0.5 * (1 + t) +
+                         (real)0.5 * x * (1 - t * t) * (real)GELU_K * (1 + (real)(3 * 0.044715) * x * x);
             dg[f] += d[f] * u[f] * dgelu;
             du[f] += d[f] * gelu;
         }

@@ -19,7 +19,7 @@ static void softmax_row(real *p, const real *s, int n) {
     for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
     double sum = 0;
     for (int j = 0; j < n; j++) {
-        p[j] = (real)exp((double)(s[j] - mx));
+        p[j] = r_exp(s[j] - mx);
         sum += p[j];
     }
     real inv = (real)(1.0 / sum);
@@ -50,11 +50,23 @@ void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int 
     }
 }
 
-/* ---- causal attention over a materialized block -------------------------------------------- */
-static real dot(const real *a, const real *b, int n) {
-    real s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
+/* ---- causal attention over a materialized block --------------------------------------------
+ * Per (batch, head) the keys (forward) or values (backward) are first gathered transposed,
+ * xt[d][j], so a row of scores is D vectorizable sweeps over j; each score still sums d in
+ * order 0..D-1, as the decoder does. */
+static void gather_t(real *xt, const real *base, int T, int stride, int D) {
+    for (int j = 0; j < T; j++)
+        for (int d = 0; d < D; d++) xt[(size_t)d * T + j] = base[(size_t)j * stride + d];
+}
+
+/* s[j] = sum_d q[d] * xt[d][j], j < n */
+static void row_scores(real *restrict s, const real *restrict q, const real *restrict xt, int n, int T, int D) {
+    for (int j = 0; j < n; j++) s[j] = 0;
+    for (int d = 0; d < D; d++) {
+        const real *x = xt + (size_t)d * T;
+        real qd = q[d];
+        for (int j = 0; j < n; j++) s[j] += qd * x[j];
+    }
 }
 
 void KFN(attention_forward)(real *out, real *att, const real *qkv, const float *slopes, int norm,
@@ -63,16 +75,16 @@ void KFN(attention_forward)(real *out, real *att, const real *qkv, const float *
     real scale = (real)(1.0 / sqrt((double)D));
 #pragma omp parallel
     {
-        real *s = LCG_NEW(real, T);
+        real *s = LCG_NEW(real, T), *kt = LCG_NEW(real, (size_t)D * T);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
             real m = (real)slopes[h];
             const real *base = qkv + (size_t)b * T * C3;
+            gather_t(kt, base + HD + h * D, T, C3, D);
             for (int t = 0; t < T; t++) {
-                const real *q = base + (size_t)t * C3 + h * D;
-                for (int j = 0; j <= t; j++)
-                    s[j] = dot(q, base + (size_t)j * C3 + HD + h * D, D) * scale + m * (real)(j - t);
+                row_scores(s, base + (size_t)t * C3 + h * D, kt, t + 1, T, D);
+                for (int j = 0; j <= t; j++) s[j] = s[j] * scale + m * (real)(j - t);
                 real *p = att + ((size_t)bh * T + t) * T;
                 KFN(norm_row_forward)(p, s, t + 1, norm, alpha);
                 for (int j = t + 1; j < T; j++) p[j] = 0;
@@ -86,6 +98,7 @@ void KFN(attention_forward)(real *out, real *att, const real *qkv, const float *
             }
         }
         lcg_free(s);
+        lcg_free(kt);
     }
 }
 
@@ -97,19 +110,20 @@ void KFN(attention_backward)(real *dqkv, const real *dout, const real *qkv, cons
     real scale = (real)(1.0 / sqrt((double)D));
 #pragma omp parallel
     {
-        real *dp = LCG_NEW(real, T), *ds = LCG_NEW(real, T);
+        real *dp = LCG_NEW(real, T), *ds = LCG_NEW(real, T), *vt = LCG_NEW(real, (size_t)D * T);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
             const real *base = qkv + (size_t)b * T * C3;
             real *dbase = dqkv + (size_t)b * T * C3;
+            gather_t(vt, base + 2 * HD + h * D, T, C3, D);
             for (int t = 0; t < T; t++) {
                 const real *p = att + ((size_t)bh * T + t) * T;
                 const real *g = dout + ((size_t)b * T + t) * HD + h * D;
+                row_scores(dp, g, vt, t + 1, T, D); /* dp_j = g . v_j */
                 for (int j = 0; j <= t; j++) {
-                    const real *v = base + (size_t)j * C3 + 2 * HD + h * D;
+                    if (p[j] == 0) continue;
                     real *dv = dbase + (size_t)j * C3 + 2 * HD + h * D;
-                    dp[j] = dot(g, v, D);
                     for (int d = 0; d < D; d++) dv[d] += p[j] * g[d];
                 }
                 KFN(norm_row_backward)(ds, p, dp, t + 1, norm, alpha);
@@ -129,5 +143,6 @@ void KFN(attention_backward)(real *dqkv, const real *dout, const real *qkv, cons
         }
         lcg_free(dp);
         lcg_free(ds);
+        lcg_free(vt);
     }
 }

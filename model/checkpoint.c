@@ -85,7 +85,7 @@ int checkpoint_load(const char *path, lcg_checkpoint *ck, char *err, size_t err_
     else if (get(&r, &version, 4)) why = "truncated";
     else if (version > LCG_CKPT_VERSION) why = "written by a newer lcgbench (version too new)";
     else if (version < 1) why = "unknown format version";
-    else if (n < 8 || (memcpy(&sum, data + n - 8, 8), sum != lcg_fnv1a(LCG_FNV_INIT, data, n - 8)))
+    else if (n < 20 || (memcpy(&sum, data + n - 8, 8), sum != lcg_fnv1a(LCG_FNV_INIT, data, n - 8)))
         why = "checksum mismatch (corrupted or truncated)";
     if (!why) {
         r.n = n - 8; /* the checksum is not payload */
@@ -116,7 +116,8 @@ int checkpoint_load(const char *path, lcg_checkpoint *ck, char *err, size_t err_
         ck->n_params = (size_t)n_params;
         ck->params = LCG_NEW(float, ck->n_params);
         get(&r, ck->params, sizeof(float) * ck->n_params);
-        if (get(&r, &has_opt, 4) || has_opt > 1) why = "truncated";
+        if (get(&r, &has_opt, 4)) why = "truncated";
+        else if (has_opt > 1) why = "bad optimizer-state flag";
         else if (has_opt) {
             if ((r.n - r.off) / sizeof(float) < 2 * n_params) why = "truncated";
             else {

@@ -1,0 +1,409 @@
+#!/usr/bin/python3
+"""torch_reference.py: an independent PyTorch check of the lcgbench model's math.
+
+It loads a C checkpoint (format v1) and a token batch, rebuilds the model from the equations
+in model/model.h (written here from the math, not translated from the C kernels), runs the
+forward pass in float64 with the stored float32 parameters, takes the gradient of the mean
+masked loss with torch autograd, and compares with what the C code produced:
+
+  * the loss                  relative error  |ref - C| / |ref|
+  * the logits [B, T, V]      max |ref - C| / max |ref|
+  * the gradient of every parameter tensor (embedding, ln_in, ..., lm_head), each on its own:
+                              max |ref - C| / max |ref grad of that tensor|
+    (if a tensor's reference gradient is all zero, the scale is the largest reference gradient
+    of any tensor, and 1 if every gradient is zero, e.g. when no position is masked in)
+
+All must be within --tol (default 1e-4; the C values are float32, the reference float64).
+
+What it checks: the float model's forward (embedding scale, sandwich RMSNorms with (1 + w),
+q|k|v layout and head split, RoPE / NoPE / ALiBi / NAPE, causal softmax attention, GeGLU with
+tanh-GELU, untied LM head), the masked mean cross-entropy, the hand-written backward of every
+layer, the parameter layout of the flat array, and the checkpoint's format and checksum.
+
+What it does not check: the `_f64` model, decoding with the KV cache (model/infer.c), the
+optimizer and its saved state (read and skipped), the alpha field (softmax ignores it),
+attention normalizers other than softmax (id 0, the only one there is), gradients with
+respect to anything but parameters, and bitwise reproducibility of the C code.
+
+Usage:
+  /usr/bin/python3 bench/torch_reference.py --ckpt DIR/model.ckpt --batch DIR/batch.bin \
+      --expect DIR/expect.bin [--verbose] [--tol 1e-4]
+
+Files (little-endian):
+  batch.bin   i32 B, i32 T, i32 tok[B*T], i32 tgt[B*T], i32 mask[B*T]
+  expect.bin  f64 loss, f32 logits[B*T*V], f32 grads[n_params] (the checkpoint's flat order)
+
+Exit status: 0 all match (one summary line), 1 mismatch (one line per failing value),
+2 unreadable or malformed input (one line), 77 torch not importable (one "SKIP:" line).
+Everything is printed on stdout.
+
+Needs only torch and the standard library.
+"""
+import argparse
+import math
+import struct
+import sys
+from array import array
+
+try:
+    import torch
+except Exception as e:  # ImportError, or a broken install raising something else
+    print(f"SKIP: torch not importable ({type(e).__name__}: {e})".replace("\n", " "))
+    sys.exit(77)
+
+EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
+
+CKPT_MAGIC = b"LCGBCKPT"
+CKPT_VERSION = 1
+FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+
+RMS_EPS = 1e-6
+ROPE_THETA = 10000.0
+POS_NAMES = {0: "rope", 1: "nope", 2: "alibi", 3: "nape"}
+NORM_SOFTMAX = 0
+
+PARAM_NAMES = ["embedding", "ln_in", "wqkv", "wo", "ln_post_attn", "ln_pre_ffn",
+               "w_gate_up", "w_down", "ln_post_ffn", "ln_final", "lm_head"]
+PER_LAYER = {"ln_in", "wqkv", "wo", "ln_post_attn", "ln_pre_ffn", "w_gate_up", "w_down",
+             "ln_post_ffn"}  # leading dimension L
+
+
+class BadInput(Exception):
+    """an unreadable or malformed input file (exit 2)"""
+
+
+# ---- reading the files -------------------------------------------------------------------
+
+class Reader:
+    """little-endian fields from a byte string, with bounds checks"""
+
+    def __init__(self, data, what):
+        self.data, self.off, self.what = data, 0, what
+
+    def take(self, n):
+        if n < 0 or len(self.data) - self.off < n:
+            raise BadInput(f"{self.what}: truncated (wanted {n} bytes at offset {self.off})")
+        chunk = self.data[self.off:self.off + n]
+        self.off += n
+        return chunk
+
+    def scalar(self, fmt):
+        return struct.unpack("<" + fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def numbers(self, typecode, n):
+        """n little-endian numbers ('i' int32, 'f' float32) as a 1-D torch tensor"""
+        a = array(typecode)
+        assert a.itemsize == 4
+        a.frombytes(self.take(4 * n))
+        if sys.byteorder == "big":
+            a.byteswap()
+        dtype = torch.int32 if typecode == "i" else torch.float32
+        return torch.frombuffer(a, dtype=dtype).clone() if n else torch.zeros(0, dtype=dtype)
+
+    def at_end(self):
+        return self.off == len(self.data)
+
+
+def read_bytes(path, what):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise BadInput(f"cannot read {what} '{path}': {e.strerror}")
+
+
+def fnv1a64(data):
+    h = FNV_OFFSET
+    for byte in data:
+        h = ((h ^ byte) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def param_shapes(cfg):
+    V, L, C, H, D, F = (cfg[k] for k in "VLCHDF")
+    HD = H * D
+    return {"embedding": (V, C), "ln_in": (L, C), "wqkv": (L, C, 3 * HD), "wo": (L, HD, C),
+            "ln_post_attn": (L, C), "ln_pre_ffn": (L, C), "w_gate_up": (L, C, 2 * F),
+            "w_down": (L, F, C), "ln_post_ffn": (L, C), "ln_final": (C,), "lm_head": (C, V)}
+
+
+def check_config(cfg):
+    """the limits of lcg_config_check (model/config.c); returns '' or the problem"""
+    limits = {"V": (2, 1 << 20), "L": (1, 64), "C": (2, 8192), "H": (1, 256), "D": (2, 1024),
+              "F": (1, 65536)}
+    for k, (lo, hi) in limits.items():
+        if not lo <= cfg[k] <= hi:
+            return f"{k} = {cfg[k]} outside [{lo}, {hi}]"
+    if cfg["D"] % 2:
+        return f"head dim D = {cfg['D']} is odd"
+    if cfg["norm"] != NORM_SOFTMAX:
+        return f"attention normalizer id {cfg['norm']} is not softmax (0), the only one checked"
+    if cfg["pos"] not in POS_NAMES:
+        return f"unknown position encoding id {cfg['pos']}"
+    return ""
+
+
+def load_checkpoint(path):
+    """returns (cfg dict, flat float32 params)"""
+    data = read_bytes(path, "checkpoint")
+    what = f"checkpoint '{path}'"
+    r = Reader(data, what)
+    if data[:8] != CKPT_MAGIC:
+        raise BadInput(f"{what}: not an lcgbench checkpoint (bad magic)")
+    r.take(8)
+    version = r.scalar("I")
+    if version != CKPT_VERSION:
+        raise BadInput(f"{what}: format version {version}, this script reads {CKPT_VERSION}")
+    if len(data) < 8 + 4 + 8:
+        raise BadInput(f"{what}: truncated")
+    (stored_sum,) = struct.unpack("<Q", data[-8:])
+    if stored_sum != fnv1a64(data[:-8]):
+        raise BadInput(f"{what}: checksum mismatch (corrupted or truncated)")
+    r.data = data[:-8]  # the checksum is not payload
+    cfg = dict(zip(["V", "L", "C", "H", "D", "F", "norm", "pos"],
+                   (r.scalar("i") for _ in range(8))))
+    cfg["alpha"] = r.scalar("f")
+    cfg["step"] = r.scalar("Q")
+    note_len = r.scalar("I")
+    cfg["note"] = r.take(note_len).decode("utf-8", "replace")
+    bad = check_config(cfg)
+    if bad:
+        raise BadInput(f"{what}: invalid or unsupported config: {bad}")
+    n_params = r.scalar("Q")
+    expected = sum(math.prod(s) for s in param_shapes(cfg).values())
+    if n_params != expected:
+        raise BadInput(f"{what}: {n_params} parameters, the config needs {expected}")
+    params = r.numbers("f", n_params)
+    has_opt = r.scalar("I")
+    if has_opt not in (0, 1):
+        raise BadInput(f"{what}: has_opt = {has_opt}, not 0 or 1")
+    if has_opt:
+        r.take(2 * 4 * n_params)  # AdamW m and v: not checked here
+    if not r.at_end():
+        raise BadInput(f"{what}: {len(r.data) - r.off} trailing bytes after the parameters")
+    return cfg, params
+
+
+def load_batch(path, V):
+    """returns tok, tgt, mask as int64 [B, T] tensors"""
+    data = read_bytes(path, "batch")
+    what = f"batch '{path}'"
+    r = Reader(data, what)
+    B, T = r.scalar("i"), r.scalar("i")
+    if B < 1 or T < 1:
+        raise BadInput(f"{what}: bad shape B = {B}, T = {T}")
+    if len(data) != 8 + 3 * 4 * B * T:
+        raise BadInput(f"{what}: {len(data)} bytes, B = {B}, T = {T} needs {8 + 12 * B * T}")
+    tok, tgt, mask = (r.numbers("i", B * T).long().view(B, T) for _ in range(3))
+    if tok.min() < 0 or tok.max() >= V:
+        raise BadInput(f"{what}: a token id outside [0, {V})")
+    live = mask != 0
+    if live.any() and (tgt[live].min() < 0 or tgt[live].max() >= V):
+        raise BadInput(f"{what}: a target id of a masked-in position outside [0, {V})")
+    return tok, tgt, mask
+
+
+def load_expect(path, B, T, V, n_params):
+    """returns (loss, logits [B, T, V], flat grads [n_params]) as float64"""
+    data = read_bytes(path, "expect file")
+    want = 8 + 4 * (B * T * V + n_params)
+    if len(data) != want:
+        raise BadInput(f"expect file '{path}': {len(data)} bytes, expected {want} "
+                       f"(f64 loss, {B * T * V} f32 logits, {n_params} f32 grads)")
+    r = Reader(data, f"expect file '{path}'")
+    loss = r.scalar("d")
+    logits = r.numbers("f", B * T * V).double().view(B, T, V)
+    grads = r.numbers("f", n_params).double()
+    return loss, logits, grads
+
+
+def unflatten(flat, cfg):
+    """the flat parameter array, split into named tensors in enum order (views of flat)"""
+    out, off = {}, 0
+    for name, shape in param_shapes(cfg).items():
+        n = math.prod(shape)
+        out[name] = flat[off:off + n].view(shape)
+        off += n
+    return out
+
+
+# ---- the model, one function per layer -------------------------------------------------
+
+def embed(tok, emb):
+    return emb[tok] * math.sqrt(emb.shape[1])
+
+
+def rms_norm(x, w):
+    """x / sqrt(mean(x^2) + eps) * (1 + w) over the last dim"""
+    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + RMS_EPS) * (1 + w)
+
+
+def rope(x):
+    """rotate-half RoPE on x [B, T, H, D]: dim k pairs with k + D/2, angle t * theta^(-2k/D)"""
+    T, D = x.shape[1], x.shape[3]
+    half = D // 2
+    k = torch.arange(half, dtype=torch.float64)
+    inv_freq = ROPE_THETA ** (-2.0 * k / D)
+    angle = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]  # T, D/2
+    cos, sin = angle.cos()[None, :, None, :], angle.sin()[None, :, None, :]
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+def alibi_slopes(pos, H):
+    """bias slope per head: 1/(h+1) on every head (alibi) or the first H//2 (nape), else 0"""
+    n_biased = H if POS_NAMES[pos] == "alibi" else H // 2 if POS_NAMES[pos] == "nape" else 0
+    return torch.tensor([1.0 / (h + 1) if h < n_biased else 0.0 for h in range(H)],
+                        dtype=torch.float64)
+
+
+def causal_attention(q, k, v, slopes):
+    """q, k, v [B, H, T, D]; s_ij = q_i.k_j / sqrt(D) + slope_h (j - i) for j <= i"""
+    T, D = q.shape[2], q.shape[3]
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(D)
+    scores = scores + slopes[None, :, None, None] * (j - i).double()[None, None]
+    scores = scores.masked_fill((j > i)[None, None], float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def attention_block(h, wqkv, wo, cfg):
+    """h [B, T, C] -> attention output projected back to [B, T, C]"""
+    B, T, _ = h.shape
+    H, D = cfg["H"], cfg["D"]
+    q, k, v = (t.view(B, T, H, D) for t in (h @ wqkv).split(H * D, dim=-1))
+    if POS_NAMES[cfg["pos"]] == "rope":
+        q, k = rope(q), rope(k)
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # B, H, T, D
+    out = causal_attention(q, k, v, alibi_slopes(cfg["pos"], H))
+    return out.transpose(1, 2).reshape(B, T, H * D) @ wo
+
+
+def gelu_tanh(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+def geglu_ffn(h, w_gate_up, w_down):
+    gate, up = (h @ w_gate_up).chunk(2, dim=-1)
+    return (gelu_tanh(gate) * up) @ w_down
+
+
+def forward(p, tok, cfg):
+    """logits [B, T, V] of the model with parameters p (dict of named tensors)"""
+    x = embed(tok, p["embedding"])
+    for l in range(cfg["L"]):
+        a = attention_block(rms_norm(x, p["ln_in"][l]), p["wqkv"][l], p["wo"][l], cfg)
+        x = x + rms_norm(a, p["ln_post_attn"][l])
+        m = geglu_ffn(rms_norm(x, p["ln_pre_ffn"][l]), p["w_gate_up"][l], p["w_down"][l])
+        x = x + rms_norm(m, p["ln_post_ffn"][l])
+    return rms_norm(x, p["ln_final"]) @ p["lm_head"]
+
+
+def masked_mean_cross_entropy(logits, tgt, mask):
+    """mean over positions with mask != 0 of -log softmax(logits)[tgt]; 0 if none"""
+    live = mask != 0
+    n_live = int(live.sum())
+    if n_live == 0:
+        return logits.sum() * 0.0
+    safe_tgt = torch.where(live, tgt, torch.zeros_like(tgt))  # unmasked targets may be junk
+    nll = logits.logsumexp(dim=-1) - logits.gather(-1, safe_tgt[..., None])[..., 0]
+    return (nll * live.double()).sum() / n_live
+
+
+# ---- comparison ------------------------------------------------------------------------
+
+def rel_err(ref, got, scale):
+    """(max |ref - got| / scale, flat index of the worst element); inf if anything is NaN"""
+    diff = (ref - got).abs().flatten()
+    if not torch.isfinite(diff).all():
+        bad = (~torch.isfinite(diff)).nonzero()[0, 0].item()
+        return math.inf, bad
+    worst = int(diff.argmax()) if diff.numel() else 0
+    return (diff[worst].item() if diff.numel() else 0.0) / scale, worst
+
+
+def describe_index(shape, flat_index, layered):
+    idx = []
+    for size in reversed(shape):
+        idx.append(flat_index % size)
+        flat_index //= size
+    idx.reverse()
+    if layered:
+        return f"layer {idx[0]}, index {idx[1:]}"
+    return f"index {idx}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ckpt", required=True, help="checkpoint written by checkpoint_save")
+    ap.add_argument("--batch", required=True, help="batch.bin: B, T, tok, tgt, mask (int32)")
+    ap.add_argument("--expect", required=True, help="expect.bin: f64 loss, f32 logits, f32 grads")
+    ap.add_argument("--tol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    ap.add_argument("--verbose", action="store_true", help="print the error of every tensor")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # tiny tensors; keeps the run quiet and repeatable
+
+    try:
+        cfg, flat32 = load_checkpoint(args.ckpt)
+        tok, tgt, mask = load_batch(args.batch, cfg["V"])
+        B, T = tok.shape
+        c_loss, c_logits, c_grads = load_expect(args.expect, B, T, cfg["V"], flat32.numel())
+    except BadInput as e:
+        print(f"ERROR: {e}")
+        return EXIT_BAD_INPUT
+
+    flat = flat32.double().requires_grad_(True)
+    params = unflatten(flat, cfg)
+    logits = forward(params, tok, cfg)
+    loss = masked_mean_cross_entropy(logits, tgt, mask)
+    (grad_flat,) = torch.autograd.grad(loss, flat)
+    ref_grads = unflatten(grad_flat.detach(), cfg)
+    got_grads = unflatten(c_grads, cfg)
+    logits, loss = logits.detach(), loss.item()
+
+    # (label, error, detail) for every compared quantity
+    results = []
+    loss_scale = abs(loss) if loss != 0 else 1.0
+    err = abs(loss - c_loss) / loss_scale if math.isfinite(c_loss) else math.inf
+    results.append(("loss", err, f"torch {loss:.9g} vs C {c_loss:.9g}"))
+    scale = logits.abs().max().item() or 1.0
+    err, worst = rel_err(logits, c_logits, scale)
+    b, rest = divmod(worst, T * cfg["V"])
+    t, v = divmod(rest, cfg["V"])
+    results.append(("logits", err, f"worst at b={b} t={t} v={v}: torch "
+                    f"{logits.flatten()[worst].item():.6g} vs C "
+                    f"{c_logits.flatten()[worst].item():.6g} (max |logit| {scale:.3g})"))
+    global_scale = grad_flat.abs().max().item() or 1.0
+    for name in PARAM_NAMES:
+        ref, got = ref_grads[name], got_grads[name]
+        scale = ref.abs().max().item() or global_scale
+        err, worst = rel_err(ref, got, scale)
+        where = describe_index(tuple(ref.shape), worst, name in PER_LAYER)
+        results.append((f"grad[{name}]", err,
+                        f"worst at {where}: torch {ref.flatten()[worst].item():.6g} vs C "
+                        f"{got.flatten()[worst].item():.6g} (max |grad| {scale:.3g})"))
+
+    config = (f"pos={POS_NAMES[cfg['pos']]} V={cfg['V']} L={cfg['L']} C={cfg['C']} "
+              f"H={cfg['H']} D={cfg['D']} F={cfg['F']} B={B} T={T} "
+              f"masked={int((mask != 0).sum())}")
+    if args.verbose:
+        print(config)
+        for label, err, detail in results:
+            print(f"  {label:20s} rel err {err:.3e}  {detail}")
+
+    failed = [(label, err, detail) for label, err, detail in results if not err <= args.tol]
+    for label, err, detail in failed:
+        print(f"MISMATCH {label}: rel err {err:.3e} > tol {args.tol:g}; {detail}")
+    if failed:
+        return EXIT_MISMATCH
+    grad_results = [r for r in results if r[0].startswith("grad[")]
+    worst_grad = max(grad_results, key=lambda r: r[1])
+    print(f"OK: torch float64 reference matches ({config}): loss rel err {results[0][1]:.2e}, "
+          f"logits rel err {results[1][1]:.2e}, grads max rel err {worst_grad[1]:.2e} "
+          f"({worst_grad[0][5:-1]}), tol {args.tol:g}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
