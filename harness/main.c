@@ -62,7 +62,7 @@ static const char *parse_value(const flag *f, const char *s, void *dst) {
         return NULL;
     }
     case FL_U64: {
-        if (s[0] == '-') return "must be a non-negative integer";
+        if (strchr(s, '-')) return "must be a non-negative integer";
         unsigned long long v = strtoull(s, &end, 10);
         if (end == s || *end) return "expected a non-negative integer";
         if (errno == ERANGE) return "is out of range for a 64-bit seed";
@@ -74,7 +74,7 @@ static const char *parse_value(const flag *f, const char *s, void *dst) {
         double v = strtod(s, &end);
         if (end == s || *end || isnan(v)) return "expected a number";
         if (errno == ERANGE || v < f->min || v > f->max) {
-            snprintf(why, sizeof why, "must be in [%g, %g]", f->min, f->max);
+            snprintf(why, sizeof why, "must be in [%.10g, %.10g]", f->min, f->max);
             return why;
         }
         if (f->kind == FL_TASKP && f->meta && strcmp(f->meta, "INT") == 0 && v != floor(v))
@@ -231,7 +231,7 @@ static void parse_eval_lens(lcg_run_cfg *c, const char *s) {
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || (*end && *end != ',') || errno || v < 1 || v > (1 << 24))
+        if (end == p || (*end && *end != ',') || (*end == ',' && !end[1]) || errno || v < 1 || v > (1 << 24))
             usage_error("--eval-lens: '%s' is not a comma-separated list of lengths in [1, 16777216]", s);
         if (c->n_rungs == LCG_MAX_RUNGS) usage_error("--eval-lens: at most %d lengths", LCG_MAX_RUNGS);
         c->rungs[c->n_rungs++] = (int)v;
@@ -273,7 +273,7 @@ static int cmd_run(int argc, char **argv) {
         if (!task_given && note_get(ck.note, "task", buf, sizeof buf)) task_name = strdup(buf);
     }
     const lcg_task *task = lcg_task_find(task_name);
-    if (!task) usage_error("--task: unknown task '%s' (see 'lcgbench help tasks')", task_name);
+    if (!task) usage_error("--task: unknown task '%s'; 'lcgbench help tasks' lists them", task_name);
 
     lcg_run_cfg c;
     run_names nm;
@@ -306,10 +306,11 @@ static int cmd_run(int argc, char **argv) {
     if (load) apply_note(fl, n_fl, ck.note, load);
 
     const lcg_normalizer *norm = lcg_normalizer_find(nm.attn);
-    if (!norm) usage_error("--attn: unknown normalizer '%s' (see 'lcgbench help attn')", nm.attn);
+    if (!norm) usage_error("--attn: unknown normalizer '%s'; 'lcgbench help attn' lists them", nm.attn);
     const lcg_posenc *pos = lcg_posenc_find(nm.pos);
-    if (!pos) usage_error("--pos: unknown position encoding '%s' (see 'lcgbench help pos')", nm.pos);
-    if (!isnan(nm.alpha) && !norm->has_alpha) usage_error("--alpha: normalizer '%s' has no alpha", norm->name);
+    if (!pos) usage_error("--pos: unknown position encoding '%s'; 'lcgbench help pos' lists them", nm.pos);
+    if (find_flag(fl, n_fl, "alpha", 5)->set && !norm->has_alpha)
+        usage_error("--alpha: normalizer '%s' has no alpha", norm->name);
     c.model.norm = norm->id;
     c.model.pos = pos->id;
     c.model.alpha = (float)(isnan(nm.alpha) ? norm->alpha_def : nm.alpha);
@@ -327,7 +328,11 @@ static int cmd_run(int argc, char **argv) {
         bad = task->validate(&c.task, c.rungs[i]);
         if (bad[0]) usage_error("--eval-lens: %s (length %d)", bad, c.rungs[i]);
     }
-    if (c.warmup > c.steps) usage_error("--warmup %ld exceeds --steps %ld", c.warmup, c.steps);
+    if (c.warmup > c.steps) {
+        if (find_flag(fl, n_fl, "warmup", 6)->set) usage_error("--warmup %ld exceeds --steps %ld", c.warmup, c.steps);
+        c.warmup = c.steps / 10; /* the default warmup, scaled down for short runs */
+    }
+    if (load && c.save) usage_error("--save cannot be combined with --load (nothing is trained)");
 
     if (c.threads) omp_set_num_threads(c.threads);
     c.threads = omp_get_max_threads();
@@ -388,8 +393,8 @@ static int cmd_run(int argc, char **argv) {
 }
 
 /* ---- help --------------------------------------------------------------------------------- */
-static void main_help(void) {
-    printf("lcgbench %s: length-extrapolation benchmarks for attention normalizers\n\n"
+static void main_help(FILE *out) {
+    fprintf(out, "lcgbench %s: length-extrapolation benchmarks for attention normalizers\n\n"
            "usage: lcgbench <command> [flags]\n\n"
            "commands:\n"
            "  run      train on a task at short length, evaluate a ladder of lengths, append CSV\n"
@@ -401,7 +406,7 @@ static void main_help(void) {
 static int cmd_help(int argc, char **argv) {
     g_cmd = "help";
     if (argc == 0) {
-        main_help();
+        main_help(stdout);
         return 0;
     }
     if (argc > 1) usage_error("takes at most one topic");
@@ -411,7 +416,7 @@ static int cmd_help(int argc, char **argv) {
         return cmd_run(1, args);
     }
     if (strcmp(t, "help") == 0 || strcmp(t, "--help") == 0) {
-        main_help();
+        main_help(stdout);
         return 0;
     }
     if (strcmp(t, "tasks") == 0) {
@@ -437,7 +442,7 @@ static int cmd_help(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        main_help();
+        main_help(stderr);
         return 2;
     }
     const char *cmd = argv[1];

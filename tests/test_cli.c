@@ -1,0 +1,653 @@
+/*
+ * test_cli.c: end-to-end tests of the `lcgbench` command line, run as a subprocess
+ * (./lcgbench, from the repository root) on tiny configurations that finish in well under a
+ * second each.
+ *
+ * Covers: strict flag parsing (every bad input is exit 2 with one stderr line naming the
+ * offending flag or word, and no CSV written); --version, help and run --help; the CSV a good
+ * run writes (header, one row per ladder length, append); refusal to append to a file of
+ * another schema; bitwise reproducibility of every non-wall_* column across repeats, OMP
+ * thread counts and --threads, and that the seed matters; checkpoint save/load through the
+ * CLI and the load errors (conflicting flag, checksum, truncation, bad magic).
+ *
+ * Does not cover: whether the model learns anything (accuracies are only compared, never
+ * judged), kernel and gradient numerics (test_kernels, test_model), greedy-decoding
+ * equivalence of the evaluator (test_harness), progress output on a terminal, the memory
+ * check before large evaluations, or speed.
+ */
+#include "testutil.h"
+
+#include <sys/stat.h>
+
+#define LCG "./lcgbench"
+/* a tiny model and task; each piece leaves out the flags some test varies */
+#define MODEL_NO_TASK "--layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32"
+#define MODEL "--task copy " MODEL_NO_TASK
+#define TRAIN "--steps 20 --warmup 5 --batch 8"
+#define EVAL "--max-len 24 --eval-samples 10"
+#define TINY MODEL " --len 6 --vary 2 " TRAIN " " EVAL " --quiet"
+/* ladder of TINY: (6+2)*2^k up to 24 */
+#define TINY_ROWS 2
+
+static tu_result R; /* large: static, one per test process (fork mode) */
+
+/* ---- small file helpers --------------------------------------------------------------------- */
+static char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap + 1);
+    ck_assert_ptr_nonnull(buf);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            ck_assert_ptr_nonnull(buf);
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    if (n) *n = len;
+    return buf;
+}
+
+static void write_all(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* removes a scratch directory of tu_tmpdir; reached only when the test passed */
+static void rm_tmpdir(const char *dir) {
+    char cmd[512];
+    ck_assert(strncmp(dir, "/tmp/lcgtest.", 13) == 0 && !strchr(dir, '\''));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- CSV: a small RFC 4180 reader (quoted fields, "" escapes, newlines inside quotes) ----- */
+#define CSV_MAX_ROWS 64
+#define CSV_MAX_COLS 64
+
+typedef struct {
+    int rows;
+    int cols[CSV_MAX_ROWS];
+    char *cell[CSV_MAX_ROWS][CSV_MAX_COLS];
+} csv_doc;
+
+static void csv_free(csv_doc *d) {
+    for (int r = 0; r < d->rows; r++)
+        for (int c = 0; c < d->cols[r]; c++) free(d->cell[r][c]);
+    d->rows = 0;
+}
+
+/* parses text into d; every record must end with '\n'. Aborts the test on malformed input. */
+static void csv_parse(const char *s, csv_doc *d) {
+    memset(d, 0, sizeof *d);
+    size_t n = strlen(s), cap = n + 1;
+    char *field = malloc(cap);
+    ck_assert_ptr_nonnull(field);
+    size_t i = 0;
+    while (i < n) {
+        ck_assert_msg(d->rows < CSV_MAX_ROWS, "CSV: more than %d rows", CSV_MAX_ROWS);
+        int r = d->rows++;
+        for (;;) { /* one field */
+            size_t len = 0;
+            if (s[i] == '"') {
+                for (i++;; i++) {
+                    ck_assert_msg(i < n, "CSV: unterminated quoted field in row %d", r + 1);
+                    if (s[i] == '"') {
+                        if (s[i + 1] == '"') i++;
+                        else break;
+                    }
+                    field[len++] = s[i];
+                }
+                i++; /* closing quote */
+                ck_assert_msg(s[i] == ',' || s[i] == '\n', "CSV: junk after a quoted field in row %d", r + 1);
+            } else {
+                while (i < n && s[i] != ',' && s[i] != '\n') {
+                    ck_assert_msg(s[i] != '"' && s[i] != '\r', "CSV: stray quote or CR in row %d", r + 1);
+                    field[len++] = s[i++];
+                }
+            }
+            ck_assert_msg(d->cols[r] < CSV_MAX_COLS, "CSV: more than %d columns", CSV_MAX_COLS);
+            field[len] = '\0';
+            d->cell[r][d->cols[r]++] = strdup(field);
+            ck_assert_msg(i < n, "CSV: row %d does not end with a newline", r + 1);
+            if (s[i++] == '\n') break;
+        }
+    }
+    free(field);
+}
+
+static int csv_col(const csv_doc *d, const char *name) {
+    for (int c = 0; d->rows && c < d->cols[0]; c++)
+        if (strcmp(d->cell[0][c], name) == 0) return c;
+    return -1;
+}
+
+static void csv_load(const char *path, csv_doc *d) {
+    char *text = read_all(path, NULL);
+    ck_assert_msg(text != NULL, "cannot read %s", path);
+    csv_parse(text, d);
+    free(text);
+    ck_assert_msg(d->rows >= 1, "%s is empty", path);
+    for (int r = 1; r < d->rows; r++)
+        ck_assert_msg(d->cols[r] == d->cols[0], "%s: row %d has %d fields, header %d", path, r + 1,
+                      d->cols[r], d->cols[0]);
+}
+
+/* the CSV at path re-serialized without the wall_* columns (and without the `skip` column,
+ * if not NULL), one record per line; malloc'd */
+static char *csv_stripped(const char *path, const char *skip) {
+    csv_doc d;
+    csv_load(path, &d);
+    int n_wall = 0;
+    for (int c = 0; c < d.cols[0]; c++) n_wall += strncmp(d.cell[0][c], "wall_", 5) == 0;
+    ck_assert_msg(n_wall > 0, "%s has no wall_* columns", path);
+    size_t len = 0;
+    char *out = NULL;
+    FILE *f = open_memstream(&out, &len);
+    ck_assert_ptr_nonnull(f);
+    for (int r = 0; r < d.rows; r++) {
+        int first = 1;
+        for (int c = 0; c < d.cols[r]; c++) {
+            const char *h = d.cell[0][c], *v = d.cell[r][c];
+            if (strncmp(h, "wall_", 5) == 0 || (skip && strcmp(h, skip) == 0)) continue;
+            if (!first) fputc(',', f);
+            first = 0;
+            if (strpbrk(v, ",\"\n\r")) {
+                fputc('"', f);
+                for (const char *p = v; *p; p++) {
+                    if (*p == '"') fputc('"', f);
+                    fputc(*p, f);
+                }
+                fputc('"', f);
+            } else {
+                fputs(v, f);
+            }
+        }
+        fputc('\n', f);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    csv_free(&d);
+    return out;
+}
+
+/* ---- assertions on one lcgbench invocation -------------------------------------------------- */
+/* `lcgbench <args>` must be a usage error: exit 2, nothing on stdout, exactly one line on
+ * stderr that contains need1 (and need2 unless NULL), and no CSV at `csv` */
+static void expect_usage(const char *csv, const char *args, const char *need1, const char *need2) {
+    tu_run(&R, LCG " %s", args);
+    ck_assert_msg(R.status == 2, "'lcgbench %s': exit %d, expected 2; stderr: %s", args, R.status, R.err);
+    ck_assert_msg(R.out[0] == '\0', "'lcgbench %s': unexpected stdout: %s", args, R.out);
+    ck_assert_msg(tu_count_lines(R.err) == 1 && R.err[strlen(R.err) - 1] == '\n',
+                  "'lcgbench %s': expected one stderr line, got: %s", args, R.err);
+    ck_assert_msg(strstr(R.err, need1), "'lcgbench %s': stderr does not name '%s': %s", args, need1, R.err);
+    ck_assert_msg(!need2 || strstr(R.err, need2), "'lcgbench %s': stderr does not name '%s': %s", args,
+                  need2, R.err);
+    ck_assert_msg(!csv || !exists(csv), "'lcgbench %s' exited 2 but wrote %s", args, csv);
+}
+
+/* `lcgbench run <args>` must fail at run time: exit 1, one stderr line containing need */
+static void expect_runtime_error(const char *need, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void expect_runtime_error(const char *need, const char *fmt, ...) {
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    tu_run(&R, LCG " run %s", args);
+    ck_assert_msg(R.status == 1, "'lcgbench run %s': exit %d, expected 1; stderr: %s", args, R.status, R.err);
+    ck_assert_msg(tu_count_lines(R.err) == 1 && R.err[strlen(R.err) - 1] == '\n',
+                  "'lcgbench run %s': expected one stderr line, got: %s", args, R.err);
+    ck_assert_msg(strstr(R.err, need), "'lcgbench run %s': stderr lacks '%s': %s", args, need, R.err);
+}
+
+/* `[env] lcgbench run <args>` must succeed quietly: exit 0, nothing on stderr */
+static void expect_ok(const char *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void expect_ok(const char *env, const char *fmt, ...) {
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    const char *e = env ? env : "", *sp = env ? " " : "";
+    tu_run(&R, "%s%s" LCG " run %s", e, sp, args);
+    ck_assert_msg(R.status == 0, "'%s%slcgbench run %s': exit %d; stderr: %s", e, sp, args, R.status, R.err);
+    ck_assert_msg(R.err[0] == '\0', "'lcgbench run %s' (--quiet): unexpected stderr: %s", args, R.err);
+}
+
+/* ---- 1. bad input and help ------------------------------------------------------------------ */
+START_TEST(test_bad_input) {
+    char dir[64], csv[128], a[4096];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/x.csv", dir);
+    /* every case is otherwise a valid tiny run writing to csv, so a wrongly accepted one
+     * finishes fast and is caught by the checks in expect_usage */
+#define BAD(need1, need2, ...)                                                                 \
+    do {                                                                                       \
+        snprintf(a, sizeof a, __VA_ARGS__);                                                    \
+        expect_usage(csv, a, need1, need2);                                                    \
+    } while (0)
+#define NO_STEPS MODEL " --len 6 --vary 2 --warmup 0 --batch 8 " EVAL " --quiet"
+    /* commands and topics */
+    BAD("frob", NULL, "frob");
+    BAD("nosuchtopic", NULL, "help nosuchtopic");
+    /* flag syntax */
+    BAD("--bogus", NULL, "run " TINY " --out %s --bogus", csv);
+    BAD("--bogus", NULL, "run " TINY " --out %s --bogus=3", csv);
+    BAD("--steps", NULL, "run " NO_STEPS " --out %s --steps", csv);
+    BAD("--seed", NULL, "run " TINY " --out %s --seed 1 --seed 2", csv);
+    BAD("--quiet", NULL, "run " MODEL " --len 6 --vary 2 " TRAIN " " EVAL " --out %s --quiet=1", csv);
+    BAD("extra", NULL, "run " TINY " --out %s extra", csv);
+    /* numbers */
+    BAD("--steps", "abc", "run " NO_STEPS " --out %s --steps abc", csv);
+    BAD("--steps", NULL, "run " NO_STEPS " --out %s --steps 20x", csv);
+    BAD("--steps", NULL, "run " NO_STEPS " --out %s --steps 0", csv);
+    BAD("--steps", NULL, "run " NO_STEPS " --out %s --steps 99999999999999999999", csv);
+    BAD("--batch", NULL, "run " MODEL " --len 6 --vary 2 --steps 20 --warmup 5 " EVAL " --quiet --out %s --batch -3", csv);
+    BAD("--seed", NULL, "run " TINY " --out %s --seed -1", csv);
+    BAD("--seed", NULL, "run " TINY " --out %s --seed 99999999999999999999999", csv);
+    BAD("--lr", NULL, "run " TINY " --out %s --lr nan", csv);
+    BAD("--alpha", NULL, "run " TINY " --out %s --alpha 3", csv);
+    BAD("alpha", NULL, "run " TINY " --out %s --alpha 1.5 --attn softmax", csv);
+    /* names */
+    BAD("--task", "nosuch", "run " MODEL_NO_TASK " --len 6 --vary 2 " TRAIN " " EVAL " --quiet --out %s --task nosuch", csv);
+    BAD("--attn", "nosuch", "run " TINY " --out %s --attn nosuch", csv);
+    BAD("--pos", "nosuch", "run " TINY " --out %s --pos nosuch", csv);
+    /* lengths */
+    BAD("--vary", NULL, "run " MODEL " --len 6 --vary 6 " TRAIN " " EVAL " --quiet --out %s", csv);
+    BAD("--vary", NULL, "run " MODEL " --len 6 --vary 9 " TRAIN " " EVAL " --quiet --out %s", csv);
+    BAD("--max-len", NULL, "run " MODEL " --len 6 --vary 2 " TRAIN " --eval-samples 10 --quiet --out %s --max-len 7", csv);
+    BAD("--eval-lens", NULL, "run " TINY " --out %s --eval-lens ''", csv);
+    BAD("--eval-lens", NULL, "run " TINY " --out %s --eval-lens 64,x", csv);
+    BAD("--eval-lens", NULL, "run " TINY " --out %s --eval-lens 0", csv);
+    /* task parameters */
+    BAD("--vocab", NULL, "run " TINY " --out %s --vocab 1", csv);
+    BAD("--vocab", NULL, "run " TINY " --out %s --vocab 2.5", csv);
+    BAD("--kv-density", NULL, "run " TINY " --out %s --kv-density 0.5", csv); /* recall's, not copy's */
+    BAD("--kv-density", NULL, "run --task recall --dim 16 --heads 2 --head-dim 8 --ffn 32 --len 16 --vary 4 "
+        TRAIN " --max-len 40 --eval-samples 10 --quiet --out %s --kv-density 0", csv);
+#undef NO_STEPS
+#undef BAD
+    rm_tmpdir(dir);
+}
+END_TEST
+
+START_TEST(test_version_and_help) {
+    /* --version: one line "lcgbench <version>", the version starting with a digit */
+    tu_run(&R, LCG " --version");
+    ck_assert_int_eq(R.status, 0);
+    ck_assert_str_eq(R.err, "");
+    ck_assert_int_eq(tu_count_lines(R.out), 1);
+    ck_assert_msg(strncmp(R.out, "lcgbench ", 9) == 0 && R.out[9] >= '0' && R.out[9] <= '9' &&
+                      !strchr(R.out + 9, ' '),
+                  "--version printed: %s", R.out);
+
+    /* no arguments: usage, exit 2 */
+    tu_run(&R, LCG);
+    ck_assert_int_eq(R.status, 2);
+    ck_assert_msg(strstr(R.out, "usage:") || strstr(R.err, "usage:"), "no usage text: %s%s", R.out, R.err);
+
+    /* run --help: usage and flags, the default task's (recall) own flags included */
+    tu_run(&R, LCG " run --help");
+    ck_assert_int_eq(R.status, 0);
+    ck_assert_str_eq(R.err, "");
+    ck_assert_msg(strstr(R.out, "usage: lcgbench run"), "%s", R.out);
+    ck_assert_msg(strstr(R.out, "--task") && strstr(R.out, "--steps") && strstr(R.out, "--out"), "%s", R.out);
+    ck_assert_msg(strstr(R.out, "--abc") && strstr(R.out, "--kv-density"), "recall flags missing: %s", R.out);
+    ck_assert_msg(!strstr(R.out, "--vocab"), "copy's --vocab listed for recall: %s", R.out);
+    /* 'help run' is the same text */
+    static char run_help[sizeof R.out];
+    memcpy(run_help, R.out, sizeof run_help);
+    tu_run(&R, LCG " help run");
+    ck_assert_int_eq(R.status, 0);
+    ck_assert_str_eq(R.out, run_help);
+    /* with --task copy, copy's own flags instead */
+    tu_run(&R, LCG " run --task copy --help");
+    ck_assert_int_eq(R.status, 0);
+    ck_assert_msg(strstr(R.out, "--vocab") && !strstr(R.out, "--kv-density"), "%s", R.out);
+
+    /* help tasks: one line per task starting with its name, then its flags */
+    tu_run(&R, LCG " help tasks");
+    ck_assert_int_eq(R.status, 0);
+    ck_assert_msg(strncmp(R.out, "copy ", 5) == 0 || strstr(R.out, "\ncopy "), "%s", R.out);
+    ck_assert_msg(strncmp(R.out, "recall ", 7) == 0 || strstr(R.out, "\nrecall "), "%s", R.out);
+    ck_assert_msg(strstr(R.out, "--vocab") && strstr(R.out, "--kv-density"), "%s", R.out);
+
+    /* help attn / pos list the names --attn / --pos accept */
+    tu_run(&R, LCG " help attn");
+    ck_assert_int_eq(R.status, 0);
+    ck_assert_msg(strstr(R.out, "softmax"), "%s", R.out);
+    tu_run(&R, LCG " help pos");
+    ck_assert_int_eq(R.status, 0);
+    ck_assert_msg(strstr(R.out, "rope") && strstr(R.out, "nope") && strstr(R.out, "alibi") &&
+                      strstr(R.out, "nape"),
+                  "%s", R.out);
+}
+END_TEST
+
+/* ---- 2, 3. a good run and its CSV ---------------------------------------------------------- */
+START_TEST(test_good_run_csv) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/sub/x.csv", dir); /* the missing directory is created */
+    expect_ok(NULL, TINY " --out %s", csv);
+
+    /* the table: a header, then one row per ladder length 8, 16 */
+    ck_assert_msg(tu_count_lines(R.out) == 1 + TINY_ROWS, "table: %s", R.out);
+    ck_assert_msg(strstr(R.out, "len") && strstr(R.out, "exact%"), "table header: %s", R.out);
+    const char *line = strchr(R.out, '\n') + 1;
+    for (int k = 0; k < TINY_ROWS; k++, line = strchr(line, '\n') + 1) {
+        int len = 0;
+        ck_assert_msg(sscanf(line, "%d", &len) == 1 && len == 8 << k, "table row %d: %s", k + 1, R.out);
+    }
+
+    /* the CSV: header + one row per length, every row as wide as the header */
+    csv_doc d;
+    csv_load(csv, &d);
+    ck_assert_int_eq(d.rows, 1 + TINY_ROWS);
+    ck_assert_str_eq(d.cell[0][0], "run_id");
+    for (int i = 0; i < d.cols[0]; i++)
+        for (int j = 0; j < i; j++)
+            ck_assert_msg(strcmp(d.cell[0][i], d.cell[0][j]), "duplicate column %s", d.cell[0][i]);
+    const char *want[][2] = {{"task", "copy"}, {"seed", "1"}, {"steps", "20"}, {"batch", "8"},
+                             {"dim", "16"},    {"heads", "2"}, {"train_len", "6"}, {"train_vary", "2"},
+                             {"samples", "10"}, {"wall_threads", NULL}};
+    for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
+        int c = csv_col(&d, want[w][0]);
+        ck_assert_msg(c >= 0, "no column %s", want[w][0]);
+        for (int r = 1; want[w][1] && r < d.rows; r++) ck_assert_str_eq(d.cell[r][c], want[w][1]);
+    }
+    int c_len = csv_col(&d, "eval_len"), c_id = csv_col(&d, "run_id"), c_ver = csv_col(&d, "version");
+    ck_assert(c_len >= 0 && c_ver >= 0);
+    for (int r = 1; r < d.rows; r++) {
+        ck_assert_int_eq(atoi(d.cell[r][c_len]), 8 << (r - 1));
+        ck_assert_str_eq(d.cell[r][c_id], d.cell[1][c_id]); /* one run, one id */
+    }
+    /* the version column is the one --version prints */
+    char version_line[256];
+    snprintf(version_line, sizeof version_line, "lcgbench %s\n", d.cell[1][c_ver]);
+    tu_run(&R, LCG " --version");
+    ck_assert_str_eq(R.out, version_line);
+    csv_free(&d);
+
+    /* run again: appended, the old bytes untouched, the header not repeated */
+    size_t n_old, n_new;
+    char *old = read_all(csv, &n_old);
+    ck_assert_ptr_nonnull(old);
+    expect_ok(NULL, TINY " --out %s", csv);
+    char *new = read_all(csv, &n_new);
+    ck_assert_ptr_nonnull(new);
+    ck_assert_msg(n_new > n_old && memcmp(old, new, n_old) == 0, "second run did not append");
+    csv_load(csv, &d);
+    ck_assert_int_eq(d.rows, 1 + 2 * TINY_ROWS);
+    for (int r = 1; r < d.rows; r++) ck_assert_str_ne(d.cell[r][0], "run_id");
+    csv_free(&d);
+    free(old);
+    free(new);
+    rm_tmpdir(dir);
+}
+END_TEST
+
+/* appending to a file with another header: exit 1 naming the schema, file left as it was */
+static void expect_schema_refused(const char *csv, const char *text) {
+    write_all(csv, text, strlen(text));
+    expect_runtime_error("schema", TINY " --out %s", csv);
+    size_t n;
+    char *after = read_all(csv, &n);
+    ck_assert_msg(after != NULL, "%s was removed", csv);
+    ck_assert_msg(n == strlen(text) && memcmp(after, text, n) == 0, "%s was modified", csv);
+    free(after);
+}
+
+START_TEST(test_schema_mismatch) {
+    char dir[64], csv[128], good[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/x.csv", dir);
+    snprintf(good, sizeof good, "%s/good.csv", dir);
+    /* an unrelated CSV */
+    expect_schema_refused(csv, "a,b,c\n1,2,3\n");
+    /* near misses of the real header: one column renamed, one column more, one fewer */
+    expect_ok(NULL, TINY " --out %s", good);
+    char *text = read_all(good, NULL);
+    ck_assert_ptr_nonnull(text);
+    char *nl = strchr(text, '\n');
+    ck_assert_ptr_nonnull(nl);
+    *nl = '\0';
+    const char *header = text;
+    char *variant = malloc(strlen(header) + 64);
+    ck_assert_ptr_nonnull(variant);
+
+    char *p = strstr(header, "eval_loss");
+    ck_assert_ptr_nonnull(p);
+    sprintf(variant, "%.*seval_lose%s\n", (int)(p - header), header, p + 9);
+    expect_schema_refused(csv, variant);
+
+    sprintf(variant, "%s,extra\n", header);
+    expect_schema_refused(csv, variant);
+
+    sprintf(variant, "%.*s\n", (int)(strrchr(header, ',') - header), header);
+    expect_schema_refused(csv, variant);
+
+    free(variant);
+    free(text);
+    rm_tmpdir(dir);
+}
+END_TEST
+
+/* ---- 4. determinism ------------------------------------------------------------------------- */
+/* all values of column `name` in data rows, '\n'-joined; malloc'd */
+static char *csv_column(const char *path, const char *name) {
+    csv_doc d;
+    csv_load(path, &d);
+    int c = csv_col(&d, name);
+    ck_assert_msg(c >= 0, "%s has no column %s", path, name);
+    size_t len = 0;
+    char *out = NULL;
+    FILE *f = open_memstream(&out, &len);
+    ck_assert_ptr_nonnull(f);
+    for (int r = 1; r < d.rows; r++) fprintf(f, "%s\n", d.cell[r][c]);
+    ck_assert_int_eq(fclose(f), 0);
+    csv_free(&d);
+    return out;
+}
+
+static void assert_same_stripped(const char *a, const char *b) {
+    char *sa = csv_stripped(a, NULL), *sb = csv_stripped(b, NULL);
+    ck_assert_msg(strcmp(sa, sb) == 0, "%s and %s differ outside wall_*:\n%s---\n%s", a, b, sa, sb);
+    free(sa);
+    free(sb);
+}
+
+static void assert_threads_column(const char *path, const char *want) {
+    char *v = csv_column(path, "wall_threads");
+    ck_assert_msg(v[0], "%s has no data rows", path);
+    for (char *line = v, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        ck_assert_msg(strcmp(line, want) == 0, "%s: wall_threads %s, expected %s", path, line, want);
+    }
+    free(v);
+}
+
+START_TEST(test_repeatable) {
+    char dir[64];
+    tu_tmpdir(dir, sizeof dir);
+    char a[128], b[128], c[128];
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    snprintf(c, sizeof c, "%s/c.csv", dir);
+    expect_ok(NULL, TINY " --out %s", a);
+    expect_ok(NULL, TINY " --out %s", b);
+    assert_same_stripped(a, b);
+
+    /* another seed: other data and init, so the losses differ (the comparison can fail) */
+    expect_ok(NULL, TINY " --seed 2 --out %s", c);
+    char *la = csv_column(a, "eval_loss"), *lc = csv_column(c, "eval_loss");
+    char *ta = csv_column(a, "train_loss"), *tc = csv_column(c, "train_loss");
+    ck_assert_msg(strcmp(la, lc) != 0 && strcmp(ta, tc) != 0, "--seed 2 gave the losses of --seed 1");
+    free(la);
+    free(lc);
+    free(ta);
+    free(tc);
+    rm_tmpdir(dir);
+}
+END_TEST
+
+START_TEST(test_thread_invariance) {
+    /* copy, and recall with rope, under OMP_NUM_THREADS and under --threads */
+    static const char *const cfgs[] = {
+        TINY,
+        "--task recall --pos rope --dim 16 --heads 2 --head-dim 8 --ffn 32 --len 16 --vary 4 "
+        TRAIN " --max-len 40 --eval-samples 16 --quiet",
+    };
+    char dir[64], f1[128], f2[128], f3[128], f4[128];
+    tu_tmpdir(dir, sizeof dir);
+    for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
+        snprintf(f1, sizeof f1, "%s/env1_%zu.csv", dir, i);
+        snprintf(f2, sizeof f2, "%s/env2_%zu.csv", dir, i);
+        snprintf(f3, sizeof f3, "%s/flag1_%zu.csv", dir, i);
+        snprintf(f4, sizeof f4, "%s/flag2_%zu.csv", dir, i);
+        expect_ok("OMP_NUM_THREADS=1", "%s --out %s", cfgs[i], f1);
+        expect_ok("OMP_NUM_THREADS=2", "%s --out %s", cfgs[i], f2);
+        expect_ok("OMP_NUM_THREADS=2", "%s --threads 1 --out %s", cfgs[i], f3);
+        expect_ok("OMP_NUM_THREADS=1", "%s --threads 2 --out %s", cfgs[i], f4);
+        /* the setting took effect (else the comparison proves nothing) ... */
+        assert_threads_column(f1, "1");
+        assert_threads_column(f2, "2");
+        assert_threads_column(f3, "1");
+        assert_threads_column(f4, "2");
+        /* ... and changed nothing but wall_* */
+        assert_same_stripped(f1, f2);
+        assert_same_stripped(f1, f3);
+        assert_same_stripped(f1, f4);
+    }
+    rm_tmpdir(dir);
+}
+END_TEST
+
+/* ---- 5. checkpoints ------------------------------------------------------------------------- */
+/* trains TINY with --save dir/m.ckpt and --out dir/train.csv */
+static void train_and_save(const char *dir) {
+    expect_ok(NULL, TINY " --save %s/m.ckpt --out %s/train.csv", dir, dir);
+    char ck[128];
+    snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
+    ck_assert_msg(exists(ck), "--save did not write %s", ck);
+}
+
+START_TEST(test_checkpoint_roundtrip) {
+    char dir[64], train[128], load[128], load2[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(train, sizeof train, "%s/train.csv", dir);
+    snprintf(load, sizeof load, "%s/load.csv", dir);
+    snprintf(load2, sizeof load2, "%s/load2.csv", dir);
+    train_and_save(dir);
+    /* the model's settings come from the checkpoint; only the evaluation is given */
+    expect_ok(NULL, "--load %s/m.ckpt " EVAL " --quiet --out %s", dir, load);
+    /* same rows, same run_id and metrics (train_loss is not kept in a checkpoint) */
+    char *st = csv_stripped(train, "train_loss"), *sl = csv_stripped(load, "train_loss");
+    ck_assert_msg(strcmp(st, sl) == 0, "--load evaluation differs from training's:\n%s---\n%s", st, sl);
+    free(st);
+    free(sl);
+    /* flags that agree with the checkpoint are accepted and change nothing */
+    expect_ok(NULL, "--load %s/m.ckpt --task copy --dim 16 --seed 1 " EVAL " --quiet --out %s", dir, load2);
+    assert_same_stripped(load, load2);
+    rm_tmpdir(dir);
+}
+END_TEST
+
+START_TEST(test_checkpoint_errors) {
+    char dir[64], ck[128], bad[128], out[128], a[1024];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
+    snprintf(bad, sizeof bad, "%s/bad.ckpt", dir);
+    snprintf(out, sizeof out, "%s/out.csv", dir);
+    train_and_save(dir);
+
+    /* settings that contradict the checkpoint: usage errors naming the flag */
+    snprintf(a, sizeof a, "run --load %s --dim 32 " EVAL " --quiet --out %s", ck, out);
+    expect_usage(out, a, "--dim", NULL);
+    snprintf(a, sizeof a, "run --load %s --seed 2 " EVAL " --quiet --out %s", ck, out);
+    expect_usage(out, a, "--seed", NULL);
+
+    size_t n;
+    unsigned char *data = (unsigned char *)read_all(ck, &n);
+    ck_assert_ptr_nonnull(data);
+    ck_assert_uint_gt(n, 64);
+
+    /* one byte flipped in the middle: checksum */
+    data[n / 2] ^= 0xFF;
+    write_all(bad, data, n);
+    data[n / 2] ^= 0xFF;
+    expect_runtime_error("checksum", "--load %s " EVAL " --quiet --out %s", bad, out);
+
+    /* truncated, at several points: an error naming the file, never a crash */
+    size_t cuts[] = {n - 1, n - 8, n / 2, 12, 4, 0};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        write_all(bad, data, cuts[i]);
+        expect_runtime_error(bad, "--load %s " EVAL " --quiet --out %s", bad, out);
+    }
+
+    /* wrong magic */
+    data[0] ^= 0x20;
+    write_all(bad, data, n);
+    expect_runtime_error("magic", "--load %s " EVAL " --quiet --out %s", bad, out);
+
+    /* a file that does not exist */
+    expect_runtime_error("nosuch.ckpt", "--load %s/nosuch.ckpt " EVAL " --quiet --out %s", dir, out);
+
+    ck_assert_msg(!exists(out), "a failed --load wrote %s", out);
+    free(data);
+    rm_tmpdir(dir);
+}
+END_TEST
+
+/* ---- suite ---------------------------------------------------------------------------------- */
+static Suite *cli_suite(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("usage");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_version_and_help);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("csv");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_good_run_csv);
+    tcase_add_test(tc, test_schema_mismatch);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("determinism");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_repeatable);
+    tcase_add_test(tc, test_thread_invariance);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("checkpoint");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_checkpoint_roundtrip);
+    tcase_add_test(tc, test_checkpoint_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    if (access(LCG, X_OK) != 0) {
+        fprintf(stderr, "test_cli: %s not found; run from the repository root after 'make lcgbench'\n", LCG);
+        return 1;
+    }
+    SRunner *sr = srunner_create(cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
