@@ -25,7 +25,7 @@ TESTS := test_kernels test_model test_harness test_cli
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
 
 # the quick default job of `make run`
-RUN_ARGS ?= --task recall --attn softmax --pos nape
+RUN_ARGS ?= --task copy --attn softmax --pos rope
 
 .PHONY: all deps run test bench clean
 all: lcgbench

@@ -115,25 +115,25 @@ typedef struct {
 static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
     lcg_config *m = &c->model;
     flag common[] = {
-        {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default recall", 1, 0},
+        {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default copy", 1, 0},
         {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer: softmax; default softmax", 1, 0},
         {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "normalizer parameter, for normalizers that have one", 1, 0},
-        {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding: rope|nope|alibi|nape; default nape", 1, 0},
+        {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding: rope|nope|alibi|nape; default rope", 1, 0},
         {"layers", FL_INT, &m->L, 1, 64, "N", "transformer layers (2)", 1, 0},
         {"dim", FL_INT, &m->C, 2, 8192, "N", "model width C (64)", 1, 0},
         {"heads", FL_INT, &m->H, 1, 256, "N", "attention heads (4)", 1, 0},
         {"head-dim", FL_INT, &m->D, 2, 1024, "N", "head dimension, even (16)", 1, 0},
         {"ffn", FL_INT, &m->F, 1, 65536, "N", "GeGLU hidden width (256)", 1, 0},
         {"seed", FL_U64, &c->seed, 0, 0, "N", "seed of all randomness: data, init (1)", 1, 0},
-        {"steps", FL_LONG, &c->steps, 1, 1e9, "N", "training steps (600)", 1, 0},
+        {"steps", FL_LONG, &c->steps, 1, 1e9, "N", "training steps (1500)", 1, 0},
         {"batch", FL_INT, &c->batch, 1, 65536, "N", "samples per step (32)", 1, 0},
         {"lr", FL_DOUBLE, &c->lr, 1e-9, 10, "X", "peak learning rate (3e-3)", 1, 0},
-        {"warmup", FL_LONG, &c->warmup, 0, 1e9, "N", "linear warmup steps (50)", 1, 0},
+        {"warmup", FL_LONG, &c->warmup, 0, 1e9, "N", "linear warmup steps (100; steps/10 if fewer steps)", 1, 0},
         {"weight-decay", FL_DOUBLE, &c->weight_decay, 0, 10, "X", "AdamW weight decay (0)", 1, 0},
         {"clip", FL_DOUBLE, &c->clip, 0, 1e9, "X", "clip gradients to this global norm, 0 = off (1)", 1, 0},
-        {"len", FL_INT, &c->len, 1, 1 << 20, "N", "training length (task default, 48 for the reference)", 1, 0},
-        {"vary", FL_INT, &c->vary, 0, 1 << 20, "N", "training lengths are len +- vary (task default)", 1, 0},
-        {"max-len", FL_INT, &c->max_len, 1, 1 << 24, "N", "ladder: (len+vary)*2^k up to this (1024)", 0, 0},
+        {"len", FL_INT, &c->len, 1, 1 << 20, "N", "training length (16; the reference uses 48)", 1, 0},
+        {"vary", FL_INT, &c->vary, 0, 1 << 20, "N", "training lengths are len +- vary (8; the reference uses 16)", 1, 0},
+        {"max-len", FL_INT, &c->max_len, 1, 1 << 24, "N", "ladder: (len+vary)*2^k up to this (16*(len+vary))", 0, 0},
         {"eval-lens", FL_STR, &nm->eval_lens, 0, 0, "L1,L2,..", "explicit evaluation lengths instead of the ladder", 0, 0},
         {"eval-samples", FL_INT, &c->eval_samples, 1, 1 << 24, "N", "test samples per length (100)", 0, 0},
         {"out", FL_STR, &c->out, 0, 0, "FILE", "CSV to append rows to (results/runs.csv)", 0, 0},
@@ -161,19 +161,19 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
     lcg_task_defaults(&c->task, task);
     nm->task = task->name;
     nm->attn = "softmax";
-    nm->pos = "nape";
+    nm->pos = "rope";
     nm->alpha = NAN;
     c->model = (lcg_config){.L = 2, .C = 64, .H = 4, .D = 16, .F = 256, .alpha = 1.0f};
     c->seed = 1;
-    c->steps = 600;
+    c->steps = 1500;
     c->batch = 32;
     c->lr = 3e-3;
-    c->warmup = 50;
+    c->warmup = 100;
     c->weight_decay = 0;
     c->clip = 1.0;
-    c->len = task->def_len;
-    c->vary = task->def_vary;
-    c->max_len = 1024;
+    c->len = 16; /* quick CPU defaults; the reference lengths are in the task registry */
+    c->vary = 8;
+    c->max_len = 0; /* 16 * (len + vary) */
     c->eval_samples = 100;
     c->out = "results/runs.csv";
 }
@@ -253,7 +253,7 @@ static long mem_available_bytes(void) {
 static int cmd_run(int argc, char **argv) {
     g_cmd = "run";
     /* the task (from --task or the checkpoint) decides which flags exist: find it first */
-    const char *task_name = "recall", *load = NULL;
+    const char *task_name = "copy", *load = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--task=", 7) == 0) task_name = a + 7;
@@ -321,6 +321,7 @@ static int cmd_run(int argc, char **argv) {
     if (c.vary >= c.len) usage_error("--vary %d must be smaller than --len %d", c.vary, c.len);
     bad = task->validate(&c.task, c.len - c.vary);
     if (bad[0]) usage_error("%s (at the shortest training length %d)", bad, c.len - c.vary);
+    if (!c.max_len) c.max_len = 16 * (c.len + c.vary);
     if (nm.eval_lens) parse_eval_lens(&c, nm.eval_lens);
     else if (c.max_len < c.len + c.vary)
         usage_error("--max-len %d is below the longest training length %d", c.max_len, c.len + c.vary);
@@ -422,7 +423,7 @@ static int cmd_help(int argc, char **argv) {
     if (strcmp(t, "tasks") == 0) {
         for (int i = 0; lcg_task_at(i); i++) {
             const lcg_task *k = lcg_task_at(i);
-            printf("%-10s %s (default length %d +- %d)\n", k->name, k->help, k->def_len, k->def_vary);
+            printf("%-10s %s (reference training length %d +- %d)\n", k->name, k->help, k->def_len, k->def_vary);
             for (int j = 0; j < k->n_params; j++)
                 printf("    --%-14s %s (default %g)\n", k->params[j].flag, k->params[j].help, k->params[j].def);
         }
