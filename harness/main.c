@@ -314,6 +314,8 @@ static int cmd_run(int argc, char **argv) {
     c.model.norm = norm->id;
     c.model.pos = pos->id;
     c.model.alpha = (float)(isnan(nm.alpha) ? norm->alpha_def : nm.alpha);
+    if (norm->has_alpha && !(c.model.alpha > 1.0f))
+        usage_error("--alpha must be in (1, 2] for %s (1 is softmax: use --attn softmax)", norm->name);
     c.model.V = lcg_task_tokens(&c.task).vocab;
     const char *bad = lcg_config_check(&c.model);
     if (bad[0]) usage_error("%s", bad);

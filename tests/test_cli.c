@@ -645,9 +645,5 @@ int main(void) {
         fprintf(stderr, "test_cli: %s not found; run from the repository root after 'make lcgbench'\n", LCG);
         return 1;
     }
-    SRunner *sr = srunner_create(cli_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(cli_suite());
 }

@@ -63,4 +63,13 @@ static inline int tu_count_lines(const char *s) {
     return n;
 }
 
+/* runs a suite in Check's default (fork) mode; returns the process exit status */
+static inline int tu_run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
+
 #endif
