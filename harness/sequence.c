@@ -26,25 +26,22 @@ void batch_fill(lcg_batch *b, const lcg_task_cfg *task, pcg32 *rng, int B, int l
     lcg_tokens tk = lcg_task_tokens(task);
     int ms, mt;
     task->task->max_sizes(task, len + vary, &ms, &mt);
-    int *src = LCG_NEW(int, ms + 1), *trg = LCG_NEW(int, mt + 1), *seq = LCG_NEW(int, cap_T + 1);
-    int *seq_len = LCG_NEW(int, B);
-    int T = 0;
+    int *src = LCG_NEW(int, ms + 1), *trg = LCG_NEW(int, mt + 1);
+    int *seq_len = LCG_NEW(int, B), *n_prompt = LCG_NEW(int, B), T = 0;
     /* generate every sample first (T is the longest), then lay them out padded */
-    int *all = LCG_NEW(int, (size_t)B * (cap_T + 1));
-    int *n_prompt = LCG_NEW(int, B);
+    int *all = LCG_NEW(int, (size_t)B * (cap_T + 1)); /* B, cap_T + 1: BOS src [SEP] trg EOS */
     b->n_real = 0;
     for (int i = 0; i < B; i++) {
         int L = len - vary + (int)pcg32_below(rng, (uint32_t)(2 * vary + 1));
         int n_src, n_trg;
         task->task->generate(task, rng, L, src, &n_src, trg, &n_trg);
-        int n = 0;
+        int n = 0, *seq = all + (size_t)i * (cap_T + 1);
         seq[n++] = tk.bos;
         for (int j = 0; j < n_src; j++) seq[n++] = src[j];
         if (task->task->uses_sep) seq[n++] = tk.sep;
         n_prompt[i] = n;
         for (int j = 0; j < n_trg; j++) seq[n++] = trg[j];
         seq[n++] = tk.eos;
-        memcpy(all + (size_t)i * (cap_T + 1), seq, sizeof(int) * (size_t)n);
         seq_len[i] = n;
         if (n - 1 > T) T = n - 1;
     }
@@ -66,7 +63,6 @@ void batch_fill(lcg_batch *b, const lcg_task_cfg *task, pcg32 *rng, int B, int l
     lcg_free(seq_len);
     lcg_free(src);
     lcg_free(trg);
-    lcg_free(seq);
 }
 
 void batch_free(lcg_batch *b) {
