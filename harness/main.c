@@ -116,7 +116,7 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
     lcg_config *m = &c->model;
     flag common[] = {
         {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default copy", 1, 0},
-        {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer: softmax; default softmax", 1, 0},
+        {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer: softmax|entmax|sparsemax; default softmax", 1, 0},
         {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "normalizer parameter, for normalizers that have one", 1, 0},
         {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding: rope|nope|alibi|nape; default rope", 1, 0},
         {"layers", FL_INT, &m->L, 1, 64, "N", "transformer layers (2)", 1, 0},

@@ -5,6 +5,7 @@
  * against the KV cache with the same row normalizers, in O(n) memory.
  *
  * Adding a normalizer: a case in norm_row_forward/backward and an entry in registry.c.
+ * The entmax/sparsemax row math lives in entmax.c.
  */
 #include "kernels.h"
 #include "real.h"
@@ -34,18 +35,20 @@ static void softmax_row_backward(real *ds, const real *p, const real *dp, int n)
 }
 
 void KFN(norm_row_forward)(real *p, const real *s, int n, int norm, double alpha) {
-    (void)alpha;
     switch (norm) {
     case LCG_NORM_SOFTMAX: softmax_row(p, s, n); return;
+    case LCG_NORM_ENTMAX: KFN(entmax_row)(p, s, n, alpha); return;
+    case LCG_NORM_SPARSEMAX: KFN(sparsemax_row)(p, s, n); return;
     default: lcg_die("unknown attention normalizer id %d", norm);
     }
 }
 
 void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int norm,
                             double alpha) {
-    (void)alpha;
     switch (norm) {
     case LCG_NORM_SOFTMAX: softmax_row_backward(ds, p, dp, n); return;
+    case LCG_NORM_ENTMAX: KFN(entmax_row_backward)(ds, p, dp, n, alpha); return;
+    case LCG_NORM_SPARSEMAX: KFN(entmax_row_backward)(ds, p, dp, n, 2.0); return;
     default: lcg_die("unknown attention normalizer id %d", norm);
     }
 }

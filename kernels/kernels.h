@@ -28,7 +28,7 @@
 /* ---- attention normalizer registry (kernels/registry.c) ------------------------------------
  * A normalizer maps one row of scores to attention weights. Adding one = a row forward and
  * backward in attention.c's switch plus an entry here. */
-enum { LCG_NORM_SOFTMAX = 0, LCG_NORM_COUNT };
+enum { LCG_NORM_SOFTMAX = 0, LCG_NORM_ENTMAX, LCG_NORM_SPARSEMAX, LCG_NORM_COUNT };
 
 typedef struct {
     const char *name;

@@ -62,6 +62,23 @@ void KFN(norm_row_forward)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n
 void KFN(norm_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */,
                             const LCG_REAL *dp /* n */, int n, int norm, double alpha);
 
+/* alpha-entmax and sparsemax rows (entmax.c), 1 < alpha <= 2. Each forward works on
+ * x = (alpha-1)(s - max s), writes p (sums to 1, exact zeros off the support) and returns the
+ * threshold tau in that shifted domain: p_j = 0 wherever x_j <= tau. entmax_row is the fast exact
+ * path (closed form for alpha = 1.5 and 2, Newton otherwise); entmax_bisect_row is the plain
+ * bisection reference (n_iter halvings of [-1, -n^(1-alpha)], 80 reach double precision).
+ * The backward writes (does not accumulate) ds = u (g - sum(u g)/sum(u)), u = p^(2-alpha) on
+ * p > 0. */
+double KFN(entmax_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
+/* the sort-based closed-form threshold alone (alpha 1.5 or 2), without entmax_row's check and
+ * fallback, so the tests can hold it to the bisection reference */
+double KFN(entmax_closed_form_tau)(const LCG_REAL *s /* n */, int n, double alpha);
+double KFN(entmax_bisect_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha,
+                              int n_iter);
+double KFN(sparsemax_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n);
+void KFN(entmax_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */,
+                              const LCG_REAL *g /* n */, int n, double alpha);
+
 /* masked softmax cross-entropy. losses[n] = -log softmax(logits[n])[target[n]] where
  * mask[n], else 0. Backward writes dlogits = (softmax - onehot) * scale on masked rows. */
 void KFN(crossentropy_forward)(LCG_REAL *losses /* N */, const LCG_REAL *logits /* N,V */,

@@ -1,7 +1,8 @@
 /*
  * registry.c: names, flags and help of the attention normalizers and position encodings.
- * The math is in attention.c (normalizers) and posenc.c / attention.c (encodings); this file
- * is the one place the CLI, CSV and checkpoints learn which variants exist.
+ * The math is in attention.c and entmax.c (normalizers) and posenc.c / attention.c
+ * (encodings); this file is the one place the CLI, CSV and checkpoints learn which variants
+ * exist.
  */
 #include "kernels.h"
 
@@ -9,6 +10,8 @@
 
 static const lcg_normalizer normalizers[] = {
     {"softmax", LCG_NORM_SOFTMAX, 0, 1.0, "dense softmax attention"},
+    {"entmax", LCG_NORM_ENTMAX, 1, 1.5, "alpha-entmax, 1 < alpha <= 2 (sparse; 1.5 = entmax15)"},
+    {"sparsemax", LCG_NORM_SPARSEMAX, 0, 2.0, "sparsemax (alpha-entmax with alpha = 2)"},
 };
 
 const lcg_normalizer *lcg_normalizer_at(int i) {

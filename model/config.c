@@ -38,7 +38,10 @@ const char *lcg_config_check(const lcg_config *c) {
     else if (c->F < 1 || c->F > 65536) snprintf(msg, sizeof msg, "ffn %d outside [1, 65536]", c->F);
     else if (!lcg_normalizer_at(c->norm)) snprintf(msg, sizeof msg, "unknown normalizer id %d", c->norm);
     else if (!lcg_posenc_at(c->pos)) snprintf(msg, sizeof msg, "unknown position encoding id %d", c->pos);
-    else if (!(c->alpha >= 1.0f && c->alpha <= 2.0f)) snprintf(msg, sizeof msg, "alpha %g outside [1, 2]", (double)c->alpha);
+    else if (lcg_normalizer_at(c->norm)->has_alpha && !(c->alpha > 1.0f && c->alpha <= 2.0f))
+        snprintf(msg, sizeof msg, "alpha %g outside (1, 2] for %s", (double)c->alpha, lcg_normalizer_at(c->norm)->name);
+    else if (!lcg_normalizer_at(c->norm)->has_alpha && c->alpha != (float)lcg_normalizer_at(c->norm)->alpha_def)
+        snprintf(msg, sizeof msg, "alpha %g for %s, which has none", (double)c->alpha, lcg_normalizer_at(c->norm)->name);
     else msg[0] = '\0';
     return msg;
 }

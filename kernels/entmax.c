@@ -1,0 +1,303 @@
+/*
+ * entmax.c: alpha-entmax and sparsemax on ONE row of n scores (the attention normalizer math;
+ * attention.c's norm_row_forward/backward dispatch here). Spec: shared/spec/entmax.md §1, §2.1.
+ *
+ *   p_j = [(alpha-1) s_j - tau]_+^(1/(alpha-1)),  tau such that sum_j p_j = 1,  1 < alpha <= 2.
+ *
+ * Everything works on x_j = (alpha-1)(s_j - max s), so max x = 0 and tau lies in
+ * [-1, -n^(1-alpha)]; keys with x_j <= -1 are provably zero and never enter the solve.
+ * Thresholds and sums are accumulated in double in both builds (float and `_f64`).
+ *
+ *   entmax_bisect_row   the plain bisection reference (entmax library's EntmaxBisect: lower end
+ *                       moves only when f(tau_m) >= 0; output from the last tau_m, renormalized).
+ *   entmax_row          the fast exact path: sort-based closed form for alpha = 1.5 and 2 on the
+ *                       candidates x_j > -1; Newton from tau = -1 (monotone, never overshoots
+ *                       since f is convex for alpha <= 2) for other alpha; bisection as the
+ *                       fallback if either check fails. Output renormalized to sum 1.
+ *   sparsemax_row       = entmax_row with alpha = 2.
+ *   entmax_row_backward the JVP ds_j = u_j (g_j - sum(u g)/sum(u)), u = p^(2-alpha) on p > 0.
+ *
+ * Deliberately NOT here: masking inside a row (the caller passes only the causal keys), rows
+ * with NaN or +inf scores (undefined), alpha outside (1, 2] (fatal: alpha = 1 is softmax, use
+ * that normalizer), the gradient w.r.t. alpha (§2.3; alpha is a constant here), and the
+ * streaming/top-k pruning and CSR storage of spec §5 (the training attention materializes
+ * T x T weights; decoding scores one row at a time).
+ */
+#include "kernels.h"
+#include "real.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* a key that may be in the support: its shifted, scaled score and its index in the row */
+typedef struct {
+    double x;
+    int j;
+} ent_cand;
+
+enum { ENT_GENERIC = 0, ENT_15, ENT_2 }; /* which power c = 1/(alpha-1) is: any, 2, 1 */
+enum { ENT_STACK = 256, ENT_NEWTON_MAX = 100, ENT_BISECT_ITERS = 80 };
+
+static void ent_check_alpha(double alpha) {
+    if (!(alpha > 1.0 && alpha <= 2.0))
+        lcg_die("entmax: alpha %.17g outside (1, 2] (alpha = 1 is softmax)", alpha);
+}
+
+static int ent_mode(double alpha) { return alpha == 2.0 ? ENT_2 : alpha == 1.5 ? ENT_15 : ENT_GENERIC; }
+
+/* t^c for t > 0 (callers mask t <= 0 before calling: 0^c and negative bases never happen) */
+static inline double ent_pow(double t, double c, int mode) {
+    return mode == ENT_2 ? t : mode == ENT_15 ? t * t : pow(t, c);
+}
+
+/* max of s[n] (n >= 1), in the row's own precision, returned as double */
+static double ent_max(const real *s, int n) {
+    real mx = s[0];
+    for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    return (double)mx;
+}
+
+/* ---- bisection reference -------------------------------------------------------------------
+ * f(tau) = sum_j [x_j - tau]_+^c - 1 over the whole row; bracket [-1, -n^(1-alpha)]. */
+static double ent_f_row(const real *s, int n, double mx, double am1, double c, int mode,
+                        double tau) {
+    double f = -1.0;
+    for (int j = 0; j < n; j++) {
+        double t = am1 * ((double)s[j] - mx) - tau;
+        if (t > 0) f += ent_pow(t, c, mode);
+    }
+    return f;
+}
+
+double KFN(entmax_bisect_row)(real *p /* n */, const real *s /* n */, int n, double alpha,
+                              int n_iter) {
+    ent_check_alpha(alpha);
+    double am1 = alpha - 1.0, c = 1.0 / am1, mx = ent_max(s, n);
+    int mode = ent_mode(alpha);
+    double lo = -1.0, hi = -pow((double)n, 1.0 - alpha), dt = hi - lo, tm = lo;
+    for (int it = 0; it < n_iter; it++) {
+        dt *= 0.5;
+        tm = lo + dt;
+        if (ent_f_row(s, n, mx, am1, c, mode, tm) >= 0) lo = tm; /* never a sign product */
+    }
+    if (n_iter <= 0) tm = lo;
+    double sum = ent_f_row(s, n, mx, am1, c, mode, tm) + 1.0;
+    if (!(sum > 0)) { /* cannot happen for finite rows: tm <= tau < 0 = max x */
+        tm = lo;
+        sum = ent_f_row(s, n, mx, am1, c, mode, tm) + 1.0;
+    }
+    for (int j = 0; j < n; j++) {
+        double t = am1 * ((double)s[j] - mx) - tm;
+        p[j] = t > 0 ? (real)(ent_pow(t, c, mode) / sum) : 0;
+    }
+    return tm;
+}
+
+/* ---- fast exact path on the candidate set --------------------------------------------------- */
+static int ent_cmp_desc(const void *a, const void *b) {
+    double x = ((const ent_cand *)a)->x, y = ((const ent_cand *)b)->x;
+    return (x < y) - (x > y);
+}
+
+/* sorts cd[m] by x, descending */
+static void ent_sort(ent_cand *cd, int m) {
+    if (m > 32) {
+        qsort(cd, (size_t)m, sizeof *cd, ent_cmp_desc);
+        return;
+    }
+    for (int i = 1; i < m; i++) {
+        ent_cand v = cd[i];
+        int k = i;
+        for (; k > 0 && cd[k - 1].x < v.x; k--) cd[k] = cd[k - 1];
+        cd[k] = v;
+    }
+}
+
+/* f(tau) over the candidates (every key outside them has x <= -1 <= tau, contributing 0) */
+static double ent_f_cand(const ent_cand *cd, int m, double c, int mode, double tau) {
+    double f = -1.0;
+    for (int i = 0; i < m; i++) {
+        double t = cd[i].x - tau;
+        if (t > 0) f += ent_pow(t, c, mode);
+    }
+    return f;
+}
+
+/* sparsemax closed form on cd[m] sorted descending: tau_k = (S_k - 1)/k, k* = #{k : 1 + k y_k > S_k} */
+static double ent_tau_sparsemax(const ent_cand *cd, int m) {
+    double S = 0, S_star = 0; /* k = 1 always qualifies: 1 + y_1 > y_1 */
+    int k_star = 1;
+    for (int k = 1; k <= m; k++) {
+        S += cd[k - 1].x;
+        if (1.0 + k * cd[k - 1].x > S) k_star = k, S_star = S;
+    }
+    return (S_star - 1.0) / k_star;
+}
+
+/* entmax15 closed form on cd[m] sorted descending (x = (s - max)/2): with mu_k, ss_k the mean
+ * and sum of squared deviations of the top k (Welford), tau_k = mu_k - sqrt(max(0, (1-ss_k)/k)),
+ * k* = #{k : tau_k <= y_k}, tau = tau_{k*}. */
+static double ent_tau_15(const ent_cand *cd, int m) {
+    double mu = 0, ss = 0;
+    int count = 0;
+    for (int k = 1; k <= m; k++) {
+        double y = cd[k - 1].x, d = y - mu;
+        mu += d / k;
+        ss += d * (y - mu);
+        double disc = (1.0 - ss) / k;
+        if (mu - sqrt(disc > 0 ? disc : 0) <= y) count++;
+    }
+    /* second pass up to k* = count, where tau = tau_{k*} */
+    double tau = -1.0;
+    mu = 0, ss = 0;
+    for (int k = 1; k <= count; k++) {
+        double y = cd[k - 1].x, d = y - mu;
+        mu += d / k;
+        ss += d * (y - mu);
+        double disc = (1.0 - ss) / k;
+        tau = mu - sqrt(disc > 0 ? disc : 0);
+    }
+    return tau;
+}
+
+/* Newton from tau = -1 (a lower bound): f is convex and decreasing, so iterates rise to the
+ * root without overshooting. Stops when |f| is tiny and the support size is unchanged.
+ * Returns 0 on success, -1 if something went wrong (non-finite, flat f, no convergence). */
+static int ent_newton(const ent_cand *cd, int m, double c, int mode, double *tau_out) {
+    double tau = -1.0;
+    int prev_k = -1;
+    for (int it = 0; it < ENT_NEWTON_MAX; it++) {
+        double f = -1.0, fp = 0; /* fp = -f'(tau) / c = sum t^(c-1) */
+        int k = 0;
+        for (int i = 0; i < m; i++) {
+            double t = cd[i].x - tau;
+            if (t <= 0) continue; /* mask before the power: c - 1 may be < 1 */
+            double tc1 = mode == ENT_2 ? 1.0 : mode == ENT_15 ? t : pow(t, c - 1.0);
+            f += tc1 * t;
+            fp += tc1;
+            k++;
+        }
+        fp *= c;
+        if (!isfinite(f) || !(fp > 0)) return -1;
+        if (fabs(f) <= 1e-13 && k == prev_k) {
+            *tau_out = tau;
+            return 0;
+        }
+        double next = tau + f / fp;
+        if (next == tau) { /* at the precision floor */
+            *tau_out = tau;
+            return fabs(f) <= 1e-9 ? 0 : -1;
+        }
+        tau = next;
+        prev_k = k;
+    }
+    return -1;
+}
+
+/* bisection on the candidates, the last resort of the fast path */
+static double ent_bisect_cand(const ent_cand *cd, int m, int n, double alpha, double c, int mode) {
+    double lo = -1.0, dt = -pow((double)n, 1.0 - alpha) - lo, tm = lo;
+    for (int it = 0; it < ENT_BISECT_ITERS; it++) {
+        dt *= 0.5;
+        tm = lo + dt;
+        if (ent_f_cand(cd, m, c, mode, tm) >= 0) lo = tm;
+    }
+    return ent_f_cand(cd, m, c, mode, tm) > -1.0 ? tm : lo;
+}
+
+double KFN(entmax_closed_form_tau)(const real *s /* n */, int n, double alpha) {
+    int mode = ent_mode(alpha);
+    if (mode == ENT_GENERIC) lcg_die("entmax: no closed form for alpha = %g", alpha);
+    double am1 = alpha - 1.0, mx = ent_max(s, n);
+    ent_cand *cd = malloc(sizeof *cd * (size_t)n);
+    if (!cd) lcg_die("entmax: out of memory for %d candidates", n);
+    int m = 0;
+    for (int j = 0; j < n; j++) {
+        double x = am1 * ((double)s[j] - mx);
+        if (x > -1.0) cd[m].x = x, cd[m].j = j, m++;
+    }
+    ent_sort(cd, m);
+    double tau = mode == ENT_2 ? ent_tau_sparsemax(cd, m) : ent_tau_15(cd, m);
+    free(cd);
+    return tau;
+}
+
+double KFN(entmax_row)(real *p /* n */, const real *s /* n */, int n, double alpha) {
+    ent_check_alpha(alpha);
+    if (n == 1) {
+        p[0] = 1;
+        return -1.0;
+    }
+    double am1 = alpha - 1.0, c = 1.0 / am1, mx = ent_max(s, n);
+    int mode = ent_mode(alpha);
+
+    /* candidates: x_j > -1 (tau >= -1, so the rest are exactly zero) */
+    ent_cand stack[ENT_STACK], *cd = stack;
+    stack[0] = (ent_cand){0, 0}; /* always overwritten (the max key is a candidate); quiets gcc */
+    int m = 0;
+    for (int j = 0; j < n; j++) {
+        double x = am1 * ((double)s[j] - mx);
+        p[j] = 0;
+        if (x > -1.0) {
+            if (m == ENT_STACK) { /* long row with many candidates: move to the heap once */
+                ent_cand *h = malloc(sizeof *h * (size_t)n);
+                if (!h) lcg_die("entmax: out of memory for %d candidates", n);
+                for (int i = 0; i < m; i++) h[i] = stack[i];
+                cd = h;
+            }
+            cd[m].x = x;
+            cd[m].j = j;
+            m++;
+        }
+    }
+
+    double tau = 0;
+    int ok = -1;
+    if (mode != ENT_GENERIC) {
+        ent_sort(cd, m);
+        tau = mode == ENT_2 ? ent_tau_sparsemax(cd, m) : ent_tau_15(cd, m);
+        double f = ent_f_cand(cd, m, c, mode, tau);
+        ok = isfinite(tau) && fabs(f) <= 1e-9 ? 0 : -1; /* cheap check of the closed form */
+    }
+    if (ok != 0) ok = ent_newton(cd, m, c, mode, &tau);
+    if (ok != 0) tau = ent_bisect_cand(cd, m, n, alpha, c, mode);
+
+    /* weights, renormalized to sum 1 (sum > 0: the max key has x = 0 > -n^(1-alpha) >= tau) */
+    double sum = 0;
+    for (int i = 0; i < m; i++) {
+        double t = cd[i].x - tau;
+        cd[i].x = t > 0 ? ent_pow(t, c, mode) : 0;
+        sum += cd[i].x;
+    }
+    for (int i = 0; i < m; i++) p[cd[i].j] = (real)(cd[i].x / sum);
+    if (cd != stack) free(cd);
+    return tau;
+}
+
+double KFN(sparsemax_row)(real *p /* n */, const real *s /* n */, int n) {
+    return KFN(entmax_row)(p, s, n, 2.0);
+}
+
+/* ---- backward (JVP) --------------------------------------------------------------------------
+ * ds_j = u_j (g_j - sum_k u_k g_k / sum_k u_k), u_j = p_j^(2-alpha) where p_j > 0, else 0. */
+void KFN(entmax_row_backward)(real *ds /* n */, const real *p /* n */, const real *g /* n */,
+                              int n, double alpha) {
+    ent_check_alpha(alpha);
+    int mode = ent_mode(alpha);
+    double su = 0, sug = 0;
+    for (int j = 0; j < n; j++) {
+        if (!(p[j] > 0)) {
+            ds[j] = 0;
+            continue;
+        }
+        double u = mode == ENT_2 ? 1.0 : mode == ENT_15 ? sqrt((double)p[j]) : pow((double)p[j], 2.0 - alpha);
+        ds[j] = (real)u;
+        su += u;
+        sug += u * (double)g[j];
+    }
+    if (!(su > 0)) return; /* no support: only for an all-zero p, never from the forward */
+    double r = sug / su;
+    for (int j = 0; j < n; j++)
+        if (ds[j] != 0) ds[j] = (real)((double)ds[j] * ((double)g[j] - r));
+}
