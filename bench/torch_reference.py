@@ -16,14 +16,27 @@ masked loss with torch autograd, and compares with what the C code produced:
 All must be within --tol (default 1e-4; the C values are float32, the reference float64).
 
 What it checks: the float model's forward (embedding scale, sandwich RMSNorms with (1 + w),
-q|k|v layout and head split, RoPE / NoPE / ALiBi / NAPE, causal softmax attention, GeGLU with
-tanh-GELU, untied LM head), the masked mean cross-entropy, the hand-written backward of every
-layer, the parameter layout of the flat array, and the checkpoint's format and checksum.
+q|k|v layout and head split, RoPE / NoPE / ALiBi / NAPE, causal attention with each normalizer
+(id 0 softmax, 1 alpha-entmax with the checkpoint's alpha, 2 sparsemax = entmax with alpha 2),
+GeGLU with tanh-GELU, untied LM head), the masked mean cross-entropy, the hand-written backward
+of every layer, the parameter layout of the flat array, and the checkpoint's format and
+checksum. The alpha field must be 1 for softmax, in (1, 2] for entmax and 2 for sparsemax (as
+in model/config.c); entmax uses it as stored (a float32, widened exactly to float64).
+
+Entmax here is written from the math (spec shared/spec/entmax.md §1.1-§1.2, §2.1), not from the
+C kernels or any library: per row, on x = (alpha - 1)(s - max s) over the causal keys only,
+tau is found by 100 float64 bisection steps on the bracket [-1, -n^(1 - alpha)] (n = the row's
+causal key count), p = [x - tau]_+^(1/(alpha - 1)) renormalized to sum 1, future keys exactly 0
+and never in any sum; the backward is the JVP ds = u (g - sum(u g) / sum(u)), u = p^(2 - alpha)
+on the support (1 for sparsemax). It cannot tell the C fast paths (closed forms, Newton,
+bisection fallback) apart: only their result is compared. The sparse attentions make the loss
+only piecewise smooth; the C gradient is compared with autograd's at the same point, which is
+exact unless a key sits within rounding of the support boundary (then a mismatch may be noise).
 
 What it does not check: the `_f64` model, decoding with the KV cache (model/infer.c), the
-optimizer and its saved state (read and skipped), the alpha field (softmax ignores it),
-attention normalizers other than softmax (id 0, the only one there is), gradients with
-respect to anything but parameters, and bitwise reproducibility of the C code.
+optimizer and its saved state (read and skipped), gradients with respect to anything but
+parameters (in particular not w.r.t. alpha, a constant), entmax on rows longer than the batch's
+T (the C heap path for more than 256 candidates), and bitwise reproducibility of the C code.
 
 Usage:
   /usr/bin/python3 bench/torch_reference.py --ckpt DIR/model.ckpt --batch DIR/batch.bin \
@@ -60,7 +73,9 @@ FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
 RMS_EPS = 1e-6
 ROPE_THETA = 10000.0
 POS_NAMES = {0: "rope", 1: "nope", 2: "alibi", 3: "nape"}
-NORM_SOFTMAX = 0
+NORM_SOFTMAX, NORM_ENTMAX, NORM_SPARSEMAX = 0, 1, 2
+NORM_NAMES = {NORM_SOFTMAX: "softmax", NORM_ENTMAX: "entmax", NORM_SPARSEMAX: "sparsemax"}
+ENTMAX_BISECT_ITERS = 100
 
 PARAM_NAMES = ["embedding", "ln_in", "wqkv", "wo", "ln_post_attn", "ln_pre_ffn",
                "w_gate_up", "w_down", "ln_post_ffn", "ln_final", "lm_head"]
@@ -136,8 +151,13 @@ def check_config(cfg):
             return f"{k} = {cfg[k]} outside [{lo}, {hi}]"
     if cfg["D"] % 2:
         return f"head dim D = {cfg['D']} is odd"
-    if cfg["norm"] != NORM_SOFTMAX:
-        return f"attention normalizer id {cfg['norm']} is not softmax (0), the only one checked"
+    if cfg["norm"] not in NORM_NAMES:
+        return f"unknown attention normalizer id {cfg['norm']}"
+    a, name = cfg["alpha"], NORM_NAMES[cfg["norm"]]
+    if cfg["norm"] == NORM_ENTMAX and not 1.0 < a <= 2.0:
+        return f"alpha {a!r} outside (1, 2] for entmax"
+    if cfg["norm"] != NORM_ENTMAX and a != (1.0 if cfg["norm"] == NORM_SOFTMAX else 2.0):
+        return f"alpha {a!r} for {name}, which has none"
     if cfg["pos"] not in POS_NAMES:
         return f"unknown position encoding id {cfg['pos']}"
     return ""
@@ -257,15 +277,60 @@ def alibi_slopes(pos, H):
                         dtype=torch.float64)
 
 
-def causal_attention(q, k, v, slopes):
-    """q, k, v [B, H, T, D]; s_ij = q_i.k_j / sqrt(D) + slope_h (j - i) for j <= i"""
+class MaskedEntmax(torch.autograd.Function):
+    """alpha-entmax over the last dim of s, only on the entries where `valid` is true (the others
+    get exactly 0 and no gradient); every row needs at least one valid entry. float64."""
+
+    @staticmethod
+    def forward(ctx, s, valid, alpha):
+        am1, c = alpha - 1.0, 1.0 / (alpha - 1.0)
+        mx = s.masked_fill(~valid, float("-inf")).amax(dim=-1, keepdim=True)
+        x = torch.where(valid, am1 * (s - mx), torch.zeros_like(s))  # masked: never used
+
+        def powers(tau):  # [x - tau]_+^c on the valid entries, 0 elsewhere
+            t = torch.where(valid, (x - tau).clamp_min(0.0), torch.zeros_like(x))
+            return t if c == 1.0 else t.pow(c)
+
+        n = valid.sum(dim=-1, keepdim=True).double()
+        lo = torch.full_like(n, -1.0)  # f(lo) >= 0 always: the max key alone gives 1
+        hi = -n.pow(1.0 - alpha)  # f(hi) <= 0
+        for _ in range(ENTMAX_BISECT_ITERS):
+            mid = 0.5 * (lo + hi)
+            above = powers(mid).sum(dim=-1, keepdim=True) >= 1.0
+            lo, hi = torch.where(above, mid, lo), torch.where(above, hi, mid)
+        p = powers(lo)
+        p = p / p.sum(dim=-1, keepdim=True)  # sum >= 1 at lo, so never 0
+        ctx.alpha = alpha
+        ctx.save_for_backward(p)
+        return p
+
+    @staticmethod
+    def backward(ctx, g):
+        (p,) = ctx.saved_tensors
+        on = p > 0
+        if ctx.alpha == 2.0:
+            u = on.double()
+        else:  # never form 0^(2 - alpha)
+            u = torch.where(on, torch.where(on, p, torch.ones_like(p)).pow(2.0 - ctx.alpha),
+                            torch.zeros_like(p))
+        r = (u * g).sum(dim=-1, keepdim=True) / u.sum(dim=-1, keepdim=True)
+        return u * (g - r), None, None
+
+
+def causal_attention(q, k, v, slopes, norm, alpha):
+    """q, k, v [B, H, T, D]; s_ij = q_i.k_j / sqrt(D) + slope_h (j - i) for j <= i, normalized
+    over j <= i by softmax, alpha-entmax or sparsemax (alpha = 2)"""
     T, D = q.shape[2], q.shape[3]
     i = torch.arange(T)[:, None]
     j = torch.arange(T)[None, :]
     scores = q @ k.transpose(-1, -2) / math.sqrt(D)
     scores = scores + slopes[None, :, None, None] * (j - i).double()[None, None]
-    scores = scores.masked_fill((j > i)[None, None], float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
+    if norm == NORM_SOFTMAX:
+        weights = torch.softmax(scores.masked_fill((j > i)[None, None], float("-inf")), dim=-1)
+    else:
+        valid = (j <= i)[None, None].expand(scores.shape)
+        weights = MaskedEntmax.apply(scores, valid, 2.0 if norm == NORM_SPARSEMAX else alpha)
+    return weights @ v
 
 
 def attention_block(h, wqkv, wo, cfg):
@@ -276,7 +341,7 @@ def attention_block(h, wqkv, wo, cfg):
     if POS_NAMES[cfg["pos"]] == "rope":
         q, k = rope(q), rope(k)
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # B, H, T, D
-    out = causal_attention(q, k, v, alibi_slopes(cfg["pos"], H))
+    out = causal_attention(q, k, v, alibi_slopes(cfg["pos"], H), cfg["norm"], cfg["alpha"])
     return out.transpose(1, 2).reshape(B, T, H * D) @ wo
 
 
@@ -384,7 +449,10 @@ def main():
                         f"worst at {where}: torch {ref.flatten()[worst].item():.6g} vs C "
                         f"{got.flatten()[worst].item():.6g} (max |grad| {scale:.3g})"))
 
-    config = (f"pos={POS_NAMES[cfg['pos']]} V={cfg['V']} L={cfg['L']} C={cfg['C']} "
+    norm = NORM_NAMES[cfg["norm"]]
+    if cfg["norm"] == NORM_ENTMAX:
+        norm += f"(alpha={cfg['alpha']:.9g})"
+    config = (f"norm={norm} pos={POS_NAMES[cfg['pos']]} V={cfg['V']} L={cfg['L']} C={cfg['C']} "
               f"H={cfg['H']} D={cfg['D']} F={cfg['F']} B={B} T={T} "
               f"masked={int((mask != 0).sum())}")
     if args.verbose:
