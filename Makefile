@@ -15,7 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # kernels and the model core are compiled twice: float (the tool) and double (`_f64`, the
 # finite-difference gradient checks)
 REAL_SRCS := kernels/matmul.c kernels/norms.c kernels/activations.c kernels/loss.c \
-             kernels/posenc.c kernels/attention.c kernels/entmax.c model/model.c
+             kernels/posenc.c kernels/attention.c kernels/entmax.c kernels/lenscale.c model/model.c
 PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
               model/checkpoint.c model/infer.c tasks/registry.c tasks/copy.c tasks/recall.c \
               harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c

@@ -4,7 +4,7 @@
  * the backward pass. Evaluation never comes here: model/infer.c scores one query row at a time
  * against the KV cache with the same row normalizers, in O(n) memory.
  *
- * Adding a normalizer: a case in norm_row_forward/backward and an entry in registry.c.
+ * Adding a row function: a case in norm_row_forward/backward and an entry in registry.c.
  * The entmax/sparsemax row math lives in entmax.c.
  */
 #include "kernels.h"
@@ -34,22 +34,22 @@ static void softmax_row_backward(real *ds, const real *p, const real *dp, int n)
     for (int j = 0; j < n; j++) ds[j] = p[j] * (dp[j] - (real)dot);
 }
 
-void KFN(norm_row_forward)(real *p, const real *s, int n, int norm, double alpha) {
-    switch (norm) {
-    case LCG_NORM_SOFTMAX: softmax_row(p, s, n); return;
-    case LCG_NORM_ENTMAX: KFN(entmax_row)(p, s, n, alpha); return;
-    case LCG_NORM_SPARSEMAX: KFN(sparsemax_row)(p, s, n); return;
-    default: lcg_die("unknown attention normalizer id %d", norm);
+void KFN(norm_row_forward)(real *p, const real *s, int n, int row, double alpha) {
+    switch (row) {
+    case LCG_ROW_SOFTMAX: softmax_row(p, s, n); return;
+    case LCG_ROW_ENTMAX: KFN(entmax_row)(p, s, n, alpha); return;
+    case LCG_ROW_SPARSEMAX: KFN(sparsemax_row)(p, s, n); return;
+    default: lcg_die("unknown attention row function %d", row);
     }
 }
 
-void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int norm,
+void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int row,
                             double alpha) {
-    switch (norm) {
-    case LCG_NORM_SOFTMAX: softmax_row_backward(ds, p, dp, n); return;
-    case LCG_NORM_ENTMAX: KFN(entmax_row_backward)(ds, p, dp, n, alpha); return;
-    case LCG_NORM_SPARSEMAX: KFN(entmax_row_backward)(ds, p, dp, n, 2.0); return;
-    default: lcg_die("unknown attention normalizer id %d", norm);
+    switch (row) {
+    case LCG_ROW_SOFTMAX: softmax_row_backward(ds, p, dp, n); return;
+    case LCG_ROW_ENTMAX: KFN(entmax_row_backward)(ds, p, dp, n, alpha); return;
+    case LCG_ROW_SPARSEMAX: KFN(entmax_row_backward)(ds, p, dp, n, 2.0); return;
+    default: lcg_die("unknown attention row function %d", row);
     }
 }
 
@@ -57,6 +57,12 @@ void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int 
  * Per (batch, head) the keys (forward) or values (backward) are first gathered transposed,
  * xt[d][j], so a row of scores is D vectorizable sweeps over j; each score still sums d in
  * order 0..D-1, as the decoder does. */
+static real dot(const real *a, const real *b, int n) {
+    real s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
 static void gather_t(real *xt, const real *base, int T, int stride, int D) {
     for (int j = 0; j < T; j++)
         for (int d = 0; d < D; d++) xt[(size_t)d * T + j] = base[(size_t)j * stride + d];
@@ -72,8 +78,8 @@ static void row_scores(real *restrict s, const real *restrict q, const real *res
     }
 }
 
-void KFN(attention_forward)(real *out, real *att, const real *qkv, const float *slopes, int norm,
-                            double alpha, int B, int T, int H, int D) {
+void KFN(attention_forward)(real *out, real *att, const real *qkv, const real *qscale,
+                            const float *slopes, int row, double alpha, int B, int T, int H, int D) {
     int HD = H * D, C3 = 3 * HD;
     real scale = (real)(1.0 / sqrt((double)D));
 #pragma omp parallel
@@ -87,9 +93,10 @@ void KFN(attention_forward)(real *out, real *att, const real *qkv, const float *
             gather_t(kt, base + HD + h * D, T, C3, D);
             for (int t = 0; t < T; t++) {
                 row_scores(s, base + (size_t)t * C3 + h * D, kt, t + 1, T, D);
-                for (int j = 0; j <= t; j++) s[j] = s[j] * scale + m * (real)(j - t);
+                real f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale;
+                for (int j = 0; j <= t; j++) s[j] = s[j] * f + m * (real)(j - t);
                 real *p = att + ((size_t)bh * T + t) * T;
-                KFN(norm_row_forward)(p, s, t + 1, norm, alpha);
+                KFN(norm_row_forward)(p, s, t + 1, row, alpha);
                 for (int j = t + 1; j < T; j++) p[j] = 0;
                 real *o = out + ((size_t)b * T + t) * HD + h * D;
                 for (int d = 0; d < D; d++) o[d] = 0;
@@ -105,15 +112,16 @@ void KFN(attention_forward)(real *out, real *att, const real *qkv, const float *
     }
 }
 
-void KFN(attention_backward)(real *dqkv, const real *dout, const real *qkv, const real *att,
-                             const float *slopes, int norm, double alpha, int B, int T, int H,
-                             int D) {
+void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const real *qkv,
+                             const real *qscale, const real *att, const float *slopes, int row,
+                             double alpha, int B, int T, int H, int D) {
     (void)slopes; /* the ALiBi bias is constant: no gradient */
     int HD = H * D, C3 = 3 * HD;
     real scale = (real)(1.0 / sqrt((double)D));
 #pragma omp parallel
     {
         real *dp = LCG_NEW(real, T), *ds = LCG_NEW(real, T), *vt = LCG_NEW(real, (size_t)D * T);
+        real *u = LCG_NEW(real, D);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -129,23 +137,31 @@ void KFN(attention_backward)(real *dqkv, const real *dout, const real *qkv, cons
                     real *dv = dbase + (size_t)j * C3 + 2 * HD + h * D;
                     for (int d = 0; d < D; d++) dv[d] += p[j] * g[d];
                 }
-                KFN(norm_row_backward)(ds, p, dp, t + 1, norm, alpha);
+                KFN(norm_row_backward)(ds, p, dp, t + 1, row, alpha);
+                /* s_tj = f * q_t.k_j + bias, f = scale * c_t:  dq_t = f * u, dk_j += f * ds_j q_t,
+                 * dc_t = scale * q_t.u, with u = sum_j ds_j k_j */
+                size_t ci = ((size_t)b * T + t) * H + h;
+                real f = qscale ? scale * qscale[ci] : scale;
                 const real *q = base + (size_t)t * C3 + h * D;
                 real *dq = dbase + (size_t)t * C3 + h * D;
+                for (int d = 0; d < D; d++) u[d] = 0;
                 for (int j = 0; j <= t; j++) {
-                    real w = ds[j] * scale;
-                    if (w == 0) continue;
+                    if (ds[j] == 0) continue;
                     const real *k = base + (size_t)j * C3 + HD + h * D;
                     real *dk = dbase + (size_t)j * C3 + HD + h * D;
+                    real w = ds[j] * f;
                     for (int d = 0; d < D; d++) {
-                        dq[d] += w * k[d];
+                        u[d] += ds[j] * k[d];
                         dk[d] += w * q[d];
                     }
                 }
+                for (int d = 0; d < D; d++) dq[d] += f * u[d];
+                if (qscale && dqscale) dqscale[ci] += scale * dot(q, u, D);
             }
         }
         lcg_free(dp);
         lcg_free(ds);
         lcg_free(vt);
+        lcg_free(u);
     }
 }

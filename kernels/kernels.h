@@ -26,15 +26,28 @@
 #define LCG_ROPE_THETA 10000.0
 
 /* ---- attention normalizer registry (kernels/registry.c) ------------------------------------
- * A normalizer maps one row of scores to attention weights. Adding one = a row forward and
- * backward in attention.c's switch plus an entry here. */
-enum { LCG_NORM_SOFTMAX = 0, LCG_NORM_ENTMAX, LCG_NORM_SPARSEMAX, LCG_NORM_COUNT };
+ * A normalizer is a row function (scores -> weights, in attention.c / entmax.c) plus an
+ * optional learned length scaling of the queries (lenscale.c). Adding one = an entry in
+ * registry.c, and a row function or scaling only if it needs a new one. */
+enum { LCG_ROW_SOFTMAX = 0, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX };
+enum { LCG_SCALE_NONE = 0, LCG_SCALE_SSMAX, LCG_SCALE_LEARN, LCG_SCALE_ADAPT };
+enum {
+    LCG_NORM_SOFTMAX = 0,
+    LCG_NORM_ENTMAX,
+    LCG_NORM_SPARSEMAX,
+    LCG_NORM_SSMAX,
+    LCG_NORM_ASENTMAX,
+    LCG_NORM_ENTMAX_LEARN,
+    LCG_NORM_COUNT
+};
 
 typedef struct {
     const char *name;
-    int id;           /* LCG_NORM_* */
+    int id;           /* LCG_NORM_*, equal to the entry's index */
+    int row;          /* LCG_ROW_*: the row function */
+    int scale;        /* LCG_SCALE_*: length scaling of the queries */
     int has_alpha;    /* accepts --alpha */
-    double alpha_def; /* default alpha (1 for softmax) */
+    double alpha_def; /* default alpha (1 for softmax, 2 for sparsemax) */
     const char *help;
 } lcg_normalizer;
 

@@ -47,14 +47,35 @@ void KFN(rope_backward)(LCG_REAL *dqkv /* B,T,3*H*D */, int B, int T, int H, int
 void KFN(rope_rotate)(LCG_REAL *x /* H*D */, int pos, int H, int D);
 
 /* causal multi-head attention on a materialized T x T probability block (training only; T is
- * the short training length). s_ij = q_i.k_j/sqrt(D) + slope_h*(j-i), p_i = norm(s_i,0..i). */
+ * the short training length). s_ij = c_ih * q_i.k_j/sqrt(D) + slope_h*(j-i),
+ * p_i = row(s_i,0..i); c = qscale (the length scaling, lenscale.c) or 1 when qscale is NULL.
+ * `row` is LCG_ROW_*. The backward also writes dqscale (+=) when both are non-NULL. */
 void KFN(attention_forward)(LCG_REAL *out /* B,T,H*D */, LCG_REAL *att /* B,H,T,T */,
-                            const LCG_REAL *qkv /* B,T,3*H*D */, const float *slopes /* H */,
-                            int norm, double alpha, int B, int T, int H, int D);
-void KFN(attention_backward)(LCG_REAL *dqkv /* B,T,3*H*D */, const LCG_REAL *dout /* B,T,H*D */,
-                             const LCG_REAL *qkv /* B,T,3*H*D */, const LCG_REAL *att /* B,H,T,T */,
-                             const float *slopes /* H */, int norm, double alpha,
+                            const LCG_REAL *qkv /* B,T,3*H*D */, const LCG_REAL *qscale /* B,T,H */,
+                            const float *slopes /* H */, int row, double alpha, int B, int T, int H,
+                            int D);
+void KFN(attention_backward)(LCG_REAL *dqkv /* B,T,3*H*D */, LCG_REAL *dqscale /* B,T,H */,
+                             const LCG_REAL *dout /* B,T,H*D */, const LCG_REAL *qkv /* B,T,3*H*D */,
+                             const LCG_REAL *qscale /* B,T,H */, const LCG_REAL *att /* B,H,T,T */,
+                             const float *slopes /* H */, int row, double alpha,
                              int B, int T, int H, int D);
+
+/* length scaling of the queries (lenscale.c). Row n is at position pos0 + n % T. Only the
+ * tensors of `kind` are read: beta (ssmax, learn), gamma (learn), wb, bb, wg, bg (adapt). */
+typedef struct {
+    LCG_REAL *beta;  /* Hs */
+    LCG_REAL *gamma; /* Hs */
+    LCG_REAL *wb;    /* C, Hs */
+    LCG_REAL *bb;    /* Hs */
+    LCG_REAL *wg;    /* C, Hs */
+    LCG_REAL *bg;    /* Hs */
+} KFN(lcg_lenscale_w);
+void KFN(lenscale_forward)(LCG_REAL *c /* N,H */, const LCG_REAL *a /* N,C */,
+                           const KFN(lcg_lenscale_w) *w, int kind, int h0, int N, int T, int pos0,
+                           int C, int H);
+void KFN(lenscale_backward)(LCG_REAL *da /* N,C */, KFN(lcg_lenscale_w) *g, const LCG_REAL *dc /* N,H */,
+                            const LCG_REAL *a /* N,C */, const KFN(lcg_lenscale_w) *w, int kind,
+                            int h0, int N, int T, int pos0, int C, int H);
 
 /* attention normalizers on one row of n scores (row API shared by training and decoding) */
 void KFN(norm_row_forward)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, int norm,

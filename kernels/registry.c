@@ -9,10 +9,19 @@
 #include <string.h>
 
 static const lcg_normalizer normalizers[] = {
-    {"softmax", LCG_NORM_SOFTMAX, 0, 1.0, "dense softmax attention"},
-    {"entmax", LCG_NORM_ENTMAX, 1, 1.5, "alpha-entmax, 1 < alpha <= 2 (sparse; 1.5 = entmax15)"},
-    {"sparsemax", LCG_NORM_SPARSEMAX, 0, 2.0, "sparsemax (alpha-entmax with alpha = 2)"},
+    {"softmax", LCG_NORM_SOFTMAX, LCG_ROW_SOFTMAX, LCG_SCALE_NONE, 0, 1.0, "dense softmax attention"},
+    {"entmax", LCG_NORM_ENTMAX, LCG_ROW_ENTMAX, LCG_SCALE_NONE, 1, 1.5,
+     "alpha-entmax, 1 < alpha <= 2 (sparse; 1.5 = entmax15)"},
+    {"sparsemax", LCG_NORM_SPARSEMAX, LCG_ROW_SPARSEMAX, LCG_SCALE_NONE, 0, 2.0,
+     "sparsemax (alpha-entmax with alpha = 2)"},
+    {"ssmax", LCG_NORM_SSMAX, LCG_ROW_SOFTMAX, LCG_SCALE_SSMAX, 0, 1.0,
+     "scalable softmax: q scaled by beta_h * ln(i+2), beta_h learned"},
+    {"asentmax", LCG_NORM_ASENTMAX, LCG_ROW_ENTMAX, LCG_SCALE_ADAPT, 1, 1.5,
+     "alpha-entmax with the learned input-dependent scale 1 + softplus(.) * ln(i+2)^(2 tanh(.))"},
+    {"entmax-learn", LCG_NORM_ENTMAX_LEARN, LCG_ROW_ENTMAX, LCG_SCALE_LEARN, 1, 1.5,
+     "alpha-entmax with a static learned scale 1 + beta_h * ln(i+2)^gamma_h"},
 };
+_Static_assert(sizeof normalizers / sizeof *normalizers == LCG_NORM_COUNT, "one entry per id");
 
 const lcg_normalizer *lcg_normalizer_at(int i) {
     return i >= 0 && i < (int)(sizeof normalizers / sizeof *normalizers) ? &normalizers[i] : NULL;

@@ -56,16 +56,21 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
         if (c->pos == LCG_POS_ROPE) rope_rotate(d->qkv, i, 2 * H, D); /* q and k heads */
         memcpy(kc + (size_t)i * HD, d->qkv + HD, sizeof(float) * HD);
         memcpy(vc + (size_t)i * HD, d->qkv + 2 * HD, sizeof(float) * HD);
+        float cq[LCG_MAX_HEADS];
+        if (m->scale) {
+            lcg_lenscale_w ls = model_lenscale(m, w, l);
+            lenscale_forward(cq, d->h, &ls, m->scale, m->h0, 1, 1, i, C, H);
+        }
         for (int h = 0; h < H; h++) {
             const float *q = d->qkv + h * D;
-            float slope = m->slopes[h];
+            float slope = m->slopes[h], f = m->scale ? scale * cq[h] : scale;
             for (int j = 0; j <= i; j++) {
                 const float *k = kc + (size_t)j * HD + h * D;
                 float s = 0;
                 for (int e = 0; e < D; e++) s += q[e] * k[e];
-                d->scores[j] = s * scale + slope * (float)(j - i);
+                d->scores[j] = s * f + slope * (float)(j - i);
             }
-            norm_row_forward(d->probs, d->scores, i + 1, c->norm, c->alpha);
+            norm_row_forward(d->probs, d->scores, i + 1, m->row, c->alpha);
             float *o = d->atty + h * D;
             for (int e = 0; e < D; e++) o[e] = 0;
             for (int j = 0; j <= i; j++) {

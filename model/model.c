@@ -27,13 +27,35 @@ void KFN(model_init)(KFN(lcg_model) *m, const lcg_config *cfg, uint64_t seed) {
     point_params(&m->grads, m->grads_mem, m->sizes);
     m->slopes = LCG_NEW(float, cfg->H);
     lcg_posenc_slopes(m->slopes, cfg->pos, cfg->H);
+    const lcg_normalizer *nz = lcg_normalizer_at(cfg->norm);
+    m->row = nz->row;
+    m->scale = nz->scale;
+    lcg_scaled_heads(cfg, &m->h0);
     pcg32 rng = pcg32_derive(seed, "init", 0);
     for (int i = 0; i < LCG_N_PARAM_TENSORS; i++) {
-        int is_norm = i == LCG_P_LN_IN || i == LCG_P_LN_PA || i == LCG_P_LN_PF ||
-                      i == LCG_P_LN_PO || i == LCG_P_LN_F;
-        for (size_t j = 0; j < m->sizes[i]; j++)
-            m->params.t[i][j] = is_norm ? 0 : (real)(0.02 * pcg32_normal(&rng));
+        real *t = m->params.t[i];
+        for (size_t j = 0; j < m->sizes[i]; j++) {
+            switch (i) {
+            case LCG_P_LN_IN: case LCG_P_LN_PA: case LCG_P_LN_PF: case LCG_P_LN_PO: case LCG_P_LN_F:
+            case LCG_P_LS_BB: case LCG_P_LS_BG:
+                t[j] = 0;
+                break;
+            case LCG_P_LS_BETA:
+                t[j] = (real)(m->scale == LCG_SCALE_SSMAX ? 1.0 + 0.01 * pcg32_normal(&rng)
+                                                          : 0.1 + 0.9 * pcg32_float(&rng));
+                break;
+            case LCG_P_LS_GAMMA: t[j] = (real)(0.1 * pcg32_normal(&rng)); break;
+            default: t[j] = (real)(0.02 * pcg32_normal(&rng));
+            }
+        }
     }
+}
+
+KFN(lcg_lenscale_w) KFN(model_lenscale)(const KFN(lcg_model) *m, real *const *t, int l) {
+    size_t Hs = (size_t)(m->cfg.H - m->h0), C = (size_t)m->cfg.C;
+    return (KFN(lcg_lenscale_w)){t[LCG_P_LS_BETA] + l * Hs, t[LCG_P_LS_GAMMA] + l * Hs,
+                                 t[LCG_P_LS_WB] + l * C * Hs, t[LCG_P_LS_BB] + l * Hs,
+                                 t[LCG_P_LS_WG] + l * C * Hs, t[LCG_P_LS_BG] + l * Hs};
 }
 
 void KFN(model_free)(KFN(lcg_model) *m) {
@@ -51,11 +73,13 @@ static void ensure_acts(KFN(lcg_model) *m, int B, int T) {
     const lcg_config *c = &m->cfg;
     size_t L = (size_t)c->L, N = (size_t)B * T, C = (size_t)c->C, HD = (size_t)c->H * c->D;
     size_t F = (size_t)c->F, V = (size_t)c->V, HTT = (size_t)c->H * T * T;
+    size_t H = (size_t)c->H;
     size_t sizes[] = {
-        N * C,        L * N * C,  L * N,     L * N * 3 * HD, L * N * HD, L * B * HTT, L * N * C,
+        N * C,        L * N * C,  L * N,     L * N * 3 * HD, L * N * HD, L * B * HTT, L * N * H, L * N * C,
         L * N,        L * N * C,  L * N * C, L * N,          L * N * 2 * F, L * N * F, L * N * C,
         L * N,        L * N * C,  N * C,     N,              N * V,      N,
-        N * C,        N * C,      N * HD,    N * 3 * HD,     N * F,      N * 2 * F,  N * V,   N * C};
+        N * C,        N * C,      N * HD,    N * 3 * HD,     N * F,      N * 2 * F,  N * V,   N * C,
+        N * H};
     enum { N_ACTS = sizeof sizes / sizeof *sizes };
     _Static_assert(N_ACTS == sizeof(KFN(lcg_acts)) / sizeof(real *), "acts layout");
     size_t total = 0;
@@ -91,6 +115,7 @@ double KFN(model_forward)(KFN(lcg_model) *m, const int *tok, const int *targets,
         real *ln_in = a->ln_in + (size_t)l * N * C, *rs_in = a->rs_in + (size_t)l * N;
         real *qkv = a->qkv + (size_t)l * N * 3 * HD, *atty = a->atty + (size_t)l * N * HD;
         real *att = a->att + (size_t)l * B * H * T * T, *ao = a->ao + (size_t)l * N * C;
+        real *qs = m->scale ? a->qs + (size_t)l * N * H : NULL;
         real *rs_pa = a->rs_pa + (size_t)l * N, *res1 = a->res1 + (size_t)l * N * C;
         real *ln_pf = a->ln_pf + (size_t)l * N * C, *rs_pf = a->rs_pf + (size_t)l * N;
         real *gu = a->gu + (size_t)l * N * 2 * F, *ff = a->ff + (size_t)l * N * F;
@@ -100,7 +125,11 @@ double KFN(model_forward)(KFN(lcg_model) *m, const int *tok, const int *targets,
         KFN(rmsnorm_forward)(ln_in, rs_in, x, w[LCG_P_LN_IN] + (size_t)l * C, N, C);
         KFN(matmul_forward)(qkv, ln_in, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, N, C, 3 * HD);
         if (c->pos == LCG_POS_ROPE) KFN(rope_forward)(qkv, B, T, H, D);
-        KFN(attention_forward)(atty, att, qkv, m->slopes, c->norm, c->alpha, B, T, H, D);
+        if (qs) {
+            KFN(lcg_lenscale_w) ls = KFN(model_lenscale)(m, w, l);
+            KFN(lenscale_forward)(qs, ln_in, &ls, m->scale, m->h0, N, T, 0, C, H);
+        }
+        KFN(attention_forward)(atty, att, qkv, qs, m->slopes, m->row, c->alpha, B, T, H, D);
         KFN(matmul_forward)(ao, atty, w[LCG_P_WO] + (size_t)l * HD * C, N, HD, C);
         KFN(rmsnorm_forward)(a->tmp, rs_pa, ao, w[LCG_P_LN_PA] + (size_t)l * C, N, C);
         for (size_t i = 0; i < (size_t)N * C; i++) res1[i] = x[i] + a->tmp[i];
@@ -171,14 +200,21 @@ void KFN(model_backward)(KFN(lcg_model) *m) {
         KFN(matmul_backward)(a->dHD, g[LCG_P_WO] + (size_t)l * HD * C, a->dC,
                              a->atty + (size_t)l * N * HD, w[LCG_P_WO] + (size_t)l * HD * C, N, HD, C);
         memset(a->d3HD, 0, sizeof(real) * N * 3 * HD);
-        KFN(attention_backward)(a->d3HD, a->dHD, a->qkv + (size_t)l * N * 3 * HD,
-                                a->att + (size_t)l * B * H * T * T, m->slopes, c->norm, c->alpha, B,
+        real *qs = m->scale ? a->qs + (size_t)l * N * H : NULL;
+        if (qs) memset(a->dqs, 0, sizeof(real) * N * H);
+        KFN(attention_backward)(a->d3HD, a->dqs, a->dHD, a->qkv + (size_t)l * N * 3 * HD, qs,
+                                a->att + (size_t)l * B * H * T * T, m->slopes, m->row, c->alpha, B,
                                 T, H, D);
         if (c->pos == LCG_POS_ROPE) KFN(rope_backward)(a->d3HD, B, T, H, D);
         memset(a->dC, 0, sizeof(real) * NC);
         KFN(matmul_backward)(a->dC, g[LCG_P_WQKV] + (size_t)l * C * 3 * HD, a->d3HD,
                              a->ln_in + (size_t)l * NC, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, N, C,
                              3 * HD);
+        if (qs) { /* the ASEntmax scale reads the normed input too: its gradient joins dC */
+            KFN(lcg_lenscale_w) ls = KFN(model_lenscale)(m, w, l), gls = KFN(model_lenscale)(m, g, l);
+            KFN(lenscale_backward)(a->dC, &gls, a->dqs, a->ln_in + (size_t)l * NC, &ls, m->scale, m->h0,
+                                   N, T, 0, C, H);
+        }
         KFN(rmsnorm_backward)(a->dres, g[LCG_P_LN_IN] + (size_t)l * C, a->dC, x_in,
                               w[LCG_P_LN_IN] + (size_t)l * C, a->rs_in + (size_t)l * N, N, C);
     }

@@ -18,6 +18,8 @@
 
 #include "../kernels/kernels.h"
 
+#define LCG_MAX_HEADS 256
+
 typedef struct {
     int V;       /* vocabulary */
     int L;       /* layers */
@@ -42,12 +44,22 @@ enum {
     LCG_P_LN_PO, /* L, C          post-FFN norm */
     LCG_P_LN_F,  /* C             final norm */
     LCG_P_LM,    /* C, V */
+    /* length scaling of the queries (kernels/lenscale.c); empty unless the normalizer has it.
+     * Hs = scaled heads (H/2 NoPE heads under NAPE, else H) */
+    LCG_P_LS_BETA,  /* L, Hs      ssmax, entmax-learn */
+    LCG_P_LS_GAMMA, /* L, Hs      entmax-learn */
+    LCG_P_LS_WB,    /* L, C, Hs   asentmax */
+    LCG_P_LS_BB,    /* L, Hs      asentmax */
+    LCG_P_LS_WG,    /* L, C, Hs   asentmax */
+    LCG_P_LS_BG,    /* L, Hs      asentmax */
     LCG_N_PARAM_TENSORS
 };
 
 extern const char *const lcg_param_names[LCG_N_PARAM_TENSORS];
 /* element count of each parameter tensor; returns the total */
 size_t lcg_param_sizes(const lcg_config *cfg, size_t sizes[LCG_N_PARAM_TENSORS]);
+/* number of length-scaled heads; *h0 = the first one (heads h0..H-1 are scaled) */
+int lcg_scaled_heads(const lcg_config *cfg, int *h0);
 /* "" if the config is valid, else a message naming the bad field */
 const char *lcg_config_check(const lcg_config *cfg);
 

@@ -12,6 +12,7 @@ typedef struct {
     LCG_REAL *qkv;     /* L,B,T,3HD (after RoPE) */
     LCG_REAL *atty;    /* L,B,T,HD */
     LCG_REAL *att;     /* L,B,H,T,T */
+    LCG_REAL *qs;      /* L,B,T,H  length scale of each query (1 when unscaled) */
     LCG_REAL *ao;      /* L,B,T,C */
     LCG_REAL *rs_pa;   /* L,B,T */
     LCG_REAL *res1;    /* L,B,T,C  residual after attention */
@@ -35,6 +36,7 @@ typedef struct {
     LCG_REAL *d2F;     /* B,T,2F */
     LCG_REAL *dlogits; /* B,T,V */
     LCG_REAL *tmp;     /* B,T,C  (post-norm outputs before the residual add) */
+    LCG_REAL *dqs;     /* B,T,H */
 } KFN(lcg_acts);
 
 typedef struct {
@@ -45,6 +47,7 @@ typedef struct {
     LCG_REAL *grads_mem;       /* n_params */
     KFN(lcg_params) params, grads;
     float *slopes;             /* H: ALiBi slope per head (0 = none) */
+    int row, scale, h0;        /* normalizer row function, length scaling, first scaled head */
     /* activations: capacity and the shape of the last forward */
     int cap_B, cap_T, B, T;
     LCG_REAL *acts_mem;
@@ -55,8 +58,10 @@ typedef struct {
     int n_mask;
 } KFN(lcg_model);
 
-/* allocate and initialize: matrices and embedding ~ N(0, 0.02), norm weights 0; the
- * generator is consumed in tensor order, element by element */
+/* allocate and initialize: matrices and embedding ~ N(0, 0.02), norm weights 0, length
+ * scaling as the reference (ssmax beta ~ N(1, 0.01); entmax-learn beta ~ U(0.1, 1),
+ * gamma ~ N(0, 0.1); asentmax projections ~ N(0, 0.02), biases 0); the generator is consumed
+ * in tensor order, element by element */
 void KFN(model_init)(KFN(lcg_model) *m, const lcg_config *cfg, uint64_t seed);
 void KFN(model_free)(KFN(lcg_model) *m);
 /* forward over tok[B,T]; if targets/mask are given, returns the mean loss over masked
@@ -66,3 +71,5 @@ double KFN(model_forward)(KFN(lcg_model) *m, const int *tok, const int *targets,
 void KFN(model_zero_grad)(KFN(lcg_model) *m);
 /* gradient of the last forward's mean loss, accumulated into grads */
 void KFN(model_backward)(KFN(lcg_model) *m);
+/* the length-scaling tensors of layer l, pointing into t = params.t or grads.t */
+KFN(lcg_lenscale_w) KFN(model_lenscale)(const KFN(lcg_model) *m, LCG_REAL *const *t, int l);

@@ -118,7 +118,7 @@ START_TEST(test_exact_matches_bisection) {
                     ck_assert_double_eq_tol(sum, 1, 1e-5);
                     /* sparsemax is entmax at alpha = 2 */
                     if (alpha == 2.0) {
-                        norm_row_forward_f64(q, s, n, LCG_NORM_SPARSEMAX, 1.5 /* ignored */);
+                        norm_row_forward_f64(q, s, n, LCG_ROW_SPARSEMAX, 1.5 /* ignored */);
                         for (int j = 0; j < n; j++) ck_assert_double_eq(p[j], q[j]);
                     }
                 }
@@ -203,15 +203,15 @@ START_TEST(test_known_values) {
     ck_assert_double_eq_tol(p[0], 0.75, 1e-15);
     ck_assert_double_eq_tol(p[1], 0.25, 1e-15);
     ck_assert_double_eq(p[2], 0);
-    norm_row_forward_f64(p, s, 3, LCG_NORM_SPARSEMAX, 0);
+    norm_row_forward_f64(p, s, 3, LCG_ROW_SPARSEMAX, 0);
     ck_assert_double_eq_tol(p[0], 0.75, 1e-15);
     float sf[3] = {1, 0.5f, -1}, pf[3];
-    norm_row_forward(pf, sf, 3, LCG_NORM_SPARSEMAX, 0);
+    norm_row_forward(pf, sf, 3, LCG_ROW_SPARSEMAX, 0);
     ck_assert_float_eq_tol(pf[0], 0.75f, 1e-7f);
     ck_assert_float_eq_tol(pf[1], 0.25f, 1e-7f);
     ck_assert_float_eq(pf[2], 0);
     double z[2] = {0, 0};
-    norm_row_forward_f64(p, z, 2, LCG_NORM_ENTMAX, 1.5);
+    norm_row_forward_f64(p, z, 2, LCG_ROW_ENTMAX, 1.5);
     ck_assert_double_eq_tol(p[0], 0.5, 1e-15);
     ck_assert_double_eq_tol(p[1], 0.5, 1e-15);
     /* entmax15([1, 0]): x = [0, -1/2], tau = -1/4 - sqrt(7/16), p = (x - tau)^2 */
@@ -230,13 +230,13 @@ START_TEST(test_limits) {
         fill(s, n, &r, 1.5);
         /* alpha -> 1: softmax */
         entmax_row_f64(p, s, n, 1.001);
-        norm_row_forward_f64(q, s, n, LCG_NORM_SOFTMAX, 1.0);
+        norm_row_forward_f64(q, s, n, LCG_ROW_SOFTMAX, 1.0);
         for (int j = 0; j < n; j++) ck_assert_double_eq_tol(p[j], q[j], 1e-2);
         /* alpha -> 2 (Newton) and alpha = 2 (closed form): sparsemax */
         entmax_row_f64(p, s, n, 2.0 - 1e-9);
-        norm_row_forward_f64(q, s, n, LCG_NORM_SPARSEMAX, 2.0);
+        norm_row_forward_f64(q, s, n, LCG_ROW_SPARSEMAX, 2.0);
         for (int j = 0; j < n; j++) ck_assert_double_eq_tol(p[j], q[j], 1e-7);
-        norm_row_forward_f64(p, s, n, LCG_NORM_ENTMAX, 2.0);
+        norm_row_forward_f64(p, s, n, LCG_ROW_ENTMAX, 2.0);
         for (int j = 0; j < n; j++) ck_assert_double_eq(p[j], q[j]);
     }
 }
@@ -261,7 +261,7 @@ static double row_margin(const double *s, int n, double alpha) {
 START_TEST(test_row_backward_fd) {
     pcg32 r = pcg32_derive(15, "entmax", 0);
     const double alphas[] = {1.25, 1.5, 1.75, 2.0};
-    const int norms[] = {LCG_NORM_ENTMAX, LCG_NORM_ENTMAX, LCG_NORM_ENTMAX, LCG_NORM_SPARSEMAX};
+    const int norms[] = {LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX};
     const int lens[] = {1, 2, 7, 30, 64};
     for (int a = 0; a < 4; a++)
         for (int l = 0; l < 5; l++)
@@ -297,7 +297,7 @@ typedef struct {
 } at_ctx;
 static double at_loss(void *p) {
     at_ctx *c = p;
-    attention_forward_f64(c->out, c->att, c->qkv, c->slopes, c->norm, c->alpha, c->B, c->T, c->H, c->D);
+    attention_forward_f64(c->out, c->att, c->qkv, NULL, c->slopes, c->norm, c->alpha, c->B, c->T, c->H, c->D);
     return dotd(c->out, c->proj, (size_t)c->B * c->T * c->H * c->D);
 }
 /* smallest |x_ij - tau_i| over all causal rows: recomputes the scores as attention.c does */
@@ -319,7 +319,7 @@ static double at_margin(const at_ctx *c) {
 START_TEST(test_attention_backward_fd) {
     pcg32 r = pcg32_derive(16, "entmax", 0);
     int B = 2, T = 6, H = 4, D = 4, n = B * T * 3 * H * D;
-    const int norms[] = {LCG_NORM_ENTMAX, LCG_NORM_SPARSEMAX};
+    const int norms[] = {LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX};
     const double alphas[] = {1.5, 2.0};
     for (int k = 0; k < 2; k++)
         for (int pos = 0; pos < LCG_POS_COUNT; pos++) {
@@ -331,7 +331,7 @@ START_TEST(test_attention_backward_fd) {
             fill(c.proj, B * T * H * D, &r, 1);
             at_loss(&c);
             double *g = LCG_NEW(double, n);
-            attention_backward_f64(g, c.proj, c.qkv, c.att, c.slopes, norms[k], alphas[k], B, T, H, D);
+            attention_backward_f64(g, NULL, c.proj, c.qkv, NULL, c.att, c.slopes, norms[k], alphas[k], B, T, H, D);
             char what[64];
             snprintf(what, sizeof what, "attention %s %s", lcg_normalizer_at(norms[k])->name,
                      lcg_posenc_at(pos)->name);
@@ -358,12 +358,12 @@ END_TEST
 START_TEST(test_attention_sharp_is_sparse) {
     pcg32 r = pcg32_derive(17, "entmax", 0);
     int B = 1, T = 32, H = 2, D = 8, n = B * T * 3 * H * D;
-    const int norms[] = {LCG_NORM_ENTMAX, LCG_NORM_SPARSEMAX};
+    const int norms[] = {LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX};
     for (int k = 0; k < 2; k++) {
         double *qkv = LCG_NEW(double, n), *att = LCG_NEW(double, B * H * T * T), *out = LCG_NEW(double, T * H * D);
         float slopes[2] = {0, 0};
         fill(qkv, n, &r, 3);
-        attention_forward_f64(out, att, qkv, slopes, norms[k], 1.5, B, T, H, D);
+        attention_forward_f64(out, att, qkv, NULL, slopes, norms[k], 1.5, B, T, H, D);
         int zeros = 0, causal = 0;
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++)
@@ -376,7 +376,7 @@ START_TEST(test_attention_sharp_is_sparse) {
         /* the float build gives the same support pattern up to ties at the threshold */
         float *qf = LCG_NEW(float, n), *af = LCG_NEW(float, B * H * T * T), *of = LCG_NEW(float, T * H * D);
         for (int i = 0; i < n; i++) qf[i] = (float)qkv[i];
-        attention_forward(of, af, qf, slopes, norms[k], 1.5, B, T, H, D);
+        attention_forward(of, af, qf, NULL, slopes, norms[k], 1.5, B, T, H, D);
         for (int i = 0; i < T * H * D; i++) ck_assert_double_eq_tol(of[i], out[i], 1e-3);
         lcg_free(qkv), lcg_free(att), lcg_free(out), lcg_free(qf), lcg_free(af), lcg_free(of);
     }

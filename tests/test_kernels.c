@@ -256,7 +256,7 @@ typedef struct {
 } at_ctx;
 static double at_loss(void *p) {
     at_ctx *c = p;
-    attention_forward_f64(c->out, c->att, c->qkv, c->slopes, LCG_NORM_SOFTMAX, 1.0, c->B, c->T, c->H, c->D);
+    attention_forward_f64(c->out, c->att, c->qkv, NULL, c->slopes, LCG_ROW_SOFTMAX, 1.0, c->B, c->T, c->H, c->D);
     return dotd(c->out, c->proj, (size_t)c->B * c->T * c->H * c->D);
 }
 START_TEST(test_attention_backward_fd) {
@@ -269,7 +269,7 @@ START_TEST(test_attention_backward_fd) {
         fill(c.qkv, n, &r, 1), fill(c.proj, B * T * H * D, &r, 1);
         at_loss(&c);
         double *g = LCG_NEW(double, n);
-        attention_backward_f64(g, c.proj, c.qkv, c.att, c.slopes, LCG_NORM_SOFTMAX, 1.0, B, T, H, D);
+        attention_backward_f64(g, NULL, c.proj, c.qkv, NULL, c.att, c.slopes, LCG_ROW_SOFTMAX, 1.0, B, T, H, D);
         fd_check(lcg_posenc_at(pos)->name, at_loss, &c, c.qkv, g, n);
         /* causal rows sum to one and put no weight on the future */
         for (int bh = 0; bh < B * H; bh++)
@@ -300,7 +300,7 @@ START_TEST(test_posenc_slopes) {
     double qkv[3 * 3] = {0}, out[3], att[9];
     for (int t = 0; t < 3; t++) qkv[t * 3 + 2] = t; /* v_t = t */
     float one = 1.0f;
-    attention_forward_f64(out, att, qkv, &one, LCG_NORM_SOFTMAX, 1.0, 1, 3, 1, 1);
+    attention_forward_f64(out, att, qkv, NULL, &one, LCG_ROW_SOFTMAX, 1.0, 1, 3, 1, 1);
     ck_assert(att[2 * 3 + 2] > att[2 * 3 + 1] && att[2 * 3 + 1] > att[2 * 3 + 0]);
     ck_assert_double_eq_tol(att[2 * 3 + 1] / att[2 * 3 + 2], exp(-1.0), 1e-12);
 }
@@ -313,7 +313,7 @@ typedef struct {
 } sm_ctx;
 static double sm_loss(void *v) {
     sm_ctx *c = v;
-    norm_row_forward_f64(c->p, c->s, c->n, LCG_NORM_SOFTMAX, 1.0);
+    norm_row_forward_f64(c->p, c->s, c->n, LCG_ROW_SOFTMAX, 1.0);
     return dotd(c->p, c->proj, c->n);
 }
 START_TEST(test_softmax_row_fd) {
@@ -322,15 +322,15 @@ START_TEST(test_softmax_row_fd) {
     sm_ctx c = {p, s, proj, 9};
     fill(s, 9, &r, 3), fill(proj, 9, &r, 1);
     sm_loss(&c);
-    norm_row_backward_f64(ds, p, proj, 9, LCG_NORM_SOFTMAX, 1.0);
+    norm_row_backward_f64(ds, p, proj, 9, LCG_ROW_SOFTMAX, 1.0);
     fd_check("softmax row", sm_loss, &c, s, ds, 9);
     /* huge scores stay finite; a row of length 1 is weight 1 */
     double big[3] = {1e4, -1e4, 1e4 - 1}, pb[3];
-    norm_row_forward_f64(pb, big, 3, LCG_NORM_SOFTMAX, 1.0);
+    norm_row_forward_f64(pb, big, 3, LCG_ROW_SOFTMAX, 1.0);
     ck_assert_double_eq_tol(pb[0] + pb[1] + pb[2], 1, 1e-12);
     ck_assert_double_eq(pb[1], 0);
     double one = -7, p1;
-    norm_row_forward_f64(&p1, &one, 1, LCG_NORM_SOFTMAX, 1.0);
+    norm_row_forward_f64(&p1, &one, 1, LCG_ROW_SOFTMAX, 1.0);
     ck_assert_double_eq(p1, 1);
 }
 END_TEST

@@ -16,9 +16,9 @@
 #include "../model/model.h"
 #include "../model/optim.h"
 
-static lcg_config tiny(int pos) {
-    return (lcg_config){.V = 11, .L = 2, .C = 8, .H = 2, .D = 4, .F = 12, .norm = LCG_NORM_SOFTMAX,
-                        .pos = pos, .alpha = 1.0f};
+static lcg_config tiny(int pos, int norm) {
+    return (lcg_config){.V = 11, .L = 2, .C = 8, .H = 2, .D = 4, .F = 12, .norm = norm, .pos = pos,
+                        .alpha = (float)lcg_normalizer_at(norm)->alpha_def};
 }
 
 static void make_batch(int *tok, int *tgt, unsigned char *mask, int B, int T, int V, uint64_t seed) {
@@ -38,8 +38,8 @@ static void perturb_norms_f64(lcg_model_f64 *m) {
 }
 
 START_TEST(test_model_gradcheck_f64) {
-    int pos = _i; /* loop test over position encodings */
-    lcg_config cfg = tiny(pos);
+    int pos = _i % LCG_POS_COUNT, norm = _i / LCG_POS_COUNT; /* every (normalizer, encoding) */
+    lcg_config cfg = tiny(pos, norm);
     lcg_model_f64 m;
     model_init_f64(&m, &cfg, 11);
     perturb_norms_f64(&m);
@@ -64,8 +64,8 @@ START_TEST(test_model_gradcheck_f64) {
         double num = (lp - lm) / (2 * h), err = fabs(num - m.grads_mem[i]) / fmax(1e-3, fabs(num));
         if (err > worst) worst = err, worst_i = i;
     }
-    ck_assert_msg(worst < 1e-5, "pos %s: parameter %zu gradient off by %.3g", lcg_posenc_at(pos)->name,
-                  worst_i, worst);
+    ck_assert_msg(worst < 1e-5, "%s + %s: parameter %zu gradient off by %.3g", lcg_normalizer_at(norm)->name,
+                  lcg_posenc_at(pos)->name, worst_i, worst);
     /* the gradient is not trivially zero */
     double gn = 0;
     for (size_t i = 0; i < m.n_params; i++) gn += m.grads_mem[i] * m.grads_mem[i];
@@ -75,7 +75,7 @@ START_TEST(test_model_gradcheck_f64) {
 END_TEST
 
 START_TEST(test_float_matches_double) {
-    lcg_config cfg = tiny(LCG_POS_ROPE);
+    lcg_config cfg = tiny(LCG_POS_ROPE, LCG_NORM_SOFTMAX);
     lcg_model mf;
     lcg_model_f64 md;
     model_init(&mf, &cfg, 3);
@@ -94,8 +94,8 @@ START_TEST(test_float_matches_double) {
 END_TEST
 
 START_TEST(test_decoder_matches_forward) {
-    int pos = _i;
-    lcg_config cfg = tiny(pos);
+    int pos = _i % LCG_POS_COUNT, norm = _i / LCG_POS_COUNT;
+    lcg_config cfg = tiny(pos, norm);
     cfg.H = 4, cfg.C = 16;
     lcg_model m;
     model_init(&m, &cfg, 21);
@@ -153,7 +153,7 @@ START_TEST(test_checkpoint_roundtrip_and_corruption) {
     tu_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/m.ckpt", dir);
     snprintf(bad, sizeof bad, "%s/bad.ckpt", dir);
-    lcg_config cfg = tiny(LCG_POS_NAPE);
+    lcg_config cfg = tiny(LCG_POS_NAPE, LCG_NORM_ASENTMAX);
     lcg_model m;
     model_init(&m, &cfg, 4);
     lcg_adamw o;
@@ -278,9 +278,9 @@ int main(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, test_model_gradcheck_f64, 0, LCG_POS_COUNT);
+    tcase_add_loop_test(tc, test_model_gradcheck_f64, 0, LCG_POS_COUNT * LCG_NORM_COUNT);
     tcase_add_test(tc, test_float_matches_double);
-    tcase_add_loop_test(tc, test_decoder_matches_forward, 0, LCG_POS_COUNT);
+    tcase_add_loop_test(tc, test_decoder_matches_forward, 0, LCG_POS_COUNT * LCG_NORM_COUNT);
     tcase_add_test(tc, test_adamw_and_schedule);
     tcase_add_test(tc, test_checkpoint_roundtrip_and_corruption);
     tcase_add_test(tc, test_against_pytorch);
