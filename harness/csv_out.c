@@ -24,7 +24,8 @@ const char *const lcg_csv_columns[] = {
     "vocab",       "n_params",   "seed",       "steps",       "batch",       "lr",
     "warmup",      "weight_decay", "clip",     "train_len",   "train_vary",  "eval_len",
     "factor",      "samples",    "exact_match", "exact_lo",   "exact_hi",    "token_acc",
-    "token_lo",    "token_hi",   "eval_loss",  "train_loss",  "wall_threads", "wall_train_s",
+    "token_lo",    "token_hi",   "eval_loss",  "attn_entropy", "attn_support", "attn_max",
+    "train_loss",  "wall_threads", "wall_train_s",
     "wall_train_tok_s", "wall_eval_s"};
 const int lcg_csv_n_columns = (int)(sizeof lcg_csv_columns / sizeof *lcg_csv_columns);
 
@@ -111,6 +112,13 @@ static void put_row(FILE *f, char fields[][256], int n) {
     for (int i = 0; i < n; i++) put_field(f, fields[i], i == n - 1);
 }
 
+/* per-layer values as "v0;v1;..." */
+static void join_layers(char *out, const double *v, int L) {
+    size_t off = 0;
+    out[0] = '\0';
+    for (int l = 0; l < L && off < 240; l++) off += (size_t)snprintf(out + off, 256 - off, "%s%.4f", l ? ";" : "", v[l]);
+}
+
 static void mkdirs_for(const char *path) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
@@ -188,6 +196,9 @@ int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_run
         F("%.6f", tlo);
         F("%.6f", thi);
         F("%.6g", g->loss);
+        join_layers(fields[k++], g->attn_entropy, m->L);
+        join_layers(fields[k++], g->attn_support, m->L);
+        join_layers(fields[k++], g->attn_max, m->L);
         if (isnan(tr->train_loss)) F("%s", "");
         else F("%.6g", tr->train_loss);
         F("%d", cfg->threads);

@@ -10,7 +10,8 @@
  * whole-sequence exact match (the paper's metric, with the reference's generation cap
  * floor(len(prompt) * gen_mult)) equals that of greedy decoding, which tests/test_harness.c
  * checks against an explicit greedy decoder. Per-token accuracy and loss are teacher-forced,
- * over the supervised positions (target tokens and EOS).
+ * over the supervised positions (target tokens and EOS), and so are the attention diagnostics
+ * (mean entropy, support size and maximum weight of every head's query row, per layer).
  */
 #include "run.h"
 #include "../model/infer.h"
@@ -64,8 +65,16 @@ void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task
     int V = dec->m->cfg.V;
     decoder_reset(dec);
     decoder_step(dec, tk.bos, 0);
-    for (int j = 0; j < n_src; j++) decoder_step(dec, src[j], !task->task->uses_sep && j == n_src - 1);
-    if (task->task->uses_sep) decoder_step(dec, tk.sep, 1);
+    /* diagnostics cover the supervised positions: the last prompt token and the targets */
+    for (int j = 0; j < n_src; j++) {
+        int last = !task->task->uses_sep && j == n_src - 1;
+        dec->collect = last;
+        decoder_step(dec, src[j], last);
+    }
+    if (task->task->uses_sep) {
+        dec->collect = 1;
+        decoder_step(dec, tk.sep, 1);
+    }
     int n_prompt = 1 + n_src + (task->task->uses_sep ? 1 : 0);
     int gen_cap = (int)floor(n_prompt * task->task->gen_mult) - n_prompt;
     const float *logits = dec->logits;
@@ -86,6 +95,8 @@ void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task
         }
     }
     r->exact = all_ok && (gen_cap == n_trg || (gen_cap > n_trg && eos_ok));
+    r->diag_rows = dec->diag_rows;
+    memcpy(r->diag, dec->diag, sizeof r->diag);
 }
 
 void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *trg, int *n_trg) {
@@ -123,13 +134,25 @@ void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg,
     res->factor = (double)len / (cfg->len + cfg->vary);
     res->samples = S;
     double loss = 0;
+    double diag[LCG_MAX_LAYERS][3] = {{0}};
+    long rows = 0;
     for (int s = 0; s < S; s++) {
         res->exact += out[s].exact;
         res->tokens += out[s].tokens;
         res->tokens_ok += out[s].ok;
         loss += out[s].loss;
+        rows += out[s].diag_rows;
+        for (int l = 0; l < m->cfg.L; l++)
+            for (int k = 0; k < 3; k++) diag[l][k] += out[s].diag[l][k];
+    }
+    for (int l = 0; l < m->cfg.L; l++) {
+        res->attn_entropy[l] = diag[l][0] / (rows ? rows : 1);
+        res->attn_support[l] = diag[l][1] / (rows ? rows : 1);
+        res->attn_max[l] = diag[l][2] / (rows ? rows : 1);
     }
     res->loss = res->tokens ? loss / res->tokens : NAN;
+    if (!isfinite(res->loss))
+        lcg_die("non-finite logits while evaluating length %d (a model with NaN/Inf weights or scores)", len);
     res->seconds = lcg_now() - t0;
     lcg_free(out);
     lcg_free(src);

@@ -45,6 +45,8 @@ typedef struct {
     long exact, tokens, tokens_ok;
     double loss;         /* mean teacher-forced loss per supervised token */
     double seconds;
+    /* per layer, means over the query rows of the supervised positions, every head */
+    double attn_entropy[LCG_MAX_LAYERS], attn_support[LCG_MAX_LAYERS], attn_max[LCG_MAX_LAYERS];
 } lcg_rung_result;
 
 typedef struct {
@@ -80,6 +82,8 @@ void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *t
 typedef struct {
     int exact, tokens, ok; /* tokens = supervised positions (target + EOS), ok = argmax hits */
     double loss;
+    long diag_rows;        /* attention diagnostics (see lcg_decoder) */
+    double diag[LCG_MAX_LAYERS][3];
 } lcg_sample_result;
 struct lcg_decoder_s;
 /* one sample through a decoder (see eval.c for why one teacher-forced pass suffices) */

@@ -32,11 +32,23 @@ void train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, cons
     for (long step = 0; step < cfg->steps; step++) {
         batch_fill(&batch, &cfg->task, &rng, cfg->batch, cfg->len, cfg->vary);
         double loss = model_forward(m, batch.tok, batch.tgt, batch.mask, batch.B, batch.T);
-        if (!isfinite(loss)) lcg_die("non-finite training loss (%g) at step %ld", loss, step + 1);
+        if (!isfinite(loss)) {
+            char what[160];
+            if (model_find_nonfinite(m, what, sizeof what) < 0) snprintf(what, sizeof what, "the loss");
+            lcg_die("non-finite values in %s at step %ld (loss %g)", what, step + 1, loss);
+        }
         model_zero_grad(m);
         model_backward(m);
         double norm = grad_clip(m->grads_mem, m->n_params, cfg->clip);
-        if (!isfinite(norm)) lcg_die("non-finite gradient norm at step %ld", step + 1);
+        if (!isfinite(norm)) {
+            int t = 0;
+            for (size_t i = 0, off = 0; i < LCG_N_PARAM_TENSORS; off += m->sizes[i++])
+                if (!isfinite(grad_norm(m->grads_mem + off, m->sizes[i]))) {
+                    t = (int)i;
+                    break;
+                }
+            lcg_die("non-finite gradient of %s at step %ld", lcg_param_names[t], step + 1);
+        }
         float lr = (float)(cfg->lr * lr_cosine(step, cfg->warmup, cfg->steps));
         adamw_update(&opt, m->params_mem, m->grads_mem, lr);
         tokens += batch.n_real;

@@ -52,10 +52,16 @@ static inline double ent_pow(double t, double c, int mode) {
 }
 
 /* max of s[n] (n >= 1), in the row's own precision, returned as double */
+/* the row max, or NaN if any score is NaN or infinite (the caller then outputs NaN: a bad
+ * score must surface, not turn into a silent zero weight) */
 static double ent_max(const real *s, int n) {
     real mx = s[0];
-    for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-    return (double)mx;
+    int bad = 0;
+    for (int j = 0; j < n; j++) {
+        bad |= !isfinite(s[j]);
+        mx = s[j] > mx ? s[j] : mx;
+    }
+    return bad ? NAN : (double)mx;
 }
 
 /* ---- bisection reference -------------------------------------------------------------------
@@ -75,6 +81,10 @@ double KFN(entmax_bisect_row)(real *p /* n */, const real *s /* n */, int n, dou
     ent_check_alpha(alpha);
     double am1 = alpha - 1.0, c = 1.0 / am1, mx = ent_max(s, n);
     int mode = ent_mode(alpha);
+    if (isnan(mx)) {
+        for (int j = 0; j < n; j++) p[j] = NAN;
+        return NAN;
+    }
     double lo = -1.0, hi = -pow((double)n, 1.0 - alpha), dt = hi - lo, tm = lo;
     for (int it = 0; it < n_iter; it++) {
         dt *= 0.5;
@@ -231,6 +241,10 @@ double KFN(entmax_row)(real *p /* n */, const real *s /* n */, int n, double alp
     }
     double am1 = alpha - 1.0, c = 1.0 / am1, mx = ent_max(s, n);
     int mode = ent_mode(alpha);
+    if (isnan(mx)) {
+        for (int j = 0; j < n; j++) p[j] = NAN;
+        return NAN;
+    }
 
     /* candidates: x_j > -1 (tau >= -1, so the rest are exactly zero) */
     ent_cand stack[ENT_STACK], *cd = stack;

@@ -37,7 +37,7 @@ static void adapt_z(const real *a, const KFN(lcg_lenscale_w) *w, int k, int C, i
 void KFN(lenscale_forward)(real *c, const real *a, const KFN(lcg_lenscale_w) *w, int kind, int h0,
                            int N, int T, int pos0, int C, int H) {
     int Hs = H - h0;
-#pragma omp parallel for schedule(static) if (N * C * Hs > 65536)
+#pragma omp parallel for schedule(static) if ((long)N * C * Hs > 65536)
     for (int n = 0; n < N; n++) {
         double l = log((double)(pos0 + n % T) + 2.0);
         real *cn = c + (size_t)n * H;

@@ -43,7 +43,7 @@ size_t lcg_param_sizes(const lcg_config *c, size_t s[LCG_N_PARAM_TENSORS]) {
 const char *lcg_config_check(const lcg_config *c) {
     static _Thread_local char msg[160];
     if (c->V < 2 || c->V > 1 << 20) snprintf(msg, sizeof msg, "vocabulary %d outside [2, 1048576]", c->V);
-    else if (c->L < 1 || c->L > 64) snprintf(msg, sizeof msg, "layers %d outside [1, 64]", c->L);
+    else if (c->L < 1 || c->L > LCG_MAX_LAYERS) snprintf(msg, sizeof msg, "layers %d outside [1, %d]", c->L, LCG_MAX_LAYERS);
     else if (c->C < 2 || c->C > 8192) snprintf(msg, sizeof msg, "dim %d outside [2, 8192]", c->C);
     else if (c->H < 1 || c->H > LCG_MAX_HEADS) snprintf(msg, sizeof msg, "heads %d outside [1, %d]", c->H, LCG_MAX_HEADS);
     else if (c->D < 2 || c->D > 1024 || c->D % 2) snprintf(msg, sizeof msg, "head-dim %d must be even, in [2, 1024]", c->D);

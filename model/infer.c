@@ -35,6 +35,28 @@ void decoder_init(lcg_decoder *d, const lcg_model *m, int cap) {
     layout(&m->cfg, cap, d->mem, d);
 }
 
+void decoder_reset(lcg_decoder *d) {
+    d->n = 0;
+    d->collect = 0;
+    d->diag_rows = 0;
+    memset(d->diag, 0, sizeof d->diag);
+}
+
+/* entropy, support and max of one weight row, added to the layer's sums */
+static void diag_add(double *acc, const float *p, int n) {
+    double ent = 0, mx = 0;
+    int support = 0;
+    for (int j = 0; j < n; j++) {
+        if (p[j] <= 0) continue;
+        ent -= (double)p[j] * log((double)p[j]);
+        support++;
+        mx = p[j] > mx ? p[j] : mx;
+    }
+    acc[0] += ent;
+    acc[1] += support;
+    acc[2] += mx;
+}
+
 void decoder_free(lcg_decoder *d) {
     lcg_free(d->mem);
     memset(d, 0, sizeof *d);
@@ -71,6 +93,7 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
                 d->scores[j] = s * f + slope * (float)(j - i);
             }
             norm_row_forward(d->probs, d->scores, i + 1, m->row, c->alpha);
+            if (d->collect) diag_add(d->diag[l], d->probs, i + 1);
             float *o = d->atty + h * D;
             for (int e = 0; e < D; e++) o[e] = 0;
             for (int j = 0; j <= i; j++) {
@@ -91,6 +114,7 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
         for (int e = 0; e < C; e++) d->x[e] += d->tmp[e];
     }
     d->n = i + 1;
+    if (d->collect) d->diag_rows += H;
     if (!want_logits) return NULL;
     rmsnorm_forward(d->h, &rstd, d->x, w[LCG_P_LN_F], 1, C);
     matmul_forward(d->logits, d->h, w[LCG_P_LM], 1, C, c->V);

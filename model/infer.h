@@ -26,13 +26,19 @@ typedef struct lcg_decoder_s {
     float *scores;  /* cap */
     float *probs;   /* cap */
     float *logits;  /* V */
+    /* attention diagnostics, summed over every head's query row while `collect` is set:
+     * per layer, entropy (nats), support size (weights > 0) and maximum weight */
+    int collect;
+    long diag_rows;                   /* query rows summed, per layer */
+    double diag[LCG_MAX_LAYERS][3];   /* L: entropy, support, max */
 } lcg_decoder;
 
 /* bytes a decoder of capacity cap needs (for the memory check before evaluation) */
 size_t decoder_bytes(const lcg_config *cfg, int cap);
 void decoder_init(lcg_decoder *d, const lcg_model *m, int cap);
 void decoder_free(lcg_decoder *d);
-static inline void decoder_reset(lcg_decoder *d) { d->n = 0; }
+/* empties the cache and the diagnostics */
+void decoder_reset(lcg_decoder *d);
 /* append `token` at position d->n; returns the next-token logits [V] if want_logits, else
  * NULL (skipping the LM head). Dies if the cache is full. */
 const float *decoder_step(lcg_decoder *d, int token, int want_logits);

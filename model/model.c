@@ -53,9 +53,13 @@ void KFN(model_init)(KFN(lcg_model) *m, const lcg_config *cfg, uint64_t seed) {
 
 KFN(lcg_lenscale_w) KFN(model_lenscale)(const KFN(lcg_model) *m, real *const *t, int l) {
     size_t Hs = (size_t)(m->cfg.H - m->h0), C = (size_t)m->cfg.C;
-    return (KFN(lcg_lenscale_w)){t[LCG_P_LS_BETA] + l * Hs, t[LCG_P_LS_GAMMA] + l * Hs,
-                                 t[LCG_P_LS_WB] + l * C * Hs, t[LCG_P_LS_BB] + l * Hs,
-                                 t[LCG_P_LS_WG] + l * C * Hs, t[LCG_P_LS_BG] + l * Hs};
+    real *p[6];
+    for (int i = 0; i < 6; i++) { /* layer l's slice; NULL for tensors this normalizer lacks */
+        int id = LCG_P_LS_BETA + i;
+        size_t per_layer = id == LCG_P_LS_WB || id == LCG_P_LS_WG ? C * Hs : Hs;
+        p[i] = m->sizes[id] ? t[id] + (size_t)l * per_layer : NULL;
+    }
+    return (KFN(lcg_lenscale_w)){p[0], p[1], p[2], p[3], p[4], p[5]};
 }
 
 void KFN(model_free)(KFN(lcg_model) *m) {
@@ -219,4 +223,37 @@ void KFN(model_backward)(KFN(lcg_model) *m) {
                               w[LCG_P_LN_IN] + (size_t)l * C, a->rs_in + (size_t)l * N, N, C);
     }
     KFN(encoder_backward)(g[LCG_P_EMB], a->dres, m->tok, N, C);
+}
+
+static int all_finite(const real *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+int KFN(model_find_nonfinite)(const KFN(lcg_model) *m, char *what, size_t n) {
+    const lcg_config *c = &m->cfg;
+    const KFN(lcg_acts) *a = &m->acts;
+    size_t N = (size_t)m->B * m->T, C = (size_t)c->C, H = (size_t)c->H, HD = H * c->D, F = (size_t)c->F;
+    size_t TT = (size_t)m->B * H * m->T * m->T;
+    if (!all_finite(a->enc, N * C)) return snprintf(what, n, "the token embeddings"), 0;
+    for (int l = 0; l < c->L; l++) {
+        struct {
+            const real *x;
+            size_t n;
+            const char *name;
+        } bufs[] = {{a->qkv + l * N * 3 * HD, N * 3 * HD, "q/k/v projections"},
+                    {m->scale ? a->qs + l * N * H : a->enc, m->scale ? N * H : 0, "query length scales"},
+                    {a->att + l * TT, TT, "attention weights (from the scores)"},
+                    {a->res1 + l * N * C, N * C, "attention block output"},
+                    {a->gu + l * N * 2 * F, N * 2 * F, "FFN projections"},
+                    {a->res2 + l * N * C, N * C, "FFN block output"}};
+        for (size_t b = 0; b < sizeof bufs / sizeof *bufs; b++)
+            if (!all_finite(bufs[b].x, bufs[b].n)) {
+                snprintf(what, n, "%s of layer %d", bufs[b].name, l);
+                return l;
+            }
+    }
+    if (!all_finite(a->logits, N * (size_t)c->V)) return snprintf(what, n, "the logits"), c->L;
+    return -1;
 }

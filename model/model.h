@@ -19,6 +19,7 @@
 #include "../kernels/kernels.h"
 
 #define LCG_MAX_HEADS 256
+#define LCG_MAX_LAYERS 64
 
 typedef struct {
     int V;       /* vocabulary */

@@ -73,3 +73,7 @@ void KFN(model_zero_grad)(KFN(lcg_model) *m);
 void KFN(model_backward)(KFN(lcg_model) *m);
 /* the length-scaling tensors of layer l, pointing into t = params.t or grads.t */
 KFN(lcg_lenscale_w) KFN(model_lenscale)(const KFN(lcg_model) *m, LCG_REAL *const *t, int l);
+/* after a forward whose loss is not finite: the first activation (in forward order) holding a
+ * NaN or Inf, described in `what` ("attention weights ... of layer 1"); returns its layer
+ * (L for the logits, 0 for the embeddings) or -1 if every activation is finite */
+int KFN(model_find_nonfinite)(const KFN(lcg_model) *m, char *what, size_t n);

@@ -140,6 +140,27 @@ START_TEST(test_adamw_and_schedule) {
 }
 END_TEST
 
+START_TEST(test_nonfinite_is_located) {
+    lcg_config cfg = tiny(LCG_POS_NAPE, LCG_NORM_ASENTMAX);
+    lcg_model m;
+    model_init(&m, &cfg, 8);
+    int B = 2, T = 5, tok[10], tgt[10];
+    unsigned char mask[10];
+    make_batch(tok, tgt, mask, B, T, cfg.V, 3);
+    char what[160];
+    ck_assert(isfinite(model_forward(&m, tok, tgt, mask, B, T)));
+    ck_assert_int_eq(model_find_nonfinite(&m, what, sizeof what), -1);
+    m.params.t[LCG_P_LS_WB][cfg.C * 1 + 0] = NAN; /* layer 1's ASEntmax projection */
+    ck_assert(!isfinite(model_forward(&m, tok, tgt, mask, B, T)));
+    ck_assert_int_eq(model_find_nonfinite(&m, what, sizeof what), 1);
+    ck_assert_msg(strstr(what, "length scales of layer 1"), "%s", what);
+    m.params.t[LCG_P_WQKV][5] = INFINITY; /* now layer 0 already breaks */
+    model_forward(&m, tok, tgt, mask, B, T);
+    ck_assert_int_eq(model_find_nonfinite(&m, what, sizeof what), 0);
+    model_free(&m);
+}
+END_TEST
+
 /* ---- checkpoints ------------------------------------------------------------------------ */
 static void write_bytes(const char *path, const unsigned char *p, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -208,6 +229,8 @@ START_TEST(test_checkpoint_roundtrip_and_corruption) {
 END_TEST
 
 /* ---- PyTorch cross-check -------------------------------------------------------------------- */
+#include <sys/stat.h>
+
 static void write_i32s(FILE *f, const int *x, int n) {
     for (int i = 0; i < n; i++) {
         int32_t v = x[i];
@@ -215,62 +238,93 @@ static void write_i32s(FILE *f, const int *x, int n) {
     }
 }
 
+/* distinct per-head (and per-layer) length-scaling parameters, so that c varies with position
+ * differently on every scaled head: ssmax beta in [0.6, 1.65], entmax-learn beta in [0.4, 1.55]
+ * and gamma in [-0.8, 1.2], asentmax biases away from 0 (its projections keep the x10 init) */
+static void set_lenscale_params(lcg_model *m) {
+    int h0, Hs = lcg_scaled_heads(&m->cfg, &h0);
+    for (size_t j = 0; j < m->sizes[LCG_P_LS_BETA]; j++) {
+        int l = (int)j / Hs, k = (int)j % Hs;
+        m->params.t[LCG_P_LS_BETA][j] = m->scale == LCG_SCALE_SSMAX ? 0.6f + 0.3f * k + 0.15f * l
+                                                                    : 0.4f + 0.35f * k + 0.1f * l;
+    }
+    for (size_t j = 0; j < m->sizes[LCG_P_LS_GAMMA]; j++)
+        m->params.t[LCG_P_LS_GAMMA][j] = -0.8f + 0.6f * (float)((int)j % Hs) + 0.2f * (float)((int)j / Hs);
+    for (size_t j = 0; j < m->sizes[LCG_P_LS_BB]; j++) m->params.t[LCG_P_LS_BB][j] = 0.5f * sinf((float)j + 1);
+    for (size_t j = 0; j < m->sizes[LCG_P_LS_BG]; j++) m->params.t[LCG_P_LS_BG][j] = 0.4f * cosf((float)j);
+}
+
+/* writes a case (model.ckpt, batch.bin, expect.bin) into cdir after one forward and backward */
+static void write_torch_case(const char *cdir, lcg_model *m, uint64_t batch_seed) {
+    char path[512], err[512];
+    ck_assert_msg(mkdir(cdir, 0755) == 0, "mkdir %s failed", cdir);
+    snprintf(path, sizeof path, "%s/model.ckpt", cdir);
+    ck_assert_msg(checkpoint_save(path, m, NULL, 0, "", err, sizeof err) == 0, "%s", err);
+    int B = 2, T = 9, tok[18], tgt[18], mask_i[18];
+    unsigned char mask[18];
+    make_batch(tok, tgt, mask, B, T, m->cfg.V, batch_seed);
+    for (int i = 0; i < B * T; i++) mask_i[i] = mask[i];
+    double loss = model_forward(m, tok, tgt, mask, B, T);
+    model_zero_grad(m);
+    model_backward(m);
+    snprintf(path, sizeof path, "%s/batch.bin", cdir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    int32_t bt[2] = {B, T};
+    fwrite(bt, 4, 2, f);
+    write_i32s(f, tok, B * T), write_i32s(f, tgt, B * T), write_i32s(f, mask_i, B * T);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/expect.bin", cdir);
+    f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(&loss, 8, 1, f);
+    fwrite(m->acts.logits, 4, (size_t)B * T * m->cfg.V, f);
+    fwrite(m->grads_mem, 4, m->n_params, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 START_TEST(test_against_pytorch) {
     const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-    char dir[64], path[256], err[512];
+    char dir[64], cdir[256], list[8192];
     tu_tmpdir(dir, sizeof dir);
-    /* every normalizer (two generic-alpha entmaxes: 1.5 takes the closed form, 1.3 Newton) x
-     * every position encoding; the sparse ones are only piecewise smooth, but the C gradient and
-     * autograd's are compared at the same point */
-    static const struct {
-        int norm;
-        float alpha;
-    } variants[] = {{LCG_NORM_SOFTMAX, 1.0f}, {LCG_NORM_ENTMAX, 1.5f}, {LCG_NORM_ENTMAX, 1.3f},
-                    {LCG_NORM_SPARSEMAX, 2.0f}};
-    for (int vi = 0; vi < (int)(sizeof variants / sizeof *variants); vi++)
-    for (int pos = 0; pos < LCG_POS_COUNT; pos++) {
-        lcg_config cfg = {.V = 13, .L = 2, .C = 16, .H = 4, .D = 8, .F = 24, .norm = variants[vi].norm,
-                          .pos = pos, .alpha = variants[vi].alpha};
-        lcg_model m;
-        model_init(&m, &cfg, 100 + pos + 10 * vi);
-        for (size_t i = 0; i < m.n_params; i++) m.params_mem[i] *= 10;
-        int norms[] = {LCG_P_LN_IN, LCG_P_LN_PA, LCG_P_LN_PF, LCG_P_LN_PO, LCG_P_LN_F};
-        for (int k = 0; k < 5; k++)
-            for (size_t j = 0; j < m.sizes[norms[k]]; j++) m.params.t[norms[k]][j] = 0.2f * sinf((float)(j + 3 * k));
-        snprintf(path, sizeof path, "%s/model.ckpt", dir);
-        ck_assert_int_eq(checkpoint_save(path, &m, NULL, 0, "", err, sizeof err), 0);
-        int B = 2, T = 9, tok[18], tgt[18], mask_i[18];
-        unsigned char mask[18];
-        make_batch(tok, tgt, mask, B, T, cfg.V, 40 + pos + 10 * vi);
-        for (int i = 0; i < B * T; i++) mask_i[i] = mask[i];
-        double loss = model_forward(&m, tok, tgt, mask, B, T);
-        model_zero_grad(&m);
-        model_backward(&m);
-        snprintf(path, sizeof path, "%s/batch.bin", dir);
-        FILE *f = fopen(path, "wb");
-        int32_t bt[2] = {B, T};
-        fwrite(bt, 4, 2, f);
-        write_i32s(f, tok, B * T), write_i32s(f, tgt, B * T), write_i32s(f, mask_i, B * T);
-        fclose(f);
-        snprintf(path, sizeof path, "%s/expect.bin", dir);
-        f = fopen(path, "wb");
-        fwrite(&loss, 8, 1, f);
-        fwrite(m.acts.logits, 4, (size_t)B * T * cfg.V, f);
-        fwrite(m.grads_mem, 4, m.n_params, f);
-        fclose(f);
-        static tu_result r;
-        tu_run(&r, "%s bench/torch_reference.py --ckpt %s/model.ckpt --batch %s/batch.bin --expect %s/expect.bin",
-               py, dir, dir, dir);
-        if (r.status == 77) {
-            printf("SKIP test_against_pytorch: %s", r.out[0] ? r.out : "torch not importable\n");
+    /* every normalizer at its default alpha, plus entmax at 1.3 (1.5 takes the closed form, 1.3
+     * Newton), x every position encoding, each case in its own directory, then one run of the
+     * script for all of them (torch imports once). The sparse ones are only piecewise smooth,
+     * but the C gradient and autograd's are compared at the same point. */
+    int n_variants = LCG_NORM_COUNT + 1;
+    size_t used = 0;
+    list[0] = '\0';
+    for (int vi = 0; vi < n_variants; vi++)
+        for (int pos = 0; pos < LCG_POS_COUNT; pos++) {
+            int norm = vi < LCG_NORM_COUNT ? vi : LCG_NORM_ENTMAX;
+            float alpha = vi < LCG_NORM_COUNT ? (float)lcg_normalizer_at(norm)->alpha_def : 1.3f;
+            lcg_config cfg = {.V = 13, .L = 2, .C = 16, .H = 4, .D = 8, .F = 24, .norm = norm, .pos = pos,
+                              .alpha = alpha};
+            lcg_model m;
+            model_init(&m, &cfg, 100 + pos + 10 * vi);
+            for (size_t i = 0; i < m.n_params; i++) m.params_mem[i] *= 10;
+            int norms[] = {LCG_P_LN_IN, LCG_P_LN_PA, LCG_P_LN_PF, LCG_P_LN_PO, LCG_P_LN_F};
+            for (int k = 0; k < 5; k++)
+                for (size_t j = 0; j < m.sizes[norms[k]]; j++)
+                    m.params.t[norms[k]][j] = 0.2f * sinf((float)(j + 3 * k));
+            set_lenscale_params(&m);
+            snprintf(cdir, sizeof cdir, "%s/%s-a%g-%s", dir, lcg_normalizer_at(norm)->name, (double)alpha,
+                     lcg_posenc_at(pos)->name);
+            write_torch_case(cdir, &m, 40 + pos + 10 * vi);
+            int w = snprintf(list + used, sizeof list - used, " %s", cdir);
+            ck_assert(w > 0 && (size_t)w < sizeof list - used);
+            used += (size_t)w;
             model_free(&m);
-            return;
         }
-        ck_assert_msg(r.status == 0, "%s (alpha %g), pos %s: torch reference disagrees (exit %d): %s%s",
-                      lcg_normalizer_at(cfg.norm)->name, (double)cfg.alpha, lcg_posenc_at(pos)->name,
-                      r.status, r.out, r.err);
-        model_free(&m);
+    static tu_result r;
+    tu_run(&r, "%s bench/torch_reference.py --cases%s", py, list);
+    if (r.status == 77) {
+        printf("SKIP test_against_pytorch: %s", r.out[0] ? r.out : "torch not importable\n");
+        return;
     }
+    ck_assert_msg(r.status == 0, "torch reference disagrees (exit %d): %s%s", r.status, r.out, r.err);
+    ck_assert_int_eq(tu_count_lines(r.out), n_variants * LCG_POS_COUNT + 1); /* one OK per case + summary */
+    tu_run(&r, "rm -rf %s", dir); /* kept on failure, for inspection */
 }
 END_TEST
 
@@ -282,6 +336,7 @@ int main(void) {
     tcase_add_test(tc, test_float_matches_double);
     tcase_add_loop_test(tc, test_decoder_matches_forward, 0, LCG_POS_COUNT * LCG_NORM_COUNT);
     tcase_add_test(tc, test_adamw_and_schedule);
+    tcase_add_test(tc, test_nonfinite_is_located);
     tcase_add_test(tc, test_checkpoint_roundtrip_and_corruption);
     tcase_add_test(tc, test_against_pytorch);
     suite_add_tcase(s, tc);
