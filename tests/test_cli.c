@@ -260,6 +260,11 @@ START_TEST(test_bad_input) {
     BAD("--lr", NULL, "run " TINY " --out %s --lr nan", csv);
     BAD("--alpha", NULL, "run " TINY " --out %s --alpha 3", csv);
     BAD("alpha", NULL, "run " TINY " --out %s --alpha 1.5 --attn softmax", csv);
+    BAD("alpha", NULL, "run " TINY " --out %s --alpha 1.5 --attn ssmax", csv);
+    BAD("alpha", NULL, "run " TINY " --out %s --alpha 2 --attn sparsemax", csv);
+    BAD("--alpha", NULL, "run " TINY " --out %s --alpha 1 --attn asentmax", csv);
+    BAD("--alpha", NULL, "run " TINY " --out %s --alpha 2.5 --attn entmax", csv);
+    BAD("--alpha", NULL, "run " TINY " --out %s --alpha 0.9 --attn entmax-learn", csv);
     /* names */
     BAD("--task", "nosuch", "run " MODEL_NO_TASK " --len 6 --vary 2 " TRAIN " " EVAL " --quiet --out %s --task nosuch", csv);
     BAD("--attn", "nosuch", "run " TINY " --out %s --attn nosuch", csv);
@@ -400,6 +405,38 @@ START_TEST(test_good_run_csv) {
 END_TEST
 
 /* appending to a file with another header: exit 1 naming the schema, file left as it was */
+/* every --attn trains and evaluates; diagnostics are per layer and in range */
+START_TEST(test_every_normalizer) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    const char *names[] = {"softmax", "entmax", "sparsemax", "ssmax", "asentmax", "entmax-learn"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(csv, sizeof csv, "%s/%s.csv", dir, names[i]);
+        expect_ok(NULL, TINY " --attn %s --pos nape --out %s", names[i], csv); /* TINY has 2 layers */
+        csv_doc d;
+        csv_load(csv, &d);
+        ck_assert_int_eq(d.rows, 1 + TINY_ROWS);
+        int ce = csv_col(&d, "attn_entropy"), cs = csv_col(&d, "attn_support"), cm = csv_col(&d, "attn_max");
+        int cl = csv_col(&d, "eval_len"), ca = csv_col(&d, "attn");
+        ck_assert(ce >= 0 && cs >= 0 && cm >= 0 && cl >= 0 && ca >= 0);
+        for (int r = 1; r < d.rows; r++) {
+            ck_assert_str_eq(d.cell[r][ca], names[i]);
+            double e0, e1, s0, s1, m0, m1;
+            ck_assert_int_eq(sscanf(d.cell[r][ce], "%lf;%lf", &e0, &e1), 2); /* two layers */
+            ck_assert_int_eq(sscanf(d.cell[r][cs], "%lf;%lf", &s0, &s1), 2);
+            ck_assert_int_eq(sscanf(d.cell[r][cm], "%lf;%lf", &m0, &m1), 2);
+            double n_keys = atof(d.cell[r][cl]) * 2 + 4; /* at most the whole sequence */
+            ck_assert(e0 >= 0 && e1 >= 0 && s0 >= 1 && s1 >= 1 && s0 <= n_keys && s1 <= n_keys);
+            ck_assert(m0 > 0 && m0 <= 1 && m1 > 0 && m1 <= 1);
+            if (strcmp(names[i], "softmax") == 0 || strcmp(names[i], "ssmax") == 0)
+                ck_assert(s0 > 4 && s1 > 4); /* dense: every causal key has weight */
+        }
+        csv_free(&d);
+    }
+    rm_tmpdir(dir);
+}
+END_TEST
+
 static void expect_schema_refused(const char *csv, const char *text) {
     write_all(csv, text, strlen(text));
     expect_runtime_error("schema", TINY " --out %s", csv);
@@ -624,6 +661,7 @@ static Suite *cli_suite(void) {
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_good_run_csv);
     tcase_add_test(tc, test_schema_mismatch);
+    tcase_add_test(tc, test_every_normalizer);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("determinism");
