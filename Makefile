@@ -63,5 +63,10 @@ test: deps
 	  CK_DEFAULT_TIMEOUT=600 $(BUILD)/tests/$$t || fail=1; \
 	done; exit $$fail
 
+# performance: training throughput of every attention normalizer relative to softmax
+bench: deps
+	@$(MAKE) --no-print-directory lcgbench
+	bench/variants.sh
+
 clean:
 	rm -rf $(BUILD) lcgbench

@@ -125,9 +125,9 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"head-dim", FL_INT, &m->D, 2, 1024, "N", "head dimension, even (16)", 1, 0},
         {"ffn", FL_INT, &m->F, 1, 65536, "N", "GeGLU hidden width (256)", 1, 0},
         {"seed", FL_U64, &c->seed, 0, 0, "N", "seed of all randomness: data, init (1)", 1, 0},
-        {"steps", FL_LONG, &c->steps, 1, 1e9, "N", "training steps (1500)", 1, 0},
+        {"steps", FL_LONG, &c->steps, 1, 1e9, "N", "training steps (2000)", 1, 0},
         {"batch", FL_INT, &c->batch, 1, 65536, "N", "samples per step (32)", 1, 0},
-        {"lr", FL_DOUBLE, &c->lr, 1e-9, 10, "X", "peak learning rate (3e-3)", 1, 0},
+        {"lr", FL_DOUBLE, &c->lr, 1e-9, 10, "X", "peak learning rate (1.5e-3)", 1, 0},
         {"warmup", FL_LONG, &c->warmup, 0, 1e9, "N", "linear warmup steps (100; steps/10 if fewer steps)", 1, 0},
         {"weight-decay", FL_DOUBLE, &c->weight_decay, 0, 10, "X", "AdamW weight decay (0)", 1, 0},
         {"clip", FL_DOUBLE, &c->clip, 0, 1e9, "X", "clip gradients to this global norm, 0 = off (1)", 1, 0},
@@ -165,9 +165,9 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
     nm->alpha = NAN;
     c->model = (lcg_config){.L = 2, .C = 64, .H = 4, .D = 16, .F = 256, .alpha = 1.0f};
     c->seed = 1;
-    c->steps = 1500;
+    c->steps = 2000;
     c->batch = 32;
-    c->lr = 3e-3;
+    c->lr = 1.5e-3;
     c->warmup = 100;
     c->weight_decay = 0;
     c->clip = 1.0;
