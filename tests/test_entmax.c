@@ -13,41 +13,10 @@
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
 
-static void fill(double *x, size_t n, pcg32 *r, double scale) {
-    for (size_t i = 0; i < n; i++) x[i] = scale * pcg32_normal(r);
-}
-static double dotd(const double *a, const double *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
 static double row_max(const double *s, int n) {
     double m = s[0];
     for (int j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
     return m;
-}
-
-/* central differences of f w.r.t. every x[i] against grad[i] (as in test_kernels.c) */
-typedef double (*loss_fn)(void *ctx);
-static void fd_check(const char *what, loss_fn f, void *ctx, double *x, const double *grad, size_t n) {
-    const double h = 1e-6;
-    double worst = 0;
-    size_t worst_i = 0;
-    for (size_t i = 0; i < n; i++) {
-        double keep = x[i];
-        x[i] = keep + h;
-        double lp = f(ctx);
-        x[i] = keep - h;
-        double lm = f(ctx);
-        x[i] = keep;
-        double num = (lp - lm) / (2 * h);
-        double err = fabs(num - grad[i]) / fmax(1.0, fabs(num));
-        if (err > worst) {
-            worst = err;
-            worst_i = i;
-        }
-    }
-    ck_assert_msg(worst < 1e-6, "%s: gradient %zu off by %.3g (relative)", what, worst_i, worst);
 }
 
 /* ---- fast exact path vs bisection ------------------------------------------------------------ */
@@ -86,7 +55,7 @@ START_TEST(test_exact_matches_bisection) {
                 for (int rep = 0; rep < 3; rep++) {
                     double alpha = ALPHAS[a];
                     int n = LENS[l];
-                    fill(s, n, &r, SCALES[sc]);
+                    tu_fill(s, n, &r, SCALES[sc]);
                     for (int j = 0; j < n; j++) sf[j] = (float)s[j];
                     /* double */
                     double tau = entmax_row_f64(p, s, n, alpha);
@@ -136,7 +105,7 @@ START_TEST(test_newton_alphas_match_bisection) {
         for (int l = 0; l < 5; l++) {
             int n = (int[]){1, 3, 17, 120, 300}[l];
             for (int sc = 0; sc < 5; sc++) {
-                fill(s, n, &r, SCALES[sc]);
+                tu_fill(s, n, &r, SCALES[sc]);
                 entmax_row_f64(p, s, n, alphas[a]);
                 entmax_bisect_row_f64(q, s, n, alphas[a], 80);
                 for (int j = 0; j < n; j++) worst = fmax(worst, fabs(p[j] - q[j]));
@@ -160,7 +129,7 @@ START_TEST(test_row_properties) {
         entmax_row(&pf1, &onef, 1, alpha);
         ck_assert_float_eq(pf1, 1.0f);
         /* one-hot: one score far above the rest */
-        fill(s, 64, &r, 1);
+        tu_fill(s, 64, &r, 1);
         s[17] = 100;
         entmax_row_f64(p, s, 64, alpha);
         for (int j = 0; j < 64; j++) ck_assert_double_eq(p[j], j == 17 ? 1.0 : 0.0);
@@ -183,7 +152,7 @@ START_TEST(test_row_properties) {
         ck_assert_double_eq(p[7], 0);
         ck_assert(p[0] > p[1]);
         /* invariance to adding a constant */
-        fill(s, 64, &r, 2);
+        tu_fill(s, 64, &r, 2);
         entmax_row_f64(p, s, 64, alpha);
         for (int j = 0; j < 64; j++) q[j] = s[j] + 37.125;
         double p2[64];
@@ -227,7 +196,7 @@ START_TEST(test_limits) {
     double s[64], p[64], q[64];
     for (int rep = 0; rep < 6; rep++) {
         int n = rep % 2 ? 7 : 64;
-        fill(s, n, &r, 1.5);
+        tu_fill(s, n, &r, 1.5);
         /* alpha -> 1: softmax */
         entmax_row_f64(p, s, n, 1.001);
         norm_row_forward_f64(q, s, n, LCG_ROW_SOFTMAX, 1.0);
@@ -250,7 +219,7 @@ typedef struct {
 static double row_loss(void *v) {
     row_ctx *c = v;
     norm_row_forward_f64(c->p, c->s, c->n, c->norm, c->alpha);
-    return dotd(c->p, c->proj, c->n);
+    return tu_dot(c->p, c->proj, c->n);
 }
 /* distance of the closest score to the threshold (the map has kinks there) */
 static double row_margin(const double *s, int n, double alpha) {
@@ -269,14 +238,14 @@ START_TEST(test_row_backward_fd) {
                 int n = lens[l];
                 double s[64], p[64], proj[64], ds[64];
                 row_ctx c = {p, s, proj, alphas[a], n, norms[a]};
-                do fill(s, n, &r, (double[]){0.5, 2, 5}[sc]);
+                do tu_fill(s, n, &r, (double[]){0.5, 2, 5}[sc]);
                 while (n > 1 && row_margin(s, n, alphas[a]) < 1e-4);
-                fill(proj, n, &r, 1);
+                tu_fill(proj, n, &r, 1);
                 row_loss(&c);
                 norm_row_backward_f64(ds, p, proj, n, norms[a], alphas[a]);
                 char what[64];
                 snprintf(what, sizeof what, "row alpha=%g n=%d", alphas[a], n);
-                fd_check(what, row_loss, &c, s, ds, n);
+                tu_fd_check(what, row_loss, &c, s, ds, n);
                 for (int j = 0; j < n; j++)
                     if (p[j] == 0) ck_assert_double_eq(ds[j], 0);
                 /* float build agrees */
@@ -298,7 +267,7 @@ typedef struct {
 static double at_loss(void *p) {
     at_ctx *c = p;
     attention_forward_f64(c->out, c->att, c->qkv, NULL, c->slopes, c->norm, c->alpha, c->B, c->T, c->H, c->D);
-    return dotd(c->out, c->proj, (size_t)c->B * c->T * c->H * c->D);
+    return tu_dot(c->out, c->proj, (size_t)c->B * c->T * c->H * c->D);
 }
 /* smallest |x_ij - tau_i| over all causal rows: recomputes the scores as attention.c does */
 static double at_margin(const at_ctx *c) {
@@ -310,7 +279,7 @@ static double at_margin(const at_ctx *c) {
                 const double *q = c->qkv + ((size_t)b * c->T + t) * C3 + h * c->D;
                 for (int j = 0; j <= t; j++) {
                     const double *k = c->qkv + ((size_t)b * c->T + j) * C3 + HD + h * c->D;
-                    s[j] = dotd(q, k, c->D) / sqrt((double)c->D) + c->slopes[h] * (double)(j - t);
+                    s[j] = tu_dot(q, k, c->D) / sqrt((double)c->D) + c->slopes[h] * (double)(j - t);
                 }
                 if (t > 0) m = fmin(m, row_margin(s, t + 1, c->alpha));
             }
@@ -326,16 +295,16 @@ START_TEST(test_attention_backward_fd) {
             at_ctx c = {LCG_NEW(double, B * T * H * D), LCG_NEW(double, B * H * T * T), LCG_NEW(double, n),
                         LCG_NEW(double, B * T * H * D), alphas[k], {0}, B, T, H, D, norms[k]};
             lcg_posenc_slopes(c.slopes, pos, H);
-            do fill(c.qkv, n, &r, 1.5);
+            do tu_fill(c.qkv, n, &r, 1.5);
             while (at_margin(&c) < 1e-4);
-            fill(c.proj, B * T * H * D, &r, 1);
+            tu_fill(c.proj, B * T * H * D, &r, 1);
             at_loss(&c);
             double *g = LCG_NEW(double, n);
             attention_backward_f64(g, NULL, c.proj, c.qkv, NULL, c.att, c.slopes, norms[k], alphas[k], B, T, H, D);
             char what[64];
             snprintf(what, sizeof what, "attention %s %s", lcg_normalizer_at(norms[k])->name,
                      lcg_posenc_at(pos)->name);
-            fd_check(what, at_loss, &c, c.qkv, g, n);
+            tu_fd_check(what, at_loss, &c, c.qkv, g, n);
             int zeros = 0;
             for (int bh = 0; bh < B * H; bh++)
                 for (int t = 0; t < T; t++) {
@@ -362,7 +331,7 @@ START_TEST(test_attention_sharp_is_sparse) {
     for (int k = 0; k < 2; k++) {
         double *qkv = LCG_NEW(double, n), *att = LCG_NEW(double, B * H * T * T), *out = LCG_NEW(double, T * H * D);
         float slopes[2] = {0, 0};
-        fill(qkv, n, &r, 3);
+        tu_fill(qkv, n, &r, 3);
         attention_forward_f64(out, att, qkv, NULL, slopes, norms[k], 1.5, B, T, H, D);
         int zeros = 0, causal = 0;
         for (int h = 0; h < H; h++)

@@ -47,40 +47,7 @@ START_TEST(test_pcg32_streams_differ) {
 }
 END_TEST
 
-/* ---- finite differences ------------------------------------------------------------------- */
-static void fill(double *x, size_t n, pcg32 *r, double scale) {
-    for (size_t i = 0; i < n; i++) x[i] = scale * pcg32_normal(r);
-}
-static double dotd(const double *a, const double *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-/* a scalar loss of some inputs: loss = <proj, f(inputs)> */
-typedef double (*loss_fn)(void *ctx);
-
-/* compares grad[i] with the central difference of f w.r.t. x[i], for every i */
-static void fd_check(const char *what, loss_fn f, void *ctx, double *x, const double *grad, size_t n) {
-    const double h = 1e-6;
-    double worst = 0;
-    size_t worst_i = 0;
-    for (size_t i = 0; i < n; i++) {
-        double keep = x[i];
-        x[i] = keep + h;
-        double lp = f(ctx);
-        x[i] = keep - h;
-        double lm = f(ctx);
-        x[i] = keep;
-        double num = (lp - lm) / (2 * h);
-        double err = fabs(num - grad[i]) / fmax(1.0, fabs(num));
-        if (err > worst) {
-            worst = err;
-            worst_i = i;
-        }
-    }
-    ck_assert_msg(worst < 1e-6, "%s: gradient %zu off by %.3g (relative)", what, worst_i, worst);
-}
+/* ---- backward vs finite differences (tu_fd_check) ---------------------------------------- */
 
 /* -- matmul -- */
 typedef struct {
@@ -90,7 +57,7 @@ typedef struct {
 static double mm_loss(void *p) {
     mm_ctx *c = p;
     (c->ref ? matmul_forward_ref_f64 : matmul_forward_f64)(c->out, c->inp, c->w, c->N, c->IC, c->OC);
-    return dotd(c->out, c->proj, (size_t)c->N * c->OC);
+    return tu_dot(c->out, c->proj, (size_t)c->N * c->OC);
 }
 START_TEST(test_matmul_backward_fd) {
     pcg32 r = pcg32_derive(1, "t", 0);
@@ -100,11 +67,11 @@ START_TEST(test_matmul_backward_fd) {
             int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
             mm_ctx c = {LCG_NEW(double, N * OC), LCG_NEW(double, N * IC), LCG_NEW(double, IC * OC),
                         LCG_NEW(double, N * OC), N, IC, OC, ref};
-            fill(c.inp, N * IC, &r, 1), fill(c.w, IC * OC, &r, 1), fill(c.proj, N * OC, &r, 1);
+            tu_fill(c.inp, N * IC, &r, 1), tu_fill(c.w, IC * OC, &r, 1), tu_fill(c.proj, N * OC, &r, 1);
             double *dinp = LCG_NEW(double, N * IC), *dw = LCG_NEW(double, IC * OC);
             (ref ? matmul_backward_ref_f64 : matmul_backward_f64)(dinp, dw, c.proj, c.inp, c.w, N, IC, OC);
-            fd_check("matmul dinp", mm_loss, &c, c.inp, dinp, N * IC);
-            fd_check("matmul dw", mm_loss, &c, c.w, dw, IC * OC);
+            tu_fd_check("matmul dinp", mm_loss, &c, c.inp, dinp, N * IC);
+            tu_fd_check("matmul dw", mm_loss, &c, c.w, dw, IC * OC);
             lcg_free(c.out), lcg_free(c.inp), lcg_free(c.w), lcg_free(c.proj), lcg_free(dinp), lcg_free(dw);
         }
 }
@@ -144,24 +111,24 @@ typedef struct {
 static double rn_loss(void *p) {
     rn_ctx *c = p;
     rmsnorm_forward_f64(c->out, c->rstd, c->inp, c->w, c->N, c->C);
-    return dotd(c->out, c->proj, (size_t)c->N * c->C);
+    return tu_dot(c->out, c->proj, (size_t)c->N * c->C);
 }
 START_TEST(test_rmsnorm_backward_fd) {
     pcg32 r = pcg32_derive(3, "t", 0);
     int N = 6, C = 10;
     rn_ctx c = {LCG_NEW(double, N * C), LCG_NEW(double, N), LCG_NEW(double, N * C), LCG_NEW(double, C),
                 LCG_NEW(double, N * C), N, C};
-    fill(c.inp, N * C, &r, 2), fill(c.w, C, &r, 0.3), fill(c.proj, N * C, &r, 1);
+    tu_fill(c.inp, N * C, &r, 2), tu_fill(c.w, C, &r, 0.3), tu_fill(c.proj, N * C, &r, 1);
     rn_loss(&c);
     double *dinp = LCG_NEW(double, N * C), *dw = LCG_NEW(double, C);
     rmsnorm_backward_f64(dinp, dw, c.proj, c.inp, c.w, c.rstd, N, C);
-    fd_check("rmsnorm dinp", rn_loss, &c, c.inp, dinp, N * C);
-    fd_check("rmsnorm dw", rn_loss, &c, c.w, dw, C);
+    tu_fd_check("rmsnorm dinp", rn_loss, &c, c.inp, dinp, N * C);
+    tu_fd_check("rmsnorm dw", rn_loss, &c, c.w, dw, C);
     /* unit RMS output when w = 0 */
     for (int i = 0; i < C; i++) c.w[i] = 0;
     rn_loss(&c);
     for (int n = 0; n < N; n++) {
-        double ss = dotd(c.out + n * C, c.out + n * C, C) / C;
+        double ss = tu_dot(c.out + n * C, c.out + n * C, C) / C;
         ck_assert_double_eq_tol(ss, 1.0, 1e-5);
     }
 }
@@ -175,16 +142,16 @@ typedef struct {
 static double en_loss(void *p) {
     en_ctx *c = p;
     encoder_forward_f64(c->out, c->tok, c->emb, c->N, c->C);
-    return dotd(c->out, c->proj, (size_t)c->N * c->C);
+    return tu_dot(c->out, c->proj, (size_t)c->N * c->C);
 }
 START_TEST(test_encoder_backward_fd) {
     pcg32 r = pcg32_derive(4, "t", 0);
     int N = 7, C = 5, V = 4, tok[7] = {0, 3, 3, 1, 0, 2, 3};
     en_ctx c = {LCG_NEW(double, N * C), LCG_NEW(double, V * C), LCG_NEW(double, N * C), tok, N, C};
-    fill(c.emb, V * C, &r, 1), fill(c.proj, N * C, &r, 1);
+    tu_fill(c.emb, V * C, &r, 1), tu_fill(c.proj, N * C, &r, 1);
     double *demb = LCG_NEW(double, V * C);
     encoder_backward_f64(demb, c.proj, tok, N, C);
-    fd_check("encoder", en_loss, &c, c.emb, demb, V * C);
+    tu_fd_check("encoder", en_loss, &c, c.emb, demb, V * C);
 }
 END_TEST
 
@@ -196,16 +163,16 @@ typedef struct {
 static double gg_loss(void *p) {
     gg_ctx *c = p;
     geglu_forward_f64(c->out, c->gu, c->N, c->F);
-    return dotd(c->out, c->proj, (size_t)c->N * c->F);
+    return tu_dot(c->out, c->proj, (size_t)c->N * c->F);
 }
 START_TEST(test_geglu_backward_fd) {
     pcg32 r = pcg32_derive(5, "t", 0);
     int N = 5, F = 9;
     gg_ctx c = {LCG_NEW(double, N * F), LCG_NEW(double, N * 2 * F), LCG_NEW(double, N * F), N, F};
-    fill(c.gu, N * 2 * F, &r, 2), fill(c.proj, N * F, &r, 1);
+    tu_fill(c.gu, N * 2 * F, &r, 2), tu_fill(c.proj, N * F, &r, 1);
     double *dgu = LCG_NEW(double, N * 2 * F);
     geglu_backward_f64(dgu, c.proj, c.gu, N, F);
-    fd_check("geglu", gg_loss, &c, c.gu, dgu, N * 2 * F);
+    tu_fd_check("geglu", gg_loss, &c, c.gu, dgu, N * 2 * F);
     /* gelu_tanh(1) = 0.841192 (tanh approximation) */
     double gu[2] = {1.0, 1.0}, o;
     geglu_forward_f64(&o, gu, 1, 1);
@@ -223,17 +190,17 @@ static double rp_loss(void *p) {
     size_t n = (size_t)c->B * c->T * 3 * c->H * c->D;
     memcpy(c->work, c->qkv, sizeof(double) * n);
     rope_forward_f64(c->work, c->B, c->T, c->H, c->D);
-    return dotd(c->work, c->proj, n);
+    return tu_dot(c->work, c->proj, n);
 }
 START_TEST(test_rope_backward_fd) {
     pcg32 r = pcg32_derive(6, "t", 0);
     int B = 2, T = 5, H = 2, D = 6, n = B * T * 3 * H * D;
     rp_ctx c = {LCG_NEW(double, n), LCG_NEW(double, n), LCG_NEW(double, n), B, T, H, D};
-    fill(c.qkv, n, &r, 1), fill(c.proj, n, &r, 1);
+    tu_fill(c.qkv, n, &r, 1), tu_fill(c.proj, n, &r, 1);
     double *g = LCG_NEW(double, n);
     memcpy(g, c.proj, sizeof(double) * n);
     rope_backward_f64(g, B, T, H, D);
-    fd_check("rope", rp_loss, &c, c.qkv, g, n);
+    tu_fd_check("rope", rp_loss, &c, c.qkv, g, n);
     /* position 0 is the identity, v is untouched, norms are preserved */
     rp_loss(&c);
     for (int i = 0; i < 3 * H * D; i++) ck_assert_double_eq_tol(c.work[i], c.qkv[i], 1e-15);
@@ -257,7 +224,7 @@ typedef struct {
 static double at_loss(void *p) {
     at_ctx *c = p;
     attention_forward_f64(c->out, c->att, c->qkv, NULL, c->slopes, LCG_ROW_SOFTMAX, 1.0, c->B, c->T, c->H, c->D);
-    return dotd(c->out, c->proj, (size_t)c->B * c->T * c->H * c->D);
+    return tu_dot(c->out, c->proj, (size_t)c->B * c->T * c->H * c->D);
 }
 START_TEST(test_attention_backward_fd) {
     pcg32 r = pcg32_derive(7, "t", 0);
@@ -266,11 +233,11 @@ START_TEST(test_attention_backward_fd) {
         at_ctx c = {LCG_NEW(double, B * T * H * D), LCG_NEW(double, B * H * T * T), LCG_NEW(double, n),
                     LCG_NEW(double, B * T * H * D), {0}, B, T, H, D};
         lcg_posenc_slopes(c.slopes, pos, H);
-        fill(c.qkv, n, &r, 1), fill(c.proj, B * T * H * D, &r, 1);
+        tu_fill(c.qkv, n, &r, 1), tu_fill(c.proj, B * T * H * D, &r, 1);
         at_loss(&c);
         double *g = LCG_NEW(double, n);
         attention_backward_f64(g, NULL, c.proj, c.qkv, NULL, c.att, c.slopes, LCG_ROW_SOFTMAX, 1.0, B, T, H, D);
-        fd_check(lcg_posenc_at(pos)->name, at_loss, &c, c.qkv, g, n);
+        tu_fd_check(lcg_posenc_at(pos)->name, at_loss, &c, c.qkv, g, n);
         /* causal rows sum to one and put no weight on the future */
         for (int bh = 0; bh < B * H; bh++)
             for (int t = 0; t < T; t++) {
@@ -314,16 +281,16 @@ typedef struct {
 static double sm_loss(void *v) {
     sm_ctx *c = v;
     norm_row_forward_f64(c->p, c->s, c->n, LCG_ROW_SOFTMAX, 1.0);
-    return dotd(c->p, c->proj, c->n);
+    return tu_dot(c->p, c->proj, c->n);
 }
 START_TEST(test_softmax_row_fd) {
     pcg32 r = pcg32_derive(8, "t", 0);
     double s[9], p[9], proj[9], ds[9];
     sm_ctx c = {p, s, proj, 9};
-    fill(s, 9, &r, 3), fill(proj, 9, &r, 1);
+    tu_fill(s, 9, &r, 3), tu_fill(proj, 9, &r, 1);
     sm_loss(&c);
     norm_row_backward_f64(ds, p, proj, 9, LCG_ROW_SOFTMAX, 1.0);
-    fd_check("softmax row", sm_loss, &c, s, ds, 9);
+    tu_fd_check("softmax row", sm_loss, &c, s, ds, 9);
     /* huge scores stay finite; a row of length 1 is weight 1 */
     double big[3] = {1e4, -1e4, 1e4 - 1}, pb[3];
     norm_row_forward_f64(pb, big, 3, LCG_ROW_SOFTMAX, 1.0);
@@ -353,10 +320,10 @@ START_TEST(test_crossentropy_fd) {
     int N = 5, V = 7, tgt[5] = {1, 6, 0, 3, 2};
     unsigned char mask[5] = {1, 0, 1, 1, 0};
     ce_ctx c = {LCG_NEW(double, N), LCG_NEW(double, N * V), tgt, mask, N, V};
-    fill(c.logits, N * V, &r, 2);
+    tu_fill(c.logits, N * V, &r, 2);
     double *d = LCG_NEW(double, N * V);
     crossentropy_backward_f64(d, c.logits, tgt, mask, 1.0 / 3, N, V);
-    fd_check("cross-entropy", ce_loss, &c, c.logits, d, N * V);
+    tu_fd_check("cross-entropy", ce_loss, &c, c.logits, d, N * V);
     ce_loss(&c);
     ck_assert_double_eq(c.losses[1], 0);
     /* uniform logits: loss = log V */

@@ -12,33 +12,6 @@
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
 
-static void fill(double *x, size_t n, pcg32 *r, double scale, double shift) {
-    for (size_t i = 0; i < n; i++) x[i] = shift + scale * pcg32_normal(r);
-}
-static double dotd(const double *a, const double *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-typedef double (*loss_fn)(void *ctx);
-static void fd_check(const char *what, loss_fn f, void *ctx, double *x, const double *grad, size_t n) {
-    const double h = 1e-6;
-    double worst = 0;
-    size_t worst_i = 0;
-    for (size_t i = 0; i < n; i++) {
-        double keep = x[i];
-        x[i] = keep + h;
-        double lp = f(ctx);
-        x[i] = keep - h;
-        double lm = f(ctx);
-        x[i] = keep;
-        double num = (lp - lm) / (2 * h), err = fabs(num - grad[i]) / fmax(1.0, fabs(num));
-        if (err > worst) worst = err, worst_i = i;
-    }
-    ck_assert_msg(worst < 1e-6, "%s: gradient %zu off by %.3g (relative)", what, worst_i, worst);
-}
-
 /* ---- lenscale ------------------------------------------------------------------------------- */
 enum { N = 6, T = 3, C = 5, H = 4, H0 = 2, HS = H - H0 };
 typedef struct {
@@ -51,7 +24,7 @@ static double ls_loss(void *p) {
     ls_ctx *x = p;
     lcg_lenscale_w_f64 w = ls_w(x);
     lenscale_forward_f64(x->c, x->a, &w, x->kind, H0, N, T, x->pos0, C, H);
-    return dotd(x->c, x->proj, N * H);
+    return tu_dot(x->c, x->proj, N * H);
 }
 
 START_TEST(test_lenscale_backward_fd) {
@@ -60,23 +33,23 @@ START_TEST(test_lenscale_backward_fd) {
     memset(&x, 0, sizeof x);
     pcg32 r = pcg32_derive(1, "ls", (uint64_t)kind);
     x.kind = kind, x.pos0 = 5;
-    fill(x.a, N * C, &r, 1, 0), fill(x.proj, N * H, &r, 1, 0);
-    fill(x.beta, HS, &r, 0.3, 0.8), fill(x.gamma, HS, &r, 0.5, 0);
-    fill(x.wb, C * HS, &r, 0.5, 0), fill(x.bb, HS, &r, 0.5, 0), fill(x.wg, C * HS, &r, 0.5, 0), fill(x.bg, HS, &r, 0.5, 0);
+    tu_fill_shift(x.a, N * C, &r, 1, 0), tu_fill_shift(x.proj, N * H, &r, 1, 0);
+    tu_fill_shift(x.beta, HS, &r, 0.3, 0.8), tu_fill_shift(x.gamma, HS, &r, 0.5, 0);
+    tu_fill_shift(x.wb, C * HS, &r, 0.5, 0), tu_fill_shift(x.bb, HS, &r, 0.5, 0), tu_fill_shift(x.wg, C * HS, &r, 0.5, 0), tu_fill_shift(x.bg, HS, &r, 0.5, 0);
     ls_loss(&x);
     static double da[N * C], gbeta[HS], ggamma[HS], gwb[C * HS], gbb[HS], gwg[C * HS], gbg[HS];
     memset(da, 0, sizeof da), memset(gbeta, 0, sizeof gbeta), memset(ggamma, 0, sizeof ggamma);
     memset(gwb, 0, sizeof gwb), memset(gbb, 0, sizeof gbb), memset(gwg, 0, sizeof gwg), memset(gbg, 0, sizeof gbg);
     lcg_lenscale_w_f64 w = ls_w(&x), g = {gbeta, ggamma, gwb, gbb, gwg, gbg};
     lenscale_backward_f64(da, &g, x.proj, x.a, &w, kind, H0, N, T, x.pos0, C, H);
-    if (kind == LCG_SCALE_SSMAX || kind == LCG_SCALE_LEARN) fd_check("beta", ls_loss, &x, x.beta, gbeta, HS);
-    if (kind == LCG_SCALE_LEARN) fd_check("gamma", ls_loss, &x, x.gamma, ggamma, HS);
+    if (kind == LCG_SCALE_SSMAX || kind == LCG_SCALE_LEARN) tu_fd_check("beta", ls_loss, &x, x.beta, gbeta, HS);
+    if (kind == LCG_SCALE_LEARN) tu_fd_check("gamma", ls_loss, &x, x.gamma, ggamma, HS);
     if (kind == LCG_SCALE_ADAPT) {
-        fd_check("w_beta", ls_loss, &x, x.wb, gwb, C * HS);
-        fd_check("b_beta", ls_loss, &x, x.bb, gbb, HS);
-        fd_check("w_gamma", ls_loss, &x, x.wg, gwg, C * HS);
-        fd_check("b_gamma", ls_loss, &x, x.bg, gbg, HS);
-        fd_check("input a", ls_loss, &x, x.a, da, N * C);
+        tu_fd_check("w_beta", ls_loss, &x, x.wb, gwb, C * HS);
+        tu_fd_check("b_beta", ls_loss, &x, x.bb, gbb, HS);
+        tu_fd_check("w_gamma", ls_loss, &x, x.wg, gwg, C * HS);
+        tu_fd_check("b_gamma", ls_loss, &x, x.bg, gbg, HS);
+        tu_fd_check("input a", ls_loss, &x, x.a, da, N * C);
     }
     /* the scale varies with position, and unscaled heads stay at 1 */
     for (int n = 0; n < N; n++)
@@ -114,7 +87,7 @@ typedef struct {
 static double at_loss(void *p) {
     at_ctx *c = p;
     attention_forward_f64(c->out, c->att, c->qkv, c->qs, c->slopes, c->row, c->alpha, c->B, c->T, c->H, c->D);
-    return dotd(c->out, c->proj, (size_t)c->B * c->T * c->H * c->D);
+    return tu_dot(c->out, c->proj, (size_t)c->B * c->T * c->H * c->D);
 }
 
 START_TEST(test_attention_qscale_fd) {
@@ -126,12 +99,12 @@ START_TEST(test_attention_qscale_fd) {
         at_ctx c = {LCG_NEW(double, B * Tn * Hn * D), LCG_NEW(double, B * Hn * Tn * Tn), LCG_NEW(double, n),
                     LCG_NEW(double, B * Tn * Hn), LCG_NEW(double, B * Tn * Hn * D), {0}, rows[k], B, Tn, Hn, D, alphas[k]};
         lcg_posenc_slopes(c.slopes, LCG_POS_NAPE, Hn);
-        fill(c.qkv, n, &r, 1, 0), fill(c.proj, B * Tn * Hn * D, &r, 1, 0), fill(c.qs, B * Tn * Hn, &r, 0.4, 1.6);
+        tu_fill_shift(c.qkv, n, &r, 1, 0), tu_fill_shift(c.proj, B * Tn * Hn * D, &r, 1, 0), tu_fill_shift(c.qs, B * Tn * Hn, &r, 0.4, 1.6);
         at_loss(&c);
         double *g = LCG_NEW(double, n), *gqs = LCG_NEW(double, B * Tn * Hn);
         attention_backward_f64(g, gqs, c.proj, c.qkv, c.qs, c.att, c.slopes, c.row, c.alpha, B, Tn, Hn, D);
-        fd_check("attention dqkv", at_loss, &c, c.qkv, g, n);
-        fd_check("attention dqscale", at_loss, &c, c.qs, gqs, B * Tn * Hn);
+        tu_fd_check("attention dqkv", at_loss, &c, c.qkv, g, n);
+        tu_fd_check("attention dqscale", at_loss, &c, c.qs, gqs, B * Tn * Hn);
         /* a scale of 1 everywhere equals no scale */
         double *o1 = LCG_NEW(double, B * Tn * Hn * D);
         for (int i = 0; i < B * Tn * Hn; i++) c.qs[i] = 1;

@@ -14,6 +14,9 @@
 #include <stdarg.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <math.h>
+
+#include "../kernels/util.h"
 
 typedef struct {
     int status;   /* exit code, or 128 + signal */
@@ -61,6 +64,43 @@ static inline int tu_count_lines(const char *s) {
     int n = 0;
     for (; *s; s++) n += *s == '\n';
     return n;
+}
+
+/* ---- finite differences in double precision ------------------------------------------------ */
+/* x[i] = scale * N(0, 1) */
+static inline void tu_fill(double *x, size_t n, pcg32 *r, double scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * pcg32_normal(r);
+}
+/* x[i] = shift + scale * N(0, 1) */
+static inline void tu_fill_shift(double *x, size_t n, pcg32 *r, double scale, double shift) {
+    for (size_t i = 0; i < n; i++) x[i] = shift + scale * pcg32_normal(r);
+}
+static inline double tu_dot(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* a scalar loss of some inputs, typically <proj, f(inputs)> */
+typedef double (*tu_loss_fn)(void *ctx);
+
+/* central differences (h = 1e-6) of f w.r.t. every x[i] against grad[i]; fails the test if
+ * any relative error (to max(1, |numeric|)) reaches 1e-6 */
+static inline void tu_fd_check(const char *what, tu_loss_fn f, void *ctx, double *x, const double *grad, size_t n) {
+    const double h = 1e-6;
+    double worst = 0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        double keep = x[i];
+        x[i] = keep + h;
+        double lp = f(ctx);
+        x[i] = keep - h;
+        double lm = f(ctx);
+        x[i] = keep;
+        double num = (lp - lm) / (2 * h), err = fabs(num - grad[i]) / fmax(1.0, fabs(num));
+        if (err > worst) worst = err, worst_i = i;
+    }
+    ck_assert_msg(worst < 1e-6, "%s: gradient %zu off by %.3g (relative)", what, worst_i, worst);
 }
 
 /* runs a suite in Check's default (fork) mode; returns the process exit status */
