@@ -116,8 +116,8 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
     lcg_config *m = &c->model;
     flag common[] = {
         {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default copy", 1, 0},
-        {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer: softmax|entmax|sparsemax; default softmax", 1, 0},
-        {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "normalizer parameter, for normalizers that have one", 1, 0},
+        {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer (see 'lcgbench help attn'); default softmax", 1, 0},
+        {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "alpha of entmax, asentmax, entmax-learn: (1, 2], default 1.5", 1, 0},
         {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding: rope|nope|alibi|nape; default rope", 1, 0},
         {"layers", FL_INT, &m->L, 1, 64, "N", "transformer layers (2)", 1, 0},
         {"dim", FL_INT, &m->C, 2, 8192, "N", "model width C (64)", 1, 0},
@@ -433,7 +433,7 @@ static int cmd_help(int argc, char **argv) {
     }
     if (strcmp(t, "attn") == 0) {
         for (int i = 0; lcg_normalizer_at(i); i++)
-            printf("%-10s %s\n", lcg_normalizer_at(i)->name, lcg_normalizer_at(i)->help);
+            printf("%-13s %s\n", lcg_normalizer_at(i)->name, lcg_normalizer_at(i)->help);
         return 0;
     }
     if (strcmp(t, "pos") == 0) {
