@@ -38,3 +38,18 @@ lcg_tokens lcg_task_tokens(const lcg_task_cfg *cfg) {
     int M = cfg->task->max_token(cfg);
     return (lcg_tokens){M + 1, M + 2, M + 3, M + 4, M + 5, M + 6};
 }
+
+void lcg_task_prepare(lcg_task_cfg *cfg, uint64_t seed) {
+    if (cfg->task->prepare) cfg->task->prepare(cfg, seed);
+}
+
+void lcg_task_release(lcg_task_cfg *cfg) {
+    if (cfg->task->release) cfg->task->release(cfg);
+    cfg->state = NULL;
+}
+
+int lcg_task_out_vocab(const lcg_task_cfg *cfg) {
+    int v = lcg_task_tokens(cfg).vocab;
+    if (cfg->task->kind == LCG_TASK_TOKEN_CLS && cfg->task->n_labels(cfg) > v) v = cfg->task->n_labels(cfg);
+    return v;
+}

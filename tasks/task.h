@@ -3,8 +3,15 @@
  * of data tokens, seeded by PCG32, plus the facts the harness needs to turn samples into
  * model sequences in the reference's layout:
  *
- *   source->target:  input  = BOS src SEP trg        (SEP omitted when uses_sep == 0)
+ *   source->target (kind LCG_TASK_SRC_TRG):
+ *                    input  = BOS src SEP trg        (SEP omitted when uses_sep == 0)
  *                    target = src SEP trg EOS, shifted by one; loss on the trg + EOS part
+ *   token classification (kind LCG_TASK_TOKEN_CLS, count and nback):
+ *                    input  = BOS src EOS, one label per src token (trg has len(src) labels,
+ *                    aligned, not shifted); loss on the src positions. Labels are output
+ *                    classes 0..n_labels-1 of the same LM head, which has
+ *                    max(vocabulary, n_labels) outputs, so labels beyond the token vocabulary
+ *                    (count's repetition index) are representable.
  *
  * Data tokens are 0..M; the special tokens follow the reference tokenizer: pad = M+1,
  * bos = M+2, eos = M+3, mask = M+4, sep = M+5, vocabulary M+6.
@@ -32,13 +39,17 @@ struct lcg_task;
 typedef struct {
     const struct lcg_task *task;
     double p[LCG_TASK_MAX_PARAMS]; /* values, in the task's param order */
+    void *state;                   /* per-run state made by task->prepare (or NULL) */
 } lcg_task_cfg;
+
+enum { LCG_TASK_SRC_TRG = 0, LCG_TASK_TOKEN_CLS };
 
 typedef struct lcg_task {
     const char *name;
     const char *help;
     int n_params;
     lcg_task_param params[LCG_TASK_MAX_PARAMS];
+    int kind;            /* LCG_TASK_SRC_TRG or LCG_TASK_TOKEN_CLS */
     int uses_sep;        /* SEP between source and target */
     double gen_mult;     /* reference generation cap: floor(len(BOS src SEP) * gen_mult) */
     int def_len, def_vary; /* reference training length: uniform [len - vary, len + vary] */
@@ -52,6 +63,12 @@ typedef struct lcg_task {
     /* one sample of nominal length `len`; writes src/trg and their lengths */
     void (*generate)(const lcg_task_cfg *cfg, pcg32 *rng, int len, int *src, int *n_src,
                      int *trg, int *n_trg);
+    /* token classification only: number of label classes */
+    int (*n_labels)(const lcg_task_cfg *cfg);
+    /* optional: per-run state drawn from the seed before any sample (e.g. mqmtar's key/value
+     * vocabulary), kept in cfg->state; release frees it. NULL when the task has none. */
+    void (*prepare)(lcg_task_cfg *cfg, uint64_t seed);
+    void (*release)(lcg_task_cfg *cfg);
 } lcg_task;
 
 const lcg_task *lcg_task_find(const char *name);
@@ -59,6 +76,12 @@ const lcg_task *lcg_task_at(int i);
 void lcg_task_defaults(lcg_task_cfg *cfg, const lcg_task *task);
 /* "name=value;..." of the task's parameters (for the CSV and checkpoints) */
 void lcg_task_params_str(const lcg_task_cfg *cfg, char *out, size_t n);
+
+/* calls task->prepare / release when the task has them */
+void lcg_task_prepare(lcg_task_cfg *cfg, uint64_t seed);
+void lcg_task_release(lcg_task_cfg *cfg);
+/* width of the model's output head: the token vocabulary, or more for wide label sets */
+int lcg_task_out_vocab(const lcg_task_cfg *cfg);
 
 /* special token ids derived from the largest data token M */
 typedef struct {
