@@ -11,6 +11,7 @@
  * floor(len(prompt) * gen_mult)) equals that of greedy decoding, which tests/test_harness.c
  * checks against an explicit greedy decoder. Per-token accuracy and loss are teacher-forced,
  * over the supervised positions (target tokens and EOS), and so are the attention diagnostics
+ * (token classification: exact match = every label right, accuracy per label)
  * (mean entropy, support size and maximum weight of every head's query row, per layer).
  */
 #include "run.h"
@@ -65,6 +66,25 @@ void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task
     int V = dec->m->cfg.V;
     decoder_reset(dec);
     decoder_step(dec, tk.bos, 0);
+    if (task->task->kind == LCG_TASK_TOKEN_CLS) { /* one label per source token */
+        int all_ok = 1;
+        r->tokens = n_src;
+        r->ok = 0;
+        r->loss = 0;
+        dec->collect = 1;
+        for (int j = 0; j < n_src; j++) {
+            const float *logits = decoder_step(dec, src[j], 1);
+            int good = argmax(logits, V) == trg[j];
+            r->ok += good;
+            all_ok &= good;
+            r->loss += nll(logits, V, trg[j]);
+        }
+        (void)n_trg;
+        r->exact = all_ok;
+        r->diag_rows = dec->diag_rows;
+        memcpy(r->diag, dec->diag, sizeof r->diag);
+        return;
+    }
     /* diagnostics cover the supervised positions: the last prompt token and the targets */
     for (int j = 0; j < n_src; j++) {
         int last = !task->task->uses_sep && j == n_src - 1;

@@ -316,7 +316,7 @@ static int cmd_run(int argc, char **argv) {
     c.model.alpha = (float)(isnan(nm.alpha) ? norm->alpha_def : nm.alpha);
     if (norm->has_alpha && !(c.model.alpha > 1.0f))
         usage_error("--alpha must be in (1, 2] for %s (1 is softmax: use --attn softmax)", norm->name);
-    c.model.V = lcg_task_tokens(&c.task).vocab;
+    c.model.V = lcg_task_out_vocab(&c.task);
     const char *bad = lcg_config_check(&c.model);
     if (bad[0]) usage_error("%s", bad);
     if (c.model.pos == LCG_POS_ROPE && c.model.D % 2) usage_error("--head-dim must be even for rope");
@@ -353,6 +353,7 @@ static int cmd_run(int argc, char **argv) {
                     "available; lower --max-len, --eval-samples or --threads",
                     longest, need / (1 << 30), c.threads, (double)avail / (1 << 30));
 
+    lcg_task_prepare(&c.task, c.seed); /* per-run task state, e.g. mqmtar's vocabulary */
     lcg_model m;
     model_init(&m, &c.model, c.seed);
     lcg_train_result tr = {.train_loss = NAN};
@@ -392,6 +393,7 @@ static int cmd_run(int argc, char **argv) {
     }
     if (!c.quiet) fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
     model_free(&m);
+    lcg_task_release(&c.task);
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /*
- * sequence.c: samples -> model sequences in the reference layout (task.h), and training
- * batches of fresh samples, right-padded. Right padding needs no attention mask under causal
+ * sequence.c: samples -> model sequences in the reference layout (task.h: source->target, or
+ * token classification with aligned labels), and training batches of fresh samples,
+ * right-padded. Right padding needs no attention mask under causal
  * attention: real positions never see the pads after them, and pads carry no loss.
  */
 #include "run.h"
@@ -10,6 +11,7 @@
 int seq_max_input(const lcg_task_cfg *task, int len) {
     int ms, mt;
     task->task->max_sizes(task, len, &ms, &mt);
+    if (task->task->kind == LCG_TASK_TOKEN_CLS) return ms + 2;   /* BOS src EOS */
     return 1 + ms + (task->task->uses_sep ? 1 : 0) + mt; /* BOS src [SEP] trg  (EOS is only a target) */
 }
 
@@ -30,12 +32,24 @@ void batch_fill(lcg_batch *b, const lcg_task_cfg *task, pcg32 *rng, int B, int l
     int *seq_len = LCG_NEW(int, B), *n_prompt = LCG_NEW(int, B), T = 0;
     /* generate every sample first (T is the longest), then lay them out padded */
     int *all = LCG_NEW(int, (size_t)B * (cap_T + 1)); /* B, cap_T + 1: BOS src [SEP] trg EOS */
+    int cls = task->task->kind == LCG_TASK_TOKEN_CLS;
+    int *labels = LCG_NEW(int, cls ? (size_t)B * (cap_T + 1) : 1); /* token classification */
     b->n_real = 0;
     for (int i = 0; i < B; i++) {
         int L = len - vary + (int)pcg32_below(rng, (uint32_t)(2 * vary + 1));
         int n_src, n_trg;
         task->task->generate(task, rng, L, src, &n_src, trg, &n_trg);
         int n = 0, *seq = all + (size_t)i * (cap_T + 1);
+        if (cls) { /* BOS src EOS, then the labels: seq holds 2 * (n_src + 2) entries */
+            seq[n++] = tk.bos;
+            for (int j = 0; j < n_src; j++) seq[n++] = src[j];
+            seq[n++] = tk.eos;
+            for (int j = 0; j < n_src; j++) labels[(size_t)i * (cap_T + 1) + j] = trg[j];
+            n_prompt[i] = n_src;
+            seq_len[i] = n;
+            if (n > T) T = n;
+            continue;
+        }
         seq[n++] = tk.bos;
         for (int j = 0; j < n_src; j++) seq[n++] = src[j];
         if (task->task->uses_sep) seq[n++] = tk.sep;
@@ -51,13 +65,21 @@ void batch_fill(lcg_batch *b, const lcg_task_cfg *task, pcg32 *rng, int B, int l
         int *tok = b->tok + (size_t)i * T, *tgt = b->tgt + (size_t)i * T;
         unsigned char *mask = b->mask + (size_t)i * T;
         for (int t = 0; t < T; t++) {
+            if (cls) { /* labels aligned with their tokens (not shifted), loss on src only */
+                int real = t < seq_len[i], lab = t >= 1 && t <= n_prompt[i];
+                tok[t] = real ? s[t] : tk.pad;
+                tgt[t] = lab ? labels[(size_t)i * (cap_T + 1) + t - 1] : tk.pad;
+                mask[t] = (unsigned char)lab;
+                continue;
+            }
             int real = t < seq_len[i] - 1;
             tok[t] = real ? s[t] : tk.pad;
             tgt[t] = real ? s[t + 1] : tk.pad;
             mask[t] = real && t >= n_prompt[i] - 1; /* predict trg[0] from the last prompt token */
         }
-        b->n_real += seq_len[i] - 1;
+        b->n_real += cls ? seq_len[i] : seq_len[i] - 1;
     }
+    lcg_free(labels);
     lcg_free(all);
     lcg_free(n_prompt);
     lcg_free(seq_len);
