@@ -18,10 +18,11 @@ REAL_SRCS := kernels/matmul.c kernels/norms.c kernels/activations.c kernels/loss
              kernels/posenc.c kernels/attention.c kernels/entmax.c kernels/lenscale.c model/model.c
 PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
               model/checkpoint.c model/infer.c tasks/registry.c tasks/copy.c tasks/recall.c \
-              harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c
+              tasks/sort.c tasks/flipflop.c tasks/count.c tasks/nback.c \
+              harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c harness/data.c
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
             $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
-TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli
+TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
 
 # the quick default job of `make run`

@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 
 const char *const lcg_csv_columns[] = {
-    "run_id",      "version",    "task",       "task_params", "attn",        "alpha",
+    "run_id",      "version",    "task",       "task_params", "data",        "attn",        "alpha",
     "pos",         "layers",     "dim",        "heads",       "head_dim",    "ffn",
     "vocab",       "n_params",   "seed",       "steps",       "batch",       "lr",
     "warmup",      "weight_decay", "clip",     "train_len",   "train_vary",  "eval_len",
@@ -41,6 +41,10 @@ void run_cfg_string(const lcg_run_cfg *c, char *out, size_t n) {
              lcg_posenc_at(m->pos)->name, m->L, m->C, m->H, m->D, m->F,
              (unsigned long long)c->seed, c->steps, c->batch, c->lr, c->warmup, c->weight_decay,
              c->clip, c->len, c->vary);
+    if (c->data) { /* training data other than the generator's */
+        size_t k = strlen(out);
+        snprintf(out + k, n > k ? n - k : 0, ";data=%s", c->data);
+    }
 }
 
 uint64_t run_cfg_id(const lcg_run_cfg *c) {
@@ -167,6 +171,7 @@ int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_run
         F("%s", LCG_VERSION);
         F("%s", cfg->task.task->name);
         F("%s", tp);
+        F("%s", cfg->data ? cfg->data : "");
         F("%s", lcg_normalizer_at(m->norm)->name);
         F("%.9g", (double)m->alpha);
         F("%s", lcg_posenc_at(m->pos)->name);

@@ -129,6 +129,44 @@ void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *t
                              &n_trg[s]);
 }
 
+/* the test split of length len from cfg->data: at most cfg->eval_samples samples, arrays
+ * re-allocated to the longest line; returns the count (dies on malformed files) */
+static int load_set(const lcg_run_cfg *cfg, int len, int **src, int *n_src, int **trg, int *n_trg,
+                    int *ms, int *mt) {
+    int lens[LCG_MAX_RUNGS], indices[LCG_MAX_RUNGS], idx = -1, n;
+    char err[600], split[64];
+    if ((n = data_test_splits(cfg->data, indices, lens, LCG_MAX_RUNGS, err, sizeof err)) < 0) lcg_die("%s", err);
+    for (int k = 0; k < n && idx < 0; k++)
+        if (lens[k] == len) idx = k;
+    if (idx < 0) lcg_die("'%s' has no test split of length %d", cfg->data, len);
+    snprintf(split, sizeof split, "test_%d_%d", indices[idx], len);
+    lcg_data_reader r;
+    if (data_open(&r, cfg->data, split, err, sizeof err) != 0) lcg_die("%s", err);
+    int S = 0, cap_s = 0, cap_t = 0;
+    const int *s, *t;
+    int a, b, rc;
+    while (S < cfg->eval_samples && (rc = data_next(&r, &cfg->task, &s, &a, &t, &b, err, sizeof err)) == 1) {
+        if (a > cap_s || b > cap_t) { /* grow the stride of every row */
+            int ns = a > cap_s ? a : cap_s, nt = b > cap_t ? b : cap_t;
+            int *s2 = LCG_NEW(int, (size_t)cfg->eval_samples * ns), *t2 = LCG_NEW(int, (size_t)cfg->eval_samples * nt);
+            for (int k = 0; k < S; k++) {
+                memcpy(s2 + (size_t)k * ns, *src + (size_t)k * cap_s, sizeof(int) * (size_t)n_src[k]);
+                memcpy(t2 + (size_t)k * nt, *trg + (size_t)k * cap_t, sizeof(int) * (size_t)n_trg[k]);
+            }
+            lcg_free(*src), lcg_free(*trg);
+            *src = s2, *trg = t2, cap_s = ns, cap_t = nt;
+        }
+        memcpy(*src + (size_t)S * cap_s, s, sizeof(int) * (size_t)a);
+        memcpy(*trg + (size_t)S * cap_t, t, sizeof(int) * (size_t)b);
+        n_src[S] = a, n_trg[S] = b, S++;
+    }
+    if (S < cfg->eval_samples && rc < 0) lcg_die("%s", err);
+    if (S == 0) lcg_die("%s is empty", r.path_src);
+    data_close(&r);
+    *ms = cap_s, *mt = cap_t;
+    return S;
+}
+
 void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len) {
     double t0 = lcg_now();
     const lcg_task_cfg *task = &cfg->task;
@@ -136,9 +174,15 @@ void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg,
     task->task->max_sizes(task, len, &ms, &mt);
     int *src = LCG_NEW(int, (size_t)S * ms), *trg = LCG_NEW(int, (size_t)S * mt);
     int *n_src = LCG_NEW(int, S), *n_trg = LCG_NEW(int, S);
-    eval_make_set(cfg, len, src, n_src, trg, n_trg);
+    if (cfg->data) S = load_set(cfg, len, &src, n_src, &trg, n_trg, &ms, &mt);
+    else eval_make_set(cfg, len, src, n_src, trg, n_trg);
     lcg_sample_result *out = LCG_NEW(lcg_sample_result, S);
-    int cap = seq_max_input(task, len) + 1;
+    int cap = 0; /* decoder positions: the longest input plus one */
+    for (int k = 0; k < S; k++) {
+        int in = task->task->kind == LCG_TASK_TOKEN_CLS ? n_src[k] + 2
+                                                        : 1 + n_src[k] + (task->task->uses_sep ? 1 : 0) + n_trg[k];
+        cap = in + 1 > cap ? in + 1 : cap;
+    }
 #pragma omp parallel
     {
         lcg_decoder dec;

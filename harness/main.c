@@ -1,5 +1,5 @@
 /*
- * main.c: the `lcgbench` command line. Commands: run, help; --version. Flags are one table
+ * main.c: the `lcgbench` command line. Commands: run, gen, help; --version. Flags are one table
  * (common flags plus the chosen task's parameters), parsed strictly: an unknown flag, a
  * missing value, a malformed or out-of-range number is a one-line error naming the flag,
  * with a usage hint, and exit status 2. Runtime failures (I/O, non-finite loss) exit 1.
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { FL_INT, FL_LONG, FL_U64, FL_DOUBLE, FL_STR, FL_BOOL, FL_LIST, FL_TASKP };
@@ -96,6 +97,48 @@ static flag *find_flag(flag *fl, int n, const char *name, size_t len) {
     return NULL;
 }
 
+/* --name value | --name=value | --bool; every error exits 2 naming the flag */
+static void parse_args(flag *fl, int n_fl, int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) usage_error("unexpected argument '%s'", a);
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        flag *f = find_flag(fl, n_fl, a + 2, len);
+        if (!f) usage_error("unknown flag '--%.*s'", (int)len, a + 2);
+        if (f->set) usage_error("--%s given twice", f->name);
+        f->set = 1;
+        if (f->kind == FL_BOOL) {
+            if (eq) usage_error("--%s takes no value", f->name);
+            *(int *)f->ptr = 1;
+            continue;
+        }
+        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!val) usage_error("--%s needs a value", f->name);
+        const char *why = parse_value(f, val, f->ptr);
+        if (why) usage_error("--%s %s, got '%s'", f->name, why, val);
+    }
+}
+
+/* the task named by --task (or --task=) in argv, else def */
+static const char *scan_task(int argc, char **argv, const char *def) {
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--task=", 7) == 0) def = argv[i] + 7;
+        else if (strcmp(argv[i], "--task") == 0 && i + 1 < argc) def = argv[i + 1];
+    }
+    return def;
+}
+
+/* appends the task's own parameters to a flag table */
+static int add_task_flags(flag *fl, int n, lcg_task_cfg *task) {
+    const lcg_task *t = task->task;
+    for (int i = 0; i < t->n_params; i++) {
+        const lcg_task_param *p = &t->params[i];
+        fl[n++] = (flag){p->flag, FL_TASKP, &task->p[i], p->min, p->max, p->is_int ? "INT" : "X", p->help, 1, 0};
+    }
+    return n;
+}
+
 static void print_flags(const flag *fl, int n) {
     for (int i = 0; i < n; i++) {
         char left[64];
@@ -139,6 +182,7 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"out", FL_STR, &c->out, 0, 0, "FILE", "CSV to append rows to (results/runs.csv)", 0, 0},
         {"save", FL_STR, &c->save, 0, 0, "FILE", "write a checkpoint after training", 0, 0},
         {"load", FL_STR, &c->load, 0, 0, "FILE", "evaluate this checkpoint instead of training", 0, 0},
+        {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
         {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS or all cores)", 0, 0},
         {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
         {"quiet", FL_BOOL, &c->quiet, 0, 0, NULL, "no progress output", 0, 0},
@@ -146,13 +190,7 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
     };
     int n = (int)(sizeof common / sizeof *common);
     memcpy(fl, common, sizeof common);
-    const lcg_task *t = c->task.task;
-    for (int i = 0; i < t->n_params; i++) {
-        const lcg_task_param *p = &t->params[i];
-        fl[n++] = (flag){p->flag, FL_TASKP, &c->task.p[i], p->min, p->max, p->is_int ? "INT" : "X",
-                         p->help, 1, 0};
-    }
-    return n;
+    return add_task_flags(fl, n, &c->task);
 }
 
 static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
@@ -253,11 +291,9 @@ static long mem_available_bytes(void) {
 static int cmd_run(int argc, char **argv) {
     g_cmd = "run";
     /* the task (from --task or the checkpoint) decides which flags exist: find it first */
-    const char *task_name = "copy", *load = NULL;
+    const char *task_name = scan_task(argc, argv, "copy"), *load = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (strncmp(a, "--task=", 7) == 0) task_name = a + 7;
-        else if (strcmp(a, "--task") == 0 && i + 1 < argc) task_name = argv[i + 1];
         if (strncmp(a, "--load=", 7) == 0) load = a + 7;
         else if (strcmp(a, "--load") == 0 && i + 1 < argc) load = argv[i + 1];
     }
@@ -280,25 +316,7 @@ static int cmd_run(int argc, char **argv) {
     set_defaults(&c, &nm, task);
     flag fl[64];
     int n_fl = build_flags(fl, &c, &nm);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) usage_error("unexpected argument '%s'", a);
-        const char *eq = strchr(a, '=');
-        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        flag *f = find_flag(fl, n_fl, a + 2, len);
-        if (!f) usage_error("unknown flag '--%.*s'", (int)len, a + 2);
-        if (f->set) usage_error("--%s given twice", f->name);
-        f->set = 1;
-        if (f->kind == FL_BOOL) {
-            if (eq) usage_error("--%s takes no value", f->name);
-            *(int *)f->ptr = 1;
-            continue;
-        }
-        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        if (!val) usage_error("--%s needs a value", f->name);
-        const char *why = parse_value(f, val, f->ptr);
-        if (why) usage_error("--%s %s, got '%s'", f->name, why, val);
-    }
+    parse_args(fl, n_fl, argc, argv);
     if (nm.show_help) {
         run_help(fl, n_fl);
         return 0;
@@ -325,9 +343,20 @@ static int cmd_run(int argc, char **argv) {
     if (bad[0]) usage_error("%s (at the shortest training length %d)", bad, c.len - c.vary);
     if (!c.max_len) c.max_len = 16 * (c.len + c.vary);
     if (nm.eval_lens) parse_eval_lens(&c, nm.eval_lens);
+    if (c.data) { /* evaluate the directory's test splits (all, or those of --eval-lens) */
+        int idx[LCG_MAX_RUNGS], lens[LCG_MAX_RUNGS], n = data_test_splits(c.data, idx, lens, LCG_MAX_RUNGS, err, sizeof err);
+        if (n < 0) usage_error("--data: %s", err);
+        if (n == 0) usage_error("--data: '%s' has no test_<i>_<len>.src files", c.data);
+        for (int i = 0; i < c.n_rungs; i++) {
+            int found = 0;
+            for (int k = 0; k < n; k++) found |= lens[k] == c.rungs[i];
+            if (!found) usage_error("--eval-lens: '%s' has no test split of length %d", c.data, c.rungs[i]);
+        }
+        if (!c.n_rungs) memcpy(c.rungs, lens, sizeof(int) * (size_t)(c.n_rungs = n));
+    }
     else if (c.max_len < c.len + c.vary)
         usage_error("--max-len %d is below the longest training length %d", c.max_len, c.len + c.vary);
-    for (int i = 0; i < c.n_rungs; i++) {
+    for (int i = 0; i < c.n_rungs && !c.data; i++) {
         bad = task->validate(&c.task, c.rungs[i]);
         if (bad[0]) usage_error("--eval-lens: %s (length %d)", bad, c.rungs[i]);
     }
@@ -397,12 +426,73 @@ static int cmd_run(int argc, char **argv) {
     return 0;
 }
 
+/* ---- gen ---------------------------------------------------------------------------------- */
+static int cmd_gen(int argc, char **argv) {
+    g_cmd = "gen";
+    const lcg_task *task = lcg_task_find(scan_task(argc, argv, "copy"));
+    if (!task) usage_error("--task: unknown task '%s'; 'lcgbench help tasks' lists them", scan_task(argc, argv, "copy"));
+    lcg_task_cfg tc;
+    lcg_task_defaults(&tc, task);
+    const char *task_name = task->name, *split = "train", *format = "ref", *out = NULL;
+    uint64_t seed = 1;
+    int len = 16, vary = -1, index = 0, help = 0;
+    long count = 1000;
+    flag fl[32] = {
+        {"task", FL_STR, &task_name, 0, 0, "NAME", "task; default copy", 0, 0},
+        {"split", FL_STR, &split, 0, 0, "train|test", "train: lengths len +- vary, the samples 'run' trains on "
+                                                      "first; test: length len, the samples 'run' evaluates (train)", 0, 0},
+        {"len", FL_INT, &len, 1, 1 << 24, "N", "length (16)", 0, 0},
+        {"vary", FL_INT, &vary, 0, 1 << 24, "N", "train split: lengths len +- vary (8)", 0, 0},
+        {"count", FL_LONG, &count, 1, 1e9, "N", "samples (1000)", 0, 0},
+        {"index", FL_INT, &index, 0, 1 << 20, "N", "test split: file name test_<index>_<len> (0)", 0, 0},
+        {"seed", FL_U64, &seed, 0, 0, "N", "seed, as for 'run' (1)", 0, 0},
+        {"format", FL_STR, &format, 0, 0, "ref|tsv", "ref: <split>.src/.trg (the reference's files); tsv: <split>.tsv (ref)", 0, 0},
+        {"out", FL_STR, &out, 0, 0, "DIR", "output directory (required; created if missing)", 0, 0},
+        {"help", FL_BOOL, &help, 0, 0, NULL, "show this help", 0, 0},
+    };
+    int n_fl = add_task_flags(fl, 10, &tc);
+    parse_args(fl, n_fl, argc, argv);
+    if (help) {
+        printf("usage: lcgbench gen --out DIR [flags]\n\n"
+               "Write a task's samples in the reference generator's format (one sample per line,\n"
+               "space-separated ids, no special tokens), the same samples 'lcgbench run' draws for\n"
+               "the same seed, so 'run --data DIR' and the paper's code can read them.\n\nflags:\n");
+        print_flags(fl, n_fl);
+        return 0;
+    }
+    if (!out) usage_error("--out is required");
+    int is_test = strcmp(split, "test") == 0;
+    if (!is_test && strcmp(split, "train") != 0) usage_error("--split must be train or test, got '%s'", split);
+    if (strcmp(format, "ref") != 0 && strcmp(format, "tsv") != 0) usage_error("--format must be ref or tsv, got '%s'", format);
+    if (vary < 0) vary = is_test ? 0 : 8;
+    if (is_test && vary) usage_error("--vary: test splits have a fixed length");
+    if (vary >= len) usage_error("--vary %d must be smaller than --len %d", vary, len);
+    const char *bad = task->validate(&tc, len - vary);
+    if (bad[0]) usage_error("%s (at length %d)", bad, len - vary);
+    char name[64], err[768];
+    if (is_test) snprintf(name, sizeof name, "test_%d_%d", index, len);
+    else snprintf(name, sizeof name, "train");
+    mkdir(out, 0777);
+    lcg_task_prepare(&tc, seed);
+    pcg32 rng = is_test ? pcg32_derive(seed, "test", (uint64_t)len) : pcg32_derive(seed, "train", 0);
+    int rc = data_write_split(out, name, format, &tc, &rng, count, len, is_test ? -1 : vary, err, sizeof err);
+    lcg_task_release(&tc);
+    if (rc != 0) {
+        fprintf(stderr, "lcgbench gen: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "wrote %ld %s samples to %s/%s.%s\n", count, task->name, out, name,
+            strcmp(format, "tsv") == 0 ? "tsv" : "{src,trg}");
+    return 0;
+}
+
 /* ---- help --------------------------------------------------------------------------------- */
 static void main_help(FILE *out) {
     fprintf(out, "lcgbench %s: length-extrapolation benchmarks for attention normalizers\n\n"
            "usage: lcgbench <command> [flags]\n\n"
            "commands:\n"
            "  run      train on a task at short length, evaluate a ladder of lengths, append CSV\n"
+           "  gen      write a task's samples in the reference's file format (for run --data)\n"
            "  help     this text; 'lcgbench help <command|tasks|attn|pos>' for more\n\n"
            "Every command takes --help. 'lcgbench --version' prints the version.\n",
            LCG_VERSION);
@@ -419,6 +509,10 @@ static int cmd_help(int argc, char **argv) {
     if (strcmp(t, "run") == 0) {
         char *args[] = {"--help"};
         return cmd_run(1, args);
+    }
+    if (strcmp(t, "gen") == 0) {
+        char *args[] = {"--help"};
+        return cmd_gen(1, args);
     }
     if (strcmp(t, "help") == 0 || strcmp(t, "--help") == 0) {
         main_help(stdout);
@@ -457,6 +551,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return cmd_help(0, NULL);
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "gen") == 0) return cmd_gen(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0) return cmd_help(argc - 2, argv + 2);
     fprintf(stderr, "lcgbench: unknown command '%s' (see 'lcgbench --help')\n", cmd);
     return 2;

@@ -1,6 +1,7 @@
 /*
  * train.c: the training loop. Each step draws a batch of fresh samples from the task's
- * generator (stream "train"), runs forward/backward, clips the global gradient norm and takes
+ * generator (stream "train"), or the next samples of a data directory's train split (--data),
+ * runs forward/backward, clips the global gradient norm and takes
  * an AdamW step on the cosine-with-warmup schedule. A live progress line goes to a terminal,
  * plain log lines otherwise; --save writes the model and optimizer state at the end. A non-finite loss or gradient stops the run with the step named.
  */
@@ -23,6 +24,9 @@ void train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, cons
     adamw_init(&opt, m->n_params, 0.9f, 0.99f, 1e-8f, (float)cfg->weight_decay);
     lcg_batch batch = {0};
     pcg32 rng = pcg32_derive(cfg->seed, "train", 0);
+    lcg_data_reader data;
+    char err[600];
+    if (cfg->data && data_open(&data, cfg->data, "train", err, sizeof err) != 0) lcg_die("%s", err);
     int tty = isatty(fileno(stderr)) && !cfg->quiet;
     long log_every = cfg->log_every > 0 ? cfg->log_every : (cfg->steps >= 10 ? cfg->steps / 10 : 1);
     long tail_from = cfg->steps - (cfg->steps + 9) / 10; /* last 10% of steps */
@@ -30,7 +34,8 @@ void train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, cons
     long tail_n = 0, tokens = 0;
 
     for (long step = 0; step < cfg->steps; step++) {
-        batch_fill(&batch, &cfg->task, &rng, cfg->batch, cfg->len, cfg->vary);
+        if (!cfg->data) batch_fill(&batch, &cfg->task, &rng, cfg->batch, cfg->len, cfg->vary);
+        else if (batch_fill_data(&batch, &cfg->task, &data, cfg->batch, err, sizeof err) != 0) lcg_die("%s", err);
         double loss = model_forward(m, batch.tok, batch.tgt, batch.mask, batch.B, batch.T);
         if (!isfinite(loss)) {
             char what[160];
@@ -76,10 +81,10 @@ void train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, cons
     res->train_loss = tail_n ? tail_loss / tail_n : NAN;
     res->steps_done = cfg->steps;
     if (cfg->save) {
-        char err[512];
         if (checkpoint_save(cfg->save, m, &opt, cfg->steps, note, err, sizeof err) != 0)
             lcg_die("%s", err);
     }
     batch_free(&batch);
     adamw_free(&opt);
+    if (cfg->data) data_close(&data);
 }

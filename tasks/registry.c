@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const lcg_task lcg_task_copy, lcg_task_recall;
+extern const lcg_task lcg_task_copy, lcg_task_sort, lcg_task_reverse, lcg_task_recall, lcg_task_mqmtar,
+    lcg_task_flipflop, lcg_task_count, lcg_task_nback;
 
-static const lcg_task *const tasks[] = {&lcg_task_copy, &lcg_task_recall};
+static const lcg_task *const tasks[] = {&lcg_task_copy,     &lcg_task_sort,  &lcg_task_reverse, &lcg_task_recall,
+                                        &lcg_task_mqmtar,   &lcg_task_flipflop, &lcg_task_count, &lcg_task_nback};
 
 const lcg_task *lcg_task_at(int i) {
     return i >= 0 && i < (int)(sizeof tasks / sizeof *tasks) ? tasks[i] : NULL;

@@ -652,26 +652,26 @@ END_TEST
 static Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("usage");
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_version_and_help);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("csv");
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_good_run_csv);
     tcase_add_test(tc, test_schema_mismatch);
     tcase_add_test(tc, test_every_normalizer);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("determinism");
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_repeatable);
     tcase_add_test(tc, test_thread_invariance);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("checkpoint");
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_checkpoint_errors);
     suite_add_tcase(s, tc);
