@@ -9,7 +9,9 @@
  * the file and line number: a non-numeric token, an id outside the task's range, an empty
  * line, .src/.trg line counts that differ, a token-classification line whose label count
  * differs from its token count. Training reads the file in order, starting over at the end;
- * test splits are read whole. Files are written through a temp file and rename.
+ * evaluation uses the first --eval-samples samples of a test split, and `run --data` checks
+ * every line of every test split it will use before training starts. Files are written
+ * through a temp file and rename.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "run.h"
@@ -87,8 +89,8 @@ int data_next(lcg_data_reader *r, const lcg_task_cfg *task, const int **src, int
     if (a < 0 && b < 0) return 0;
     r->line++;
     if (a < 0 || b < 0) {
-        snprintf(err, err_len, "%s has more lines than %s (line %ld)", a < 0 ? r->path_trg : r->path_src,
-                 a < 0 ? r->path_src : r->path_trg, r->line);
+        snprintf(err, err_len, "%s:%ld: more lines than %s", a < 0 ? r->path_trg : r->path_src, r->line,
+                 a < 0 ? r->path_src : r->path_trg);
         return -1;
     }
     int M = task->task->max_token(task), cls = task->task->kind == LCG_TASK_TOKEN_CLS;
@@ -183,5 +185,21 @@ int data_write_split(const char *dir, const char *name, const char *format, cons
         rc = lcg_write_file_atomic(path, bt, nt, err, err_len);
     }
     free(bs), free(bt), lcg_free(src), lcg_free(trg);
+    return rc;
+}
+
+int data_check_split(const char *dir, const char *split, const lcg_task_cfg *task, long *count, char *err,
+                     size_t err_len) {
+    lcg_data_reader r;
+    if (data_open(&r, dir, split, err, err_len) != 0) return -1;
+    const int *s, *t;
+    int a, b, rc;
+    while ((rc = data_next(&r, task, &s, &a, &t, &b, err, err_len)) == 1) {}
+    if (count) *count = r.samples;
+    if (rc == 0 && r.samples == 0) {
+        snprintf(err, err_len, "%s is empty", r.path_src);
+        rc = -1;
+    }
+    data_close(&r);
     return rc;
 }

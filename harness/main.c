@@ -353,6 +353,16 @@ static int cmd_run(int argc, char **argv) {
             if (!found) usage_error("--eval-lens: '%s' has no test split of length %d", c.data, c.rungs[i]);
         }
         if (!c.n_rungs) memcpy(c.rungs, lens, sizeof(int) * (size_t)(c.n_rungs = n));
+        for (int k = 0; k < n; k++) { /* a malformed test file fails now, not after training */
+            char split[64];
+            int used = 0;
+            for (int i = 0; i < c.n_rungs; i++) used |= c.rungs[i] == lens[k];
+            snprintf(split, sizeof split, "test_%d_%d", idx[k], lens[k]);
+            if (used && data_check_split(c.data, split, &c.task, NULL, err, sizeof err) != 0) {
+                fprintf(stderr, "lcgbench run: %s\n", err);
+                return 1;
+            }
+        }
     }
     else if (c.max_len < c.len + c.vary)
         usage_error("--max-len %d is below the longest training length %d", c.max_len, c.len + c.vary);
@@ -466,6 +476,7 @@ static int cmd_gen(int argc, char **argv) {
     if (strcmp(format, "ref") != 0 && strcmp(format, "tsv") != 0) usage_error("--format must be ref or tsv, got '%s'", format);
     if (vary < 0) vary = is_test ? 0 : 8;
     if (is_test && vary) usage_error("--vary: test splits have a fixed length");
+    if (!is_test && fl[5].set) usage_error("--index: only test splits have an index");
     if (vary >= len) usage_error("--vary %d must be smaller than --len %d", vary, len);
     const char *bad = task->validate(&tc, len - vary);
     if (bad[0]) usage_error("%s (at length %d)", bad, len - vary);
