@@ -174,8 +174,8 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"warmup", FL_LONG, &c->warmup, 0, 1e9, "N", "linear warmup steps (100; steps/10 if fewer steps)", 1, 0},
         {"weight-decay", FL_DOUBLE, &c->weight_decay, 0, 10, "X", "AdamW weight decay (0)", 1, 0},
         {"clip", FL_DOUBLE, &c->clip, 0, 1e9, "X", "clip gradients to this global norm, 0 = off (1)", 1, 0},
-        {"len", FL_INT, &c->len, 1, 1 << 20, "N", "training length (16; the reference uses 48)", 1, 0},
-        {"vary", FL_INT, &c->vary, 0, 1 << 20, "N", "training lengths are len +- vary (8; the reference uses 16)", 1, 0},
+        {"len", FL_INT, &c->len, 1, 1 << 20, "N", "training length (the task's quick default: 16, 48 for count and mqmtar)", 1, 0},
+        {"vary", FL_INT, &c->vary, 0, 1 << 20, "N", "training lengths are len +- vary (8; 16 for count and mqmtar)", 1, 0},
         {"max-len", FL_INT, &c->max_len, 1, 1 << 24, "N", "ladder: (len+vary)*2^k up to this (16*(len+vary))", 0, 0},
         {"eval-lens", FL_STR, &nm->eval_lens, 0, 0, "L1,L2,..", "explicit evaluation lengths instead of the ladder", 0, 0},
         {"eval-samples", FL_INT, &c->eval_samples, 1, 1 << 24, "N", "test samples per length (100)", 0, 0},
@@ -209,8 +209,8 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
     c->warmup = 100;
     c->weight_decay = 0;
     c->clip = 1.0;
-    c->len = 16; /* quick CPU defaults; the reference lengths are in the task registry */
-    c->vary = 8;
+    c->len = task->cpu_len; /* quick CPU defaults; the reference's are def_len, def_vary */
+    c->vary = task->cpu_vary;
     c->max_len = 0; /* 16 * (len + vary) */
     c->eval_samples = 100;
     c->out = "results/runs.csv";
@@ -532,7 +532,8 @@ static int cmd_help(int argc, char **argv) {
     if (strcmp(t, "tasks") == 0) {
         for (int i = 0; lcg_task_at(i); i++) {
             const lcg_task *k = lcg_task_at(i);
-            printf("%-10s %s (reference training length %d +- %d)\n", k->name, k->help, k->def_len, k->def_vary);
+            printf("%-10s %s (default length %d +- %d; the reference's %d +- %d)\n", k->name, k->help, k->cpu_len,
+                   k->cpu_vary, k->def_len, k->def_vary);
             for (int j = 0; j < k->n_params; j++)
                 printf("    --%-14s %s (default %g)\n", k->params[j].flag, k->params[j].help, k->params[j].def);
         }

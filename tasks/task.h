@@ -53,6 +53,7 @@ typedef struct lcg_task {
     int uses_sep;        /* SEP between source and target */
     double gen_mult;     /* reference generation cap: floor(len(BOS src SEP) * gen_mult) */
     int def_len, def_vary; /* reference training length: uniform [len - vary, len + vary] */
+    int cpu_len, cpu_vary; /* the quick CPU default of `lcgbench run` */
     /* largest data token id M */
     int (*max_token)(const lcg_task_cfg *cfg);
     /* upper bounds of len(src), len(trg) for a sample of length `len` */

@@ -17,6 +17,8 @@
  */
 #include "testutil.h"
 
+#include "../tasks/task.h"
+
 #include <sys/stat.h>
 
 #define LCG "./lcgbench"
@@ -437,6 +439,25 @@ START_TEST(test_every_normalizer) {
 }
 END_TEST
 
+/* every task trains and evaluates with its own default lengths and parameters */
+START_TEST(test_every_task_defaults) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    for (int i = 0; lcg_task_at(i); i++) {
+        const lcg_task *t = lcg_task_at(i);
+        snprintf(csv, sizeof csv, "%s/%s.csv", dir, t->name);
+        expect_ok("OMP_NUM_THREADS=1", "--task %s " MODEL_NO_TASK " " TRAIN " --eval-samples 4 --max-len %d --quiet --out %s",
+                  t->name, t->cpu_len + t->cpu_vary, csv);
+        csv_doc d;
+        csv_load(csv, &d);
+        ck_assert_msg(d.rows == 2, "%s: %d rows", t->name, d.rows - 1); /* the ID rung */
+        ck_assert_str_eq(d.cell[1][csv_col(&d, "task")], t->name);
+        csv_free(&d);
+    }
+    rm_tmpdir(dir);
+}
+END_TEST
+
 static void expect_schema_refused(const char *csv, const char *text) {
     write_all(csv, text, strlen(text));
     expect_runtime_error("schema", TINY " --out %s", csv);
@@ -662,6 +683,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, test_good_run_csv);
     tcase_add_test(tc, test_schema_mismatch);
     tcase_add_test(tc, test_every_normalizer);
+    tcase_add_test(tc, test_every_task_defaults);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("determinism");
