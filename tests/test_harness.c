@@ -5,7 +5,8 @@
  *   - Wilson intervals against known values;
  *   - a small model trained on copy reaches >= 99% in-distribution exact match, and the
  *     one-pass evaluation agrees sample by sample with explicit greedy decoding under the
- *     reference's generation cap (the oracle below).
+ *     reference's generation cap (the oracle below); so do flip-flop and nback (token
+ *     classification) within the same budget.
  * CLI behaviour and CSV determinism across thread counts are in test_cli.c.
  */
 #include "testutil.h"
@@ -22,7 +23,7 @@ static lcg_run_cfg base_cfg(const char *task) {
     lcg_task_defaults(&c.task, lcg_task_find(task));
     c.model = (lcg_config){.L = 2, .C = 64, .H = 4, .D = 16, .F = 128, .norm = LCG_NORM_SOFTMAX,
                            .pos = LCG_POS_ROPE, .alpha = 1.0f};
-    c.model.V = lcg_task_tokens(&c.task).vocab;
+    c.model.V = lcg_task_out_vocab(&c.task);
     c.seed = 1, c.steps = 500, c.batch = 32, c.lr = 3e-3, c.warmup = 50, c.clip = 1;
     c.len = 8, c.vary = 4, c.max_len = 24, c.eval_samples = 200, c.quiet = 1;
     return c;
@@ -225,6 +226,29 @@ START_TEST(test_train_copy_smoke_and_greedy_equivalence) {
 }
 END_TEST
 
+/* in-distribution smoke tests of the other tasks a small model learns within seconds: the
+ * same model and budget as copy's, at each task's own short length */
+START_TEST(test_train_task_smoke) {
+    static const struct {
+        const char *task;
+        int len, vary;
+    } cases[] = {{"flip-flop", 12, 4}, {"nback", 8, 4}};
+    lcg_run_cfg c = base_cfg(cases[_i].task);
+    c.steps = 600, c.len = cases[_i].len, c.vary = cases[_i].vary;
+    lcg_model m;
+    model_init(&m, &c.model, c.seed);
+    lcg_train_result tr;
+    train_run(&m, &tr, &c, "");
+    lcg_rung_result res;
+    eval_rung(&res, &m, &c, c.len + c.vary);
+    printf("%s smoke: %ld/%d exact at length %d after %ld steps (%.1f s)\n", cases[_i].task, res.exact,
+           res.samples, c.len + c.vary, tr.steps_done, tr.train_seconds);
+    ck_assert_msg(res.exact >= 0.99 * res.samples, "%s: exact match %ld/%d < 99%%", cases[_i].task, res.exact,
+                  res.samples);
+    model_free(&m);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("harness");
     TCase *tc = tcase_create("core");
@@ -235,6 +259,7 @@ int main(void) {
     tcase_add_test(tc, test_wilson);
     tcase_add_test(tc, test_ladder);
     tcase_add_test(tc, test_train_copy_smoke_and_greedy_equivalence);
+    tcase_add_loop_test(tc, test_train_task_smoke, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
