@@ -32,7 +32,7 @@ void lcg_task_params_str(const lcg_task_cfg *cfg, char *out, size_t n) {
     size_t off = 0;
     out[0] = '\0';
     for (int i = 0; i < cfg->task->n_params && off < n; i++)
-        off += (size_t)snprintf(out + off, n - off, "%s%s=%.17g", i ? ";" : "",
+        off += (size_t)snprintf(out + off, n - off, "%s%s=%.10g", i ? ";" : "",
                                 cfg->task->params[i].flag, cfg->p[i]);
 }
 
