@@ -5,8 +5,8 @@
  *   - Wilson intervals against known values;
  *   - a small model trained on copy reaches >= 99% in-distribution exact match, and the
  *     one-pass evaluation agrees sample by sample with explicit greedy decoding under the
- *     reference's generation cap (the oracle below); so do flip-flop and nback (token
- *     classification) within the same budget.
+ *     reference's generation cap (the oracle below); so do flip-flop, nback (token
+ *     classification) and reverse within small budgets.
  * CLI behaviour and CSV determinism across thread counts are in test_cli.c.
  */
 #include "testutil.h"
@@ -226,15 +226,20 @@ START_TEST(test_train_copy_smoke_and_greedy_equivalence) {
 }
 END_TEST
 
-/* in-distribution smoke tests of the other tasks a small model learns within seconds: the
- * same model and budget as copy's, at each task's own short length */
+/* in-distribution smoke tests of the other tasks a small model learns within seconds, at
+ * each task's own short length (reverse needs more depth, as in the reference) */
 START_TEST(test_train_task_smoke) {
     static const struct {
         const char *task;
-        int len, vary;
-    } cases[] = {{"flip-flop", 12, 4}, {"nback", 8, 4}};
+        int len, vary, layers, pos;
+        long steps;
+        double lr;
+    } cases[] = {{"flip-flop", 12, 4, 2, LCG_POS_ROPE, 600, 3e-3},
+                 {"nback", 8, 4, 2, LCG_POS_ROPE, 600, 3e-3},
+                 {"reverse", 8, 4, 4, LCG_POS_ROPE, 1000, 1.5e-3}}; /* the reference uses 6 layers */
     lcg_run_cfg c = base_cfg(cases[_i].task);
-    c.steps = 600, c.len = cases[_i].len, c.vary = cases[_i].vary;
+    c.steps = cases[_i].steps, c.len = cases[_i].len, c.vary = cases[_i].vary, c.lr = cases[_i].lr;
+    c.model.L = cases[_i].layers, c.model.pos = cases[_i].pos;
     lcg_model m;
     model_init(&m, &c.model, c.seed);
     lcg_train_result tr;
@@ -259,7 +264,7 @@ int main(void) {
     tcase_add_test(tc, test_wilson);
     tcase_add_test(tc, test_ladder);
     tcase_add_test(tc, test_train_copy_smoke_and_greedy_equivalence);
-    tcase_add_loop_test(tc, test_train_task_smoke, 0, 2);
+    tcase_add_loop_test(tc, test_train_task_smoke, 0, 3);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
