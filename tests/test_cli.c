@@ -19,8 +19,6 @@
 
 #include "../tasks/task.h"
 
-#include <sys/stat.h>
-
 #define LCG "./lcgbench"
 /* a tiny model and task; each piece leaves out the flags some test varies */
 #define MODEL_NO_TASK "--layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32"
@@ -33,125 +31,12 @@
 
 static tu_result R; /* large: static, one per test process (fork mode) */
 
-/* ---- small file helpers --------------------------------------------------------------------- */
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap + 1);
-    ck_assert_ptr_nonnull(buf);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            ck_assert_ptr_nonnull(buf);
-        }
-    }
-    fclose(f);
-    buf[len] = '\0';
-    if (n) *n = len;
-    return buf;
-}
-
-static void write_all(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot write %s", path);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static int exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-/* removes a scratch directory of tu_tmpdir; reached only when the test passed */
-static void rm_tmpdir(const char *dir) {
-    char cmd[512];
-    ck_assert(strncmp(dir, "/tmp/lcgtest.", 13) == 0 && !strchr(dir, '\''));
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-/* ---- CSV: a small RFC 4180 reader (quoted fields, "" escapes, newlines inside quotes) ----- */
-#define CSV_MAX_ROWS 64
-#define CSV_MAX_COLS 64
-
-typedef struct {
-    int rows;
-    int cols[CSV_MAX_ROWS];
-    char *cell[CSV_MAX_ROWS][CSV_MAX_COLS];
-} csv_doc;
-
-static void csv_free(csv_doc *d) {
-    for (int r = 0; r < d->rows; r++)
-        for (int c = 0; c < d->cols[r]; c++) free(d->cell[r][c]);
-    d->rows = 0;
-}
-
-/* parses text into d; every record must end with '\n'. Aborts the test on malformed input. */
-static void csv_parse(const char *s, csv_doc *d) {
-    memset(d, 0, sizeof *d);
-    size_t n = strlen(s), cap = n + 1;
-    char *field = malloc(cap);
-    ck_assert_ptr_nonnull(field);
-    size_t i = 0;
-    while (i < n) {
-        ck_assert_msg(d->rows < CSV_MAX_ROWS, "CSV: more than %d rows", CSV_MAX_ROWS);
-        int r = d->rows++;
-        for (;;) { /* one field */
-            size_t len = 0;
-            if (s[i] == '"') {
-                for (i++;; i++) {
-                    ck_assert_msg(i < n, "CSV: unterminated quoted field in row %d", r + 1);
-                    if (s[i] == '"') {
-                        if (s[i + 1] == '"') i++;
-                        else break;
-                    }
-                    field[len++] = s[i];
-                }
-                i++; /* closing quote */
-                ck_assert_msg(s[i] == ',' || s[i] == '\n', "CSV: junk after a quoted field in row %d", r + 1);
-            } else {
-                while (i < n && s[i] != ',' && s[i] != '\n') {
-                    ck_assert_msg(s[i] != '"' && s[i] != '\r', "CSV: stray quote or CR in row %d", r + 1);
-                    field[len++] = s[i++];
-                }
-            }
-            ck_assert_msg(d->cols[r] < CSV_MAX_COLS, "CSV: more than %d columns", CSV_MAX_COLS);
-            field[len] = '\0';
-            d->cell[r][d->cols[r]++] = strdup(field);
-            ck_assert_msg(i < n, "CSV: row %d does not end with a newline", r + 1);
-            if (s[i++] == '\n') break;
-        }
-    }
-    free(field);
-}
-
-static int csv_col(const csv_doc *d, const char *name) {
-    for (int c = 0; d->rows && c < d->cols[0]; c++)
-        if (strcmp(d->cell[0][c], name) == 0) return c;
-    return -1;
-}
-
-static void csv_load(const char *path, csv_doc *d) {
-    char *text = read_all(path, NULL);
-    ck_assert_msg(text != NULL, "cannot read %s", path);
-    csv_parse(text, d);
-    free(text);
-    ck_assert_msg(d->rows >= 1, "%s is empty", path);
-    for (int r = 1; r < d->rows; r++)
-        ck_assert_msg(d->cols[r] == d->cols[0], "%s: row %d has %d fields, header %d", path, r + 1,
-                      d->cols[r], d->cols[0]);
-}
-
+/* ---- CSV ------------------------------------------------------------------------------------ */
 /* the CSV at path re-serialized without the wall_* columns (and without the `skip` column,
  * if not NULL), one record per line; malloc'd */
 static char *csv_stripped(const char *path, const char *skip) {
-    csv_doc d;
-    csv_load(path, &d);
+    tu_csv_doc d;
+    tu_csv_load(path, &d);
     int n_wall = 0;
     for (int c = 0; c < d.cols[0]; c++) n_wall += strncmp(d.cell[0][c], "wall_", 5) == 0;
     ck_assert_msg(n_wall > 0, "%s has no wall_* columns", path);
@@ -180,7 +65,7 @@ static char *csv_stripped(const char *path, const char *skip) {
         fputc('\n', f);
     }
     ck_assert_int_eq(fclose(f), 0);
-    csv_free(&d);
+    tu_csv_free(&d);
     return out;
 }
 
@@ -196,7 +81,7 @@ static void expect_usage(const char *csv, const char *args, const char *need1, c
     ck_assert_msg(strstr(R.err, need1), "'lcgbench %s': stderr does not name '%s': %s", args, need1, R.err);
     ck_assert_msg(!need2 || strstr(R.err, need2), "'lcgbench %s': stderr does not name '%s': %s", args,
                   need2, R.err);
-    ck_assert_msg(!csv || !exists(csv), "'lcgbench %s' exited 2 but wrote %s", args, csv);
+    ck_assert_msg(!csv || !tu_exists(csv), "'lcgbench %s' exited 2 but wrote %s", args, csv);
 }
 
 /* `lcgbench run <args>` must fail at run time: exit 1, one stderr line containing need */
@@ -286,7 +171,7 @@ START_TEST(test_bad_input) {
         TRAIN " --max-len 40 --eval-samples 10 --quiet --out %s --kv-density 0", csv);
 #undef NO_STEPS
 #undef BAD
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -360,8 +245,8 @@ START_TEST(test_good_run_csv) {
     }
 
     /* the CSV: header + one row per length, every row as wide as the header */
-    csv_doc d;
-    csv_load(csv, &d);
+    tu_csv_doc d;
+    tu_csv_load(csv, &d);
     ck_assert_int_eq(d.rows, 1 + TINY_ROWS);
     ck_assert_str_eq(d.cell[0][0], "run_id");
     for (int i = 0; i < d.cols[0]; i++)
@@ -371,11 +256,11 @@ START_TEST(test_good_run_csv) {
                              {"dim", "16"},    {"heads", "2"}, {"train_len", "6"}, {"train_vary", "2"},
                              {"samples", "10"}, {"wall_threads", NULL}};
     for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
-        int c = csv_col(&d, want[w][0]);
+        int c = tu_csv_col(&d, want[w][0]);
         ck_assert_msg(c >= 0, "no column %s", want[w][0]);
         for (int r = 1; want[w][1] && r < d.rows; r++) ck_assert_str_eq(d.cell[r][c], want[w][1]);
     }
-    int c_len = csv_col(&d, "eval_len"), c_id = csv_col(&d, "run_id"), c_ver = csv_col(&d, "version");
+    int c_len = tu_csv_col(&d, "eval_len"), c_id = tu_csv_col(&d, "run_id"), c_ver = tu_csv_col(&d, "version");
     ck_assert(c_len >= 0 && c_ver >= 0);
     for (int r = 1; r < d.rows; r++) {
         ck_assert_int_eq(atoi(d.cell[r][c_len]), 8 << (r - 1));
@@ -386,23 +271,23 @@ START_TEST(test_good_run_csv) {
     snprintf(version_line, sizeof version_line, "lcgbench %s\n", d.cell[1][c_ver]);
     tu_run(&R, LCG " --version");
     ck_assert_str_eq(R.out, version_line);
-    csv_free(&d);
+    tu_csv_free(&d);
 
     /* run again: appended, the old bytes untouched, the header not repeated */
     size_t n_old, n_new;
-    char *old = read_all(csv, &n_old);
+    char *old = tu_read_all(csv, &n_old);
     ck_assert_ptr_nonnull(old);
     expect_ok(NULL, TINY " --out %s", csv);
-    char *new = read_all(csv, &n_new);
+    char *new = tu_read_all(csv, &n_new);
     ck_assert_ptr_nonnull(new);
     ck_assert_msg(n_new > n_old && memcmp(old, new, n_old) == 0, "second run did not append");
-    csv_load(csv, &d);
+    tu_csv_load(csv, &d);
     ck_assert_int_eq(d.rows, 1 + 2 * TINY_ROWS);
     for (int r = 1; r < d.rows; r++) ck_assert_str_ne(d.cell[r][0], "run_id");
-    csv_free(&d);
+    tu_csv_free(&d);
     free(old);
     free(new);
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -415,11 +300,11 @@ START_TEST(test_every_normalizer) {
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         snprintf(csv, sizeof csv, "%s/%s.csv", dir, names[i]);
         expect_ok(NULL, TINY " --attn %s --pos nape --out %s", names[i], csv); /* TINY has 2 layers */
-        csv_doc d;
-        csv_load(csv, &d);
+        tu_csv_doc d;
+        tu_csv_load(csv, &d);
         ck_assert_int_eq(d.rows, 1 + TINY_ROWS);
-        int ce = csv_col(&d, "attn_entropy"), cs = csv_col(&d, "attn_support"), cm = csv_col(&d, "attn_max");
-        int cl = csv_col(&d, "eval_len"), ca = csv_col(&d, "attn");
+        int ce = tu_csv_col(&d, "attn_entropy"), cs = tu_csv_col(&d, "attn_support"), cm = tu_csv_col(&d, "attn_max");
+        int cl = tu_csv_col(&d, "eval_len"), ca = tu_csv_col(&d, "attn");
         ck_assert(ce >= 0 && cs >= 0 && cm >= 0 && cl >= 0 && ca >= 0);
         for (int r = 1; r < d.rows; r++) {
             ck_assert_str_eq(d.cell[r][ca], names[i]);
@@ -433,9 +318,9 @@ START_TEST(test_every_normalizer) {
             if (strcmp(names[i], "softmax") == 0 || strcmp(names[i], "ssmax") == 0)
                 ck_assert(s0 > 4 && s1 > 4); /* dense: every causal key has weight */
         }
-        csv_free(&d);
+        tu_csv_free(&d);
     }
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -448,21 +333,21 @@ START_TEST(test_every_task_defaults) {
         snprintf(csv, sizeof csv, "%s/%s.csv", dir, t->name);
         expect_ok("OMP_NUM_THREADS=1", "--task %s " MODEL_NO_TASK " " TRAIN " --eval-samples 4 --max-len %d --quiet --out %s",
                   t->name, t->cpu_len + t->cpu_vary, csv);
-        csv_doc d;
-        csv_load(csv, &d);
+        tu_csv_doc d;
+        tu_csv_load(csv, &d);
         ck_assert_msg(d.rows == 2, "%s: %d rows", t->name, d.rows - 1); /* the ID rung */
-        ck_assert_str_eq(d.cell[1][csv_col(&d, "task")], t->name);
-        csv_free(&d);
+        ck_assert_str_eq(d.cell[1][tu_csv_col(&d, "task")], t->name);
+        tu_csv_free(&d);
     }
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
 static void expect_schema_refused(const char *csv, const char *text) {
-    write_all(csv, text, strlen(text));
+    tu_write_all(csv, text, strlen(text));
     expect_runtime_error("schema", TINY " --out %s", csv);
     size_t n;
-    char *after = read_all(csv, &n);
+    char *after = tu_read_all(csv, &n);
     ck_assert_msg(after != NULL, "%s was removed", csv);
     ck_assert_msg(n == strlen(text) && memcmp(after, text, n) == 0, "%s was modified", csv);
     free(after);
@@ -477,7 +362,7 @@ START_TEST(test_schema_mismatch) {
     expect_schema_refused(csv, "a,b,c\n1,2,3\n");
     /* near misses of the real header: one column renamed, one column more, one fewer */
     expect_ok(NULL, TINY " --out %s", good);
-    char *text = read_all(good, NULL);
+    char *text = tu_read_all(good, NULL);
     ck_assert_ptr_nonnull(text);
     char *nl = strchr(text, '\n');
     ck_assert_ptr_nonnull(nl);
@@ -499,27 +384,11 @@ START_TEST(test_schema_mismatch) {
 
     free(variant);
     free(text);
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
 /* ---- 4. determinism ------------------------------------------------------------------------- */
-/* all values of column `name` in data rows, '\n'-joined; malloc'd */
-static char *csv_column(const char *path, const char *name) {
-    csv_doc d;
-    csv_load(path, &d);
-    int c = csv_col(&d, name);
-    ck_assert_msg(c >= 0, "%s has no column %s", path, name);
-    size_t len = 0;
-    char *out = NULL;
-    FILE *f = open_memstream(&out, &len);
-    ck_assert_ptr_nonnull(f);
-    for (int r = 1; r < d.rows; r++) fprintf(f, "%s\n", d.cell[r][c]);
-    ck_assert_int_eq(fclose(f), 0);
-    csv_free(&d);
-    return out;
-}
-
 static void assert_same_stripped(const char *a, const char *b) {
     char *sa = csv_stripped(a, NULL), *sb = csv_stripped(b, NULL);
     ck_assert_msg(strcmp(sa, sb) == 0, "%s and %s differ outside wall_*:\n%s---\n%s", a, b, sa, sb);
@@ -528,7 +397,7 @@ static void assert_same_stripped(const char *a, const char *b) {
 }
 
 static void assert_threads_column(const char *path, const char *want) {
-    char *v = csv_column(path, "wall_threads");
+    char *v = tu_csv_column(path, "wall_threads");
     ck_assert_msg(v[0], "%s has no data rows", path);
     for (char *line = v, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
         *nl = '\0';
@@ -550,14 +419,14 @@ START_TEST(test_repeatable) {
 
     /* another seed: other data and init, so the losses differ (the comparison can fail) */
     expect_ok(NULL, TINY " --seed 2 --out %s", c);
-    char *la = csv_column(a, "eval_loss"), *lc = csv_column(c, "eval_loss");
-    char *ta = csv_column(a, "train_loss"), *tc = csv_column(c, "train_loss");
+    char *la = tu_csv_column(a, "eval_loss"), *lc = tu_csv_column(c, "eval_loss");
+    char *ta = tu_csv_column(a, "train_loss"), *tc = tu_csv_column(c, "train_loss");
     ck_assert_msg(strcmp(la, lc) != 0 && strcmp(ta, tc) != 0, "--seed 2 gave the losses of --seed 1");
     free(la);
     free(lc);
     free(ta);
     free(tc);
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -589,7 +458,7 @@ START_TEST(test_thread_invariance) {
         assert_same_stripped(f1, f3);
         assert_same_stripped(f1, f4);
     }
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -599,7 +468,7 @@ static void train_and_save(const char *dir) {
     expect_ok(NULL, TINY " --save %s/m.ckpt --out %s/train.csv", dir, dir);
     char ck[128];
     snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
-    ck_assert_msg(exists(ck), "--save did not write %s", ck);
+    ck_assert_msg(tu_exists(ck), "--save did not write %s", ck);
 }
 
 START_TEST(test_checkpoint_roundtrip) {
@@ -619,7 +488,7 @@ START_TEST(test_checkpoint_roundtrip) {
     /* flags that agree with the checkpoint are accepted and change nothing */
     expect_ok(NULL, "--load %s/m.ckpt --task copy --dim 16 --seed 1 " EVAL " --quiet --out %s", dir, load2);
     assert_same_stripped(load, load2);
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -638,34 +507,34 @@ START_TEST(test_checkpoint_errors) {
     expect_usage(out, a, "--seed", NULL);
 
     size_t n;
-    unsigned char *data = (unsigned char *)read_all(ck, &n);
+    unsigned char *data = (unsigned char *)tu_read_all(ck, &n);
     ck_assert_ptr_nonnull(data);
     ck_assert_uint_gt(n, 64);
 
     /* one byte flipped in the middle: checksum */
     data[n / 2] ^= 0xFF;
-    write_all(bad, data, n);
+    tu_write_all(bad, data, n);
     data[n / 2] ^= 0xFF;
     expect_runtime_error("checksum", "--load %s " EVAL " --quiet --out %s", bad, out);
 
     /* truncated, at several points: an error naming the file, never a crash */
     size_t cuts[] = {n - 1, n - 8, n / 2, 12, 4, 0};
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-        write_all(bad, data, cuts[i]);
+        tu_write_all(bad, data, cuts[i]);
         expect_runtime_error(bad, "--load %s " EVAL " --quiet --out %s", bad, out);
     }
 
     /* wrong magic */
     data[0] ^= 0x20;
-    write_all(bad, data, n);
+    tu_write_all(bad, data, n);
     expect_runtime_error("magic", "--load %s " EVAL " --quiet --out %s", bad, out);
 
     /* a file that does not exist */
     expect_runtime_error("nosuch.ckpt", "--load %s/nosuch.ckpt " EVAL " --quiet --out %s", dir, out);
 
-    ck_assert_msg(!exists(out), "a failed --load wrote %s", out);
+    ck_assert_msg(!tu_exists(out), "a failed --load wrote %s", out);
     free(data);
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 

@@ -32,8 +32,6 @@
 #include "testutil.h"
 #include "../harness/run.h"
 
-#include <sys/stat.h>
-
 #define LCG "./lcgbench"
 #define MODEL "--layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32"
 #define TRAIN "--len 6 --vary 2 --steps 20 --warmup 5 --batch 8"
@@ -43,48 +41,7 @@
 
 static tu_result R; /* large: static, one per test process (fork mode) */
 
-/* ---- small file helpers (test-local, as in test_cli.c) ------------------------------------ */
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap + 1);
-    ck_assert_ptr_nonnull(buf);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap + 1);
-            ck_assert_ptr_nonnull(buf);
-        }
-    }
-    fclose(f);
-    buf[len] = '\0';
-    if (n) *n = len;
-    return buf;
-}
-
-static void write_all(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot write %s", path);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static int exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-/* removes a scratch directory of tu_tmpdir; reached only when the test passed */
-static void rm_tmpdir(const char *dir) {
-    char cmd[512];
-    ck_assert(strncmp(dir, "/tmp/lcgtest.", 13) == 0 && !strchr(dir, '\''));
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
+/* ---- file helpers (beyond testutil.h) ------------------------------------------------------- */
 /* copies every file of directory `from` into a fresh directory `to` */
 static void copy_dir(const char *from, const char *to) {
     ck_assert(!strchr(from, '\'') && !strchr(to, '\''));
@@ -95,7 +52,7 @@ static void copy_dir(const char *from, const char *to) {
 
 /* replaces line `lineno` (1-based, must exist) of the file at path by `text` (no newline) */
 static void replace_line(const char *path, int lineno, const char *text) {
-    char *s = read_all(path, NULL);
+    char *s = tu_read_all(path, NULL);
     ck_assert_msg(s != NULL, "cannot read %s", path);
     char *p = s;
     for (int i = 1; i < lineno; i++) {
@@ -113,14 +70,14 @@ static void replace_line(const char *path, int lineno, const char *text) {
     fputs(text, f);
     fputs(e, f);
     ck_assert_int_eq(fclose(f), 0);
-    write_all(path, out, n_out);
+    tu_write_all(path, out, n_out);
     free(out);
     free(s);
 }
 
 /* line `lineno` of the file at path, without its newline; malloc'd */
 static char *get_line(const char *path, int lineno) {
-    char *s = read_all(path, NULL);
+    char *s = tu_read_all(path, NULL);
     ck_assert_msg(s != NULL, "cannot read %s", path);
     char *p = s;
     for (int i = 1; i < lineno; i++) {
@@ -142,87 +99,20 @@ static void append_text(const char *path, const char *text) {
 }
 
 static int file_lines(const char *path) {
-    char *s = read_all(path, NULL);
+    char *s = tu_read_all(path, NULL);
     ck_assert_msg(s != NULL, "cannot read %s", path);
     int n = tu_count_lines(s);
     free(s);
     return n;
 }
 
-/* ---- CSV: a small RFC 4180 reader (from test_cli.c) ---------------------------------------- */
-#define CSV_MAX_ROWS 64
-#define CSV_MAX_COLS 64
-
-typedef struct {
-    int rows;
-    int cols[CSV_MAX_ROWS];
-    char *cell[CSV_MAX_ROWS][CSV_MAX_COLS];
-} csv_doc;
-
-static void csv_free(csv_doc *d) {
-    for (int r = 0; r < d->rows; r++)
-        for (int c = 0; c < d->cols[r]; c++) free(d->cell[r][c]);
-    d->rows = 0;
-}
-
-static void csv_parse(const char *s, csv_doc *d) {
-    memset(d, 0, sizeof *d);
-    size_t n = strlen(s), cap = n + 1;
-    char *field = malloc(cap);
-    ck_assert_ptr_nonnull(field);
-    size_t i = 0;
-    while (i < n) {
-        ck_assert_msg(d->rows < CSV_MAX_ROWS, "CSV: more than %d rows", CSV_MAX_ROWS);
-        int r = d->rows++;
-        for (;;) {
-            size_t len = 0;
-            if (s[i] == '"') {
-                for (i++;; i++) {
-                    ck_assert_msg(i < n, "CSV: unterminated quoted field in row %d", r + 1);
-                    if (s[i] == '"') {
-                        if (s[i + 1] == '"') i++;
-                        else break;
-                    }
-                    field[len++] = s[i];
-                }
-                i++;
-                ck_assert_msg(s[i] == ',' || s[i] == '\n', "CSV: junk after a quoted field in row %d", r + 1);
-            } else {
-                while (i < n && s[i] != ',' && s[i] != '\n') field[len++] = s[i++];
-            }
-            ck_assert_msg(d->cols[r] < CSV_MAX_COLS, "CSV: more than %d columns", CSV_MAX_COLS);
-            field[len] = '\0';
-            d->cell[r][d->cols[r]++] = strdup(field);
-            ck_assert_msg(i < n, "CSV: row %d does not end with a newline", r + 1);
-            if (s[i++] == '\n') break;
-        }
-    }
-    free(field);
-}
-
-static void csv_load(const char *path, csv_doc *d) {
-    char *text = read_all(path, NULL);
-    ck_assert_msg(text != NULL, "cannot read %s", path);
-    csv_parse(text, d);
-    free(text);
-    ck_assert_msg(d->rows >= 1, "%s is empty", path);
-    for (int r = 1; r < d->rows; r++)
-        ck_assert_msg(d->cols[r] == d->cols[0], "%s: row %d has %d fields, header %d", path, r + 1,
-                      d->cols[r], d->cols[0]);
-}
-
-static int csv_col(const csv_doc *d, const char *name) {
-    for (int c = 0; d->rows && c < d->cols[0]; c++)
-        if (strcmp(d->cell[0][c], name) == 0) return c;
-    return -1;
-}
-
+/* ---- CSV ------------------------------------------------------------------------------------ */
 /* the CSV at path without the wall_*, run_id and data columns, one record per line (fields
  * joined by '|': only compared, never parsed again); malloc'd */
 static char *csv_stripped(const char *path) {
-    csv_doc d;
-    csv_load(path, &d);
-    ck_assert_msg(csv_col(&d, "run_id") >= 0 && csv_col(&d, "data") >= 0, "%s lacks run_id or data", path);
+    tu_csv_doc d;
+    tu_csv_load(path, &d);
+    ck_assert_msg(tu_csv_col(&d, "run_id") >= 0 && tu_csv_col(&d, "data") >= 0, "%s lacks run_id or data", path);
     size_t len = 0;
     char *out = NULL;
     FILE *f = open_memstream(&out, &len);
@@ -236,23 +126,7 @@ static char *csv_stripped(const char *path) {
         fputc('\n', f);
     }
     ck_assert_int_eq(fclose(f), 0);
-    csv_free(&d);
-    return out;
-}
-
-/* the values of column `name` in the data rows, '\n'-joined; malloc'd */
-static char *csv_column(const char *path, const char *name) {
-    csv_doc d;
-    csv_load(path, &d);
-    int c = csv_col(&d, name);
-    ck_assert_msg(c >= 0, "%s has no column %s", path, name);
-    size_t len = 0;
-    char *out = NULL;
-    FILE *f = open_memstream(&out, &len);
-    ck_assert_ptr_nonnull(f);
-    for (int r = 1; r < d.rows; r++) fprintf(f, "%s\n", d.cell[r][c]);
-    ck_assert_int_eq(fclose(f), 0);
-    csv_free(&d);
+    tu_csv_free(&d);
     return out;
 }
 
@@ -288,7 +162,7 @@ static void expect_fail(int status, const char *nofile, const char *need1, const
     ck_assert_msg(strstr(R.err, need1), "'lcgbench %s': stderr does not name '%s': %s", args, need1, R.err);
     ck_assert_msg(!need2 || strstr(R.err, need2), "'lcgbench %s': stderr does not name '%s': %s", args, need2,
                   R.err);
-    ck_assert_msg(!nofile || !exists(nofile), "'lcgbench %s' failed but wrote %s", args, nofile);
+    ck_assert_msg(!nofile || !tu_exists(nofile), "'lcgbench %s' failed but wrote %s", args, nofile);
 }
 
 /* ---- 1. library round trip ------------------------------------------------------------------ */
@@ -332,11 +206,11 @@ static void check_split(const char *dir, const char *name, lcg_task_cfg *cfg, pc
 static void check_tsv(const char *dir, const char *name, long count) {
     char p[512];
     snprintf(p, sizeof p, "%s/%s.src", dir, name);
-    char *s = read_all(p, NULL);
+    char *s = tu_read_all(p, NULL);
     snprintf(p, sizeof p, "%s/%s.trg", dir, name);
-    char *t = read_all(p, NULL);
+    char *t = tu_read_all(p, NULL);
     snprintf(p, sizeof p, "%s/%s.tsv", dir, name);
-    char *v = read_all(p, NULL);
+    char *v = tu_read_all(p, NULL);
     ck_assert_msg(s && t && v, "%s: missing ref or tsv file", name);
     ck_assert_int_eq(tu_count_lines(s), count);
     ck_assert_int_eq(tu_count_lines(t), count);
@@ -404,7 +278,7 @@ START_TEST(test_library_roundtrip) {
         lcg_task_release(&cfg);
     }
     ck_assert_int_ge(n_tasks, 8);
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -414,9 +288,9 @@ END_TEST
 static int read_one(const char *dir, const lcg_task_cfg *cfg, const char *s, const char *t, char *err, size_t n) {
     char p[256];
     snprintf(p, sizeof p, "%s/one.src", dir);
-    write_all(p, s, strlen(s));
+    tu_write_all(p, s, strlen(s));
     snprintf(p, sizeof p, "%s/one.trg", dir);
-    write_all(p, t, strlen(t));
+    tu_write_all(p, t, strlen(t));
     lcg_data_reader r;
     ck_assert_msg(data_open(&r, dir, "one", err, n) == 0, "data_open: %s", err);
     const int *a, *b;
@@ -470,9 +344,9 @@ START_TEST(test_library_limits) {
     ck_assert_uint_gt(n, 1 << 20);
     char p[256];
     snprintf(p, sizeof p, "%s/long.src", dir);
-    write_all(p, text, n);
+    tu_write_all(p, text, n);
     snprintf(p, sizeof p, "%s/long.trg", dir);
-    write_all(p, text, n);
+    tu_write_all(p, text, n);
     free(text);
     lcg_data_reader r;
     ck_assert_msg(data_open(&r, dir, "long", err, sizeof err) == 0, "data_open: %s", err);
@@ -499,7 +373,7 @@ START_TEST(test_library_limits) {
         ck_assert_int_eq(na, k % 3 == 0 ? 3 : k % 3 == 1 ? n_long : 2);
     }
     data_close(&r);
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -528,19 +402,19 @@ static void check_cli_roundtrip(const char *dir, const char *task) {
     ck_assert_int_eq(tu_count_lines(sa), 3);
     ck_assert_msg(strcmp(sa, sb) == 0, "%s: run --data differs from the generator run:\n%s---\n%s", task, sa, sb);
     free(sa), free(sb);
-    char *d = csv_column(b, "data"), want[300];
+    char *d = tu_csv_column(b, "data"), want[300];
     snprintf(want, sizeof want, "%s\n%s\n", data, data);
     ck_assert_msg(strcmp(d, want) == 0, "data column '%s', expected '%s'", d, want);
     free(d);
-    d = csv_column(a, "data");
+    d = tu_csv_column(a, "data");
     ck_assert_msg(strcmp(d, "\n\n") == 0, "generator run: data column '%s', expected empty", d);
     free(d);
-    char *ra = csv_column(a, "run_id"), *rb = csv_column(b, "run_id");
+    char *ra = tu_csv_column(a, "run_id"), *rb = tu_csv_column(b, "run_id");
     ck_assert_msg(strcmp(ra, rb) != 0, "--data does not change run_id");
     free(ra), free(rb);
     /* --eval-lens picks a subset of the splits */
     run_ok("run --task %s " TINY " --data %s --eval-lens 16 --eval-samples 10 --out %s", task, data, c);
-    char *l = csv_column(c, "eval_len");
+    char *l = tu_csv_column(c, "eval_len");
     ck_assert_msg(strcmp(l, "16\n") == 0, "--data --eval-lens 16: eval_len '%s'", l);
     free(l);
 }
@@ -550,7 +424,7 @@ START_TEST(test_cli_roundtrip) {
     tu_tmpdir(dir, sizeof dir);
     check_cli_roundtrip(dir, "copy");
     check_cli_roundtrip(dir, "nback");
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -571,7 +445,7 @@ START_TEST(test_cli_data_errors) {
     expect_fail(1, csv, "train.src", notrain, "run --task copy " TINY " --data %s --out %s", notrain, csv);
     /* fewer samples than steps * batch: training starts over at the end of the file */
     run_ok("run --task copy " TINY " --data %s --out %s", full, csv);
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -589,7 +463,7 @@ static void expect_bad_file(const char *bad, const char *task, const char *extra
     ck_assert_msg(tu_count_lines(R.err) == 1 && R.err[strlen(R.err) - 1] == '\n',
                   "%s: expected one stderr line, got: %s", what, R.err);
     ck_assert_msg(strstr(R.err, need), "%s: stderr does not name '%s': %s", what, need, R.err);
-    ck_assert_msg(!exists(csv), "%s: the failed run wrote %s", what, csv);
+    ck_assert_msg(!tu_exists(csv), "%s: the failed run wrote %s", what, csv);
 }
 
 /* the malformed lines of any task, in split `split` (train or test_0_8, of n_lines lines) of
@@ -697,7 +571,7 @@ START_TEST(test_malformed_files) {
             malformed_labels(good, dir, task, "test_0_8", extra);
         }
     }
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 
@@ -721,9 +595,9 @@ START_TEST(test_gen_bad_input) {
     run_ok("gen --split test --len 8 --format tsv --out %s", out);
     char p[192];
     snprintf(p, sizeof p, "%s/test_0_8.tsv", out);
-    ck_assert_msg(exists(p), "gen --format tsv did not write %s", p);
+    ck_assert_msg(tu_exists(p), "gen --format tsv did not write %s", p);
     ck_assert_int_eq(file_lines(p), 1001);
-    rm_tmpdir(dir);
+    tu_rm_tmpdir(dir);
 }
 END_TEST
 

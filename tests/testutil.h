@@ -1,6 +1,7 @@
 /*
  * testutil.h: small helpers shared by the Check suites: run a shell command capturing its
- * exit status, stdout and stderr; make a scratch directory; read a file. Header-only.
+ * exit status, stdout and stderr; make and remove a scratch directory; read and write files;
+ * read a CSV (RFC 4180); finite-difference gradient checks. Header-only.
  * Tests run from the repository root (`make test`), where ./lcgbench is built.
  */
 #ifndef LCG_TESTUTIL_H
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <math.h>
@@ -64,6 +66,145 @@ static inline int tu_count_lines(const char *s) {
     int n = 0;
     for (; *s; s++) n += *s == '\n';
     return n;
+}
+
+/* ---- files ---------------------------------------------------------------------------------- */
+/* the whole file at path, NUL-terminated, its length in *n unless n is NULL; NULL if it cannot
+ * be opened; malloc'd */
+static inline char *tu_read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap + 1);
+    ck_assert_ptr_nonnull(buf);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            ck_assert_ptr_nonnull(buf);
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    if (n) *n = len;
+    return buf;
+}
+
+/* writes n bytes to path (created or truncated); fails the test on any error */
+static inline void tu_write_all(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* whether anything exists at path */
+static inline int tu_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* removes a scratch directory of tu_tmpdir; reached only when the test passed */
+static inline void tu_rm_tmpdir(const char *dir) {
+    char cmd[512];
+    ck_assert(strncmp(dir, "/tmp/lcgtest.", 13) == 0 && !strchr(dir, '\''));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- CSV: a small RFC 4180 reader (quoted fields, "" escapes, newlines inside quotes) ----- */
+#define TU_CSV_MAX_ROWS 64
+#define TU_CSV_MAX_COLS 64
+
+/* row 0 is the header; cells are malloc'd, freed by tu_csv_free */
+typedef struct {
+    int rows;
+    int cols[TU_CSV_MAX_ROWS];
+    char *cell[TU_CSV_MAX_ROWS][TU_CSV_MAX_COLS];
+} tu_csv_doc;
+
+static inline void tu_csv_free(tu_csv_doc *d) {
+    for (int r = 0; r < d->rows; r++)
+        for (int c = 0; c < d->cols[r]; c++) free(d->cell[r][c]);
+    d->rows = 0;
+}
+
+/* parses text into d; every record must end with '\n'. Aborts the test on malformed input. */
+static inline void tu_csv_parse(const char *s, tu_csv_doc *d) {
+    memset(d, 0, sizeof *d);
+    size_t n = strlen(s), cap = n + 1;
+    char *field = malloc(cap);
+    ck_assert_ptr_nonnull(field);
+    size_t i = 0;
+    while (i < n) {
+        ck_assert_msg(d->rows < TU_CSV_MAX_ROWS, "CSV: more than %d rows", TU_CSV_MAX_ROWS);
+        int r = d->rows++;
+        for (;;) { /* one field */
+            size_t len = 0;
+            if (s[i] == '"') {
+                for (i++;; i++) {
+                    ck_assert_msg(i < n, "CSV: unterminated quoted field in row %d", r + 1);
+                    if (s[i] == '"') {
+                        if (s[i + 1] == '"') i++;
+                        else break;
+                    }
+                    field[len++] = s[i];
+                }
+                i++; /* closing quote */
+                ck_assert_msg(s[i] == ',' || s[i] == '\n', "CSV: junk after a quoted field in row %d", r + 1);
+            } else {
+                while (i < n && s[i] != ',' && s[i] != '\n') {
+                    ck_assert_msg(s[i] != '"' && s[i] != '\r', "CSV: stray quote or CR in row %d", r + 1);
+                    field[len++] = s[i++];
+                }
+            }
+            ck_assert_msg(d->cols[r] < TU_CSV_MAX_COLS, "CSV: more than %d columns", TU_CSV_MAX_COLS);
+            field[len] = '\0';
+            d->cell[r][d->cols[r]++] = strdup(field);
+            ck_assert_msg(i < n, "CSV: row %d does not end with a newline", r + 1);
+            if (s[i++] == '\n') break;
+        }
+    }
+    free(field);
+}
+
+/* index of header column `name`, or -1 */
+static inline int tu_csv_col(const tu_csv_doc *d, const char *name) {
+    for (int c = 0; d->rows && c < d->cols[0]; c++)
+        if (strcmp(d->cell[0][c], name) == 0) return c;
+    return -1;
+}
+
+/* parses the file at path into d; fails the test unless it reads, has a header and every row
+ * has as many fields as the header */
+static inline void tu_csv_load(const char *path, tu_csv_doc *d) {
+    char *text = tu_read_all(path, NULL);
+    ck_assert_msg(text != NULL, "cannot read %s", path);
+    tu_csv_parse(text, d);
+    free(text);
+    ck_assert_msg(d->rows >= 1, "%s is empty", path);
+    for (int r = 1; r < d->rows; r++)
+        ck_assert_msg(d->cols[r] == d->cols[0], "%s: row %d has %d fields, header %d", path, r + 1,
+                      d->cols[r], d->cols[0]);
+}
+
+/* the values of column `name` in the data rows, '\n'-joined; fails the test if there is no
+ * such column; malloc'd */
+static inline char *tu_csv_column(const char *path, const char *name) {
+    tu_csv_doc d;
+    tu_csv_load(path, &d);
+    int c = tu_csv_col(&d, name);
+    ck_assert_msg(c >= 0, "%s has no column %s", path, name);
+    size_t len = 0;
+    char *out = NULL;
+    FILE *f = open_memstream(&out, &len);
+    ck_assert_ptr_nonnull(f);
+    for (int r = 1; r < d.rows; r++) fprintf(f, "%s\n", d.cell[r][c]);
+    ck_assert_int_eq(fclose(f), 0);
+    tu_csv_free(&d);
+    return out;
 }
 
 /* ---- finite differences in double precision ------------------------------------------------ */
