@@ -6,7 +6,7 @@
  *   - a small model trained on copy reaches >= 99% in-distribution exact match, and the
  *     one-pass evaluation agrees sample by sample with explicit greedy decoding under the
  *     reference's generation cap (the oracle below); so do flip-flop, nback (token
- *     classification) and reverse within small budgets.
+ *     classification), reverse and recall within small budgets.
  * CLI behaviour and CSV determinism across thread counts are in test_cli.c.
  */
 #include "testutil.h"
@@ -231,14 +231,16 @@ END_TEST
 START_TEST(test_train_task_smoke) {
     static const struct {
         const char *task;
-        int len, vary, layers, pos;
+        int len, vary, layers, pos, batch;
         long steps;
         double lr;
-    } cases[] = {{"flip-flop", 12, 4, 2, LCG_POS_ROPE, 600, 3e-3},
-                 {"nback", 8, 4, 2, LCG_POS_ROPE, 600, 3e-3},
-                 {"reverse", 8, 4, 4, LCG_POS_ROPE, 1000, 1.5e-3}}; /* the reference uses 6 layers */
+    } cases[] = {{"flip-flop", 12, 4, 2, LCG_POS_ROPE, 32, 600, 3e-3},
+                 {"nback", 8, 4, 2, LCG_POS_ROPE, 32, 600, 3e-3},
+                 {"reverse", 8, 4, 4, LCG_POS_ROPE, 32, 1000, 1.5e-3}, /* the reference uses 6 layers */
+                 {"recall", 12, 4, 2, LCG_POS_NAPE, 64, 3000, 3e-3}};  /* NAPE's local heads bind key and value */
     lcg_run_cfg c = base_cfg(cases[_i].task);
     c.steps = cases[_i].steps, c.len = cases[_i].len, c.vary = cases[_i].vary, c.lr = cases[_i].lr;
+    c.batch = cases[_i].batch, c.warmup = cases[_i].steps >= 3000 ? 100 : 50;
     c.model.L = cases[_i].layers, c.model.pos = cases[_i].pos;
     lcg_model m;
     model_init(&m, &c.model, c.seed);
@@ -264,7 +266,7 @@ int main(void) {
     tcase_add_test(tc, test_wilson);
     tcase_add_test(tc, test_ladder);
     tcase_add_test(tc, test_train_copy_smoke_and_greedy_equivalence);
-    tcase_add_loop_test(tc, test_train_task_smoke, 0, 3);
+    tcase_add_loop_test(tc, test_train_task_smoke, 0, 4);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
