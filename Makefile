@@ -18,7 +18,7 @@ REAL_SRCS := kernels/matmul.c kernels/norms.c kernels/activations.c kernels/loss
              kernels/posenc.c kernels/attention.c kernels/entmax.c kernels/lenscale.c model/model.c
 PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
               model/checkpoint.c model/infer.c tasks/registry.c tasks/copy.c tasks/recall.c \
-              tasks/sort.c tasks/flipflop.c tasks/count.c tasks/nback.c \
+              tasks/flipflop.c tasks/count.c tasks/nback.c \
               harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c harness/data.c
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
             $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
