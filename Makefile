@@ -28,7 +28,7 @@ TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
 # the quick default job of `make run`
 RUN_ARGS ?= --task copy --attn softmax --pos rope
 
-.PHONY: all deps run test bench clean
+.PHONY: all deps run test test-asan bench clean
 all: lcgbench
 
 deps:
@@ -63,6 +63,49 @@ test: deps
 	@fail=0; for t in $(TESTS); do \
 	  CK_DEFAULT_TIMEOUT=600 $(BUILD)/tests/$$t || fail=1; \
 	done; exit $$fail
+
+# the unit suites (no CLI runs, no training smoke tests) under AddressSanitizer and
+# UndefinedBehaviorSanitizer; any report fails the run
+ASAN_DIR := $(BUILD)/asan
+ASAN_FLAGS := -std=c11 -Wall -Wextra -Werror -fopenmp -O1 -g -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize-recover=all
+ASAN_TESTS := test_kernels test_entmax test_scaling test_model test_tasks test_mqmtar
+ASAN_OBJS := $(patsubst %.c,$(ASAN_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
+             $(patsubst %.c,$(ASAN_DIR)/%_f64.o,$(REAL_SRCS))
+
+$(ASAN_DIR)/%_f64.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_FLAGS) -DLCG_F64 -c -o $@ $<
+
+$(ASAN_DIR)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_FLAGS) -c -o $@ $<
+
+$(ASAN_DIR)/tests/%: tests/%.c tests/testutil.h $(ASAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_FLAGS) -o $@ $< $(ASAN_OBJS) $(LDLIBS) $(CHECK_LIBS)
+
+$(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(ASAN_DIR)/harness/main.o
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+# plus tiny end-to-end runs of the sanitized binary: training, evaluation, gen, --data, load
+ASAN_RUN := --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 --steps 20 --warmup 5 --batch 8 --eval-samples 8 --quiet
+test-asan: deps
+	@$(MAKE) --no-print-directory $(addprefix $(ASAN_DIR)/tests/,$(ASAN_TESTS)) $(ASAN_DIR)/lcgbench
+	@export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 CK_DEFAULT_TIMEOUT=600; \
+	fail=0; for t in $(ASAN_TESTS); do $(ASAN_DIR)/tests/$$t || fail=1; done; \
+	d=$$(mktemp -d); \
+	for a in softmax entmax sparsemax ssmax asentmax entmax-learn; do \
+	  $(ASAN_DIR)/lcgbench run --task recall --attn $$a --pos nape $(ASAN_RUN) --out $$d/r.csv --save $$d/m.ckpt >/dev/null || fail=1; \
+	done; \
+	$(ASAN_DIR)/lcgbench run --load $$d/m.ckpt --eval-samples 8 --quiet --out $$d/r.csv >/dev/null || fail=1; \
+	for t in count mqmtar; do \
+	  $(ASAN_DIR)/lcgbench gen --task $$t --out $$d/$$t --count 200 2>/dev/null || fail=1; \
+	  $(ASAN_DIR)/lcgbench gen --task $$t --out $$d/$$t --split test --len 64 --count 8 2>/dev/null || fail=1; \
+	  $(ASAN_DIR)/lcgbench run --task $$t --data $$d/$$t $(ASAN_RUN) --out $$d/d.csv >/dev/null || fail=1; \
+	done; \
+	rm -rf $$d; \
+	if [ $$fail = 0 ]; then echo "test-asan: sanitizer runs clean"; else echo "test-asan: FAILED"; fi; exit $$fail
 
 # performance: training throughput of every attention normalizer relative to softmax
 bench: deps

@@ -216,10 +216,13 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
     c->out = "results/runs.csv";
 }
 
+/* the checkpoint note of --load, split in place: string flags taken from it point into it */
+static char *g_note;
+
 /* apply "key=value;..." (a checkpoint note) to the flags; a flag given on the command line
  * must agree with the note */
 static void apply_note(flag *fl, int n, const char *note, const char *path) {
-    char *copy = strdup(note);
+    char *copy = g_note = strdup(note);
     if (!copy) lcg_die("out of memory");
     for (char *save = NULL, *kv = strtok_r(copy, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
         char *eq = strchr(kv, '=');
@@ -235,12 +238,11 @@ static void apply_note(flag *fl, int n, const char *note, const char *path) {
             int same = f->kind == FL_STR ? strcmp(*(char **)cur, *(char **)tmp) == 0 : memcmp(cur, tmp, sz) == 0;
             if (!same) usage_error("--%s conflicts with the checkpoint '%s' (%s=%s)", kv, path, kv, eq + 1);
         } else if (f->kind == FL_STR) {
-            *(char **)f->ptr = strdup(eq + 1); /* lives until exit */
+            *(char **)f->ptr = eq + 1; /* inside g_note */
         } else {
             memcpy(f->ptr, tmp, sz);
         }
     }
-    free(copy);
 }
 
 static const char *note_get(const char *note, const char *key, char *out, size_t n) {
@@ -306,7 +308,7 @@ static int cmd_run(int argc, char **argv) {
             fprintf(stderr, "lcgbench run: %s\n", err);
             return 1;
         }
-        if (!task_given && note_get(ck.note, "task", buf, sizeof buf)) task_name = strdup(buf);
+        if (!task_given && note_get(ck.note, "task", buf, sizeof buf)) task_name = buf;
     }
     const lcg_task *task = lcg_task_find(task_name);
     if (!task) usage_error("--task: unknown task '%s'; 'lcgbench help tasks' lists them", task_name);
@@ -319,6 +321,7 @@ static int cmd_run(int argc, char **argv) {
     parse_args(fl, n_fl, argc, argv);
     if (nm.show_help) {
         run_help(fl, n_fl);
+        checkpoint_free(&ck);
         return 0;
     }
     if (load) apply_note(fl, n_fl, ck.note, load);
@@ -360,6 +363,8 @@ static int cmd_run(int argc, char **argv) {
             snprintf(split, sizeof split, "test_%d_%d", idx[k], lens[k]);
             if (used && data_check_split(c.data, split, &c.task, NULL, err, sizeof err) != 0) {
                 fprintf(stderr, "lcgbench run: %s\n", err);
+                checkpoint_free(&ck);
+                free(g_note);
                 return 1;
             }
         }
@@ -425,15 +430,17 @@ static int cmd_run(int argc, char **argv) {
                100.0 * res[i].tokens_ok / res[i].tokens, res[i].loss, res[i].seconds);
         fflush(stdout);
     }
+    int rc = 0;
     if (csv_append(&c, &tr, res, n_lens, err, sizeof err) != 0) {
         fprintf(stderr, "lcgbench run: %s\n", err);
-        model_free(&m);
-        return 1;
+        rc = 1;
+    } else if (!c.quiet) {
+        fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
     }
-    if (!c.quiet) fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
     model_free(&m);
     lcg_task_release(&c.task);
-    return 0;
+    free(g_note);
+    return rc;
 }
 
 /* ---- gen ---------------------------------------------------------------------------------- */
@@ -445,14 +452,14 @@ static int cmd_gen(int argc, char **argv) {
     lcg_task_defaults(&tc, task);
     const char *task_name = task->name, *split = "train", *format = "ref", *out = NULL;
     uint64_t seed = 1;
-    int len = 16, vary = -1, index = 0, help = 0;
+    int len = task->cpu_len, vary = -1, index = 0, help = 0;
     long count = 1000;
     flag fl[32] = {
         {"task", FL_STR, &task_name, 0, 0, "NAME", "task; default copy", 0, 0},
         {"split", FL_STR, &split, 0, 0, "train|test", "train: lengths len +- vary, the samples 'run' trains on "
                                                       "first; test: length len, the samples 'run' evaluates (train)", 0, 0},
-        {"len", FL_INT, &len, 1, 1 << 24, "N", "length (16)", 0, 0},
-        {"vary", FL_INT, &vary, 0, 1 << 24, "N", "train split: lengths len +- vary (8)", 0, 0},
+        {"len", FL_INT, &len, 1, 1 << 24, "N", "length (the task's default, as for 'run')", 0, 0},
+        {"vary", FL_INT, &vary, 0, 1 << 24, "N", "train split: lengths len +- vary (the task's default)", 0, 0},
         {"count", FL_LONG, &count, 1, 1e9, "N", "samples (1000)", 0, 0},
         {"index", FL_INT, &index, 0, 1 << 20, "N", "test split: file name test_<index>_<len> (0)", 0, 0},
         {"seed", FL_U64, &seed, 0, 0, "N", "seed, as for 'run' (1)", 0, 0},
@@ -474,7 +481,7 @@ static int cmd_gen(int argc, char **argv) {
     int is_test = strcmp(split, "test") == 0;
     if (!is_test && strcmp(split, "train") != 0) usage_error("--split must be train or test, got '%s'", split);
     if (strcmp(format, "ref") != 0 && strcmp(format, "tsv") != 0) usage_error("--format must be ref or tsv, got '%s'", format);
-    if (vary < 0) vary = is_test ? 0 : 8;
+    if (vary < 0) vary = is_test ? 0 : task->cpu_vary;
     if (is_test && vary) usage_error("--vary: test splits have a fixed length");
     if (!is_test && fl[5].set) usage_error("--index: only test splits have an index");
     if (vary >= len) usage_error("--vary %d must be smaller than --len %d", vary, len);

@@ -131,6 +131,7 @@ START_TEST(test_rmsnorm_backward_fd) {
         double ss = tu_dot(c.out + n * C, c.out + n * C, C) / C;
         ck_assert_double_eq_tol(ss, 1.0, 1e-5);
     }
+    lcg_free(c.out), lcg_free(c.rstd), lcg_free(c.inp), lcg_free(c.w), lcg_free(c.proj), lcg_free(dinp), lcg_free(dw);
 }
 END_TEST
 
@@ -152,6 +153,7 @@ START_TEST(test_encoder_backward_fd) {
     double *demb = LCG_NEW(double, V * C);
     encoder_backward_f64(demb, c.proj, tok, N, C);
     tu_fd_check("encoder", en_loss, &c, c.emb, demb, V * C);
+    lcg_free(c.out), lcg_free(c.emb), lcg_free(c.proj), lcg_free(demb);
 }
 END_TEST
 
@@ -177,6 +179,7 @@ START_TEST(test_geglu_backward_fd) {
     double gu[2] = {1.0, 1.0}, o;
     geglu_forward_f64(&o, gu, 1, 1);
     ck_assert_double_eq_tol(o, 0.8411919906082768, 1e-12);
+    lcg_free(c.out), lcg_free(c.gu), lcg_free(c.proj), lcg_free(dgu);
 }
 END_TEST
 
@@ -212,6 +215,7 @@ START_TEST(test_rope_backward_fd) {
     memcpy(one, c.qkv + 3 * 3 * H * D, sizeof one); /* b = 0, t = 3: q and k heads */
     rope_rotate_f64(one, 3, 2 * H, D);
     for (int i = 0; i < 2 * H * D; i++) ck_assert_double_eq_tol(one[i], c.work[3 * 3 * H * D + i], 1e-14);
+    lcg_free(c.qkv), lcg_free(c.work), lcg_free(c.proj), lcg_free(g);
 }
 END_TEST
 
@@ -330,6 +334,7 @@ START_TEST(test_crossentropy_fd) {
     for (int i = 0; i < V; i++) c.logits[i] = 0.5;
     ce_loss(&c);
     ck_assert_double_eq_tol(c.losses[0], log(V), 1e-12);
+    lcg_free(c.losses), lcg_free(c.logits), lcg_free(d);
 }
 END_TEST
 

@@ -110,10 +110,11 @@ START_TEST(test_attention_qscale_fd) {
         for (int i = 0; i < B * Tn * Hn; i++) c.qs[i] = 1;
         at_loss(&c);
         memcpy(o1, c.out, sizeof(double) * B * Tn * Hn * D);
+        double *qs = c.qs;
         c.qs = NULL;
         at_loss(&c);
         for (int i = 0; i < B * Tn * Hn * D; i++) ck_assert_double_eq(o1[i], c.out[i]);
-        lcg_free(c.out), lcg_free(c.att), lcg_free(c.qkv), lcg_free(c.proj), lcg_free(g), lcg_free(gqs), lcg_free(o1);
+        lcg_free(c.out), lcg_free(c.att), lcg_free(c.qkv), lcg_free(c.proj), lcg_free(g), lcg_free(gqs), lcg_free(o1), lcg_free(qs);
     }
 }
 END_TEST
