@@ -107,10 +107,17 @@ test-asan: deps
 	rm -rf $$d; \
 	if [ $$fail = 0 ]; then echo "test-asan: sanitizer runs clean"; else echo "test-asan: FAILED"; fi; exit $$fail
 
-# performance: training throughput of every attention normalizer relative to softmax
+# performance: training throughput of every attention normalizer relative to softmax and to
+# the same model in PyTorch (when python3-torch is installed), and matmul GFLOP/s against the
+# machine's measured FP32 peak
+$(BUILD)/bench/gemm: bench/gemm.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
 bench: deps
-	@$(MAKE) --no-print-directory lcgbench
+	@$(MAKE) --no-print-directory lcgbench $(BUILD)/bench/gemm
 	bench/variants.sh
+	$(BUILD)/bench/gemm
 
 clean:
 	rm -rf $(BUILD) lcgbench
