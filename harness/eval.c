@@ -179,8 +179,7 @@ void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg,
     lcg_sample_result *out = LCG_NEW(lcg_sample_result, S);
     int cap = 0; /* decoder positions: the longest input plus one */
     for (int k = 0; k < S; k++) {
-        int in = task->task->kind == LCG_TASK_TOKEN_CLS ? n_src[k] + 2
-                                                        : 1 + n_src[k] + (task->task->uses_sep ? 1 : 0) + n_trg[k];
+        int in = seq_input_len(task, n_src[k], n_trg[k]);
         cap = in + 1 > cap ? in + 1 : cap;
     }
 #pragma omp parallel

@@ -105,7 +105,9 @@ int data_write_split(const char *dir, const char *name, const char *format, cons
 int batch_fill_data(lcg_batch *b, const lcg_task_cfg *task, lcg_data_reader *r, int B, char *err,
                     size_t err_len);
 
-/* largest input length (BOS src SEP trg, without EOS) a sample of length len can give */
+/* model input length of one sample (BOS src [SEP] trg, or BOS src EOS for token classification) */
+int seq_input_len(const lcg_task_cfg *task, int n_src, int n_trg);
+/* the largest input length a sample of nominal length len can give */
 int seq_max_input(const lcg_task_cfg *task, int len);
 /* fills one batch of fresh samples with lengths uniform in [len - vary, len + vary] */
 void batch_fill(lcg_batch *b, const lcg_task_cfg *task, pcg32 *rng, int B, int len, int vary);

@@ -10,16 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+int seq_input_len(const lcg_task_cfg *task, int n_src, int n_trg) {
+    if (task->task->kind == LCG_TASK_TOKEN_CLS) return n_src + 2;   /* BOS src EOS */
+    return 1 + n_src + (task->task->uses_sep ? 1 : 0) + n_trg; /* BOS src [SEP] trg (EOS is only a target) */
+}
+
 int seq_max_input(const lcg_task_cfg *task, int len) {
     int ms, mt;
     task->task->max_sizes(task, len, &ms, &mt);
-    if (task->task->kind == LCG_TASK_TOKEN_CLS) return ms + 2;   /* BOS src EOS */
-    return 1 + ms + (task->task->uses_sep ? 1 : 0) + mt; /* BOS src [SEP] trg  (EOS is only a target) */
-}
-
-static int input_len(const lcg_task_cfg *task, int n_src, int n_trg) {
-    if (task->task->kind == LCG_TASK_TOKEN_CLS) return n_src + 2;
-    return 1 + n_src + (task->task->uses_sep ? 1 : 0) + n_trg;
+    return seq_input_len(task, ms, mt);
 }
 
 /* lays out B samples (src[i][0..n_src[i]), trg[i][0..n_trg[i])) as one padded batch */
@@ -27,7 +26,7 @@ static void batch_layout(lcg_batch *b, const lcg_task_cfg *task, int B, const in
                          const int *n_src, const int *const *trg, const int *n_trg) {
     int T = 0, cls = task->task->kind == LCG_TASK_TOKEN_CLS;
     for (int i = 0; i < B; i++) {
-        int n = input_len(task, n_src[i], n_trg[i]);
+        int n = seq_input_len(task, n_src[i], n_trg[i]);
         T = n > T ? n : T;
     }
     if ((size_t)B * T > (size_t)b->cap || !b->tok) {

@@ -71,7 +71,7 @@ void KFN(matmul_forward)(real *out, const real *inp, const real *w, int N, int I
 void KFN(matmul_backward)(real *dinp, real *dw, const real *dout, const real *inp, const real *w,
                           int N, int IC, int OC) {
     size_t n_scratch = (size_t)IC * OC > (size_t)N * IC ? (size_t)IC * OC : (size_t)N * IC;
-    real *scratch = LCG_NEW(real, n_scratch);
+    real *scratch = LCG_SCRATCH(real, n_scratch); /* fully overwritten by each transpose */
     if (dinp) { /* dinp[N, IC] += dout[N, OC] @ w^T[OC, IC] */
         transpose(scratch, w, IC, OC);
         gemm_acc(dinp, dout, scratch, N, OC, IC, 1);

@@ -23,12 +23,17 @@ _Noreturn void lcg_die_at(const char *file, int line, const char *fmt, ...) {
     exit(1);
 }
 
-void *lcg_alloc_at(size_t n_bytes, const char *file, int line) {
+void *lcg_alloc_uninit_at(size_t n_bytes, const char *file, int line) {
     void *p = NULL;
     size_t n = n_bytes ? (n_bytes + 63) / 64 * 64 : 64;
     if (posix_memalign(&p, 64, n) != 0 || p == NULL)
         lcg_die_at(file, line, "out of memory allocating %zu bytes", n_bytes);
-    memset(p, 0, n);
+    return p;
+}
+
+void *lcg_alloc_at(size_t n_bytes, const char *file, int line) {
+    void *p = lcg_alloc_uninit_at(n_bytes, file, line);
+    memset(p, 0, n_bytes ? (n_bytes + 63) / 64 * 64 : 64);
     return p;
 }
 

@@ -22,6 +22,9 @@ _Noreturn void lcg_die_at(const char *file, int line, const char *fmt, ...)
 void *lcg_alloc_at(size_t n_bytes, const char *file, int line);
 #define lcg_alloc(n_bytes) lcg_alloc_at((n_bytes), __FILE__, __LINE__)
 #define LCG_NEW(type, count) ((type *)lcg_alloc(sizeof(type) * (size_t)(count)))
+/* the same, not zeroed: for scratch the caller overwrites whole (hot paths) */
+void *lcg_alloc_uninit_at(size_t n_bytes, const char *file, int line);
+#define LCG_SCRATCH(type, count) ((type *)lcg_alloc_uninit_at(sizeof(type) * (size_t)(count), __FILE__, __LINE__))
 void lcg_free(void *p);
 
 /* ---- file I/O: fatal on failure, naming the path --------------------------------------- */
