@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 REAL_SRCS := kernels/matmul.c kernels/norms.c kernels/activations.c kernels/loss.c \
              kernels/posenc.c kernels/attention.c kernels/entmax.c kernels/lenscale.c model/model.c
 PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
-              model/checkpoint.c model/infer.c tasks/registry.c tasks/copy.c tasks/recall.c \
+              model/checkpoint.c model/infer.c model/prefill.c tasks/registry.c tasks/copy.c tasks/recall.c \
               tasks/flipflop.c tasks/count.c tasks/nback.c \
               harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c harness/data.c
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
@@ -110,9 +110,9 @@ test-asan: deps
 # performance: training throughput of every attention normalizer relative to softmax and to
 # the same model in PyTorch (when python3-torch is installed), and matmul GFLOP/s against the
 # machine's measured FP32 peak
-$(BUILD)/bench/gemm: bench/gemm.c $(LIB_OBJS)
+$(BUILD)/bench/%: bench/%.c bench/peak.c bench/peak.h $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< bench/peak.c $(LIB_OBJS) $(LDLIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory lcgbench $(BUILD)/bench/gemm

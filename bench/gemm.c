@@ -1,54 +1,14 @@
 /*
  * gemm.c: GFLOP/s of lcgbench's matmul on the model's training shapes, next to this machine's
- * FP32 FMA peak measured by the same program. The peak loop runs 16 independent vector FMA
- * chains per thread (enough to cover FMA latency on current x86 cores) at the widest vector the
- * build targets. Timings take the best of several repetitions; nothing here is asserted.
+ * FP32 FMA peak measured by the same program (bench/peak.c). Timings take the best of several repetitions; nothing here is asserted.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
+#include "peak.h"
 
 #include <omp.h>
 #include <stdio.h>
-
-#if defined(__AVX512F__)
-#define VBYTES 64
-#elif defined(__AVX__)
-#define VBYTES 32
-#else
-#define VBYTES 16
-#endif
-typedef float vfloat __attribute__((vector_size(VBYTES)));
-#define VLANES (VBYTES / 4)
-
-/* FLOP/s of one thread running 16 independent FMA chains for `iters` rounds */
-static double fma_chains(long iters, float seed) {
-    vfloat acc[16], a, b;
-    for (int l = 0; l < VLANES; l++) a[l] = 1.0f + 1e-7f * seed, b[l] = 1e-7f;
-    for (int k = 0; k < 16; k++) acc[k] = a * (float)k;
-    double t0 = lcg_now();
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 16
-        for (int k = 0; k < 16; k++) acc[k] = acc[k] * a + b;
-    }
-    double dt = lcg_now() - t0;
-    float sink = 0;
-    for (int k = 0; k < 16; k++)
-        for (int l = 0; l < VLANES; l++) sink += acc[k][l];
-    if (sink == 12345.678f) printf("#"); /* uses every chain, so none is optimized away */
-    return 2.0 * VLANES * 16 * (double)iters / dt;
-}
-
-static double peak(int threads) {
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double total = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-        total += fma_chains(20000000, (float)omp_get_thread_num());
-        best = total > best ? total : best;
-    }
-    return best;
-}
 
 static double gemm_gflops(int N, int IC, int OC) {
     float *x = LCG_NEW(float, (size_t)N * IC), *w = LCG_NEW(float, (size_t)IC * OC), *y = LCG_NEW(float, (size_t)N * OC);
@@ -68,8 +28,8 @@ static double gemm_gflops(int N, int IC, int OC) {
 
 int main(void) {
     int threads = omp_get_max_threads();
-    double p1 = peak(1) / 1e9, pn = peak(threads) / 1e9;
-    printf("FP32 FMA peak (%d-bit vectors): %.1f GFLOP/s on 1 thread, %.1f on %d threads\n", VBYTES * 8, p1, pn,
+    double p1 = bench_fma_peak(1) / 1e9, pn = bench_fma_peak(threads) / 1e9;
+    printf("FP32 FMA peak (%d-bit vectors): %.1f GFLOP/s on 1 thread, %.1f on %d threads\n", bench_vector_bits(), p1, pn,
            threads);
     static const struct {
         const char *what;

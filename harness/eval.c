@@ -4,7 +4,9 @@
  * (KV cache, O(n) memory) per thread, each writing only its own result slot; the totals are
  * summed serially in sample order, so results are bitwise identical for any thread count.
  *
- * One teacher-forced pass per sample gives all metrics. Greedy decoding reproduces the target
+ * One teacher-forced pass per sample gives all metrics: the whole input goes through the
+ * decoder's blocked prefill (model/prefill.c), and the logits of the supervised positions are
+ * scored as they come. Greedy decoding reproduces the target
  * exactly iff, fed the true prefix, the argmax is right at every target position and then
  * EOS: until the first wrong argmax the greedy and teacher-forced prefixes coincide. So the
  * whole-sequence exact match (the paper's metric, with the reference's generation cap
@@ -60,61 +62,52 @@ static double nll(const float *logits, int V, int target) {
     return log(s) + mx - logits[target];
 }
 
+/* scores the logits of each supervised position as the prefill emits them, in order */
+typedef struct {
+    int V, r0, n_trg, eos, cls;
+    const int *trg;
+    lcg_sample_result *r;
+    int all_ok, eos_ok;
+} eval_ctx;
+
+static void eval_logits(void *ctx, int pos, const float *logits) {
+    eval_ctx *e = ctx;
+    int j = pos - e->r0, want = j < e->n_trg ? e->trg[j] : e->eos;
+    int good = argmax(logits, e->V) == want;
+    e->r->ok += good;
+    e->r->loss += nll(logits, e->V, want);
+    if (j < e->n_trg || e->cls) e->all_ok &= good;
+    else e->eos_ok = good;
+}
+
 void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task_cfg *task,
                         const int *src, int n_src, const int *trg, int n_trg) {
     lcg_tokens tk = lcg_task_tokens(task);
-    int V = dec->m->cfg.V;
-    decoder_reset(dec);
-    decoder_step(dec, tk.bos, 0);
-    if (task->task->kind == LCG_TASK_TOKEN_CLS) { /* one label per source token */
-        int all_ok = 1;
-        r->tokens = n_src;
-        r->ok = 0;
-        r->loss = 0;
-        dec->collect = 1;
-        for (int j = 0; j < n_src; j++) {
-            const float *logits = decoder_step(dec, src[j], 1);
-            int good = argmax(logits, V) == trg[j];
-            r->ok += good;
-            all_ok &= good;
-            r->loss += nll(logits, V, trg[j]);
-        }
-        (void)n_trg;
-        r->exact = all_ok;
-        r->diag_rows = dec->diag_rows;
-        memcpy(r->diag, dec->diag, sizeof r->diag);
-        return;
-    }
-    /* diagnostics cover the supervised positions: the last prompt token and the targets */
-    for (int j = 0; j < n_src; j++) {
-        int last = !task->task->uses_sep && j == n_src - 1;
-        dec->collect = last;
-        decoder_step(dec, src[j], last);
-    }
-    if (task->task->uses_sep) {
-        dec->collect = 1;
-        decoder_step(dec, tk.sep, 1);
-    }
-    int n_prompt = 1 + n_src + (task->task->uses_sep ? 1 : 0);
-    int gen_cap = (int)floor(n_prompt * task->task->gen_mult) - n_prompt;
-    const float *logits = dec->logits;
-    int all_ok = 1, eos_ok = 0;
-    r->tokens = n_trg + 1;
+    int cls = task->task->kind == LCG_TASK_TOKEN_CLS, sep = !cls && task->task->uses_sep;
+    /* the whole teacher-forced input: BOS src [SEP] trg (token classification: BOS src) */
+    int n_in = 1 + n_src + sep + (cls ? 0 : n_trg), k = 0;
+    int *in = LCG_NEW(int, n_in);
+    in[k++] = tk.bos;
+    for (int j = 0; j < n_src; j++) in[k++] = src[j];
+    if (sep) in[k++] = tk.sep;
+    for (int j = 0; !cls && j < n_trg; j++) in[k++] = trg[j];
+    int n_prompt = 1 + n_src + sep;
+    /* supervised positions (logits and diagnostics): every source token's for token
+     * classification; else the last prompt token's (predicting trg[0]) and each target's */
+    eval_ctx e = {.V = dec->m->cfg.V, .r0 = cls ? 1 : n_prompt - 1, .n_trg = n_trg, .eos = tk.eos,
+                  .cls = cls, .trg = trg, .r = r, .all_ok = 1, .eos_ok = 0};
+    r->tokens = cls ? n_src : n_trg + 1;
     r->ok = 0;
     r->loss = 0;
-    for (int j = 0; j <= n_trg; j++) {
-        int want = j < n_trg ? trg[j] : tk.eos;
-        int good = argmax(logits, V) == want;
-        r->ok += good;
-        r->loss += nll(logits, V, want);
-        if (j < n_trg) {
-            all_ok &= good;
-            logits = decoder_step(dec, trg[j], 1);
-        } else {
-            eos_ok = good;
-        }
+    decoder_reset(dec);
+    decoder_prefill(dec, in, n_in, e.r0, eval_logits, &e);
+    lcg_free(in);
+    if (cls) {
+        r->exact = e.all_ok;
+    } else {
+        int gen_cap = (int)floor(n_prompt * task->task->gen_mult) - n_prompt;
+        r->exact = e.all_ok && (gen_cap == n_trg || (gen_cap > n_trg && e.eos_ok));
     }
-    r->exact = all_ok && (gen_cap == n_trg || (gen_cap > n_trg && eos_ok));
     r->diag_rows = dec->diag_rows;
     memcpy(r->diag, dec->diag, sizeof r->diag);
 }

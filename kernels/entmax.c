@@ -10,18 +10,23 @@
  *
  *   entmax_bisect_row   the plain bisection reference (entmax library's EntmaxBisect: lower end
  *                       moves only when f(tau_m) >= 0; output from the last tau_m, renormalized).
- *   entmax_row          the fast exact path: sort-based closed form for alpha = 1.5 and 2 on the
- *                       candidates x_j > -1; Newton from tau = -1 (monotone, never overshoots
- *                       since f is convex for alpha <= 2) for other alpha; bisection as the
- *                       fallback if either check fails. Output renormalized to sum 1.
+ *   entmax_row          the fast exact path: the candidates x_j > -1, pruned further to those
+ *                       above the top-8 bound max_k(m_k - k^(1-alpha)) (spec §1.2), then the
+ *                       sort-based closed form for alpha = 1.5 and 2 when at most 64 keys are
+ *                       left (O(m log m)); Newton from that bound otherwise (O(m) a step,
+ *                       dropping keys below each iterate, order kept) and for other alpha
+ *                       (monotone, never overshoots since f is convex for alpha <= 2) for
+ *                       other alpha; bisection as the fallback if either check fails. Output
+ *                       renormalized to sum 1. entmax_cand_solve is that solve alone, shared
+ *                       with the blocked prefill (model/prefill.c), which streams the keys.
  *   sparsemax_row       = entmax_row with alpha = 2.
  *   entmax_row_backward the JVP ds_j = u_j (g_j - sum(u g)/sum(u)), u = p^(2-alpha) on p > 0.
  *
  * Deliberately NOT here: masking inside a row (the caller passes only the causal keys), rows
  * with NaN or +inf scores (undefined), alpha outside (1, 2] (fatal: alpha = 1 is softmax, use
  * that normalizer), the gradient w.r.t. alpha (§2.3; alpha is a constant here), and the
- * streaming/top-k pruning and CSR storage of spec §5 (the training attention materializes
- * T x T weights; decoding scores one row at a time).
+ * streaming of key tiles and CSR storage of spec §5 (the training attention materializes
+ * T x T weights; the prefill streams keys itself and hands its candidates here).
  */
 #include "kernels.h"
 #include "real.h"
@@ -30,14 +35,10 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* a key that may be in the support: its shifted, scaled score and its index in the row */
-typedef struct {
-    double x;
-    int j;
-} ent_cand;
+typedef lcg_ent_cand ent_cand; /* a key that may be in the support (kernels.h) */
 
 enum { ENT_GENERIC = 0, ENT_15, ENT_2 }; /* which power c = 1/(alpha-1) is: any, 2, 1 */
-enum { ENT_STACK = 256, ENT_NEWTON_MAX = 100, ENT_BISECT_ITERS = 80 };
+enum { ENT_STACK = 256, ENT_NEWTON_MAX = 100, ENT_BISECT_ITERS = 80, ENT_SORT_MAX = 64 };
 
 static void ent_check_alpha(double alpha) {
     if (!(alpha > 1.0 && alpha <= 2.0))
@@ -171,12 +172,13 @@ static double ent_tau_15(const ent_cand *cd, int m) {
     return tau;
 }
 
-/* Newton from tau = -1 (a lower bound): f is convex and decreasing, so iterates rise to the
- * root without overshooting. Stops when |f| is tiny and the support size is unchanged.
+/* Newton from the lower bound lb (>= -1): f is convex and decreasing, so iterates rise to the
+ * root without overshooting; each iterate is a lower bound, so the keys at or below it are
+ * dropped from cd[*m] as it goes (order kept). Stops when |f| is tiny and the support size is unchanged.
  * Returns 0 on success, -1 if something went wrong (non-finite, flat f, no convergence). */
-static int ent_newton(const ent_cand *cd, int m, double c, int mode, double *tau_out) {
-    double tau = -1.0;
-    int prev_k = -1;
+static int ent_newton(ent_cand *cd, int *m_io, double c, int mode, double lb, double *tau_out) {
+    double tau = lb;
+    int prev_k = -1, m = *m_io;
     for (int it = 0; it < ENT_NEWTON_MAX; it++) {
         double f = -1.0, fp = 0; /* fp = -f'(tau) / c = sum t^(c-1) */
         int k = 0;
@@ -186,8 +188,9 @@ static int ent_newton(const ent_cand *cd, int m, double c, int mode, double *tau
             double tc1 = mode == ENT_2 ? 1.0 : mode == ENT_15 ? t : pow(t, c - 1.0);
             f += tc1 * t;
             fp += tc1;
-            k++;
+            cd[k++] = cd[i]; /* keys at or below an iterate (a lower bound) are zero: dropped */
         }
+        m = *m_io = k;
         fp *= c;
         if (!isfinite(f) || !(fp > 0)) return -1;
         if (fabs(f) <= 1e-13 && k == prev_k) {
@@ -233,14 +236,68 @@ double KFN(entmax_closed_form_tau)(const real *s /* n */, int n, double alpha) {
     return tau;
 }
 
+/* top-k lower bound on tau (spec §1.2): with m_k the k-th largest x, the top k keys alone give
+ * f(m_k - k^(1-alpha)) >= 0, so tau >= m_k - k^(1-alpha); k = 1 is the bound -1 (max x = 0) */
+static double ent_topk_bound(const ent_cand *cd, int m, double alpha, int mode) {
+    enum { K = 8 };
+    double top[K];
+    int nt = 0;
+    for (int i = 0; i < m; i++) { /* the K largest x, descending */
+        double x = cd[i].x;
+        if (nt == K && x <= top[K - 1]) continue;
+        int k = nt < K ? nt++ : K - 1;
+        for (; k > 0 && top[k - 1] < x; k--) top[k] = top[k - 1];
+        top[k] = x;
+    }
+    double bound = -1.0;
+    for (int k = 2; k <= nt; k++) {
+        double w = mode == ENT_2 ? 1.0 / k : mode == ENT_15 ? 1.0 / sqrt((double)k) : pow((double)k, 1.0 - alpha);
+        bound = top[k - 1] - w > bound ? top[k - 1] - w : bound;
+    }
+    return bound;
+}
+
+double KFN(entmax_cand_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, double alpha) {
+    ent_check_alpha(alpha);
+    double c = 1.0 / (alpha - 1.0);
+    int mode = ent_mode(alpha), m = *m_io;
+    /* prune to the keys above the top-8 bound (the rest are exactly zero), keeping their order */
+    double lb = ent_topk_bound(cd, m, alpha, mode);
+    int mk = 0;
+    for (int i = 0; i < m; i++)
+        if (cd[i].x > lb) cd[mk++] = cd[i];
+    m = *m_io = mk;
+
+    double tau = 0;
+    int ok = -1;
+    if (mode != ENT_GENERIC && m <= ENT_SORT_MAX) { /* many candidates: Newton, no sort */
+        ent_sort(cd, m);
+        tau = mode == ENT_2 ? ent_tau_sparsemax(cd, m) : ent_tau_15(cd, m);
+        double f = ent_f_cand(cd, m, c, mode, tau);
+        ok = isfinite(tau) && fabs(f) <= 1e-9 ? 0 : -1; /* cheap check of the closed form */
+    }
+    if (ok != 0) ok = ent_newton(cd, &m, c, mode, lb, &tau);
+    if (ok != 0) tau = ent_bisect_cand(cd, m, n, alpha, c, mode);
+    *m_io = m;
+
+    /* weights, renormalized to sum 1 (sum > 0: the max key has x = 0 > -n^(1-alpha) >= tau) */
+    double sum = 0;
+    for (int i = 0; i < m; i++) {
+        double t = cd[i].x - tau;
+        cd[i].x = t > 0 ? ent_pow(t, c, mode) : 0;
+        sum += cd[i].x;
+    }
+    for (int i = 0; i < m; i++) cd[i].x /= sum;
+    return tau;
+}
+
 double KFN(entmax_row)(real *p /* n */, const real *s /* n */, int n, double alpha) {
     ent_check_alpha(alpha);
     if (n == 1) {
         p[0] = 1;
         return -1.0;
     }
-    double am1 = alpha - 1.0, c = 1.0 / am1, mx = ent_max(s, n);
-    int mode = ent_mode(alpha);
+    double am1 = alpha - 1.0, mx = ent_max(s, n);
     if (isnan(mx)) {
         for (int j = 0; j < n; j++) p[j] = NAN;
         return NAN;
@@ -265,26 +322,8 @@ double KFN(entmax_row)(real *p /* n */, const real *s /* n */, int n, double alp
             m++;
         }
     }
-
-    double tau = 0;
-    int ok = -1;
-    if (mode != ENT_GENERIC) {
-        ent_sort(cd, m);
-        tau = mode == ENT_2 ? ent_tau_sparsemax(cd, m) : ent_tau_15(cd, m);
-        double f = ent_f_cand(cd, m, c, mode, tau);
-        ok = isfinite(tau) && fabs(f) <= 1e-9 ? 0 : -1; /* cheap check of the closed form */
-    }
-    if (ok != 0) ok = ent_newton(cd, m, c, mode, &tau);
-    if (ok != 0) tau = ent_bisect_cand(cd, m, n, alpha, c, mode);
-
-    /* weights, renormalized to sum 1 (sum > 0: the max key has x = 0 > -n^(1-alpha) >= tau) */
-    double sum = 0;
-    for (int i = 0; i < m; i++) {
-        double t = cd[i].x - tau;
-        cd[i].x = t > 0 ? ent_pow(t, c, mode) : 0;
-        sum += cd[i].x;
-    }
-    for (int i = 0; i < m; i++) p[cd[i].j] = (real)(cd[i].x / sum);
+    double tau = KFN(entmax_cand_solve)(cd, &m, n, alpha);
+    for (int i = 0; i < m; i++) p[cd[i].j] = (real)cd[i].x;
     if (cd != stack) free(cd);
     return tau;
 }

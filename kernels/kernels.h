@@ -11,6 +11,13 @@
 
 #include <stddef.h>
 
+/* a key that may be in an entmax row's support: x = (alpha-1)(s_j - max s), in double, and the
+ * key's index j (entmax.c; shared by both builds) */
+typedef struct {
+    double x;
+    int j;
+} lcg_ent_cand;
+
 #define LCG_REAL float
 #define KFN(name) name
 #include "kernels.inc.h"

@@ -96,6 +96,12 @@ double KFN(entmax_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, do
 double KFN(entmax_closed_form_tau)(const LCG_REAL *s /* n */, int n, double alpha);
 double KFN(entmax_bisect_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha,
                               int n_iter);
+/* the solve of entmax_row on its candidates: cd[*m] are the keys with x > -1 of a row of n
+ * keys, in any order. Prunes them to the top-8 bound, solves tau, and leaves in cd[0..*m) the
+ * kept keys (a superset of the support), in their input order or, when the closed form ran
+ * (alpha 1.5, 2 and at most 64 keys left), sorted by x descending, with x replaced by the
+ * weight p (zero at or below tau; the weights sum to 1). Returns tau. */
+double KFN(entmax_cand_solve)(lcg_ent_cand *cd /* m */, int *m, int n, double alpha);
 double KFN(sparsemax_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n);
 void KFN(entmax_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */,
                               const LCG_REAL *g /* n */, int n, double alpha);

@@ -1,6 +1,8 @@
 /*
- * infer.c: see infer.h. The per-token path mirrors model_forward exactly (same kernels, same
- * order of operations per row), which tests/test_model.c checks logit by logit.
+ * infer.c: the decoder's buffers and decoder_step (see infer.h); the blocked prefill is
+ * prefill.c. The per-token path mirrors model_forward (same kernels, same order of operations
+ * per row), which tests/test_model.c checks logit by logit; it is the reference the prefill
+ * is tested against.
  */
 #include "infer.h"
 #include "../kernels/util.h"
@@ -8,12 +10,21 @@
 #include <math.h>
 #include <string.h>
 
+static int round_up(int n, int k) { return (n + k - 1) / k * k; }
+
 static size_t layout(const lcg_config *c, int cap, float *base, lcg_decoder *d) {
-    size_t HD = (size_t)c->H * c->D, L = (size_t)c->L;
-    size_t sizes[] = {L * cap * HD, L * cap * HD, c->C, c->C, 3 * HD, HD, c->C,
-                      2 * (size_t)c->F, c->F, cap, cap, c->V};
-    float **slots[] = {&d->kc, &d->vc, &d->x, &d->h, &d->qkv, &d->atty, &d->tmp,
-                       &d->gu, &d->ff, &d->scores, &d->probs, &d->logits};
+    size_t HD = (size_t)c->H * c->D, L = (size_t)c->L, ldk = (size_t)round_up(cap, LCG_KEY_TILE);
+    size_t CH = LCG_PF_CHUNK, wide = 3 * HD;
+    wide = 2 * (size_t)c->F > wide ? 2 * (size_t)c->F : wide;
+    wide = (size_t)c->V > wide ? (size_t)c->V : wide;
+    size_t sizes[] = {L * HD * ldk, L * cap * HD, c->C, c->C, 3 * HD, HD, c->C,
+                      2 * (size_t)c->F, c->F, cap, cap, c->V,
+                      (size_t)cap * c->C, cap * HD, cap * HD, (size_t)cap * c->H,
+                      CH * c->C, CH * wide, CH * c->F, CH * c->C, CH};
+    float **slots[] = {&d->kt, &d->vc, &d->x, &d->h, &d->qkv, &d->atty, &d->tmp,
+                       &d->gu, &d->ff, &d->scores, &d->probs, &d->logits,
+                       &d->xa, &d->qa, &d->aa, &d->cqa,
+                       &d->ch_h, &d->ch_w, &d->ch_f, &d->ch_t, &d->ch_r};
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         if (base) *slots[i] = base + off;
@@ -24,13 +35,15 @@ static size_t layout(const lcg_config *c, int cap, float *base, lcg_decoder *d) 
 
 size_t decoder_bytes(const lcg_config *cfg, int cap) {
     lcg_decoder d;
-    return layout(cfg, cap, NULL, &d) * sizeof(float);
+    return layout(cfg, cap, NULL, &d) * sizeof(float) + prefill_scratch_bytes(cfg, cap) +
+           (size_t)cap * cfg->H * 3 * sizeof(double); /* the prefill's per-row diagnostics */
 }
 
 void decoder_init(lcg_decoder *d, const lcg_model *m, int cap) {
     memset(d, 0, sizeof *d);
     d->m = m;
     d->cap = cap;
+    d->ldk = round_up(cap, LCG_KEY_TILE);
     d->mem = LCG_NEW(float, layout(&m->cfg, cap, NULL, d));
     layout(&m->cfg, cap, d->mem, d);
 }
@@ -42,8 +55,7 @@ void decoder_reset(lcg_decoder *d) {
     memset(d->diag, 0, sizeof d->diag);
 }
 
-/* entropy, support and max of one weight row, added to the layer's sums */
-static void diag_add(double *acc, const float *p, int n) {
+void decoder_diag_add(double *acc, const float *p, int n) {
     double ent = 0, mx = 0;
     int support = 0;
     for (int j = 0; j < n; j++) {
@@ -55,6 +67,20 @@ static void diag_add(double *acc, const float *p, int n) {
     acc[0] += ent;
     acc[1] += support;
     acc[2] += mx;
+}
+
+void decoder_row_scores(float *restrict s, const float *restrict q, const float *restrict kt,
+                        size_t ldk, int n, int D, int i, float f, float slope) {
+    for (int j = 0; j < n; j++) s[j] = 0;
+    for (int e = 0; e < D; e++) {
+        const float *k = kt + (size_t)e * ldk;
+        float qe = q[e];
+        for (int j = 0; j < n; j++) s[j] += qe * k[j];
+    }
+    for (int j = 0; j < n; j++) {
+        float b = slope * (float)(j - i);
+        s[j] = s[j] * f + b;
+    }
 }
 
 void decoder_free(lcg_decoder *d) {
@@ -72,11 +98,11 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
 
     encoder_forward(d->x, &token, w[LCG_P_EMB], 1, C);
     for (int l = 0; l < c->L; l++) {
-        float *kc = d->kc + (size_t)l * d->cap * HD, *vc = d->vc + (size_t)l * d->cap * HD;
+        float *kt = d->kt + (size_t)l * HD * d->ldk, *vc = d->vc + (size_t)l * d->cap * HD;
         rmsnorm_forward(d->h, &rstd, d->x, w[LCG_P_LN_IN] + (size_t)l * C, 1, C);
         matmul_forward(d->qkv, d->h, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, 1, C, 3 * HD);
         if (c->pos == LCG_POS_ROPE) rope_rotate(d->qkv, i, 2 * H, D); /* q and k heads */
-        memcpy(kc + (size_t)i * HD, d->qkv + HD, sizeof(float) * HD);
+        for (int e = 0; e < HD; e++) kt[(size_t)e * d->ldk + i] = d->qkv[HD + e];
         memcpy(vc + (size_t)i * HD, d->qkv + 2 * HD, sizeof(float) * HD);
         float cq[LCG_MAX_HEADS];
         if (m->scale) {
@@ -86,14 +112,9 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
         for (int h = 0; h < H; h++) {
             const float *q = d->qkv + h * D;
             float slope = m->slopes[h], f = m->scale ? scale * cq[h] : scale;
-            for (int j = 0; j <= i; j++) {
-                const float *k = kc + (size_t)j * HD + h * D;
-                float s = 0;
-                for (int e = 0; e < D; e++) s += q[e] * k[e];
-                d->scores[j] = s * f + slope * (float)(j - i);
-            }
+            decoder_row_scores(d->scores, q, kt + (size_t)h * D * d->ldk, d->ldk, i + 1, D, i, f, slope);
             norm_row_forward(d->probs, d->scores, i + 1, m->row, c->alpha);
-            if (d->collect) diag_add(d->diag[l], d->probs, i + 1);
+            if (d->collect) decoder_diag_add(d->diag[l], d->probs, i + 1);
             float *o = d->atty + h * D;
             for (int e = 0; e < D; e++) o[e] = 0;
             for (int j = 0; j <= i; j++) {

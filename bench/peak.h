@@ -1,0 +1,16 @@
+/*
+ * peak.h: this machine's FP32 FMA peak, measured (bench/peak.c), for the benchmarks that
+ * report achieved GFLOP/s against it (gemm, evalbench).
+ */
+#ifndef LCG_BENCH_PEAK_H
+#define LCG_BENCH_PEAK_H
+
+/* bits of the widest vector the build targets (512, 256 or 128) */
+int bench_vector_bits(void);
+/* FP32 FLOP/s of `threads` threads each running 16 independent vector FMA chains (enough to
+ * cover FMA latency on current x86 cores); the best of 3 runs */
+double bench_fma_peak(int threads);
+/* peak resident set size of this process so far, in bytes (getrusage) */
+double bench_peak_rss(void);
+
+#endif
