@@ -107,17 +107,17 @@ test-asan: deps
 	rm -rf $$d; \
 	if [ $$fail = 0 ]; then echo "test-asan: sanitizer runs clean"; else echo "test-asan: FAILED"; fi; exit $$fail
 
-# performance: training throughput of every attention normalizer relative to softmax and to
-# the same model in PyTorch (when python3-torch is installed), and matmul GFLOP/s against the
-# machine's measured FP32 peak
+# performance (bench/report.sh): training throughput of every attention normalizer relative to
+# softmax and to the same model in PyTorch (when python3-torch is installed), matmul GFLOP/s
+# against the machine's measured FP32 peak, and one 65,536-token evaluation sample; one table
+# of figures, targets and pass/miss at the end
 $(BUILD)/bench/%: bench/%.c bench/peak.c bench/peak.h $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< bench/peak.c $(LIB_OBJS) $(LDLIBS)
 
 bench: deps
-	@$(MAKE) --no-print-directory lcgbench $(BUILD)/bench/gemm
-	bench/variants.sh
-	$(BUILD)/bench/gemm
+	@$(MAKE) --no-print-directory lcgbench $(BUILD)/bench/gemm $(BUILD)/bench/evalbench
+	bench/report.sh
 
 clean:
 	rm -rf $(BUILD) lcgbench

@@ -41,9 +41,16 @@ int main(void) {
         {"C=256 down", 2048, 1024, 256},
     };
     printf("%-26s %10s %12s\n", "matmul (N x IC -> OC)", "GFLOP/s", "% of peak");
+    double min64 = 1e9, min256 = 1e9, lm = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-        double g = gemm_gflops(shapes[i].N, shapes[i].IC, shapes[i].OC);
-        printf("%-26s %10.1f %11.0f%%\n", shapes[i].what, g, 100 * g / pn);
+        double g = gemm_gflops(shapes[i].N, shapes[i].IC, shapes[i].OC), pct = 100 * g / pn;
+        printf("%-26s %10.1f %11.0f%%\n", shapes[i].what, g, pct);
+        if (shapes[i].OC == 37) lm = pct;
+        else if (shapes[i].what[4] == '4') min64 = pct < min64 ? pct : min64;
+        else min256 = pct < min256 ? pct : min256;
     }
+    /* for bench/report.sh: the worst square-ish training shape per width, and the LM head */
+    printf("gemm_peak_gflops %.1f\ngemm_min_pct_c64 %.1f\ngemm_min_pct_c256 %.1f\ngemm_lm_head_pct %.1f\n", pn, min64,
+           min256, lm);
     return 0;
 }
