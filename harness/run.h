@@ -179,6 +179,7 @@ int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info);
 void lcg_usage_context(const char *ctx);
 int cmd_sweep(int argc, char **argv);
 int cmd_table(int argc, char **argv);
+int cmd_regress(int argc, char **argv);
 
 /* canonical "flag=value;..." text of every setting that determines the trained model (keys
  * are flag names; stored in checkpoints and hashed into run_id) */
