@@ -128,10 +128,11 @@ bench: deps
 # RESULTS: a directory holding result CSVs (*.csv); `make report` writes its table.{md,csv,tex}
 # and `make plots` its figures/ (gnuplot, PNG and SVG) from them
 RESULTS ?= results/mini
+RUNS = $(filter-out $(RESULTS)/table.csv,$(wildcard $(RESULTS)/*.csv))
 plots: lcgbench
 	@dpkg -s gnuplot-nox >/dev/null 2>&1 || dpkg -s gnuplot >/dev/null 2>&1 || \
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gnuplot-nox)
-	./lcgbench table --format dat --out $(RESULTS)/plots $(RESULTS)/*.csv
+	./lcgbench table --format dat --out $(RESULTS)/plots $(RUNS)
 	@mkdir -p $(RESULTS)/figures
 	@for d in $(RESULTS)/plots/*.dat; do t=$$(basename $$d .dat); \
 	  gnuplot -e "data='$$d'; out='$(RESULTS)/figures/$$t'; task='$$t'" plots/accuracy.gp || exit 1; \
@@ -139,9 +140,9 @@ plots: lcgbench
 	done; echo "figures in $(RESULTS)/figures"
 
 report: lcgbench plots
-	./lcgbench table --format md --out $(RESULTS)/table.md $(RESULTS)/*.csv
-	./lcgbench table --format csv --out $(RESULTS)/table.csv.txt $(RESULTS)/*.csv
-	./lcgbench table --format latex --out $(RESULTS)/table.tex $(RESULTS)/*.csv
+	./lcgbench table --format md --out $(RESULTS)/table.md $(RUNS)
+	./lcgbench table --format csv --out $(RESULTS)/table.csv $(RUNS)
+	./lcgbench table --format latex --out $(RESULTS)/table.tex $(RUNS)
 
 # the committed mini grid (hours on a 2-core machine; resumable: rerun to continue)
 mini: deps
