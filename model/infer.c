@@ -77,6 +77,10 @@ void decoder_row_scores(float *restrict s, const float *restrict q, const float 
         float qe = q[e];
         for (int j = 0; j < n; j++) s[j] += qe * k[j];
     }
+    if (slope == 0) { /* no ALiBi on this head */
+        for (int j = 0; j < n; j++) s[j] *= f;
+        return;
+    }
     for (int j = 0; j < n; j++) {
         float b = slope * (float)(j - i);
         s[j] = s[j] * f + b;

@@ -36,11 +36,11 @@
 
 enum { BQ = LCG_QUERY_BLOCK, TK = LCG_KEY_TILE, RG = 4, AG = 8 };
 
-/* e^x for x <= 0 (Cephes' expf: Cody-Waite reduction, degree-6 polynomial, about 1 ulp),
- * written so the compiler vectorizes it; x below -87 is clamped (e^-87 ~ 1.6e-38), NaN stays */
-static inline float exp_neg(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    float k = floorf(x * 1.44269504088896341f + 0.5f);
+/* e^x for -87 <= x <= 0 (Cephes' expf: Cody-Waite reduction, degree-6 polynomial, about
+ * 1 ulp), written so the compiler vectorizes it (rounding by conversion, no floorf) */
+__attribute__((optimize("no-trapping-math", "finite-math-only", "no-signed-zeros"))) static inline float exp_neg(float x) {
+    int32_t ki = (int32_t)(x * 1.44269504088896341f - 0.5f); /* round(x / ln 2) for x <= 0 */
+    float k = (float)ki;
     float r = x - k * 0.693359375f;
     r = r - k * -2.12194440e-4f;
     float y = 1.9875691500e-4f;
@@ -50,10 +50,21 @@ static inline float exp_neg(float x) {
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * (r * r) + r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
+    union {
+        int32_t i;
+        float f;
+    } scale = {.i = (ki + 127) << 23}; /* 2^k */
+    return y * scale.f;
+}
+
+/* s[c] = e^(s[c] - M), c < TK, x = s[c] - M clamped at -87. GCC 12 turns the clamp into a
+ * vector max, so vectorizes the loop, only under finite math without trapping: asked for here
+ * alone; the caller flags NaN and infinite scores itself (tile_max). */
+__attribute__((optimize("no-trapping-math", "finite-math-only", "no-signed-zeros"))) static void exp_tile(float *restrict s, float M) {
+    for (int c = 0; c < TK; c++) {
+        float x = s[c] - M;
+        s[c] = exp_neg(x < -87.0f ? -87.0f : x);
+    }
 }
 
 /* one thread's attention scratch (sizes in prefill_scratch_bytes) */
@@ -126,10 +137,13 @@ static void score_tile(float *restrict st /* nr, TK */, const float *restrict q 
         for (int r = 0; r < g; r++) {
             int i = i0 + r0 + r;
             float fr = f[r0 + r], *out = st + (size_t)(r0 + r) * TK;
-            for (int c = 0; c < TK; c++) {
-                float b = slope * (float)(j0 + c - i);
-                out[c] = acc[r][c] * fr + b;
-            }
+            if (slope == 0) /* no ALiBi on this head: as decoder_row_scores, no bias at all */
+                for (int c = 0; c < TK; c++) out[c] = acc[r][c] * fr;
+            else
+                for (int c = 0; c < TK; c++) {
+                    float b = slope * (float)(j0 + c - i);
+                    out[c] = acc[r][c] * fr + b;
+                }
         }
     }
 }
@@ -222,18 +236,17 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
             float mt = tile_max(s, &bad[r]);
             if (!entmax) {
                 if (mt > M[r]) { /* rescale what was summed under the old max */
-                    float sc = exp_neg(M[r] - mt);
+                    float dx = M[r] - mt, sc = dx > -87.0f ? exp_neg(dx) : 0; /* first tile: 0 */
                     lsum[r] *= sc;
                     for (int e = 0; e < D; e++) w->o[r * D + e] *= sc;
                     M[r] = mt;
                 }
-                float Mr = M[r], ts = 0;
-                for (int c = 0; c < TK; c++) {
-                    float p = exp_neg(s[c] - Mr);
-                    s[c] = c < nv ? p : 0;
-                    ts += s[c];
-                }
-                lsum[r] += ts;
+                float Mr = M[r], ts[16] = {0};
+                exp_tile(s, Mr);
+                for (int c = nv; c < TK; c++) s[c] = 0;
+                for (int c = 0; c < TK; c += 16) /* lane-blocked: vectorizes, fixed order */
+                    for (int k = 0; k < 16; k++) ts[k] += s[c + k];
+                for (int k = 0; k < 16; k++) lsum[r] += ts[k];
                 continue;
             }
             M[r] = mt > M[r] ? mt : M[r];
@@ -254,8 +267,8 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
         int i = i0 + r;
         float *out = d->aa + (size_t)i * HD + h * D;
         double *acc = i >= r0 ? dg + ((size_t)(i - r0) * H + h) * 3 : NULL;
-        if (!entmax) {
-            float inv = (float)(1.0 / lsum[r]);
+        if (!entmax) { /* a NaN or infinite score: NaN, as softmax_row gives */
+            float inv = bad[r] ? NAN : (float)(1.0 / lsum[r]);
             for (int e = 0; e < D; e++) out[e] = w->o[r * D + e] * inv;
             if (acc) { /* diagnostics: this row the reference way */
                 decoder_row_scores(w->rs, q + (size_t)r * HD, kt, ldk, i + 1, D, i, f[r], slope);

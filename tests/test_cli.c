@@ -12,8 +12,7 @@
  *
  * Does not cover: whether the model learns anything (accuracies are only compared, never
  * judged), kernel and gradient numerics (test_kernels, test_model), greedy-decoding
- * equivalence of the evaluator (test_harness), progress output on a terminal, the memory
- * check before large evaluations, or speed.
+ * equivalence of the evaluator (test_harness), progress output on a terminal, or speed.
  */
 #include "testutil.h"
 
@@ -160,6 +159,8 @@ START_TEST(test_bad_input) {
     BAD("--vary", NULL, "run " MODEL " --len 6 --vary 6 " TRAIN " " EVAL " --quiet --out %s", csv);
     BAD("--vary", NULL, "run " MODEL " --len 6 --vary 9 " TRAIN " " EVAL " --quiet --out %s", csv);
     BAD("--max-len", NULL, "run " MODEL " --len 6 --vary 2 " TRAIN " --eval-samples 10 --quiet --out %s --max-len 7", csv);
+    /* a ladder whose decoders cannot fit: refused with the estimate before any training */
+    BAD("needs about", "GiB", "run " MODEL " --len 6 --vary 2 " TRAIN " --eval-samples 10 --quiet --out %s --max-len 16000000 --threads 64", csv);
     BAD("--eval-lens", NULL, "run " TINY " --out %s --eval-lens ''", csv);
     BAD("--eval-lens", NULL, "run " TINY " --out %s --eval-lens 64,x", csv);
     BAD("--eval-lens", NULL, "run " TINY " --out %s --eval-lens 0", csv);
