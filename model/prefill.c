@@ -38,7 +38,7 @@ enum { BQ = LCG_QUERY_BLOCK, TK = LCG_KEY_TILE, RG = 4, AG = 8 };
 
 /* e^x for -87 <= x <= 0 (Cephes' expf: Cody-Waite reduction, degree-6 polynomial, about
  * 1 ulp), written so the compiler vectorizes it (rounding by conversion, no floorf) */
-__attribute__((optimize("no-trapping-math", "finite-math-only", "no-signed-zeros"))) static inline float exp_neg(float x) {
+static inline float exp_neg(float x) {
     int32_t ki = (int32_t)(x * 1.44269504088896341f - 0.5f); /* round(x / ln 2) for x <= 0 */
     float k = (float)ki;
     float r = x - k * 0.693359375f;
@@ -57,13 +57,18 @@ __attribute__((optimize("no-trapping-math", "finite-math-only", "no-signed-zeros
     return y * scale.f;
 }
 
-/* s[c] = e^(s[c] - M), c < TK, x = s[c] - M clamped at -87. GCC 12 turns the clamp into a
- * vector max, so vectorizes the loop, only under finite math without trapping: asked for here
- * alone; the caller flags NaN and infinite scores itself (tile_max). */
-__attribute__((optimize("no-trapping-math", "finite-math-only", "no-signed-zeros"))) static void exp_tile(float *restrict s, float M) {
+/* s[c] = e^(s[c] - M), c < TK (s[c] <= M), with s[c] - M clamped at -87. The clamp works on
+ * the bits of M - s[c] >= 0 (monotone as integers): GCC 12 vectorizes that, but not a float
+ * compare-and-select ahead of exp_neg's float-to-int conversion. NaN becomes -87 here; the
+ * caller flags non-finite scores itself (tile_max). */
+static void exp_tile(float *restrict s, float M) {
     for (int c = 0; c < TK; c++) {
-        float x = s[c] - M;
-        s[c] = exp_neg(x < -87.0f ? -87.0f : x);
+        union {
+            float f;
+            int32_t i;
+        } a = {.f = M - s[c]};
+        a.i = a.i < 0x42ae0000 ? a.i : 0x42ae0000; /* 87.0f */
+        s[c] = exp_neg(-a.f);
     }
 }
 
