@@ -2,8 +2,8 @@
  * matmul.c: out = inp @ w with w stored input-major [IC, OC], forward and backward.
  *
  * The fast path is one register-tiled kernel, out[rows] (+)= a[rows, K] @ b[K, cols], that
- * every product goes through: the backward transposes w (for dinp) and inp (for dw) and calls
- * it again. Each output element is accumulated by one thread in a fixed k order, so results do
+ * every product goes through: the backward transposes w (for dinp; small) and reads inp
+ * transposed in place (for dw) and calls it again. Each output element is accumulated by one thread in a fixed k order, so results do
  * not depend on the thread count. No SIMD intrinsics yet: the inner column loop is written
  * for the compiler's vectorizer. The _ref functions are the plain loops the tests compare to.
  */
@@ -17,9 +17,10 @@
 #define TILE_R 4  /* rows per tile */
 #define TILE_C 64 /* columns per tile */
 
-/* out[R, M] (+)= a[R, K] @ b[K, M]; row strides equal widths */
-static void gemm_acc(real *restrict out, const real *restrict a, const real *restrict b, int R,
-                     int K, int M, int accumulate) {
+/* out[R, M] (+)= a[R, K] @ b[K, M]; a's element (r, k) is a[r * ars + k * aks] (so a may be
+ * read transposed: ars = 1, aks = its row width); out and b have row strides M */
+static void gemm_acc(real *restrict out, const real *restrict a, size_t ars, size_t aks,
+                     const real *restrict b, int R, int K, int M, int accumulate) {
     int n_rtiles = (R + TILE_R - 1) / TILE_R;
 #pragma omp parallel for schedule(static) if ((long)R * K * M > 32768)
     for (int rt = 0; rt < n_rtiles; rt++) {
@@ -34,8 +35,8 @@ static void gemm_acc(real *restrict out, const real *restrict a, const real *res
             if (nr == TILE_R && nc == TILE_C) {
                 for (int k = 0; k < K; k++) {
                     const real *brow = b + (size_t)k * M + c0;
-                    real a0 = a[(size_t)(r0 + 0) * K + k], a1 = a[(size_t)(r0 + 1) * K + k];
-                    real a2 = a[(size_t)(r0 + 2) * K + k], a3 = a[(size_t)(r0 + 3) * K + k];
+                    const real *ak = a + (size_t)k * aks + (size_t)r0 * ars;
+                    real a0 = ak[0], a1 = ak[ars], a2 = ak[2 * ars], a3 = ak[3 * ars];
                     for (int c = 0; c < TILE_C; c++) {
                         acc[0][c] += a0 * brow[c];
                         acc[1][c] += a1 * brow[c];
@@ -47,7 +48,7 @@ static void gemm_acc(real *restrict out, const real *restrict a, const real *res
                 for (int k = 0; k < K; k++) {
                     const real *brow = b + (size_t)k * M + c0;
                     for (int r = 0; r < nr; r++) {
-                        real av = a[(size_t)(r0 + r) * K + k];
+                        real av = a[(size_t)(r0 + r) * ars + (size_t)k * aks];
                         for (int c = 0; c < nc; c++) acc[r][c] += av * brow[c];
                     }
                 }
@@ -65,22 +66,19 @@ static void transpose(real *restrict dst, const real *restrict src, int rows, in
 }
 
 void KFN(matmul_forward)(real *out, const real *inp, const real *w, int N, int IC, int OC) {
-    gemm_acc(out, inp, w, N, IC, OC, 0);
+    gemm_acc(out, inp, (size_t)IC, 1, w, N, IC, OC, 0);
 }
 
 void KFN(matmul_backward)(real *dinp, real *dw, const real *dout, const real *inp, const real *w,
                           int N, int IC, int OC) {
-    size_t n_scratch = (size_t)IC * OC > (size_t)N * IC ? (size_t)IC * OC : (size_t)N * IC;
-    real *scratch = LCG_SCRATCH(real, n_scratch); /* fully overwritten by each transpose */
-    if (dinp) { /* dinp[N, IC] += dout[N, OC] @ w^T[OC, IC] */
+    if (dinp) { /* dinp[N, IC] += dout[N, OC] @ w^T[OC, IC] (w^T is small: transposed once) */
+        real *scratch = LCG_SCRATCH(real, (size_t)IC * OC); /* fully overwritten */
         transpose(scratch, w, IC, OC);
-        gemm_acc(dinp, dout, scratch, N, OC, IC, 1);
+        gemm_acc(dinp, dout, (size_t)OC, 1, scratch, N, OC, IC, 1);
+        lcg_free(scratch);
     }
-    if (dw) { /* dw[IC, OC] += inp^T[IC, N] @ dout[N, OC] */
-        transpose(scratch, inp, N, IC);
-        gemm_acc(dw, scratch, dout, IC, N, OC, 1);
-    }
-    lcg_free(scratch);
+    if (dw) /* dw[IC, OC] += inp^T[IC, N] @ dout[N, OC], inp read transposed in place */
+        gemm_acc(dw, inp, 1, (size_t)IC, dout, IC, N, OC, 1);
 }
 
 void KFN(matmul_forward_ref)(real *out, const real *inp, const real *w, int N, int IC, int OC) {

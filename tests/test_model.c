@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <omp.h>
 
 #include "../kernels/util.h"
 #include "../model/checkpoint.h"
@@ -126,7 +127,8 @@ END_TEST
  * position encoding, dense (init) and sharp (weights x 20) attention, head dims 16 and 4,
  * 150 positions (several key tiles and query blocks), fed as two prefills that start and end
  * off the tile grid and then steps on the same cache. Logits and attention diagnostics are
- * bitwise equal for the entmax family and within float rounding for the softmax family. */
+ * bitwise equal for the entmax family and within float rounding for the softmax family; and
+ * the prefill gives the same bits with its attention tasks on 1 thread as on 2. */
 typedef struct {
     float *logits;
     int V, calls, last;
@@ -183,6 +185,17 @@ START_TEST(test_prefill_matches_steps) {
                 else /* support counts weights > 0: near float underflow, rounding moves a few */
                     ck_assert_double_eq_tol(pf.diag[l][k], ref.diag[l][k], 1e-3 * (1 + fabs(ref.diag[l][k])));
             }
+        /* the prefill's attention tasks in parallel or not: bitwise the same */
+        int threads = omp_get_max_threads();
+        for (int k = 0; k < 2; k++) {
+            omp_set_num_threads(k == 0 ? 1 : (threads < 2 ? 2 : threads));
+            decoder_reset(&pf);
+            prefill_sink sk = {k == 0 ? want : got, cfg.V, 0, -1};
+            decoder_prefill(&pf, tok, N, 0, prefill_collect, &sk);
+        }
+        omp_set_num_threads(threads);
+        ck_assert_msg(memcmp(want, got, sizeof(float) * (size_t)N * cfg.V) == 0,
+                      "variant %d: prefill differs between 1 and %d threads", variant, threads < 2 ? 2 : threads);
         lcg_free(want), lcg_free(got);
         decoder_free(&ref), decoder_free(&pf);
         model_free(&m);
