@@ -9,6 +9,7 @@
 
 #include <omp.h>
 #include <stdio.h>
+#include <string.h>
 
 static double gemm_gflops(int N, int IC, int OC) {
     float *x = LCG_NEW(float, (size_t)N * IC), *w = LCG_NEW(float, (size_t)IC * OC), *y = LCG_NEW(float, (size_t)N * OC);
@@ -46,7 +47,7 @@ int main(void) {
         double g = gemm_gflops(shapes[i].N, shapes[i].IC, shapes[i].OC), pct = 100 * g / pn;
         printf("%-26s %10.1f %11.0f%%\n", shapes[i].what, g, pct);
         if (shapes[i].OC == 37) lm = pct;
-        else if (shapes[i].what[4] == '4') min64 = pct < min64 ? pct : min64;
+        else if (strncmp(shapes[i].what, "C=64 ", 5) == 0) min64 = pct < min64 ? pct : min64;
         else min256 = pct < min256 ? pct : min256;
     }
     /* for bench/report.sh: the worst square-ish training shape per width, and the LM head */

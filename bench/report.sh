@@ -16,16 +16,16 @@ kv=$(mktemp)
 trap 'rm -f "$kv"' EXIT
 
 echo "== training throughput (bench/variants.sh $steps)"
-bench/variants.sh "$steps" | tee /dev/stderr | awk '
+bench/variants.sh "$steps" | tee >(cat >&2) | awk '
   $1 == "pytorch" { print "tok_pytorch", $2; next }
   $2 ~ /^[0-9]+$/ { print "tok_" $1, $2 }' >>"$kv"
 echo
 echo "== matmul vs FP32 FMA peak (build/bench/gemm)"
-build/bench/gemm | tee /dev/stderr | awk 'NF == 2 && $1 ~ /^gemm_/' >>"$kv"
+build/bench/gemm | tee >(cat >&2) | awk 'NF == 2 && $1 ~ /^gemm_/' >>"$kv"
 for attn in softmax asentmax; do
   echo
   echo "== evaluation: one mqmtar sample at $len tokens, $attn (build/bench/evalbench $attn $len $esteps)"
-  build/bench/evalbench "$attn" "$len" "$esteps" | tee /dev/stderr | awk -v a="$attn" 'NF == 2 { print "ev_" a "_" $1, $2 }' >>"$kv"
+  build/bench/evalbench "$attn" "$len" "$esteps" | tee >(cat >&2) | awk -v a="$attn" 'NF == 2 { print "ev_" a "_" $1, $2 }' >>"$kv"
 done
 
 echo
