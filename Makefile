@@ -23,14 +23,26 @@ PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
               harness/preset.c harness/csv_read.c
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
             $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
-TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data
+TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data test_sweep
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
+
+# MPI=1: also lcgbench-mpi, the same tool whose sweep spreads cells over MPI ranks (OpenMPI;
+# the default build needs no MPI). `make test` builds it too whenever mpicc is installed, so
+# test_sweep can compare mpirun against the serial sweep (it skips that part without it).
+MPI     ?=
+MPICC   ?= mpicc
+MPI_PKGS := openmpi-bin libopenmpi-dev
+ifeq ($(MPI),1)
+DEPS_PKGS += $(MPI_PKGS)
+endif
+HAVE_MPICC := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1)
+MPI_BIN := $(if $(filter 1,$(MPI) $(HAVE_MPICC)),lcgbench-mpi)
 
 # the quick default job of `make run`
 RUN_ARGS ?= --task copy --attn softmax --pos rope
 
 .PHONY: all deps run test test-asan bench clean
-all: lcgbench
+all: lcgbench $(if $(filter 1,$(MPI)),lcgbench-mpi)
 
 deps:
 	@missing=$$(for p in $(DEPS_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -40,10 +52,18 @@ deps:
 	fi
 
 # the commands themselves (linked into lcgbench only; tests drive them through the binary)
-CLI_OBJS := $(BUILD)/harness/main.o $(BUILD)/harness/sweep.o $(BUILD)/harness/table.o
+CLI_OBJS := $(BUILD)/harness/main.o $(BUILD)/harness/table.o $(BUILD)/harness/merge.o
 
-lcgbench: $(LIB_OBJS) $(CLI_OBJS)
+lcgbench: $(LIB_OBJS) $(CLI_OBJS) $(BUILD)/harness/sweep.o
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# sweep.c again with -DLCG_MPI, and mpi.c, through mpicc (objects apart in build/mpi)
+lcgbench-mpi: $(LIB_OBJS) $(CLI_OBJS) $(BUILD)/mpi/harness/sweep.o $(BUILD)/mpi/harness/mpi.o
+	$(MPICC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mpi/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -DLCG_MPI -c -o $@ $<
 
 $(BUILD)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
@@ -63,7 +83,7 @@ run: deps
 
 # CK_DEFAULT_TIMEOUT: the training smoke tests take seconds, not the default 4
 test: deps
-	@$(MAKE) --no-print-directory lcgbench $(TEST_BINS)
+	@$(MAKE) --no-print-directory lcgbench $(TEST_BINS) $(MPI_BIN)
 	@fail=0; for t in $(TESTS); do \
 	  CK_DEFAULT_TIMEOUT=600 $(BUILD)/tests/$$t || fail=1; \
 	done; exit $$fail
@@ -89,7 +109,7 @@ $(ASAN_DIR)/tests/%: tests/%.c tests/testutil.h $(ASAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_FLAGS) -o $@ $< $(ASAN_OBJS) $(LDLIBS) $(CHECK_LIBS)
 
-$(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(ASAN_DIR)/harness/main.o $(ASAN_DIR)/harness/sweep.o $(ASAN_DIR)/harness/table.o
+$(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(ASAN_DIR)/harness/main.o $(ASAN_DIR)/harness/sweep.o $(ASAN_DIR)/harness/table.o $(ASAN_DIR)/harness/merge.o
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 # plus tiny end-to-end runs of the sanitized binary: training, evaluation, gen, --data, load
@@ -124,4 +144,4 @@ bench: deps
 	$(BUILD)/bench/gemm
 
 clean:
-	rm -rf $(BUILD) lcgbench
+	rm -rf $(BUILD) lcgbench lcgbench-mpi

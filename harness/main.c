@@ -599,6 +599,7 @@ static void main_help(FILE *out) {
            "commands:\n"
            "  run      train on a task at short length, evaluate a ladder of lengths, append CSV\n"
            "  sweep    run a grid of runs (tasks x attentions x encodings x seeds) into one CSV, resumably\n"
+           "  merge    the CSVs of a sharded sweep (sweep --shard K/N) into one, in grid order\n"
            "  table    result CSVs as the paper's Table 1 (Markdown, CSV, LaTeX) or plot data\n"
            "  gen      write a task's samples in the reference's file format (for run --data)\n"
            "  help     this text; 'lcgbench help <command|tasks|attn|pos|presets>' for more\n\n"
@@ -626,9 +627,9 @@ static int cmd_help(int argc, char **argv) {
         main_help(stdout);
         return 0;
     }
-    if (strcmp(t, "sweep") == 0 || strcmp(t, "table") == 0) {
+    if (strcmp(t, "sweep") == 0 || strcmp(t, "table") == 0 || strcmp(t, "merge") == 0) {
         char *args[] = {"--help"};
-        return strcmp(t, "sweep") == 0 ? cmd_sweep(1, args) : cmd_table(1, args);
+        return strcmp(t, "sweep") == 0 ? cmd_sweep(1, args) : strcmp(t, "merge") == 0 ? cmd_merge(1, args) : cmd_table(1, args);
     }
     if (strcmp(t, "presets") == 0) {
         const char *names[] = {"paper", "mini", "ci"};
@@ -663,7 +664,7 @@ static int cmd_help(int argc, char **argv) {
         for (int i = 0; lcg_posenc_at(i); i++) printf("%-10s %s\n", lcg_posenc_at(i)->name, lcg_posenc_at(i)->help);
         return 0;
     }
-    usage_error("unknown topic '%s' (commands: run, sweep, table, gen, help; topics: tasks, attn, pos, presets)", t);
+    usage_error("unknown topic '%s' (commands: run, sweep, merge, table, gen, help; topics: tasks, attn, pos, presets)", t);
 }
 
 int main(int argc, char **argv) {
@@ -681,6 +682,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "gen") == 0) return cmd_gen(argc - 2, argv + 2);
     if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 2, argv + 2);
     if (strcmp(cmd, "table") == 0) return cmd_table(argc - 2, argv + 2);
+    if (strcmp(cmd, "merge") == 0) return cmd_merge(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0) return cmd_help(argc - 2, argv + 2);
     fprintf(stderr, "lcgbench: unknown command '%s' (see 'lcgbench --help')\n", cmd);
     return 2;
