@@ -1,5 +1,6 @@
 /*
- * main.c: the `lcgbench` command line. Commands: run, gen, help; --version. Flags are one table
+ * main.c: the `lcgbench` command line. Commands: run, gen, help; --version (sweep and merge
+ * are in sweep.c and merge.c, table in table.c). Flags are one table
  * (common flags plus the chosen task's parameters), parsed strictly: an unknown flag, a
  * missing value, a malformed or out-of-range number is a one-line error naming the flag,
  * with a usage hint, and exit status 2. Runtime failures (I/O, non-finite loss) exit 1.
@@ -189,7 +190,7 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"save", FL_STR, &c->save, 0, 0, "FILE", "write a checkpoint after training", 0, 0},
         {"load", FL_STR, &c->load, 0, 0, "FILE", "evaluate this checkpoint instead of training", 0, 0},
         {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
-        {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS or all cores)", 0, 0},
+        {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS, else the CPUs this process may use)", 0, 0},
         {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
         {"quiet", FL_BOOL, &c->quiet, 0, 0, NULL, "no progress output", 0, 0},
         {"help", FL_BOOL, &nm->show_help, 0, 0, NULL, "show this help", 0, 0},
