@@ -602,6 +602,7 @@ static void main_help(FILE *out) {
            "  sweep    run a grid of runs (tasks x attentions x encodings x seeds) into one CSV, resumably\n"
            "  merge    the CSVs of a sharded sweep (sweep --shard K/N) into one, in grid order\n"
            "  table    result CSVs as the paper's Table 1 (Markdown, CSV, LaTeX) or plot data\n"
+           "  regress  compare a result CSV with a committed baseline (the CI guard)\n"
            "  gen      write a task's samples in the reference's file format (for run --data)\n"
            "  help     this text; 'lcgbench help <command|tasks|attn|pos|presets>' for more\n\n"
            "Every command takes --help. 'lcgbench --version' prints the version.\n",
@@ -628,9 +629,10 @@ static int cmd_help(int argc, char **argv) {
         main_help(stdout);
         return 0;
     }
-    if (strcmp(t, "sweep") == 0 || strcmp(t, "table") == 0 || strcmp(t, "merge") == 0) {
+    if (strcmp(t, "sweep") == 0 || strcmp(t, "table") == 0 || strcmp(t, "regress") == 0 || strcmp(t, "merge") == 0) {
         char *args[] = {"--help"};
-        return strcmp(t, "sweep") == 0 ? cmd_sweep(1, args) : strcmp(t, "merge") == 0 ? cmd_merge(1, args) : cmd_table(1, args);
+        if (strcmp(t, "merge") == 0) return cmd_merge(1, args);
+        return strcmp(t, "sweep") == 0 ? cmd_sweep(1, args) : strcmp(t, "table") == 0 ? cmd_table(1, args) : cmd_regress(1, args);
     }
     if (strcmp(t, "presets") == 0) {
         const char *names[] = {"paper", "mini", "ci"};
@@ -684,6 +686,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 2, argv + 2);
     if (strcmp(cmd, "table") == 0) return cmd_table(argc - 2, argv + 2);
     if (strcmp(cmd, "merge") == 0) return cmd_merge(argc - 2, argv + 2);
+    if (strcmp(cmd, "regress") == 0) return cmd_regress(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0) return cmd_help(argc - 2, argv + 2);
     fprintf(stderr, "lcgbench: unknown command '%s' (see 'lcgbench --help')\n", cmd);
     return 2;
