@@ -131,6 +131,10 @@ test-asan: deps
 	  $(ASAN_DIR)/lcgbench gen --task $$t --out $$d/$$t --split test --len 64 --count 8 2>/dev/null || fail=1; \
 	  $(ASAN_DIR)/lcgbench run --task $$t --data $$d/$$t $(ASAN_RUN) --out $$d/d.csv >/dev/null || fail=1; \
 	done; \
+	for k in 1 2; do \
+	  $(ASAN_DIR)/lcgbench sweep --attn softmax,ssmax --seed 1,2 $(ASAN_RUN) --shard $$k/2 --out $$d/s$$k.csv >/dev/null 2>&1 || fail=1; \
+	done; \
+	$(ASAN_DIR)/lcgbench merge --attn softmax,ssmax --seed 1,2 $(ASAN_RUN) --out $$d/m.csv $$d/s2.csv $$d/s1.csv 2>/dev/null || fail=1; \
 	rm -rf $$d; \
 	if [ $$fail = 0 ]; then echo "test-asan: sanitizer runs clean"; else echo "test-asan: FAILED"; fi; exit $$fail
 
