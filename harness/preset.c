@@ -41,8 +41,8 @@ static const preset_entry presets[] = {
     {"mini", "mqmtar", "steps=2000;max-len=4096"},
 
     /* ---- ci: <= 60 s per run on 2 cores ---- */
-    {"ci", "*", "pos=nape;layers=2;dim=32;heads=2;head-dim=16;ffn=128;batch=32;lr=3e-3;warmup=50;"
-                "steps=600;eval-samples=50;max-len=384"},
+    {"ci", "*", "pos=nape;layers=2;dim=64;heads=8;head-dim=8;ffn=256;batch=32;lr=3e-3;warmup=50;"
+                "steps=800;eval-samples=50;max-len=384"},
 };
 
 int lcg_preset_known(const char *name) {
