@@ -321,7 +321,7 @@ START_TEST(test_mpi_same_as_serial) {
     char dir[64], out[128];
     tu_tmpdir(dir, sizeof dir);
     snprintf(out, sizeof out, "%s/results/mpi.csv", dir); /* its directory is created */
-    tu_run(&R, "%s " LCG_MPI " sweep " GRID " " RUNF0 " --out %s", mpirun, out);
+    tu_run(&R, "env -u OMP_NUM_THREADS %s " LCG_MPI " sweep " GRID " " RUNF0 " --out %s", mpirun, out);
     ck_assert_msg(R.status == 0, "mpirun sweep: exit %d: %s", R.status, R.err);
     ck_assert_msg(strstr(R.err, "8 to run on 2 MPI ranks"), "mpirun sweep: %s", R.err);
     ck_assert_msg(strstr(R.err, "done on rank 0") && strstr(R.err, "done on rank 1"),
