@@ -150,6 +150,10 @@ const char *lcg_preset_names(void);
 /* appends one row per rung to cfg->out atomically; returns 0 or -1 with err */
 int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
                int n_rungs, char *err, size_t err_len);
+/* writes one record of n fields as csv_append does (quoted only where needed), '\n'-ended */
+void csv_write_record(FILE *f, const char *const *fields, int n);
+/* creates the directories above path (errors surface when the file is written) */
+void csv_mkdirs_for(const char *path);
 extern const char *const lcg_csv_columns[];
 extern const int lcg_csv_n_columns;
 
@@ -179,6 +183,7 @@ int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info);
 void lcg_usage_context(const char *ctx);
 int cmd_sweep(int argc, char **argv);
 int cmd_table(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_regress(int argc, char **argv);
 
 /* canonical "flag=value;..." text of every setting that determines the trained model (keys
