@@ -2,7 +2,12 @@
  * main.c: the `lcgbench` command line. Commands: run, gen, help; --version. Flags are one table
  * (common flags plus the chosen task's parameters), parsed strictly: an unknown flag, a
  * missing value, a malformed or out-of-range number is a one-line error naming the flag,
- * with a usage hint, and exit status 2. Runtime failures (I/O, non-finite loss) exit 1.
+ * with a usage hint, and exit status 2. Runtime failures (I/O, non-finite loss) exit 1;
+ * SIGINT/SIGTERM during a run write a resumable checkpoint and exit 128 + the signal.
+ *
+ * Built with -DLCG_FUZZ (tests/fuzz/fuzz_cli.c includes this file), a usage error returns to
+ * the fuzzer through lcg_fuzz_jmp instead of exiting, and `run`/`gen` stop after validating
+ * their flags, before any file is written or anything trained.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "run.h"
@@ -11,6 +16,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +38,10 @@ typedef struct {
 } flag;
 
 static const char *g_cmd = "run";
+#ifdef LCG_FUZZ
+#include <setjmp.h>
+static jmp_buf lcg_fuzz_jmp;
+#endif
 
 static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static _Noreturn void usage_error(const char *fmt, ...) {
@@ -41,6 +51,9 @@ static _Noreturn void usage_error(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (see 'lcgbench %s --help')\n", g_cmd);
     va_end(ap);
+#ifdef LCG_FUZZ
+    longjmp(lcg_fuzz_jmp, 2);
+#endif
     exit(2);
 }
 
@@ -182,6 +195,8 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"out", FL_STR, &c->out, 0, 0, "FILE", "CSV to append rows to (results/runs.csv)", 0, 0},
         {"save", FL_STR, &c->save, 0, 0, "FILE", "write a checkpoint after training", 0, 0},
         {"load", FL_STR, &c->load, 0, 0, "FILE", "evaluate this checkpoint instead of training", 0, 0},
+        {"resume", FL_STR, &c->resume, 0, 0, "FILE", "continue the interrupted run of this checkpoint (settings from it)", 0, 0},
+        {"checkpoint-every", FL_LONG, &c->ckpt_every, 1, 1e9, "N", "also write the resumable checkpoint every N steps", 0, 0},
         {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
         {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS or all cores)", 0, 0},
         {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
@@ -218,6 +233,7 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
 
 /* the checkpoint note of --load, split in place: string flags taken from it point into it */
 static char *g_note;
+static int g_resuming; /* --resume: the note's data directory applies too */
 
 /* apply "key=value;..." (a checkpoint note) to the flags; a flag given on the command line
  * must agree with the note */
@@ -229,7 +245,7 @@ static void apply_note(flag *fl, int n, const char *note, const char *path) {
         if (!eq) continue;
         *eq = '\0';
         flag *f = find_flag(fl, n, kv, strlen(kv));
-        if (!f || !f->in_note) continue;
+        if (!f || !(f->in_note || (g_resuming && strcmp(kv, "data") == 0))) continue;
         unsigned char tmp[16] = {0}, cur[16] = {0};
         size_t sz = f->kind == FL_INT ? sizeof(int) : f->kind == FL_STR ? sizeof(char *) : 8;
         if (parse_value(f, eq + 1, tmp)) usage_error("checkpoint '%s' has a bad %s '%s'", path, kv, eq + 1);
@@ -294,10 +310,14 @@ static int cmd_run(int argc, char **argv) {
     g_cmd = "run";
     /* the task (from --task or the checkpoint) decides which flags exist: find it first */
     const char *task_name = scan_task(argc, argv, "copy"), *load = NULL;
-    for (int i = 0; i < argc; i++) {
+    g_resuming = 0;
+    for (int i = 0; i < argc; i++) { /* --load or --resume: a checkpoint with settings */
         const char *a = argv[i];
-        if (strncmp(a, "--load=", 7) == 0) load = a + 7;
-        else if (strcmp(a, "--load") == 0 && i + 1 < argc) load = argv[i + 1];
+        int r = strncmp(a, "--resume", 8) == 0;
+        if (strncmp(a, "--load=", 7) == 0 || strncmp(a, "--resume=", 9) == 0) load = strchr(a, '=') + 1;
+        else if ((strcmp(a, "--load") == 0 || strcmp(a, "--resume") == 0) && i + 1 < argc) load = argv[i + 1];
+        else continue;
+        g_resuming = r; /* both given: a usage error below */
     }
     lcg_checkpoint ck = {0};
     char err[768], buf[256];
@@ -324,6 +344,7 @@ static int cmd_run(int argc, char **argv) {
         checkpoint_free(&ck);
         return 0;
     }
+    if (c.load && c.resume) usage_error("--resume cannot be combined with --load");
     if (load) apply_note(fl, n_fl, ck.note, load);
 
     const lcg_normalizer *norm = lcg_normalizer_find(nm.attn);
@@ -379,7 +400,8 @@ static int cmd_run(int argc, char **argv) {
         if (find_flag(fl, n_fl, "warmup", 6)->set) usage_error("--warmup %ld exceeds --steps %ld", c.warmup, c.steps);
         c.warmup = c.steps / 10; /* the default warmup, scaled down for short runs */
     }
-    if (load && c.save) usage_error("--save cannot be combined with --load (nothing is trained)");
+    if (c.load && c.save) usage_error("--save cannot be combined with --load (nothing is trained)");
+    if (c.load && c.ckpt_every) usage_error("--checkpoint-every cannot be combined with --load (nothing is trained)");
 
     if (c.threads) omp_set_num_threads(c.threads);
     c.threads = omp_get_max_threads();
@@ -397,6 +419,34 @@ static int cmd_run(int argc, char **argv) {
                     "available; lower --max-len, --eval-samples or --threads",
                     longest, need / (1 << 30), c.threads, (double)avail / (1 << 30));
 
+    /* where a resumable checkpoint goes: --save, else the --resume file, else beside the CSV */
+    char ckpt_buf[4200];
+    if (!c.load) {
+        if (c.save) c.ckpt = c.save;
+        else if (c.resume) c.ckpt = c.resume;
+        else {
+            const char *slash = strrchr(c.out, '/');
+            snprintf(ckpt_buf, sizeof ckpt_buf, "%.*slcgbench-%016llx.ckpt", slash ? (int)(slash - c.out + 1) : 0,
+                     c.out, (unsigned long long)run_cfg_id(&c));
+            c.ckpt = ckpt_buf;
+        }
+    }
+#ifdef LCG_FUZZ
+    checkpoint_free(&ck);
+    free(g_note);
+    g_note = NULL;
+    return 0;
+#endif
+    /* nothing is trained for output that cannot be kept */
+    if (c.ckpt) lcg_remove_stale_temps(c.ckpt);
+    if (csv_preflight(&c, err, sizeof err) != 0 || (c.ckpt && lcg_check_writable(c.ckpt, err, sizeof err) != 0)) {
+        fprintf(stderr, "lcgbench run: %s\n", err);
+        checkpoint_free(&ck);
+        free(g_note);
+        return 1;
+    }
+    lcg_catch_stop_signals();
+
     lcg_task_prepare(&c.task, c.seed); /* per-run task state, e.g. mqmtar's vocabulary */
     lcg_model m;
     model_init(&m, &c.model, c.seed);
@@ -408,12 +458,24 @@ static int cmd_run(int argc, char **argv) {
                 LCG_VERSION, task->name, norm->name, pos->name, c.model.L, c.model.C, c.model.H,
                 c.model.D, m.n_params, c.threads);
     if (load) {
-        if (ck.n_params != m.n_params) lcg_die("checkpoint '%s' does not match its own config", load);
+        const lcg_config *h = &ck.cfg, *w = &c.model;
+        if (ck.n_params != m.n_params || h->V != w->V || h->L != w->L || h->C != w->C || h->H != w->H ||
+            h->D != w->D || h->F != w->F || h->norm != w->norm || h->pos != w->pos || h->alpha != w->alpha) {
+            fprintf(stderr, "lcgbench run: checkpoint '%s': its model header does not match its settings\n", load);
+            exit(1);
+        }
         memcpy(m.params_mem, ck.params, sizeof(float) * m.n_params);
         tr.steps_done = ck.step;
+    }
+    if (!c.load) {
+        int sig = train_run(&m, &tr, &c, note, c.resume ? &ck : NULL);
         checkpoint_free(&ck);
-    } else {
-        train_run(&m, &tr, &c, note);
+        if (sig) {
+            model_free(&m);
+            lcg_task_release(&c.task);
+            free(g_note);
+            return 128 + sig;
+        }
         if (!c.quiet)
             fprintf(stderr, "trained %ld steps in %.1f s (%.0f tok/s), final loss %.4f\n", tr.steps_done,
                     tr.train_seconds, tr.train_tok_s, tr.train_loss);
@@ -422,7 +484,24 @@ static int cmd_run(int argc, char **argv) {
     lcg_rung_result res[LCG_MAX_RUNGS];
     printf("%8s %7s %8s %17s %8s %9s %8s\n", "len", "factor", "exact%", "95% CI", "token%", "loss", "sec");
     for (int i = 0; i < n_lens; i++) {
-        eval_rung(&res[i], &m, &c, lens[i]);
+        if (eval_rung(&res[i], &m, &c, lens[i]) != 0) { /* SIGINT/SIGTERM: no rows, keep the model */
+            int sig = lcg_stop_signal;
+            char kept[4400] = "";
+            if (!c.load && !c.save) {
+                unsigned char blob[LCG_TRAIN_STATE_BYTES];
+                train_state_pack(&tr.state, blob);
+                if (checkpoint_save(c.ckpt, &m, NULL, tr.state.step, note, blob, sizeof blob, err, sizeof err) != 0)
+                    lcg_die("%s", err);
+            }
+            if (!c.load)
+                snprintf(kept, sizeof kept, "; the trained model is in '%s': 'lcgbench run --resume %s' evaluates it", c.ckpt, c.ckpt);
+            fprintf(stderr, "lcgbench run: %s while evaluating length %d; no rows written%s\n",
+                    sig == SIGINT ? "interrupted" : "terminated", lens[i], kept);
+            model_free(&m);
+            lcg_task_release(&c.task);
+            free(g_note);
+            return 128 + sig;
+        }
         double lo, hi;
         wilson95(res[i].exact, res[i].samples, &lo, &hi);
         printf("%8d %7.4g %8.1f   [%5.1f, %5.1f] %8.1f %9.4f %8.2f\n", res[i].len, res[i].factor,
