@@ -28,7 +28,7 @@ TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
 # the quick default job of `make run`
 RUN_ARGS ?= --task copy --attn softmax --pos rope
 
-.PHONY: all deps run test test-asan bench clean
+.PHONY: all deps run test test-asan bench clean fuzz fuzz-build fuzz-deps valgrind
 all: lcgbench
 
 deps:
@@ -121,3 +121,46 @@ bench: deps
 
 clean:
 	rm -rf $(BUILD) lcgbench
+
+# ---- fuzzing: libFuzzer (clang) harnesses in tests/fuzz/, each with ASan + UBSan ---------------
+# `make fuzz FUZZ_SECONDS=N` runs every harness N seconds in turn (one at a time), starting
+# from its committed seed corpus tests/fuzz/corpus/<name>/ (new inputs go to
+# $(BUILD)/fuzz/corpus/<name>/, crashes to $(BUILD)/fuzz/crash-<name>-*); `make fuzz-build`
+# only builds. FUZZ_TARGETS picks harnesses.
+FUZZ_PKGS := clang libomp-dev
+FUZZ_CC := clang
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= cli checkpoint data
+FUZZ_FLAGS := -std=c11 -Wall -Wextra -Werror -fopenmp -O1 -g -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize-recover=all -DLCG_FUZZ
+FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS))
+
+$(FUZZ_DIR)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c harness/main.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+
+fuzz-deps:
+	@missing=$$(for p in $(FUZZ_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+fuzz-build: deps fuzz-deps
+	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
+
+# -close_fd_mask=3: the targets' own messages (every rejected input prints one) are muted;
+# libFuzzer's report and any sanitizer report still reach the terminal
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -close_fd_mask=3 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash-$$t- \
+	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done

@@ -3,12 +3,14 @@
  * in one atomic replace; loading reads it whole and parses with bounds checks, so a truncated
  * or corrupted file is an error message, never a crash.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
 #include "../kernels/util.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct {
     unsigned char *p;
@@ -73,6 +75,11 @@ static int get(reader *r, void *out, size_t n) {
 
 int checkpoint_load(const char *path, lcg_checkpoint *ck, char *err, size_t err_len) {
     memset(ck, 0, sizeof *ck);
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) { /* a directory, /dev/zero, a FIFO */
+        snprintf(err, err_len, "checkpoint '%s': not a regular file", path);
+        return -1;
+    }
     size_t n;
     char *data = lcg_read_file(path, &n);
     if (!data) {
