@@ -22,7 +22,7 @@ PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
               harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c harness/data.c
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
             $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
-TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data
+TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data test_faults
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
 
 # the quick default job of `make run`

@@ -140,6 +140,7 @@ int lcg_write_file_atomic(const char *path, const void *data, size_t n, char *er
         snprintf(err, err_len, "cannot sync the directory of '%s': %s", path, strerror(errno));
         return -1;
     }
+    lcg_test_stop_point("renamed", path);
     return 0;
 }
 

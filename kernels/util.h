@@ -47,7 +47,8 @@ void lcg_remove_stale_temps(const char *path);
 int lcg_fsync_dir_of(const char *path);
 /* Test hook: when the environment variable LCG_TEST_STOP_AT is `point` or `point:detail`, the
  * process stops itself (SIGSTOP) here, so a test can kill it at exactly this moment. Points:
- * "rename" (detail: the path; a temp file written, not yet renamed), "step" (detail: the
+ * "rename" (detail: the path; a temp file written, not yet renamed), "renamed" (the same,
+ * just after the rename), "step" (detail: the
  * 1-based step just finished), "eval" (detail: the length about to be evaluated). */
 void lcg_test_stop_point(const char *point, const char *detail);
 /* Read a whole file; returns NULL (errno set) if it cannot be opened or read. */
