@@ -489,7 +489,9 @@ static int cmd_run(int argc, char **argv) {
     lcg_rung_result res[LCG_MAX_RUNGS];
     printf("%8s %7s %8s %17s %8s %9s %8s\n", "len", "factor", "exact%", "95% CI", "token%", "loss", "sec");
     for (int i = 0; i < n_lens; i++) {
-        if (eval_rung(&res[i], &m, &c, lens[i]) != 0) { /* SIGINT/SIGTERM: no rows, keep the model */
+        /* SIGINT/SIGTERM during a rung (a worker thread may take it late: checked after too):
+         * no rows, keep the model */
+        if (eval_rung(&res[i], &m, &c, lens[i]) != 0 || lcg_stop_signal) {
             int sig = lcg_stop_signal;
             char kept[4400] = "";
             if (!c.load && !c.save) {
