@@ -88,7 +88,8 @@ $(ASAN_DIR)/tests/%: tests/%.c tests/testutil.h $(ASAN_OBJS)
 $(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(ASAN_DIR)/harness/main.o
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-# plus tiny end-to-end runs of the sanitized binary: training, evaluation, gen, --data, load
+# plus tiny end-to-end runs of the sanitized binary: training, evaluation, gen, --data, load,
+# a non-finite step and the resume from its checkpoint
 ASAN_RUN := --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 --steps 20 --warmup 5 --batch 8 --eval-samples 8 --quiet
 test-asan: deps
 	@$(MAKE) --no-print-directory $(addprefix $(ASAN_DIR)/tests/,$(ASAN_TESTS)) $(ASAN_DIR)/lcgbench
@@ -99,6 +100,9 @@ test-asan: deps
 	  $(ASAN_DIR)/lcgbench run --task recall --attn $$a --pos nape $(ASAN_RUN) --out $$d/r.csv --save $$d/m.ckpt >/dev/null || fail=1; \
 	done; \
 	$(ASAN_DIR)/lcgbench run --load $$d/m.ckpt --eval-samples 8 --quiet --out $$d/r.csv >/dev/null || fail=1; \
+	LCG_TEST_NAN=attn@7 $(ASAN_DIR)/lcgbench run --task copy $(ASAN_RUN) --out $$d/n.csv --save $$d/n.ckpt 2>/dev/null >/dev/null; \
+	[ $$? = 1 ] || fail=1; \
+	$(ASAN_DIR)/lcgbench run --resume $$d/n.ckpt --eval-samples 8 --quiet --out $$d/n.csv >/dev/null || fail=1; \
 	for t in count mqmtar; do \
 	  $(ASAN_DIR)/lcgbench gen --task $$t --out $$d/$$t --count 200 2>/dev/null || fail=1; \
 	  $(ASAN_DIR)/lcgbench gen --task $$t --out $$d/$$t --split test --len 64 --count 8 2>/dev/null || fail=1; \
@@ -106,6 +110,34 @@ test-asan: deps
 	done; \
 	rm -rf $$d; \
 	if [ $$fail = 0 ]; then echo "test-asan: sanitizer runs clean"; else echo "test-asan: FAILED"; fi; exit $$fail
+
+# valgrind (memcheck) on a small run: training with --save, --load, --resume and gen, built
+# without -march=native (valgrind does not decode AVX-512) at -O1 -g; any error or definite
+# leak fails it
+VG_DIR := $(BUILD)/vg
+VG_FLAGS := -std=c11 -Wall -Wextra -Werror -fopenmp -O1 -g
+VG_OBJS := $(patsubst %.c,$(VG_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS) harness/main.c)
+VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no
+
+$(VG_DIR)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(VG_FLAGS) -c -o $@ $<
+
+$(VG_DIR)/lcgbench: $(VG_OBJS)
+	$(CC) $(VG_FLAGS) -o $@ $^ $(LDLIBS)
+
+valgrind: deps
+	@dpkg -s valgrind >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind)
+	@$(MAKE) --no-print-directory $(VG_DIR)/lcgbench
+	@d=$$(mktemp -d); fail=0; export OMP_NUM_THREADS=2; \
+	$(VALGRIND) $(VG_DIR)/lcgbench run --task recall --attn asentmax --pos nape $(ASAN_RUN) --out $$d/r.csv --save $$d/m.ckpt --checkpoint-every 7 >/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench run --load $$d/m.ckpt --eval-samples 8 --quiet --out $$d/r.csv >/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench run --resume $$d/m.ckpt --eval-samples 8 --quiet --out $$d/r.csv >/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench gen --task mqmtar --out $$d/g --count 50 2>/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench gen --task mqmtar --out $$d/g --split test --len 64 --count 8 2>/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench run --task mqmtar --data $$d/g $(ASAN_RUN) --out $$d/d.csv >/dev/null || fail=1; \
+	rm -rf $$d; \
+	if [ $$fail = 0 ]; then echo "valgrind: clean"; else echo "valgrind: FAILED"; fi; exit $$fail
 
 # performance: training throughput of every attention normalizer relative to softmax and to
 # the same model in PyTorch (when python3-torch is installed), and matmul GFLOP/s against the
