@@ -19,16 +19,18 @@ REAL_SRCS := kernels/matmul.c kernels/norms.c kernels/activations.c kernels/loss
 PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
               model/checkpoint.c model/infer.c tasks/registry.c tasks/copy.c tasks/recall.c \
               tasks/flipflop.c tasks/count.c tasks/nback.c \
-              harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c harness/data.c
+              harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c harness/data.c \
+              harness/preset.c harness/csv_read.c
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
             $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
-TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data test_faults
+TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data \
+         test_results test_faults
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
 
 # the quick default job of `make run`
 RUN_ARGS ?= --task copy --attn softmax --pos rope
 
-.PHONY: all deps run test test-asan bench clean fuzz fuzz-build fuzz-deps valgrind
+.PHONY: all deps run test test-asan bench clean plots report regress regress-update mini fuzz fuzz-build fuzz-deps valgrind
 all: lcgbench
 
 deps:
@@ -38,7 +40,11 @@ deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-lcgbench: $(LIB_OBJS) $(BUILD)/harness/main.o
+# the commands themselves (linked into lcgbench only; tests drive them through the binary)
+CLI_SRCS := harness/main.c harness/sweep.c harness/table.c harness/regress.c
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRCS))
+
+lcgbench: $(LIB_OBJS) $(CLI_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(wildcard */*.h)
@@ -85,7 +91,7 @@ $(ASAN_DIR)/tests/%: tests/%.c tests/testutil.h $(ASAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_FLAGS) -o $@ $< $(ASAN_OBJS) $(LDLIBS) $(CHECK_LIBS)
 
-$(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(ASAN_DIR)/harness/main.o
+$(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(patsubst %.c,$(ASAN_DIR)/%.o,$(CLI_SRCS))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 # plus tiny end-to-end runs of the sanitized binary: training, evaluation, gen, --data, load,
@@ -151,6 +157,47 @@ bench: deps
 	bench/variants.sh
 	$(BUILD)/bench/gemm
 
+# ---- results: the mini grid, its table and figures, the CI regression guard --------------
+# RESULTS: a directory holding result CSVs (*.csv); `make report` writes its table.{md,csv,tex}
+# and `make plots` its figures/ (gnuplot, PNG and SVG) from them
+RESULTS ?= results/mini
+RUNS = $(filter-out $(RESULTS)/table.csv,$(wildcard $(RESULTS)/*.csv))
+plots: lcgbench
+	@dpkg -s gnuplot-nox >/dev/null 2>&1 || dpkg -s gnuplot >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gnuplot-nox)
+	./lcgbench table --format dat --out $(RESULTS)/plots $(RUNS)
+	@mkdir -p $(RESULTS)/figures
+	@for d in $(RESULTS)/plots/*.dat; do t=$$(basename $$d .dat); \
+	  gnuplot -e "data='$$d'; out='$(RESULTS)/figures/$$t'; task='$$t'" plots/accuracy.gp || exit 1; \
+	  gnuplot -e "data='$$d'; out='$(RESULTS)/figures/$$t-attn'; task='$$t'" plots/diagnostics.gp || exit 1; \
+	done; echo "figures in $(RESULTS)/figures"
+
+report: lcgbench plots
+	./lcgbench table --format md --out $(RESULTS)/table.md $(RUNS)
+	./lcgbench table --format csv --out $(RESULTS)/table.csv $(RUNS)
+	./lcgbench table --format latex --out $(RESULTS)/table.tex $(RUNS)
+
+# the committed mini grid (hours on a 2-core machine; resumable: rerun to continue)
+mini: deps
+	@$(MAKE) --no-print-directory lcgbench
+	./lcgbench sweep --grid results/mini/grid.txt --out results/mini/mini.csv --quiet
+
+# trains the ci preset for a few (task, attention) pairs and compares every row with the
+# committed baseline; `make regress-update` is the only thing that rewrites the baseline
+REGRESS_CSV := $(BUILD)/regress.csv
+regress: deps
+	@$(MAKE) --no-print-directory lcgbench
+	@mkdir -p $(BUILD); rm -f $(REGRESS_CSV)
+	./lcgbench sweep --grid results/baselines/ci.grid --out $(REGRESS_CSV) --quiet >/dev/null
+	./lcgbench regress --baseline results/baselines/ci.csv $(REGRESS_CSV)
+
+regress-update: deps
+	@$(MAKE) --no-print-directory lcgbench
+	@mkdir -p $(BUILD); rm -f $(REGRESS_CSV)
+	./lcgbench sweep --grid results/baselines/ci.grid --out $(REGRESS_CSV) --quiet >/dev/null
+	cp $(REGRESS_CSV) results/baselines/ci.csv
+	@echo "rewrote results/baselines/ci.csv: review and commit it"
+
 clean:
 	rm -rf $(BUILD) lcgbench
 
@@ -166,13 +213,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= cli checkpoint data
 FUZZ_FLAGS := -std=c11 -Wall -Wextra -Werror -fopenmp -O1 -g -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=all -DLCG_FUZZ
-FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS))
+FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS) $(filter-out harness/main.c,$(CLI_SRCS)))
 
 $(FUZZ_DIR)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c harness/main.c $(FUZZ_OBJS)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c harness/main.c harness/sweep.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 

@@ -119,17 +119,23 @@ void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task
     memcpy(r->diag, dec->diag, sizeof r->diag);
 }
 
+int eval_rung_samples(const lcg_run_cfg *cfg, int len) {
+    long S = cfg->eval_samples, lo = cfg->eval_min < S ? cfg->eval_min : S;
+    if (cfg->eval_tokens > 0 && cfg->eval_tokens / len < S) S = cfg->eval_tokens / len;
+    return (int)(S > lo ? S : lo > 0 ? lo : 1);
+}
+
 void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *trg, int *n_trg) {
     const lcg_task_cfg *task = &cfg->task;
     int ms, mt;
     task->task->max_sizes(task, len, &ms, &mt);
     pcg32 rng = pcg32_derive(cfg->seed, "test", (uint64_t)len);
-    for (int s = 0; s < cfg->eval_samples; s++)
+    for (int s = 0, S = eval_rung_samples(cfg, len); s < S; s++)
         task->task->generate(task, &rng, len, src + (size_t)s * ms, &n_src[s], trg + (size_t)s * mt,
                              &n_trg[s]);
 }
 
-/* the test split of length len from cfg->data: at most cfg->eval_samples samples, arrays
+/* the test split of length len from cfg->data: at most eval_rung_samples samples, arrays
  * re-allocated to the longest line; returns the count (dies on malformed files) */
 static int load_set(const lcg_run_cfg *cfg, int len, int **src, int *n_src, int **trg, int *n_trg,
                     int *ms, int *mt) {
@@ -142,13 +148,13 @@ static int load_set(const lcg_run_cfg *cfg, int len, int **src, int *n_src, int 
     snprintf(split, sizeof split, "test_%d_%d", indices[idx], len);
     lcg_data_reader r;
     if (data_open(&r, cfg->data, split, err, sizeof err) != 0) lcg_die("%s", err);
-    int S = 0, cap_s = 0, cap_t = 0;
+    int S = 0, cap_s = 0, cap_t = 0, want = eval_rung_samples(cfg, len);
     const int *s, *t;
     int a, b, rc;
-    while (S < cfg->eval_samples && (rc = data_next(&r, &cfg->task, &s, &a, &t, &b, err, sizeof err)) == 1) {
+    while (S < want && (rc = data_next(&r, &cfg->task, &s, &a, &t, &b, err, sizeof err)) == 1) {
         if (a > cap_s || b > cap_t) { /* grow the stride of every row */
             int ns = a > cap_s ? a : cap_s, nt = b > cap_t ? b : cap_t;
-            int *s2 = LCG_NEW(int, (size_t)cfg->eval_samples * ns), *t2 = LCG_NEW(int, (size_t)cfg->eval_samples * nt);
+            int *s2 = LCG_NEW(int, (size_t)want * ns), *t2 = LCG_NEW(int, (size_t)want * nt);
             for (int k = 0; k < S; k++) {
                 memcpy(s2 + (size_t)k * ns, *src + (size_t)k * cap_s, sizeof(int) * (size_t)n_src[k]);
                 memcpy(t2 + (size_t)k * nt, *trg + (size_t)k * cap_t, sizeof(int) * (size_t)n_trg[k]);
@@ -160,7 +166,7 @@ static int load_set(const lcg_run_cfg *cfg, int len, int **src, int *n_src, int 
         memcpy(*trg + (size_t)S * cap_t, t, sizeof(int) * (size_t)b);
         n_src[S] = a, n_trg[S] = b, S++;
     }
-    if (S < cfg->eval_samples && rc < 0) lcg_die("%s", err);
+    if (S < want && rc < 0) lcg_die("%s", err);
     if (S == 0) lcg_die("%s is empty", r.path_src);
     data_close(&r);
     *ms = cap_s, *mt = cap_t;
@@ -173,7 +179,7 @@ int eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, 
     snprintf(len_s, sizeof len_s, "%d", len);
     lcg_test_stop_point("eval", len_s);
     const lcg_task_cfg *task = &cfg->task;
-    int S = cfg->eval_samples, ms, mt;
+    int S = eval_rung_samples(cfg, len), ms, mt;
     task->task->max_sizes(task, len, &ms, &mt);
     int *src = LCG_NEW(int, (size_t)S * ms), *trg = LCG_NEW(int, (size_t)S * mt);
     int *n_src = LCG_NEW(int, S), *n_trg = LCG_NEW(int, S);

@@ -40,15 +40,18 @@ typedef struct {
 static const char *g_cmd = "run";
 #ifdef LCG_FUZZ
 #include <setjmp.h>
-static jmp_buf lcg_fuzz_jmp;
-static lcg_checkpoint *g_fuzz_ck; /* the checkpoint cmd_run holds, freed after a usage error */
+jmp_buf lcg_fuzz_jmp;
+static struct run_setup_s *g_fuzz_setup; /* what cmd_run holds, freed after a usage error */
 #endif
+static char g_ctx[512]; /* what the error is about, for commands that parse many runs */
+
+void lcg_usage_context(const char *ctx) { snprintf(g_ctx, sizeof g_ctx, "%s", ctx); }
 
 static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static _Noreturn void usage_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "lcgbench %s: ", g_cmd);
+    fprintf(stderr, "lcgbench %s: %s%s", g_cmd, g_ctx, g_ctx[0] ? ": " : "");
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (see 'lcgbench %s --help')\n", g_cmd);
     va_end(ap);
@@ -164,7 +167,7 @@ static void print_flags(const flag *fl, int n) {
 
 /* ---- run ---------------------------------------------------------------------------------- */
 typedef struct {
-    const char *task, *attn, *pos, *eval_lens;
+    const char *task, *attn, *pos, *eval_lens, *preset;
     double alpha;
     int show_help;
 } run_names;
@@ -173,6 +176,7 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
     lcg_config *m = &c->model;
     flag common[] = {
         {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default copy", 1, 0},
+        {"preset", FL_STR, &nm->preset, 0, 0, "NAME", "settings bundle paper|mini|ci ('lcgbench help presets'); flags override it", 0, 0},
         {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer (see 'lcgbench help attn'); default softmax", 1, 0},
         {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "alpha of entmax, asentmax, entmax-learn: (1, 2], default 1.5", 1, 0},
         {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding: rope|nope|alibi|nape; default rope", 1, 0},
@@ -193,6 +197,8 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"max-len", FL_INT, &c->max_len, 1, 1 << 24, "N", "ladder: (len+vary)*2^k up to this (16*(len+vary))", 0, 0},
         {"eval-lens", FL_STR, &nm->eval_lens, 0, 0, "L1,L2,..", "explicit evaluation lengths instead of the ladder", 0, 0},
         {"eval-samples", FL_INT, &c->eval_samples, 1, 1 << 24, "N", "test samples per length (100)", 0, 0},
+        {"eval-tokens", FL_LONG, &c->eval_tokens, 0, 1e15, "N", "and at most N/length of them, 0 = no cap (0)", 0, 0},
+        {"eval-min", FL_INT, &c->eval_min, 1, 1 << 24, "N", "but at least this many under --eval-tokens (20)", 0, 0},
         {"out", FL_STR, &c->out, 0, 0, "FILE", "CSV to append rows to (results/runs.csv)", 0, 0},
         {"save", FL_STR, &c->save, 0, 0, "FILE", "write a checkpoint after training", 0, 0},
         {"load", FL_STR, &c->load, 0, 0, "FILE", "evaluate this checkpoint instead of training", 0, 0},
@@ -229,6 +235,7 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
     c->vary = task->cpu_vary;
     c->max_len = 0; /* 16 * (len + vary) */
     c->eval_samples = 100;
+    c->eval_min = 20;
     c->out = "results/runs.csv";
 }
 
@@ -307,8 +314,36 @@ static long mem_available_bytes(void) {
     return kb < 0 ? -1 : kb * 1024;
 }
 
-static int cmd_run(int argc, char **argv) {
-    g_cmd = "run";
+/* everything one run needs, parsed and checked (sweep builds one per grid cell) */
+typedef struct run_setup_s {
+    lcg_run_cfg c;
+    run_names nm;
+    lcg_checkpoint ck;
+    const char *load;
+    flag fl[64];
+    int n_fl;
+    char preset_buf[4][512]; /* the preset's settings, split in place: string flags point here */
+    char ckpt_buf[4200];     /* the derived checkpoint path */
+} run_setup;
+
+/* applies "flag=value;..." to every flag not given on the command line (marked set = 2) */
+static void apply_settings(flag *fl, int n, char *settings, const char *preset) {
+    for (char *save = NULL, *kv = strtok_r(settings, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) lcg_die("preset %s: malformed setting '%s'", preset, kv);
+        *eq = '\0';
+        flag *f = find_flag(fl, n, kv, strlen(kv));
+        if (!f) lcg_die("preset %s: unknown flag '%s'", preset, kv);
+        if (f->set) continue;
+        const char *why = parse_value(f, eq + 1, f->ptr);
+        if (why) lcg_die("preset %s: --%s %s", preset, kv, why);
+        f->set = 2;
+    }
+}
+
+/* parses and validates the flags of one run; usage errors exit 2. Returns 0 (ready to
+ * execute), 1 (help was printed) or -1 (a runtime error was printed) */
+static int run_parse(run_setup *s, int argc, char **argv) {
     /* the task (from --task or the checkpoint) decides which flags exist: find it first */
     const char *task_name = scan_task(argc, argv, "copy"), *load = NULL;
     g_resuming = 0;
@@ -320,38 +355,44 @@ static int cmd_run(int argc, char **argv) {
         else continue;
         g_resuming = r; /* both given: a usage error below */
     }
-    static lcg_checkpoint ck; /* static: a fuzzing build frees it after a usage error */
-    memset(&ck, 0, sizeof ck);
-#ifdef LCG_FUZZ
-    g_fuzz_ck = &ck;
-#endif
+    lcg_checkpoint *ck = &s->ck;
     char err[768], buf[256];
     int task_given = 0;
     for (int i = 0; i < argc; i++) task_given |= strncmp(argv[i], "--task", 6) == 0;
     if (load) {
-        if (checkpoint_load(load, &ck, err, sizeof err) != 0) {
-            fprintf(stderr, "lcgbench run: %s\n", err);
-            return 1;
+        if (checkpoint_load(load, ck, err, sizeof err) != 0) {
+            fprintf(stderr, "lcgbench %s: %s\n", g_cmd, err);
+            return -1;
         }
-        if (!task_given && note_get(ck.note, "task", buf, sizeof buf)) task_name = buf;
+        if (!task_given && note_get(ck->note, "task", buf, sizeof buf)) task_name = buf;
     }
+    s->load = load;
     const lcg_task *task = lcg_task_find(task_name);
     if (!task) usage_error("--task: unknown task '%s'; 'lcgbench help tasks' lists them", task_name);
 
-    lcg_run_cfg c;
-    run_names nm;
-    set_defaults(&c, &nm, task);
-    flag fl[64];
-    int n_fl = build_flags(fl, &c, &nm);
+    lcg_run_cfg *cp = &s->c;
+    run_names *nmp = &s->nm;
+    set_defaults(cp, nmp, task);
+    flag *fl = s->fl;
+    int n_fl = s->n_fl = build_flags(fl, cp, nmp);
     parse_args(fl, n_fl, argc, argv);
-    if (nm.show_help) {
+    if (nmp->show_help) {
         run_help(fl, n_fl);
-        checkpoint_free(&ck);
-        return 0;
+        return 1;
     }
-    if (c.load && c.resume) usage_error("--resume cannot be combined with --load");
-    if (load) apply_note(fl, n_fl, ck.note, load);
-
+    if (cp->load && cp->resume) usage_error("--resume cannot be combined with --load");
+    if (nmp->preset) {
+        if (!lcg_preset_known(nmp->preset)) usage_error("--preset: unknown preset '%s' (%s)", nmp->preset, lcg_preset_names());
+        if (load) usage_error("--preset cannot be combined with --%s (the checkpoint has its settings)", g_resuming ? "resume" : "load");
+        const char *set;
+        for (int k = 0; k < 4 && (set = lcg_preset_settings(nmp->preset, task->name, k)); k++) {
+            snprintf(s->preset_buf[k], sizeof s->preset_buf[k], "%s", set);
+            apply_settings(fl, n_fl, s->preset_buf[k], nmp->preset);
+        }
+    }
+    if (load) apply_note(fl, n_fl, ck->note, load);
+#define c (*cp)
+#define nm (*nmp)
     const lcg_normalizer *norm = lcg_normalizer_find(nm.attn);
     if (!norm) usage_error("--attn: unknown normalizer '%s'; 'lcgbench help attn' lists them", nm.attn);
     const lcg_posenc *pos = lcg_posenc_find(nm.pos);
@@ -388,10 +429,8 @@ static int cmd_run(int argc, char **argv) {
             for (int i = 0; i < c.n_rungs; i++) used |= c.rungs[i] == lens[k];
             snprintf(split, sizeof split, "test_%d_%d", idx[k], lens[k]);
             if (used && data_check_split(c.data, split, &c.task, NULL, err, sizeof err) != 0) {
-                fprintf(stderr, "lcgbench run: %s\n", err);
-                checkpoint_free(&ck);
-                free(g_note);
-                return 1;
+                fprintf(stderr, "lcgbench %s: %s\n", g_cmd, err);
+                return -1;
             }
         }
     }
@@ -402,7 +441,7 @@ static int cmd_run(int argc, char **argv) {
         if (bad[0]) usage_error("--eval-lens: %s (length %d)", bad, c.rungs[i]);
     }
     if (c.warmup > c.steps) {
-        if (find_flag(fl, n_fl, "warmup", 6)->set) usage_error("--warmup %ld exceeds --steps %ld", c.warmup, c.steps);
+        if (find_flag(fl, n_fl, "warmup", 6)->set == 1) usage_error("--warmup %ld exceeds --steps %ld", c.warmup, c.steps);
         c.warmup = c.steps / 10; /* the default warmup, scaled down for short runs */
     }
     if (c.load && c.save) usage_error("--save cannot be combined with --load (nothing is trained)");
@@ -425,33 +464,40 @@ static int cmd_run(int argc, char **argv) {
                     longest, need / (1 << 30), c.threads, (double)avail / (1 << 30));
 
     /* where a resumable checkpoint goes: --save, else the --resume file, else beside the CSV */
-    char ckpt_buf[4200];
     if (!c.load) {
         if (c.save) c.ckpt = c.save;
         else if (c.resume) c.ckpt = c.resume;
         else {
             const char *slash = strrchr(c.out, '/');
-            snprintf(ckpt_buf, sizeof ckpt_buf, "%.*slcgbench-%016llx.ckpt", slash ? (int)(slash - c.out + 1) : 0,
+            snprintf(s->ckpt_buf, sizeof s->ckpt_buf, "%.*slcgbench-%016llx.ckpt", slash ? (int)(slash - c.out + 1) : 0,
                      c.out, (unsigned long long)run_cfg_id(&c));
-            c.ckpt = ckpt_buf;
+            c.ckpt = s->ckpt_buf;
         }
     }
-#ifdef LCG_FUZZ
-    checkpoint_free(&ck);
-    free(g_note);
-    g_note = NULL;
     return 0;
+#undef c
+#undef nm
+}
+
+/* trains (or loads), evaluates the ladder, prints the table, appends the CSV rows */
+static int run_execute(run_setup *s) {
+#ifdef LCG_FUZZ
+    (void)s;
+    return 0; /* the fuzzer stops at validation */
 #endif
+    lcg_run_cfg *cp = &s->c;
+#define c (*cp)
+    const lcg_task *task = c.task.task;
+    const char *load = s->load;
+    char err[768];
+    int lens[LCG_MAX_RUNGS], n_lens = eval_ladder(&c, lens);
     /* nothing is trained for output that cannot be kept */
     if (c.ckpt) lcg_remove_stale_temps(c.ckpt);
     if (csv_preflight(&c, err, sizeof err) != 0 || (c.ckpt && lcg_check_writable(c.ckpt, err, sizeof err) != 0)) {
-        fprintf(stderr, "lcgbench run: %s\n", err);
-        checkpoint_free(&ck);
-        free(g_note);
+        fprintf(stderr, "lcgbench %s: %s\n", g_cmd, err);
         return 1;
     }
     lcg_catch_stop_signals();
-
     lcg_task_prepare(&c.task, c.seed); /* per-run task state, e.g. mqmtar's vocabulary */
     lcg_model m;
     model_init(&m, &c.model, c.seed);
@@ -460,25 +506,25 @@ static int cmd_run(int argc, char **argv) {
     run_cfg_string(&c, note, sizeof note);
     if (!c.quiet)
         fprintf(stderr, "lcgbench %s: task %s, %s + %s, %d layers, C=%d, %dx%d heads, %zu params, %d threads\n",
-                LCG_VERSION, task->name, norm->name, pos->name, c.model.L, c.model.C, c.model.H,
+                LCG_VERSION, task->name, lcg_normalizer_at(c.model.norm)->name, lcg_posenc_at(c.model.pos)->name, c.model.L, c.model.C, c.model.H,
                 c.model.D, m.n_params, c.threads);
     if (load) {
-        const lcg_config *h = &ck.cfg, *w = &c.model;
-        if (ck.n_params != m.n_params || h->V != w->V || h->L != w->L || h->C != w->C || h->H != w->H ||
+        const lcg_config *h = &s->ck.cfg, *w = &c.model;
+        if (s->ck.n_params != m.n_params || h->V != w->V || h->L != w->L || h->C != w->C || h->H != w->H ||
             h->D != w->D || h->F != w->F || h->norm != w->norm || h->pos != w->pos || h->alpha != w->alpha) {
-            fprintf(stderr, "lcgbench run: checkpoint '%s': its model header does not match its settings\n", load);
-            exit(1);
+            fprintf(stderr, "lcgbench %s: checkpoint '%s': its model header does not match its settings\n", g_cmd, load);
+            model_free(&m);
+            lcg_task_release(&c.task);
+            return 1;
         }
-        memcpy(m.params_mem, ck.params, sizeof(float) * m.n_params);
-        tr.steps_done = ck.step;
+        memcpy(m.params_mem, s->ck.params, sizeof(float) * m.n_params);
+        tr.steps_done = s->ck.step;
     }
     if (!c.load) {
-        int sig = train_run(&m, &tr, &c, note, c.resume ? &ck : NULL);
-        checkpoint_free(&ck);
+        int sig = train_run(&m, &tr, &c, note, c.resume ? &s->ck : NULL);
         if (sig) {
             model_free(&m);
             lcg_task_release(&c.task);
-            free(g_note);
             return 128 + sig;
         }
         if (!c.quiet)
@@ -502,11 +548,10 @@ static int cmd_run(int argc, char **argv) {
             }
             if (!c.load)
                 snprintf(kept, sizeof kept, "; the trained model is in '%s': 'lcgbench run --resume %s' evaluates it", c.ckpt, c.ckpt);
-            fprintf(stderr, "lcgbench run: %s while evaluating length %d; no rows written%s\n",
+            fprintf(stderr, "lcgbench %s: %s while evaluating length %d; no rows written%s\n", g_cmd,
                     sig == SIGINT ? "interrupted" : "terminated", lens[i], kept);
             model_free(&m);
             lcg_task_release(&c.task);
-            free(g_note);
             return 128 + sig;
         }
         double lo, hi;
@@ -518,16 +563,62 @@ static int cmd_run(int argc, char **argv) {
     }
     int rc = 0;
     if (csv_append(&c, &tr, res, n_lens, err, sizeof err) != 0) {
-        fprintf(stderr, "lcgbench run: %s\n", err);
+        fprintf(stderr, "lcgbench %s: %s\n", g_cmd, err);
         rc = 1;
     } else if (!c.quiet) {
         fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
     }
     model_free(&m);
     lcg_task_release(&c.task);
+    return rc;
+#undef c
+}
+
+static void run_setup_free(run_setup *s) {
+    checkpoint_free(&s->ck);
     free(g_note);
+    g_note = NULL;
+}
+
+int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info) {
+    g_cmd = "sweep";
+    run_setup *s = LCG_NEW(run_setup, 1);
+#ifdef LCG_FUZZ
+    g_fuzz_setup = s;
+#endif
+    int rc = run_parse(s, argc, argv);
+    if (rc == 0) {
+        info->run_id = run_cfg_id(&s->c);
+        info->n_rows = eval_ladder(&s->c, info->lens);
+        snprintf(info->out, sizeof info->out, "%s", s->c.out);
+        if (execute) rc = run_execute(s);
+    } else {
+        rc = 1;
+    }
+    run_setup_free(s);
+    lcg_free(s);
+#ifdef LCG_FUZZ
+    g_fuzz_setup = NULL;
+#endif
     return rc;
 }
+
+static int cmd_run(int argc, char **argv) {
+    g_cmd = "run";
+    run_setup *s = LCG_NEW(run_setup, 1);
+#ifdef LCG_FUZZ
+    g_fuzz_setup = s;
+#endif
+    int rc = run_parse(s, argc, argv);
+    rc = rc == 0 ? run_execute(s) : rc == 1 ? 0 : 1;
+    run_setup_free(s);
+    lcg_free(s);
+#ifdef LCG_FUZZ
+    g_fuzz_setup = NULL;
+#endif
+    return rc;
+}
+
 
 /* ---- gen ---------------------------------------------------------------------------------- */
 static int cmd_gen(int argc, char **argv) {
@@ -599,8 +690,11 @@ static void main_help(FILE *out) {
            "usage: lcgbench <command> [flags]\n\n"
            "commands:\n"
            "  run      train on a task at short length, evaluate a ladder of lengths, append CSV\n"
+           "  sweep    run a grid of runs (tasks x attentions x encodings x seeds) into one CSV, resumably\n"
+           "  table    result CSVs as the paper's Table 1 (Markdown, CSV, LaTeX) or plot data\n"
+           "  regress  compare a result CSV with a committed baseline (the CI guard)\n"
            "  gen      write a task's samples in the reference's file format (for run --data)\n"
-           "  help     this text; 'lcgbench help <command|tasks|attn|pos>' for more\n\n"
+           "  help     this text; 'lcgbench help <command|tasks|attn|pos|presets>' for more\n\n"
            "Every command takes --help. 'lcgbench --version' prints the version.\n",
            LCG_VERSION);
 }
@@ -625,6 +719,24 @@ static int cmd_help(int argc, char **argv) {
         main_help(stdout);
         return 0;
     }
+    if (strcmp(t, "sweep") == 0 || strcmp(t, "table") == 0 || strcmp(t, "regress") == 0) {
+        char *args[] = {"--help"};
+        return strcmp(t, "sweep") == 0 ? cmd_sweep(1, args) : strcmp(t, "table") == 0 ? cmd_table(1, args) : cmd_regress(1, args);
+    }
+    if (strcmp(t, "presets") == 0) {
+        const char *names[] = {"paper", "mini", "ci"};
+        for (int p = 0; p < 3; p++) {
+            printf("%s:\n", names[p]);
+            for (int i = 0; lcg_task_at(i); i++) {
+                printf("  %-10s", lcg_task_at(i)->name);
+                const char *set;
+                for (int k = 0; (set = lcg_preset_settings(names[p], lcg_task_at(i)->name, k)); k++) printf(" %s", set);
+                printf("\n");
+            }
+        }
+        printf("(a task's own settings come first and win; flags given on the command line win over both)\n");
+        return 0;
+    }
     if (strcmp(t, "tasks") == 0) {
         for (int i = 0; lcg_task_at(i); i++) {
             const lcg_task *k = lcg_task_at(i);
@@ -644,7 +756,7 @@ static int cmd_help(int argc, char **argv) {
         for (int i = 0; lcg_posenc_at(i); i++) printf("%-10s %s\n", lcg_posenc_at(i)->name, lcg_posenc_at(i)->help);
         return 0;
     }
-    usage_error("unknown topic '%s' (commands: run, help; topics: tasks, attn, pos)", t);
+    usage_error("unknown topic '%s' (commands: run, sweep, table, gen, help; topics: tasks, attn, pos, presets)", t);
 }
 
 int main(int argc, char **argv) {
@@ -660,6 +772,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return cmd_help(0, NULL);
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "gen") == 0) return cmd_gen(argc - 2, argv + 2);
+    if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 2, argv + 2);
+    if (strcmp(cmd, "table") == 0) return cmd_table(argc - 2, argv + 2);
+    if (strcmp(cmd, "regress") == 0) return cmd_regress(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0) return cmd_help(argc - 2, argv + 2);
     fprintf(stderr, "lcgbench: unknown command '%s' (see 'lcgbench --help')\n", cmd);
     return 2;

@@ -30,7 +30,9 @@ typedef struct {
     int max_len;         /* ladder: (len + vary) * 2^k up to max_len */
     int n_rungs;         /* explicit --eval-lens, else 0 */
     int rungs[LCG_MAX_RUNGS];
-    int eval_samples;
+    int eval_samples;    /* test samples per rung, at most */
+    long eval_tokens;    /* and at most eval_tokens / len of them (0 = no budget) ... */
+    int eval_min;        /* ... but never fewer than this (0 = 1) */
     const char *out;     /* CSV path */
     const char *save;    /* checkpoint written after training */
     const char *load;    /* checkpoint to evaluate instead of training */
@@ -152,7 +154,10 @@ int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const
 int eval_ladder(const lcg_run_cfg *cfg, int *lens);
 /* evaluates one length; returns 0, or -1 if lcg_stop_signal cut it short (res is then invalid) */
 int eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len);
-/* the test samples of a rung, in order (stream "test", len); arrays of S * max size */
+/* test samples at length len: eval_samples, capped by the token budget (not below eval_min) */
+int eval_rung_samples(const lcg_run_cfg *cfg, int len);
+/* the test samples of a rung, in order (stream "test", len); arrays of S * max size,
+ * S = eval_rung_samples */
 void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *trg, int *n_trg);
 
 typedef struct {
@@ -168,6 +173,13 @@ void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task
 /* Wilson score interval (95%) for k successes of n */
 void wilson95(long k, long n, double *lo, double *hi);
 
+/* ---- presets (harness/preset.c) --------------------------------------------------------- */
+int lcg_preset_known(const char *name);
+/* the k-th "flag=value;..." settings of preset `name` for `task` (the task's own, then
+ * those of every task), or NULL after the last */
+const char *lcg_preset_settings(const char *name, const char *task, int k);
+const char *lcg_preset_names(void);
+
 /* ---- CSV (harness/csv_out.c) ------------------------------------------------------------- */
 /* appends one row per rung to cfg->out atomically; returns 0 or -1 with err */
 int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
@@ -177,6 +189,38 @@ int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_run
 int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len);
 extern const char *const lcg_csv_columns[];
 extern const int lcg_csv_n_columns;
+
+/* a result CSV read back (harness/csv_read.c): rows of lcg_csv_n_columns string fields */
+typedef struct {
+    char ***rows;        /* n_rows, lcg_csv_n_columns */
+    long n_rows;
+} lcg_csv;
+/* loads path, checking it has our exact header; 0, or -1 with err (nothing to free) */
+int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len);
+/* the index of a column (dies on an unknown name: a programming error) */
+int csv_col(const char *name);
+void csv_free_table(lcg_csv *t);
+
+/* ---- commands beyond run (harness/sweep.c, harness/table.c) ------------------------------- */
+/* one `lcgbench run` given its flags (harness/main.c): parses and checks them, a usage error
+ * exiting 2 as for `run` itself; fills the run id, the number of CSV rows it writes and the
+ * output path; with `execute` also trains, evaluates and appends. 0, or 1 after a runtime error */
+typedef struct {
+    uint64_t run_id;
+    int n_rows;          /* one per evaluated length: */
+    int lens[LCG_MAX_RUNGS];
+    char out[4096];
+} lcg_run_info;
+int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info);
+/* the context usage errors name, e.g. "cell 3 (copy softmax nape seed 1)"; "" for none */
+void lcg_usage_context(const char *ctx);
+int cmd_sweep(int argc, char **argv);
+#ifdef LCG_FUZZ /* fuzzing builds: usage errors longjmp here instead of exiting */
+#include <setjmp.h>
+extern jmp_buf lcg_fuzz_jmp;
+#endif
+int cmd_table(int argc, char **argv);
+int cmd_regress(int argc, char **argv);
 
 /* canonical "flag=value;..." text of every setting that determines the trained model (keys
  * are flag names; stored in checkpoints and hashed into run_id) */

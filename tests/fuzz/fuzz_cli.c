@@ -44,12 +44,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         p = nl + 1;
     }
     argv[argc] = NULL;
-    g_fuzz_ck = NULL;
+    g_fuzz_setup = NULL;
     if (setjmp(lcg_fuzz_jmp) == 0) lcg_cli_main(argc, argv);
-    /* after a usage error (or a return), what cmd_run held */
-    if (g_fuzz_ck) checkpoint_free(g_fuzz_ck);
+    /* after a usage error, what the run being parsed held */
+    if (g_fuzz_setup) {
+        run_setup_free(g_fuzz_setup);
+        lcg_free(g_fuzz_setup);
+        g_fuzz_setup = NULL;
+    }
     free(g_note);
     g_note = NULL;
+    lcg_usage_context("");
     free(buf);
     return 0;
 }

@@ -1,0 +1,119 @@
+/*
+ * csv_read.c: loads a result CSV (our schema, checked column by column) into memory with
+ * libcsv, for the commands that read results back: sweep (which runs are done), table and
+ * regress. Fields are kept as strings; callers parse what they use. It does not write.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "run.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    lcg_csv *t;
+    int col, bad;
+    size_t cap_rows;
+    char **row;   /* the row being read, lcg_csv_n_columns fields */
+    char what[256];
+} reader;
+
+static void on_field(void *s, size_t n, void *data) {
+    reader *r = data;
+    if (r->bad) return;
+    if (r->col >= lcg_csv_n_columns) {
+        r->col++;
+        return;
+    }
+    if (r->t->n_rows < 0) { /* header */
+        const char *want = lcg_csv_columns[r->col];
+        if (strlen(want) != n || memcmp(s, want, n) != 0) {
+            r->bad = 1;
+            snprintf(r->what, sizeof r->what, "column %d is '%.*s', expected '%s'", r->col + 1,
+                     (int)(n > 40 ? 40 : n), (const char *)s, want);
+        }
+        r->col++;
+        return;
+    }
+    char *f = malloc(n + 1);
+    if (!f) lcg_die("out of memory");
+    memcpy(f, s, n);
+    f[n] = '\0';
+    r->row[r->col++] = f;
+}
+
+static void on_row(int c, void *data) {
+    (void)c;
+    reader *r = data;
+    if (r->bad) return;
+    lcg_csv *t = r->t;
+    if (r->col != lcg_csv_n_columns) {
+        r->bad = 1;
+        snprintf(r->what, sizeof r->what, "%s %ld has %d fields, expected %d", t->n_rows < 0 ? "the header" : "row",
+                 t->n_rows + 2, r->col, lcg_csv_n_columns);
+        for (int i = 0; i < r->col && i < lcg_csv_n_columns && t->n_rows >= 0; i++) free(r->row[i]);
+        r->col = 0;
+        return;
+    }
+    if (t->n_rows >= 0) {
+        if ((size_t)t->n_rows == r->cap_rows) {
+            r->cap_rows = r->cap_rows ? 2 * r->cap_rows : 64;
+            t->rows = realloc(t->rows, sizeof(char **) * r->cap_rows);
+            if (!t->rows) lcg_die("out of memory");
+        }
+        t->rows[t->n_rows] = r->row;
+        r->row = LCG_NEW(char *, lcg_csv_n_columns);
+    }
+    t->n_rows++;
+    r->col = 0;
+}
+
+int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len) {
+    memset(t, 0, sizeof *t);
+    size_t n = 0;
+    char *data = lcg_read_file(path, &n);
+    if (!data) {
+        snprintf(err, err_len, "cannot read '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    struct csv_parser p;
+    reader r = {.t = t};
+    t->n_rows = -1; /* the header comes first */
+    r.row = LCG_NEW(char *, lcg_csv_n_columns);
+    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0) lcg_die("csv_init failed");
+    size_t used = csv_parse(&p, data, n, on_field, on_row, &r);
+    int perr = used != n ? csv_error(&p) : 0;
+    if (!perr && csv_fini(&p, on_field, on_row, &r) != 0) perr = csv_error(&p);
+    csv_free(&p);
+    for (int i = 0; i < r.col && i < lcg_csv_n_columns && t->n_rows >= 0; i++) free(r.row[i]);
+    lcg_free(r.row);
+    int partial = n && data[n - 1] != '\n';
+    free(data);
+    if (t->n_rows < 0) t->n_rows = 0;
+    if (perr || r.bad || partial || n == 0) {
+        if (perr) snprintf(err, err_len, "'%s' is not valid CSV: %s", path, csv_strerror(perr));
+        else if (r.bad) snprintf(err, err_len, "'%s' is not an lcgbench result file: %s", path, r.what);
+        else if (n == 0) snprintf(err, err_len, "'%s' is empty", path);
+        else snprintf(err, err_len, "'%s' does not end with a newline (a partial row?)", path);
+        csv_free_table(t);
+        return -1;
+    }
+    return 0;
+}
+
+int csv_col(const char *name) {
+    for (int i = 0; i < lcg_csv_n_columns; i++)
+        if (strcmp(lcg_csv_columns[i], name) == 0) return i;
+    lcg_die("no CSV column '%s'", name);
+}
+
+void csv_free_table(lcg_csv *t) {
+    for (long i = 0; i < t->n_rows; i++) {
+        for (int k = 0; k < lcg_csv_n_columns; k++) free(t->rows[i][k]);
+        lcg_free(t->rows[i]);
+    }
+    free(t->rows);
+    memset(t, 0, sizeof *t);
+}

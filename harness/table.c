@@ -1,0 +1,340 @@
+/*
+ * table.c: `lcgbench table`, result CSVs -> the paper's Table 1 layout: one row per (task,
+ * method), one column per length factor (ID, 2x, 4x, ...), each cell the mean +- standard
+ * deviation over seeds of exact match (or token accuracy), as Markdown, CSV or LaTeX; and
+ * `--format dat`, one gnuplot data file per task (accuracy and attention diagnostics vs
+ * length, a block per method) for the scripts in plots/.
+ *
+ * A method is every setting but the seed: rows that differ in anything else (steps, width,
+ * ...) are different methods, labelled by the first setting that tells them apart. Rows come
+ * in the order the CSV first mentions each task and method, which is the sweep's grid order.
+ * It computes nothing new: every number is a mean over rows already in the CSV.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TB_MAX_FACTORS 32
+#define TB_MAX_SEEDS 64
+
+/* the settings that make a method (everything that determines a run but the seed) */
+static const char *const method_keys[] = {"task", "task_params", "data", "attn", "alpha", "pos", "layers",
+                                          "dim", "heads", "head_dim", "ffn", "vocab", "steps", "batch",
+                                          "lr", "warmup", "weight_decay", "clip", "train_len", "train_vary"};
+#define N_KEYS ((int)(sizeof method_keys / sizeof *method_keys))
+
+typedef struct {
+    char *key[N_KEYS];
+    char label[256];
+    int n_seeds;
+    char *seeds[TB_MAX_SEEDS];
+    /* [factor][seed]: metric and the layer-mean diagnostics; NAN = missing */
+    double v[TB_MAX_FACTORS][TB_MAX_SEEDS], ent[TB_MAX_FACTORS][TB_MAX_SEEDS];
+    double sup[TB_MAX_FACTORS][TB_MAX_SEEDS], mx[TB_MAX_FACTORS][TB_MAX_SEEDS];
+    int lens[TB_MAX_FACTORS]; /* eval length at each factor (that of the first row) */
+} tb_method;
+
+static _Noreturn void tb_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static _Noreturn void tb_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "lcgbench table: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'lcgbench table --help')\n");
+    va_end(ap);
+    exit(2);
+}
+
+static double layer_mean(const char *s) {
+    double sum = 0;
+    int n = 0;
+    for (const char *p = s; p && *p;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p) break;
+        sum += v, n++;
+        p = *end == ';' ? end + 1 : NULL;
+    }
+    return n ? sum / n : NAN;
+}
+
+static void stats(const double *v, int n, double *mean, double *sd, int *count) {
+    double s = 0, s2 = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) s += v[i], k++;
+    *count = k;
+    *mean = k ? s / k : NAN;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) s2 += (v[i] - *mean) * (v[i] - *mean);
+    *sd = k > 1 ? sqrt(s2 / (k - 1)) : 0;
+}
+
+static const char *factor_label(double f, char *buf, size_t n, const char *times) {
+    if (f == 1) snprintf(buf, n, "ID");
+    else snprintf(buf, n, "%g%s", f, times);
+    return buf;
+}
+
+static void table_help(void) {
+    printf("usage: lcgbench table [flags] FILE.csv...\n\n"
+           "Summarize result CSVs in the paper's Table 1 layout: rows task x method, columns ID, 2x,\n"
+           "4x, ...; each cell the mean +- std over seeds.\n\n"
+           "flags:\n"
+           "  --format md|csv|latex|dat  output format (md); dat writes <dir>/<task>.dat for plots/\n"
+           "  --metric exact|token       whole-sequence exact match (the paper's) or token accuracy (exact)\n"
+           "  --out PATH                 file to write (stdout); for dat, the directory (required)\n"
+           "  --help                     show this help\n");
+}
+
+static void write_out(const char *path, const char *buf, size_t n) {
+    char err[768];
+    if (!path) {
+        fwrite(buf, 1, n, stdout);
+        return;
+    }
+    if (lcg_write_file_atomic(path, buf, n, err, sizeof err) != 0) {
+        fprintf(stderr, "lcgbench table: %s\n", err);
+        exit(1);
+    }
+}
+
+int cmd_table(int argc, char **argv) {
+    const char *format = "md", *metric = "exact", *out = NULL;
+    const char **files = LCG_NEW(const char *, argc + 1);
+    int n_files = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = strcmp(a, "--format") == 0 ? &format : strcmp(a, "--metric") == 0 ? &metric
+                          : strcmp(a, "--out") == 0 ? &out : NULL;
+        if (strcmp(a, "--help") == 0) {
+            table_help();
+            lcg_free(files);
+            return 0;
+        }
+        if (slot) {
+            if (i + 1 >= argc) tb_error("%s needs a value", a);
+            *slot = argv[++i];
+        } else if (strncmp(a, "--", 2) == 0) {
+            tb_error("unknown flag '%s'", a);
+        } else {
+            files[n_files++] = a;
+        }
+    }
+    int fmt = strcmp(format, "md") == 0 ? 0 : strcmp(format, "csv") == 0 ? 1 : strcmp(format, "latex") == 0 ? 2
+            : strcmp(format, "dat") == 0 ? 3 : -1;
+    if (fmt < 0) tb_error("--format must be md, csv, latex or dat, got '%s'", format);
+    if (strcmp(metric, "exact") != 0 && strcmp(metric, "token") != 0)
+        tb_error("--metric must be exact or token, got '%s'", metric);
+    if (!n_files) tb_error("no result CSV given");
+    if (fmt == 3 && !out) tb_error("--format dat needs --out DIR");
+
+    int c_key[N_KEYS];
+    for (int k = 0; k < N_KEYS; k++) c_key[k] = csv_col(method_keys[k]);
+    int c_seed = csv_col("seed"), c_factor = csv_col("factor"), c_len = csv_col("eval_len");
+    int c_val = csv_col(strcmp(metric, "exact") == 0 ? "exact_match" : "token_acc");
+    int c_ent = csv_col("attn_entropy"), c_sup = csv_col("attn_support"), c_max = csv_col("attn_max");
+
+    tb_method *meth = NULL;
+    int n_meth = 0, cap = 0, n_factors = 0;
+    double factors[TB_MAX_FACTORS];
+    lcg_csv *tables = LCG_NEW(lcg_csv, n_files);
+    for (int fi = 0; fi < n_files; fi++) {
+        char err[768];
+        if (csv_load(files[fi], &tables[fi], err, sizeof err) != 0) {
+            fprintf(stderr, "lcgbench table: %s\n", err);
+            return 1;
+        }
+        lcg_csv *t = &tables[fi];
+        for (long r = 0; r < t->n_rows; r++) {
+            char **row = t->rows[r];
+            int m = 0;
+            for (; m < n_meth; m++) {
+                int same = 1;
+                for (int k = 0; k < N_KEYS && same; k++) same = strcmp(meth[m].key[k], row[c_key[k]]) == 0;
+                if (same) break;
+            }
+            if (m == n_meth) {
+                if (n_meth == cap) {
+                    cap = cap ? 2 * cap : 16;
+                    meth = realloc(meth, sizeof *meth * (size_t)cap);
+                    if (!meth) lcg_die("out of memory");
+                }
+                memset(&meth[m], 0, sizeof meth[m]);
+                for (int k = 0; k < N_KEYS; k++) meth[m].key[k] = row[c_key[k]];
+                for (int f = 0; f < TB_MAX_FACTORS; f++)
+                    for (int s = 0; s < TB_MAX_SEEDS; s++)
+                        meth[m].v[f][s] = meth[m].ent[f][s] = meth[m].sup[f][s] = meth[m].mx[f][s] = NAN;
+                n_meth++;
+            }
+            tb_method *M = &meth[m];
+            int s = 0;
+            while (s < M->n_seeds && strcmp(M->seeds[s], row[c_seed]) != 0) s++;
+            if (s == M->n_seeds) {
+                if (s == TB_MAX_SEEDS) tb_error("more than %d seeds for one method", TB_MAX_SEEDS);
+                M->seeds[M->n_seeds++] = row[c_seed];
+            }
+            double fac = atof(row[c_factor]);
+            int f = 0;
+            while (f < n_factors && factors[f] != fac) f++;
+            if (f == n_factors) {
+                if (f == TB_MAX_FACTORS) tb_error("more than %d length factors", TB_MAX_FACTORS);
+                factors[n_factors++] = fac;
+            }
+            if (!isnan(M->v[f][s]))
+                fprintf(stderr, "lcgbench table: warning: %s has two rows for one run and length %s; using the later\n",
+                        files[fi], row[c_len]);
+            M->v[f][s] = 100 * atof(row[c_val]);
+            M->ent[f][s] = layer_mean(row[c_ent]);
+            M->sup[f][s] = layer_mean(row[c_sup]);
+            M->mx[f][s] = layer_mean(row[c_max]);
+            M->lens[f] = atoi(row[c_len]);
+        }
+    }
+    /* factors ascending (move each method's columns along) */
+    int order[TB_MAX_FACTORS];
+    for (int f = 0; f < n_factors; f++) order[f] = f;
+    for (int i = 1; i < n_factors; i++)
+        for (int j = i; j > 0 && factors[order[j]] < factors[order[j - 1]]; j--) {
+            int tmp = order[j];
+            order[j] = order[j - 1], order[j - 1] = tmp;
+        }
+    /* labels: attn(alpha)/pos, plus the first setting that differs from a same-named method */
+    for (int m = 0; m < n_meth; m++) {
+        tb_method *M = &meth[m];
+        const lcg_normalizer *nz = lcg_normalizer_find(M->key[3]);
+        int show_alpha = nz && nz->has_alpha && fabs(atof(M->key[4]) - nz->alpha_def) > 1e-6;
+        snprintf(M->label, sizeof M->label, "%s%s%s%s/%s", M->key[3], show_alpha ? "(a=" : "", show_alpha ? M->key[4] : "",
+                 show_alpha ? ")" : "", M->key[5]);
+    }
+    for (int m = 0; m < n_meth; m++)
+        for (int o = 0; o < n_meth; o++) {
+            if (o == m || strcmp(meth[m].key[0], meth[o].key[0]) != 0 || strcmp(meth[m].label, meth[o].label) != 0) continue;
+            for (int k = 0; k < N_KEYS; k++)
+                if (strcmp(meth[m].key[k], meth[o].key[k]) != 0) {
+                    size_t l = strlen(meth[m].label);
+                    snprintf(meth[m].label + l, sizeof meth[m].label - l, " %s=%s", method_keys[k], meth[m].key[k]);
+                    break;
+                }
+        }
+
+    /* tasks in order of first mention */
+    const char *tasks[64];
+    int n_tasks = 0;
+    for (int m = 0; m < n_meth; m++) {
+        int seen = 0;
+        for (int t = 0; t < n_tasks; t++) seen |= strcmp(tasks[t], meth[m].key[0]) == 0;
+        if (!seen && n_tasks < 64) tasks[n_tasks++] = meth[m].key[0];
+    }
+
+    char *buf = NULL;
+    size_t n_buf = 0;
+    FILE *o = open_memstream(&buf, &n_buf);
+    if (!o) lcg_die("open_memstream failed");
+    char lab[32];
+    if (fmt == 3) {
+        mkdir(out, 0777);
+        for (int t = 0; t < n_tasks; t++) {
+            int blocks = 0;
+            for (int m = 0; m < n_meth; m++) {
+                tb_method *M = &meth[m];
+                if (strcmp(M->key[0], tasks[t]) != 0) continue;
+                fprintf(o, "%s\"%s\" len %s_mean %s_std %s_min %s_max seeds entropy support max_weight\n",
+                        blocks++ ? "\n\n" : "", M->label, metric, metric, metric, metric);
+                for (int i = 0; i < n_factors; i++) {
+                    int f = order[i], k;
+                    double mean, sd, e, s, x, dummy;
+                    stats(M->v[f], M->n_seeds, &mean, &sd, &k);
+                    if (!k) continue;
+                    double lo = INFINITY, hi = -INFINITY;
+                    for (int q = 0; q < M->n_seeds; q++)
+                        if (!isnan(M->v[f][q])) lo = fmin(lo, M->v[f][q]), hi = fmax(hi, M->v[f][q]);
+                    stats(M->ent[f], M->n_seeds, &e, &dummy, &k);
+                    stats(M->sup[f], M->n_seeds, &s, &dummy, &k);
+                    stats(M->mx[f], M->n_seeds, &x, &dummy, &k);
+                    fprintf(o, "%g %d %.4f %.4f %.4f %.4f %d %.6g %.6g %.6g\n", factors[f], M->lens[f], mean, sd, lo, hi,
+                            k, e, s, x);
+                }
+            }
+            if (fclose(o) != 0) lcg_die("building the table in memory failed");
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s.dat", out, tasks[t]);
+            write_out(path, buf, n_buf);
+            free(buf);
+            buf = NULL, n_buf = 0;
+            o = open_memstream(&buf, &n_buf);
+            if (!o) lcg_die("open_memstream failed");
+        }
+        fclose(o);
+        free(buf);
+        fprintf(stderr, "lcgbench table: wrote %d data files to %s\n", n_tasks, out);
+    } else {
+        /* header */
+        if (fmt == 0) {
+            fprintf(o, "| task | method | seeds |");
+            for (int i = 0; i < n_factors; i++) fprintf(o, " %s |", factor_label(factors[order[i]], lab, sizeof lab, "×"));
+            fprintf(o, "\n|---|---|---|");
+            for (int i = 0; i < n_factors; i++) fprintf(o, "---|");
+            fprintf(o, "\n");
+        } else if (fmt == 1) {
+            fprintf(o, "task,method,seeds");
+            for (int i = 0; i < n_factors; i++) {
+                factor_label(factors[order[i]], lab, sizeof lab, "x");
+                fprintf(o, ",%s,%s_std", lab, lab);
+            }
+            fprintf(o, "\n");
+        } else {
+            fprintf(o, "\\begin{tabular}{ll");
+            for (int i = 0; i < n_factors; i++) fprintf(o, "r");
+            fprintf(o, "}\n\\toprule\ntask & method");
+            for (int i = 0; i < n_factors; i++) {
+                factor_label(factors[order[i]], lab, sizeof lab, "$\\times$");
+                fprintf(o, " & %s", lab);
+            }
+            fprintf(o, " \\\\\n\\midrule\n");
+        }
+        for (int t = 0; t < n_tasks; t++) {
+            for (int m = 0; m < n_meth; m++) {
+                tb_method *M = &meth[m];
+                if (strcmp(M->key[0], tasks[t]) != 0) continue;
+                if (fmt == 0) fprintf(o, "| %s | %s | %d |", tasks[t], M->label, M->n_seeds);
+                else if (fmt == 1) fprintf(o, "%s,%s,%d", tasks[t], M->label, M->n_seeds);
+                else fprintf(o, "%s & %s", tasks[t], M->label);
+                for (int i = 0; i < n_factors; i++) {
+                    double mean, sd;
+                    int k;
+                    stats(M->v[order[i]], M->n_seeds, &mean, &sd, &k);
+                    if (fmt == 0) {
+                        if (!k) fprintf(o, " |");
+                        else if (M->n_seeds > 1) fprintf(o, " %.1f ± %.1f |", mean, sd);
+                        else fprintf(o, " %.1f |", mean);
+                    } else if (fmt == 1) {
+                        if (!k) fprintf(o, ",,");
+                        else fprintf(o, ",%.2f,%.2f", mean, sd);
+                    } else {
+                        if (!k) fprintf(o, " & --");
+                        else if (M->n_seeds > 1) fprintf(o, " & $%.1f \\pm %.1f$", mean, sd);
+                        else fprintf(o, " & %.1f", mean);
+                    }
+                }
+                fprintf(o, fmt == 2 ? " \\\\\n" : "\n");
+            }
+        }
+        if (fmt == 2) fprintf(o, "\\bottomrule\n\\end{tabular}\n");
+        if (fclose(o) != 0) lcg_die("building the table in memory failed");
+        write_out(out, buf, n_buf);
+        free(buf);
+    }
+    for (int fi = 0; fi < n_files; fi++) csv_free_table(&tables[fi]);
+    lcg_free(tables);
+    free(meth);
+    lcg_free(files);
+    return 0;
+}

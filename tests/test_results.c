@@ -1,0 +1,344 @@
+/*
+ * test_results.c: the commands that turn runs into results, end to end through ./lcgbench on
+ * tiny configurations: --preset (values reach the CSV, flags override them), --eval-tokens,
+ * `sweep` (grid files and their errors, every cell checked before work, skipping finished
+ * cells and resuming to the same rows), `table` (numbers recomputed here from the CSV, the
+ * layouts) and `regress` (pass on itself, fail on a dropped or missing row).
+ *
+ * Does not cover: whether the presets reach their accuracy targets (results/mini/ records
+ * that), distributed sweeps (test_sweep), or the gnuplot scripts' pictures.
+ */
+#include "testutil.h"
+
+#include <math.h>
+
+#define LCG "./lcgbench"
+#define TINY_NO_EVAL "--layers 1 --dim 16 --heads 2 --head-dim 8 --ffn 32 --steps 15 --warmup 3 --batch 8 " \
+                     "--len 6 --vary 2 --max-len 32 --quiet"
+#define TINY TINY_NO_EVAL " --eval-samples 6"
+#define TINY_ROWS 3 /* ladder 8, 16, 32 */
+
+static tu_result R;
+
+/* `lcgbench <args>` must be a usage error: exit 2, one stderr line containing need */
+static void expect_usage(const char *need, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void expect_usage(const char *need, const char *fmt, ...) {
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    tu_run(&R, LCG " %s", args);
+    ck_assert_msg(R.status == 2, "'lcgbench %s': exit %d, expected 2; stderr: %s", args, R.status, R.err);
+    ck_assert_msg(tu_count_lines(R.err) == 1, "'lcgbench %s': expected one stderr line, got: %s", args, R.err);
+    ck_assert_msg(strstr(R.err, need), "'lcgbench %s': stderr lacks '%s': %s", args, need, R.err);
+}
+
+static void expect_status(int want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void expect_status(int want, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    tu_run(&R, "%s", cmd);
+    ck_assert_msg(R.status == want, "'%s': exit %d, expected %d; stderr: %s", cmd, R.status, want, R.err);
+}
+
+/* the CSV without its wall_* columns, as text (malloc'd) */
+static char *stripped(const char *path) {
+    tu_csv_doc d;
+    tu_csv_load(path, &d);
+    size_t len = 0;
+    char *out = NULL;
+    FILE *f = open_memstream(&out, &len);
+    for (int r = 0; r < d.rows; r++) {
+        for (int c = 0; c < d.cols[r]; c++)
+            if (strncmp(d.cell[0][c], "wall_", 5) != 0) fprintf(f, "%s|", d.cell[r][c]);
+        fputc('\n', f);
+    }
+    fclose(f);
+    tu_csv_free(&d);
+    return out;
+}
+
+static const char *cell(tu_csv_doc *d, int row, const char *col) {
+    int c = tu_csv_col(d, col);
+    ck_assert_msg(c >= 0, "no column %s", col);
+    return d->cell[row][c];
+}
+
+/* ---- presets --------------------------------------------------------------------------------- */
+START_TEST(test_preset_values_and_overrides) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/p.csv", dir);
+    /* ci preset (for every task) with the expensive parts overridden */
+    expect_status(0, LCG " run --preset ci --task flip-flop --steps 7 --eval-samples 5 --max-len 48 --quiet --out %s", csv);
+    tu_csv_doc d;
+    tu_csv_load(csv, &d);
+    ck_assert_int_eq(d.rows, 1 + 2); /* ladder 24, 48 (flip-flop's default length 16 +- 8) */
+    ck_assert_str_eq(cell(&d, 1, "dim"), "32");      /* from the preset */
+    ck_assert_str_eq(cell(&d, 1, "pos"), "nape");    /* from the preset */
+    ck_assert_str_eq(cell(&d, 1, "lr"), "0.003");    /* from the preset */
+    ck_assert_str_eq(cell(&d, 1, "steps"), "7");     /* the flag wins */
+    ck_assert_str_eq(cell(&d, 1, "samples"), "5");   /* the flag wins */
+    tu_csv_free(&d);
+    /* a task's own preset entry beats the every-task entry: mini's reverse has 4 layers */
+    expect_status(0, LCG " run --preset mini --task reverse --steps 2 --eval-samples 2 --max-len 24 --dim 16 "
+                        "--ffn 16 --quiet --out %s/r.csv", dir);
+    snprintf(csv, sizeof csv, "%s/r.csv", dir);
+    tu_csv_load(csv, &d);
+    ck_assert_str_eq(cell(&d, 1, "layers"), "4");
+    ck_assert_str_eq(cell(&d, 1, "dim"), "16");
+    tu_csv_free(&d);
+    expect_usage("unknown preset 'huge'", "run --preset huge");
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+START_TEST(test_preset_help_lists_every_task) {
+    expect_status(0, LCG " help presets");
+    ck_assert_ptr_nonnull(strstr(R.out, "paper:"));
+    ck_assert_ptr_nonnull(strstr(R.out, "mini:"));
+    ck_assert_ptr_nonnull(strstr(R.out, "ci:"));
+    ck_assert_ptr_nonnull(strstr(R.out, "steps=390625")); /* paper mqmtar, spec §3.2 */
+}
+END_TEST
+
+/* --eval-tokens caps the samples of long rungs at tokens/len, but not below --eval-min */
+START_TEST(test_eval_tokens) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/e.csv", dir);
+    expect_status(0, LCG " run --task copy " TINY_NO_EVAL " --eval-samples 10 --eval-tokens 64 --eval-min 3 --out %s", csv);
+    char *s = tu_csv_column(csv, "samples");
+    ck_assert_str_eq(s, "8\n4\n3\n"); /* lengths 8, 16, 32: 64/8, 64/16, 64/32 = 2 raised to 3 */
+    free(s);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* ---- sweep ----------------------------------------------------------------------------------- */
+START_TEST(test_sweep_grid_and_resume) {
+    char dir[64], grid[128], a[128], b[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(grid, sizeof grid, "%s/g.txt", dir);
+    const char *text = "# two sections\nargs = " TINY "\n[one]\ntask = copy\nattn = softmax, asentmax\npos = nape\n"
+                       "seed = 1 2\n[two]\ntask = flip-flop\nattn = entmax\nseed = 3\n";
+    tu_write_all(grid, text, strlen(text));
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    expect_status(0, LCG " sweep --grid %s --out %s", grid, a);
+    tu_csv_doc d;
+    tu_csv_load(a, &d);
+    ck_assert_int_eq(d.rows, 1 + 5 * TINY_ROWS);
+    /* grid order: section, task, attn, pos, seed */
+    const char *want[5][3] = {{"copy", "softmax", "1"}, {"copy", "softmax", "2"}, {"copy", "asentmax", "1"},
+                              {"copy", "asentmax", "2"}, {"flip-flop", "entmax", "3"}};
+    for (int k = 0; k < 5; k++) {
+        ck_assert_str_eq(cell(&d, 1 + k * TINY_ROWS, "task"), want[k][0]);
+        ck_assert_str_eq(cell(&d, 1 + k * TINY_ROWS, "attn"), want[k][1]);
+        ck_assert_str_eq(cell(&d, 1 + k * TINY_ROWS, "seed"), want[k][2]);
+    }
+    ck_assert_str_eq(cell(&d, 1, "pos"), "nape");
+    ck_assert_str_eq(cell(&d, 1 + 4 * TINY_ROWS, "pos"), "rope"); /* section two: the run default */
+    tu_csv_free(&d);
+    /* a second sweep finds everything done and writes nothing */
+    char *before = tu_read_all(a, NULL);
+    expect_status(0, LCG " sweep --grid %s --out %s", grid, a);
+    ck_assert_ptr_nonnull(strstr(R.err, "5 cells, 5 already in"));
+    char *after = tu_read_all(a, NULL);
+    ck_assert_str_eq(before, after);
+    free(after);
+    /* an interrupted sweep: the file holds the first two runs only; resuming completes it
+     * to the same rows as the uninterrupted sweep */
+    size_t keep = 0;
+    for (int lines = 0; lines < 1 + 2 * TINY_ROWS; keep++) lines += before[keep] == '\n';
+    tu_write_all(b, before, keep);
+    expect_status(0, LCG " sweep --grid %s --out %s", grid, b);
+    ck_assert_ptr_nonnull(strstr(R.err, "5 cells, 2 already in"));
+    char *sa = stripped(a), *sb = stripped(b);
+    ck_assert_str_eq(sa, sb);
+    free(sa), free(sb), free(before);
+    /* --dry-run lists without running */
+    expect_status(0, LCG " sweep --grid %s --out %s/c.csv --dry-run", grid, dir);
+    ck_assert_int_eq(tu_count_lines(R.out), 5);
+    ck_assert_ptr_nonnull(strstr(R.out, "todo"));
+    char c[160];
+    snprintf(c, sizeof c, "%s/c.csv", dir);
+    ck_assert(!tu_exists(c));
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+START_TEST(test_sweep_bad_input) {
+    char dir[64], g[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(g, sizeof g, "%s/g.txt", dir);
+    struct {
+        const char *text, *need;
+    } bad[] = {
+        {"task = copy\ncolour = red\n", "g.txt:2: unknown key 'colour'"},
+        {"task copy\n", "g.txt:1: expected 'key = values'"},
+        {"[open\ntask = copy\n", "g.txt:1: expected '[name]'"},
+        {"task =\n", "g.txt:1: 'task' has no value"},
+        {"# nothing\n", "defines no cells"},
+        {"task = copy\nattn = softmax softmax\n", "are the same run"},
+        {"task = copy\nattn = softmux\n", "cell 1 (copy softmux): --attn: unknown normalizer 'softmux'"},
+        {"task = copy\nargs = --lr -1\n", "cell 1 (copy): --lr must be in"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tu_write_all(g, bad[i].text, strlen(bad[i].text));
+        expect_usage(bad[i].need, "sweep --grid %s " TINY " --out %s/x.csv", g, dir);
+    }
+    expect_usage("cannot read", "sweep --grid %s/missing.txt", dir);
+    expect_usage("--task cannot be combined with --grid", "sweep --grid %s --task copy", g);
+    expect_usage("--save is per run", "sweep --task copy --save m.ckpt");
+    expect_usage("--task given twice", "sweep --task copy --task sort");
+    /* nothing ran: no CSV */
+    char x[128];
+    snprintf(x, sizeof x, "%s/x.csv", dir);
+    ck_assert(!tu_exists(x));
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* ---- table ----------------------------------------------------------------------------------- */
+START_TEST(test_table_numbers) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/t.csv", dir);
+    /* flip-flop learns a little in 15 steps, so seeds differ */
+    expect_status(0, LCG " sweep --task flip-flop,copy --attn softmax,entmax --seed 1,2,3 " TINY " --out %s", csv);
+    /* recompute mean and std over seeds of exact_match for flip-flop/entmax at factor 2 */
+    tu_csv_doc d;
+    tu_csv_load(csv, &d);
+    double v[3];
+    int n = 0;
+    for (int r = 1; r < d.rows; r++)
+        if (strcmp(cell(&d, r, "task"), "flip-flop") == 0 && strcmp(cell(&d, r, "attn"), "entmax") == 0 &&
+            strcmp(cell(&d, r, "factor"), "2") == 0)
+            v[n++] = 100 * atof(cell(&d, r, "exact_match"));
+    ck_assert_int_eq(n, 3);
+    tu_csv_free(&d);
+    double mean = (v[0] + v[1] + v[2]) / 3, sd = 0;
+    for (int k = 0; k < 3; k++) sd += (v[k] - mean) * (v[k] - mean);
+    sd = sqrt(sd / 2);
+    expect_status(0, LCG " table --format csv %s", csv);
+    ck_assert_msg(strncmp(R.out, "task,method,seeds,ID,ID_std,2x,2x_std,4x,4x_std\n", 48) == 0, "header: %s", R.out);
+    char want[128];
+    snprintf(want, sizeof want, "\nflip-flop,entmax/rope,3,");
+    char *row = strstr(R.out, want);
+    ck_assert_msg(row != NULL, "no flip-flop entmax row: %s", R.out);
+    double got_id, got_id_sd, got2, got2_sd;
+    ck_assert_int_eq(sscanf(row + strlen(want), "%lf,%lf,%lf,%lf", &got_id, &got_id_sd, &got2, &got2_sd), 4);
+    ck_assert_double_eq_tol(got2, mean, 0.006);
+    ck_assert_double_eq_tol(got2_sd, sd, 0.006);
+    ck_assert_int_eq(tu_count_lines(R.out), 1 + 4); /* 2 tasks x 2 methods */
+    /* rows in the order of first mention: flip-flop before copy */
+    char *ff = strstr(R.out, "flip-flop,softmax"), *cp = strstr(R.out, "copy,softmax");
+    ck_assert_msg(ff && cp && ff < cp, "flip-flop should come first: %s", R.out);
+    /* Markdown and LaTeX carry the same layout */
+    expect_status(0, LCG " table %s", csv);
+    ck_assert_ptr_nonnull(strstr(R.out, "| task | method | seeds | ID | 2× | 4× |"));
+    expect_status(0, LCG " table --format latex %s", csv);
+    ck_assert_ptr_nonnull(strstr(R.out, "\\begin{tabular}{llrrr}"));
+    ck_assert_ptr_nonnull(strstr(R.out, "\\end{tabular}"));
+    /* plot data: one file per task, a block per method */
+    expect_status(0, LCG " table --format dat --out %s/plots %s", dir, csv);
+    char dat[160];
+    snprintf(dat, sizeof dat, "%s/plots/copy.dat", dir);
+    char *text = tu_read_all(dat, NULL);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_ptr_nonnull(strstr(text, "\"softmax/rope\""));
+    ck_assert_ptr_nonnull(strstr(text, "\n\n\n\"entmax/rope\""));
+    free(text);
+    /* bad input */
+    expect_usage("--format must be", "table --format xls %s", csv);
+    expect_usage("no result CSV given", "table");
+    expect_usage("--format dat needs --out", "table --format dat %s", csv);
+    expect_status(1, LCG " table %s/none.csv", dir);
+    ck_assert_ptr_nonnull(strstr(R.err, "cannot read"));
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* ---- regress --------------------------------------------------------------------------------- */
+START_TEST(test_regress) {
+    char dir[64], base[128], cur[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(base, sizeof base, "%s/base.csv", dir);
+    snprintf(cur, sizeof cur, "%s/cur.csv", dir);
+    expect_status(0, LCG " sweep --task flip-flop --attn softmax --seed 1,2 " TINY_NO_EVAL " --eval-samples 30 --out %s", base);
+    expect_status(0, LCG " regress --baseline %s %s", base, base);
+    ck_assert_ptr_nonnull(strstr(R.err, "0 regressed or missing"));
+    /* the same runs again (deterministic): still fine */
+    expect_status(0, LCG " sweep --task flip-flop --attn softmax --seed 1,2 " TINY_NO_EVAL " --eval-samples 30 --out %s", cur);
+    expect_status(0, LCG " regress --baseline %s %s", base, cur);
+    /* lower one row's exact match below its interval: fails naming it */
+    tu_csv_doc d;
+    tu_csv_load(base, &d);
+    int c_ex = tu_csv_col(&d, "exact_match"), c_lo = tu_csv_col(&d, "exact_lo");
+    size_t len = 0;
+    char *text = NULL;
+    FILE *f = open_memstream(&text, &len);
+    int changed = 0;
+    for (int r = 0; r < d.rows; r++) {
+        if (r > 0 && !changed && atof(d.cell[r][c_lo]) > 0) { /* a row the drop can fall below */
+            free(d.cell[r][c_ex]);
+            d.cell[r][c_ex] = strdup("0.000000");
+            changed = r;
+        }
+        for (int c = 0; c < d.cols[r]; c++) fprintf(f, "%s%s", c ? "," : "", d.cell[r][c]);
+        fputc('\n', f);
+    }
+    fclose(f);
+    ck_assert_msg(changed, "no baseline row with a positive lower bound to test against");
+    tu_write_all(cur, text, len);
+    free(text);
+    expect_status(1, LCG " regress --baseline %s %s", base, cur);
+    ck_assert_ptr_nonnull(strstr(R.out, "REGRESSED"));
+    /* a missing row fails too */
+    text = tu_read_all(base, &len);
+    char *last = text + len - 2;
+    while (*last != '\n') last--;
+    tu_write_all(cur, text, (size_t)(last - text) + 1);
+    free(text);
+    expect_status(1, LCG " regress --baseline %s %s", base, cur);
+    ck_assert_ptr_nonnull(strstr(R.out, "MISSING"));
+    tu_csv_free(&d);
+    expect_status(2, LCG " regress %s", cur);
+    expect_status(2, LCG " regress --baseline %s/none.csv %s", dir, cur);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+static Suite *results_suite(void) {
+    Suite *s = suite_create("results");
+    TCase *tc = tcase_create("preset");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_preset_values_and_overrides);
+    tcase_add_test(tc, test_preset_help_lists_every_task);
+    tcase_add_test(tc, test_eval_tokens);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("sweep");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_sweep_grid_and_resume);
+    tcase_add_test(tc, test_sweep_bad_input);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("table");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_table_numbers);
+    tcase_add_test(tc, test_regress);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    if (access(LCG, X_OK) != 0) {
+        fprintf(stderr, "test_results: %s not found; run from the repository root after 'make lcgbench'\n", LCG);
+        return 1;
+    }
+    return tu_run_suite(results_suite());
+}
