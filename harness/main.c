@@ -498,6 +498,20 @@ static int run_execute(run_setup *s) {
         return 1;
     }
     lcg_catch_stop_signals();
+    if (c.auto_resume && !c.load && !c.resume) { /* a sweep cell cut short before: continue it */
+        char note[1024];
+        run_cfg_string(&c, note, sizeof note);
+        struct stat st;
+        if (stat(c.ckpt, &st) == 0) {
+            if (checkpoint_load(c.ckpt, &s->ck, err, sizeof err) == 0 && strcmp(s->ck.note, note) == 0 &&
+                s->ck.state_len == LCG_TRAIN_STATE_BYTES && s->ck.step <= c.steps) {
+                c.resume = load = s->load = c.ckpt;
+                fprintf(stderr, "lcgbench %s: continuing from '%s' (step %ld)\n", g_cmd, c.ckpt, s->ck.step);
+            } else {
+                checkpoint_free(&s->ck); /* another run's or unreadable: start afresh, overwrite it */
+            }
+        }
+    }
     lcg_task_prepare(&c.task, c.seed); /* per-run task state, e.g. mqmtar's vocabulary */
     lcg_model m;
     model_init(&m, &c.model, c.seed);
@@ -568,6 +582,7 @@ static int run_execute(run_setup *s) {
     } else if (!c.quiet) {
         fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
     }
+    if (rc == 0 && c.auto_resume && c.ckpt == s->ckpt_buf) remove(c.ckpt); /* the cell is in the CSV */
     model_free(&m);
     lcg_task_release(&c.task);
     return rc;
@@ -587,6 +602,7 @@ int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info) {
     g_fuzz_setup = s;
 #endif
     int rc = run_parse(s, argc, argv);
+    s->c.auto_resume = 1;
     if (rc == 0) {
         info->run_id = run_cfg_id(&s->c);
         info->n_rows = eval_ladder(&s->c, info->lens);

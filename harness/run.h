@@ -40,6 +40,7 @@ typedef struct {
     const char *ckpt;    /* where interruptions, --checkpoint-every and a non-finite step write
                             the resumable checkpoint: --save, else --resume, else derived */
     long ckpt_every;     /* 0 = only on interruption / non-finite values */
+    int auto_resume;     /* sweep cells: continue from cfg->ckpt when it holds this very run */
     const char *data;    /* reference-format data directory instead of the generator */
     int threads;         /* 0 = OpenMP default */
     long log_every;      /* 0 = automatic */

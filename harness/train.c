@@ -256,9 +256,14 @@ int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const
     res->state = st;
     if (stopped) {
         if (save_state(m, &opt, &st, cfg->ckpt, note, err, sizeof err) != 0) lcg_die("%s", err);
-        fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s'; continue with "
-                        "'lcgbench run --resume %s'\n",
-                stopped == SIGINT ? "interrupted" : "terminated", st.step, cfg->steps, cfg->ckpt, cfg->ckpt);
+        if (cfg->auto_resume)
+            fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s' (the sweep, run "
+                            "again, continues from it)\n",
+                    stopped == SIGINT ? "interrupted" : "terminated", st.step, cfg->steps, cfg->ckpt);
+        else
+            fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s'; continue with "
+                            "'lcgbench run --resume %s'\n",
+                    stopped == SIGINT ? "interrupted" : "terminated", st.step, cfg->steps, cfg->ckpt, cfg->ckpt);
     } else if (cfg->save && save_state(m, &opt, &st, cfg->save, note, err, sizeof err) != 0) {
         lcg_die("%s", err);
     }

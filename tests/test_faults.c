@@ -18,7 +18,11 @@
  * (SIGSTOP) there and the test delivers the signal, so nothing depends on timing except the
  * timed-kill test, which accepts every outcome a correct program can produce.
  *
- * Does not cover: power loss (fsync is called, not tested), sweeps (not in this branch yet).
+ * `sweep`: killed in a cell's training, its evaluation, between a cell's CSV temp file and
+ * its rename and just after it, and interrupted (SIGINT stops the sweep, not just the cell):
+ * rerun, it ends with exactly the CSV of a sweep that never stopped.
+ *
+ * Does not cover: power loss (fsync is called, not tested).
  */
 #include "testutil.h"
 
@@ -352,6 +356,75 @@ START_TEST(test_resume_with_data) {
 }
 END_TEST
 
+/* ---- sweep: killed or interrupted at several points, rerun to exactly the uninterrupted CSV */
+#define SWEEP                                                                                        \
+    "sweep --task copy --seed 1,2,3 --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 --len 6 --vary 2 " \
+    "--steps 20 --warmup 5 --batch 8 --max-len 24 --eval-samples 10 --quiet"
+
+START_TEST(test_sweep_kill_and_resume) {
+    char dir[64], ref[128], csv[128], args[1024], errpath[192];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(ref, sizeof ref, "%s/ref.csv", dir);
+    snprintf(csv, sizeof csv, "%s/s.csv", dir);
+    snprintf(errpath, sizeof errpath, "%s/stderr", dir);
+    snprintf(args, sizeof args, SWEEP " --out %s", ref);
+    run_ok(NULL, dir, args); /* uninterrupted */
+    snprintf(args, sizeof args, SWEEP " --out %s", csv);
+    /* each step kills the sweep at a stop point; the cells already in the CSV are skipped by
+     * the next, so the kills land in cell 1, after cell 1, inside cell 2's write, in cell 2,
+     * then an interrupt in cell 3 */
+    struct {
+        char point[256];
+        int sig, rows; /* rows in the CSV afterwards (2 per cell) */
+    } steps[] = {{"step:10", SIGKILL, 0}, {"", SIGKILL, 2}, {"", SIGKILL, 2},
+                 {"step:10", SIGKILL, 2}, {"eval:16", SIGKILL, 2}, {"", SIGKILL, 4}, {"step:3", SIGINT, 4}};
+    snprintf(steps[1].point, sizeof steps[1].point, "renamed:%s", csv);
+    snprintf(steps[2].point, sizeof steps[2].point, "rename:%s", csv);
+    snprintf(steps[5].point, sizeof steps[5].point, "renamed:%s", csv);
+    for (size_t k = 0; k < sizeof steps / sizeof *steps; k++) {
+        char env[300];
+        snprintf(env, sizeof env, "LCG_TEST_STOP_AT=%.250s", steps[k].point);
+        pid_t pid = spawn(env, errpath, "%s", args);
+        wait_stopped(pid, steps[k].point);
+        kill(pid, steps[k].sig);
+        if (steps[k].sig != SIGKILL) kill(pid, SIGCONT);
+        proc_result r;
+        finish(pid, errpath, &r);
+        ck_assert_msg(r.status == 128 + steps[k].sig, "%s: exit %d: %s", steps[k].point, r.status, r.err);
+        if (steps[k].sig == SIGINT) /* the run's line, then the sweep's last: stopped, not continued */
+            ck_assert_msg(strstr(r.err, "interrupted at step 3/20") && strstr(r.err, "the sweep, run again, continues") &&
+                              strstr(r.err, "stopped in cell 3 (copy seed 3); run the same command again to continue\n") &&
+                              r.err[strlen(r.err) - 1] == '\n' && !strstr(strstr(r.err, "stopped in cell 3"), "\n["),
+                          "%s", r.err);
+        int rows = 0;
+        if (tu_exists(csv)) {
+            tu_csv_doc d;
+            tu_csv_load(csv, &d); /* complete rows only, or the test fails */
+            rows = d.rows - 1;
+            tu_csv_free(&d);
+        }
+        ck_assert_msg(rows == steps[k].rows, "%s: %d rows, expected %d", steps[k].point, rows, steps[k].rows);
+    }
+    /* the interrupted cell continues from its checkpoint (the rerun says so), then is removed */
+    proc_result fin;
+    finish(spawn(NULL, errpath, "%s", args), errpath, &fin);
+    ck_assert_msg(fin.status == 0, "exit %d: %s", fin.status, fin.err);
+    ck_assert_msg(strstr(fin.err, "continuing from") && strstr(fin.err, "(step 3)"), "%s", fin.err);
+    assert_same_csv(ref, csv);
+    ck_assert_int_eq(count_temps(dir), 0);
+    char ls[256];
+    snprintf(ls, sizeof ls, "ls %s | grep -c ckpt", dir);
+    FILE *p = popen(ls, "r");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_msg(fgetc(p) == '0', "the finished cell's checkpoint was kept");
+    pclose(p);
+    /* and a finished sweep has nothing left to do */
+    run_ok(NULL, dir, args);
+    assert_same_csv(ref, csv);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
 /* ---- non-finite values ---------------------------------------------------------------------- */
 START_TEST(test_nonfinite_detected) {
     char dir[64], ref[128], csv[128], ckpt[128], args[1024], errpath[192];
@@ -408,6 +481,7 @@ static Suite *faults_suite(void) {
     tcase_add_test(tc, test_sigkill_at_stop_points);
     tcase_add_test(tc, test_sigkill_timed);
     tcase_add_test(tc, test_sigkill_resume_periodic);
+    tcase_add_test(tc, test_sweep_kill_and_resume);
     suite_add_tcase(s, tc);
     tc = tcase_create("interrupt");
     tcase_set_timeout(tc, 300);
