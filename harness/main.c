@@ -355,6 +355,14 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         else continue;
         g_resuming = r; /* both given: a usage error below */
     }
+    if (strcmp(g_cmd, "sweep") == 0) /* a grid file's args reach here unchecked by sweep */
+        for (int i = 0; i < argc; i++)
+            for (int k = 0; k < 3; k++) {
+                static const char *const per_run[] = {"--load", "--resume", "--save"};
+                size_t n = strlen(per_run[k]);
+                if (strncmp(argv[i], per_run[k], n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+                    usage_error("%s is per run: a sweep trains every cell", per_run[k]);
+            }
     lcg_checkpoint *ck = &s->ck;
     char err[768], buf[256];
     int task_given = 0;

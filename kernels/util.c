@@ -168,6 +168,12 @@ int lcg_check_writable(const char *path, char *err, size_t err_len) {
 char *lcg_read_file(const char *path, size_t *n_out) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) { /* fopen accepts a directory */
+        fclose(f);
+        errno = EISDIR;
+        return NULL;
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     if (!buf) lcg_die("out of memory reading '%s'", path);

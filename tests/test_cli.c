@@ -256,6 +256,57 @@ START_TEST(test_bad_input_matrix) {
 }
 END_TEST
 
+/* grid files of `sweep` beyond test_results' cases: limits, flags that are per run, odd files */
+START_TEST(test_grid_bad_input) {
+    char dir[64], g[128], csv[128], a[4096];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(g, sizeof g, "%s/g.txt", dir);
+    snprintf(csv, sizeof csv, "%s/x.csv", dir);
+    char *long_line = malloc(6000);
+    ck_assert_ptr_nonnull(long_line);
+    strcpy(long_line, "task =");
+    for (int i = 0; i < 1000; i++) strcat(long_line, " copy");
+    strcat(long_line, "\n");
+    char many_values[1024] = "task =", many_sections[2048] = "task = copy\n";
+    for (int i = 0; i < 65; i++) snprintf(many_values + strlen(many_values), 16, " s%d", i);
+    strcat(many_values, "\n");
+    for (int i = 0; i < 65; i++) snprintf(many_sections + strlen(many_sections), 16, "[s%d]\n", i);
+    struct {
+        const char *text, *need1, *need2;
+    } bad[] = {
+        {"[]\ntask = copy\n", "g.txt:1", "expected '[name]'"},
+        {long_line, "g.txt:1", "line too long"},
+        {many_values, "g.txt:1", "more than 64 values"},
+        {many_sections, "g.txt:66", "more than 64 sections"},
+        {"= copy\n", "g.txt:1", "unknown key ''"},
+        {"task = copy\nargs = --bogus\n", "cell 1 (copy)", "unknown flag '--bogus'"},
+        {"task = copy\nseed = -1\n", "cell 1 (copy seed -1)", "--seed"},
+        {"task = copy\nseed = 99999999999999999999\n", "--seed", "out of range"},
+        {"task = copy\nargs = --resume x.ckpt\n", "--resume is per run", NULL},
+        {"task = copy\nargs = --load=x.ckpt\n", "--load is per run", NULL},
+        {"task = copy\nargs = --save x.ckpt\n", "--save is per run", NULL},
+        {"task = copy\nargs = --steps abc\n", "--steps expected an integer", NULL},
+        {"task = copy\nargs = --steps 0\n", "--steps must be in", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tu_write_all(g, bad[i].text, strlen(bad[i].text));
+        snprintf(a, sizeof a, "sweep --grid %s " MODEL_NO_TASK " --len 6 --vary 2 " EVAL " --quiet --out %s", g, csv);
+        expect_usage(csv, a, bad[i].need1, bad[i].need2);
+    }
+    snprintf(a, sizeof a, "sweep --grid %s --out %s", dir, csv); /* a directory as the grid */
+    expect_usage(csv, a, "--grid", "error reading");
+    snprintf(a, sizeof a, "sweep --task copy --resume %s/m.ckpt --out %s", dir, csv);
+    expect_usage(csv, a, "--resume is per run", NULL);
+    /* the output is a directory: a runtime error naming it, nothing run */
+    tu_write_all(g, "task = copy\n", 12);
+    tu_run(&R, LCG " sweep --grid %s " MODEL_NO_TASK " --len 6 --vary 2 " TRAIN " " EVAL " --quiet --out %s", g, dir);
+    ck_assert_msg(R.status == 1 && tu_count_lines(R.err) == 1 && strstr(R.err, "Is a directory"), "exit %d: %s",
+                  R.status, R.err);
+    free(long_line);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
 /* runtime failures of the output: exit 1, one line naming the path, before any training */
 START_TEST(test_unwritable_output) {
     char dir[64], csv[128], a[1024];
@@ -745,6 +796,7 @@ static Suite *cli_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_bad_input_matrix);
+    tcase_add_test(tc, test_grid_bad_input);
     tcase_add_test(tc, test_unwritable_output);
     tcase_add_test(tc, test_write_error_keeps_old_csv);
     tcase_add_test(tc, test_version_and_help);

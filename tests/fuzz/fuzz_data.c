@@ -1,7 +1,7 @@
 /*
  * fuzz_data.c: libFuzzer harness of the reference-format reader (harness/data.c). Input: one
  * byte picking the task (its default parameters), then the .src text, a NUL, the .trg text.
- * They are written to <tmp>/train.src and .trg and read back with data_check_split (every
+ * They are written to <dir>/train.src and .trg (/dev/shm when there is one) and read back with data_check_split (every
  * line through data_next's checks) and, when that accepts them, two epochs of training
  * batches (batch_fill_data, data_next_cyclic). A malformed file must be an error message
  * naming file and line; any crash or sanitizer report is a bug.
@@ -30,7 +30,7 @@ static void put(const char *name, const uint8_t *p, size_t n) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1 || size > 1 << 16) return 0;
     if (!g_dir[0]) {
-        snprintf(g_dir, sizeof g_dir, "/tmp/lcgfuzz_data.XXXXXX");
+        snprintf(g_dir, sizeof g_dir, "%s/lcgfuzz_data.XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
         if (!mkdtemp(g_dir)) abort();
     }
     int n_tasks = 0;
@@ -43,9 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     put("train.src", src, n_src);
     put("train.trg", trg, n_trg);
 
+    static lcg_task_cfg prepared[64]; /* each task's default parameters, prepared once */
     lcg_task_cfg tc;
-    lcg_task_defaults(&tc, t);
-    lcg_task_prepare(&tc, 1);
+    int ti = data[0] % n_tasks;
+    if (!prepared[ti].task) {
+        lcg_task_defaults(&prepared[ti], t);
+        lcg_task_prepare(&prepared[ti], 1);
+    }
+    tc = prepared[ti];
     char err[768] = "";
     long count = 0;
     int ok = data_check_split(g_dir, "train", &tc, &count, err, sizeof err) == 0;
@@ -60,6 +65,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         data_close(&r);
     }
     if (strchr(err, '\n')) abort();
-    lcg_task_release(&tc);
     return 0;
 }
