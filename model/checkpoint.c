@@ -26,7 +26,7 @@ static void put(buf *b, const void *data, size_t n) {
         b->p = q;
         b->cap = cap;
     }
-    memcpy(b->p + b->n, data, n);
+    if (n) memcpy(b->p + b->n, data, n); /* data may be NULL when n is 0 (no state) */
     b->n += n;
 }
 static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }

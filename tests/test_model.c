@@ -192,6 +192,13 @@ START_TEST(test_checkpoint_roundtrip_and_corruption) {
     ck_assert_uint_eq(ck.state_len, 5);
     ck_assert_int_eq(memcmp(ck.state, "state", 5), 0);
     checkpoint_free(&ck);
+    /* no state, no optimizer (NULL, 0: UBSan once caught memcpy from NULL here) */
+    ck_assert_int_eq(checkpoint_save(path, &m, NULL, 7, "", NULL, 0, err, sizeof err), 0);
+    ck_assert_msg(checkpoint_load(path, &ck, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(ck.state_len, 0);
+    ck_assert_ptr_null(ck.opt_m);
+    checkpoint_free(&ck);
+    ck_assert_int_eq(checkpoint_save(path, &m, &o, 1234, "task=copy;seed=1", "state", 5, err, sizeof err), 0);
 
     size_t n;
     unsigned char *data = (unsigned char *)lcg_read_file(path, &n);
