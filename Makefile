@@ -24,14 +24,26 @@ PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
             $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
 TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data \
-         test_results test_faults
+         test_results test_sweep test_faults
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
+
+# MPI=1: also lcgbench-mpi, the same tool whose sweep spreads cells over MPI ranks (OpenMPI;
+# the default build needs no MPI). `make test` builds it too whenever mpicc is installed, so
+# test_sweep can compare mpirun against the serial sweep (it skips that part without it).
+MPI     ?=
+MPICC   ?= mpicc
+MPI_PKGS := openmpi-bin libopenmpi-dev
+ifeq ($(MPI),1)
+DEPS_PKGS += $(MPI_PKGS)
+endif
+HAVE_MPICC := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1)
+MPI_BIN := $(if $(filter 1,$(MPI) $(HAVE_MPICC)),lcgbench-mpi)
 
 # the quick default job of `make run`
 RUN_ARGS ?= --task copy --attn softmax --pos rope
 
 .PHONY: all deps run test test-asan bench clean plots report regress regress-update mini fuzz fuzz-build fuzz-deps valgrind
-all: lcgbench
+all: lcgbench $(if $(filter 1,$(MPI)),lcgbench-mpi)
 
 deps:
 	@missing=$$(for p in $(DEPS_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -41,11 +53,20 @@ deps:
 	fi
 
 # the commands themselves (linked into lcgbench only; tests drive them through the binary)
-CLI_SRCS := harness/main.c harness/sweep.c harness/table.c harness/regress.c
+CLI_SRCS := harness/main.c harness/sweep.c harness/table.c harness/regress.c harness/merge.c
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRCS))
 
 lcgbench: $(LIB_OBJS) $(CLI_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# sweep.c again with -DLCG_MPI, and mpi.c, through mpicc (objects apart in build/mpi)
+lcgbench-mpi: $(LIB_OBJS) $(filter-out $(BUILD)/harness/sweep.o,$(CLI_OBJS)) $(BUILD)/mpi/harness/sweep.o \
+              $(BUILD)/mpi/harness/mpi.o
+	$(MPICC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mpi/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -DLCG_MPI -c -o $@ $<
 
 $(BUILD)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
@@ -65,7 +86,7 @@ run: deps
 
 # CK_DEFAULT_TIMEOUT: the training smoke tests take seconds, not the default 4
 test: deps
-	@$(MAKE) --no-print-directory lcgbench $(TEST_BINS)
+	@$(MAKE) --no-print-directory lcgbench $(TEST_BINS) $(MPI_BIN)
 	@fail=0; for t in $(TESTS); do \
 	  CK_DEFAULT_TIMEOUT=600 $(BUILD)/tests/$$t || fail=1; \
 	done; exit $$fail
@@ -114,6 +135,10 @@ test-asan: deps
 	  $(ASAN_DIR)/lcgbench gen --task $$t --out $$d/$$t --split test --len 64 --count 8 2>/dev/null || fail=1; \
 	  $(ASAN_DIR)/lcgbench run --task $$t --data $$d/$$t $(ASAN_RUN) --out $$d/d.csv >/dev/null || fail=1; \
 	done; \
+	for k in 1 2; do \
+	  $(ASAN_DIR)/lcgbench sweep --attn softmax,ssmax --seed 1,2 $(ASAN_RUN) --shard $$k/2 --out $$d/s$$k.csv >/dev/null 2>&1 || fail=1; \
+	done; \
+	$(ASAN_DIR)/lcgbench merge --attn softmax,ssmax --seed 1,2 $(ASAN_RUN) --out $$d/m.csv $$d/s2.csv $$d/s1.csv 2>/dev/null || fail=1; \
 	rm -rf $$d; \
 	if [ $$fail = 0 ]; then echo "test-asan: sanitizer runs clean"; else echo "test-asan: FAILED"; fi; exit $$fail
 
@@ -199,7 +224,7 @@ regress-update: deps
 	@echo "rewrote results/baselines/ci.csv: review and commit it"
 
 clean:
-	rm -rf $(BUILD) lcgbench
+	rm -rf $(BUILD) lcgbench lcgbench-mpi
 
 # ---- fuzzing: libFuzzer (clang) harnesses in tests/fuzz/, each with ASan + UBSan ---------------
 # `make fuzz FUZZ_SECONDS=N` runs every harness N seconds in turn (one at a time), starting

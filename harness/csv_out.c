@@ -119,6 +119,10 @@ static void put_row(FILE *f, char fields[][256], int n) {
     for (int i = 0; i < n; i++) put_field(f, fields[i], i == n - 1);
 }
 
+void csv_write_record(FILE *f, const char *const *fields, int n) {
+    for (int i = 0; i < n; i++) put_field(f, fields[i], i == n - 1);
+}
+
 /* per-layer values as "v0;v1;..." */
 static void join_layers(char *out, const double *v, int L) {
     size_t off = 0;
@@ -126,7 +130,7 @@ static void join_layers(char *out, const double *v, int L) {
     for (int l = 0; l < L && off < 240; l++) off += (size_t)snprintf(out + off, 256 - off, "%s%.4f", l ? ";" : "", v[l]);
 }
 
-static void mkdirs_for(const char *path) {
+void csv_mkdirs_for(const char *path) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     for (char *p = dir + 1; *p; p++) {
@@ -218,7 +222,7 @@ int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_run
         put_row(f, fields, k);
     }
     if (fclose(f) != 0) lcg_die("building CSV in memory failed");
-    mkdirs_for(cfg->out);
+    csv_mkdirs_for(cfg->out);
     int rc = lcg_write_file_atomic(cfg->out, buf, n_buf, err, err_len);
     free(buf);
     return rc;
@@ -226,7 +230,7 @@ int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_run
 
 int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len) {
     size_t n_old = 0;
-    mkdirs_for(cfg->out);
+    csv_mkdirs_for(cfg->out);
     lcg_remove_stale_temps(cfg->out);
     if (lcg_check_writable(cfg->out, err, err_len) != 0) return -1;
     char *old = lcg_read_file(cfg->out, &n_old);

@@ -1,5 +1,6 @@
 /*
- * main.c: the `lcgbench` command line. Commands: run, gen, help; --version. Flags are one table
+ * main.c: the `lcgbench` command line. Commands: run, gen, help; --version (sweep and merge
+ * are in sweep.c and merge.c, table in table.c). Flags are one table
  * (common flags plus the chosen task's parameters), parsed strictly: an unknown flag, a
  * missing value, a malformed or out-of-range number is a one-line error naming the flag,
  * with a usage hint, and exit status 2. Runtime failures (I/O, non-finite loss) exit 1;
@@ -205,7 +206,7 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"resume", FL_STR, &c->resume, 0, 0, "FILE", "continue the interrupted run of this checkpoint (settings from it)", 0, 0},
         {"checkpoint-every", FL_LONG, &c->ckpt_every, 1, 1e9, "N", "also write the resumable checkpoint every N steps", 0, 0},
         {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
-        {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS or all cores)", 0, 0},
+        {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS, else the CPUs this process may use)", 0, 0},
         {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
         {"quiet", FL_BOOL, &c->quiet, 0, 0, NULL, "no progress output", 0, 0},
         {"help", FL_BOOL, &nm->show_help, 0, 0, NULL, "show this help", 0, 0},
@@ -715,6 +716,7 @@ static void main_help(FILE *out) {
            "commands:\n"
            "  run      train on a task at short length, evaluate a ladder of lengths, append CSV\n"
            "  sweep    run a grid of runs (tasks x attentions x encodings x seeds) into one CSV, resumably\n"
+           "  merge    the CSVs of a sharded sweep (sweep --shard K/N) into one, in grid order\n"
            "  table    result CSVs as the paper's Table 1 (Markdown, CSV, LaTeX) or plot data\n"
            "  regress  compare a result CSV with a committed baseline (the CI guard)\n"
            "  gen      write a task's samples in the reference's file format (for run --data)\n"
@@ -743,8 +745,9 @@ static int cmd_help(int argc, char **argv) {
         main_help(stdout);
         return 0;
     }
-    if (strcmp(t, "sweep") == 0 || strcmp(t, "table") == 0 || strcmp(t, "regress") == 0) {
+    if (strcmp(t, "sweep") == 0 || strcmp(t, "table") == 0 || strcmp(t, "regress") == 0 || strcmp(t, "merge") == 0) {
         char *args[] = {"--help"};
+        if (strcmp(t, "merge") == 0) return cmd_merge(1, args);
         return strcmp(t, "sweep") == 0 ? cmd_sweep(1, args) : strcmp(t, "table") == 0 ? cmd_table(1, args) : cmd_regress(1, args);
     }
     if (strcmp(t, "presets") == 0) {
@@ -780,7 +783,7 @@ static int cmd_help(int argc, char **argv) {
         for (int i = 0; lcg_posenc_at(i); i++) printf("%-10s %s\n", lcg_posenc_at(i)->name, lcg_posenc_at(i)->help);
         return 0;
     }
-    usage_error("unknown topic '%s' (commands: run, sweep, table, gen, help; topics: tasks, attn, pos, presets)", t);
+    usage_error("unknown topic '%s' (commands: run, sweep, merge, table, gen, help; topics: tasks, attn, pos, presets)", t);
 }
 
 int main(int argc, char **argv) {
@@ -798,6 +801,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "gen") == 0) return cmd_gen(argc - 2, argv + 2);
     if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 2, argv + 2);
     if (strcmp(cmd, "table") == 0) return cmd_table(argc - 2, argv + 2);
+    if (strcmp(cmd, "merge") == 0) return cmd_merge(argc - 2, argv + 2);
     if (strcmp(cmd, "regress") == 0) return cmd_regress(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0) return cmd_help(argc - 2, argv + 2);
     fprintf(stderr, "lcgbench: unknown command '%s' (see 'lcgbench --help')\n", cmd);

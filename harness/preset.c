@@ -34,15 +34,16 @@ static const preset_entry presets[] = {
     {"paper", "nback", "steps=78125"},
 
     /* ---- mini: 2-core CPU, <= ~5 minutes per run (see results/mini/) ---- */
-    {"mini", "*", "pos=nape;layers=2;dim=64;heads=4;head-dim=16;ffn=256;batch=32;lr=1.5e-3;warmup=100;"
-                  "steps=2500;eval-samples=100;max-len=1536"},
-    {"mini", "reverse", "layers=4"},
-    {"mini", "recall", "batch=64;max-len=24576;eval-tokens=400000"},
-    {"mini", "mqmtar", "steps=2000;max-len=4096"},
+    {"mini", "*", "pos=nape;layers=2;dim=64;heads=8;head-dim=8;ffn=256;batch=32;lr=3e-3;warmup=100;"
+                  "steps=2500;eval-samples=100;max-len=1536;eval-tokens=50000;eval-min=20"},
+    {"mini", "reverse", "layers=4;steps=1500"},
+    {"mini", "recall", "batch=64;lr=1.5e-3;max-len=3072"},
+    {"mini", "mqmtar", "abc=32;vocab=1000;steps=800;max-len=2048"},
+    {"mini", "flip-flop", "steps=1500"},
 
     /* ---- ci: <= 60 s per run on 2 cores ---- */
-    {"ci", "*", "pos=nape;layers=2;dim=32;heads=2;head-dim=16;ffn=128;batch=32;lr=3e-3;warmup=50;"
-                "steps=600;eval-samples=50;max-len=384"},
+    {"ci", "*", "pos=nape;layers=2;dim=64;heads=8;head-dim=8;ffn=256;batch=32;lr=3e-3;warmup=50;"
+                "steps=800;eval-samples=50;max-len=384"},
 };
 
 int lcg_preset_known(const char *name) {

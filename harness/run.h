@@ -188,6 +188,10 @@ int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_run
 /* before any work: cfg->out is a CSV of our schema (or absent) and can be replaced; stale temp
  * files of killed writers are removed. 0 or -1 with err */
 int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len);
+/* writes one record of n fields as csv_append does (quoted only where needed), '\n'-ended */
+void csv_write_record(FILE *f, const char *const *fields, int n);
+/* creates the directories above path (errors surface when the file is written) */
+void csv_mkdirs_for(const char *path);
 extern const char *const lcg_csv_columns[];
 extern const int lcg_csv_n_columns;
 
@@ -221,6 +225,7 @@ int cmd_sweep(int argc, char **argv);
 extern jmp_buf lcg_fuzz_jmp;
 #endif
 int cmd_table(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_regress(int argc, char **argv);
 
 /* canonical "flag=value;..." text of every setting that determines the trained model (keys

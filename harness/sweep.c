@@ -17,20 +17,21 @@
  *     pos  = nape
  *     seed = 1 2 3
  *
- * Cells are enumerated section by section, then task, attn, pos, seed (seed fastest).
- * It does not schedule across machines: --shard K/N and MPI do (see the README).
+ * Cells are enumerated section by section, then task, attn, pos, seed (seed fastest); cell
+ * k (0-based) belongs to shard (k mod N) + 1 of `--shard K/N`, so shards are fixed by the
+ * grid alone and `lcgbench merge` (merge.c) puts their CSVs back in grid order. The grid
+ * parser is shared with merge and with the MPI sweep (mpi.c, built into lcgbench-mpi only);
+ * this file schedules nothing across processes itself.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run.h"
+#include "sweep.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SW_MAX_LIST 64
-#define SW_MAX_ARGS 128
+#include <unistd.h>
 
 typedef struct {
     char *list[4][SW_MAX_LIST]; /* task, attn, pos, seed values */
@@ -39,23 +40,22 @@ typedef struct {
     int n_args;
 } sw_section;
 
+/* what the cells' argv point into */
 typedef struct {
-    char *argv[SW_MAX_ARGS * 2 + 16];
-    int argc;
-    char desc[256];
-    lcg_run_info info;
-    int done;
-} sw_cell;
+    sw_section sec[64];
+    int n_sec;
+    char **pass;
+} sw_parsed;
 
 static const char *const dim_key[4] = {"task", "attn", "pos", "seed"};
+static const char *g_sw_cmd = "sweep";
 
-static _Noreturn void sw_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static _Noreturn void sw_error(const char *fmt, ...) {
+_Noreturn void sw_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "lcgbench sweep: ");
+    fprintf(stderr, "lcgbench %s: ", g_sw_cmd);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'lcgbench sweep --help')\n");
+    fprintf(stderr, " (see 'lcgbench %s --help')\n", g_sw_cmd);
     va_end(ap);
     exit(2);
 }
@@ -168,11 +168,28 @@ static void sweep_help(void) {
            "  --attn LIST              attention normalizers (the run default)\n"
            "  --pos LIST               position encodings (the run default or the preset's)\n"
            "  --seed LIST              seeds (1)\n"
+           "  --shard K/N              run only cells k with k mod N = K-1 (k from 0 in grid order), for\n"
+           "                           job arrays; give each shard its own --out, then 'lcgbench merge'\n"
            "  --dry-run                list the cells, done or to do, and run none\n"
            "  --help                   show this help\n"
-           "Every other flag goes to each run unchanged (e.g. --preset mini, --out FILE, --threads N).\n");
+           "Every other flag goes to each run unchanged (e.g. --preset mini, --out FILE, --threads N).\n"
+           "Under mpirun, lcgbench-mpi (make MPI=1) spreads the cells over the ranks (see the README).\n");
 }
 
+static void merge_help(void) {
+    printf("usage: lcgbench merge --out FILE [grid flags as for sweep] IN.csv...\n\n"
+           "Combine the CSVs of 'sweep --shard K/N' runs (or any result CSVs of the grid's cells) into\n"
+           "one CSV in the grid's order: the file a single 'lcgbench sweep' with the same grid flags\n"
+           "writes. Refuses inputs with another header, rows that are not cells of the grid, a cell's\n"
+           "rows in more than one place, and cells with only some of their rows. Cells missing from\n"
+           "every input are listed; the merged file is still written, and the exit status is 1.\n\n"
+           "flags:\n"
+           "  --out FILE               the merged CSV (must not exist unless it is one of the inputs)\n"
+           "  --grid FILE, --task, --attn, --pos, --seed, run flags: the sweep's, as given to it\n"
+           "  --help                   show this help\n");
+}
+
+/* whether the CSV rows hold every row of cell c */
 static int row_done(const lcg_csv *t, int c_id, int c_len, const sw_cell *c) {
     char id[32];
     snprintf(id, sizeof id, "%016llx", (unsigned long long)c->info.run_id);
@@ -185,48 +202,132 @@ static int row_done(const lcg_csv *t, int c_id, int c_len, const sw_cell *c) {
     return 1;
 }
 
-int cmd_sweep(int argc, char **argv) {
-    static sw_section sec[64];
-    int n_sec = 0, dry = 0;
-    const char *grid = NULL, *dims[4] = {NULL, NULL, NULL, NULL};
-    char **pass = LCG_NEW(char *, argc + 1);
+int sw_mark_done(sw_grid *g, const char *path) {
+    int n_done = 0;
+    FILE *probe = fopen(path, "r");
+    if (!probe) return 0;
+    fclose(probe);
+    lcg_csv t;
+    char err[768];
+    if (csv_load(path, &t, err, sizeof err) != 0) {
+        fprintf(stderr, "lcgbench %s: %s\n", g_sw_cmd, err);
+        return -1;
+    }
+    int c_id = csv_col("run_id"), c_len = csv_col("eval_len");
+    for (int k = 0; k < g->n_cells; k++) n_done += g->cells[k].done = row_done(&t, c_id, c_len, &g->cells[k]);
+    csv_free_table(&t);
+    return n_done;
+}
+
+int sw_launcher_size(void) {
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"};
+    for (int i = 0; i < 4; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 0) return atoi(v);
+    }
+    return 0;
+}
+
+char **sw_child_argv(const sw_cell *c, const char *exe, const char *out, int threads, char *threads_buf) {
+    char **a = LCG_NEW(char *, c->argc + 8);
+    int n = 0, has_out = 0;
+    a[n++] = (char *)exe;
+    a[n++] = "run";
+    for (int i = 0; i < c->argc; i++) {
+        if (strcmp(c->argv[i], "--out") == 0 && i + 1 < c->argc) {
+            a[n++] = "--out";
+            a[n++] = (char *)out;
+            i++;
+            has_out = 1;
+        } else if (strncmp(c->argv[i], "--out=", 6) == 0) {
+            a[n++] = "--out";
+            a[n++] = (char *)out;
+            has_out = 1;
+        } else {
+            a[n++] = c->argv[i];
+        }
+    }
+    if (!has_out) {
+        a[n++] = "--out";
+        a[n++] = (char *)out;
+    }
+    if (threads > 0) {
+        snprintf(threads_buf, 16, "%d", threads);
+        a[n++] = "--threads";
+        a[n++] = threads_buf;
+    }
+    a[n] = NULL;
+    return a;
+}
+
+int sw_grid_build(sw_grid *g, int mode, int argc, char **argv) {
+    memset(g, 0, sizeof *g);
+    g_sw_cmd = mode == SW_MERGE ? "merge" : "sweep";
+    sw_parsed *P = LCG_NEW(sw_parsed, 1);
+    g->priv = P;
+    sw_section *sec = P->sec;
+    const char *grid = NULL, *dims[4] = {NULL, NULL, NULL, NULL}, *shard = NULL;
+    char **pass = P->pass = LCG_NEW(char *, argc + 1);
+    g->inputs = LCG_NEW(char *, argc + 1);
     int n_pass = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0) {
-            sweep_help();
-            lcg_free(pass);
-            return 0;
+            if (mode == SW_MERGE) merge_help();
+            else sweep_help();
+            return -1;
         }
-        if (strcmp(a, "--dry-run") == 0) {
-            dry = 1;
+        if (mode == SW_SWEEP && strcmp(a, "--dry-run") == 0) {
+            g->dry = 1;
             continue;
         }
-        int d = -1, is_grid = strcmp(a, "--grid") == 0;
+        int d = -1, is_grid = strcmp(a, "--grid") == 0, is_shard = mode == SW_SWEEP && strcmp(a, "--shard") == 0;
+        int is_mout = mode == SW_MERGE && strcmp(a, "--out") == 0;
         for (int k = 0; k < 4; k++)
             if (strncmp(a, "--", 2) == 0 && strcmp(a + 2, dim_key[k]) == 0) d = k;
         if (strcmp(a, "--seeds") == 0) d = 3;
-        if (d >= 0 || is_grid) {
+        if (d >= 0 || is_grid || is_shard || is_mout) {
             if (i + 1 >= argc) sw_error("%s needs a value", a);
-            const char **slot = is_grid ? &grid : &dims[d];
+            const char **slot = is_grid ? &grid : is_shard ? &shard : is_mout ? &g->merge_out : &dims[d];
             if (*slot) sw_error("%s given twice", a);
             *slot = argv[++i];
             continue;
         }
-        if (strncmp(a, "--", 2) != 0) sw_error("unexpected argument '%s'", a);
+        if (strncmp(a, "--", 2) != 0) {
+            if (mode == SW_MERGE) {
+                g->inputs[g->n_inputs++] = argv[i];
+                continue;
+            }
+            sw_error("unexpected argument '%s'", a);
+        }
         if (strcmp(a, "--load") == 0 || strcmp(a, "--save") == 0 || strncmp(a, "--load=", 7) == 0 || strncmp(a, "--save=", 7) == 0 ||
             strcmp(a, "--resume") == 0 || strncmp(a, "--resume=", 9) == 0)
             sw_error("%s is per run: a sweep trains every cell", a);
         pass[n_pass++] = argv[i];
-        /* the flag's value travels with it (run checks both) */
-        if (!strchr(a, '=') && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) pass[n_pass++] = argv[++i];
+        /* the flag's value travels with it (run checks both); --quiet is the one run flag
+         * without a value */
+        if (!strchr(a, '=') && strcmp(a, "--quiet") != 0 && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+            pass[n_pass++] = argv[++i];
+    }
+    if (shard) {
+        char *end;
+        long k = strtol(shard, &end, 10), n = 0;
+        if (end != shard && *end == '/') n = strtol(end + 1, &end, 10);
+        if (*end || n < 1 || k < 1 || k > n || n > 1000000)
+            sw_error("--shard must be K/N with 1 <= K <= N, got '%s'", shard);
+        g->shard_k = (int)k;
+        g->shard_n = (int)n;
+    }
+    if (mode == SW_MERGE) {
+        if (!g->merge_out) sw_error("--out is required");
+        if (!g->n_inputs) sw_error("no input CSVs");
     }
     if (grid) {
         for (int d = 0; d < 4; d++)
             if (dims[d]) sw_error("--%s cannot be combined with --grid (put it in the grid file)", dim_key[d]);
-        n_sec = read_grid(grid, sec, 64);
+        P->n_sec = read_grid(grid, sec, 64);
     } else {
-        n_sec = 1;
+        P->n_sec = 1;
         for (int d = 0; d < 4; d++)
             if (dims[d]) sec[0].n[d] = split_list(dim_key[d], dims[d], sec[0].list[d], SW_MAX_LIST);
     }
@@ -234,7 +335,7 @@ int cmd_sweep(int argc, char **argv) {
     /* the cells, in order */
     int n_cells = 0, cap = 0;
     sw_cell *cells = NULL;
-    for (int s = 0; s < n_sec; s++) {
+    for (int s = 0; s < P->n_sec; s++) {
         sw_section *S = &sec[s];
         int n[4];
         for (int d = 0; d < 4; d++) n[d] = S->n[d] ? S->n[d] : 1;
@@ -249,6 +350,7 @@ int cmd_sweep(int argc, char **argv) {
                         }
                         sw_cell *c = &cells[n_cells++];
                         memset(c, 0, sizeof *c);
+                        c->mine = !g->shard_n || (n_cells - 1) % g->shard_n == g->shard_k - 1;
                         int idx[4] = {i0, i1, i2, i3}, off = 0;
                         for (int d = 0; d < 4; d++) {
                             if (!S->n[d]) continue;
@@ -265,6 +367,8 @@ int cmd_sweep(int argc, char **argv) {
                         for (int k = 0; k < n_pass; k++) c->argv[c->argc++] = pass[k];
                     }
     }
+    g->cells = cells;
+    g->n_cells = n_cells;
 
     /* check every cell before any work: flags, one output file, no cell twice */
     char ctx[600];
@@ -272,7 +376,7 @@ int cmd_sweep(int argc, char **argv) {
         snprintf(ctx, sizeof ctx, "cell %d (%s)", k + 1, cells[k].desc);
         lcg_usage_context(ctx);
         if (lcg_run_flags(cells[k].argc, cells[k].argv, 0, &cells[k].info) != 0) {
-            fprintf(stderr, "lcgbench sweep: cell %d (%s) cannot start\n", k + 1, cells[k].desc);
+            fprintf(stderr, "lcgbench %s: cell %d (%s) cannot start\n", g_sw_cmd, k + 1, cells[k].desc);
             return 1;
         }
         if (strcmp(cells[k].info.out, cells[0].info.out) != 0)
@@ -283,42 +387,97 @@ int cmd_sweep(int argc, char **argv) {
                 sw_error("cells %d (%s) and %d (%s) are the same run", j + 1, cells[j].desc, k + 1, cells[k].desc);
     }
     lcg_usage_context("");
-    const char *out = n_cells ? cells[0].info.out : "";
+    g->out = n_cells ? cells[0].info.out : "";
+    for (int i = 0; n_cells && i < cells[0].argc; i++)
+        g->threads_set |= strcmp(cells[0].argv[i], "--threads") == 0 || strncmp(cells[0].argv[i], "--threads=", 10) == 0;
+    return 0;
+}
 
-    /* what the output CSV already holds */
-    int n_done = 0;
-    FILE *probe = fopen(out, "r");
-    if (probe) {
-        fclose(probe);
-        lcg_csv t;
-        char err[768];
-        if (csv_load(out, &t, err, sizeof err) != 0) {
-            fprintf(stderr, "lcgbench sweep: %s\n", err);
-            return 1;
-        }
-        int c_id = csv_col("run_id"), c_len = csv_col("eval_len");
-        for (int k = 0; k < n_cells; k++) n_done += cells[k].done = row_done(&t, c_id, c_len, &cells[k]);
-        csv_free_table(&t);
+void sw_grid_free(sw_grid *g) {
+    sw_parsed *P = g->priv;
+    if (P) {
+        for (int s = 0; s < P->n_sec; s++) free_section(&P->sec[s]);
+        lcg_free(P->pass);
+        lcg_free(P);
     }
-    fprintf(stderr, "lcgbench sweep: %d cells, %d already in %s, %d to run\n", n_cells, n_done, out, n_cells - n_done);
-    if (dry) {
+    free(g->cells);
+    lcg_free(g->inputs);
+    memset(g, 0, sizeof *g);
+}
+
+int cmd_sweep(int argc, char **argv) {
+    sw_grid g;
+#ifdef LCG_MPI
+    /* every rank checks the grid; rank 0 alone says what is wrong with it */
+    const char *rank_env = getenv("OMPI_COMM_WORLD_RANK");
+    if (!rank_env) rank_env = getenv("PMI_RANK");
+    if (!rank_env) rank_env = getenv("PMIX_RANK");
+    int rank = rank_env ? atoi(rank_env) : 0, saved_err = -1;
+    if (rank > 0) {
+        fflush(stderr);
+        saved_err = dup(2);
+        FILE *null = freopen("/dev/null", "w", stderr);
+        (void)null;
+    }
+    int rc = sw_grid_build(&g, SW_SWEEP, argc, argv);
+    if (saved_err >= 0) {
+        fflush(stderr);
+        dup2(saved_err, 2);
+        close(saved_err);
+    }
+    if (rc == 0 && g.dry && rank > 0) rc = -1;
+#else
+    int rc = sw_grid_build(&g, SW_SWEEP, argc, argv);
+#endif
+    if (rc != 0) {
+        sw_grid_free(&g);
+        return rc < 0 ? 0 : rc;
+    }
+#ifdef LCG_MPI
+    if (sw_launcher_size() > 0 && !g.dry) {
+        if (g.shard_n) sw_error("--shard is for runs without MPI: under mpirun the ranks share the grid");
+        rc = sweep_mpi(&g);
+        sw_grid_free(&g);
+        return rc;
+    }
+#else
+    if (sw_launcher_size() > 1 && !g.dry)
+        sw_error("started as one of %d MPI ranks, but this lcgbench is built without MPI: every rank would run "
+                 "the whole grid; build lcgbench-mpi with 'make MPI=1' and run that", sw_launcher_size());
+#endif
+    int n_cells = g.n_cells, n_mine = 0;
+    sw_cell *cells = g.cells;
+    int n_done = sw_mark_done(&g, g.out), n_todo = 0;
+    if (n_done < 0) {
+        sw_grid_free(&g);
+        return 1;
+    }
+    for (int k = 0; k < n_cells; k++) {
+        n_mine += cells[k].mine;
+        n_todo += cells[k].mine && !cells[k].done;
+    }
+    if (g.shard_n)
+        fprintf(stderr, "lcgbench sweep: shard %d/%d: %d of %d cells, %d already in %s, %d to run\n", g.shard_k,
+                g.shard_n, n_mine, n_cells, n_mine - n_todo, g.out, n_todo);
+    else
+        fprintf(stderr, "lcgbench sweep: %d cells, %d already in %s, %d to run\n", n_cells, n_done, g.out, n_todo);
+    if (g.dry) {
         for (int k = 0; k < n_cells; k++)
-            printf("%4d  %-5s %016llx  %s\n", k + 1, cells[k].done ? "done" : "todo",
-                   (unsigned long long)cells[k].info.run_id, cells[k].desc);
+            if (cells[k].mine)
+                printf("%4d  %-5s %016llx  %s\n", k + 1, cells[k].done ? "done" : "todo",
+                       (unsigned long long)cells[k].info.run_id, cells[k].desc);
     }
     int failed = 0, ran = 0;
     double t0 = lcg_now();
-    for (int k = 0; k < n_cells && !dry; k++) {
-        if (cells[k].done) continue;
+    for (int k = 0; k < n_cells && !g.dry; k++) {
+        if (cells[k].done || !cells[k].mine) continue;
         fprintf(stderr, "[sweep %d/%d] %s\n", k + 1, n_cells, cells[k].desc);
         lcg_run_info info;
         int rc = lcg_run_flags(cells[k].argc, cells[k].argv, 1, &info);
         if (lcg_stop_signal) { /* SIGINT/SIGTERM: the cell said what it kept; no further cells */
             fprintf(stderr, "lcgbench sweep: stopped in cell %d (%s); run the same command again to continue\n",
                     k + 1, cells[k].desc);
-            for (int s = 0; s < n_sec; s++) free_section(&sec[s]);
-            free(cells);
-            lcg_free(pass);
+            sw_grid_free(&g);
             return 128 + lcg_stop_signal;
         }
         if (rc != 0) {
@@ -327,11 +486,9 @@ int cmd_sweep(int argc, char **argv) {
         }
         ran++;
     }
-    if (!dry)
+    if (!g.dry)
         fprintf(stderr, "lcgbench sweep: ran %d cells in %.1f s%s\n", ran, lcg_now() - t0,
                 failed ? "; some failed: run the same command again to retry them" : "");
-    for (int s = 0; s < n_sec; s++) free_section(&sec[s]);
-    free(cells);
-    lcg_free(pass);
+    sw_grid_free(&g);
     return failed ? 1 : 0;
 }

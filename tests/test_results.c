@@ -78,7 +78,7 @@ START_TEST(test_preset_values_and_overrides) {
     tu_csv_doc d;
     tu_csv_load(csv, &d);
     ck_assert_int_eq(d.rows, 1 + 2); /* ladder 24, 48 (flip-flop's default length 16 +- 8) */
-    ck_assert_str_eq(cell(&d, 1, "dim"), "32");      /* from the preset */
+    ck_assert_str_eq(cell(&d, 1, "dim"), "64");      /* from the preset */
     ck_assert_str_eq(cell(&d, 1, "pos"), "nape");    /* from the preset */
     ck_assert_str_eq(cell(&d, 1, "lr"), "0.003");    /* from the preset */
     ck_assert_str_eq(cell(&d, 1, "steps"), "7");     /* the flag wins */

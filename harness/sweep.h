@@ -1,0 +1,60 @@
+/*
+ * sweep.h: the grid of a sweep, shared by the commands that enumerate it: sweep.c (serial
+ * and --shard K/N), merge.c (shard CSVs back into grid order) and mpi.c (the MPI sweep of
+ * lcgbench-mpi). Internal to those files; nothing here trains or writes.
+ */
+#ifndef LCG_SWEEP_H
+#define LCG_SWEEP_H
+
+#include "run.h"
+
+#define SW_MAX_LIST 64
+#define SW_MAX_ARGS 128
+
+typedef struct {
+    char *argv[SW_MAX_ARGS * 2 + 16]; /* the run flags of this cell */
+    int argc;
+    char desc[256];                   /* e.g. "copy softmax nape seed 1" */
+    lcg_run_info info;                /* its run id, eval lengths and output CSV */
+    int done;                         /* its rows are already in the output CSV */
+    int mine;                         /* in this shard (every cell without --shard) */
+} sw_cell;
+
+enum { SW_SWEEP, SW_MERGE };
+
+typedef struct {
+    sw_cell *cells;
+    int n_cells;
+    const char *out;        /* the CSV every cell appends to */
+    int dry;                /* sweep --dry-run */
+    int shard_k, shard_n;   /* sweep --shard K/N (0/0 without) */
+    int threads_set;        /* --threads given (passed on to every run) */
+    const char *merge_out;  /* merge --out */
+    char **inputs;          /* merge's input CSVs */
+    int n_inputs;
+    void *priv;             /* the parsed grid the cells point into */
+} sw_grid;
+
+/* parses the flags of `lcgbench sweep` or `merge` (mode), enumerates the cells in grid order
+ * and checks every one (lcg_run_flags without executing). Usage errors exit 2; returns 0, 1
+ * after a printed runtime error, or -1 when --help was printed; sw_grid_free it in any case */
+int sw_grid_build(sw_grid *g, int mode, int argc, char **argv);
+void sw_grid_free(sw_grid *g);
+/* marks the cells whose every row (run id, eval length) is in the CSV at path, which need not
+ * exist; returns how many, or -1 after a printed error */
+int sw_mark_done(sw_grid *g, const char *path);
+/* "lcgbench <cmd>: <message> (see ...)" on stderr, exit 2 */
+_Noreturn void sw_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ranks in the MPI job that started this process according to its launcher's environment
+ * (mpirun, srun), 0 when not started by one */
+int sw_launcher_size(void);
+/* the MPI sweep (mpi.c, lcgbench-mpi only): coordinates the cells across ranks; every rank
+ * calls it with the same grid; returns the exit status of this rank */
+int sweep_mpi(sw_grid *g);
+/* the `run` command line of one cell writing to out (for a child process): argv[0] is exe,
+ * then "run", the cell's flags with --out replaced, and --threads if threads > 0; malloc'd
+ * array of pointers into the cell and into out/threads_buf, NULL-terminated */
+char **sw_child_argv(const sw_cell *c, const char *exe, const char *out, int threads, char *threads_buf);
+
+#endif
