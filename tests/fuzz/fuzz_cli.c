@@ -8,7 +8,7 @@
  * /dev/zero as a data file never ends, which is not a parser bug).
  *
  * Does not cover: training, evaluation, file output (the other harnesses and the test suite);
- * the sweep, table and regress commands (skipped: they exit on errors without releasing what
+ * the sweep, merge, table and regress commands (skipped: they exit on errors without releasing what
  * they hold; sweep's grid parser has its own harness, fuzz_grid.c).
  */
 #define main lcg_cli_main
@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(buf, data, size);
     buf[size] = '\0';
     if (memchr(data, '\0', size) || strstr(buf, "/dev") || strstr(buf, "/proc") || strstr(buf, "/sys") ||
-        strncmp(buf, "sweep", 5) == 0 || strncmp(buf, "table", 5) == 0 || strncmp(buf, "regress", 7) == 0) {
+        strncmp(buf, "sweep", 5) == 0 || strncmp(buf, "table", 5) == 0 || strncmp(buf, "regress", 7) == 0 ||
+        strncmp(buf, "merge", 5) == 0) {
         free(buf);
         return 0;
     }
