@@ -24,7 +24,7 @@ PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
             $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
 TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data \
-         test_results test_sweep
+         test_results test_sweep test_faults
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
 
 # MPI=1: also lcgbench-mpi, the same tool whose sweep spreads cells over MPI ranks (OpenMPI;
@@ -42,7 +42,7 @@ MPI_BIN := $(if $(filter 1,$(MPI) $(HAVE_MPICC)),lcgbench-mpi)
 # the quick default job of `make run`
 RUN_ARGS ?= --task copy --attn softmax --pos rope
 
-.PHONY: all deps run test test-asan bench clean plots report regress regress-update mini
+.PHONY: all deps run test test-asan bench clean plots report regress regress-update mini fuzz fuzz-build fuzz-deps valgrind
 all: lcgbench $(if $(filter 1,$(MPI)),lcgbench-mpi)
 
 deps:
@@ -115,7 +115,8 @@ $(ASAN_DIR)/tests/%: tests/%.c tests/testutil.h $(ASAN_OBJS)
 $(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(patsubst %.c,$(ASAN_DIR)/%.o,$(CLI_SRCS))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-# plus tiny end-to-end runs of the sanitized binary: training, evaluation, gen, --data, load
+# plus tiny end-to-end runs of the sanitized binary: training, evaluation, gen, --data, load,
+# a non-finite step and the resume from its checkpoint
 ASAN_RUN := --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 --steps 20 --warmup 5 --batch 8 --eval-samples 8 --quiet
 test-asan: deps
 	@$(MAKE) --no-print-directory $(addprefix $(ASAN_DIR)/tests/,$(ASAN_TESTS)) $(ASAN_DIR)/lcgbench
@@ -126,6 +127,9 @@ test-asan: deps
 	  $(ASAN_DIR)/lcgbench run --task recall --attn $$a --pos nape $(ASAN_RUN) --out $$d/r.csv --save $$d/m.ckpt >/dev/null || fail=1; \
 	done; \
 	$(ASAN_DIR)/lcgbench run --load $$d/m.ckpt --eval-samples 8 --quiet --out $$d/r.csv >/dev/null || fail=1; \
+	LCG_TEST_NAN=attn@7 $(ASAN_DIR)/lcgbench run --task copy $(ASAN_RUN) --out $$d/n.csv --save $$d/n.ckpt 2>/dev/null >/dev/null; \
+	[ $$? = 1 ] || fail=1; \
+	$(ASAN_DIR)/lcgbench run --resume $$d/n.ckpt --eval-samples 8 --quiet --out $$d/n.csv >/dev/null || fail=1; \
 	for t in count mqmtar; do \
 	  $(ASAN_DIR)/lcgbench gen --task $$t --out $$d/$$t --count 200 2>/dev/null || fail=1; \
 	  $(ASAN_DIR)/lcgbench gen --task $$t --out $$d/$$t --split test --len 64 --count 8 2>/dev/null || fail=1; \
@@ -137,6 +141,34 @@ test-asan: deps
 	$(ASAN_DIR)/lcgbench merge --attn softmax,ssmax --seed 1,2 $(ASAN_RUN) --out $$d/m.csv $$d/s2.csv $$d/s1.csv 2>/dev/null || fail=1; \
 	rm -rf $$d; \
 	if [ $$fail = 0 ]; then echo "test-asan: sanitizer runs clean"; else echo "test-asan: FAILED"; fi; exit $$fail
+
+# valgrind (memcheck) on a small run: training with --save, --load, --resume and gen, built
+# without -march=native (valgrind does not decode AVX-512) at -O1 -g; any error or definite
+# leak fails it
+VG_DIR := $(BUILD)/vg
+VG_FLAGS := -std=c11 -Wall -Wextra -Werror -fopenmp -O1 -g
+VG_OBJS := $(patsubst %.c,$(VG_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS) $(CLI_SRCS))
+VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no
+
+$(VG_DIR)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(VG_FLAGS) -c -o $@ $<
+
+$(VG_DIR)/lcgbench: $(VG_OBJS)
+	$(CC) $(VG_FLAGS) -o $@ $^ $(LDLIBS)
+
+valgrind: deps
+	@dpkg -s valgrind >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind)
+	@$(MAKE) --no-print-directory $(VG_DIR)/lcgbench
+	@d=$$(mktemp -d); fail=0; export OMP_NUM_THREADS=2; \
+	$(VALGRIND) $(VG_DIR)/lcgbench run --task recall --attn asentmax --pos nape $(ASAN_RUN) --out $$d/r.csv --save $$d/m.ckpt --checkpoint-every 7 >/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench run --load $$d/m.ckpt --eval-samples 8 --quiet --out $$d/r.csv >/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench run --resume $$d/m.ckpt --eval-samples 8 --quiet --out $$d/r.csv >/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench gen --task mqmtar --out $$d/g --count 50 2>/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench gen --task mqmtar --out $$d/g --split test --len 64 --count 8 2>/dev/null || fail=1; \
+	$(VALGRIND) $(VG_DIR)/lcgbench run --task mqmtar --data $$d/g $(ASAN_RUN) --out $$d/d.csv >/dev/null || fail=1; \
+	rm -rf $$d; \
+	if [ $$fail = 0 ]; then echo "valgrind: clean"; else echo "valgrind: FAILED"; fi; exit $$fail
 
 # performance (bench/report.sh): training throughput of every attention normalizer relative to
 # softmax and to the same model in PyTorch (when python3-torch is installed), matmul GFLOP/s
@@ -193,3 +225,52 @@ regress-update: deps
 
 clean:
 	rm -rf $(BUILD) lcgbench lcgbench-mpi
+
+# ---- fuzzing: libFuzzer (clang) harnesses in tests/fuzz/, each with ASan + UBSan ---------------
+# `make fuzz FUZZ_SECONDS=N` runs every harness N seconds in turn (one at a time), starting
+# from its committed seed corpus tests/fuzz/corpus/<name>/ (new inputs go to
+# $(BUILD)/fuzz/corpus/<name>/, crashes to $(BUILD)/fuzz/crash-<name>-*); `make fuzz-build`
+# only builds. FUZZ_TARGETS picks harnesses.
+FUZZ_PKGS := clang libomp-dev
+FUZZ_CC := clang
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= cli checkpoint data grid
+FUZZ_FLAGS := -std=c11 -Wall -Wextra -Werror -fopenmp -O1 -g -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize-recover=all -DLCG_FUZZ
+FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS))
+FUZZ_CLI_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(filter-out harness/main.c,$(CLI_SRCS)))
+
+$(FUZZ_DIR)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+# fuzz_cli includes harness/main.c, fuzz_grid harness/sweep.c (for their static parsers)
+$(FUZZ_DIR)/fuzz_cli: tests/fuzz/fuzz_cli.c harness/main.c $(FUZZ_OBJS) $(FUZZ_CLI_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(FUZZ_CLI_OBJS) $(LDLIBS)
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c harness/sweep.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+
+fuzz-deps:
+	@missing=$$(for p in $(FUZZ_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+fuzz-build: deps fuzz-deps
+	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
+
+# -close_fd_mask=3: the targets' own messages (every rejected input prints one) are muted;
+# libFuzzer's report and any sanitizer report still reach the terminal
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -close_fd_mask=3 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash-$$t- \
+	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done

@@ -97,7 +97,7 @@ except Exception as e:  # ImportError, or a broken install raising something els
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
 
 CKPT_MAGIC = b"LCGBCKPT"
-CKPT_VERSION = 1
+CKPT_VERSIONS = (1, 2)  # 2 adds the harness's training state after the optimizer
 FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
 
 RMS_EPS = 1e-6
@@ -232,8 +232,8 @@ def load_checkpoint(path):
         raise BadInput(f"{what}: not an lcgbench checkpoint (bad magic)")
     r.take(8)
     version = r.scalar("I")
-    if version != CKPT_VERSION:
-        raise BadInput(f"{what}: format version {version}, this script reads {CKPT_VERSION}")
+    if version not in CKPT_VERSIONS:
+        raise BadInput(f"{what}: format version {version}, this script reads {CKPT_VERSIONS}")
     if len(data) < 8 + 4 + 8:
         raise BadInput(f"{what}: truncated")
     (stored_sum,) = struct.unpack("<Q", data[-8:])
@@ -259,6 +259,8 @@ def load_checkpoint(path):
         raise BadInput(f"{what}: has_opt = {has_opt}, not 0 or 1")
     if has_opt:
         r.take(2 * 4 * n_params)  # AdamW m and v: not checked here
+    if version >= 2:
+        r.take(r.scalar("I"))  # the training state: opaque here
     if not r.at_end():
         raise BadInput(f"{what}: {len(r.data) - r.off} trailing bytes after the parameters")
     return cfg, params

@@ -4,6 +4,9 @@
  * sees a partial row. An existing file must have exactly our header (checked with libcsv's
  * parser); a different schema is an error, never a silently mixed file.
  *
+ * Before any training, csv_preflight checks the existing file's schema and that the file can
+ * be replaced, so a run never computes results it cannot keep.
+ *
  * Every column but the wall_* ones is a pure function of the settings: same seed and config
  * give the same bytes whatever the thread count.
  */
@@ -222,5 +225,20 @@ int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_run
     csv_mkdirs_for(cfg->out);
     int rc = lcg_write_file_atomic(cfg->out, buf, n_buf, err, err_len);
     free(buf);
+    return rc;
+}
+
+int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len) {
+    size_t n_old = 0;
+    csv_mkdirs_for(cfg->out);
+    lcg_remove_stale_temps(cfg->out);
+    if (lcg_check_writable(cfg->out, err, err_len) != 0) return -1;
+    char *old = lcg_read_file(cfg->out, &n_old);
+    if (!old && errno != ENOENT) {
+        snprintf(err, err_len, "cannot read '%s': %s", cfg->out, strerror(errno));
+        return -1;
+    }
+    int rc = old && n_old ? check_existing(cfg->out, old, n_old, err, err_len) : 0;
+    free(old);
     return rc;
 }

@@ -166,8 +166,11 @@ static int load_set(const lcg_run_cfg *cfg, int len, int **src, int *n_src, int 
     return S;
 }
 
-void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len) {
+int eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len) {
     double t0 = lcg_now();
+    char len_s[32];
+    snprintf(len_s, sizeof len_s, "%d", len);
+    lcg_test_stop_point("eval", len_s);
     const lcg_task_cfg *task = &cfg->task;
     int S = eval_rung_samples(cfg, len), ms, mt;
     task->task->max_sizes(task, len, &ms, &mt);
@@ -187,11 +190,16 @@ void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg,
         decoder_init(&dec, m, cap);
 #pragma omp for schedule(dynamic, 1)
         for (int s = 0; s < S; s++)
-            eval_sample(&out[s], &dec, task, src + (size_t)s * ms, n_src[s], trg + (size_t)s * mt,
+            if (!lcg_stop_signal) /* an interrupted rung is discarded: skip the rest */
+                eval_sample(&out[s], &dec, task, src + (size_t)s * ms, n_src[s], trg + (size_t)s * mt,
                         n_trg[s]);
         decoder_free(&dec);
     }
     memset(res, 0, sizeof *res);
+    if (lcg_stop_signal) {
+        lcg_free(out), lcg_free(src), lcg_free(trg), lcg_free(n_src), lcg_free(n_trg);
+        return -1;
+    }
     res->len = len;
     res->factor = (double)len / (cfg->len + cfg->vary);
     res->samples = S;
@@ -221,4 +229,5 @@ void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg,
     lcg_free(trg);
     lcg_free(n_src);
     lcg_free(n_trg);
+    return 0;
 }

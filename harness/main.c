@@ -3,7 +3,12 @@
  * are in sweep.c and merge.c, table in table.c). Flags are one table
  * (common flags plus the chosen task's parameters), parsed strictly: an unknown flag, a
  * missing value, a malformed or out-of-range number is a one-line error naming the flag,
- * with a usage hint, and exit status 2. Runtime failures (I/O, non-finite loss) exit 1.
+ * with a usage hint, and exit status 2. Runtime failures (I/O, non-finite loss) exit 1;
+ * SIGINT/SIGTERM during a run write a resumable checkpoint and exit 128 + the signal.
+ *
+ * Built with -DLCG_FUZZ (tests/fuzz/fuzz_cli.c includes this file), a usage error returns to
+ * the fuzzer through lcg_fuzz_jmp instead of exiting, and `run`/`gen` stop after validating
+ * their flags, before any file is written or anything trained.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "run.h"
@@ -12,6 +17,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +39,11 @@ typedef struct {
 } flag;
 
 static const char *g_cmd = "run";
+#ifdef LCG_FUZZ
+#include <setjmp.h>
+jmp_buf lcg_fuzz_jmp;
+static struct run_setup_s *g_fuzz_setup; /* what cmd_run holds, freed after a usage error */
+#endif
 static char g_ctx[512]; /* what the error is about, for commands that parse many runs */
 
 void lcg_usage_context(const char *ctx) { snprintf(g_ctx, sizeof g_ctx, "%s", ctx); }
@@ -45,6 +56,9 @@ static _Noreturn void usage_error(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (see 'lcgbench %s --help')\n", g_cmd);
     va_end(ap);
+#ifdef LCG_FUZZ
+    longjmp(lcg_fuzz_jmp, 2);
+#endif
     exit(2);
 }
 
@@ -189,6 +203,8 @@ static int build_flags(flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"out", FL_STR, &c->out, 0, 0, "FILE", "CSV to append rows to (results/runs.csv)", 0, 0},
         {"save", FL_STR, &c->save, 0, 0, "FILE", "write a checkpoint after training", 0, 0},
         {"load", FL_STR, &c->load, 0, 0, "FILE", "evaluate this checkpoint instead of training", 0, 0},
+        {"resume", FL_STR, &c->resume, 0, 0, "FILE", "continue the interrupted run of this checkpoint (settings from it)", 0, 0},
+        {"checkpoint-every", FL_LONG, &c->ckpt_every, 1, 1e9, "N", "also write the resumable checkpoint every N steps", 0, 0},
         {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
         {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS, else the CPUs this process may use)", 0, 0},
         {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
@@ -226,6 +242,7 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
 
 /* the checkpoint note of --load, split in place: string flags taken from it point into it */
 static char *g_note;
+static int g_resuming; /* --resume: the note's data directory applies too */
 
 /* apply "key=value;..." (a checkpoint note) to the flags; a flag given on the command line
  * must agree with the note */
@@ -237,7 +254,7 @@ static void apply_note(flag *fl, int n, const char *note, const char *path) {
         if (!eq) continue;
         *eq = '\0';
         flag *f = find_flag(fl, n, kv, strlen(kv));
-        if (!f || !f->in_note) continue;
+        if (!f || !(f->in_note || (g_resuming && strcmp(kv, "data") == 0))) continue;
         unsigned char tmp[16] = {0}, cur[16] = {0};
         size_t sz = f->kind == FL_INT ? sizeof(int) : f->kind == FL_STR ? sizeof(char *) : 8;
         if (parse_value(f, eq + 1, tmp)) usage_error("checkpoint '%s' has a bad %s '%s'", path, kv, eq + 1);
@@ -299,7 +316,7 @@ static long mem_available_bytes(void) {
 }
 
 /* everything one run needs, parsed and checked (sweep builds one per grid cell) */
-typedef struct {
+typedef struct run_setup_s {
     lcg_run_cfg c;
     run_names nm;
     lcg_checkpoint ck;
@@ -307,6 +324,7 @@ typedef struct {
     flag fl[64];
     int n_fl;
     char preset_buf[4][512]; /* the preset's settings, split in place: string flags point here */
+    char ckpt_buf[4200];     /* the derived checkpoint path */
 } run_setup;
 
 /* applies "flag=value;..." to every flag not given on the command line (marked set = 2) */
@@ -329,11 +347,23 @@ static void apply_settings(flag *fl, int n, char *settings, const char *preset) 
 static int run_parse(run_setup *s, int argc, char **argv) {
     /* the task (from --task or the checkpoint) decides which flags exist: find it first */
     const char *task_name = scan_task(argc, argv, "copy"), *load = NULL;
-    for (int i = 0; i < argc; i++) {
+    g_resuming = 0;
+    for (int i = 0; i < argc; i++) { /* --load or --resume: a checkpoint with settings */
         const char *a = argv[i];
-        if (strncmp(a, "--load=", 7) == 0) load = a + 7;
-        else if (strcmp(a, "--load") == 0 && i + 1 < argc) load = argv[i + 1];
+        int r = strncmp(a, "--resume", 8) == 0;
+        if (strncmp(a, "--load=", 7) == 0 || strncmp(a, "--resume=", 9) == 0) load = strchr(a, '=') + 1;
+        else if ((strcmp(a, "--load") == 0 || strcmp(a, "--resume") == 0) && i + 1 < argc) load = argv[i + 1];
+        else continue;
+        g_resuming = r; /* both given: a usage error below */
     }
+    if (strcmp(g_cmd, "sweep") == 0) /* a grid file's args reach here unchecked by sweep */
+        for (int i = 0; i < argc; i++)
+            for (int k = 0; k < 3; k++) {
+                static const char *const per_run[] = {"--load", "--resume", "--save"};
+                size_t n = strlen(per_run[k]);
+                if (strncmp(argv[i], per_run[k], n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+                    usage_error("%s is per run: a sweep trains every cell", per_run[k]);
+            }
     lcg_checkpoint *ck = &s->ck;
     char err[768], buf[256];
     int task_given = 0;
@@ -359,9 +389,10 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         run_help(fl, n_fl);
         return 1;
     }
+    if (cp->load && cp->resume) usage_error("--resume cannot be combined with --load");
     if (nmp->preset) {
         if (!lcg_preset_known(nmp->preset)) usage_error("--preset: unknown preset '%s' (%s)", nmp->preset, lcg_preset_names());
-        if (load) usage_error("--preset cannot be combined with --load (the checkpoint has its settings)");
+        if (load) usage_error("--preset cannot be combined with --%s (the checkpoint has its settings)", g_resuming ? "resume" : "load");
         const char *set;
         for (int k = 0; k < 4 && (set = lcg_preset_settings(nmp->preset, task->name, k)); k++) {
             snprintf(s->preset_buf[k], sizeof s->preset_buf[k], "%s", set);
@@ -422,7 +453,8 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         if (find_flag(fl, n_fl, "warmup", 6)->set == 1) usage_error("--warmup %ld exceeds --steps %ld", c.warmup, c.steps);
         c.warmup = c.steps / 10; /* the default warmup, scaled down for short runs */
     }
-    if (load && c.save) usage_error("--save cannot be combined with --load (nothing is trained)");
+    if (c.load && c.save) usage_error("--save cannot be combined with --load (nothing is trained)");
+    if (c.load && c.ckpt_every) usage_error("--checkpoint-every cannot be combined with --load (nothing is trained)");
 
     if (c.threads) omp_set_num_threads(c.threads);
     c.threads = omp_get_max_threads();
@@ -440,6 +472,17 @@ static int run_parse(run_setup *s, int argc, char **argv) {
                     "available; lower --max-len, --eval-samples or --threads",
                     longest, need / (1 << 30), c.threads, (double)avail / (1 << 30));
 
+    /* where a resumable checkpoint goes: --save, else the --resume file, else beside the CSV */
+    if (!c.load) {
+        if (c.save) c.ckpt = c.save;
+        else if (c.resume) c.ckpt = c.resume;
+        else {
+            const char *slash = strrchr(c.out, '/');
+            snprintf(s->ckpt_buf, sizeof s->ckpt_buf, "%.*slcgbench-%016llx.ckpt", slash ? (int)(slash - c.out + 1) : 0,
+                     c.out, (unsigned long long)run_cfg_id(&c));
+            c.ckpt = s->ckpt_buf;
+        }
+    }
     return 0;
 #undef c
 #undef nm
@@ -447,12 +490,37 @@ static int run_parse(run_setup *s, int argc, char **argv) {
 
 /* trains (or loads), evaluates the ladder, prints the table, appends the CSV rows */
 static int run_execute(run_setup *s) {
+#ifdef LCG_FUZZ
+    (void)s;
+    return 0; /* the fuzzer stops at validation */
+#endif
     lcg_run_cfg *cp = &s->c;
 #define c (*cp)
     const lcg_task *task = c.task.task;
     const char *load = s->load;
     char err[768];
     int lens[LCG_MAX_RUNGS], n_lens = eval_ladder(&c, lens);
+    /* nothing is trained for output that cannot be kept */
+    if (c.ckpt) lcg_remove_stale_temps(c.ckpt);
+    if (csv_preflight(&c, err, sizeof err) != 0 || (c.ckpt && lcg_check_writable(c.ckpt, err, sizeof err) != 0)) {
+        fprintf(stderr, "lcgbench %s: %s\n", g_cmd, err);
+        return 1;
+    }
+    lcg_catch_stop_signals();
+    if (c.auto_resume && !c.load && !c.resume) { /* a sweep cell cut short before: continue it */
+        char note[1024];
+        run_cfg_string(&c, note, sizeof note);
+        struct stat st;
+        if (stat(c.ckpt, &st) == 0) {
+            if (checkpoint_load(c.ckpt, &s->ck, err, sizeof err) == 0 && strcmp(s->ck.note, note) == 0 &&
+                s->ck.state_len == LCG_TRAIN_STATE_BYTES && s->ck.step <= c.steps) {
+                c.resume = load = s->load = c.ckpt;
+                fprintf(stderr, "lcgbench %s: continuing from '%s' (step %ld)\n", g_cmd, c.ckpt, s->ck.step);
+            } else {
+                checkpoint_free(&s->ck); /* another run's or unreadable: start afresh, overwrite it */
+            }
+        }
+    }
     lcg_task_prepare(&c.task, c.seed); /* per-run task state, e.g. mqmtar's vocabulary */
     lcg_model m;
     model_init(&m, &c.model, c.seed);
@@ -464,11 +532,24 @@ static int run_execute(run_setup *s) {
                 LCG_VERSION, task->name, lcg_normalizer_at(c.model.norm)->name, lcg_posenc_at(c.model.pos)->name, c.model.L, c.model.C, c.model.H,
                 c.model.D, m.n_params, c.threads);
     if (load) {
-        if (s->ck.n_params != m.n_params) lcg_die("checkpoint '%s' does not match its own config", load);
+        const lcg_config *h = &s->ck.cfg, *w = &c.model;
+        if (s->ck.n_params != m.n_params || h->V != w->V || h->L != w->L || h->C != w->C || h->H != w->H ||
+            h->D != w->D || h->F != w->F || h->norm != w->norm || h->pos != w->pos || h->alpha != w->alpha) {
+            fprintf(stderr, "lcgbench %s: checkpoint '%s': its model header does not match its settings\n", g_cmd, load);
+            model_free(&m);
+            lcg_task_release(&c.task);
+            return 1;
+        }
         memcpy(m.params_mem, s->ck.params, sizeof(float) * m.n_params);
         tr.steps_done = s->ck.step;
-    } else {
-        train_run(&m, &tr, &c, note);
+    }
+    if (!c.load) {
+        int sig = train_run(&m, &tr, &c, note, c.resume ? &s->ck : NULL);
+        if (sig) {
+            model_free(&m);
+            lcg_task_release(&c.task);
+            return 128 + sig;
+        }
         if (!c.quiet)
             fprintf(stderr, "trained %ld steps in %.1f s (%.0f tok/s), final loss %.4f\n", tr.steps_done,
                     tr.train_seconds, tr.train_tok_s, tr.train_loss);
@@ -477,7 +558,25 @@ static int run_execute(run_setup *s) {
     lcg_rung_result res[LCG_MAX_RUNGS];
     printf("%8s %7s %8s %17s %8s %9s %8s\n", "len", "factor", "exact%", "95% CI", "token%", "loss", "sec");
     for (int i = 0; i < n_lens; i++) {
-        eval_rung(&res[i], &m, &c, lens[i]);
+        /* SIGINT/SIGTERM during a rung (a worker thread may take it late: checked after too):
+         * no rows, keep the model */
+        if (eval_rung(&res[i], &m, &c, lens[i]) != 0 || lcg_stop_signal) {
+            int sig = lcg_stop_signal;
+            char kept[4400] = "";
+            if (!c.load && !c.save) {
+                unsigned char blob[LCG_TRAIN_STATE_BYTES];
+                train_state_pack(&tr.state, blob);
+                if (checkpoint_save(c.ckpt, &m, NULL, tr.state.step, note, blob, sizeof blob, err, sizeof err) != 0)
+                    lcg_die("%s", err);
+            }
+            if (!c.load)
+                snprintf(kept, sizeof kept, "; the trained model is in '%s': 'lcgbench run --resume %s' evaluates it", c.ckpt, c.ckpt);
+            fprintf(stderr, "lcgbench %s: %s while evaluating length %d; no rows written%s\n", g_cmd,
+                    sig == SIGINT ? "interrupted" : "terminated", lens[i], kept);
+            model_free(&m);
+            lcg_task_release(&c.task);
+            return 128 + sig;
+        }
         double lo, hi;
         wilson95(res[i].exact, res[i].samples, &lo, &hi);
         printf("%8d %7.4g %8.1f   [%5.1f, %5.1f] %8.1f %9.4f %8.2f\n", res[i].len, res[i].factor,
@@ -492,6 +591,7 @@ static int run_execute(run_setup *s) {
     } else if (!c.quiet) {
         fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
     }
+    if (rc == 0 && c.auto_resume && c.ckpt == s->ckpt_buf) remove(c.ckpt); /* the cell is in the CSV */
     model_free(&m);
     lcg_task_release(&c.task);
     return rc;
@@ -507,7 +607,11 @@ static void run_setup_free(run_setup *s) {
 int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info) {
     g_cmd = "sweep";
     run_setup *s = LCG_NEW(run_setup, 1);
+#ifdef LCG_FUZZ
+    g_fuzz_setup = s;
+#endif
     int rc = run_parse(s, argc, argv);
+    s->c.auto_resume = 1;
     if (rc == 0) {
         info->run_id = run_cfg_id(&s->c);
         info->n_rows = eval_ladder(&s->c, info->lens);
@@ -518,16 +622,25 @@ int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info) {
     }
     run_setup_free(s);
     lcg_free(s);
+#ifdef LCG_FUZZ
+    g_fuzz_setup = NULL;
+#endif
     return rc;
 }
 
 static int cmd_run(int argc, char **argv) {
     g_cmd = "run";
     run_setup *s = LCG_NEW(run_setup, 1);
+#ifdef LCG_FUZZ
+    g_fuzz_setup = s;
+#endif
     int rc = run_parse(s, argc, argv);
     rc = rc == 0 ? run_execute(s) : rc == 1 ? 0 : 1;
     run_setup_free(s);
     lcg_free(s);
+#ifdef LCG_FUZZ
+    g_fuzz_setup = NULL;
+#endif
     return rc;
 }
 
@@ -579,6 +692,9 @@ static int cmd_gen(int argc, char **argv) {
     char name[64], err[768];
     if (is_test) snprintf(name, sizeof name, "test_%d_%d", index, len);
     else snprintf(name, sizeof name, "train");
+#ifdef LCG_FUZZ
+    return 0;
+#endif
     mkdir(out, 0777);
     lcg_task_prepare(&tc, seed);
     pcg32 rng = is_test ? pcg32_derive(seed, "test", (uint64_t)len) : pcg32_derive(seed, "train", 0);

@@ -6,8 +6,10 @@
 #ifndef LCG_RUN_H
 #define LCG_RUN_H
 
+#include <signal.h>
 #include <stdint.h>
 
+#include "../model/checkpoint.h"
 #include "../model/model.h"
 #include "../tasks/task.h"
 
@@ -34,6 +36,11 @@ typedef struct {
     const char *out;     /* CSV path */
     const char *save;    /* checkpoint written after training */
     const char *load;    /* checkpoint to evaluate instead of training */
+    const char *resume;  /* checkpoint to continue training from (--resume) */
+    const char *ckpt;    /* where interruptions, --checkpoint-every and a non-finite step write
+                            the resumable checkpoint: --save, else --resume, else derived */
+    long ckpt_every;     /* 0 = only on interruption / non-finite values */
+    int auto_resume;     /* sweep cells: continue from cfg->ckpt when it holds this very run */
     const char *data;    /* reference-format data directory instead of the generator */
     int threads;         /* 0 = OpenMP default */
     long log_every;      /* 0 = automatic */
@@ -52,12 +59,33 @@ typedef struct {
     double attn_entropy[LCG_MAX_LAYERS], attn_support[LCG_MAX_LAYERS], attn_max[LCG_MAX_LAYERS];
 } lcg_rung_result;
 
+/* what a checkpoint carries besides the model and AdamW so an interrupted run resumes bit
+ * for bit: the data stream (the generator's PCG32; a data file's position is step * batch)
+ * and the running sums the CSV reports */
+typedef struct {
+    long step;           /* steps done */
+    pcg32 rng;           /* the "train" stream, positioned for step + 1 */
+    double tail_loss;    /* sum of the losses of the last 10% of steps so far */
+    long tail_n;
+    long tokens;         /* non-pad training tokens so far */
+} lcg_train_state;
+#define LCG_TRAIN_STATE_BYTES 48
+void train_state_pack(const lcg_train_state *st, unsigned char out[LCG_TRAIN_STATE_BYTES]);
+/* 0, or -1 with a message if the bytes are not a training state */
+int train_state_unpack(lcg_train_state *st, const unsigned char *in, size_t n, char *err, size_t err_len);
+
 typedef struct {
     double train_loss;   /* mean loss over the last 10% of steps (NaN if no training) */
     double train_seconds;
     double train_tok_s;  /* non-pad tokens per second */
     long steps_done;
+    lcg_train_state state; /* at the end of training */
 } lcg_train_result;
+
+/* SIGINT/SIGTERM set this; training and evaluation stop at the next step / sample */
+extern volatile sig_atomic_t lcg_stop_signal;
+/* installs the handler (once per process); a second signal of the same kind kills at once */
+void lcg_catch_stop_signals(void);
 
 /* ---- sequences (harness/sequence.c) ------------------------------------------------------ */
 typedef struct {
@@ -116,10 +144,17 @@ void batch_fill(lcg_batch *b, const lcg_task_cfg *task, pcg32 *rng, int B, int l
 void batch_free(lcg_batch *b);
 
 /* ---- training / evaluation --------------------------------------------------------------- */
-void train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note);
+/* trains cfg->steps steps (from `resume`'s state if not NULL: its parameters must already be
+ * in m). Returns 0 when done; on SIGINT/SIGTERM writes a resumable checkpoint to cfg->ckpt,
+ * prints one line saying so and returns the signal number. A non-finite loss, gradient or
+ * activation writes the last good state to cfg->ckpt and exits 1 with one line naming the
+ * layer and step. */
+int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note,
+              const lcg_checkpoint *resume);
 /* ladder of lengths to evaluate; returns the count */
 int eval_ladder(const lcg_run_cfg *cfg, int *lens);
-void eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len);
+/* evaluates one length; returns 0, or -1 if lcg_stop_signal cut it short (res is then invalid) */
+int eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len);
 /* test samples at length len: eval_samples, capped by the token budget (not below eval_min) */
 int eval_rung_samples(const lcg_run_cfg *cfg, int len);
 /* the test samples of a rung, in order (stream "test", len); arrays of S * max size,
@@ -150,6 +185,9 @@ const char *lcg_preset_names(void);
 /* appends one row per rung to cfg->out atomically; returns 0 or -1 with err */
 int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
                int n_rungs, char *err, size_t err_len);
+/* before any work: cfg->out is a CSV of our schema (or absent) and can be replaced; stale temp
+ * files of killed writers are removed. 0 or -1 with err */
+int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len);
 /* writes one record of n fields as csv_append does (quoted only where needed), '\n'-ended */
 void csv_write_record(FILE *f, const char *const *fields, int n);
 /* creates the directories above path (errors surface when the file is written) */
@@ -182,6 +220,10 @@ int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info);
 /* the context usage errors name, e.g. "cell 3 (copy softmax nape seed 1)"; "" for none */
 void lcg_usage_context(const char *ctx);
 int cmd_sweep(int argc, char **argv);
+#ifdef LCG_FUZZ /* fuzzing builds: usage errors longjmp here instead of exiting */
+#include <setjmp.h>
+extern jmp_buf lcg_fuzz_jmp;
+#endif
 int cmd_table(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_regress(int argc, char **argv);

@@ -4,7 +4,9 @@
  * before any work starts; cells whose rows are already in the output CSV (same run id and
  * eval length) are skipped, so a sweep that was interrupted resumes where it stopped and
  * ends with the same rows, in the same order, as one that was not (each run's rows are
- * appended atomically: a cell is in the file whole or not at all).
+ * appended atomically: a cell is in the file whole or not at all). SIGINT/SIGTERM stop the
+ * sweep after the current cell has written its checkpoint (see `run`); killed at any moment,
+ * the rerun skips the cells already in the CSV and redoes the one that was cut short.
  *
  * Grid file (a line each; '#' starts a comment; values separated by spaces or commas):
  *
@@ -298,7 +300,8 @@ int sw_grid_build(sw_grid *g, int mode, int argc, char **argv) {
             }
             sw_error("unexpected argument '%s'", a);
         }
-        if (strcmp(a, "--load") == 0 || strcmp(a, "--save") == 0 || strncmp(a, "--load=", 7) == 0 || strncmp(a, "--save=", 7) == 0)
+        if (strcmp(a, "--load") == 0 || strcmp(a, "--save") == 0 || strncmp(a, "--load=", 7) == 0 || strncmp(a, "--save=", 7) == 0 ||
+            strcmp(a, "--resume") == 0 || strncmp(a, "--resume=", 9) == 0)
             sw_error("%s is per run: a sweep trains every cell", a);
         pass[n_pass++] = argv[i];
         /* the flag's value travels with it (run checks both); --quiet is the one run flag
@@ -470,7 +473,14 @@ int cmd_sweep(int argc, char **argv) {
         if (cells[k].done || !cells[k].mine) continue;
         fprintf(stderr, "[sweep %d/%d] %s\n", k + 1, n_cells, cells[k].desc);
         lcg_run_info info;
-        if (lcg_run_flags(cells[k].argc, cells[k].argv, 1, &info) != 0) {
+        int rc = lcg_run_flags(cells[k].argc, cells[k].argv, 1, &info);
+        if (lcg_stop_signal) { /* SIGINT/SIGTERM: the cell said what it kept; no further cells */
+            fprintf(stderr, "lcgbench sweep: stopped in cell %d (%s); run the same command again to continue\n",
+                    k + 1, cells[k].desc);
+            sw_grid_free(&g);
+            return 128 + lcg_stop_signal;
+        }
+        if (rc != 0) {
             fprintf(stderr, "lcgbench sweep: cell %d (%s) failed\n", k + 1, cells[k].desc);
             failed++;
         }

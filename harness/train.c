@@ -3,15 +3,72 @@
  * generator (stream "train"), or the next samples of a data directory's train split (--data),
  * runs forward/backward, clips the global gradient norm and takes
  * an AdamW step on the cosine-with-warmup schedule. A live progress line goes to a terminal,
- * plain log lines otherwise; --save writes the model and optimizer state at the end. A non-finite loss or gradient stops the run with the step named.
+ * plain log lines otherwise; --save writes the model and optimizer state at the end.
+ *
+ * Faults: every step's loss, activations and gradients are checked; the first non-finite
+ * value stops the run naming the layer and step, after writing the last good state (the
+ * parameters before that step) as a resumable checkpoint. SIGINT/SIGTERM finish the current
+ * step, write a resumable checkpoint and return; --checkpoint-every writes one every N steps,
+ * so a SIGKILL loses at most N steps. A checkpoint carries the optimizer and the data stream,
+ * so a resumed run is bitwise the run that was never interrupted.
+ *
+ * Test hooks (environment, see util.h): LCG_TEST_STOP_AT=step:N stops the process after step
+ * N; LCG_TEST_NAN=attn@N | grad@N | logits@N poisons step N (huge q/k weights of the last
+ * layer, a NaN gradient in its FFN, an infinite LM-head weight) to exercise the detection.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "run.h"
 #include "../model/checkpoint.h"
 #include "../model/optim.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+volatile sig_atomic_t lcg_stop_signal;
+
+static void on_stop_signal(int sig) { lcg_stop_signal = sig; }
+
+void lcg_catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND; /* the second ^C kills */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- the training state in a checkpoint --------------------------------------------------- */
+void train_state_pack(const lcg_train_state *st, unsigned char out[LCG_TRAIN_STATE_BYTES]) {
+    uint64_t v[6] = {(uint64_t)st->step, st->rng.state, st->rng.inc, 0, (uint64_t)st->tail_n, (uint64_t)st->tokens};
+    memcpy(&v[3], &st->tail_loss, 8);
+    memcpy(out, v, sizeof v);
+}
+
+int train_state_unpack(lcg_train_state *st, const unsigned char *in, size_t n, char *err, size_t err_len) {
+    uint64_t v[6];
+    if (n != LCG_TRAIN_STATE_BYTES) {
+        snprintf(err, err_len, "no training state (it can be evaluated with --load, not resumed)");
+        return -1;
+    }
+    memcpy(v, in, sizeof v);
+    st->step = (long)v[0];
+    st->rng.state = v[1];
+    st->rng.inc = v[2];
+    memcpy(&st->tail_loss, &v[3], 8);
+    st->tail_n = (long)v[4];
+    st->tokens = (long)v[5];
+    if (st->step < 0 || st->tail_n < 0 || st->tail_n > st->step || st->tokens < 0 || !(st->rng.inc & 1) ||
+        !isfinite(st->tail_loss)) {
+        snprintf(err, err_len, "invalid training state");
+        return -1;
+    }
+    return 0;
+}
 
 static void fmt_eta(char *out, size_t n, double s) {
     if (!(s >= 0) || s > 1e7) s = 0;
@@ -19,52 +76,158 @@ static void fmt_eta(char *out, size_t n, double s) {
     snprintf(out, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
 }
 
-void train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note) {
+static int save_state(const lcg_model *m, const lcg_adamw *opt, const lcg_train_state *st, const char *path,
+                      const char *note, char *err, size_t err_len) {
+    unsigned char blob[LCG_TRAIN_STATE_BYTES];
+    train_state_pack(st, blob);
+    return checkpoint_save(path, m, opt, st->step, note, blob, sizeof blob, err, err_len);
+}
+
+/* the layer of element i of parameter tensor t, or -1 for the tensors outside the layers */
+static int layer_of(const lcg_model *m, int t, size_t i) {
+    if (t == LCG_P_EMB || t == LCG_P_LN_F || t == LCG_P_LM || !m->sizes[t]) return -1;
+    return (int)(i / (m->sizes[t] / (size_t)m->cfg.L));
+}
+
+/* the test hook LCG_TEST_NAN=what@step: a transient fault, undone before the last good state
+ * is saved (the parameters it touched are restored) */
+static struct {
+    float *p;
+    float keep[4096];
+    size_t n;
+    size_t stride, rows, cols;
+} g_fault;
+
+static void undo_fault(void) {
+    for (size_t r = 0, k = 0; r < g_fault.rows; r++)
+        for (size_t c = 0; c < g_fault.cols && k < g_fault.n; c++) g_fault.p[r * g_fault.stride + c] = g_fault.keep[k++];
+    g_fault.rows = 0;
+}
+
+static void poison(float *p, size_t rows, size_t cols, size_t stride, float v) {
+    g_fault.p = p, g_fault.rows = rows, g_fault.cols = cols, g_fault.stride = stride, g_fault.n = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            if (g_fault.n < sizeof g_fault.keep / sizeof *g_fault.keep) g_fault.keep[g_fault.n++] = p[r * stride + c];
+            p[r * stride + c] = v;
+        }
+}
+
+static void inject_fault(lcg_model *m, long step, int after_backward) {
+    static int parsed;
+    static long at = -1;
+    static char what[16];
+    if (!parsed) {
+        parsed = 1;
+        const char *e = getenv("LCG_TEST_NAN");
+        if (e && sscanf(e, "%15[a-z]@%ld", what, &at) != 2) at = -1;
+    }
+    if (step + 1 != at) return;
+    const lcg_config *c = &m->cfg;
+    size_t off[LCG_N_PARAM_TENSORS + 1] = {0};
+    for (int i = 0; i < LCG_N_PARAM_TENSORS; i++) off[i + 1] = off[i] + m->sizes[i];
+    size_t C = (size_t)c->C, HD = (size_t)c->H * c->D, l = (size_t)c->L - 1;
+    if (!after_backward && strcmp(what, "attn") == 0) { /* q.k overflows: scores of +-inf */
+        if (C * 2 * HD <= sizeof g_fault.keep / sizeof *g_fault.keep)
+            poison(m->params_mem + off[LCG_P_WQKV] + l * C * 3 * HD, C, 2 * HD, 3 * HD, 1e30f);
+    } else if (!after_backward && strcmp(what, "logits") == 0) {
+        poison(m->params_mem + off[LCG_P_LM], 1, 1, 1, INFINITY);
+    } else if (after_backward && strcmp(what, "grad") == 0) {
+        m->grads_mem[off[LCG_P_WDOWN] + l * (m->sizes[LCG_P_WDOWN] / (size_t)c->L)] = NAN;
+    }
+}
+
+/* non-finite values at `step` (0-based): write the last good state and exit 1, one line */
+static _Noreturn void die_nonfinite(const lcg_model *m, const lcg_adamw *opt, const lcg_train_state *good,
+                                    const lcg_run_cfg *cfg, const char *note, const char *what, long step,
+                                    double loss) {
+    char err[768], saved[900];
+    undo_fault();
+    size_t bad = 0;
+    while (bad < m->n_params && isfinite(m->params_mem[bad])) bad++;
+    if (bad < m->n_params) snprintf(saved, sizeof saved, "no checkpoint written (the parameters are not finite)");
+    else if (good->step == 0) snprintf(saved, sizeof saved, "no checkpoint written (nothing trained yet)");
+    else if (save_state(m, opt, good, cfg->ckpt, note, err, sizeof err) != 0)
+        snprintf(saved, sizeof saved, "the last good state could not be saved: %s", err);
+    else snprintf(saved, sizeof saved, "last good checkpoint (step %ld) written to '%s'", good->step, cfg->ckpt);
+    fprintf(stderr, "lcgbench run: non-finite values in %s at step %ld (loss %g); %s\n", what, step + 1, loss, saved);
+    exit(1);
+}
+
+int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note,
+              const lcg_checkpoint *resume) {
     lcg_adamw opt;
     adamw_init(&opt, m->n_params, 0.9f, 0.99f, 1e-8f, (float)cfg->weight_decay);
     lcg_batch batch = {0};
-    pcg32 rng = pcg32_derive(cfg->seed, "train", 0);
+    lcg_train_state st = {.step = 0, .rng = pcg32_derive(cfg->seed, "train", 0)};
     lcg_data_reader data;
-    char err[600];
+    char err[768];
     if (cfg->data && data_open(&data, cfg->data, "train", err, sizeof err) != 0) lcg_die("%s", err);
+    if (resume) { /* parameters are in m already; the optimizer and the data stream follow */
+        if (train_state_unpack(&st, resume->state, resume->state_len, err, sizeof err) != 0)
+            lcg_die("checkpoint '%s': %s", cfg->resume, err);
+        if (st.step > cfg->steps) lcg_die("checkpoint '%s' is at step %ld, past --steps %ld", cfg->resume, st.step, cfg->steps);
+        if (st.step < cfg->steps && !resume->opt_m)
+            lcg_die("checkpoint '%s' has no optimizer state to resume training from", cfg->resume);
+        if (resume->opt_m) {
+            memcpy(opt.m, resume->opt_m, sizeof(float) * m->n_params);
+            memcpy(opt.v, resume->opt_v, sizeof(float) * m->n_params);
+        }
+        opt.t = st.step;
+        for (long k = 0; cfg->data && k < st.step * cfg->batch; k++) { /* the file position */
+            const int *s, *t;
+            int a, b;
+            if (data_next_cyclic(&data, &cfg->task, &s, &a, &t, &b, err, sizeof err) != 0) lcg_die("%s", err);
+        }
+    }
     int tty = isatty(fileno(stderr)) && !cfg->quiet;
     long log_every = cfg->log_every > 0 ? cfg->log_every : (cfg->steps >= 10 ? cfg->steps / 10 : 1);
     long tail_from = cfg->steps - (cfg->steps + 9) / 10; /* last 10% of steps */
-    double tail_loss = 0, t0 = lcg_now(), last_draw = 0;
-    long tail_n = 0, tokens = 0;
+    double t0 = lcg_now(), last_draw = 0;
+    long tokens0 = st.tokens, step0 = st.step;
+    int stopped = 0;
 
-    for (long step = 0; step < cfg->steps; step++) {
-        if (!cfg->data) batch_fill(&batch, &cfg->task, &rng, cfg->batch, cfg->len, cfg->vary);
+    for (long step = st.step; step < cfg->steps; step++) {
+        lcg_train_state good = st; /* the state before this step: what a checkpoint keeps */
+        if (!cfg->data) batch_fill(&batch, &cfg->task, &st.rng, cfg->batch, cfg->len, cfg->vary);
         else if (batch_fill_data(&batch, &cfg->task, &data, cfg->batch, err, sizeof err) != 0) lcg_die("%s", err);
+        inject_fault(m, step, 0);
         double loss = model_forward(m, batch.tok, batch.tgt, batch.mask, batch.B, batch.T);
         if (!isfinite(loss)) {
             char what[160];
             if (model_find_nonfinite(m, what, sizeof what) < 0) snprintf(what, sizeof what, "the loss");
-            lcg_die("non-finite values in %s at step %ld (loss %g)", what, step + 1, loss);
+            die_nonfinite(m, &opt, &good, cfg, note, what, step, loss);
         }
         model_zero_grad(m);
         model_backward(m);
+        inject_fault(m, step, 1);
         double norm = grad_clip(m->grads_mem, m->n_params, cfg->clip);
         if (!isfinite(norm)) {
-            int t = 0;
-            for (size_t i = 0, off = 0; i < LCG_N_PARAM_TENSORS; off += m->sizes[i++])
-                if (!isfinite(grad_norm(m->grads_mem + off, m->sizes[i]))) {
-                    t = (int)i;
-                    break;
-                }
-            lcg_die("non-finite gradient of %s at step %ld", lcg_param_names[t], step + 1);
+            char what[160];
+            snprintf(what, sizeof what, "the gradients");
+            for (size_t i = 0, off = 0; i < LCG_N_PARAM_TENSORS; off += m->sizes[i++]) {
+                size_t j = 0;
+                while (j < m->sizes[i] && isfinite(m->grads_mem[off + j])) j++;
+                if (j == m->sizes[i]) continue;
+                int l = layer_of(m, (int)i, j);
+                if (l >= 0) snprintf(what, sizeof what, "the gradient of %s of layer %d", lcg_param_names[i], l);
+                else snprintf(what, sizeof what, "the gradient of %s", lcg_param_names[i]);
+                break;
+            }
+            die_nonfinite(m, &opt, &good, cfg, note, what, step, loss);
         }
         float lr = (float)(cfg->lr * lr_cosine(step, cfg->warmup, cfg->steps));
         adamw_update(&opt, m->params_mem, m->grads_mem, lr);
-        tokens += batch.n_real;
+        st.tokens += batch.n_real;
         if (step >= tail_from) {
-            tail_loss += loss;
-            tail_n++;
+            st.tail_loss += loss;
+            st.tail_n++;
         }
+        st.step = step + 1;
         double now = lcg_now(), el = now - t0;
-        double tps = tokens / (el > 0 ? el : 1e-9);
+        double tps = (st.tokens - tokens0) / (el > 0 ? el : 1e-9);
         char eta[32];
-        fmt_eta(eta, sizeof eta, el / (step + 1) * (cfg->steps - step - 1));
+        fmt_eta(eta, sizeof eta, el / (step + 1 - step0) * (cfg->steps - step - 1));
         if (tty && (now - last_draw > 0.1 || step + 1 == cfg->steps)) {
             fprintf(stderr, "\r\033[Kstep %ld/%ld  loss %.4f  lr %.2e  %.1fk tok/s  ETA %s", step + 1,
                     cfg->steps, loss, (double)lr, tps / 1e3, eta);
@@ -74,17 +237,38 @@ void train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, cons
             fprintf(stderr, "step %ld/%ld loss %.4f lr %.2e tok/s %.0f eta %s\n", step + 1,
                     cfg->steps, loss, (double)lr, tps, eta);
         }
+        char num[32];
+        snprintf(num, sizeof num, "%ld", st.step);
+        lcg_test_stop_point("step", num);
+        if (lcg_stop_signal && st.step < cfg->steps) {
+            stopped = lcg_stop_signal;
+            break;
+        }
+        if (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0 && st.step < cfg->steps &&
+            save_state(m, &opt, &st, cfg->ckpt, note, err, sizeof err) != 0)
+            lcg_die("%s", err);
     }
     if (tty) fprintf(stderr, "\n");
     res->train_seconds = lcg_now() - t0;
-    res->train_tok_s = tokens / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
-    res->train_loss = tail_n ? tail_loss / tail_n : NAN;
-    res->steps_done = cfg->steps;
-    if (cfg->save) {
-        if (checkpoint_save(cfg->save, m, &opt, cfg->steps, note, err, sizeof err) != 0)
-            lcg_die("%s", err);
+    res->train_tok_s = (st.tokens - tokens0) / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
+    res->train_loss = st.tail_n ? st.tail_loss / st.tail_n : NAN;
+    res->steps_done = st.step;
+    res->state = st;
+    if (stopped) {
+        if (save_state(m, &opt, &st, cfg->ckpt, note, err, sizeof err) != 0) lcg_die("%s", err);
+        if (cfg->auto_resume)
+            fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s' (the sweep, run "
+                            "again, continues from it)\n",
+                    stopped == SIGINT ? "interrupted" : "terminated", st.step, cfg->steps, cfg->ckpt);
+        else
+            fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s'; continue with "
+                            "'lcgbench run --resume %s'\n",
+                    stopped == SIGINT ? "interrupted" : "terminated", st.step, cfg->steps, cfg->ckpt, cfg->ckpt);
+    } else if (cfg->save && save_state(m, &opt, &st, cfg->save, note, err, sizeof err) != 0) {
+        lcg_die("%s", err);
     }
     batch_free(&batch);
     adamw_free(&opt);
     if (cfg->data) data_close(&data);
+    return stopped;
 }

@@ -1,12 +1,17 @@
 /*
  * util.c: see util.h. Allocation, checked I/O, atomic file replacement, timing, FNV-1a and
- * PCG32. Nothing here allocates behind the caller's back or keeps global state.
+ * PCG32. Nothing here allocates behind the caller's back or keeps global state (the test
+ * stop point reads its environment variable on every call).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +66,53 @@ int lcg_fclose_sync(FILE *f) {
     return rc;
 }
 
+/* the directory part of path ("." if none) */
+static void dir_of(const char *path, char *dir, size_t n) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, n, ".");
+    else if (slash == path) snprintf(dir, n, "/");
+    else snprintf(dir, n, "%.*s", (int)(slash - path), path);
+}
+
+int lcg_fsync_dir_of(const char *path) {
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd) != 0 && errno != EINVAL ? -1 : 0;
+    close(fd);
+    return rc;
+}
+
+void lcg_remove_stale_temps(const char *path) {
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp.", 5) != 0) continue;
+        char *end;
+        long pid = strtol(n + bl + 5, &end, 10);
+        if (end == n + bl + 5 || *end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its writer may be alive */
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, n);
+        remove(full);
+    }
+    closedir(d);
+}
+
+void lcg_test_stop_point(const char *point, const char *detail) {
+    const char *want = getenv("LCG_TEST_STOP_AT");
+    if (!want || !*want) return;
+    size_t pl = strlen(point);
+    if (strncmp(want, point, pl) != 0) return;
+    if (want[pl] == '\0' || (detail && want[pl] == ':' && strcmp(want + pl + 1, detail) == 0)) raise(SIGSTOP);
+}
+
 int lcg_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t err_len) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
@@ -77,17 +129,51 @@ int lcg_write_file_atomic(const char *path, const void *data, size_t n, char *er
         remove(tmp);
         return -1;
     }
+    lcg_test_stop_point("rename", path); /* tests kill the process here */
     if (rename(tmp, path) != 0) {
         snprintf(err, err_len, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
         remove(tmp);
         return -1;
     }
+    /* the rename itself must survive a power cut too */
+    if (lcg_fsync_dir_of(path) != 0) {
+        snprintf(err, err_len, "cannot sync the directory of '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    lcg_test_stop_point("renamed", path);
+    return 0;
+}
+
+int lcg_check_writable(const char *path, char *err, size_t err_len) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        snprintf(err, err_len, "path too long: '%s'", path);
+        return -1;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, err_len, "cannot write '%s': it is a directory", path);
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (fd < 0) {
+        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    remove(tmp);
     return 0;
 }
 
 char *lcg_read_file(const char *path, size_t *n_out) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) { /* fopen accepts a directory */
+        fclose(f);
+        errno = EISDIR;
+        return NULL;
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     if (!buf) lcg_die("out of memory reading '%s'", path);

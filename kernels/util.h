@@ -35,9 +35,22 @@ void lcg_fwrite_at(const void *p, size_t size, size_t n, FILE *f, const char *pa
 #define lcg_fwrite(p, size, n, f, path) lcg_fwrite_at((p), (size), (n), (f), (path), __FILE__, __LINE__)
 /* fflush + fsync + fclose; returns 0 or -1 with errno set (callers report the path). */
 int lcg_fclose_sync(FILE *f);
-/* Atomically replace `path` with `n` bytes: write `path.tmp.<pid>`, fsync, rename.
- * Returns 0, or -1 with a message in err[err_len]. */
+/* Atomically replace `path` with `n` bytes: write `path.tmp.<pid>`, fsync, rename, fsync the
+ * directory. Returns 0, or -1 with a message in err[err_len]. */
 int lcg_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t err_len);
+/* whether `path` can be written by lcg_write_file_atomic (creates and removes its temp file,
+ * so nothing is trained for output that cannot be kept); 0 or -1 with a message */
+int lcg_check_writable(const char *path, char *err, size_t err_len);
+/* removes `path.tmp.<pid>` files left by writers that no longer run (a killed process) */
+void lcg_remove_stale_temps(const char *path);
+/* fsync of the directory holding path; 0 or -1 with errno set */
+int lcg_fsync_dir_of(const char *path);
+/* Test hook: when the environment variable LCG_TEST_STOP_AT is `point` or `point:detail`, the
+ * process stops itself (SIGSTOP) here, so a test can kill it at exactly this moment. Points:
+ * "rename" (detail: the path; a temp file written, not yet renamed), "renamed" (the same,
+ * just after the rename), "step" (detail: the
+ * 1-based step just finished), "eval" (detail: the length about to be evaluated). */
+void lcg_test_stop_point(const char *point, const char *detail);
 /* Read a whole file; returns NULL (errno set) if it cannot be opened or read. */
 char *lcg_read_file(const char *path, size_t *n_out);
 

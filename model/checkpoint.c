@@ -3,12 +3,14 @@
  * in one atomic replace; loading reads it whole and parses with bounds checks, so a truncated
  * or corrupted file is an error message, never a crash.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
 #include "../kernels/util.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct {
     unsigned char *p;
@@ -24,14 +26,15 @@ static void put(buf *b, const void *data, size_t n) {
         b->p = q;
         b->cap = cap;
     }
-    memcpy(b->p + b->n, data, n);
+    if (n) memcpy(b->p + b->n, data, n); /* data may be NULL when n is 0 (no state) */
     b->n += n;
 }
 static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
 static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
 
 int checkpoint_save(const char *path, const lcg_model *m, const lcg_adamw *opt, long step,
-                    const char *note, char *err, size_t err_len) {
+                    const char *note, const void *state, size_t state_len, char *err, size_t err_len) {
+    if (state_len > LCG_CKPT_MAX_STATE) lcg_die("checkpoint state of %zu bytes is too large", state_len);
     buf b = {0};
     const lcg_config *c = &m->cfg;
     put(&b, LCG_CKPT_MAGIC, 8);
@@ -50,6 +53,8 @@ int checkpoint_save(const char *path, const lcg_model *m, const lcg_adamw *opt, 
         put(&b, opt->m, sizeof(float) * m->n_params);
         put(&b, opt->v, sizeof(float) * m->n_params);
     }
+    put_u32(&b, (uint32_t)state_len);
+    put(&b, state, state_len);
     put_u64(&b, lcg_fnv1a(LCG_FNV_INIT, b.p, b.n));
     int rc = lcg_write_file_atomic(path, b.p, b.n, err, err_len);
     free(b.p);
@@ -70,13 +75,27 @@ static int get(reader *r, void *out, size_t n) {
 
 int checkpoint_load(const char *path, lcg_checkpoint *ck, char *err, size_t err_len) {
     memset(ck, 0, sizeof *ck);
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) { /* a directory, /dev/zero, a FIFO */
+        snprintf(err, err_len, "checkpoint '%s': not a regular file", path);
+        return -1;
+    }
     size_t n;
     char *data = lcg_read_file(path, &n);
     if (!data) {
         snprintf(err, err_len, "cannot read checkpoint '%s': %s", path, strerror(errno));
         return -1;
     }
-    reader r = {(const unsigned char *)data, n, 0};
+    int rc = checkpoint_parse(data, n, path, ck, err, err_len);
+    free(data);
+    return rc;
+}
+
+int checkpoint_parse(const void *bytes, size_t n, const char *path, lcg_checkpoint *ck, char *err,
+                     size_t err_len) {
+    memset(ck, 0, sizeof *ck);
+    const unsigned char *data = bytes;
+    reader r = {data, n, 0};
     char magic[8];
     uint32_t version, f[8], note_len, has_opt;
     uint64_t step, n_params, sum;
@@ -127,9 +146,15 @@ int checkpoint_load(const char *path, lcg_checkpoint *ck, char *err, size_t err_
                 get(&r, ck->opt_v, sizeof(float) * ck->n_params);
             }
         }
-        if (!why && r.off != r.n) why = "trailing bytes after the optimizer state";
+        uint32_t state_len = 0;
+        if (!why && version >= 2) {
+            if (get(&r, &state_len, 4)) why = "truncated";
+            else if (state_len > LCG_CKPT_MAX_STATE) why = "training state too large";
+            else if (get(&r, ck->state, state_len)) why = "truncated";
+            else ck->state_len = state_len;
+        }
+        if (!why && r.off != r.n) why = "trailing bytes after the training state";
     }
-    free(data);
     if (why) {
         snprintf(err, err_len, "checkpoint '%s': %s", path, why);
         checkpoint_free(ck);

@@ -17,6 +17,7 @@
 #include "testutil.h"
 
 #include "../tasks/task.h"
+#include "../harness/run.h"
 
 #define LCG "./lcgbench"
 /* a tiny model and task; each piece leaves out the flags some test varies */
@@ -172,6 +173,206 @@ START_TEST(test_bad_input) {
         TRAIN " --max-len 40 --eval-samples 10 --quiet --out %s --kv-density 0", csv);
 #undef NO_STEPS
 #undef BAD
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* the rest of the bad-input matrix: every kind of bad value on the flags of every command */
+START_TEST(test_bad_input_matrix) {
+    char dir[64], csv[128], a[4096], ck[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/x.csv", dir);
+    snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
+    expect_ok(NULL, TINY " --save %s --out %s/train.csv", ck, dir); /* a checkpoint to misuse */
+#define BAD(need1, need2, ...)                                                                 \
+    do {                                                                                       \
+        snprintf(a, sizeof a, __VA_ARGS__);                                                    \
+        expect_usage(csv, a, need1, need2);                                                    \
+    } while (0)
+#define T6 "run --task copy --steps 20 --len 6 --vary 2 --max-len 24 --quiet" /* default model */
+    /* commands, topics, flags of gen and help */
+    BAD("--bogus", NULL, "gen --out %s/g --bogus", dir);
+    BAD("at most one topic", NULL, "help a b");
+    BAD("at most one topic", NULL, "help run extra");
+    /* missing values, empty values */
+    BAD("--resume", "needs a value", T6 " --out %s --resume", csv);
+    BAD("--warmup", "expected an integer", T6 " --out %s --warmup=", csv);
+    BAD("--save", "empty", T6 " --out %s --save ''", csv);
+    BAD("--out", "empty", T6 " --out ''");
+    /* negative, zero, overflow, out of range, malformed */
+    BAD("--layers", "-1", T6 " --out %s --layers -1", csv);
+    BAD("--eval-samples", NULL, "run --task copy " MODEL_NO_TASK " --steps 20 --len 6 --vary 2 --max-len 24 --quiet --out %s --eval-samples -1", csv);
+    BAD("--batch", "'0'", T6 " --out %s --batch 0", csv);
+    BAD("--threads", "'0'", T6 " --out %s --threads 0", csv);
+    BAD("--threads", "5000", T6 " --out %s --threads 5000", csv);
+    BAD("--checkpoint-every", "'0'", T6 " --out %s --checkpoint-every 0", csv);
+    BAD("--log-every", "'0'", T6 " --out %s --log-every 0", csv);
+    BAD("--heads", "'0'", "run --task copy --layers 2 --dim 16 --head-dim 8 --ffn 32 --steps 20 --len 6 --vary 2 --max-len 24 --quiet --out %s --heads 0", csv);
+    BAD("--dim", "99999999999999999999", "run --task copy --layers 2 --heads 2 --head-dim 8 --ffn 32 --steps 20 --len 6 --vary 2 --max-len 24 --quiet --out %s --dim 99999999999999999999", csv);
+    BAD("--dim", "expected an integer", "run --task copy --layers 2 --heads 2 --head-dim 8 --ffn 32 --steps 20 --len 6 --vary 2 --max-len 24 --quiet --out %s --dim 1.5", csv);
+    BAD("--len", "2147483648", "run --task copy " MODEL_NO_TASK " --steps 20 --vary 2 --max-len 24 --quiet --out %s --len 2147483648", csv);
+    BAD("--lr", "1e999", T6 " --out %s --lr 1e999", csv);
+    BAD("--lr", "'0'", T6 " --out %s --lr 0", csv);
+    BAD("--lr", "inf", T6 " --out %s --lr inf", csv);
+    BAD("--lr", "abc", T6 " --out %s --lr abc", csv);
+    BAD("--clip", "inf", T6 " --out %s --clip inf", csv);
+    BAD("--weight-decay", "-1", T6 " --out %s --weight-decay -1", csv);
+    BAD("--seed", "0x10", T6 " --out %s --seed 0x10", csv);
+    BAD("--eval-lens", "3,", "run --task copy " MODEL_NO_TASK " --steps 20 --len 6 --vary 2 --quiet --out %s --eval-lens 3,", csv);
+    BAD("--eval-lens", NULL, "run --task copy " MODEL_NO_TASK " --steps 20 --len 6 --vary 2 --quiet --out %s --eval-lens 99999999999999999999", csv);
+    BAD("--eval-lens", "at most 32", "run --task copy " MODEL_NO_TASK " --steps 20 --len 6 --vary 2 --quiet --out %s --eval-lens "
+        "8,16,24,32,40,48,56,64,72,80,88,96,104,112,120,128,136,144,152,160,168,176,184,192,200,208,216,224,232,240,248,256,264", csv);
+    BAD("head-dim", "even", "run --task copy --layers 2 --dim 16 --heads 2 --ffn 32 --steps 20 --len 6 --vary 2 --max-len 24 --quiet --out %s --head-dim 7", csv);
+    BAD("--data", "/nonexistent", T6 " --out %s --data /nonexistent", csv);
+    /* conflicting flags */
+    BAD("--warmup", "--steps", T6 " --out %s --warmup 30", csv);
+    BAD("--resume", "--load", "run --load %s --resume %s --quiet --out %s", ck, ck, csv);
+    BAD("--resume", "--load", "run --resume %s --load %s --quiet --out %s", ck, ck, csv);
+    BAD("--save", "--load", "run --load %s --save %s/y.ckpt --quiet --out %s", ck, dir, csv);
+    BAD("--checkpoint-every", "--load", "run --load %s --checkpoint-every 5 --quiet --out %s", ck, csv);
+    BAD("--dim", "checkpoint", "run --resume %s --dim 32 --quiet --out %s", ck, csv);
+    BAD("--steps", "checkpoint", "run --resume %s --steps 50 --quiet --out %s", ck, csv);
+    BAD("--task", "checkpoint", "run --resume %s --task sort --quiet --out %s", ck, csv);
+    BAD("--attn", "checkpoint", "run --load %s --attn entmax --quiet --out %s", ck, csv);
+    /* task parameters: range, integer-ness, and the task's own cross-checks */
+    BAD("--write-prob", "1.5", "run --task flip-flop " MODEL_NO_TASK " --steps 20 --quiet --out %s --write-prob 1.5", csv);
+    BAD("--n", "'0'", "run --task nback " MODEL_NO_TASK " --steps 20 --quiet --out %s --n 0", csv);
+    BAD("n must be smaller", NULL, "run --task nback " MODEL_NO_TASK " --steps 20 --len 6 --vary 2 --quiet --out %s --n 9", csv);
+    BAD("--max-reps", "'1'", "run --task count " MODEL_NO_TASK " --steps 20 --quiet --out %s --max-reps 1", csv);
+    BAD("--k-len", "'0'", "run --task mqmtar " MODEL_NO_TASK " --steps 20 --quiet --out %s --k-len 0", csv);
+    BAD("num-q", NULL, "run --task mqmtar " MODEL_NO_TASK " --steps 20 --quiet --out %s --num-q 40", csv);
+    BAD("--abc", "'1'", "run --task recall " MODEL_NO_TASK " --steps 20 --quiet --out %s --abc 1", csv);
+    /* gen */
+    BAD("--out", "required", "gen --task copy");
+    BAD("--split", "bogus", "gen --out %s/g --split bogus", dir);
+    BAD("--format", "bogus", "gen --out %s/g --format bogus", dir);
+    BAD("--vary", "test", "gen --out %s/g --split test --vary 2", dir);
+    BAD("--index", "test", "gen --out %s/g --index 2", dir);
+    BAD("--count", "'0'", "gen --out %s/g --count 0", dir);
+    BAD("--task", "nosuch", "gen --out %s/g --task nosuch", dir);
+    ck_assert_msg(!tu_exists("g") && access(dir, F_OK) == 0, "gen wrote output on a usage error");
+#undef T6
+#undef BAD
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* grid files of `sweep` beyond test_results' cases: limits, flags that are per run, odd files */
+START_TEST(test_grid_bad_input) {
+    char dir[64], g[128], csv[128], a[4096];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(g, sizeof g, "%s/g.txt", dir);
+    snprintf(csv, sizeof csv, "%s/x.csv", dir);
+    char *long_line = malloc(6000);
+    ck_assert_ptr_nonnull(long_line);
+    strcpy(long_line, "task =");
+    for (int i = 0; i < 1000; i++) strcat(long_line, " copy");
+    strcat(long_line, "\n");
+    char many_values[1024] = "task =", many_sections[2048] = "task = copy\n";
+    for (int i = 0; i < 65; i++) snprintf(many_values + strlen(many_values), 16, " s%d", i);
+    strcat(many_values, "\n");
+    for (int i = 0; i < 65; i++) snprintf(many_sections + strlen(many_sections), 16, "[s%d]\n", i);
+    struct {
+        const char *text, *need1, *need2;
+    } bad[] = {
+        {"[]\ntask = copy\n", "g.txt:1", "expected '[name]'"},
+        {long_line, "g.txt:1", "line too long"},
+        {many_values, "g.txt:1", "more than 64 values"},
+        {many_sections, "g.txt:66", "more than 64 sections"},
+        {"= copy\n", "g.txt:1", "unknown key ''"},
+        {"task = copy\nargs = --bogus\n", "cell 1 (copy)", "unknown flag '--bogus'"},
+        {"task = copy\nseed = -1\n", "cell 1 (copy seed -1)", "--seed"},
+        {"task = copy\nseed = 99999999999999999999\n", "--seed", "out of range"},
+        {"task = copy\nargs = --resume x.ckpt\n", "--resume is per run", NULL},
+        {"task = copy\nargs = --load=x.ckpt\n", "--load is per run", NULL},
+        {"task = copy\nargs = --save x.ckpt\n", "--save is per run", NULL},
+        {"task = copy\nargs = --steps abc\n", "--steps expected an integer", NULL},
+        {"task = copy\nargs = --steps 0\n", "--steps must be in", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tu_write_all(g, bad[i].text, strlen(bad[i].text));
+        snprintf(a, sizeof a, "sweep --grid %s " MODEL_NO_TASK " --len 6 --vary 2 " EVAL " --quiet --out %s", g, csv);
+        expect_usage(csv, a, bad[i].need1, bad[i].need2);
+    }
+    snprintf(a, sizeof a, "sweep --grid %s --out %s", dir, csv); /* a directory as the grid */
+    expect_usage(csv, a, "--grid", "error reading");
+    snprintf(a, sizeof a, "sweep --task copy --resume %s/m.ckpt --out %s", dir, csv);
+    expect_usage(csv, a, "--resume is per run", NULL);
+    /* the output is a directory: a runtime error naming it, nothing run */
+    tu_write_all(g, "task = copy\n", 12);
+    tu_run(&R, LCG " sweep --grid %s " MODEL_NO_TASK " --len 6 --vary 2 " TRAIN " " EVAL " --quiet --out %s", g, dir);
+    ck_assert_msg(R.status == 1 && tu_count_lines(R.err) == 1 && strstr(R.err, "Is a directory"), "exit %d: %s",
+                  R.status, R.err);
+    free(long_line);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* runtime failures of the output: exit 1, one line naming the path, before any training */
+START_TEST(test_unwritable_output) {
+    char dir[64], csv[128], a[1024];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/x.csv", dir);
+    /* --out is a directory; its parent is a regular file; --save into a missing directory */
+    expect_runtime_error("is a directory", TINY " --out %s", dir);
+    tu_write_all(csv, "", 0);
+    expect_runtime_error("x.csv/y.csv", TINY " --out %s/y.csv", csv);
+    remove(csv);
+    expect_runtime_error("nodir/m.ckpt", TINY " --out %s --save %s/nodir/m.ckpt", csv, dir);
+    ck_assert_msg(!tu_exists(csv), "a run whose checkpoint cannot be written wrote %s", csv);
+    /* a read-only directory (as root, run as nobody: root writes anywhere) */
+    char ro[128], pre[64] = "";
+    snprintf(ro, sizeof ro, "%s/ro", dir);
+    ck_assert_int_eq(mkdir(ro, 0555), 0);
+    ck_assert_int_eq(chmod(ro, 0555), 0);
+    if (geteuid() == 0) {
+        if (access("/usr/bin/setpriv", X_OK) == 0 && chmod(dir, 0755) == 0)
+            snprintf(pre, sizeof pre, "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups ");
+        else pre[0] = '?';
+    }
+    if (pre[0] != '?') {
+        snprintf(a, sizeof a, "%s" LCG " run " TINY " --out %s/x.csv", pre, ro);
+        tu_run(&R, "%s", a);
+        ck_assert_msg(R.status == 1 && tu_count_lines(R.err) == 1 && strstr(R.err, "ro/x.csv") &&
+                          strstr(R.err, "Permission denied"),
+                      "'%s': exit %d: %s", a, R.status, R.err);
+        ck_assert_msg(R.out[0] == '\0', "trained and evaluated for an unwritable CSV: %s", R.out);
+    } else {
+        printf("SKIP read-only directory case: running as root without setpriv\n");
+    }
+    chmod(ro, 0755);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* a write that fails half way (the file size limit: what a full disk does to write()) */
+START_TEST(test_write_error_keeps_old_csv) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/x.csv", dir);
+    expect_ok(NULL, TINY " --out %s", csv);
+    expect_ok(NULL, TINY " --out %s", csv);
+    size_t n_old;
+    char *old = tu_read_all(csv, &n_old);
+    ck_assert_ptr_nonnull(old);
+    ck_assert_uint_gt(n_old, 1024); /* above the limit below */
+    /* ulimit -f 2: 1 KiB in dash's 512-byte blocks; SIGXFSZ ignored so write() fails */
+    tu_run(&R, "trap '' XFSZ; ulimit -f 2; " LCG " run " TINY " --out %s", csv);
+    ck_assert_msg(R.status == 1, "exit %d: %s", R.status, R.err);
+    ck_assert_msg(tu_count_lines(R.err) == 1 && strstr(R.err, "x.csv") && strstr(R.err, "File too large"), "%s", R.err);
+    size_t n = 0;
+    char *now = tu_read_all(csv, &n);
+    ck_assert_ptr_nonnull(now);
+    ck_assert_msg(n == n_old && memcmp(now, old, n) == 0, "a failed write changed %s", csv);
+    tu_run(&R, "ls %s | grep -c tmp", dir);
+    ck_assert_msg(strcmp(R.out, "0\n") == 0, "a failed write left a temp file: %s", R.out);
+    /* the same for a checkpoint */
+    tu_run(&R, "trap '' XFSZ; ulimit -f 2; " LCG " run " TINY " --out %s/y.csv --save %s/m.ckpt", dir, dir);
+    ck_assert_msg(R.status == 1 && tu_count_lines(R.err) == 1 && strstr(R.err, "m.ckpt") && strstr(R.err, "File too large"),
+                  "exit %d: %s", R.status, R.err);
+    ck_assert(!tu_exists("m.ckpt"));
+    free(old);
+    free(now);
     tu_rm_tmpdir(dir);
 }
 END_TEST
@@ -532,6 +733,56 @@ START_TEST(test_checkpoint_errors) {
 
     /* a file that does not exist */
     expect_runtime_error("nosuch.ckpt", "--load %s/nosuch.ckpt " EVAL " --quiet --out %s", dir, out);
+    data[0] ^= 0x20;
+    /* a newer format version, checksum valid: refused as too new */
+    {
+        unsigned char *v = malloc(n);
+        memcpy(v, data, n);
+        v[8] = LCG_CKPT_VERSION + 1;
+        uint64_t sum = lcg_fnv1a(LCG_FNV_INIT, v, n - 8);
+        memcpy(v + n - 8, &sum, 8);
+        tu_write_all(bad, v, n);
+        expect_runtime_error("newer", "--load %s " EVAL " --quiet --out %s", bad, out);
+        free(v);
+    }
+    /* settings that contradict the model header (pos=rope -> pos=nope in the note, checksum
+     * valid): the parameters would be read as another model */
+    {
+        unsigned char *v = malloc(n);
+        memcpy(v, data, n);
+        unsigned char *p = NULL;
+        for (size_t i = 0; i + 8 <= n && !p; i++)
+            if (memcmp(v + i, "pos=rope", 8) == 0) p = v + i;
+        ck_assert_ptr_nonnull(p);
+        memcpy(p, "pos=nope", 8);
+        uint64_t sum = lcg_fnv1a(LCG_FNV_INIT, v, n - 8);
+        memcpy(v + n - 8, &sum, 8);
+        tu_write_all(bad, v, n);
+        expect_runtime_error("does not match", "--load %s " EVAL " --quiet --out %s", bad, out);
+        expect_runtime_error("does not match", "--resume %s " EVAL " --quiet --out %s", bad, out);
+        free(v);
+    }
+    /* a version 1 file (no training state): evaluates with --load, cannot be resumed */
+    {
+        unsigned char *v = malloc(n);
+        uint32_t state_len;
+        memcpy(&state_len, data + n - 8 - LCG_TRAIN_STATE_BYTES - 4, 4);
+        ck_assert_uint_eq(state_len, LCG_TRAIN_STATE_BYTES);
+        size_t n1 = n - 8 - 4 - LCG_TRAIN_STATE_BYTES;
+        memcpy(v, data, n1);
+        v[8] = 1;
+        uint64_t sum = lcg_fnv1a(LCG_FNV_INIT, v, n1);
+        memcpy(v + n1, &sum, 8);
+        tu_write_all(bad, v, n1 + 8);
+        expect_runtime_error("no training state", "--resume %s " EVAL " --quiet --out %s", bad, out);
+        ck_assert(!tu_exists(out));
+        expect_ok(NULL, "--load %s " EVAL " --quiet --out %s", bad, out);
+        remove(out);
+        free(v);
+    }
+    /* a directory, a device: not regular files, refused before reading */
+    expect_runtime_error("not a regular file", "--load %s " EVAL " --quiet --out %s", dir, out);
+    expect_runtime_error("not a regular file", "--resume /dev/zero " EVAL " --quiet --out %s", out);
 
     ck_assert_msg(!tu_exists(out), "a failed --load wrote %s", out);
     free(data);
@@ -545,6 +796,10 @@ static Suite *cli_suite(void) {
     TCase *tc = tcase_create("usage");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_bad_input_matrix);
+    tcase_add_test(tc, test_grid_bad_input);
+    tcase_add_test(tc, test_unwritable_output);
+    tcase_add_test(tc, test_write_error_keeps_old_csv);
     tcase_add_test(tc, test_version_and_help);
     suite_add_tcase(s, tc);
 

@@ -182,7 +182,7 @@ START_TEST(test_train_copy_smoke_and_greedy_equivalence) {
     lcg_model m;
     model_init(&m, &c.model, c.seed);
     lcg_train_result tr;
-    train_run(&m, &tr, &c, "");
+    train_run(&m, &tr, &c, "", NULL);
     ck_assert_double_lt(tr.train_loss, 0.05);
     lcg_rung_result res;
     eval_rung(&res, &m, &c, 12); /* the longest training length: in distribution */
@@ -245,7 +245,7 @@ START_TEST(test_train_task_smoke) {
     lcg_model m;
     model_init(&m, &c.model, c.seed);
     lcg_train_result tr;
-    train_run(&m, &tr, &c, "");
+    train_run(&m, &tr, &c, "", NULL);
     lcg_rung_result res;
     eval_rung(&res, &m, &c, c.len + c.vary);
     printf("%s smoke: %ld/%d exact at length %d after %ld steps (%.1f s)\n", cases[_i].task, res.exact,

@@ -263,7 +263,7 @@ START_TEST(test_checkpoint_roundtrip_and_corruption) {
     lcg_adamw o;
     adamw_init(&o, m.n_params, 0.9f, 0.99f, 1e-8f, 0);
     o.m[3] = 0.5f, o.v[7] = 0.25f;
-    ck_assert_int_eq(checkpoint_save(path, &m, &o, 1234, "task=copy;seed=1", err, sizeof err), 0);
+    ck_assert_int_eq(checkpoint_save(path, &m, &o, 1234, "task=copy;seed=1", "state", 5, err, sizeof err), 0);
     lcg_checkpoint ck;
     ck_assert_msg(checkpoint_load(path, &ck, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(memcmp(&ck.cfg, &cfg, sizeof cfg), 0);
@@ -272,7 +272,16 @@ START_TEST(test_checkpoint_roundtrip_and_corruption) {
     ck_assert_int_eq(memcmp(ck.params, m.params_mem, sizeof(float) * m.n_params), 0);
     ck_assert_float_eq(ck.opt_m[3], 0.5f);
     ck_assert_float_eq(ck.opt_v[7], 0.25f);
+    ck_assert_uint_eq(ck.state_len, 5);
+    ck_assert_int_eq(memcmp(ck.state, "state", 5), 0);
     checkpoint_free(&ck);
+    /* no state, no optimizer (NULL, 0: UBSan once caught memcpy from NULL here) */
+    ck_assert_int_eq(checkpoint_save(path, &m, NULL, 7, "", NULL, 0, err, sizeof err), 0);
+    ck_assert_msg(checkpoint_load(path, &ck, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(ck.state_len, 0);
+    ck_assert_ptr_null(ck.opt_m);
+    checkpoint_free(&ck);
+    ck_assert_int_eq(checkpoint_save(path, &m, &o, 1234, "task=copy;seed=1", "state", 5, err, sizeof err), 0);
 
     size_t n;
     unsigned char *data = (unsigned char *)lcg_read_file(path, &n);
@@ -295,8 +304,37 @@ START_TEST(test_checkpoint_roundtrip_and_corruption) {
         ck_assert_ptr_null(strchr(err, '\n'));
         free(copy);
     }
+    /* a version 1 file (no training state) still loads, with an empty state */
+    {
+        unsigned char *v1 = malloc(n);
+        size_t n1 = n - 8 - 4 - 5; /* without u32 state_len, "state" and the checksum */
+        memcpy(v1, data, n1);
+        v1[8] = 1;
+        uint64_t s1 = lcg_fnv1a(LCG_FNV_INIT, v1, n1);
+        memcpy(v1 + n1, &s1, 8);
+        write_bytes(bad, v1, n1 + 8);
+        ck_assert_msg(checkpoint_load(bad, &ck, err, sizeof err) == 0, "v1: %s", err);
+        ck_assert_uint_eq(ck.state_len, 0);
+        ck_assert_int_eq(ck.step, 1234);
+        ck_assert_int_eq(memcmp(ck.params, m.params_mem, sizeof(float) * m.n_params), 0);
+        checkpoint_free(&ck);
+        free(v1);
+    }
+    /* a state length beyond the file, with a valid checksum: truncated, never a crash */
+    {
+        unsigned char *c2 = malloc(n);
+        memcpy(c2, data, n);
+        uint32_t big = 4000;
+        memcpy(c2 + n - 8 - 5 - 4, &big, 4);
+        uint64_t s2 = lcg_fnv1a(LCG_FNV_INIT, c2, n - 8);
+        memcpy(c2 + n - 8, &s2, 8);
+        write_bytes(bad, c2, n);
+        ck_assert_int_eq(checkpoint_load(bad, &ck, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, "truncated") != NULL, "%s", err);
+        free(c2);
+    }
     /* a newer version with a valid checksum is refused as such */
-    data[8] = 2;
+    data[8] = LCG_CKPT_VERSION + 1;
     uint64_t sum = lcg_fnv1a(LCG_FNV_INIT, data, n - 8);
     memcpy(data + n - 8, &sum, 8);
     write_bytes(bad, data, n);
@@ -342,7 +380,7 @@ static void write_torch_case(const char *cdir, lcg_model *m, uint64_t batch_seed
     char path[512], err[512];
     ck_assert_msg(mkdir(cdir, 0755) == 0, "mkdir %s failed", cdir);
     snprintf(path, sizeof path, "%s/model.ckpt", cdir);
-    ck_assert_msg(checkpoint_save(path, m, NULL, 0, "", err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(checkpoint_save(path, m, NULL, 0, "", NULL, 0, err, sizeof err) == 0, "%s", err);
     int B = 2, T = 9, tok[18], tgt[18], mask_i[18];
     unsigned char mask[18];
     make_batch(tok, tgt, mask, B, T, m->cfg.V, batch_seed);

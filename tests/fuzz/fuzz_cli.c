@@ -1,0 +1,64 @@
+/*
+ * fuzz_cli.c: libFuzzer harness of the command line. The input is split at '\n' into argv
+ * (at most 64 words) and handed to lcgbench's own main (harness/main.c, included here and
+ * built with -DLCG_FUZZ): flag parsing, number parsing, the checkpoint note of --load and
+ * --resume, --eval-lens, task parameters and every cross-flag check. A usage error returns
+ * here through lcg_fuzz_jmp instead of exiting; `run` and `gen` stop after validation, so
+ * nothing is trained or written. Paths under /dev, /proc and /sys are skipped (reading
+ * /dev/zero as a data file never ends, which is not a parser bug).
+ *
+ * Does not cover: training, evaluation, file output (the other harnesses and the test suite);
+ * the sweep, merge, table and regress commands (skipped: they exit on errors without releasing what
+ * they hold; sweep's grid parser has its own harness, fuzz_grid.c).
+ */
+#define main lcg_cli_main
+#include "../../harness/main.c"
+#undef main
+
+#include <stdint.h>
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    if (!freopen("/dev/null", "w", stdout)) return 0; /* help texts */
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size > 4096) return 0;
+    char *buf = malloc(size + 1);
+    if (!buf) return 0;
+    memcpy(buf, data, size);
+    buf[size] = '\0';
+    if (memchr(data, '\0', size) || strstr(buf, "/dev") || strstr(buf, "/proc") || strstr(buf, "/sys") ||
+        strncmp(buf, "sweep", 5) == 0 || strncmp(buf, "table", 5) == 0 || strncmp(buf, "regress", 7) == 0 ||
+        strncmp(buf, "merge", 5) == 0) {
+        free(buf);
+        return 0;
+    }
+    char *argv[66] = {"lcgbench"};
+    int argc = 1;
+    for (char *p = buf; argc < 65;) {
+        argv[argc++] = p;
+        char *nl = strchr(p, '\n');
+        if (!nl) break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+    argv[argc] = NULL;
+    g_fuzz_setup = NULL;
+    if (setjmp(lcg_fuzz_jmp) == 0) lcg_cli_main(argc, argv);
+    /* after a usage error, what the run being parsed held */
+    if (g_fuzz_setup) {
+        run_setup_free(g_fuzz_setup);
+        lcg_free(g_fuzz_setup);
+        g_fuzz_setup = NULL;
+    }
+    free(g_note);
+    g_note = NULL;
+    lcg_usage_context("");
+    free(buf);
+    return 0;
+}
