@@ -237,11 +237,17 @@ START_TEST(test_train_task_smoke) {
     } cases[] = {{"flip-flop", 12, 4, 2, LCG_POS_ROPE, 32, 600, 3e-3},
                  {"nback", 8, 4, 2, LCG_POS_ROPE, 32, 600, 3e-3},
                  {"reverse", 8, 4, 4, LCG_POS_ROPE, 32, 1000, 1.5e-3}, /* the reference uses 6 layers */
-                 {"recall", 12, 4, 2, LCG_POS_NAPE, 64, 3000, 3e-3}};  /* NAPE's local heads bind key and value */
+                 {"recall", 16, 8, 2, LCG_POS_NAPE, 64, 2500, 1.5e-3}}; /* NAPE's local heads bind key and value */
     lcg_run_cfg c = base_cfg(cases[_i].task);
     c.steps = cases[_i].steps, c.len = cases[_i].len, c.vary = cases[_i].vary, c.lr = cases[_i].lr;
     c.batch = cases[_i].batch, c.warmup = cases[_i].steps >= 3000 ? 100 : 50;
     c.model.L = cases[_i].layers, c.model.pos = cases[_i].pos;
+    if (strcmp(cases[_i].task, "recall") == 0) {
+        /* the mini preset's recall: α-entmax with 8 heads of 8 learns it on every seed of
+         * results/mini/ (softmax reaches 80-100% depending on the seed) */
+        c.model.H = 8, c.model.D = 8, c.model.F = 256, c.model.norm = LCG_NORM_ENTMAX, c.model.alpha = 1.5f;
+        c.warmup = 100;
+    }
     lcg_model m;
     model_init(&m, &c.model, c.seed);
     lcg_train_result tr;
