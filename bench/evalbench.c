@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     lcg_model m;
     model_init(&m, &c.model, c.seed);
     lcg_train_result tr = {0};
-    if (steps > 0) train_run(&m, &tr, &c, "evalbench");
+    if (steps > 0) train_run(&m, &tr, &c, "evalbench", NULL);
 
     /* one test sample at `len`, through the evaluator */
     int ms, mt;
