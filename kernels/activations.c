@@ -7,6 +7,7 @@
  * scalar tanhf was a fifth of the training time. The double build (gradient checks) keeps
  * libm's tanh.
  */
+#include "fastexp.h"
 #include "kernels.h"
 #include "real.h"
 
@@ -17,27 +18,9 @@
 #ifdef LCG_F64
 #define gelu_tanh tanh
 #else
-/* e^x, -87 <= x <= 0 (Cephes expf: Cody-Waite reduction, degree-6 polynomial) */
-static inline float exp_nonpos(float x) {
-    int ki = (int)(x * 1.44269504088896341f - 0.5f); /* round(x / ln 2) for x <= 0 */
-    float k = (float)ki, r = x - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
-    float y = 1.9875691500e-4f;
-    y = y * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * (r * r) + r + 1.0f;
-    union {
-        int i;
-        float f;
-    } scale = {.i = (ki + 127) << 23};
-    return y * scale.f;
-}
 
 /* min(a, 43.5) for a >= 0 (or NaN, which becomes 43.5), on the bits: GCC 12 vectorizes this,
- * not a float compare-and-select feeding the float-to-int conversion of exp_nonpos */
+ * not a float compare-and-select feeding the float-to-int conversion of lcg_exp_nonpos */
 static inline float clamp_43_5(float a) {
     union {
         float f;
@@ -55,7 +38,7 @@ static inline float gelu_tanh(float z) {
     p = p * z2 + 1.33314422036e-1f;
     p = p * z2 - 3.33332819422e-1f;
     float small = p * z2 * z + z;
-    float e = exp_nonpos(-2.0f * clamp_43_5(a)); /* tanh is 1 - 2e-38 there */
+    float e = lcg_exp_nonpos(-2.0f * clamp_43_5(a)); /* tanh is 1 - 2e-38 there */
     float big = copysignf((1.0f - e) / (1.0f + e), z);
     /* the select on the bits: a float select would let GCC move the division into a branch */
     union {

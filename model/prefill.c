@@ -26,6 +26,7 @@
  * of LCG_QUERY_BLOCK x n (touched only as far as used). Not here: batching several sequences,
  * and the backward pass (evaluation only).
  */
+#include "../kernels/fastexp.h"
 #include "infer.h"
 #include "../kernels/util.h"
 
@@ -36,30 +37,10 @@
 
 enum { BQ = LCG_QUERY_BLOCK, TK = LCG_KEY_TILE, RG = 4, AG = 8 };
 
-/* e^x for -87 <= x <= 0 (Cephes' expf: Cody-Waite reduction, degree-6 polynomial, about
- * 1 ulp), written so the compiler vectorizes it (rounding by conversion, no floorf) */
-static inline float exp_neg(float x) {
-    int32_t ki = (int32_t)(x * 1.44269504088896341f - 0.5f); /* round(x / ln 2) for x <= 0 */
-    float k = (float)ki;
-    float r = x - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
-    float y = 1.9875691500e-4f;
-    y = y * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * (r * r) + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } scale = {.i = (ki + 127) << 23}; /* 2^k */
-    return y * scale.f;
-}
 
 /* s[c] = e^(s[c] - M), c < TK (s[c] <= M), with s[c] - M clamped at -87. The clamp works on
  * the bits of M - s[c] >= 0 (monotone as integers): GCC 12 vectorizes that, but not a float
- * compare-and-select ahead of exp_neg's float-to-int conversion. NaN becomes -87 here; the
+ * compare-and-select ahead of lcg_exp_nonpos's float-to-int conversion. NaN becomes -87 here; the
  * caller flags non-finite scores itself (tile_max). */
 static void exp_tile(float *restrict s, float M) {
     for (int c = 0; c < TK; c++) {
@@ -68,7 +49,7 @@ static void exp_tile(float *restrict s, float M) {
             int32_t i;
         } a = {.f = M - s[c]};
         a.i = a.i < 0x42ae0000 ? a.i : 0x42ae0000; /* 87.0f */
-        s[c] = exp_neg(-a.f);
+        s[c] = lcg_exp_nonpos(-a.f);
     }
 }
 
@@ -241,7 +222,7 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
             float mt = tile_max(s, &bad[r]);
             if (!entmax) {
                 if (mt > M[r]) { /* rescale what was summed under the old max */
-                    float dx = M[r] - mt, sc = dx > -87.0f ? exp_neg(dx) : 0; /* first tile: 0 */
+                    float dx = M[r] - mt, sc = dx > -87.0f ? lcg_exp_nonpos(dx) : 0; /* first tile: 0 */
                     lsum[r] *= sc;
                     for (int e = 0; e < D; e++) w->o[r * D + e] *= sc;
                     M[r] = mt;
