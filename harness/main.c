@@ -42,7 +42,7 @@ static const char *g_cmd = "run";
 #ifdef LCG_FUZZ
 #include <setjmp.h>
 jmp_buf lcg_fuzz_jmp;
-static struct run_setup_s *g_fuzz_setup; /* what cmd_run holds, freed after a usage error */
+static struct run_setup_s *g_fuzz_setup; /* the run being parsed, freed after a usage error */
 #endif
 static char g_ctx[512]; /* what the error is about, for commands that parse many runs */
 
@@ -598,18 +598,29 @@ static int run_execute(run_setup *s) {
 #undef c
 }
 
-static void run_setup_free(run_setup *s) {
-    checkpoint_free(&s->ck);
-    free(g_note);
-    g_note = NULL;
-}
-
-int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info) {
-    g_cmd = "sweep";
+/* a run's flags, parsed into one allocation; under the fuzzer, the one being parsed is known
+ * so that a usage error's longjmp can free it */
+static run_setup *run_setup_new(const char *cmd) {
+    g_cmd = cmd;
     run_setup *s = LCG_NEW(run_setup, 1);
 #ifdef LCG_FUZZ
     g_fuzz_setup = s;
 #endif
+    return s;
+}
+
+static void run_setup_free(run_setup *s) {
+    checkpoint_free(&s->ck);
+    free(g_note);
+    g_note = NULL;
+    lcg_free(s);
+#ifdef LCG_FUZZ
+    g_fuzz_setup = NULL;
+#endif
+}
+
+int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info) {
+    run_setup *s = run_setup_new("sweep");
     int rc = run_parse(s, argc, argv);
     s->c.auto_resume = 1;
     if (rc == 0) {
@@ -621,29 +632,16 @@ int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info) {
         rc = 1;
     }
     run_setup_free(s);
-    lcg_free(s);
-#ifdef LCG_FUZZ
-    g_fuzz_setup = NULL;
-#endif
     return rc;
 }
 
 static int cmd_run(int argc, char **argv) {
-    g_cmd = "run";
-    run_setup *s = LCG_NEW(run_setup, 1);
-#ifdef LCG_FUZZ
-    g_fuzz_setup = s;
-#endif
+    run_setup *s = run_setup_new("run");
     int rc = run_parse(s, argc, argv);
     rc = rc == 0 ? run_execute(s) : rc == 1 ? 0 : 1;
     run_setup_free(s);
-    lcg_free(s);
-#ifdef LCG_FUZZ
-    g_fuzz_setup = NULL;
-#endif
     return rc;
 }
-
 
 /* ---- gen ---------------------------------------------------------------------------------- */
 static int cmd_gen(int argc, char **argv) {

@@ -32,72 +32,11 @@
 static tu_result R; /* large: static, one per test process (fork mode) */
 
 /* ---- CSV ------------------------------------------------------------------------------------ */
-/* the CSV at path re-serialized without the wall_* columns (and without the `skip` column,
- * if not NULL), one record per line; malloc'd */
-static char *csv_stripped(const char *path, const char *skip) {
-    tu_csv_doc d;
-    tu_csv_load(path, &d);
-    int n_wall = 0;
-    for (int c = 0; c < d.cols[0]; c++) n_wall += strncmp(d.cell[0][c], "wall_", 5) == 0;
-    ck_assert_msg(n_wall > 0, "%s has no wall_* columns", path);
-    size_t len = 0;
-    char *out = NULL;
-    FILE *f = open_memstream(&out, &len);
-    ck_assert_ptr_nonnull(f);
-    for (int r = 0; r < d.rows; r++) {
-        int first = 1;
-        for (int c = 0; c < d.cols[r]; c++) {
-            const char *h = d.cell[0][c], *v = d.cell[r][c];
-            if (strncmp(h, "wall_", 5) == 0 || (skip && strcmp(h, skip) == 0)) continue;
-            if (!first) fputc(',', f);
-            first = 0;
-            if (strpbrk(v, ",\"\n\r")) {
-                fputc('"', f);
-                for (const char *p = v; *p; p++) {
-                    if (*p == '"') fputc('"', f);
-                    fputc(*p, f);
-                }
-                fputc('"', f);
-            } else {
-                fputs(v, f);
-            }
-        }
-        fputc('\n', f);
-    }
-    ck_assert_int_eq(fclose(f), 0);
-    tu_csv_free(&d);
-    return out;
-}
-
 /* ---- assertions on one lcgbench invocation -------------------------------------------------- */
-/* `lcgbench <args>` must be a usage error: exit 2, nothing on stdout, exactly one line on
- * stderr that contains need1 (and need2 unless NULL), and no CSV at `csv` */
-static void expect_usage(const char *csv, const char *args, const char *need1, const char *need2) {
-    tu_run(&R, LCG " %s", args);
-    ck_assert_msg(R.status == 2, "'lcgbench %s': exit %d, expected 2; stderr: %s", args, R.status, R.err);
-    ck_assert_msg(R.out[0] == '\0', "'lcgbench %s': unexpected stdout: %s", args, R.out);
-    ck_assert_msg(tu_count_lines(R.err) == 1 && R.err[strlen(R.err) - 1] == '\n',
-                  "'lcgbench %s': expected one stderr line, got: %s", args, R.err);
-    ck_assert_msg(strstr(R.err, need1), "'lcgbench %s': stderr does not name '%s': %s", args, need1, R.err);
-    ck_assert_msg(!need2 || strstr(R.err, need2), "'lcgbench %s': stderr does not name '%s': %s", args,
-                  need2, R.err);
-    ck_assert_msg(!csv || !tu_exists(csv), "'lcgbench %s' exited 2 but wrote %s", args, csv);
-}
-
-/* `lcgbench run <args>` must fail at run time: exit 1, one stderr line containing need */
-static void expect_runtime_error(const char *need, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void expect_runtime_error(const char *need, const char *fmt, ...) {
-    char args[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    tu_run(&R, LCG " run %s", args);
-    ck_assert_msg(R.status == 1, "'lcgbench run %s': exit %d, expected 1; stderr: %s", args, R.status, R.err);
-    ck_assert_msg(tu_count_lines(R.err) == 1 && R.err[strlen(R.err) - 1] == '\n',
-                  "'lcgbench run %s': expected one stderr line, got: %s", args, R.err);
-    ck_assert_msg(strstr(R.err, need), "'lcgbench run %s': stderr lacks '%s': %s", args, need, R.err);
-}
+/* `lcgbench <args>` is a usage error (exit 2, no stdout, one stderr line naming need1 and need2)
+ * and writes no csv; `lcgbench run <args>` fails at run time (exit 1, one line naming need) */
+#define expect_usage(csv, args, need1, need2) tu_expect_fail(&R, 2, csv, need1, need2, LCG " %s", args)
+#define expect_runtime_error(need, ...) tu_expect_fail(&R, 1, NULL, need, NULL, LCG " run " __VA_ARGS__)
 
 /* `[env] lcgbench run <args>` must succeed quietly: exit 0, nothing on stderr */
 static void expect_ok(const char *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -591,13 +530,6 @@ START_TEST(test_schema_mismatch) {
 END_TEST
 
 /* ---- 4. determinism ------------------------------------------------------------------------- */
-static void assert_same_stripped(const char *a, const char *b) {
-    char *sa = csv_stripped(a, NULL), *sb = csv_stripped(b, NULL);
-    ck_assert_msg(strcmp(sa, sb) == 0, "%s and %s differ outside wall_*:\n%s---\n%s", a, b, sa, sb);
-    free(sa);
-    free(sb);
-}
-
 static void assert_threads_column(const char *path, const char *want) {
     char *v = tu_csv_column(path, "wall_threads");
     ck_assert_msg(v[0], "%s has no data rows", path);
@@ -617,7 +549,7 @@ START_TEST(test_repeatable) {
     snprintf(c, sizeof c, "%s/c.csv", dir);
     expect_ok(NULL, TINY " --out %s", a);
     expect_ok(NULL, TINY " --out %s", b);
-    assert_same_stripped(a, b);
+    tu_assert_same_csv(a, b, NULL);
 
     /* another seed: other data and init, so the losses differ (the comparison can fail) */
     expect_ok(NULL, TINY " --seed 2 --out %s", c);
@@ -656,9 +588,9 @@ START_TEST(test_thread_invariance) {
         assert_threads_column(f3, "1");
         assert_threads_column(f4, "2");
         /* ... and changed nothing but wall_* */
-        assert_same_stripped(f1, f2);
-        assert_same_stripped(f1, f3);
-        assert_same_stripped(f1, f4);
+        tu_assert_same_csv(f1, f2, NULL);
+        tu_assert_same_csv(f1, f3, NULL);
+        tu_assert_same_csv(f1, f4, NULL);
     }
     tu_rm_tmpdir(dir);
 }
@@ -683,13 +615,10 @@ START_TEST(test_checkpoint_roundtrip) {
     /* the model's settings come from the checkpoint; only the evaluation is given */
     expect_ok(NULL, "--load %s/m.ckpt " EVAL " --quiet --out %s", dir, load);
     /* same rows, same run_id and metrics (train_loss is not kept in a checkpoint) */
-    char *st = csv_stripped(train, "train_loss"), *sl = csv_stripped(load, "train_loss");
-    ck_assert_msg(strcmp(st, sl) == 0, "--load evaluation differs from training's:\n%s---\n%s", st, sl);
-    free(st);
-    free(sl);
+    tu_assert_same_csv(train, load, "train_loss");
     /* flags that agree with the checkpoint are accepted and change nothing */
     expect_ok(NULL, "--load %s/m.ckpt --task copy --dim 16 --seed 1 " EVAL " --quiet --out %s", dir, load2);
-    assert_same_stripped(load, load2);
+    tu_assert_same_csv(load, load2, NULL);
     tu_rm_tmpdir(dir);
 }
 END_TEST

@@ -107,63 +107,11 @@ static int file_lines(const char *path) {
 }
 
 /* ---- CSV ------------------------------------------------------------------------------------ */
-/* the CSV at path without the wall_*, run_id and data columns, one record per line (fields
- * joined by '|': only compared, never parsed again); malloc'd */
-static char *csv_stripped(const char *path) {
-    tu_csv_doc d;
-    tu_csv_load(path, &d);
-    ck_assert_msg(tu_csv_col(&d, "run_id") >= 0 && tu_csv_col(&d, "data") >= 0, "%s lacks run_id or data", path);
-    size_t len = 0;
-    char *out = NULL;
-    FILE *f = open_memstream(&out, &len);
-    ck_assert_ptr_nonnull(f);
-    for (int r = 0; r < d.rows; r++) {
-        for (int c = 0; c < d.cols[r]; c++) {
-            const char *h = d.cell[0][c];
-            if (strncmp(h, "wall_", 5) == 0 || strcmp(h, "run_id") == 0 || strcmp(h, "data") == 0) continue;
-            fprintf(f, "%s|", d.cell[r][c]);
-        }
-        fputc('\n', f);
-    }
-    ck_assert_int_eq(fclose(f), 0);
-    tu_csv_free(&d);
-    return out;
-}
-
 /* ---- assertions on one lcgbench invocation -------------------------------------------------- */
-static void run_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void run_ok(const char *fmt, ...) {
-    char args[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    tu_run(&R, LCG " %s", args);
-    ck_assert_msg(R.status == 0, "'lcgbench %s': exit %d; stderr: %s", args, R.status, R.err);
-}
-
-/* `lcgbench <args>` exits `status`, nothing on stdout, exactly one stderr line containing
- * need1 (and need2 unless NULL), and nothing at `nofile` (unless NULL) */
-static void expect_fail(int status, const char *nofile, const char *need1, const char *need2, const char *fmt,
-                        ...) __attribute__((format(printf, 5, 6)));
-static void expect_fail(int status, const char *nofile, const char *need1, const char *need2, const char *fmt,
-                        ...) {
-    char args[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    tu_run(&R, LCG " %s", args);
-    ck_assert_msg(R.status == status, "'lcgbench %s': exit %d, expected %d; stderr: %s", args, R.status, status,
-                  R.err);
-    ck_assert_msg(R.out[0] == '\0' || status != 2, "'lcgbench %s': unexpected stdout: %s", args, R.out);
-    ck_assert_msg(tu_count_lines(R.err) == 1 && R.err[strlen(R.err) - 1] == '\n',
-                  "'lcgbench %s': expected one stderr line, got: %s", args, R.err);
-    ck_assert_msg(strstr(R.err, need1), "'lcgbench %s': stderr does not name '%s': %s", args, need1, R.err);
-    ck_assert_msg(!need2 || strstr(R.err, need2), "'lcgbench %s': stderr does not name '%s': %s", args, need2,
-                  R.err);
-    ck_assert_msg(!nofile || !tu_exists(nofile), "'lcgbench %s' failed but wrote %s", args, nofile);
-}
+#define run_ok(...) tu_expect_status(&R, 0, LCG " " __VA_ARGS__)
+/* `lcgbench <args>` exits status with one stderr line naming need1 (and need2), writing no nofile */
+#define expect_fail(status, nofile, need1, need2, ...) \
+    tu_expect_fail(&R, status, nofile, need1, need2, LCG " " __VA_ARGS__)
 
 /* ---- 1. library round trip ------------------------------------------------------------------ */
 /* reads split `name` of dir and checks it holds exactly `count` samples equal to those a
@@ -398,7 +346,7 @@ static void check_cli_roundtrip(const char *dir, const char *task) {
     ck_assert_msg(R.err[0] == '\0', "unexpected stderr: %s", R.err);
     run_ok("run --task %s " TINY " --data %s --eval-samples 10 --out %s", task, data, b);
     ck_assert_msg(R.err[0] == '\0', "unexpected stderr: %s", R.err);
-    char *sa = csv_stripped(a), *sb = csv_stripped(b);
+    char *sa = tu_csv_stripped(a, "run_id data"), *sb = tu_csv_stripped(b, "run_id data");
     ck_assert_int_eq(tu_count_lines(sa), 3);
     ck_assert_msg(strcmp(sa, sb) == 0, "%s: run --data differs from the generator run:\n%s---\n%s", task, sa, sb);
     free(sa), free(sb);

@@ -99,31 +99,6 @@ static void run_ok(const char *env, const char *dir, const char *args) {
     ck_assert_msg(r.status == 0, "'%s %s': exit %d: %s", env ? env : "", args, r.status, r.err);
 }
 
-/* the CSV at path less the wall_* columns, one record per line; malloc'd */
-static char *stripped(const char *path) {
-    tu_csv_doc d;
-    tu_csv_load(path, &d);
-    size_t len = 0;
-    char *out = NULL;
-    FILE *f = open_memstream(&out, &len);
-    ck_assert_ptr_nonnull(f);
-    for (int r = 0; r < d.rows; r++) {
-        for (int c = 0; c < d.cols[r]; c++)
-            if (strncmp(d.cell[0][c], "wall_", 5) != 0) fprintf(f, "%s%s", c ? "," : "", d.cell[r][c]);
-        fputc('\n', f);
-    }
-    ck_assert_int_eq(fclose(f), 0);
-    tu_csv_free(&d);
-    return out;
-}
-
-static void assert_same_csv(const char *a, const char *b) {
-    char *sa = stripped(a), *sb = stripped(b);
-    ck_assert_msg(strcmp(sa, sb) == 0, "%s and %s differ outside wall_*:\n%s---\n%s", a, b, sa, sb);
-    free(sa);
-    free(sb);
-}
-
 /* files in dir whose name contains ".tmp." */
 static int count_temps(const char *dir) {
     DIR *d = opendir(dir);
@@ -280,7 +255,7 @@ START_TEST(test_sigint_resume_identical) {
     /* resumed, on another thread count: the uninterrupted run's CSV */
     snprintf(args, sizeof args, "run --resume %s --max-len 24 --eval-samples 10 --quiet --out %s", ckpt, csv);
     run_ok("OMP_NUM_THREADS=2", dir, args);
-    assert_same_csv(ref, csv);
+    tu_assert_same_csv(ref, csv, NULL);
 
     /* SIGTERM during the evaluation of length 16, with --save: 143, no rows, then resumed */
     remove(csv);
@@ -289,7 +264,7 @@ START_TEST(test_sigint_resume_identical) {
     interrupt_at(dir, "eval:16", SIGTERM, args, csv, ckpt, "terminated while evaluating length 16; no rows written");
     snprintf(args, sizeof args, "run --resume %s --max-len 24 --eval-samples 10 --quiet --out %s", ckpt, csv);
     run_ok("OMP_NUM_THREADS=1", dir, args);
-    assert_same_csv(ref, csv);
+    tu_assert_same_csv(ref, csv, NULL);
 
     /* interrupted twice: the resumed run is interrupted again and resumed again */
     remove(csv);
@@ -298,7 +273,7 @@ START_TEST(test_sigint_resume_identical) {
     snprintf(args, sizeof args, "run --resume %s --max-len 24 --eval-samples 10 --quiet --out %s", ckpt, csv);
     interrupt_at(dir, "step:15", SIGINT, args, csv, ckpt, "interrupted at step ");
     run_ok(NULL, dir, args);
-    assert_same_csv(ref, csv);
+    tu_assert_same_csv(ref, csv, NULL);
     tu_rm_tmpdir(dir);
 }
 END_TEST
@@ -328,7 +303,7 @@ START_TEST(test_sigkill_resume_periodic) {
     checkpoint_free(&ck);
     snprintf(args, sizeof args, "run --resume %s --max-len 24 --eval-samples 10 --quiet --out %s", ckpt, csv);
     run_ok("OMP_NUM_THREADS=2", dir, args);
-    assert_same_csv(ref, csv);
+    tu_assert_same_csv(ref, csv, NULL);
     tu_rm_tmpdir(dir);
 }
 END_TEST
@@ -351,7 +326,7 @@ START_TEST(test_resume_with_data) {
     interrupt_at(dir, "step:9", SIGINT, args, csv, ckpt, "interrupted at step ");
     snprintf(args, sizeof args, "run --resume %s --eval-samples 10 --quiet --out %s", ckpt, csv);
     run_ok(NULL, dir, args); /* the data directory comes from the checkpoint */
-    assert_same_csv(ref, csv);
+    tu_assert_same_csv(ref, csv, NULL);
     tu_rm_tmpdir(dir);
 }
 END_TEST
@@ -410,7 +385,7 @@ START_TEST(test_sweep_kill_and_resume) {
     finish(spawn(NULL, errpath, "%s", args), errpath, &fin);
     ck_assert_msg(fin.status == 0, "exit %d: %s", fin.status, fin.err);
     ck_assert_msg(strstr(fin.err, "continuing from") && strstr(fin.err, "(step 3)"), "%s", fin.err);
-    assert_same_csv(ref, csv);
+    tu_assert_same_csv(ref, csv, NULL);
     ck_assert_int_eq(count_temps(dir), 0);
     char ls[256];
     snprintf(ls, sizeof ls, "ls %s | grep -c ckpt", dir);
@@ -420,7 +395,7 @@ START_TEST(test_sweep_kill_and_resume) {
     pclose(p);
     /* and a finished sweep has nothing left to do */
     run_ok(NULL, dir, args);
-    assert_same_csv(ref, csv);
+    tu_assert_same_csv(ref, csv, NULL);
     tu_rm_tmpdir(dir);
 }
 END_TEST
@@ -467,7 +442,7 @@ START_TEST(test_nonfinite_detected) {
         /* the fault was transient: resumed without it, the uninterrupted run's CSV */
         snprintf(args, sizeof args, "run --resume %s --max-len 24 --eval-samples 10 --quiet --out %s", ckpt, csv);
         run_ok(NULL, dir, args);
-        assert_same_csv(ref, csv);
+        tu_assert_same_csv(ref, csv, NULL);
         remove(csv);
     }
     tu_rm_tmpdir(dir);

@@ -20,47 +20,9 @@
 
 static tu_result R;
 
-/* `lcgbench <args>` must be a usage error: exit 2, one stderr line containing need */
-static void expect_usage(const char *need, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void expect_usage(const char *need, const char *fmt, ...) {
-    char args[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    tu_run(&R, LCG " %s", args);
-    ck_assert_msg(R.status == 2, "'lcgbench %s': exit %d, expected 2; stderr: %s", args, R.status, R.err);
-    ck_assert_msg(tu_count_lines(R.err) == 1, "'lcgbench %s': expected one stderr line, got: %s", args, R.err);
-    ck_assert_msg(strstr(R.err, need), "'lcgbench %s': stderr lacks '%s': %s", args, need, R.err);
-}
-
-static void expect_status(int want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void expect_status(int want, const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    tu_run(&R, "%s", cmd);
-    ck_assert_msg(R.status == want, "'%s': exit %d, expected %d; stderr: %s", cmd, R.status, want, R.err);
-}
-
-/* the CSV without its wall_* columns, as text (malloc'd) */
-static char *stripped(const char *path) {
-    tu_csv_doc d;
-    tu_csv_load(path, &d);
-    size_t len = 0;
-    char *out = NULL;
-    FILE *f = open_memstream(&out, &len);
-    for (int r = 0; r < d.rows; r++) {
-        for (int c = 0; c < d.cols[r]; c++)
-            if (strncmp(d.cell[0][c], "wall_", 5) != 0) fprintf(f, "%s|", d.cell[r][c]);
-        fputc('\n', f);
-    }
-    fclose(f);
-    tu_csv_free(&d);
-    return out;
-}
+/* a usage error (exit 2, one stderr line naming need); any exit status */
+#define expect_usage(need, ...) tu_expect_fail(&R, 2, NULL, need, NULL, LCG " " __VA_ARGS__)
+#define expect_status(want, ...) tu_expect_status(&R, want, __VA_ARGS__)
 
 static const char *cell(tu_csv_doc *d, int row, const char *col) {
     int c = tu_csv_col(d, col);
@@ -158,9 +120,8 @@ START_TEST(test_sweep_grid_and_resume) {
     tu_write_all(b, before, keep);
     expect_status(0, LCG " sweep --grid %s --out %s", grid, b);
     ck_assert_ptr_nonnull(strstr(R.err, "5 cells, 2 already in"));
-    char *sa = stripped(a), *sb = stripped(b);
-    ck_assert_str_eq(sa, sb);
-    free(sa), free(sb), free(before);
+    tu_assert_same_csv(a, b, NULL);
+    free(before);
     /* --dry-run lists without running */
     expect_status(0, LCG " sweep --grid %s --out %s/c.csv --dry-run", grid, dir);
     ck_assert_int_eq(tu_count_lines(R.out), 5);

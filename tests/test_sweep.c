@@ -37,30 +37,9 @@ static tu_result R;
 static char g_dir[64];  /* the serial reference, made once for the suite */
 static char g_ref[128]; /* g_dir/serial.csv */
 
-/* the CSV at path without its wall_* columns, one record per line; malloc'd */
-static char *strip_wall(const char *path) {
-    tu_csv_doc d;
-    tu_csv_load(path, &d);
-    int n_wall = 0;
-    for (int c = 0; c < d.cols[0]; c++) n_wall += strncmp(d.cell[0][c], "wall_", 5) == 0;
-    ck_assert_msg(n_wall == 4, "%s: expected 4 wall_* columns, got %d", path, n_wall);
-    size_t len = 0;
-    char *out = NULL;
-    FILE *f = open_memstream(&out, &len);
-    ck_assert_ptr_nonnull(f);
-    for (int r = 0; r < d.rows; r++) {
-        for (int c = 0; c < d.cols[r]; c++)
-            if (strncmp(d.cell[0][c], "wall_", 5) != 0) fprintf(f, "%s\x1f", d.cell[r][c]);
-        fputc('\n', f);
-    }
-    ck_assert_int_eq(fclose(f), 0);
-    tu_csv_free(&d);
-    return out;
-}
-
 /* path must equal the serial reference in every column but wall_* */
 static void expect_same_as_serial(const char *path, const char *what) {
-    char *a = strip_wall(g_ref), *b = strip_wall(path);
+    char *a = tu_csv_stripped(g_ref, NULL), *b = tu_csv_stripped(path, NULL);
     ck_assert_msg(strcmp(a, b) == 0, "%s: %s differs from the serial sweep's CSV:\n--- serial\n%s--- %s\n%s", what,
                   path, a, what, b);
     ck_assert_int_eq(tu_count_lines(b), 1 + N_CELLS * ROWS_PER_CELL);

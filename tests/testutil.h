@@ -114,6 +114,46 @@ static inline void tu_rm_tmpdir(const char *dir) {
     ck_assert_int_eq(system(cmd), 0);
 }
 
+/* ---- assertions on one command (`fmt` is the whole command line, printf-style) ----------- */
+/* formats the command line into cmd[n] (kept for messages) and runs it */
+static inline void tu_vrun(tu_result *r, char *cmd, size_t n, const char *fmt, va_list ap) {
+    vsnprintf(cmd, n, fmt, ap);
+    tu_run(r, "%s", cmd);
+}
+
+/* the command exits `want` */
+static inline void tu_expect_status(tu_result *r, int want, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline void tu_expect_status(tu_result *r, int want, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    tu_vrun(r, cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(r->status == want, "'%s': exit %d, expected %d; stderr: %s", cmd, r->status, want, r->err);
+}
+
+/* the command fails and says why: exit `status` (2 usage, 1 run time), nothing on stdout for a
+ * usage error, exactly one newline-ended stderr line containing need1 (and need2 unless NULL),
+ * and no file at `nofile` (unless NULL) */
+static inline void tu_expect_fail(tu_result *r, int status, const char *nofile, const char *need1, const char *need2,
+                                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static inline void tu_expect_fail(tu_result *r, int status, const char *nofile, const char *need1, const char *need2,
+                                  const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    tu_vrun(r, cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(r->status == status, "'%s': exit %d, expected %d; stderr: %s", cmd, r->status, status, r->err);
+    ck_assert_msg(status != 2 || r->out[0] == '\0', "'%s': unexpected stdout: %s", cmd, r->out);
+    size_t n = strlen(r->err);
+    ck_assert_msg(tu_count_lines(r->err) == 1 && n > 0 && r->err[n - 1] == '\n',
+                  "'%s': expected one stderr line, got: %s", cmd, r->err);
+    ck_assert_msg(strstr(r->err, need1), "'%s': stderr does not name '%s': %s", cmd, need1, r->err);
+    ck_assert_msg(!need2 || strstr(r->err, need2), "'%s': stderr does not name '%s': %s", cmd, need2, r->err);
+    ck_assert_msg(!nofile || !tu_exists(nofile), "'%s' failed but wrote %s", cmd, nofile);
+}
+
 /* ---- CSV: a small RFC 4180 reader (quoted fields, "" escapes, newlines inside quotes) ----- */
 #define TU_CSV_MAX_ROWS 64
 #define TU_CSV_MAX_COLS 64
@@ -205,6 +245,52 @@ static inline char *tu_csv_column(const char *path, const char *name) {
     ck_assert_int_eq(fclose(f), 0);
     tu_csv_free(&d);
     return out;
+}
+
+/* is `w` one of the space-separated words of `list` (NULL: none)? */
+static inline int tu_in_list(const char *list, const char *w) {
+    size_t n = strlen(w);
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ') p++;
+        size_t k = strcspn(p, " ");
+        if (k == n && strncmp(p, w, n) == 0) return 1;
+        p += k;
+    }
+    return 0;
+}
+
+/* lcgbench's CSV at path without its wall_* columns and the columns named in `skip`
+ * (space-separated, or NULL), one record per line, each field ended by '\x1f' (compared, never
+ * parsed again); malloc'd. A file without wall_* columns fails the test. */
+static inline char *tu_csv_stripped(const char *path, const char *skip) {
+    tu_csv_doc d;
+    tu_csv_load(path, &d);
+    int n_wall = 0;
+    for (int c = 0; c < d.cols[0]; c++) n_wall += strncmp(d.cell[0][c], "wall_", 5) == 0;
+    ck_assert_msg(n_wall > 0, "%s has no wall_* columns", path);
+    size_t len = 0;
+    char *out = NULL;
+    FILE *f = open_memstream(&out, &len);
+    ck_assert_ptr_nonnull(f);
+    for (int r = 0; r < d.rows; r++) {
+        for (int c = 0; c < d.cols[r]; c++) {
+            const char *h = d.cell[0][c];
+            if (strncmp(h, "wall_", 5) != 0 && !tu_in_list(skip, h)) fprintf(f, "%s\x1f", d.cell[r][c]);
+        }
+        fputc('\n', f);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    tu_csv_free(&d);
+    return out;
+}
+
+/* a and b hold the same rows outside the wall_* columns and `skip` */
+static inline void tu_assert_same_csv(const char *a, const char *b, const char *skip) {
+    char *sa = tu_csv_stripped(a, skip), *sb = tu_csv_stripped(b, skip);
+    ck_assert_msg(strcmp(sa, sb) == 0, "%s and %s differ outside wall_*%s%s:\n%s---\n%s", a, b, skip ? " and " : "",
+                  skip ? skip : "", sa, sb);
+    free(sa);
+    free(sb);
 }
 
 /* ---- finite differences in double precision ------------------------------------------------ */

@@ -51,11 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     g_fuzz_setup = NULL;
     if (setjmp(lcg_fuzz_jmp) == 0) lcg_cli_main(argc, argv);
     /* after a usage error, what the run being parsed held */
-    if (g_fuzz_setup) {
-        run_setup_free(g_fuzz_setup);
-        lcg_free(g_fuzz_setup);
-        g_fuzz_setup = NULL;
-    }
+    if (g_fuzz_setup) run_setup_free(g_fuzz_setup); /* and clears g_fuzz_setup */
     free(g_note);
     g_note = NULL;
     lcg_usage_context("");
