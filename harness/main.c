@@ -513,7 +513,8 @@ static int run_execute(run_setup *s) {
         struct stat st;
         if (stat(c.ckpt, &st) == 0) {
             if (checkpoint_load(c.ckpt, &s->ck, err, sizeof err) == 0 && strcmp(s->ck.note, note) == 0 &&
-                s->ck.state_len == LCG_TRAIN_STATE_BYTES && s->ck.step <= c.steps) {
+                (s->ck.state_len == LCG_TRAIN_STATE_BYTES || s->ck.state_len == LCG_TRAIN_STATE_BYTES_OLD) &&
+                s->ck.step <= c.steps) {
                 c.resume = load = s->load = c.ckpt;
                 fprintf(stderr, "lcgbench %s: continuing from '%s' (step %ld)\n", g_cmd, c.ckpt, s->ck.step);
             } else {

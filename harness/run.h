@@ -68,8 +68,10 @@ typedef struct {
     double tail_loss;    /* sum of the losses of the last 10% of steps so far */
     long tail_n;
     long tokens;         /* non-pad training tokens so far */
+    double seconds;      /* training wall time so far, summed over resumed processes (0: unknown) */
 } lcg_train_state;
-#define LCG_TRAIN_STATE_BYTES 48
+#define LCG_TRAIN_STATE_BYTES 56
+#define LCG_TRAIN_STATE_BYTES_OLD 48 /* before `seconds`: still resumed, with the time unknown */
 void train_state_pack(const lcg_train_state *st, unsigned char out[LCG_TRAIN_STATE_BYTES]);
 /* 0, or -1 with a message if the bytes are not a training state */
 int train_state_unpack(lcg_train_state *st, const unsigned char *in, size_t n, char *err, size_t err_len);

@@ -44,26 +44,28 @@ void lcg_catch_stop_signals(void) {
 
 /* ---- the training state in a checkpoint --------------------------------------------------- */
 void train_state_pack(const lcg_train_state *st, unsigned char out[LCG_TRAIN_STATE_BYTES]) {
-    uint64_t v[6] = {(uint64_t)st->step, st->rng.state, st->rng.inc, 0, (uint64_t)st->tail_n, (uint64_t)st->tokens};
+    uint64_t v[7] = {(uint64_t)st->step, st->rng.state, st->rng.inc, 0, (uint64_t)st->tail_n, (uint64_t)st->tokens, 0};
     memcpy(&v[3], &st->tail_loss, 8);
+    memcpy(&v[6], &st->seconds, 8);
     memcpy(out, v, sizeof v);
 }
 
 int train_state_unpack(lcg_train_state *st, const unsigned char *in, size_t n, char *err, size_t err_len) {
-    uint64_t v[6];
-    if (n != LCG_TRAIN_STATE_BYTES) {
+    uint64_t v[7] = {0};
+    if (n != LCG_TRAIN_STATE_BYTES && n != LCG_TRAIN_STATE_BYTES_OLD) {
         snprintf(err, err_len, "no training state (it can be evaluated with --load, not resumed)");
         return -1;
     }
-    memcpy(v, in, sizeof v);
+    memcpy(v, in, n);
     st->step = (long)v[0];
     st->rng.state = v[1];
     st->rng.inc = v[2];
     memcpy(&st->tail_loss, &v[3], 8);
     st->tail_n = (long)v[4];
     st->tokens = (long)v[5];
+    memcpy(&st->seconds, &v[6], 8);
     if (st->step < 0 || st->tail_n < 0 || st->tail_n > st->step || st->tokens < 0 || !(st->rng.inc & 1) ||
-        !isfinite(st->tail_loss)) {
+        !isfinite(st->tail_loss) || !(st->seconds >= 0 && st->seconds < 1e12)) {
         snprintf(err, err_len, "invalid training state");
         return -1;
     }
@@ -183,8 +185,11 @@ int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const
     int tty = isatty(fileno(stderr)) && !cfg->quiet;
     long log_every = cfg->log_every > 0 ? cfg->log_every : (cfg->steps >= 10 ? cfg->steps / 10 : 1);
     long tail_from = cfg->steps - (cfg->steps + 9) / 10; /* last 10% of steps */
-    double t0 = lcg_now(), last_draw = 0;
+    double t0 = lcg_now(), last_draw = 0, seconds0 = st.seconds;
     long tokens0 = st.tokens, step0 = st.step;
+    /* the wall time of earlier processes is known unless the state predates `seconds`; then
+     * the CSV's wall_train_* describe this process alone */
+    int whole = st.step == 0 || seconds0 > 0;
     int stopped = 0;
 
     for (long step = st.step; step < cfg->steps; step++) {
@@ -225,6 +230,7 @@ int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const
         }
         st.step = step + 1;
         double now = lcg_now(), el = now - t0;
+        if (whole) st.seconds = seconds0 + el;
         double tps = (st.tokens - tokens0) / (el > 0 ? el : 1e-9);
         char eta[32];
         fmt_eta(eta, sizeof eta, el / (step + 1 - step0) * (cfg->steps - step - 1));
@@ -249,8 +255,10 @@ int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const
             lcg_die("%s", err);
     }
     if (tty) fprintf(stderr, "\n");
-    res->train_seconds = lcg_now() - t0;
-    res->train_tok_s = (st.tokens - tokens0) / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
+    double seg = lcg_now() - t0;
+    if (whole) st.seconds = seconds0 + seg;
+    res->train_seconds = whole ? st.seconds : seg;
+    res->train_tok_s = (whole ? st.tokens : st.tokens - tokens0) / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
     res->train_loss = st.tail_n ? st.tail_loss / st.tail_n : NAN;
     res->steps_done = st.step;
     res->state = st;

@@ -265,6 +265,10 @@ START_TEST(test_sigint_resume_identical) {
     snprintf(args, sizeof args, "run --resume %s --max-len 24 --eval-samples 10 --quiet --out %s", ckpt, csv);
     run_ok("OMP_NUM_THREADS=1", dir, args);
     tu_assert_same_csv(ref, csv, NULL);
+    /* the checkpoint kept the training time: the rows report it, not the resumed process's zero */
+    char *tps = tu_csv_column(csv, "wall_train_tok_s");
+    ck_assert_msg(atof(tps) > 0, "resumed after training: wall_train_tok_s %s", tps);
+    free(tps);
 
     /* interrupted twice: the resumed run is interrupted again and resumed again */
     remove(csv);
