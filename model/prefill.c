@@ -77,15 +77,15 @@ typedef struct {
 typedef struct {
     float M, thr;       /* running max; keys with s <= thr are provably zero */
     float top[ES_TOP];  /* largest scores above thr seen so far, descending */
-    int nt, cap;        /* top's size; candidates kept before the next es_tighten */
+    int nt, cap, cap0;  /* top's size; candidates kept before the next es_tighten, its least */
 } es_row;
 
 static void es_consts_init(es_consts *k, double alpha) {
     for (int i = 1; i <= ES_TOP; i++) k->w[i] = pow((double)i, 1.0 - alpha) / (alpha - 1.0);
 }
 
-static inline void es_init(es_row *e) {
-    e->M = -INFINITY, e->thr = -INFINITY, e->nt = 0, e->cap = ES_CAP0;
+static inline void es_init(es_row *e, int cap0) {
+    e->M = -INFINITY, e->thr = -INFINITY, e->nt = 0, e->cap = e->cap0 = cap0;
 }
 
 static void es_bound(es_row *e, const es_consts *k) {
@@ -186,7 +186,7 @@ static void es_tighten(es_row *e, double am1, int *cj, float *cs, int *nc) {
     for (int i = 0; i < n; i++) /* order kept: newest first */
         if (cs[i] > e->thr) cj[k] = cj[i], cs[k] = cs[i], k++;
     *nc = k;
-    e->cap = 2 * k > ES_CAP0 ? 2 * k : ES_CAP0;
+    e->cap = 2 * k > e->cap0 ? 2 * k : e->cap0;
 }
 
 /* the candidates kept for a row (stored newest first) that are still above its final bound and
@@ -199,6 +199,57 @@ static int es_collect(const es_row *e, double am1, const int *cj, const float *c
         double x = am1 * ((double)cs[k] - (double)e->M);
         if (x > -1.0) cd[mc].x = x, cd[mc].j = cj[k], mc++;
     }
+    return mc;
+}
+
+/* one tile of a row after its maximum mt: the bound, then the keys above it (attn_task and
+ * prefill_entmax_row) */
+static void es_tile(es_row *e, const es_consts *k, double am1, const float *s, float mt, int nv, int j0,
+                    int *cj, float *cs, int *nc) {
+    es_max(e, k, mt);
+    if (!(mt > e->thr)) return; /* nothing in this tile can be in the support */
+    es_scan(e, k, s, nv, j0, cj, cs, nc);
+    if (*nc >= e->cap) es_tighten(e, am1, cj, cs, nc);
+}
+
+/* after the last tile: the bound as tight as Newton gets it (fewer keys to sort), then the
+ * candidates in key order into cd: every key above tau, whatever else (entmax_support_solve
+ * needs no more). Returns their count. */
+static int es_finish(es_row *e, double am1, int *cj, float *cs, int nc, lcg_ent_cand *cd) {
+    if (nc > 16) es_tighten(e, am1, cj, cs, &nc);
+    return es_collect(e, am1, cj, cs, nc, cd);
+}
+
+static inline float tile_max(const float *restrict s, int *bad);
+
+int prefill_entmax_row(float *p, unsigned char *kept, const float *s, int n, double alpha, int cap0) {
+    es_consts ek;
+    es_consts_init(&ek, alpha);
+    es_row e;
+    es_init(&e, cap0);
+    int *cj = LCG_NEW(int, n), nc = 0, bad = 0;
+    float *cs = LCG_NEW(float, n), t[TK];
+    lcg_ent_cand *cd = LCG_NEW(lcg_ent_cand, n);
+    for (int j0 = (n - 1) / TK * TK; j0 >= 0; j0 -= TK) { /* newest tile first, as attn_task */
+        int nv = n - j0 < TK ? n - j0 : TK;
+        for (int c = 0; c < TK; c++) t[c] = c < nv ? s[j0 + c] : -FLT_MAX;
+        float mt = tile_max(t, &bad);
+        es_tile(&e, &ek, alpha - 1.0, t, mt, nv, j0, cj, cs, &nc);
+    }
+    for (int j = 0; j < n; j++) p[j] = 0, kept[j] = 0;
+    int mc = 0;
+    if (bad || !isfinite(e.M)) {
+        for (int j = 0; j < n; j++) p[j] = NAN;
+    } else if (n == 1) {
+        p[0] = 1, kept[0] = 1, mc = 1;
+    } else {
+        mc = es_finish(&e, alpha - 1.0, cj, cs, nc, cd);
+        for (int k = 0; k < mc; k++) kept[cd[k].j] = 1;
+        int m = mc;
+        entmax_support_solve(cd, &m, n, alpha);
+        for (int k = 0; k < m; k++) p[cd[k].j] = (float)cd[k].x;
+    }
+    lcg_free(cj), lcg_free(cs), lcg_free(cd);
     return mc;
 }
 
@@ -422,7 +473,7 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
     for (int r = 0; r < nr; r++) {
         f[r] = m->scale ? scale * d->cqa[(size_t)(i0 + r) * H + h] : scale;
         M[r] = -INFINITY, lsum[r] = 0, nc[r] = 0, bad[r] = 0;
-        es_init(&es[r]);
+        es_init(&es[r], ES_CAP0);
     }
     memset(w->o, 0, sizeof(float) * (size_t)nr * D);
 
@@ -462,10 +513,7 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
                 for (int k = 0; k < 16; k++) lsum[r] += ts[k];
                 continue;
             }
-            es_max(&es[r], &ek, mt);
-            if (!(mt > es[r].thr)) continue; /* nothing in this tile can be in the support */
-            es_scan(&es[r], &ek, s, nv, j0, w->cj + (size_t)r * ldk, w->cs + (size_t)r * ldk, &nc[r]);
-            if (nc[r] >= es[r].cap) es_tighten(&es[r], am1, w->cj + (size_t)r * ldk, w->cs + (size_t)r * ldk, &nc[r]);
+            es_tile(&es[r], &ek, am1, s, mt, nv, j0, w->cj + (size_t)r * ldk, w->cs + (size_t)r * ldk, &nc[r]);
         }
         if (!entmax)
             for (int r = 0; r < nr; r += AG)
@@ -492,10 +540,7 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
             if (acc) acc[0] = acc[1] = acc[2] = NAN;
             continue;
         }
-        /* the bound as tight as Newton gets it (fewer keys to sort), then the candidates in key
-         * order: every key above tau, whatever else (entmax_support_solve needs no more) */
-        if (nc[r] > 16) es_tighten(&es[r], am1, w->cj + (size_t)r * ldk, w->cs + (size_t)r * ldk, &nc[r]);
-        int mc = es_collect(&es[r], am1, w->cj + (size_t)r * ldk, w->cs + (size_t)r * ldk, nc[r], w->cd), ns = 0;
+        int mc = es_finish(&es[r], am1, w->cj + (size_t)r * ldk, w->cs + (size_t)r * ldk, nc[r], w->cd), ns = 0;
         if (i == 0) {
             w->sj[ns] = 0, w->sp[ns] = 1, ns++;
         } else {
