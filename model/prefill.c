@@ -350,6 +350,14 @@ enum { KCV = 4 }; /* 16-float vectors per row in one register tile */
 enum { KCV = 1 };
 #endif
 
+/* keeps a vector in a register (an empty asm): else GCC folds each key load into all RG FMAs
+ * that use it, twice the loads */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PF_IN_REG(x) __asm__("" : "+v"(x))
+#else
+#define PF_IN_REG(x) (void)0
+#endif
+
 static inline v16f v16_load(const float *p) {
     v16f v;
     memcpy(&v, p, sizeof v);
@@ -370,9 +378,13 @@ static void score_tile_full(float *restrict st /* nr, TK */, const float *restri
             for (int e = 0; e < D; e++) {
                 const float *k = kt + (size_t)e * ldk + 16 * cv; /* kt is at key j0 */
                 v16f kv[KCV];
-                for (int v = 0; v < KCV; v++) kv[v] = v16_load(k + 16 * v);
+                for (int v = 0; v < KCV; v++) {
+                    kv[v] = v16_load(k + 16 * v);
+                    PF_IN_REG(kv[v]);
+                }
                 for (int r = 0; r < RG; r++) {
-                    float a = q[(size_t)(r0 + r) * ldq + e];
+                    v16f a = zero + q[(size_t)(r0 + r) * ldq + e]; /* broadcast */
+                    PF_IN_REG(a);
                     for (int v = 0; v < KCV; v++) acc[r][v] += a * kv[v];
                 }
             }
@@ -387,8 +399,12 @@ static void score_tile_full(float *restrict st /* nr, TK */, const float *restri
                         sv = acc[r][v] * fr + b;
                     }
                     memcpy(st + (size_t)(r0 + r) * TK + 16 * (cv + v), &sv, sizeof sv);
+#ifdef __AVX512F__ /* vmaxps returns its second operand on ties and NaN: sv > mx ? sv : mx */
+                    mx[r] = (v16f)_mm512_max_ps((__m512)sv, (__m512)mx[r]);
+#else
                     v16i gt = sv > mx[r];
                     mx[r] = (v16f)(((v16i)sv & gt) | ((v16i)mx[r] & ~gt));
+#endif
                     chk[r] += sv * zero;
                 }
             }
