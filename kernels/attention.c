@@ -64,10 +64,10 @@ typedef float v16f __attribute__((vector_size(64)));
 typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias)); /* unaligned access */
 #define V16(p) (*(v16fu *)(p))
 #define V16C(p) (*(const v16fu *)(p))
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && defined(__AVX512F__)
 #define ATT_NO_CONTRACT(x) __asm__("" : "+v"(x)) /* an empty asm: x is rounded before use */
 #else
-#define ATT_NO_CONTRACT(x) (void)0
+#define ATT_NO_CONTRACT(x) __asm__("" : "+m"(x)) /* the same, through memory */
 #endif
 #endif
 

@@ -3,9 +3,13 @@
  *
  * The fast path is one register-tiled kernel, out[rows] (+)= a[rows, K] @ b[K, cols], that
  * every product goes through: the backward transposes w (for dinp; small) and reads inp
- * transposed in place (for dw) and calls it again. Each output element is accumulated by one thread in a fixed k order, so results do
- * not depend on the thread count. No SIMD intrinsics yet: the inner column loop is written
- * for the compiler's vectorizer. The _ref functions are the plain loops the tests compare to.
+ * transposed in place (for dw) and calls it again. Each output element is accumulated by one
+ * thread in a fixed k order (one FMA chain), so results do not depend on the thread count or
+ * the tiling. The float build (gemm_fast) holds 4 rows x 64 columns in GCC vectors (16 zmm with
+ * AVX-512; 4 x 16 columns without), b packed into contiguous column panels; the double build
+ * and products of fewer than 4 rows use the plain tile (gemm_acc). No intrinsics: GCC vector
+ * extensions, so other targets get the same code in narrower or scalar form. The _ref
+ * functions are the plain loops the tests compare to.
  */
 #include "kernels.h"
 #include "real.h"
@@ -34,7 +38,7 @@ enum { MK_V = 1 };
 enum { MK_R = 4, MK_C = 16 * MK_V, MK_RB = 64 };
 /* keeps a vector in a register: GCC would otherwise fold each load of b into all MK_R FMAs that
  * use it (16 loads per 16 FMAs instead of 8); an empty asm, no instruction */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && defined(__AVX512F__) /* a v16f fits one register */
 #define MK_IN_REG(x) __asm__("" : "+v"(x))
 #else
 #define MK_IN_REG(x) (void)0

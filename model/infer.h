@@ -7,7 +7,8 @@
  *                    projections over many rows at once and attention as independent tasks of
  *                    (block of query rows, head) streaming key tiles from the cache. Softmax is
  *                    online (one pass, never a full score row); the entmax family keeps only
- *                    the keys above a safe lower bound of the threshold and sums A.V over the
+ *                    the keys above a running safe lower bound of the threshold (raised by
+ *                    Newton steps on the kept keys as they come) and sums A.V over the
  *                    support. Parallel over tasks (OpenMP) when called outside a parallel
  *                    region; every output has one writer and a fixed order, so results do not
  *                    depend on the thread count.

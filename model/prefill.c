@@ -8,16 +8,20 @@
  *      so these are bitwise the values decoder_step computes.
  *   2. attention: independent tasks of (block of LCG_QUERY_BLOCK query rows, head), longest
  *      first, in parallel when called outside a parallel region. A task streams the causal key
- *      tiles (LCG_KEY_TILE keys, newest first) through a register-tiled score kernel (4 query
- *      rows x one tile, each score summed over e in order, as decoder_row_scores does), and:
+ *      tiles (LCG_KEY_TILE keys, newest first) through a register-tiled score kernel
+ *      (score_tile_full: 4 query rows x 64 keys in 16 vector accumulators with AVX-512, the
+ *      tile's row maxima fused in; score_tile on the diagonal tile; each score summed over e in
+ *      order, as decoder_row_scores does), and:
  *        softmax family: online softmax (running max and sum, rescaled when the max grows),
  *          A.V accumulated tile by tile; never a full score row.
- *        entmax family: only keys above the running safe bound of tau are kept as candidates
- *          (tau >= max x - 1, spec §1.2, in score units s > M - 1/(alpha-1), with a margin);
- *          tiles whose maximum is below it are skipped after one vector max. The threshold is
- *          solved on the candidates by entmax_cand_solve (top-8 bound, closed form; the same
- *          code as entmax_row), and A.V is summed over the support in key order: bitwise
- *          decoder_step's result.
+ *        entmax family: only keys above a running safe lower bound of tau are kept (es_*): the
+ *          max bound M - 1/(alpha-1) and the top-8 bound while the tiles stream, raised by a few
+ *          Newton steps from below on the kept candidates whenever their number doubles (tau
+ *          of any subset is a lower bound, spec §1.2, §5.2). Tiles whose maximum is below the
+ *          bound are skipped after the fused max. The threshold is solved on the survivors by
+ *          entmax_support_solve, whose result does not depend on which keys below tau it is
+ *          given, and A.V is summed over the support in key order: bitwise decoder_step's
+ *          result (decoder_step uses the same solve on its unpruned row).
  *      Attention diagnostics on the requested rows: from the support (entmax), or from the
  *      row recomputed the reference way (softmax; only those rows).
  *   3. output projection, norms, FFN per chunk; then the LM head on the requested rows.
@@ -352,17 +356,14 @@ enum { KCV = 1 };
 
 /* keeps a vector in a register (an empty asm): else GCC folds each key load into all RG FMAs
  * that use it, twice the loads */
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && defined(__AVX512F__) /* a v16f fits one register */
 #define PF_IN_REG(x) __asm__("" : "+v"(x))
 #else
 #define PF_IN_REG(x) (void)0
 #endif
 
-static inline v16f v16_load(const float *p) {
-    v16f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias)); /* unaligned access */
+#define v16_load(p) (*(const v16fu *)(p))
 
 static void score_tile_full(float *restrict st /* nr, TK */, const float *restrict q, int ldq,
                             const float *restrict kt /* D, ldk (at j0) */, size_t ldk, int nr, int D, const float *f, float slope,
