@@ -57,6 +57,20 @@ void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int 
  * Per (batch, head) the keys (forward) or values (backward) are first gathered transposed,
  * xt[d][j], so a row of scores is D vectorizable sweeps over j; each score still sums d in
  * order 0..D-1, as the decoder does. */
+#if !defined(LCG_F64)
+/* D = 16 in the float build: a head's vector is one GCC vector of 16 floats, kept in registers
+ * across the loops over keys; each element gets the same FMA chain as the plain loops below */
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias)); /* unaligned access */
+#define V16(p) (*(v16fu *)(p))
+#define V16C(p) (*(const v16fu *)(p))
+#if defined(__GNUC__) && defined(__AVX512F__)
+#define ATT_NO_CONTRACT(x) __asm__("" : "+v"(x)) /* an empty asm: x is rounded before use */
+#else
+#define ATT_NO_CONTRACT(x) __asm__("" : "+m"(x)) /* the same, through memory */
+#endif
+#endif
+
 static real dot(const real *a, const real *b, int n) {
     real s = 0;
     for (int i = 0; i < n; i++) s += a[i] * b[i];
@@ -99,6 +113,15 @@ void KFN(attention_forward)(real *out, real *att, const real *qkv, const real *q
                 KFN(norm_row_forward)(p, s, t + 1, row, alpha);
                 for (int j = t + 1; j < T; j++) p[j] = 0;
                 real *o = out + ((size_t)b * T + t) * HD + h * D;
+#if !defined(LCG_F64)
+                if (D == 16) {
+                    v16f ov = {0};
+                    for (int j = 0; j <= t; j++)
+                        if (p[j] != 0) ov += p[j] * V16C(base + (size_t)j * C3 + 2 * HD + h * D);
+                    V16(o) = ov;
+                    continue;
+                }
+#endif
                 for (int d = 0; d < D; d++) o[d] = 0;
                 for (int j = 0; j <= t; j++) {
                     if (p[j] == 0) continue;
@@ -132,7 +155,17 @@ void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const 
                 const real *p = att + ((size_t)bh * T + t) * T;
                 const real *g = dout + ((size_t)b * T + t) * HD + h * D;
                 row_scores(dp, g, vt, t + 1, T, D); /* dp_j = g . v_j */
-                for (int j = 0; j <= t; j++) {
+#if !defined(LCG_F64)
+                if (D == 16) {
+                    v16f gv = V16C(g);
+                    for (int j = 0; j <= t; j++)
+                        if (p[j] != 0) {
+                            real *dv = dbase + (size_t)j * C3 + 2 * HD + h * D;
+                            V16(dv) = V16C(dv) + p[j] * gv;
+                        }
+                }
+#endif
+                for (int j = 0; D != 16 && j <= t; j++) {
                     if (p[j] == 0) continue;
                     real *dv = dbase + (size_t)j * C3 + 2 * HD + h * D;
                     for (int d = 0; d < D; d++) dv[d] += p[j] * g[d];
@@ -144,6 +177,30 @@ void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const 
                 real f = qscale ? scale * qscale[ci] : scale;
                 const real *q = base + (size_t)t * C3 + h * D;
                 real *dq = dbase + (size_t)t * C3 + h * D;
+#if !defined(LCG_F64)
+                if (D == 16) {
+                    v16f uv = {0}, qv = V16C(q);
+                    for (int j = 0; j <= t; j++) {
+                        if (ds[j] == 0) continue;
+                        const real *k = base + (size_t)j * C3 + HD + h * D;
+                        real *dk = dbase + (size_t)j * C3 + HD + h * D;
+                        real w = ds[j] * f;
+                        uv += ds[j] * V16C(k);
+                        V16(dk) = V16C(dk) + w * qv;
+                    }
+                    V16(dq) = V16C(dq) + f * uv;
+                    if (qscale && dqscale) {
+                        /* dot's products rounded, then summed in order (GCC vectorizes the
+                         * multiplies of dot's loop and adds in order: no FMA there) */
+                        v16f pr = qv * uv;
+                        ATT_NO_CONTRACT(pr);
+                        real sd = 0;
+                        for (int d = 0; d < 16; d++) sd += pr[d];
+                        dqscale[ci] += scale * sd;
+                    }
+                    continue;
+                }
+#endif
                 for (int d = 0; d < D; d++) u[d] = 0;
                 for (int j = 0; j <= t; j++) {
                     if (ds[j] == 0) continue;

@@ -291,7 +291,120 @@ double KFN(entmax_cand_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, double
     return tau;
 }
 
+/* ---- the evaluation solve: one tau for any safe superset of the support ------------------------
+ * entmax_cand_solve's result depends on which keys below tau it is handed (they decide between
+ * the closed form and Newton, and Newton's path), so two callers that prune differently (the
+ * decoder's row, the prefill's streaming bound) could differ in the last bits. This solve does
+ * not: for alpha 1.5 and 2 the closed form over the sorted candidates, whose tau is a function
+ * of the support's prefix only (the scan stops at the first k with tau_k > y_k, where the
+ * support ends; the keys after it are never read); for other alpha, or if the closed form's
+ * check fails, Newton to find the support S, then Newton again on S alone from S's own top-8
+ * bound (a function of S only). Adding a zero weight leaves the renormalizing sum unchanged. */
+static double ent_tau_15_prefix(const double *y, int m) {
+    double mu = 0, ss = 0, tau = -1.0;
+    for (int k = 1; k <= m; k++) {
+        double d = y[k - 1] - mu, mu1 = mu + d / k, ss1 = ss + d * (y[k - 1] - mu1);
+        double disc = (1.0 - ss1) / k, t = mu1 - sqrt(disc > 0 ? disc : 0);
+        if (!(t <= y[k - 1])) break;
+        mu = mu1, ss = ss1, tau = t;
+    }
+    return tau;
+}
+
+static double ent_tau_sparsemax_prefix(const double *y, int m) {
+    double S = 0;
+    int k = 0;
+    while (k < m && 1.0 + (k + 1) * y[k] > S + y[k]) S += y[k], k++;
+    return k ? (S - 1.0) / k : -1.0;
+}
+
+/* x[m] sorted descending: insertion-sorted runs of 16, then bottom-up merges through tmp[m] */
+static double *ent_sort_desc(double *x, double *tmp, int m) {
+    enum { RUN = 16 };
+    for (int a = 0; a < m; a += RUN) {
+        int b = a + RUN < m ? a + RUN : m;
+        for (int i = a + 1; i < b; i++) {
+            double v = x[i];
+            int k = i;
+            for (; k > a && x[k - 1] < v; k--) x[k] = x[k - 1];
+            x[k] = v;
+        }
+    }
+    for (int w = RUN; w < m; w *= 2) {
+        for (int a = 0; a < m; a += 2 * w) {
+            int mid = a + w < m ? a + w : m, b = a + 2 * w < m ? a + 2 * w : m, i = a, j = mid, o = a;
+            while (i < mid && j < b) tmp[o++] = x[j] > x[i] ? x[j++] : x[i++];
+            while (i < mid) tmp[o++] = x[i++];
+            while (j < b) tmp[o++] = x[j++];
+        }
+        double *t = x;
+        x = tmp, tmp = t;
+    }
+    return x;
+}
+
+double KFN(entmax_support_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, double alpha) {
+    ent_check_alpha(alpha);
+    double c = 1.0 / (alpha - 1.0), tau = 0, sum = 0;
+    int mode = ent_mode(alpha), m = *m_io, ok = -1;
+    if (mode != ENT_GENERIC && m > 0) { /* no pruning first: the sorted prefix is all the scan reads */
+        double stack[2 * ENT_STACK], *buf = m <= ENT_STACK ? stack : malloc(sizeof(double) * 2 * (size_t)m);
+        if (!buf) lcg_die("entmax: out of memory for %d candidates", m);
+        for (int i = 0; i < m; i++) buf[i] = cd[i].x;
+        double *y = ent_sort_desc(buf, buf + m, m);
+        tau = mode == ENT_2 ? ent_tau_sparsemax_prefix(y, m) : ent_tau_15_prefix(y, m);
+        /* f(tau) and the weights' sum in descending order (entmax_cand_solve's order) */
+        double f = -1.0;
+        for (int i = 0; i < m && y[i] > tau; i++) {
+            double p = ent_pow(y[i] - tau, c, mode);
+            f += p, sum += p;
+        }
+        ok = isfinite(tau) && fabs(f) <= 1e-9 ? 0 : -1;
+        if (buf != stack) free(buf);
+    }
+    if (ok != 0) {
+        /* prune to the top-8 bound, Newton finds the support; then the canonical solve on the
+         * support alone */
+        double lb = ent_topk_bound(cd, m, alpha, mode);
+        int mk = 0;
+        for (int i = 0; i < m; i++)
+            if (cd[i].x > lb) cd[mk++] = cd[i];
+        m = mk;
+        if (ent_newton(cd, &m, c, mode, lb, &tau) != 0) tau = ent_bisect_cand(cd, m, n, alpha, c, mode);
+        int k = 0;
+        for (int i = 0; i < m; i++)
+            if (cd[i].x > tau) cd[k++] = cd[i];
+        m = k;
+        double lb2 = ent_topk_bound(cd, m, alpha, mode);
+        if (ent_newton(cd, &m, c, mode, lb2, &tau) != 0) tau = ent_bisect_cand(cd, m, n, alpha, c, mode);
+        sum = 0;
+        for (int i = 0; i < m; i++) {
+            double t = cd[i].x - tau;
+            sum += t > 0 ? ent_pow(t, c, mode) : 0;
+        }
+    }
+    *m_io = m;
+    for (int i = 0; i < m; i++) {
+        double t = cd[i].x - tau;
+        cd[i].x = t > 0 ? ent_pow(t, c, mode) / sum : 0;
+    }
+    return tau;
+}
+
+/* entmax_row with the solve `solve` (entmax_cand_solve or entmax_support_solve) */
+static double ent_row(real *p, const real *s, int n, double alpha,
+                      double (*solve)(lcg_ent_cand *, int *, int, double));
+
 double KFN(entmax_row)(real *p /* n */, const real *s /* n */, int n, double alpha) {
+    return ent_row(p, s, n, alpha, KFN(entmax_cand_solve));
+}
+
+double KFN(entmax_row_eval)(real *p /* n */, const real *s /* n */, int n, double alpha) {
+    return ent_row(p, s, n, alpha, KFN(entmax_support_solve));
+}
+
+static double ent_row(real *p, const real *s, int n, double alpha,
+                      double (*solve)(lcg_ent_cand *, int *, int, double)) {
     ent_check_alpha(alpha);
     if (n == 1) {
         p[0] = 1;
@@ -322,7 +435,7 @@ double KFN(entmax_row)(real *p /* n */, const real *s /* n */, int n, double alp
             m++;
         }
     }
-    double tau = KFN(entmax_cand_solve)(cd, &m, n, alpha);
+    double tau = solve(cd, &m, n, alpha);
     for (int i = 0; i < m; i++) p[cd[i].j] = (real)cd[i].x;
     if (cd != stack) free(cd);
     return tau;

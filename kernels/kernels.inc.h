@@ -102,6 +102,15 @@ double KFN(entmax_bisect_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, in
  * (alpha 1.5, 2 and at most 64 keys left), sorted by x descending, with x replaced by the
  * weight p (zero at or below tau; the weights sum to 1). Returns tau. */
 double KFN(entmax_cand_solve)(lcg_ent_cand *cd /* m */, int *m, int n, double alpha);
+/* the evaluation's solve (decoder_step, decoder_prefill): as entmax_cand_solve, but its result
+ * (tau, the support and its weights) is the same bits for ANY set of keys that contains every
+ * key above tau (x > tau), whatever else it holds: the closed form's scan stops where the
+ * support ends (alpha 1.5, 2), else Newton again on the support alone. So callers may prune
+ * with any safe bound. cd[0..*m) are left sorted by x descending (closed form) or in input
+ * order, holding the weights. */
+double KFN(entmax_support_solve)(lcg_ent_cand *cd /* m */, int *m, int n, double alpha);
+/* entmax_row through entmax_support_solve: the evaluation's row (decoder_step) */
+double KFN(entmax_row_eval)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
 double KFN(sparsemax_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n);
 void KFN(entmax_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */,
                               const LCG_REAL *g /* n */, int n, double alpha);

@@ -3,9 +3,13 @@
  *
  * The fast path is one register-tiled kernel, out[rows] (+)= a[rows, K] @ b[K, cols], that
  * every product goes through: the backward transposes w (for dinp; small) and reads inp
- * transposed in place (for dw) and calls it again. Each output element is accumulated by one thread in a fixed k order, so results do
- * not depend on the thread count. No SIMD intrinsics yet: the inner column loop is written
- * for the compiler's vectorizer. The _ref functions are the plain loops the tests compare to.
+ * transposed in place (for dw) and calls it again. Each output element is accumulated by one
+ * thread in a fixed k order (one FMA chain), so results do not depend on the thread count or
+ * the tiling. The float build (gemm_fast) holds 4 rows x 64 columns in GCC vectors (16 zmm with
+ * AVX-512; 4 x 16 columns without), b packed into contiguous column panels; the double build
+ * and products of fewer than 4 rows use the plain tile (gemm_acc). No intrinsics: GCC vector
+ * extensions, so other targets get the same code in narrower or scalar form. The _ref
+ * functions are the plain loops the tests compare to.
  */
 #include "kernels.h"
 #include "real.h"
@@ -17,10 +21,135 @@
 #define TILE_R 4  /* rows per tile */
 #define TILE_C 64 /* columns per tile */
 
+#if !defined(LCG_F64)
+/* ---- float fast path: register tiles of GCC vectors ------------------------------------------
+ * MK_R rows x nv vectors of 16 columns (nv <= MK_V: 4 with AVX-512, i.e. 4 x 64 in 16 zmm
+ * accumulators; 1 otherwise), each output element the same chain of FMAs over k = 0..K-1 from 0
+ * (or from out when accumulating) as the plain tile below: the same bits. Rows in blocks of
+ * MK_RB (one OpenMP task each) so a column panel of b is reused by every tile of the block
+ * while it sits in L1/L2; a last partial column panel is copied, zero-padded, once per call. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias)); /* unaligned access */
+#ifdef __AVX512F__
+enum { MK_V = 4 };
+#else
+enum { MK_V = 1 };
+#endif
+enum { MK_R = 4, MK_C = 16 * MK_V, MK_RB = 64 };
+/* keeps a vector in a register: GCC would otherwise fold each load of b into all MK_R FMAs that
+ * use it (16 loads per 16 FMAs instead of 8); an empty asm, no instruction */
+#if defined(__GNUC__) && defined(__AVX512F__) /* a v16f fits one register */
+#define MK_IN_REG(x) __asm__("" : "+v"(x))
+#else
+#define MK_IN_REG(x) (void)0
+#endif
+
+static inline __attribute__((always_inline)) void mk_tile(float *restrict out, size_t ldo, const float *restrict a,
+                                                          size_t ars, size_t aks, const float *restrict b, size_t ldb,
+                                                          int K, int nv, int ncol, int accumulate) {
+    v16f acc[MK_R][MK_V]; /* never address-taken, so GCC keeps it in registers */
+    for (int r = 0; r < MK_R; r++)
+        for (int v = 0; v < nv; v++) {
+            const float *o = out + (size_t)r * ldo + 16 * v;
+            if (!accumulate)
+                acc[r][v] = (v16f){0};
+            else if (ncol >= 16 * (v + 1))
+                acc[r][v] = *(const v16fu *)o;
+            else {
+                v16f z = {0};
+                memcpy(&z, o, sizeof(float) * (size_t)((ncol - 16 * v) & 15)); /* 1..15 floats */
+                acc[r][v] = z;
+            }
+        }
+    for (int k = 0; k < K; k++) {
+        const float *bk = b + (size_t)k * ldb;
+        v16f bv[MK_V];
+        for (int v = 0; v < nv; v++) {
+            bv[v] = *(const v16fu *)(bk + 16 * v);
+            MK_IN_REG(bv[v]);
+        }
+        for (int r = 0; r < MK_R; r++) {
+            v16f av = (v16f){0} + a[(size_t)r * ars + (size_t)k * aks]; /* broadcast */
+            MK_IN_REG(av);
+            for (int v = 0; v < nv; v++) acc[r][v] += av * bv[v];
+        }
+    }
+    for (int r = 0; r < MK_R; r++)
+        for (int v = 0; v < nv; v++) {
+            float *o = out + (size_t)r * ldo + 16 * v;
+            if (ncol >= 16 * (v + 1))
+                *(v16fu *)o = acc[r][v];
+            else {
+                v16f z = acc[r][v];
+                memcpy(o, &z, sizeof(float) * (size_t)((ncol - 16 * v) & 15));
+            }
+        }
+}
+
+/* the rows r0..r0+nr-1 (nr < MK_R), columns c0..c0+nc-1: plain loops, the same chains */
+static void rest_tile(float *restrict out, const float *restrict a, size_t ars, size_t aks, const float *restrict b,
+                      int r0, int nr, int c0, int nc, int K, int M, int accumulate) {
+    for (int r = r0; r < r0 + nr; r++) {
+        float acc[MK_C];
+        for (int c = 0; c < nc; c++) acc[c] = accumulate ? out[(size_t)r * M + c0 + c] : 0;
+        for (int k = 0; k < K; k++) {
+            float av = a[(size_t)r * ars + (size_t)k * aks];
+            const float *brow = b + (size_t)k * M + c0;
+            for (int c = 0; c < nc; c++) acc[c] += av * brow[c];
+        }
+        memcpy(out + (size_t)r * M + c0, acc, sizeof(float) * (size_t)nc);
+    }
+}
+
+static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, size_t aks, const float *restrict b,
+                      int R, int K, int M, int accumulate) {
+    /* b packed into panels of MK_C columns, each K x MK_C contiguous (the last zero-padded): the
+     * tile's loads are sequential instead of M floats apart, where large power-of-two row
+     * strides put every k of a panel into the same few L1 sets */
+    int np = (M + MK_C - 1) / MK_C;
+    float *bp = LCG_SCRATCH(float, (size_t)np * K * MK_C);
+    for (int p = 0; p < np; p++) {
+        int c0 = p * MK_C, nc = M - c0 < MK_C ? M - c0 : MK_C;
+        float *dst = bp + (size_t)p * K * MK_C;
+        for (int k = 0; k < K; k++) {
+            memcpy(dst + (size_t)k * MK_C, b + (size_t)k * M + c0, sizeof(float) * (size_t)nc);
+            for (int c = nc; c < MK_C; c++) dst[(size_t)k * MK_C + c] = 0;
+        }
+    }
+    int nblk = (R + MK_RB - 1) / MK_RB;
+#pragma omp parallel for schedule(static) if ((long)R * K * M > 32768)
+    for (int blk = 0; blk < nblk; blk++) {
+        int r0 = blk * MK_RB, r1 = r0 + MK_RB < R ? r0 + MK_RB : R, rf = r0 + (r1 - r0) / MK_R * MK_R;
+        for (int p = 0; p < np; p++) {
+            int c0 = p * MK_C, nc = M - c0 < MK_C ? M - c0 : MK_C, nv = (nc + 15) / 16;
+            const float *pb = bp + (size_t)p * K * MK_C;
+            for (int r = r0; r < rf; r += MK_R) {
+                float *o = out + (size_t)r * M + c0;
+                const float *ar = a + (size_t)r * ars;
+                switch (nv) { /* a constant per case, so each is specialized */
+                case 1: mk_tile(o, (size_t)M, ar, ars, aks, pb, MK_C, K, 1, nc, accumulate); break;
+                case 2: mk_tile(o, (size_t)M, ar, ars, aks, pb, MK_C, K, 2 < MK_V ? 2 : MK_V, nc, accumulate); break;
+                case 3: mk_tile(o, (size_t)M, ar, ars, aks, pb, MK_C, K, 3 < MK_V ? 3 : MK_V, nc, accumulate); break;
+                default: mk_tile(o, (size_t)M, ar, ars, aks, pb, MK_C, K, MK_V, nc, accumulate);
+                }
+            }
+            if (rf < r1) rest_tile(out, a, ars, aks, b, rf, r1 - rf, c0, nc, K, M, accumulate);
+        }
+    }
+    lcg_free(bp);
+}
+#endif
+
 /* out[R, M] (+)= a[R, K] @ b[K, M]; a's element (r, k) is a[r * ars + k * aks] (so a may be
  * read transposed: ars = 1, aks = its row width); out and b have row strides M */
 static void gemm_acc(real *restrict out, const real *restrict a, size_t ars, size_t aks,
                      const real *restrict b, int R, int K, int M, int accumulate) {
+#if !defined(LCG_F64)
+    if (R >= MK_R) {
+        gemm_fast(out, a, ars, aks, b, R, K, M, accumulate);
+        return;
+    }
+#endif
     int n_rtiles = (R + TILE_R - 1) / TILE_R;
 #pragma omp parallel for schedule(static) if ((long)R * K * M > 32768)
     for (int rt = 0; rt < n_rtiles; rt++) {

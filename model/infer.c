@@ -117,7 +117,10 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
             const float *q = d->qkv + h * D;
             float slope = m->slopes[h], f = m->scale ? scale * cq[h] : scale;
             decoder_row_scores(d->scores, q, kt + (size_t)h * D * d->ldk, d->ldk, i + 1, D, i, f, slope);
-            norm_row_forward(d->probs, d->scores, i + 1, m->row, c->alpha);
+            if (m->row == LCG_ROW_SOFTMAX) /* the entmax family: the evaluation's solve */
+                norm_row_forward(d->probs, d->scores, i + 1, m->row, c->alpha);
+            else
+                entmax_row_eval(d->probs, d->scores, i + 1, m->row == LCG_ROW_SPARSEMAX ? 2.0 : c->alpha);
             if (d->collect) decoder_diag_add(d->diag[l], d->probs, i + 1);
             float *o = d->atty + h * D;
             for (int e = 0; e < D; e++) o[e] = 0;

@@ -7,7 +7,8 @@
  *                    projections over many rows at once and attention as independent tasks of
  *                    (block of query rows, head) streaming key tiles from the cache. Softmax is
  *                    online (one pass, never a full score row); the entmax family keeps only
- *                    the keys above a safe lower bound of the threshold and sums A.V over the
+ *                    the keys above a running safe lower bound of the threshold (raised by
+ *                    Newton steps on the kept keys as they come) and sums A.V over the
  *                    support. Parallel over tasks (OpenMP) when called outside a parallel
  *                    region; every output has one writer and a fixed order, so results do not
  *                    depend on the thread count.
@@ -88,6 +89,12 @@ void decoder_row_scores(float *s /* n */, const float *q /* D */, const float *k
                         size_t ldk, int n, int D, int i, float f, float slope);
 /* entropy, support and max of one weight row, added to acc[3] */
 void decoder_diag_add(double *acc, const float *p /* n */, int n);
+/* for the tests: one score row s[n] through the entmax family's streaming filter as the prefill
+ * runs it (key tiles newest first, the running bound on tau, es_tighten whenever cap0 or more
+ * candidates are kept, then at least every doubling), then entmax_support_solve: p[n] the
+ * weights (NaN for a non-finite row), kept[j] = 1 for the keys handed to the solve (every other
+ * key was pruned). Returns how many were. */
+int prefill_entmax_row(float *p, unsigned char *kept, const float *s, int n, double alpha, int cap0);
 /* bytes of one thread's prefill attention scratch at capacity cap */
 size_t prefill_scratch_bytes(const lcg_config *cfg, int cap);
 /* the prefill's causal QK^T scan alone (its tile kernel over every block and key tile,

@@ -12,6 +12,7 @@
 
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
+#include "../model/infer.h"
 
 static double row_max(const double *s, int n) {
     double m = s[0];
@@ -367,6 +368,105 @@ START_TEST(test_registry) {
 }
 END_TEST
 
+/* ---- the prefill's streaming pruning (model/prefill.c, prefill_entmax_row) -------------------
+ * Rows of many shapes (random, ties on a few levels, flat, ramps both ways so the maximum comes
+ * first or last in the newest-first stream, a few spikes, a large offset, a cluster just under
+ * the maximum, and keys exactly at tau) through the streaming filter with tightening after every
+ * key, every few keys, the prefill's default and never: the weights must be bitwise those of the
+ * unpruned evaluation row (entmax_row_eval, which decoder_step uses) whatever the schedule, close
+ * to the training row (entmax_row), and every pruned key must have x <= tau of the double
+ * bisection reference (weight zero). On a spiky long row the pruning must actually prune. */
+enum { PR_KINDS = 10 };
+static void pr_row(float *s, int n, int kind, double scale, double alpha, pcg32 *r) {
+    int spikes[4];
+    for (int k = 0; k < 4; k++) spikes[k] = (int)pcg32_below(r, (uint32_t)n);
+    for (int j = 0; j < n; j++) {
+        double u = pcg32_float(r), v;
+        switch (kind) {
+        case 0: v = scale * (u - 0.5); break;
+        case 1: v = scale * (u + pcg32_float(r) + pcg32_float(r) - 1.5); break;
+        case 2: v = scale * floor(u * 4) / 4; break; /* ties on 4 levels */
+        case 3: v = 1.0; break;                        /* flat */
+        case 4: v = scale * j / n; break;              /* max newest: seen first */
+        case 5: v = scale * (n - j) / n; break;        /* max oldest: seen last */
+        case 6: v = 0; break;                          /* spikes below */
+        case 7: v = 1e4 + scale * u; break;            /* large offset */
+        case 8: v = scale * (1 - 1e-6 * u); break;     /* a cluster just under the max */
+        default: /* 4 keys at the max, the rest exactly at tau: -1/2 (x) for 1.5, -1/4 for 2 */
+            v = alpha == 2.0 ? -0.25 : -1.0;
+        }
+        s[j] = (float)v;
+    }
+    if (kind == 6)
+        for (int k = 0; k < 4; k++) s[spikes[k]] = (float)scale;
+    if (kind == 9) {
+        int m = n < 4 ? n : 4;
+        for (int k = 0; k < m; k++) s[(k * 7919) % n] = 0; /* distinct when n >= 4 (7919 prime) */
+    }
+}
+
+START_TEST(test_streaming_prune_is_exact) {
+    static const double alphas[] = {1.5, 2.0, 1.3, 1.75};
+    static const int lens[] = {1, 2, 63, 64, 65, 130, 700, 3000};
+    static const double scales[] = {1, 10, 100};
+    static const int caps[] = {128, 1, 5, 1 << 30};
+    pcg32 r = pcg32_derive(41, "prune", 0);
+    enum { NMAX = 3000 };
+    float *s = LCG_NEW(float, NMAX), *p = LCG_NEW(float, NMAX), *q = LCG_NEW(float, NMAX),
+          *t = LCG_NEW(float, NMAX), *p2 = LCG_NEW(float, NMAX);
+    double *sd = LCG_NEW(double, NMAX), *pd = LCG_NEW(double, NMAX);
+    unsigned char *kept = LCG_NEW(unsigned char, NMAX), *kept2 = LCG_NEW(unsigned char, NMAX);
+    long rows = 0, pruned = 0;
+    for (int a = 0; a < 4; a++)
+        for (int li = 0; li < 8; li++)
+            for (int kind = 0; kind < PR_KINDS; kind++)
+                for (int si = 0; si < 3; si++) {
+                    int n = lens[li];
+                    double alpha = alphas[a], am1 = alpha - 1;
+                    pr_row(s, n, kind, scales[si], alpha, &r);
+                    int mc = prefill_entmax_row(p, kept, s, n, alpha, caps[0]);
+                    entmax_row_eval(q, s, n, alpha);
+                    ck_assert_msg(memcmp(p, q, sizeof(float) * (size_t)n) == 0,
+                                  "alpha %g n %d kind %d scale %g: streamed weights differ from the row's", alpha, n,
+                                  kind, scales[si]);
+                    for (int c = 1; c < 4; c++) { /* any tightening schedule: the same bits */
+                        prefill_entmax_row(p2, kept2, s, n, alpha, caps[c]);
+                        ck_assert_msg(memcmp(p, p2, sizeof(float) * (size_t)n) == 0,
+                                      "alpha %g n %d kind %d: cap %d changes the weights", alpha, n, kind, caps[c]);
+                    }
+                    entmax_row(t, s, n, alpha); /* training's solve: the same up to rounding */
+                    double sum = 0, mx = -INFINITY;
+                    for (int j = 0; j < n; j++) {
+                        ck_assert_msg(fabsf(p[j] - t[j]) <= 1e-6f, "alpha %g n %d kind %d key %d: %.9g vs %.9g",
+                                      alpha, n, kind, j, p[j], t[j]);
+                        sum += p[j];
+                        sd[j] = s[j];
+                        mx = sd[j] > mx ? sd[j] : mx;
+                    }
+                    ck_assert_double_eq_tol(sum, 1.0, 1e-5);
+                    /* safety: every pruned key is at or below tau (bisection in double) */
+                    double tau = entmax_bisect_row_f64(pd, sd, n, alpha, 80);
+                    for (int j = 0; j < n; j++) {
+                        if (kept[j]) continue;
+                        double x = am1 * (sd[j] - mx);
+                        ck_assert_msg(x <= tau + 1e-12 && p[j] == 0 && pd[j] < 1e-20,
+                                      "alpha %g n %d kind %d: pruned key %d has x %.17g > tau %.17g", alpha, n, kind, j,
+                                      x, tau);
+                    }
+                    rows++, pruned += n - mc;
+                    if (kind == 6 && n == 3000 && scales[si] >= 10) /* four tall spikes: a handful left */
+                        ck_assert_msg(mc <= 64, "alpha %g scale %g: %d candidates kept of 3000", alpha, scales[si], mc);
+                }
+    printf("streaming prune: %ld rows, %ld keys pruned, all exact\n", rows, pruned);
+    /* a non-finite score: NaN weights, as the row */
+    s[0] = 1, s[1] = NAN, s[2] = 0;
+    prefill_entmax_row(p, kept, s, 3, 1.5, 128);
+    for (int j = 0; j < 3; j++) ck_assert(isnan(p[j]));
+    lcg_free(s), lcg_free(p), lcg_free(q), lcg_free(t), lcg_free(p2), lcg_free(sd), lcg_free(pd);
+    lcg_free(kept), lcg_free(kept2);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("entmax");
     TCase *tc = tcase_create("core");
@@ -381,6 +481,7 @@ int main(void) {
     tcase_add_test(tc, test_attention_backward_fd);
     tcase_add_test(tc, test_attention_sharp_is_sparse);
     tcase_add_test(tc, test_registry);
+    tcase_add_test(tc, test_streaming_prune_is_exact);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -103,6 +103,51 @@ START_TEST(test_matmul_fast_matches_reference) {
 }
 END_TEST
 
+/* the fast matmul is bitwise the plain chain of FMAs over the inner index in order, from 0 (forward)
+ * or from the existing value (the backward accumulates): what every tile path (register tiles,
+ * tail panels, leftover rows) must compute, so the training numbers do not depend on the tiling.
+ * Needs hardware FMA (the build contracts a*b+c into one); skipped without it. */
+START_TEST(test_matmul_fast_is_fma_chain) {
+#ifdef __FMA__
+    pcg32 r = pcg32_derive(9, "t", 0);
+    int shapes[][3] = {{133, 64, 37}, {128, 64, 192}, {70, 256, 64}, {5, 17, 100}, {67, 40, 129}, {200, 64, 256}};
+    for (int sh = 0; sh < 6; sh++) {
+        int N = shapes[sh][0], IC = shapes[sh][1], OC = shapes[sh][2];
+        float *x = LCG_NEW(float, N * IC), *w = LCG_NEW(float, IC * OC), *g = LCG_NEW(float, N * OC);
+        float *y = LCG_NEW(float, N * OC), *dx = LCG_NEW(float, N * IC), *dw = LCG_NEW(float, IC * OC);
+        float *dx0 = LCG_NEW(float, N * IC), *dw0 = LCG_NEW(float, IC * OC);
+        for (int i = 0; i < N * IC; i++) x[i] = (float)pcg32_normal(&r), dx[i] = dx0[i] = (float)pcg32_normal(&r);
+        for (int i = 0; i < IC * OC; i++) w[i] = (float)pcg32_normal(&r), dw[i] = dw0[i] = (float)pcg32_normal(&r);
+        for (int i = 0; i < N * OC; i++) g[i] = (float)pcg32_normal(&r);
+        matmul_forward(y, x, w, N, IC, OC);
+        matmul_backward(dx, dw, g, x, w, N, IC, OC);
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) {
+                float acc = 0;
+                for (int i = 0; i < IC; i++) acc = fmaf(x[n * IC + i], w[i * OC + o], acc);
+                ck_assert_msg(y[n * OC + o] == acc, "forward %dx%dx%d [%d][%d]: %.9g vs %.9g", N, IC, OC, n, o,
+                              y[n * OC + o], acc);
+            }
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < IC; i++) {
+                float acc = dx0[n * IC + i];
+                for (int o = 0; o < OC; o++) acc = fmaf(g[n * OC + o], w[i * OC + o], acc);
+                ck_assert_msg(dx[n * IC + i] == acc, "dinp %dx%dx%d [%d][%d]", N, IC, OC, n, i);
+            }
+        for (int i = 0; i < IC; i++)
+            for (int o = 0; o < OC; o++) {
+                float acc = dw0[i * OC + o];
+                for (int n = 0; n < N; n++) acc = fmaf(x[n * IC + i], g[n * OC + o], acc);
+                ck_assert_msg(dw[i * OC + o] == acc, "dw %dx%dx%d [%d][%d]", N, IC, OC, i, o);
+            }
+        lcg_free(x), lcg_free(w), lcg_free(g), lcg_free(y), lcg_free(dx), lcg_free(dw), lcg_free(dx0), lcg_free(dw0);
+    }
+#else
+    printf("SKIP test_matmul_fast_is_fma_chain: built without FMA\n");
+#endif
+}
+END_TEST
+
 /* -- rmsnorm -- */
 typedef struct {
     double *out, *rstd, *inp, *w, *proj;
@@ -354,6 +399,7 @@ int main(void) {
     tcase_add_test(tc, test_pcg32_streams_differ);
     tcase_add_test(tc, test_matmul_backward_fd);
     tcase_add_test(tc, test_matmul_fast_matches_reference);
+    tcase_add_test(tc, test_matmul_fast_is_fma_chain);
     tcase_add_test(tc, test_rmsnorm_backward_fd);
     tcase_add_test(tc, test_encoder_backward_fd);
     tcase_add_test(tc, test_geglu_backward_fd);

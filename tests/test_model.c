@@ -203,6 +203,50 @@ START_TEST(test_prefill_matches_steps) {
 }
 END_TEST
 
+/* the same at 677 positions in one prefill: many full key tiles (the register-tiled score
+ * kernel with its fused max, at j0 > 0, with and without ALiBi) and long rows where the entmax
+ * family's streaming bound prunes most keys; bitwise for the entmax family */
+START_TEST(test_long_prefill_matches_steps) {
+    int pos = _i % LCG_POS_COUNT, norm = _i / LCG_POS_COUNT;
+    enum { N = 677 };
+    for (int variant = 0; variant < 2; variant++) {
+        lcg_config cfg = tiny(pos, norm);
+        cfg.H = 2, cfg.D = 16, cfg.C = 16;
+        lcg_model m;
+        model_init(&m, &cfg, 41 + variant);
+        if (variant)
+            for (size_t i = 0; i < m.n_params; i++) m.params_mem[i] *= 20; /* sharp attention */
+        int *tok = LCG_NEW(int, N);
+        pcg32 r = pcg32_derive(5, "tok", (uint64_t)variant);
+        for (int t = 0; t < N; t++) tok[t] = (int)pcg32_below(&r, (uint32_t)cfg.V);
+        lcg_decoder ref, pf;
+        decoder_init(&ref, &m, N), decoder_init(&pf, &m, N);
+        float *want = LCG_NEW(float, (size_t)N * cfg.V), *got = LCG_NEW(float, (size_t)N * cfg.V);
+        for (int t = 0; t < N; t++) {
+            ref.collect = 1;
+            memcpy(want + (size_t)t * cfg.V, decoder_step(&ref, tok[t], 1), sizeof(float) * (size_t)cfg.V);
+        }
+        prefill_sink sink = {got, cfg.V, 0, -1};
+        decoder_prefill(&pf, tok, N, 0, prefill_collect, &sink);
+        int exact = m.row != LCG_ROW_SOFTMAX;
+        for (int t = 0; t < N; t++)
+            for (int v = 0; v < cfg.V; v++) {
+                float a = got[(size_t)t * cfg.V + v], b = want[(size_t)t * cfg.V + v];
+                if (exact) ck_assert_msg(a == b, "variant %d pos %d logit %d: prefill %.9g, steps %.9g", variant, t, v, a, b);
+                else ck_assert_float_eq_tol(a, b, 1e-4f * (1 + fabsf(b)));
+            }
+        for (int l = 0; l < cfg.L; l++)
+            for (int k = 0; k < 3; k++) {
+                if (exact) ck_assert_msg(pf.diag[l][k] == ref.diag[l][k], "variant %d diag %d %d: %.17g vs %.17g", variant, l, k, pf.diag[l][k], ref.diag[l][k]);
+                else ck_assert_double_eq_tol(pf.diag[l][k], ref.diag[l][k], 1e-3 * (1 + fabs(ref.diag[l][k])));
+            }
+        lcg_free(tok), lcg_free(want), lcg_free(got);
+        decoder_free(&ref), decoder_free(&pf);
+        model_free(&m);
+    }
+}
+END_TEST
+
 START_TEST(test_adamw_and_schedule) {
     lcg_adamw o;
     adamw_init(&o, 2, 0.9f, 0.99f, 1e-8f, 0.1f);
@@ -457,6 +501,7 @@ int main(void) {
     tcase_add_test(tc, test_float_matches_double);
     tcase_add_loop_test(tc, test_decoder_matches_forward, 0, LCG_POS_COUNT * LCG_NORM_COUNT);
     tcase_add_loop_test(tc, test_prefill_matches_steps, 0, LCG_POS_COUNT * LCG_NORM_COUNT);
+    tcase_add_loop_test(tc, test_long_prefill_matches_steps, 0, LCG_POS_COUNT * LCG_NORM_COUNT);
     tcase_add_test(tc, test_adamw_and_schedule);
     tcase_add_test(tc, test_nonfinite_is_located);
     tcase_add_test(tc, test_checkpoint_roundtrip_and_corruption);
