@@ -111,6 +111,16 @@ static int count_temps(const char *dir) {
 
 static int one_line(const char *s) { return tu_count_lines(s) == 1 && s[strlen(s) - 1] == '\n'; }
 
+/* makes the test's scratch directory and names the files it uses there (NULL: not used):
+ * the reference CSV, the CSV under test, the checkpoint and the captured stderr */
+static void scratch_paths(char dir[64], char ref[128], char csv[128], char ckpt[128], char errpath[192]) {
+    tu_tmpdir(dir, 64);
+    if (ref) snprintf(ref, 128, "%s/ref.csv", dir);
+    if (csv) snprintf(csv, 128, "%s/r.csv", dir);
+    if (ckpt) snprintf(ckpt, 128, "%s/m.ckpt", dir);
+    if (errpath) snprintf(errpath, 192, "%s/stderr", dir);
+}
+
 /* ---- SIGKILL: the CSV is the old bytes or the old bytes plus complete rows ------------------- */
 /* after a kill: csv holds `old` exactly (n_old bytes), or old + whole rows of the same width */
 static int check_csv_after_kill(const char *csv, const char *old, size_t n_old, const char *when) {
@@ -130,9 +140,7 @@ static int check_csv_after_kill(const char *csv, const char *old, size_t n_old, 
 
 START_TEST(test_sigkill_at_stop_points) {
     char dir[64], csv[128], errpath[192];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(csv, sizeof csv, "%s/r.csv", dir);
-    snprintf(errpath, sizeof errpath, "%s/stderr", dir);
+    scratch_paths(dir, NULL, csv, NULL, errpath);
     char args[512];
     snprintf(args, sizeof args, TINY " --out %s", csv);
     run_ok(NULL, dir, args); /* the rows already there */
@@ -185,9 +193,7 @@ END_TEST
 /* SIGKILL at timed moments across the whole run: every outcome is old or old + whole rows */
 START_TEST(test_sigkill_timed) {
     char dir[64], csv[128], errpath[192], args[512];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(csv, sizeof csv, "%s/r.csv", dir);
-    snprintf(errpath, sizeof errpath, "%s/stderr", dir);
+    scratch_paths(dir, NULL, csv, NULL, errpath);
     snprintf(args, sizeof args, TINY " --out %s", csv);
     run_ok(NULL, dir, args);
     double t0 = lcg_now();
@@ -235,9 +241,7 @@ static void interrupt_at(const char *dir, const char *point, int sig, const char
 
 START_TEST(test_sigint_resume_identical) {
     char dir[64], ref[128], csv[128], ckpt[128], args[1024];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(ref, sizeof ref, "%s/ref.csv", dir);
-    snprintf(csv, sizeof csv, "%s/r.csv", dir);
+    scratch_paths(dir, ref, csv, NULL, NULL);
     snprintf(args, sizeof args, TINY " --out %s", ref);
     run_ok(NULL, dir, args);
 
@@ -285,11 +289,7 @@ END_TEST
 /* SIGKILL with --checkpoint-every: at most N steps lost; resumed, the same CSV */
 START_TEST(test_sigkill_resume_periodic) {
     char dir[64], ref[128], csv[128], ckpt[128], args[1024], errpath[192];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(ref, sizeof ref, "%s/ref.csv", dir);
-    snprintf(csv, sizeof csv, "%s/r.csv", dir);
-    snprintf(ckpt, sizeof ckpt, "%s/m.ckpt", dir);
-    snprintf(errpath, sizeof errpath, "%s/stderr", dir);
+    scratch_paths(dir, ref, csv, ckpt, errpath);
     snprintf(args, sizeof args, TINY " --out %s", ref);
     run_ok("OMP_NUM_THREADS=2", dir, args);
     snprintf(args, sizeof args, TINY " --checkpoint-every 5 --save %s --out %s", ckpt, csv);
@@ -315,10 +315,7 @@ END_TEST
 /* --data: resuming restores the position in the train file */
 START_TEST(test_resume_with_data) {
     char dir[64], ref[128], csv[128], ckpt[128], args[1024];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(ref, sizeof ref, "%s/ref.csv", dir);
-    snprintf(csv, sizeof csv, "%s/r.csv", dir);
-    snprintf(ckpt, sizeof ckpt, "%s/m.ckpt", dir);
+    scratch_paths(dir, ref, csv, ckpt, NULL);
     tu_result *tr = malloc(sizeof *tr);
     ck_assert_int_eq(tu_run(tr, LCG " gen --task copy --out %s/d --count 50 --len 6 --vary 2", dir), 0);
     ck_assert_int_eq(tu_run(tr, LCG " gen --task copy --out %s/d --split test --len 8 --count 10", dir), 0);
@@ -342,10 +339,8 @@ END_TEST
 
 START_TEST(test_sweep_kill_and_resume) {
     char dir[64], ref[128], csv[128], args[1024], errpath[192];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(ref, sizeof ref, "%s/ref.csv", dir);
+    scratch_paths(dir, ref, NULL, NULL, errpath);
     snprintf(csv, sizeof csv, "%s/s.csv", dir);
-    snprintf(errpath, sizeof errpath, "%s/stderr", dir);
     snprintf(args, sizeof args, SWEEP " --out %s", ref);
     run_ok(NULL, dir, args); /* uninterrupted */
     snprintf(args, sizeof args, SWEEP " --out %s", csv);
@@ -407,11 +402,7 @@ END_TEST
 /* ---- non-finite values ---------------------------------------------------------------------- */
 START_TEST(test_nonfinite_detected) {
     char dir[64], ref[128], csv[128], ckpt[128], args[1024], errpath[192];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(ref, sizeof ref, "%s/ref.csv", dir);
-    snprintf(csv, sizeof csv, "%s/r.csv", dir);
-    snprintf(ckpt, sizeof ckpt, "%s/m.ckpt", dir);
-    snprintf(errpath, sizeof errpath, "%s/stderr", dir);
+    scratch_paths(dir, ref, csv, ckpt, errpath);
     snprintf(args, sizeof args, TINY " --out %s", ref);
     run_ok(NULL, dir, args);
     struct {
