@@ -8,26 +8,49 @@
 #include "peak.h"
 
 #include <omp.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
-static double gemm_gflops(int N, int IC, int OC) {
+enum { PASS_FWD, PASS_DINP, PASS_DW, N_PASSES };
+static const char *const pass_names[N_PASSES] = {"fwd", "dinp", "dw"};
+
+/* GFLOP/s of one pass of the product out[N, OC] = inp[N, IC] @ w[IC, OC]: the forward, the
+ * input gradient (dinp += dout @ w^T) or the weight gradient (dw += inp^T @ dout); 2 N IC OC
+ * FLOPs each; the best of 5 repetitions of 0.2 s */
+static double gemm_gflops(int pass, int N, int IC, int OC) {
     float *x = LCG_NEW(float, (size_t)N * IC), *w = LCG_NEW(float, (size_t)IC * OC), *y = LCG_NEW(float, (size_t)N * OC);
+    float *dx = LCG_NEW(float, (size_t)N * IC), *dw = LCG_NEW(float, (size_t)IC * OC);
     for (size_t i = 0; i < (size_t)N * IC; i++) x[i] = 0.01f * (float)(i % 7);
     for (size_t i = 0; i < (size_t)IC * OC; i++) w[i] = 0.02f * (float)(i % 5);
+    for (size_t i = 0; i < (size_t)N * OC; i++) y[i] = 0.03f * (float)(i % 3);
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
         int it = 0;
         double t0 = lcg_now();
-        while (lcg_now() - t0 < 0.2) matmul_forward(y, x, w, N, IC, OC), it++;
+        while (lcg_now() - t0 < 0.2) {
+            if (pass == PASS_FWD) matmul_forward(y, x, w, N, IC, OC);
+            else if (pass == PASS_DINP) matmul_backward(dx, NULL, y, x, w, N, IC, OC);
+            else matmul_backward(NULL, dw, y, x, w, N, IC, OC);
+            it++;
+        }
         double dt = (lcg_now() - t0) / it;
         best = dt < best ? dt : best;
     }
-    lcg_free(x), lcg_free(w), lcg_free(y);
+    lcg_free(x), lcg_free(w), lcg_free(y), lcg_free(dx), lcg_free(dw);
     return 2.0 * N * IC * OC / best / 1e9;
 }
 
 int main(void) {
+#ifdef __GLIBC__
+    /* matmul takes its packing scratch per call. In training the heap settles after the first
+     * step (perf stat: the same page faults for 150 and 300 steps); here, one shape at a time,
+     * glibc would hand each scratch back to the OS and fault it in again on every call */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
     int threads = omp_get_max_threads();
     double p1 = bench_fma_peak(1) / 1e9, pn = bench_fma_peak(threads) / 1e9;
     printf("FP32 FMA peak (%d-bit vectors): %.1f GFLOP/s on 1 thread, %.1f on %d threads\n", bench_vector_bits(), p1, pn,
@@ -41,16 +64,16 @@ int main(void) {
         {"C=256 qkv", 2048, 256, 768},                {"C=256 gate|up", 2048, 256, 2048},
         {"C=256 down", 2048, 1024, 256},
     };
-    printf("%-26s %10s %12s\n", "matmul (N x IC -> OC)", "GFLOP/s", "% of peak");
-    double min64 = 1e9, min256 = 1e9, lm = 0;
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-        double g = gemm_gflops(shapes[i].N, shapes[i].IC, shapes[i].OC), pct = 100 * g / pn;
-        printf("%-26s %10.1f %11.0f%%\n", shapes[i].what, g, pct);
-        if (shapes[i].OC == 37) lm = pct;
-        else if (strncmp(shapes[i].what, "C=64 ", 5) == 0) min64 = pct < min64 ? pct : min64;
-        else min256 = pct < min256 ? pct : min256;
-    }
-    /* for bench/report.sh: the worst square-ish training shape per width, and the LM head */
+    printf("%-26s %7s %10s %12s\n", "matmul (N x IC -> OC)", "pass", "GFLOP/s", "% of peak");
+    double min64 = 1e9, min256 = 1e9, lm = 1e9;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int pass = 0; pass < N_PASSES; pass++) {
+            double g = gemm_gflops(pass, shapes[i].N, shapes[i].IC, shapes[i].OC), pct = 100 * g / pn;
+            printf("%-26s %7s %10.1f %11.0f%%\n", pass ? "" : shapes[i].what, pass_names[pass], g, pct);
+            double *worst = shapes[i].OC == 37 ? &lm : strncmp(shapes[i].what, "C=64 ", 5) == 0 ? &min64 : &min256;
+            *worst = pct < *worst ? pct : *worst;
+        }
+    /* for bench/report.sh: the worst pass of the training shapes per width, and of the LM head */
     printf("gemm_peak_gflops %.1f\ngemm_min_pct_c64 %.1f\ngemm_min_pct_c256 %.1f\ngemm_lm_head_pct %.1f\n", pn, min64,
            min256, lm);
     return 0;

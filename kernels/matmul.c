@@ -2,12 +2,12 @@
  * matmul.c: out = inp @ w with w stored input-major [IC, OC], forward and backward.
  *
  * The fast path is one register-tiled kernel, out[rows] (+)= a[rows, K] @ b[K, cols], that
- * every product goes through: the backward transposes w (for dinp; small) and reads inp
- * transposed in place (for dw) and calls it again. Each output element is accumulated by one
- * thread in a fixed k order (one FMA chain), so results do not depend on the thread count or
- * the tiling. The float build (gemm_fast) holds 4 rows x 64 columns in GCC vectors (16 zmm with
- * AVX-512; 4 x 16 columns without), b packed into contiguous column panels; the double build
- * and products of fewer than 4 rows use the plain tile (gemm_acc). No intrinsics: GCC vector
+ * every product goes through: the backward reads w transposed (for dinp) and inp transposed
+ * (for dw) and calls it again. Each output element is accumulated by one thread in a fixed k
+ * order (one FMA chain), so results do not depend on the thread count, the tiling or the
+ * blocking. The float build (gemm_fast) holds 4 rows x 64 columns in GCC vectors (16 zmm with
+ * AVX-512; 4 x 16 columns without); the double build and products of fewer than 4 rows use the
+ * plain tile (gemm_acc). No intrinsics: GCC vector
  * extensions, so other targets get the same code in narrower or scalar form. The _ref
  * functions are the plain loops the tests compare to.
  */
@@ -15,6 +15,7 @@
 #include "real.h"
 #include "util.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,15 +26,20 @@
 /* ---- float fast path: register tiles of GCC vectors ------------------------------------------
  * MK_R rows x nv vectors of 16 columns (nv <= MK_V: 4 with AVX-512, i.e. 4 x 64 in 16 zmm
  * accumulators; 1 otherwise), each output element the same chain of FMAs over k = 0..K-1 from 0
- * (or from out when accumulating) as the plain tile below: the same bits. Rows in blocks of
- * MK_RB (one OpenMP task each) so a column panel of b is reused by every tile of the block
- * while it sits in L1/L2; a last partial column panel is copied, zero-padded, once per call. */
+ * (or from out when accumulating) as the plain tile below: the same bits. MK_KC: the k block;
+ * PB_MAX: the widest b a weight gradient reads in place (gemm_fast says why). */
 typedef float v16f __attribute__((vector_size(64)));
 typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias)); /* unaligned access */
 #ifdef __AVX512F__
 enum { MK_V = 4 };
 #else
 enum { MK_V = 1 };
+#endif
+#ifndef MK_KC
+#define MK_KC 256
+#endif
+#ifndef PB_MAX
+#define PB_MAX 512
 #endif
 enum { MK_R = 4, MK_C = 16 * MK_V, MK_RB = 64 };
 /* keeps a vector in a register: GCC would otherwise fold each load of b into all MK_R FMAs that
@@ -86,57 +92,115 @@ static inline __attribute__((always_inline)) void mk_tile(float *restrict out, s
         }
 }
 
-/* the rows r0..r0+nr-1 (nr < MK_R), columns c0..c0+nc-1: plain loops, the same chains */
-static void rest_tile(float *restrict out, const float *restrict a, size_t ars, size_t aks, const float *restrict b,
-                      int r0, int nr, int c0, int nc, int K, int M, int accumulate) {
+/* mk_tile with nv, 1..MK_V, a constant in each case, so each is specialized */
+static inline __attribute__((always_inline)) void mk_tile_nv(float *restrict out, size_t ldo, const float *restrict a,
+                                                             size_t ars, size_t aks, const float *restrict b,
+                                                             size_t ldb, int K, int nv, int ncol, int accumulate) {
+    switch (nv) {
+    case 1: mk_tile(out, ldo, a, ars, aks, b, ldb, K, 1, ncol, accumulate); break;
+    case 2: mk_tile(out, ldo, a, ars, aks, b, ldb, K, 2 < MK_V ? 2 : MK_V, ncol, accumulate); break;
+    case 3: mk_tile(out, ldo, a, ars, aks, b, ldb, K, 3 < MK_V ? 3 : MK_V, ncol, accumulate); break;
+    default: mk_tile(out, ldo, a, ars, aks, b, ldb, K, MK_V, ncol, accumulate);
+    }
+}
+
+/* the rows r0..r0+nr-1 (nr < MK_R), columns c0..c0+nc-1, whose panel pb has row stride ldb:
+ * plain loops, the same chains */
+static void rest_tile(float *restrict out, const float *restrict a, size_t ars, size_t aks, const float *restrict pb,
+                      size_t ldb, int r0, int nr, int c0, int nc, int K, int M, int accumulate) {
     for (int r = r0; r < r0 + nr; r++) {
         float acc[MK_C];
         for (int c = 0; c < nc; c++) acc[c] = accumulate ? out[(size_t)r * M + c0 + c] : 0;
         for (int k = 0; k < K; k++) {
             float av = a[(size_t)r * ars + (size_t)k * aks];
-            const float *brow = b + (size_t)k * M + c0;
+            const float *brow = pb + (size_t)k * ldb;
             for (int c = 0; c < nc; c++) acc[c] += av * brow[c];
         }
         memcpy(out + (size_t)r * M + c0, acc, sizeof(float) * (size_t)nc);
     }
 }
 
-static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, size_t aks, const float *restrict b,
-                      int R, int K, int M, int accumulate) {
-    /* b packed into panels of MK_C columns, each K x MK_C contiguous (the last zero-padded): the
-     * tile's loads are sequential instead of M floats apart, where large power-of-two row
-     * strides put every k of a panel into the same few L1 sets */
-    int np = (M + MK_C - 1) / MK_C;
-    float *bp = LCG_SCRATCH(float, (size_t)np * K * MK_C);
-    for (int p = 0; p < np; p++) {
-        int c0 = p * MK_C, nc = M - c0 < MK_C ? M - c0 : MK_C;
-        float *dst = bp + (size_t)p * K * MK_C;
-        for (int k = 0; k < K; k++) {
-            memcpy(dst + (size_t)k * MK_C, b + (size_t)k * M + c0, sizeof(float) * (size_t)nc);
-            for (int c = nc; c < MK_C; c++) dst[(size_t)k * MK_C + c] = 0;
-        }
+/* packs rows k0..k1-1 of columns c0..c0+MK_C-1 of b (element (k, c) at b[k * bks + c * bcs])
+ * into dst[K, MK_C], zero-padded */
+static void pack_panel(float *restrict dst, const float *restrict b, size_t bks, size_t bcs, int k0, int k1, int c0,
+                       int M) {
+    int nc = M - c0 < MK_C ? M - c0 : MK_C;
+    for (int k = k0; k < k1; k++) {
+        float *d = dst + (size_t)k * MK_C;
+        if (bcs == 1) memcpy(d, b + (size_t)k * bks + c0, sizeof(float) * (size_t)nc);
+        else
+            for (int c = 0; c < nc; c++) d[c] = b[(size_t)k * bks + (size_t)(c0 + c) * bcs];
+        for (int c = nc; c < MK_C; c++) d[c] = 0;
     }
-    int nblk = (R + MK_RB - 1) / MK_RB;
-#pragma omp parallel for schedule(static) if ((long)R * K * M > 32768)
-    for (int blk = 0; blk < nblk; blk++) {
-        int r0 = blk * MK_RB, r1 = r0 + MK_RB < R ? r0 + MK_RB : R, rf = r0 + (r1 - r0) / MK_R * MK_R;
-        for (int p = 0; p < np; p++) {
+}
+
+static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, size_t aks, const float *restrict b,
+                      size_t bks, size_t bcs, int R, int K, int M, int accumulate) {
+    /* The work is split into items of rb rows x one panel of MK_C columns, rb halved from MK_RB
+     * while there are fewer than 4 items per thread (a weight gradient has only IC rows); within
+     * an item k runs in blocks of MK_KC, each reused by every tile of the item while it is in
+     * L1/L2. Splitting k only stores and reloads the accumulator between blocks: each output
+     * element is still one FMA chain over k.
+     * Packing (in parallel, before the tiles): b goes into panels, each K x MK_C contiguous (the
+     * last zero-padded), so a tile's loads are sequential instead of M floats apart, where large
+     * power-of-two row strides put every k of a panel into the same few L1 sets. When a is read
+     * transposed (aks != 1: a weight gradient, k running over the N tokens) and has several
+     * panels to serve, its full tiles are packed instead, each MK_R rows as K x MK_R contiguous
+     * (a tile's k step reads 16 bytes, not a cache line), and b, then N x M, is read in place
+     * up to PB_MAX columns: with only R / MK_R tiles to reuse it, copying b cost more than its
+     * strided loads (bench/gemm: the C = 64 weight gradients went from 31-48% to 74-91% of peak). */
+    int np = (M + MK_C - 1) / MK_C, nth = omp_get_max_threads(), ntl = R / MK_R, pack_a = aks != 1 && np > 1;
+    int rb = MK_RB;
+    while (rb > MK_R && (long)((R + rb - 1) / rb) * np < 4L * nth) rb /= 2;
+    int nblk = (R + rb - 1) / rb, nitems = nblk * np, nkb = (K + MK_KC - 1) / MK_KC;
+    /* b is read in place when its rows are contiguous and whole vectors wide, and either it is
+     * exactly one panel or a is packed (a weight gradient: b holds K = N rows, each panel used
+     * by only R / MK_R tiles, not worth a copy) */
+    int pack_b = !(bcs == 1 && M % 16 == 0 && (M == MK_C || (pack_a && M <= PB_MAX)));
+    size_t ldb = pack_b ? MK_C : bks;
+    float *scratch = LCG_SCRATCH(float, (pack_b ? (size_t)np * K * MK_C : 0) + (pack_a ? (size_t)ntl * K * MK_R : 0) + 1);
+    float *bpw = scratch, *ap = scratch + (pack_b ? (size_t)np * K * MK_C : 0); /* ap: [ntl][K][MK_R] */
+    const float *bp = pack_b ? bpw : b;
+#pragma omp parallel if ((long)R * K * M > 32768)
+    {
+#pragma omp for schedule(static) nowait
+        for (int it = 0; it < (pack_b ? np * nkb : 0); it++) {
+            int p = it / nkb, k0 = it % nkb * MK_KC, k1 = k0 + MK_KC < K ? k0 + MK_KC : K;
+            pack_panel(bpw + (size_t)p * K * MK_C, b, bks, bcs, k0, k1, p * MK_C, M);
+        }
+        if (pack_a) {
+#pragma omp for schedule(static) nowait
+            for (int it = 0; it < nkb; it++)
+                for (int k = it * MK_KC; k < K && k < (it + 1) * MK_KC; k++)
+                    for (int t = 0; t < ntl; t++)
+                        for (int i = 0; i < MK_R; i++)
+                            ap[((size_t)t * K + k) * MK_R + i] = a[(size_t)(t * MK_R + i) * ars + (size_t)k * aks];
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (int it = 0; it < nitems; it++) {
+            int blk = it / np, p = it % np;
+            int r0 = blk * rb, r1 = r0 + rb < R ? r0 + rb : R, rf = r0 + (r1 - r0) / MK_R * MK_R;
             int c0 = p * MK_C, nc = M - c0 < MK_C ? M - c0 : MK_C, nv = (nc + 15) / 16;
-            const float *pb = bp + (size_t)p * K * MK_C;
-            for (int r = r0; r < rf; r += MK_R) {
-                float *o = out + (size_t)r * M + c0;
-                const float *ar = a + (size_t)r * ars;
-                switch (nv) { /* a constant per case, so each is specialized */
-                case 1: mk_tile(o, (size_t)M, ar, ars, aks, pb, MK_C, K, 1, nc, accumulate); break;
-                case 2: mk_tile(o, (size_t)M, ar, ars, aks, pb, MK_C, K, 2 < MK_V ? 2 : MK_V, nc, accumulate); break;
-                case 3: mk_tile(o, (size_t)M, ar, ars, aks, pb, MK_C, K, 3 < MK_V ? 3 : MK_V, nc, accumulate); break;
-                default: mk_tile(o, (size_t)M, ar, ars, aks, pb, MK_C, K, MK_V, nc, accumulate);
+            for (int k0 = 0; k0 < K; k0 += MK_KC) {
+                int kc = K - k0 < MK_KC ? K - k0 : MK_KC, acc = accumulate || k0 > 0;
+                const float *pb = pack_b ? bp + ((size_t)p * K + (size_t)k0) * MK_C : b + (size_t)k0 * bks + (size_t)p * MK_C;
+                for (int r = r0; r < rf; r += MK_R) {
+                    float *o = out + (size_t)r * M + c0;
+                    const float *ar = pack_a ? ap + ((size_t)(r / MK_R) * K + (size_t)k0) * MK_R
+                                             : a + (size_t)r * ars + (size_t)k0 * aks;
+                    if (pack_a) /* constant strides: each case specialized */
+                        mk_tile_nv(o, (size_t)M, ar, 1, MK_R, pb, ldb, kc, nv, nc, acc);
+                    else
+                        mk_tile_nv(o, (size_t)M, ar, ars, aks, pb, ldb, kc, nv, nc, acc);
                 }
             }
-            if (rf < r1) rest_tile(out, a, ars, aks, b, rf, r1 - rf, c0, nc, K, M, accumulate);
+            if (rf < r1)
+                rest_tile(out, a, ars, aks, pack_b ? bp + (size_t)p * K * MK_C : b + (size_t)c0, ldb, rf, r1 - rf, c0, nc, K,
+                          M, accumulate);
         }
     }
-    lcg_free(bp);
+    lcg_free(scratch);
 }
 #endif
 
@@ -146,7 +210,7 @@ static void gemm_acc(real *restrict out, const real *restrict a, size_t ars, siz
                      const real *restrict b, int R, int K, int M, int accumulate) {
 #if !defined(LCG_F64)
     if (R >= MK_R) {
-        gemm_fast(out, a, ars, aks, b, R, K, M, accumulate);
+        gemm_fast(out, a, ars, aks, b, (size_t)M, 1, R, K, M, accumulate);
         return;
     }
 #endif
@@ -200,7 +264,13 @@ void KFN(matmul_forward)(real *out, const real *inp, const real *w, int N, int I
 
 void KFN(matmul_backward)(real *dinp, real *dw, const real *dout, const real *inp, const real *w,
                           int N, int IC, int OC) {
-    if (dinp) { /* dinp[N, IC] += dout[N, OC] @ w^T[OC, IC] (w^T is small: transposed once) */
+#if !defined(LCG_F64)
+    if (dinp && N >= MK_R) { /* dinp[N, IC] += dout[N, OC] @ w^T[OC, IC], w read transposed */
+        gemm_fast(dinp, dout, (size_t)OC, 1, w, 1, (size_t)OC, N, OC, IC, 1);
+        dinp = NULL;
+    }
+#endif
+    if (dinp) { /* the same with w^T (small) transposed once */
         real *scratch = LCG_SCRATCH(real, (size_t)IC * OC); /* fully overwritten */
         transpose(scratch, w, IC, OC);
         gemm_acc(dinp, dout, (size_t)OC, 1, scratch, N, OC, IC, 1);
