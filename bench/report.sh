@@ -2,7 +2,8 @@
 # make bench: every speed figure of issue #5 in one run, then one table of figure, target and
 # pass/miss. The parts print their own detail first:
 #   bench/variants.sh     training tokens/s of every normalizer, and the PyTorch peer
-#   build/bench/gemm      matmul GFLOP/s on the model's shapes vs the measured FP32 FMA peak
+#   build/bench/gemm      matmul GFLOP/s on the model's shapes (forward, input and weight
+#                         gradients) vs the measured FP32 FMA peak
 #   build/bench/evalbench one mqmtar sample at EVAL_LEN tokens (default 65536), softmax and
 #                         asentmax, each in its own process (peak RSS is per process), and the
 #                         prefill's QK^T scan vs the same peak

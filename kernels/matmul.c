@@ -153,14 +153,21 @@ static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, 
     int rb = MK_RB;
     while (rb > MK_R && (long)((R + rb - 1) / rb) * np < 4L * nth) rb /= 2;
     int nblk = (R + rb - 1) / rb, nitems = nblk * np, nkb = (K + MK_KC - 1) / MK_KC;
-    /* b is read in place when its rows are contiguous and whole vectors wide, and either it is
-     * exactly one panel or a is packed (a weight gradient: b holds K = N rows, each panel used
-     * by only R / MK_R tiles, not worth a copy) */
-    int pack_b = !(bcs == 1 && M % 16 == 0 && (M == MK_C || (pack_a && M <= PB_MAX)));
+    /* b is read in place when its rows are contiguous and it is exactly one panel, or in a
+     * weight gradient up to PB_MAX wide (b holds K = N rows there, each panel used by only
+     * R / MK_R tiles: not worth a copy). A tile reads whole vectors, past M into the next row when M is not a multiple of
+     * 16 (those lanes are never stored): then ("ragged") b's last row comes from a padded copy,
+     * as a k block of its own. */
+    int pack_b = !(bcs == 1 && (M == MK_C || (aks != 1 && M <= PB_MAX))), ragged = !pack_b && M % 16 != 0;
     size_t ldb = pack_b ? MK_C : bks;
-    float *scratch = LCG_SCRATCH(float, (pack_b ? (size_t)np * K * MK_C : 0) + (pack_a ? (size_t)ntl * K * MK_R : 0) + 1);
-    float *bpw = scratch, *ap = scratch + (pack_b ? (size_t)np * K * MK_C : 0); /* ap: [ntl][K][MK_R] */
-    const float *bp = pack_b ? bpw : b;
+    size_t n_bp = pack_b ? (size_t)np * K * MK_C : ragged ? (size_t)np * MK_C : 0;
+    float *scratch = LCG_SCRATCH(float, n_bp + (pack_a ? (size_t)ntl * K * MK_R : 0) + 1);
+    float *bpw = scratch, *ap = scratch + n_bp; /* ap: [ntl][K][MK_R] */
+    const float *bp = pack_b ? bpw : b, *last = bpw;
+    if (ragged) { /* the last row, zero-padded to np * MK_C */
+        memcpy(bpw, b + (size_t)(K - 1) * bks, sizeof(float) * (size_t)M);
+        memset(bpw + M, 0, sizeof(float) * (n_bp - (size_t)M));
+    }
 #pragma omp parallel if ((long)R * K * M > 32768)
     {
 #pragma omp for schedule(static) nowait
@@ -182,17 +189,21 @@ static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, 
             int blk = it / np, p = it % np;
             int r0 = blk * rb, r1 = r0 + rb < R ? r0 + rb : R, rf = r0 + (r1 - r0) / MK_R * MK_R;
             int c0 = p * MK_C, nc = M - c0 < MK_C ? M - c0 : MK_C, nv = (nc + 15) / 16;
-            for (int k0 = 0; k0 < K; k0 += MK_KC) {
-                int kc = K - k0 < MK_KC ? K - k0 : MK_KC, acc = accumulate || k0 > 0;
-                const float *pb = pack_b ? bp + ((size_t)p * K + (size_t)k0) * MK_C : b + (size_t)k0 * bks + (size_t)p * MK_C;
+            for (int k0 = 0, kc; k0 < K; k0 += kc) {
+                kc = K - k0 < MK_KC ? K - k0 : MK_KC;
+                int acc = accumulate || k0 > 0;
+                const float *pb = pack_b ? bp + ((size_t)p * K + (size_t)k0) * MK_C : b + (size_t)k0 * bks + (size_t)c0;
+                size_t lb = ldb;
+                if (ragged && k0 + kc == K && --kc == 0) /* b's last row: from its padded copy */
+                    kc = 1, pb = last + c0, lb = MK_C;
                 for (int r = r0; r < rf; r += MK_R) {
                     float *o = out + (size_t)r * M + c0;
                     const float *ar = pack_a ? ap + ((size_t)(r / MK_R) * K + (size_t)k0) * MK_R
                                              : a + (size_t)r * ars + (size_t)k0 * aks;
                     if (pack_a) /* constant strides: each case specialized */
-                        mk_tile_nv(o, (size_t)M, ar, 1, MK_R, pb, ldb, kc, nv, nc, acc);
+                        mk_tile_nv(o, (size_t)M, ar, 1, MK_R, pb, lb, kc, nv, nc, acc);
                     else
-                        mk_tile_nv(o, (size_t)M, ar, ars, aks, pb, ldb, kc, nv, nc, acc);
+                        mk_tile_nv(o, (size_t)M, ar, ars, aks, pb, lb, kc, nv, nc, acc);
                 }
             }
             if (rf < r1)
