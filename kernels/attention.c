@@ -57,7 +57,12 @@ void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int 
  * Per (batch, head) the keys (forward) or values (backward) are first gathered transposed,
  * xt[d][j], so a row of scores is D vectorizable sweeps over j; each score still sums d in
  * order 0..D-1, as the decoder does. */
+/* rows per block of the float D = 16 path: the chains of different rows are independent, so a
+ * block's rows run side by side and hide the FMA latency that one row's chain over keys exposes */
+enum { ATT_RB = 4 };
 #if !defined(LCG_F64)
+int lcg_attention_fast = 1;
+
 /* D = 16 in the float build: a head's vector is one GCC vector of 16 floats, kept in registers
  * across the loops over keys; each element gets the same FMA chain as the plain loops below */
 typedef float v16f __attribute__((vector_size(64)));
@@ -69,6 +74,91 @@ typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias)); /* 
 #else
 #define ATT_NO_CONTRACT(x) __asm__("" : "+m"(x)) /* the same, through memory */
 #endif
+
+/* s[j] = sum_d x[d][j] q[d] for j < n (xt: D = 16 rows of stride T, readable 15 floats past
+ * n): up to 4 vectors of 16 scores held in registers across d, each the chain over d = 0..15
+ * that row_scores runs through memory */
+static inline __attribute__((always_inline)) void scores16_nv(float *restrict s, const float *restrict q,
+                                                              const float *restrict xt, int T, int nv) {
+    v16f acc[4] = {{0}};
+    for (int d = 0; d < 16; d++) {
+        float qd = q[d];
+        for (int v = 0; v < nv; v++) acc[v] += qd * V16C(xt + (size_t)d * T + 16 * v);
+    }
+    for (int v = 0; v < nv; v++) V16(s + 16 * v) = acc[v];
+}
+
+static void row_scores16(float *restrict s, const float *restrict q, const float *restrict xt, int n, int T) {
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int nv = (n - j0 + 15) / 16;
+        switch (nv) { /* a constant per case */
+        case 1: scores16_nv(s + j0, q, xt + j0, T, 1); break;
+        case 2: scores16_nv(s + j0, q, xt + j0, T, 2); break;
+        case 3: scores16_nv(s + j0, q, xt + j0, T, 3); break;
+        default: scores16_nv(s + j0, q, xt + j0, T, 4);
+        }
+    }
+}
+
+/* o_t = sum_j p_tj v_j for the nr <= ATT_RB rows t0.. of one head (p: their weight rows, row
+ * stride T, zero past the diagonal; v_j at v + j * vs; o_t at o + (t - t0) * os): each row the
+ * chain over j = 0..t of the plain loop, zero weights skipped, the rows side by side */
+static void av_rows16(float *restrict o, size_t os, const float *restrict p, int T, const float *restrict v, size_t vs,
+                      int t0, int nr) {
+    v16f acc[ATT_RB] = {{0}};
+    for (int j = 0; j < t0 + nr; j++) {
+        v16f vj = V16C(v + (size_t)j * vs);
+        for (int i = 0; i < ATT_RB; i++) {
+            float pj = i < nr ? p[(size_t)i * T + j] : 0;
+            if (pj != 0) acc[i] += pj * vj;
+        }
+    }
+    for (int i = 0; i < nr; i++) V16(o + (size_t)i * os) = acc[i];
+}
+
+/* the query and key gradients of the nr <= ATT_RB rows t0.. of head h of batch row b, from
+ * their score gradients ds (rows of stride T): per row t, u = sum_j ds_tj k_j (the chain over
+ * j = 0..t, zeros skipped), dq_t += f_t u, dc_t += scale q_t.u, and dk_j += (ds_tj f_t) q_t
+ * over the rows in order, as attention_backward's plain loops do row by row */
+static void dqk_rows16(float *restrict dbase, const float *restrict base, const float *restrict ds, const float *qscale,
+                       float *dqscale, float scale, int b, int h, int t0, int nr, int T, int H) {
+    int HD = H * 16;
+    size_t C3 = 3 * (size_t)HD;
+    v16f uv[ATT_RB] = {{0}}, qv[ATT_RB];
+    float f[ATT_RB];
+    for (int i = 0; i < ATT_RB; i++) {
+        int t = t0 + (i < nr ? i : 0);
+        qv[i] = V16C(base + (size_t)t * C3 + h * 16);
+        f[i] = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale;
+    }
+    for (int j = 0; j < t0 + nr; j++) {
+        const float *k = base + (size_t)j * C3 + HD + h * 16;
+        float *dk = dbase + (size_t)j * C3 + HD + h * 16;
+        v16f kv = V16C(k), dkv = V16C(dk);
+        for (int i = 0; i < ATT_RB; i++) {
+            float dsj = i < nr && j <= t0 + i ? ds[(size_t)i * T + j] : 0;
+            if (dsj == 0) continue;
+            float w = dsj * f[i];
+            uv[i] += dsj * kv;
+            dkv += w * qv[i];
+        }
+        V16(dk) = dkv;
+    }
+    for (int i = 0; i < nr; i++) {
+        size_t ci = ((size_t)b * T + t0 + i) * H + h;
+        float *dq = dbase + (size_t)(t0 + i) * C3 + h * 16;
+        V16(dq) = V16C(dq) + f[i] * uv[i];
+        if (qscale && dqscale) {
+            /* dot's products rounded, then summed in order (GCC vectorizes the multiplies of
+             * dot's loop and adds in order: no FMA there) */
+            v16f pr = qv[i] * uv[i];
+            ATT_NO_CONTRACT(pr);
+            float sd = 0;
+            for (int d = 0; d < 16; d++) sd += pr[d];
+            dqscale[ci] += scale * sd;
+        }
+    }
+}
 #endif
 
 static real dot(const real *a, const real *b, int n) {
@@ -96,9 +186,13 @@ void KFN(attention_forward)(real *out, real *att, const real *qkv, const real *q
                             const float *slopes, int row, double alpha, int B, int T, int H, int D) {
     int HD = H * D, C3 = 3 * HD;
     real scale = (real)(1.0 / sqrt((double)D));
+#if !defined(LCG_F64)
+    int fast = D == 16 && lcg_attention_fast;
+#endif
 #pragma omp parallel
     {
-        real *s = LCG_NEW(real, T), *kt = LCG_NEW(real, (size_t)D * T);
+        /* padded by 16: row_scores16 reads and writes whole vectors */
+        real *s = LCG_NEW(real, T + 16), *kt = LCG_NEW(real, (size_t)D * T + 16);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -106,7 +200,11 @@ void KFN(attention_forward)(real *out, real *att, const real *qkv, const real *q
             const real *base = qkv + (size_t)b * T * C3;
             gather_t(kt, base + HD + h * D, T, C3, D);
             for (int t = 0; t < T; t++) {
-                row_scores(s, base + (size_t)t * C3 + h * D, kt, t + 1, T, D);
+#if !defined(LCG_F64)
+                if (fast) row_scores16(s, base + (size_t)t * C3 + h * D, kt, t + 1, T);
+                else
+#endif
+                    row_scores(s, base + (size_t)t * C3 + h * D, kt, t + 1, T, D);
                 real f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale;
                 for (int j = 0; j <= t; j++) s[j] = s[j] * f + m * (real)(j - t);
                 real *p = att + ((size_t)bh * T + t) * T;
@@ -114,11 +212,11 @@ void KFN(attention_forward)(real *out, real *att, const real *qkv, const real *q
                 for (int j = t + 1; j < T; j++) p[j] = 0;
                 real *o = out + ((size_t)b * T + t) * HD + h * D;
 #if !defined(LCG_F64)
-                if (D == 16) {
-                    v16f ov = {0};
-                    for (int j = 0; j <= t; j++)
-                        if (p[j] != 0) ov += p[j] * V16C(base + (size_t)j * C3 + 2 * HD + h * D);
-                    V16(o) = ov;
+                if (fast) { /* after each block of ATT_RB rows, or the last row */
+                    int t0 = t - t % ATT_RB;
+                    if (t % ATT_RB == ATT_RB - 1 || t == T - 1)
+                        av_rows16(out + ((size_t)b * T + t0) * HD + h * D, (size_t)HD, att + ((size_t)bh * T + t0) * T, T,
+                                  base + 2 * HD + h * D, (size_t)C3, t0, t - t0 + 1);
                     continue;
                 }
 #endif
@@ -141,9 +239,13 @@ void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const 
     (void)slopes; /* the ALiBi bias is constant: no gradient */
     int HD = H * D, C3 = 3 * HD;
     real scale = (real)(1.0 / sqrt((double)D));
+#if !defined(LCG_F64)
+    int fast = D == 16 && lcg_attention_fast;
+#endif
 #pragma omp parallel
     {
-        real *dp = LCG_NEW(real, T), *ds = LCG_NEW(real, T), *vt = LCG_NEW(real, (size_t)D * T);
+        /* padded by 16 for row_scores16; ds holds a block of ATT_RB rows */
+        real *dp = LCG_NEW(real, T + 16), *ds = LCG_NEW(real, (size_t)ATT_RB * T), *vt = LCG_NEW(real, (size_t)D * T + 16);
         real *u = LCG_NEW(real, D);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
@@ -154,18 +256,25 @@ void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const 
             for (int t = 0; t < T; t++) {
                 const real *p = att + ((size_t)bh * T + t) * T;
                 const real *g = dout + ((size_t)b * T + t) * HD + h * D;
-                row_scores(dp, g, vt, t + 1, T, D); /* dp_j = g . v_j */
 #if !defined(LCG_F64)
-                if (D == 16) {
+                if (fast) {
+                    row_scores16(dp, g, vt, t + 1, T); /* dp_j = g . v_j */
                     v16f gv = V16C(g);
                     for (int j = 0; j <= t; j++)
                         if (p[j] != 0) {
                             real *dv = dbase + (size_t)j * C3 + 2 * HD + h * D;
                             V16(dv) = V16C(dv) + p[j] * gv;
                         }
+                    /* ds of the block's rows; q and k gradients after each block of ATT_RB rows */
+                    int t0 = t - t % ATT_RB;
+                    KFN(norm_row_backward)(ds + (size_t)(t - t0) * T, p, dp, t + 1, row, alpha);
+                    if (t % ATT_RB == ATT_RB - 1 || t == T - 1)
+                        dqk_rows16(dbase, base, ds, qscale, dqscale, scale, b, h, t0, t - t0 + 1, T, H);
+                    continue;
                 }
 #endif
-                for (int j = 0; D != 16 && j <= t; j++) {
+                row_scores(dp, g, vt, t + 1, T, D); /* dp_j = g . v_j */
+                for (int j = 0; j <= t; j++) {
                     if (p[j] == 0) continue;
                     real *dv = dbase + (size_t)j * C3 + 2 * HD + h * D;
                     for (int d = 0; d < D; d++) dv[d] += p[j] * g[d];
@@ -177,30 +286,6 @@ void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const 
                 real f = qscale ? scale * qscale[ci] : scale;
                 const real *q = base + (size_t)t * C3 + h * D;
                 real *dq = dbase + (size_t)t * C3 + h * D;
-#if !defined(LCG_F64)
-                if (D == 16) {
-                    v16f uv = {0}, qv = V16C(q);
-                    for (int j = 0; j <= t; j++) {
-                        if (ds[j] == 0) continue;
-                        const real *k = base + (size_t)j * C3 + HD + h * D;
-                        real *dk = dbase + (size_t)j * C3 + HD + h * D;
-                        real w = ds[j] * f;
-                        uv += ds[j] * V16C(k);
-                        V16(dk) = V16C(dk) + w * qv;
-                    }
-                    V16(dq) = V16C(dq) + f * uv;
-                    if (qscale && dqscale) {
-                        /* dot's products rounded, then summed in order (GCC vectorizes the
-                         * multiplies of dot's loop and adds in order: no FMA there) */
-                        v16f pr = qv * uv;
-                        ATT_NO_CONTRACT(pr);
-                        real sd = 0;
-                        for (int d = 0; d < 16; d++) sd += pr[d];
-                        dqscale[ci] += scale * sd;
-                    }
-                    continue;
-                }
-#endif
                 for (int d = 0; d < D; d++) u[d] = 0;
                 for (int j = 0; j <= t; j++) {
                     if (ds[j] == 0) continue;

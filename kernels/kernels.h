@@ -18,6 +18,10 @@ typedef struct {
     int j;
 } lcg_ent_cand;
 
+/* 1 (the default): the float build's training attention takes its D = 16 register path; 0: the
+ * plain loops, which it must equal bitwise (tests/test_kernels.c switches it to compare) */
+extern int lcg_attention_fast;
+
 #define LCG_REAL float
 #define KFN(name) name
 #include "kernels.inc.h"

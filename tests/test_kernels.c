@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
@@ -100,6 +101,46 @@ START_TEST(test_matmul_fast_matches_reference) {
         lcg_free(x), lcg_free(w), lcg_free(g), lcg_free(y1), lcg_free(y2);
         lcg_free(dx1), lcg_free(dx2), lcg_free(dw1), lcg_free(dw2);
     }
+}
+END_TEST
+
+/* the float build's D = 16 attention (rows in blocks of 4, scores in registers) is bitwise its
+ * plain loops, forward and backward, for every row function, with and without the ASEntmax
+ * query scale and ALiBi slopes, at lengths that end mid-block and span two 64-key blocks */
+START_TEST(test_attention_fast_is_plain) {
+    pcg32 r = pcg32_derive(21, "t", 0);
+    const int rows[] = {LCG_ROW_SOFTMAX, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX}, lens[] = {37, 70};
+    int B = 2, H = 2, D = 16;
+    float slopes[2] = {0.5f, 0};
+    for (int li = 0; li < 2; li++)
+        for (int ri = 0; ri < 3; ri++)
+            for (int scaled = 0; scaled < 2; scaled++) {
+                int T = lens[li], nq = B * T * 3 * H * D, no = B * T * H * D, ns = B * T * H, na = B * H * T * T;
+                float *qkv = LCG_NEW(float, nq), *dout = LCG_NEW(float, no), *qs = LCG_NEW(float, ns);
+                float *out[2], *att[2], *dqkv[2], *dqs[2];
+                for (int i = 0; i < nq; i++) qkv[i] = (float)(2 * pcg32_normal(&r));
+                for (int i = 0; i < no; i++) dout[i] = (float)pcg32_normal(&r);
+                for (int i = 0; i < ns; i++) qs[i] = 0.5f + (float)pcg32_float(&r);
+                for (int k = 0; k < 2; k++) {
+                    out[k] = LCG_NEW(float, no), att[k] = LCG_NEW(float, na);
+                    dqkv[k] = LCG_NEW(float, nq), dqs[k] = LCG_NEW(float, ns); /* zeroed: both accumulate */
+                    lcg_attention_fast = k;
+                    attention_forward(out[k], att[k], qkv, scaled ? qs : NULL, slopes, rows[ri], 1.5, B, T, H, D);
+                    attention_backward(dqkv[k], scaled ? dqs[k] : NULL, dout, qkv, scaled ? qs : NULL, att[k], slopes,
+                                       rows[ri], 1.5, B, T, H, D);
+                }
+                lcg_attention_fast = 1;
+                const char *what = lcg_normalizer_at(rows[ri] == LCG_ROW_SOFTMAX   ? LCG_NORM_SOFTMAX
+                                                     : rows[ri] == LCG_ROW_ENTMAX ? LCG_NORM_ENTMAX
+                                                                                  : LCG_NORM_SPARSEMAX)
+                                       ->name;
+                ck_assert_msg(memcmp(out[0], out[1], sizeof(float) * no) == 0, "%s T=%d scaled=%d: output", what, T, scaled);
+                ck_assert_msg(memcmp(att[0], att[1], sizeof(float) * na) == 0, "%s T=%d: weights", what, T);
+                ck_assert_msg(memcmp(dqkv[0], dqkv[1], sizeof(float) * nq) == 0, "%s T=%d scaled=%d: dqkv", what, T, scaled);
+                ck_assert_msg(memcmp(dqs[0], dqs[1], sizeof(float) * ns) == 0, "%s T=%d: dscale", what, T);
+                lcg_free(qkv), lcg_free(dout), lcg_free(qs);
+                for (int k = 0; k < 2; k++) lcg_free(out[k]), lcg_free(att[k]), lcg_free(dqkv[k]), lcg_free(dqs[k]);
+            }
 }
 END_TEST
 
@@ -407,6 +448,7 @@ int main(void) {
     tcase_add_test(tc, test_matmul_backward_fd);
     tcase_add_test(tc, test_matmul_fast_matches_reference);
     tcase_add_test(tc, test_matmul_fast_is_fma_chain);
+    tcase_add_test(tc, test_attention_fast_is_plain);
     tcase_add_test(tc, test_rmsnorm_backward_fd);
     tcase_add_test(tc, test_encoder_backward_fd);
     tcase_add_test(tc, test_geglu_backward_fd);
