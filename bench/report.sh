@@ -38,9 +38,9 @@ function row(what, val, target, ok) {
 END {
   printf "%-44s %14s  %-22s %s\n", "figure", "measured", "target", ""
   sm = v["tok_softmax"]
-  row("training tok/s, softmax", sprintf("%d", sm), "", "")
+  row("training tok/s, softmax (best of 3)", sprintf("%d", sm), "", "")
   if ("tok_pytorch" in v) {
-    row("training tok/s, PyTorch peer (best of 1, 2 thr)", sprintf("%d", v["tok_pytorch"]), "", "")
+    row("training tok/s, PyTorch peer (best run)", sprintf("%d", v["tok_pytorch"]), "", "")
     r = sm / v["tok_pytorch"]; row("  softmax vs PyTorch", sprintf("%.1fx", r), ">= 20x", r >= 20)
   } else row("training tok/s, PyTorch peer", "skipped", ">= 20x", "")
   n = split("ssmax entmax sparsemax asentmax entmax-learn", names, " ")

@@ -34,6 +34,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef lcg_ent_cand ent_cand; /* a key that may be in the support (kernels.h) */
 
@@ -111,18 +112,37 @@ static int ent_cmp_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-/* sorts cd[m] by x, descending */
+/* sorts cd[m] by x, descending. Up to ENT_SORT_MAX keys (every training row): insertion-sorted
+ * runs of 16, then stable merges through a stack buffer; qsort beyond. Which sort it is does not
+ * matter to the results: the solves read only the x values in order, and keys of equal x are
+ * equal values wherever they land. */
 static void ent_sort(ent_cand *cd, int m) {
-    if (m > 32) {
+    enum { RUN = 16 };
+    if (m > ENT_SORT_MAX) {
         qsort(cd, (size_t)m, sizeof *cd, ent_cmp_desc);
         return;
     }
-    for (int i = 1; i < m; i++) {
-        ent_cand v = cd[i];
-        int k = i;
-        for (; k > 0 && cd[k - 1].x < v.x; k--) cd[k] = cd[k - 1];
-        cd[k] = v;
+    for (int a = 0; a < m; a += RUN) {
+        int b = a + RUN < m ? a + RUN : m;
+        for (int i = a + 1; i < b; i++) {
+            ent_cand v = cd[i];
+            int k = i;
+            for (; k > a && cd[k - 1].x < v.x; k--) cd[k] = cd[k - 1];
+            cd[k] = v;
+        }
     }
+    ent_cand tmp[ENT_SORT_MAX], *x = cd, *t = tmp;
+    for (int w = RUN; w < m; w *= 2) {
+        for (int a = 0; a < m; a += 2 * w) {
+            int mid = a + w < m ? a + w : m, b = a + 2 * w < m ? a + 2 * w : m, i = a, j = mid, o = a;
+            while (i < mid && j < b) t[o++] = x[j].x > x[i].x ? x[j++] : x[i++];
+            while (i < mid) t[o++] = x[i++];
+            while (j < b) t[o++] = x[j++];
+        }
+        ent_cand *u = x;
+        x = t, t = u;
+    }
+    if (x != cd) memcpy(cd, x, sizeof *cd * (size_t)m);
 }
 
 /* f(tau) over the candidates (every key outside them has x <= -1 <= tau, contributing 0) */
@@ -150,16 +170,19 @@ static double ent_tau_sparsemax(const ent_cand *cd, int m) {
  * and sum of squared deviations of the top k (Welford), tau_k = mu_k - sqrt(max(0, (1-ss_k)/k)),
  * k* = #{k : tau_k <= y_k}, tau = tau_{k*}. */
 static double ent_tau_15(const ent_cand *cd, int m) {
-    double mu = 0, ss = 0;
+    double mu = 0, ss = 0, tau_at[ENT_SORT_MAX];
     int count = 0;
     for (int k = 1; k <= m; k++) {
         double y = cd[k - 1].x, d = y - mu;
         mu += d / k;
         ss += d * (y - mu);
-        double disc = (1.0 - ss) / k;
-        if (mu - sqrt(disc > 0 ? disc : 0) <= y) count++;
+        double disc = (1.0 - ss) / k, tau = mu - sqrt(disc > 0 ? disc : 0);
+        if (k <= ENT_SORT_MAX) tau_at[k - 1] = tau;
+        if (tau <= y) count++;
     }
-    /* second pass up to k* = count, where tau = tau_{k*} */
+    if (count == 0) return -1.0;
+    if (count <= ENT_SORT_MAX) return tau_at[count - 1];
+    /* a longer row: a second pass up to k* = count, where tau = tau_{k*} */
     double tau = -1.0;
     mu = 0, ss = 0;
     for (int k = 1; k <= count; k++) {

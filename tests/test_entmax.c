@@ -167,6 +167,33 @@ START_TEST(test_row_properties) {
 }
 END_TEST
 
+/* the training row is a function of the multiset of scores: a permuted row (with ties, and
+ * long enough for the sort's merges) gives bitwise the permuted weights */
+START_TEST(test_row_permutation_invariant) {
+    pcg32 r = pcg32_derive(23, "entmax", 0);
+    const int lens[] = {17, 33, 47, 64};
+    const double alphas[] = {1.5, 2.0};
+    for (int li = 0; li < 4; li++)
+        for (int ai = 0; ai < 2; ai++)
+            for (int rep = 0; rep < 20; rep++) {
+                int n = lens[li], perm[64];
+                float s[64], sp[64], p[64], pp[64];
+                for (int j = 0; j < n; j++) /* a few levels: ties; flat enough for many candidates */
+                    s[j] = (float)(pcg32_below(&r, 1 + rep % 8) * (rep % 3 == 0 ? 0.05 : 0.4)), perm[j] = j;
+                for (int j = n - 1; j > 0; j--) {
+                    int k = (int)pcg32_below(&r, (uint32_t)j + 1), t = perm[j];
+                    perm[j] = perm[k], perm[k] = t;
+                }
+                for (int j = 0; j < n; j++) sp[j] = s[perm[j]];
+                entmax_row(p, s, n, alphas[ai]);
+                entmax_row(pp, sp, n, alphas[ai]);
+                for (int j = 0; j < n; j++)
+                    ck_assert_msg(pp[j] == p[perm[j]], "n=%d alpha=%g rep %d: key %d %.9g vs %.9g", n, alphas[ai], rep, j,
+                                  pp[j], p[perm[j]]);
+            }
+}
+END_TEST
+
 START_TEST(test_known_values) {
     double s[3] = {1, 0.5, -1}, p[3];
     sparsemax_row_f64(p, s, 3);
@@ -475,6 +502,7 @@ int main(void) {
     tcase_add_test(tc, test_exact_matches_bisection);
     tcase_add_test(tc, test_newton_alphas_match_bisection);
     tcase_add_test(tc, test_row_properties);
+    tcase_add_test(tc, test_row_permutation_invariant);
     tcase_add_test(tc, test_known_values);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_row_backward_fd);
