@@ -145,6 +145,31 @@ static void ent_sort(ent_cand *cd, int m) {
     if (x != cd) memcpy(cd, x, sizeof *cd * (size_t)m);
 }
 
+/* x[m] sorted descending: insertion-sorted runs of 16, then bottom-up merges through tmp[m] */
+static double *ent_sort_desc(double *x, double *tmp, int m) {
+    enum { RUN = 16 };
+    for (int a = 0; a < m; a += RUN) {
+        int b = a + RUN < m ? a + RUN : m;
+        for (int i = a + 1; i < b; i++) {
+            double v = x[i];
+            int k = i;
+            for (; k > a && x[k - 1] < v; k--) x[k] = x[k - 1];
+            x[k] = v;
+        }
+    }
+    for (int w = RUN; w < m; w *= 2) {
+        for (int a = 0; a < m; a += 2 * w) {
+            int mid = a + w < m ? a + w : m, b = a + 2 * w < m ? a + 2 * w : m, i = a, j = mid, o = a;
+            while (i < mid && j < b) tmp[o++] = x[j] > x[i] ? x[j++] : x[i++];
+            while (i < mid) tmp[o++] = x[i++];
+            while (j < b) tmp[o++] = x[j++];
+        }
+        double *t = x;
+        x = tmp, tmp = t;
+    }
+    return x;
+}
+
 /* f(tau) over the candidates (every key outside them has x <= -1 <= tau, contributing 0) */
 static double ent_f_cand(const ent_cand *cd, int m, double c, int mode, double tau) {
     double f = -1.0;
@@ -155,25 +180,35 @@ static double ent_f_cand(const ent_cand *cd, int m, double c, int mode, double t
     return f;
 }
 
-/* sparsemax closed form on cd[m] sorted descending: tau_k = (S_k - 1)/k, k* = #{k : 1 + k y_k > S_k} */
-static double ent_tau_sparsemax(const ent_cand *cd, int m) {
+/* f(tau) over y[m] (the same sum in the same order as ent_f_cand) */
+static double ent_f_y(const double *y, int m, double c, int mode, double tau) {
+    double f = -1.0;
+    for (int i = 0; i < m; i++) {
+        double t = y[i] - tau;
+        if (t > 0) f += ent_pow(t, c, mode);
+    }
+    return f;
+}
+
+/* sparsemax closed form on y[m] sorted descending: tau_k = (S_k - 1)/k, k* = #{k : 1 + k y_k > S_k} */
+static double ent_tau_sparsemax(const double *y, int m) {
     double S = 0, S_star = 0; /* k = 1 always qualifies: 1 + y_1 > y_1 */
     int k_star = 1;
     for (int k = 1; k <= m; k++) {
-        S += cd[k - 1].x;
-        if (1.0 + k * cd[k - 1].x > S) k_star = k, S_star = S;
+        S += y[k - 1];
+        if (1.0 + k * y[k - 1] > S) k_star = k, S_star = S;
     }
     return (S_star - 1.0) / k_star;
 }
 
-/* entmax15 closed form on cd[m] sorted descending (x = (s - max)/2): with mu_k, ss_k the mean
+/* entmax15 closed form on y[m] sorted descending (x = (s - max)/2): with mu_k, ss_k the mean
  * and sum of squared deviations of the top k (Welford), tau_k = mu_k - sqrt(max(0, (1-ss_k)/k)),
  * k* = #{k : tau_k <= y_k}, tau = tau_{k*}. */
-static double ent_tau_15(const ent_cand *cd, int m) {
+static double ent_tau_15(const double *y_sorted, int m) {
     double mu = 0, ss = 0, tau_at[ENT_SORT_MAX];
     int count = 0;
     for (int k = 1; k <= m; k++) {
-        double y = cd[k - 1].x, d = y - mu;
+        double y = y_sorted[k - 1], d = y - mu;
         mu += d / k;
         ss += d * (y - mu);
         double disc = (1.0 - ss) / k, tau = mu - sqrt(disc > 0 ? disc : 0);
@@ -186,7 +221,7 @@ static double ent_tau_15(const ent_cand *cd, int m) {
     double tau = -1.0;
     mu = 0, ss = 0;
     for (int k = 1; k <= count; k++) {
-        double y = cd[k - 1].x, d = y - mu;
+        double y = y_sorted[k - 1], d = y - mu;
         mu += d / k;
         ss += d * (y - mu);
         double disc = (1.0 - ss) / k;
@@ -254,9 +289,23 @@ double KFN(entmax_closed_form_tau)(const real *s /* n */, int n, double alpha) {
         if (x > -1.0) cd[m].x = x, cd[m].j = j, m++;
     }
     ent_sort(cd, m);
-    double tau = mode == ENT_2 ? ent_tau_sparsemax(cd, m) : ent_tau_15(cd, m);
+    double *y = malloc(sizeof *y * (size_t)(m ? m : 1));
+    if (!y) lcg_die("entmax: out of memory for %d candidates", n);
+    for (int i = 0; i < m; i++) y[i] = cd[i].x;
+    double tau = mode == ENT_2 ? ent_tau_sparsemax(y, m) : ent_tau_15(y, m);
+    free(y);
     free(cd);
     return tau;
+}
+
+/* the top-k bound from the nt <= 8 largest x, top[nt] descending */
+static double ent_bound_top(const double *top, int nt, double alpha, int mode) {
+    double bound = -1.0;
+    for (int k = 2; k <= nt && k <= 8; k++) {
+        double w = mode == ENT_2 ? 1.0 / k : mode == ENT_15 ? 1.0 / sqrt((double)k) : pow((double)k, 1.0 - alpha);
+        bound = top[k - 1] - w > bound ? top[k - 1] - w : bound;
+    }
+    return bound;
 }
 
 /* top-k lower bound on tau (spec §1.2): with m_k the k-th largest x, the top k keys alone give
@@ -272,18 +321,39 @@ static double ent_topk_bound(const ent_cand *cd, int m, double alpha, int mode) 
         for (; k > 0 && top[k - 1] < x; k--) top[k] = top[k - 1];
         top[k] = x;
     }
-    double bound = -1.0;
-    for (int k = 2; k <= nt; k++) {
-        double w = mode == ENT_2 ? 1.0 / k : mode == ENT_15 ? 1.0 / sqrt((double)k) : pow((double)k, 1.0 - alpha);
-        bound = top[k - 1] - w > bound ? top[k - 1] - w : bound;
-    }
-    return bound;
+    return ent_bound_top(top, nt, alpha, mode);
 }
 
 double KFN(entmax_cand_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, double alpha) {
     ent_check_alpha(alpha);
     double c = 1.0 / (alpha - 1.0);
     int mode = ent_mode(alpha), m = *m_io;
+    if (mode != ENT_GENERIC && m <= ENT_SORT_MAX) {
+        /* Up to 64 candidates (every training row of T <= 64): the x values alone, sorted; the
+         * top-8 bound is read off their head and the keys above it are a prefix. That prefix is
+         * the value sequence the general path below sorts after pruning, so tau, the check and
+         * the sum (in that order) are bitwise its; the weights go back to the unsorted keys
+         * (those pruned get 0, as they would by being absent). */
+        double buf[2 * ENT_SORT_MAX];
+        for (int i = 0; i < m; i++) buf[i] = cd[i].x;
+        double *y = ent_sort_desc(buf, buf + ENT_SORT_MAX, m);
+        double lb = ent_bound_top(y, m < 8 ? m : 8, alpha, mode);
+        int mk = 0;
+        while (mk < m && y[mk] > lb) mk++;
+        double tau = mode == ENT_2 ? ent_tau_sparsemax(y, mk) : ent_tau_15(y, mk);
+        if (isfinite(tau) && fabs(ent_f_y(y, mk, c, mode, tau)) <= 1e-9) {
+            double sum = 0;
+            for (int i = 0; i < mk; i++) {
+                double t = y[i] - tau;
+                sum += t > 0 ? ent_pow(t, c, mode) : 0;
+            }
+            for (int i = 0; i < m; i++) {
+                double t = cd[i].x - tau;
+                cd[i].x = t > 0 ? ent_pow(t, c, mode) / sum : 0;
+            }
+            return tau;
+        }
+    }
     /* prune to the keys above the top-8 bound (the rest are exactly zero), keeping their order */
     double lb = ent_topk_bound(cd, m, alpha, mode);
     int mk = 0;
@@ -295,7 +365,9 @@ double KFN(entmax_cand_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, double
     int ok = -1;
     if (mode != ENT_GENERIC && m <= ENT_SORT_MAX) { /* many candidates: Newton, no sort */
         ent_sort(cd, m);
-        tau = mode == ENT_2 ? ent_tau_sparsemax(cd, m) : ent_tau_15(cd, m);
+        double y[ENT_SORT_MAX];
+        for (int i = 0; i < m; i++) y[i] = cd[i].x;
+        tau = mode == ENT_2 ? ent_tau_sparsemax(y, m) : ent_tau_15(y, m);
         double f = ent_f_cand(cd, m, c, mode, tau);
         ok = isfinite(tau) && fabs(f) <= 1e-9 ? 0 : -1; /* cheap check of the closed form */
     }
@@ -339,31 +411,6 @@ static double ent_tau_sparsemax_prefix(const double *y, int m) {
     int k = 0;
     while (k < m && 1.0 + (k + 1) * y[k] > S + y[k]) S += y[k], k++;
     return k ? (S - 1.0) / k : -1.0;
-}
-
-/* x[m] sorted descending: insertion-sorted runs of 16, then bottom-up merges through tmp[m] */
-static double *ent_sort_desc(double *x, double *tmp, int m) {
-    enum { RUN = 16 };
-    for (int a = 0; a < m; a += RUN) {
-        int b = a + RUN < m ? a + RUN : m;
-        for (int i = a + 1; i < b; i++) {
-            double v = x[i];
-            int k = i;
-            for (; k > a && x[k - 1] < v; k--) x[k] = x[k - 1];
-            x[k] = v;
-        }
-    }
-    for (int w = RUN; w < m; w *= 2) {
-        for (int a = 0; a < m; a += 2 * w) {
-            int mid = a + w < m ? a + w : m, b = a + 2 * w < m ? a + 2 * w : m, i = a, j = mid, o = a;
-            while (i < mid && j < b) tmp[o++] = x[j] > x[i] ? x[j++] : x[i++];
-            while (i < mid) tmp[o++] = x[i++];
-            while (j < b) tmp[o++] = x[j++];
-        }
-        double *t = x;
-        x = tmp, tmp = t;
-    }
-    return x;
 }
 
 double KFN(entmax_support_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, double alpha) {

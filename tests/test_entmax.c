@@ -194,6 +194,28 @@ START_TEST(test_row_permutation_invariant) {
 }
 END_TEST
 
+/* a row of up to 64 candidates (the sorted-values path) and the same row with 40 more keys that
+ * are candidates (x > -1) but below the top-8 bound (the general path: prune, then sort the
+ * keys): bitwise the same weights on the shared keys, 0 on the added ones */
+START_TEST(test_row_short_path_is_general_path) {
+    pcg32 r = pcg32_derive(29, "entmax", 0);
+    const double alphas[] = {1.5, 2.0};
+    for (int ai = 0; ai < 2; ai++)
+        for (int rep = 0; rep < 40; rep++) {
+            int n = 9 + (int)pcg32_below(&r, 56), extra = 40; /* 9..64 keys */
+            float s[104], p[104], pl[104];
+            double span = alphas[ai] == 2.0 ? 0.12 : 0.7; /* keys above the bound: within -1/8 or -1/sqrt(8) in x */
+            for (int j = 0; j < n; j++) s[j] = j < 8 ? 3.0f : (float)(3.0 - span * pcg32_float(&r));
+            for (int j = n; j < n + extra; j++) s[j] = alphas[ai] == 2.0 ? 2.5f : 1.5f; /* x = -0.5 or -0.75 */
+            entmax_row(p, s, n, alphas[ai]);
+            entmax_row(pl, s, n + extra, alphas[ai]);
+            for (int j = 0; j < n; j++)
+                ck_assert_msg(p[j] == pl[j], "alpha=%g n=%d: key %d %.9g vs %.9g", alphas[ai], n, j, p[j], pl[j]);
+            for (int j = n; j < n + extra; j++) ck_assert_float_eq(pl[j], 0);
+        }
+}
+END_TEST
+
 START_TEST(test_known_values) {
     double s[3] = {1, 0.5, -1}, p[3];
     sparsemax_row_f64(p, s, 3);
@@ -503,6 +525,7 @@ int main(void) {
     tcase_add_test(tc, test_newton_alphas_match_bisection);
     tcase_add_test(tc, test_row_properties);
     tcase_add_test(tc, test_row_permutation_invariant);
+    tcase_add_test(tc, test_row_short_path_is_general_path);
     tcase_add_test(tc, test_known_values);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_row_backward_fd);
