@@ -1,6 +1,7 @@
 /*
  * gemm.c: GFLOP/s of lcgbench's matmul on the model's training shapes, next to this machine's
- * FP32 FMA peak measured by the same program (bench/peak.c). Timings take the best of several repetitions; nothing here is asserted.
+ * FP32 FMA peak measured by the same program (bench/peak.c), for the forward and both gradients
+ * of each shape. Timings take the best of 8 round-robin rounds; nothing here is asserted.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "../kernels/kernels.h"
