@@ -143,13 +143,14 @@ static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, 
      * element is still one FMA chain over k.
      * Packing (in parallel, before the tiles): b goes into panels, each K x MK_C contiguous (the
      * last zero-padded), so a tile's loads are sequential instead of M floats apart, where large
-     * power-of-two row strides put every k of a panel into the same few L1 sets. When a is read
-     * transposed (aks != 1: a weight gradient, k running over the N tokens) and has several
-     * panels to serve, its full tiles are packed instead, each MK_R rows as K x MK_R contiguous
-     * (a tile's k step reads 16 bytes, not a cache line), and b, then N x M, is read in place
-     * up to PB_MAX columns: with only R / MK_R tiles to reuse it, copying b cost more than its
-     * strided loads (bench/gemm: the C = 64 weight gradients went from 31-48% to 74-91% of peak). */
-    int np = (M + MK_C - 1) / MK_C, nth = omp_get_max_threads(), ntl = R / MK_R, pack_a = aks != 1 && np > 1;
+     * power-of-two row strides put every k of a panel into the same few L1 sets. A weight
+     * gradient (aks != 1: a read transposed, k running over the N tokens) differs: its b (N x M)
+     * is read in place up to PB_MAX columns, since only R / MK_R tiles reuse it, and its a is
+     * packed (each MK_R rows as K x MK_R contiguous: a tile's k step reads 16 bytes, not a cache
+     * line) only when more than 8 panels reuse it; with fewer, either copy cost more than the
+     * strided loads it saved (bench/gemm: the C = 64 weight gradients went from 31-48% of peak
+     * to 74-96%). */
+    int np = (M + MK_C - 1) / MK_C, nth = omp_get_max_threads(), ntl = R / MK_R, pack_a = aks != 1 && np > 8;
     int rb = MK_RB;
     while (rb > MK_R && (long)((R + rb - 1) / rb) * np < 4L * nth) rb /= 2;
     int nblk = (R + rb - 1) / rb, nitems = nblk * np, nkb = (K + MK_KC - 1) / MK_KC;

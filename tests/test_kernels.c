@@ -151,14 +151,14 @@ END_TEST
 START_TEST(test_matmul_fast_is_fma_chain) {
 #ifdef __FMA__
     pcg32 r = pcg32_derive(9, "t", 0);
-    /* the last five run k in several blocks (an inner size over 256) and take the other packing
-     * paths: a weight gradient with a packed and b read in place (600 x 66 -> 192, with 2
-     * leftover rows), b read in place as one panel (300 x 64 -> 64), a packed b wider than 512
-     * (520 x 20 -> 528), the input gradient reading w transposed (90 x 300 -> 48), a weight
-     * gradient whose ragged b's last row is a k block of its own (257 x 12 -> 37; also 133 x 64
-     * -> 37 and 67 x 40 -> 129) */
+    /* the last five run k in several blocks (an inner size over 256) and take the other paths: a
+     * weight gradient reading a strided and b in place (600 x 66 -> 192, with 2 leftover rows),
+     * b read in place as one panel (300 x 64 -> 64), a weight gradient with a packed and a
+     * packed b wider than 512 (520 x 22 -> 528, 2 leftover rows), the input gradient reading w
+     * transposed (90 x 300 -> 48), a weight gradient whose ragged b's last row is a k block of
+     * its own (257 x 12 -> 37; also 133 x 64 -> 37 and 67 x 40 -> 129) */
     int shapes[][3] = {{133, 64, 37},  {128, 64, 192}, {70, 256, 64}, {5, 17, 100},   {67, 40, 129},  {200, 64, 256},
-                       {600, 66, 192}, {300, 64, 64},  {520, 20, 528}, {90, 300, 48}, {257, 12, 37}};
+                       {600, 66, 192}, {300, 64, 64},  {520, 22, 528}, {90, 300, 48}, {257, 12, 37}};
     for (int sh = 0; sh < (int)(sizeof shapes / sizeof *shapes); sh++) {
         int N = shapes[sh][0], IC = shapes[sh][1], OC = shapes[sh][2];
         float *x = LCG_NEW(float, N * IC), *w = LCG_NEW(float, IC * OC), *g = LCG_NEW(float, N * OC);
