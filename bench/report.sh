@@ -51,6 +51,8 @@ END {
   row("FP32 FMA peak, all threads (GFLOP/s)", sprintf("%.1f", v["gemm_peak_gflops"]), "", "")
   row("matmul, C=64 shapes, worst of fwd/dinp/dw", sprintf("%.0f%%", v["gemm_min_pct_c64"]), ">= 50% of peak", v["gemm_min_pct_c64"] >= 50)
   row("matmul, C=256 shapes, worst of fwd/dinp/dw", sprintf("%.0f%%", v["gemm_min_pct_c256"]), "> the C=64 figure", v["gemm_min_pct_c256"] > v["gemm_min_pct_c64"])
+  row("matmul, C=64 shapes, all passes together", sprintf("%.0f%%", v["gemm_all_pct_c64"]), "", "")
+  row("matmul, C=256 shapes, all passes together", sprintf("%.0f%%", v["gemm_all_pct_c256"]), "", "")
   row("matmul, LM head (64 -> 37), worst pass", sprintf("%.0f%%", v["gemm_lm_head_pct"]), ">= 50% of peak", v["gemm_lm_head_pct"] >= 50)
   L = v["ev_softmax_input_tokens"]
   for (k = 1; k <= 2; k++) {
