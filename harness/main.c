@@ -543,6 +543,12 @@ static int run_execute(run_setup *s) {
         }
         memcpy(m.params_mem, s->ck.params, sizeof(float) * m.n_params);
         tr.steps_done = s->ck.step;
+        /* a model whose training finished reports that training's loss (the checkpoint's
+         * training state keeps the tail sum); one cut short, or without a state, leaves it empty */
+        lcg_train_state st;
+        if (c.load && s->ck.step == c.steps &&
+            train_state_unpack(&st, s->ck.state, s->ck.state_len, err, sizeof err) == 0 && st.tail_n > 0)
+            tr.train_loss = st.tail_loss / st.tail_n;
     }
     if (!c.load) {
         int sig = train_run(&m, &tr, &c, note, c.resume ? &s->ck : NULL);
