@@ -60,33 +60,67 @@ void KFN(lenscale_backward)(real *da, KFN(lcg_lenscale_w) *g, const real *dc, co
                             const KFN(lcg_lenscale_w) *w, int kind, int h0, int N, int T, int pos0,
                             int C, int H) {
     int Hs = H - h0;
-    for (int n = 0; n < N; n++) {
-        double l = log((double)(pos0 + n % T) + 2.0), ll = log(l);
-        const real *dcn = dc + (size_t)n * H, *an = a + (size_t)n * C;
-        for (int k = 0; k < Hs; k++) {
-            double d = dcn[h0 + k];
-            if (d == 0) continue;
-            if (kind == LCG_SCALE_SSMAX) {
-                g->beta[k] += (real)(d * l);
-            } else if (kind == LCG_SCALE_LEARN) {
-                double lg = pow(l, (double)w->gamma[k]);
-                g->beta[k] += (real)(d * lg);
-                g->gamma[k] += (real)(d * w->beta[k] * lg * ll);
-            } else if (kind == LCG_SCALE_ADAPT) {
+    if (kind != LCG_SCALE_ADAPT) { /* a few scalars per row: serial */
+        for (int n = 0; n < N; n++) {
+            double l = log((double)(pos0 + n % T) + 2.0), ll = log(l);
+            for (int k = 0; k < Hs; k++) {
+                double d = dc[(size_t)n * H + h0 + k];
+                if (d == 0) continue;
+                if (kind == LCG_SCALE_SSMAX) {
+                    g->beta[k] += (real)(d * l);
+                } else if (kind == LCG_SCALE_LEARN) {
+                    double lg = pow(l, (double)w->gamma[k]);
+                    g->beta[k] += (real)(d * lg);
+                    g->gamma[k] += (real)(d * w->beta[k] * lg * ll);
+                }
+            }
+        }
+        return;
+    }
+    /* adapt: the per-row pre-activation gradients dz[n][k] = (dzb, dzg) and the input gradient
+     * (rows apart: in parallel), then the parameter gradients, each summed over rows in row order
+     * (in parallel over its columns e), as one serial loop over rows would */
+    double *dz = LCG_SCRATCH(double, (size_t)N * Hs * 2);
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            double l = log((double)(pos0 + n % T) + 2.0), ll = log(l);
+            const real *dcn = dc + (size_t)n * H, *an = a + (size_t)n * C;
+            real *dan = da + (size_t)n * C;
+            for (int k = 0; k < Hs; k++) {
+                double d = dcn[h0 + k], *z = dz + ((size_t)n * Hs + k) * 2;
+                z[0] = z[1] = 0;
+                if (d == 0) continue; /* skipped below too */
                 double zb, zg;
                 adapt_z(an, w, k, C, Hs, &zb, &zg);
                 double th = tanh(zg), le = pow(l, LS_RHO * th);
                 double dzb = d * sigmoid(zb) * le;
                 double dzg = d * softplus(zb) * le * ll * LS_RHO * (1 - th * th);
-                g->bb[k] += (real)dzb;
-                g->bg[k] += (real)dzg;
-                real *dan = da + (size_t)n * C;
-                for (int e = 0; e < C; e++) {
-                    g->wb[(size_t)e * Hs + k] += (real)(an[e] * dzb);
-                    g->wg[(size_t)e * Hs + k] += (real)(an[e] * dzg);
+                z[0] = dzb, z[1] = dzg;
+                for (int e = 0; e < C; e++)
                     dan[e] += (real)(w->wb[(size_t)e * Hs + k] * dzb + w->wg[(size_t)e * Hs + k] * dzg);
-                }
             }
         }
+#pragma omp for schedule(static)
+        for (int e = 0; e < C; e++)
+            for (int k = 0; k < Hs; k++) {
+                real *gb = g->wb + (size_t)e * Hs + k, *gg = g->wg + (size_t)e * Hs + k;
+                for (int n = 0; n < N; n++) {
+                    if (dc[(size_t)n * H + h0 + k] == 0) continue;
+                    const double *z = dz + ((size_t)n * Hs + k) * 2;
+                    real an = a[(size_t)n * C + e];
+                    *gb += (real)(an * z[0]);
+                    *gg += (real)(an * z[1]);
+                }
+            }
     }
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < Hs; k++) {
+            if (dc[(size_t)n * H + h0 + k] == 0) continue;
+            const double *z = dz + ((size_t)n * Hs + k) * 2;
+            g->bb[k] += (real)z[0];
+            g->bg[k] += (real)z[1];
+        }
+    lcg_free(dz);
 }
