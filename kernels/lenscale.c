@@ -102,16 +102,18 @@ void KFN(lenscale_backward)(real *da, KFN(lcg_lenscale_w) *g, const real *dc, co
                     dan[e] += (real)(w->wb[(size_t)e * Hs + k] * dzb + w->wg[(size_t)e * Hs + k] * dzg);
             }
         }
+        enum { EC = 16 }; /* columns per chunk: each thread walks the rows over its own chunks */
 #pragma omp for schedule(static)
-        for (int e = 0; e < C; e++)
-            for (int k = 0; k < Hs; k++) {
-                real *gb = g->wb + (size_t)e * Hs + k, *gg = g->wg + (size_t)e * Hs + k;
-                for (int n = 0; n < N; n++) {
+        for (int e0 = 0; e0 < C; e0 += EC)
+            for (int n = 0; n < N; n++) {
+                const real *an = a + (size_t)n * C;
+                for (int k = 0; k < Hs; k++) {
                     if (dc[(size_t)n * H + h0 + k] == 0) continue;
                     const double *z = dz + ((size_t)n * Hs + k) * 2;
-                    real an = a[(size_t)n * C + e];
-                    *gb += (real)(an * z[0]);
-                    *gg += (real)(an * z[1]);
+                    for (int e = e0; e < e0 + EC && e < C; e++) {
+                        g->wb[(size_t)e * Hs + k] += (real)(an[e] * z[0]);
+                        g->wg[(size_t)e * Hs + k] += (real)(an[e] * z[1]);
+                    }
                 }
             }
     }
