@@ -34,7 +34,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 typedef lcg_ent_cand ent_cand; /* a key that may be in the support (kernels.h) */
 
@@ -112,37 +111,19 @@ static int ent_cmp_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-/* sorts cd[m] by x, descending. Up to ENT_SORT_MAX keys (every training row): insertion-sorted
- * runs of 16, then stable merges through a stack buffer; qsort beyond. Which sort it is does not
- * matter to the results: the solves read only the x values in order, and keys of equal x are
- * equal values wherever they land. */
+/* sorts cd[m] by x, descending (only the general path of entmax_cand_solve and the closed-form
+ * reference sort keys; a training row of up to 64 candidates sorts its x values alone) */
 static void ent_sort(ent_cand *cd, int m) {
-    enum { RUN = 16 };
-    if (m > ENT_SORT_MAX) {
+    if (m > 32) {
         qsort(cd, (size_t)m, sizeof *cd, ent_cmp_desc);
         return;
     }
-    for (int a = 0; a < m; a += RUN) {
-        int b = a + RUN < m ? a + RUN : m;
-        for (int i = a + 1; i < b; i++) {
-            ent_cand v = cd[i];
-            int k = i;
-            for (; k > a && cd[k - 1].x < v.x; k--) cd[k] = cd[k - 1];
-            cd[k] = v;
-        }
+    for (int i = 1; i < m; i++) {
+        ent_cand v = cd[i];
+        int k = i;
+        for (; k > 0 && cd[k - 1].x < v.x; k--) cd[k] = cd[k - 1];
+        cd[k] = v;
     }
-    ent_cand tmp[ENT_SORT_MAX], *x = cd, *t = tmp;
-    for (int w = RUN; w < m; w *= 2) {
-        for (int a = 0; a < m; a += 2 * w) {
-            int mid = a + w < m ? a + w : m, b = a + 2 * w < m ? a + 2 * w : m, i = a, j = mid, o = a;
-            while (i < mid && j < b) t[o++] = x[j].x > x[i].x ? x[j++] : x[i++];
-            while (i < mid) t[o++] = x[i++];
-            while (j < b) t[o++] = x[j++];
-        }
-        ent_cand *u = x;
-        x = t, t = u;
-    }
-    if (x != cd) memcpy(cd, x, sizeof *cd * (size_t)m);
 }
 
 /* x[m] sorted descending: insertion-sorted runs of 16, then bottom-up merges through tmp[m] */
