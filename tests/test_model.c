@@ -142,6 +142,48 @@ static void prefill_collect(void *ctx, int pos, const float *lg) {
     memcpy(k->logits + (size_t)pos * k->V, lg, sizeof(float) * (size_t)k->V);
 }
 
+/* a model of cfg (weights x20 when sharp: sharp attention) and n random tokens */
+static int *prefill_setup(lcg_model *m, const lcg_config *cfg, uint64_t seed, int sharp, uint64_t tok_seed,
+                          uint64_t variant, int n) {
+    model_init(m, cfg, seed);
+    if (sharp)
+        for (size_t i = 0; i < m->n_params; i++) m->params_mem[i] *= 20;
+    int *tok = LCG_NEW(int, n);
+    pcg32 r = pcg32_derive(tok_seed, "tok", variant);
+    for (int t = 0; t < n; t++) tok[t] = (int)pcg32_below(&r, (uint32_t)cfg->V);
+    return tok;
+}
+
+/* the decoder's logits, one step per token, into want[n][V]; diagnostics from position `from` */
+static void steps_reference(float *want, lcg_decoder *ref, const int *tok, int n, int from, int V) {
+    for (int t = 0; t < n; t++) {
+        ref->collect = t >= from;
+        memcpy(want + (size_t)t * V, decoder_step(ref, tok[t], 1), sizeof(float) * (size_t)V);
+    }
+}
+
+/* the prefill's logits (positions from..n-1) and diagnostics against the steps': bitwise for the
+ * entmax family, within float rounding for softmax */
+static void assert_prefill_matches(const lcg_model *m, const lcg_decoder *pf, const lcg_decoder *ref, const float *got,
+                                   const float *want, int from, int n, int variant) {
+    int V = m->cfg.V, exact = m->row != LCG_ROW_SOFTMAX;
+    for (int t = from; t < n; t++)
+        for (int v = 0; v < V; v++) {
+            float a = got[(size_t)t * V + v], b = want[(size_t)t * V + v];
+            if (exact) ck_assert_msg(a == b, "variant %d pos %d logit %d: prefill %.9g, steps %.9g", variant, t, v, a, b);
+            else ck_assert_float_eq_tol(a, b, 1e-4f * (1 + fabsf(b))); /* x20 weights amplify rounding: 3e-5 seen */
+        }
+    ck_assert_int_eq(pf->diag_rows, ref->diag_rows);
+    for (int l = 0; l < m->cfg.L; l++)
+        for (int k = 0; k < 3; k++) {
+            if (exact)
+                ck_assert_msg(pf->diag[l][k] == ref->diag[l][k], "variant %d diag %d %d: %.17g vs %.17g", variant, l, k,
+                              pf->diag[l][k], ref->diag[l][k]);
+            else /* support counts weights > 0: near float underflow, rounding moves a few */
+                ck_assert_double_eq_tol(pf->diag[l][k], ref->diag[l][k], 1e-3 * (1 + fabs(ref->diag[l][k])));
+        }
+}
+
 START_TEST(test_prefill_matches_steps) {
     int pos = _i % LCG_POS_COUNT, norm = _i / LCG_POS_COUNT;
     enum { N = 150, P1 = 70, P2 = 130, FROM = 5 };
@@ -149,19 +191,11 @@ START_TEST(test_prefill_matches_steps) {
         lcg_config cfg = tiny(pos, norm);
         cfg.H = 2, cfg.D = variant & 1 ? 4 : 16, cfg.C = 16;
         lcg_model m;
-        model_init(&m, &cfg, 31 + variant);
-        if (variant & 2)
-            for (size_t i = 0; i < m.n_params; i++) m.params_mem[i] *= 20; /* sharp attention */
-        int tok[N];
-        pcg32 r = pcg32_derive(3, "tok", (uint64_t)variant);
-        for (int t = 0; t < N; t++) tok[t] = (int)pcg32_below(&r, (uint32_t)cfg.V);
+        int *tok = prefill_setup(&m, &cfg, 31 + variant, variant & 2, 3, (uint64_t)variant, N);
         lcg_decoder ref, pf;
         decoder_init(&ref, &m, N), decoder_init(&pf, &m, N);
         float *want = LCG_NEW(float, (size_t)N * cfg.V), *got = LCG_NEW(float, (size_t)N * cfg.V);
-        for (int t = 0; t < N; t++) {
-            ref.collect = t >= FROM;
-            memcpy(want + (size_t)t * cfg.V, decoder_step(&ref, tok[t], 1), sizeof(float) * (size_t)cfg.V);
-        }
+        steps_reference(want, &ref, tok, N, FROM, cfg.V);
         prefill_sink sink = {got, cfg.V, 0, -1};
         decoder_prefill(&pf, tok, P1, FROM, prefill_collect, &sink);
         decoder_prefill(&pf, tok + P1, P2 - P1, 0, prefill_collect, &sink);
@@ -171,20 +205,7 @@ START_TEST(test_prefill_matches_steps) {
             pf.collect = 1;
             memcpy(got + (size_t)t * cfg.V, decoder_step(&pf, tok[t], 1), sizeof(float) * (size_t)cfg.V);
         }
-        int exact = m.row != LCG_ROW_SOFTMAX;
-        for (int t = FROM; t < N; t++)
-            for (int v = 0; v < cfg.V; v++) {
-                float a = got[(size_t)t * cfg.V + v], b = want[(size_t)t * cfg.V + v];
-                if (exact) ck_assert_msg(a == b, "variant %d pos %d logit %d: prefill %.9g, steps %.9g", variant, t, v, a, b);
-                else ck_assert_float_eq_tol(a, b, 1e-4f * (1 + fabsf(b))); /* x20 weights amplify rounding: 3e-5 seen */
-            }
-        ck_assert_int_eq(pf.diag_rows, ref.diag_rows);
-        for (int l = 0; l < cfg.L; l++)
-            for (int k = 0; k < 3; k++) {
-                if (exact) ck_assert_msg(pf.diag[l][k] == ref.diag[l][k], "variant %d diag %d %d: %.17g vs %.17g", variant, l, k, pf.diag[l][k], ref.diag[l][k]);
-                else /* support counts weights > 0: near float underflow, rounding moves a few */
-                    ck_assert_double_eq_tol(pf.diag[l][k], ref.diag[l][k], 1e-3 * (1 + fabs(ref.diag[l][k])));
-            }
+        assert_prefill_matches(&m, &pf, &ref, got, want, FROM, N, variant);
         /* the prefill's attention tasks in parallel or not: bitwise the same */
         int threads = omp_get_max_threads();
         for (int k = 0; k < 2; k++) {
@@ -196,7 +217,7 @@ START_TEST(test_prefill_matches_steps) {
         omp_set_num_threads(threads);
         ck_assert_msg(memcmp(want, got, sizeof(float) * (size_t)N * cfg.V) == 0,
                       "variant %d: prefill differs between 1 and %d threads", variant, threads < 2 ? 2 : threads);
-        lcg_free(want), lcg_free(got);
+        lcg_free(tok), lcg_free(want), lcg_free(got);
         decoder_free(&ref), decoder_free(&pf);
         model_free(&m);
     }
@@ -213,33 +234,14 @@ START_TEST(test_long_prefill_matches_steps) {
         lcg_config cfg = tiny(pos, norm);
         cfg.H = 2, cfg.D = 16, cfg.C = 16;
         lcg_model m;
-        model_init(&m, &cfg, 41 + variant);
-        if (variant)
-            for (size_t i = 0; i < m.n_params; i++) m.params_mem[i] *= 20; /* sharp attention */
-        int *tok = LCG_NEW(int, N);
-        pcg32 r = pcg32_derive(5, "tok", (uint64_t)variant);
-        for (int t = 0; t < N; t++) tok[t] = (int)pcg32_below(&r, (uint32_t)cfg.V);
+        int *tok = prefill_setup(&m, &cfg, 41 + variant, variant, 5, (uint64_t)variant, N);
         lcg_decoder ref, pf;
         decoder_init(&ref, &m, N), decoder_init(&pf, &m, N);
         float *want = LCG_NEW(float, (size_t)N * cfg.V), *got = LCG_NEW(float, (size_t)N * cfg.V);
-        for (int t = 0; t < N; t++) {
-            ref.collect = 1;
-            memcpy(want + (size_t)t * cfg.V, decoder_step(&ref, tok[t], 1), sizeof(float) * (size_t)cfg.V);
-        }
+        steps_reference(want, &ref, tok, N, 0, cfg.V);
         prefill_sink sink = {got, cfg.V, 0, -1};
         decoder_prefill(&pf, tok, N, 0, prefill_collect, &sink);
-        int exact = m.row != LCG_ROW_SOFTMAX;
-        for (int t = 0; t < N; t++)
-            for (int v = 0; v < cfg.V; v++) {
-                float a = got[(size_t)t * cfg.V + v], b = want[(size_t)t * cfg.V + v];
-                if (exact) ck_assert_msg(a == b, "variant %d pos %d logit %d: prefill %.9g, steps %.9g", variant, t, v, a, b);
-                else ck_assert_float_eq_tol(a, b, 1e-4f * (1 + fabsf(b)));
-            }
-        for (int l = 0; l < cfg.L; l++)
-            for (int k = 0; k < 3; k++) {
-                if (exact) ck_assert_msg(pf.diag[l][k] == ref.diag[l][k], "variant %d diag %d %d: %.17g vs %.17g", variant, l, k, pf.diag[l][k], ref.diag[l][k]);
-                else ck_assert_double_eq_tol(pf.diag[l][k], ref.diag[l][k], 1e-3 * (1 + fabs(ref.diag[l][k])));
-            }
+        assert_prefill_matches(&m, &pf, &ref, got, want, 0, N, variant);
         lcg_free(tok), lcg_free(want), lcg_free(got);
         decoder_free(&ref), decoder_free(&pf);
         model_free(&m);

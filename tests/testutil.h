@@ -121,15 +121,20 @@ static inline void tu_vrun(tu_result *r, char *cmd, size_t n, const char *fmt, v
     tu_run(r, "%s", cmd);
 }
 
+/* runs the command formatted into cmd[n] and asserts it exits `want` */
+static inline void tu_vexpect_status(tu_result *r, int want, char *cmd, size_t n, const char *fmt, va_list ap) {
+    tu_vrun(r, cmd, n, fmt, ap);
+    ck_assert_msg(r->status == want, "'%s': exit %d, expected %d; stderr: %s", cmd, r->status, want, r->err);
+}
+
 /* the command exits `want` */
 static inline void tu_expect_status(tu_result *r, int want, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static inline void tu_expect_status(tu_result *r, int want, const char *fmt, ...) {
     char cmd[8192];
     va_list ap;
     va_start(ap, fmt);
-    tu_vrun(r, cmd, sizeof cmd, fmt, ap);
+    tu_vexpect_status(r, want, cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    ck_assert_msg(r->status == want, "'%s': exit %d, expected %d; stderr: %s", cmd, r->status, want, r->err);
 }
 
 /* the command fails and says why: exit `status` (2 usage, 1 run time), nothing on stdout for a
@@ -142,9 +147,8 @@ static inline void tu_expect_fail(tu_result *r, int status, const char *nofile, 
     char cmd[8192];
     va_list ap;
     va_start(ap, fmt);
-    tu_vrun(r, cmd, sizeof cmd, fmt, ap);
+    tu_vexpect_status(r, status, cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    ck_assert_msg(r->status == status, "'%s': exit %d, expected %d; stderr: %s", cmd, r->status, status, r->err);
     ck_assert_msg(status != 2 || r->out[0] == '\0', "'%s': unexpected stdout: %s", cmd, r->out);
     size_t n = strlen(r->err);
     ck_assert_msg(tu_count_lines(r->err) == 1 && n > 0 && r->err[n - 1] == '\n',
