@@ -347,7 +347,8 @@ double KFN(entmax_cand_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, double
     if (mode != ENT_GENERIC && m <= ENT_SORT_MAX) { /* many candidates: Newton, no sort */
         ent_sort(cd, m);
         double y[ENT_SORT_MAX];
-        for (int i = 0; i < m; i++) y[i] = cd[i].x;
+        y[0] = cd[0].x; /* m >= 1: the largest key (x = 0) is above every bound */
+        for (int i = 1; i < m; i++) y[i] = cd[i].x;
         tau = mode == ENT_2 ? ent_tau_sparsemax(y, m) : ent_tau_15(y, m);
         double f = ent_f_cand(cd, m, c, mode, tau);
         ok = isfinite(tau) && fabs(f) <= 1e-9 ? 0 : -1; /* cheap check of the closed form */
