@@ -56,15 +56,15 @@ deps:
 	fi
 
 # the commands themselves (linked into lcgbench only; tests drive them through the binary)
-CLI_SRCS := harness/main.c harness/sweep.c harness/table.c harness/regress.c harness/merge.c
+CLI_SRCS := cli/main.c cli/sweep.c cli/table.c cli/regress.c cli/merge.c
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRCS))
 
 lcgbench: $(LIB_OBJS) $(CLI_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # sweep.c again with -DLCG_MPI, and mpi.c, through mpicc (objects apart in build/mpi)
-lcgbench-mpi: $(LIB_OBJS) $(filter-out $(BUILD)/harness/sweep.o,$(CLI_OBJS)) $(BUILD)/mpi/harness/sweep.o \
-              $(BUILD)/mpi/harness/mpi.o
+lcgbench-mpi: $(LIB_OBJS) $(filter-out $(BUILD)/cli/sweep.o,$(CLI_OBJS)) $(BUILD)/mpi/cli/sweep.o \
+              $(BUILD)/mpi/cli/mpi.o
 	$(MPICC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/mpi/%.o: %.c $(wildcard */*.h)
@@ -242,18 +242,18 @@ FUZZ_TARGETS ?= cli checkpoint data grid
 FUZZ_FLAGS := -std=c11 $(WARN) -fopenmp -O1 -g -fno-omit-frame-pointer \
               -fsanitize=address,undefined -fno-sanitize-recover=all -DLCG_FUZZ
 FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS))
-FUZZ_CLI_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(filter-out harness/main.c,$(CLI_SRCS)))
+FUZZ_CLI_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(filter-out cli/main.c,$(CLI_SRCS)))
 
 $(FUZZ_DIR)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-# fuzz_cli includes harness/main.c, fuzz_grid harness/sweep.c (for their static parsers)
-$(FUZZ_DIR)/fuzz_cli: tests/fuzz/fuzz_cli.c harness/main.c $(FUZZ_OBJS) $(FUZZ_CLI_OBJS)
+# fuzz_cli includes cli/main.c, fuzz_grid cli/sweep.c (for their static parsers)
+$(FUZZ_DIR)/fuzz_cli: tests/fuzz/fuzz_cli.c cli/main.c $(FUZZ_OBJS) $(FUZZ_CLI_OBJS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(FUZZ_CLI_OBJS) $(LDLIBS)
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c harness/sweep.c $(FUZZ_OBJS)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c cli/sweep.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 

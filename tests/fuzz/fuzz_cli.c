@@ -12,7 +12,7 @@
  * they hold; sweep's grid parser has its own harness, fuzz_grid.c).
  */
 #define main lcg_cli_main
-#include "../../harness/main.c"
+#include "../../cli/main.c"
 #undef main
 
 #include <stdint.h>

@@ -64,7 +64,7 @@ void lcg_usage_context(const char *ctx) { (void)ctx; }
 #define fopen fuzz_fopen
 #define fclose fuzz_fclose
 #define exit fuzz_exit
-#include "../../harness/sweep.c"
+#include "../../cli/sweep.c"
 #undef strdup
 #undef free
 #undef fopen

@@ -24,7 +24,7 @@
  * this file schedules nothing across processes itself.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "sweep.h"
+#include "grid.h"
 
 #include <errno.h>
 #include <stdarg.h>

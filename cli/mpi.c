@@ -23,7 +23,7 @@
  * it does not need a shared file system: rows travel by MPI, temp files stay node-local.
  */
 #define _GNU_SOURCE
-#include "sweep.h"
+#include "grid.h"
 
 #include <errno.h>
 #include <mpi.h>

@@ -11,7 +11,7 @@
  * their flags, before any file is written or anything trained.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run.h"
+#include "../harness/run.h"
 #include "../model/checkpoint.h"
 #include "../model/infer.h"
 

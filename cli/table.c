@@ -11,7 +11,7 @@
  * It computes nothing new: every number is a mean over rows already in the CSV.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run.h"
+#include "../harness/run.h"
 
 #include <errno.h>
 #include <math.h>

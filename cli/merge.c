@@ -12,7 +12,7 @@
  * (exit status 1), so a partial merge is usable and the gap is visible. It runs nothing.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "sweep.h"
+#include "grid.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,10 +3,10 @@
  * and --shard K/N), merge.c (shard CSVs back into grid order) and mpi.c (the MPI sweep of
  * lcgbench-mpi). Internal to those files; nothing here trains or writes.
  */
-#ifndef LCG_SWEEP_H
-#define LCG_SWEEP_H
+#ifndef LCG_GRID_H
+#define LCG_GRID_H
 
-#include "run.h"
+#include "../harness/run.h"
 
 #define SW_MAX_LIST 64
 #define SW_MAX_ARGS 128

@@ -8,7 +8,7 @@
  * changes only by `make regress-update`, which rewrites it.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run.h"
+#include "../harness/run.h"
 
 #include <stdio.h>
 #include <stdlib.h>
