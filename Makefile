@@ -5,29 +5,40 @@ CC      ?= gcc
 OPT     ?= -O3 -march=native
 # WERROR=1 (CI) makes warnings errors; a user's build never fails on a new compiler's warning
 WERROR  ?=
+# BUILD: where objects, tests and benchmarks go. Another BUILD (with its own OPT, say) is an
+# independent tree: its binaries are $(BUILD)/lcgbench and $(BUILD)/lcgbench-mpi (the default
+# build's are ./lcgbench and ./lcgbench-mpi, which the tests drive). Within one BUILD, changing
+# CC, OPT or EXTRA_CFLAGS rebuilds everything ($(BUILD)/cflags records them).
+BUILD   ?= build
 WARN    := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror)
-CFLAGS  := -std=c11 $(WARN) -fopenmp -ffp-contract=fast $(OPT) $(EXTRA_CFLAGS)
+# the flags every build shares; each build adds its optimization (and sanitizers) to them
+STD_FLAGS := -std=c11 $(WARN) -fopenmp
+CFLAGS  := $(STD_FLAGS) -ffp-contract=fast $(OPT) $(EXTRA_CFLAGS)
+DEPFLAGS := -MMD -MP
 LDLIBS  := -lcsv -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
-BUILD   := build
+BIN     := $(if $(filter build,$(BUILD)),,$(BUILD)/)
 
 # Debian packages the build and tests need (OpenMP comes with gcc)
 DEPS_PKGS := gcc make pkg-config libcsv-dev check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# kernels and the model core are compiled twice: float (the tool) and double (`_f64`, the
-# finite-difference gradient checks)
-REAL_SRCS := kernels/matmul.c kernels/norms.c kernels/activations.c kernels/loss.c \
-             kernels/posenc.c kernels/attention.c kernels/entmax.c kernels/lenscale.c model/model.c
-PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
-              model/checkpoint.c model/infer.c model/prefill.c tasks/registry.c tasks/copy.c tasks/recall.c \
-              tasks/flipflop.c tasks/count.c tasks/nback.c \
-              harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c harness/data.c \
-              harness/preset.c harness/csv_read.c
-LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
-            $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
-TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data \
-         test_results test_sweep test_faults
+# Sources are found, not listed: the library is every .c of kernels/, model/, tasks/ and
+# harness/; the commands every .c of cli/ (mpi.c only in lcgbench-mpi). A GPU build (cuda/,
+# *.cu, tests/test_gpu*) is never picked up here: it plugs in through cuda/cuda.mk (CUDA=1).
+# Files that include kernels/real.h are compiled twice: float (the tool) and double (`_f64`,
+# the finite-difference gradient checks).
+LIB_SRCS  := $(sort $(wildcard kernels/*.c model/*.c tasks/*.c harness/*.c))
+REAL_SRCS := $(sort $(shell grep -l '^\#include "\(\.\./kernels/\)\?real\.h"' $(LIB_SRCS)))
+MPI_ONLY  := cli/mpi.c
+CLI_SRCS  := $(filter-out $(MPI_ONLY),$(sort $(wildcard cli/*.c)))
+# the cli files built again with -DLCG_MPI for lcgbench-mpi
+MPI_SRCS  := $(sort $(shell grep -l 'LCG_MPI' $(CLI_SRCS)))
+objs = $(patsubst %.c,$(1)/%.o,$(2))
+LIB_OBJS := $(call objs,$(BUILD),$(LIB_SRCS)) $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
+CLI_OBJS := $(call objs,$(BUILD),$(CLI_SRCS))
+MPI_OBJS := $(filter-out $(call objs,$(BUILD),$(MPI_SRCS)),$(CLI_OBJS)) $(call objs,$(BUILD)/mpi,$(MPI_SRCS) $(MPI_ONLY))
+TESTS := $(filter-out test_gpu%,$(patsubst tests/%.c,%,$(sort $(wildcard tests/test_*.c))))
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
 
 # MPI=1: also lcgbench-mpi, the same tool whose sweep spreads cells over MPI ranks (OpenMPI;
@@ -40,13 +51,19 @@ ifeq ($(MPI),1)
 DEPS_PKGS += $(MPI_PKGS)
 endif
 HAVE_MPICC := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1)
-MPI_BIN := $(if $(filter 1,$(MPI) $(HAVE_MPICC)),lcgbench-mpi)
+MPI_BIN := $(if $(filter 1,$(MPI) $(HAVE_MPICC)),$(BIN)lcgbench-mpi)
 
 # the quick default job of `make run`
 RUN_ARGS ?= --task copy --attn softmax --pos rope
 
-.PHONY: all deps run test test-asan bench clean plots report regress regress-update mini fuzz fuzz-build fuzz-deps valgrind
-all: lcgbench $(if $(filter 1,$(MPI)),lcgbench-mpi)
+.PHONY: all deps run test test-asan bench clean plots report regress regress-update mini fuzz fuzz-build fuzz-deps valgrind FORCE
+all: $(BIN)lcgbench $(if $(filter 1,$(MPI)),$(BIN)lcgbench-mpi)
+
+# the GPU build's hook: cuda/cuda.mk adds its objects and targets (CUDA=1)
+CUDA ?=
+ifeq ($(CUDA),1)
+-include cuda/cuda.mk
+endif
 
 deps:
 	@missing=$$(for p in $(DEPS_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -55,41 +72,47 @@ deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-# the commands themselves (linked into lcgbench only; tests drive them through the binary)
-CLI_SRCS := cli/main.c cli/sweep.c cli/table.c cli/regress.c cli/merge.c
-CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRCS))
+# records the compiler and flags; rewritten (so everything rebuilds) only when they change
+$(BUILD)/cflags: FORCE
+	@mkdir -p $(BUILD); echo '$(CC) $(CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS)' >$@
 
-lcgbench: $(LIB_OBJS) $(CLI_OBJS)
+ifneq ($(BIN),)
+.PHONY: lcgbench lcgbench-mpi
+lcgbench: $(BIN)lcgbench
+lcgbench-mpi: $(BIN)lcgbench-mpi
+endif
+
+# the commands are linked into lcgbench only; tests drive them through the binary
+$(BIN)lcgbench: $(LIB_OBJS) $(CLI_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-# sweep.c again with -DLCG_MPI, and mpi.c, through mpicc (objects apart in build/mpi)
-lcgbench-mpi: $(LIB_OBJS) $(filter-out $(BUILD)/cli/sweep.o,$(CLI_OBJS)) $(BUILD)/mpi/cli/sweep.o \
-              $(BUILD)/mpi/cli/mpi.o
+# the MPI cli files again with -DLCG_MPI, and mpi.c, through mpicc (objects apart in build/mpi)
+$(BIN)lcgbench-mpi: $(LIB_OBJS) $(MPI_OBJS)
 	$(MPICC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/mpi/%.o: %.c $(wildcard */*.h)
+$(BUILD)/mpi/%.o: %.c $(BUILD)/cflags
 	@mkdir -p $(dir $@)
-	$(MPICC) $(CFLAGS) -DLCG_MPI -c -o $@ $<
+	$(MPICC) $(CFLAGS) $(DEPFLAGS) -DLCG_MPI -c -o $@ $<
 
-$(BUILD)/%.o: %.c $(wildcard */*.h)
+$(BUILD)/%_f64.o: %.c $(BUILD)/cflags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(DEPFLAGS) -DLCG_F64 -c -o $@ $<
 
-$(BUILD)/%_f64.o: %.c $(wildcard */*.h)
+$(BUILD)/%.o: %.c $(BUILD)/cflags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DLCG_F64 -c -o $@ $<
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB_OBJS) lcgbench
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJS) $(BIN)lcgbench
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(CHECK_LIBS)
 
 run: deps
-	@$(MAKE) --no-print-directory lcgbench
-	./lcgbench run $(RUN_ARGS)
+	@$(MAKE) --no-print-directory $(BIN)lcgbench
+	./$(BIN)lcgbench run $(RUN_ARGS)
 
 # CK_DEFAULT_TIMEOUT: the training smoke tests take seconds, not the default 4
 test: deps
-	@$(MAKE) --no-print-directory lcgbench $(TEST_BINS) $(MPI_BIN)
+	@$(MAKE) --no-print-directory $(BIN)lcgbench $(TEST_BINS) $(MPI_BIN)
 	@fail=0; for t in $(TESTS); do \
 	  CK_DEFAULT_TIMEOUT=600 $(BUILD)/tests/$$t || fail=1; \
 	done; exit $$fail
@@ -97,25 +120,24 @@ test: deps
 # the unit suites (no CLI runs, no training smoke tests) under AddressSanitizer and
 # UndefinedBehaviorSanitizer; any report fails the run
 ASAN_DIR := $(BUILD)/asan
-ASAN_FLAGS := -std=c11 $(WARN) -fopenmp -O1 -g -fno-omit-frame-pointer \
-              -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+ASAN_FLAGS := $(STD_FLAGS) $(SAN_FLAGS)
 ASAN_TESTS := test_kernels test_entmax test_scaling test_model test_tasks test_mqmtar
-ASAN_OBJS := $(patsubst %.c,$(ASAN_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
-             $(patsubst %.c,$(ASAN_DIR)/%_f64.o,$(REAL_SRCS))
+ASAN_OBJS := $(call objs,$(ASAN_DIR),$(LIB_SRCS)) $(patsubst %.c,$(ASAN_DIR)/%_f64.o,$(REAL_SRCS))
 
-$(ASAN_DIR)/%_f64.o: %.c $(wildcard */*.h)
+$(ASAN_DIR)/%_f64.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_FLAGS) -DLCG_F64 -c -o $@ $<
+	$(CC) $(ASAN_FLAGS) $(DEPFLAGS) -DLCG_F64 -c -o $@ $<
 
-$(ASAN_DIR)/%.o: %.c $(wildcard */*.h)
+$(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_FLAGS) -c -o $@ $<
+	$(CC) $(ASAN_FLAGS) $(DEPFLAGS) -c -o $@ $<
 
-$(ASAN_DIR)/tests/%: tests/%.c tests/testutil.h $(ASAN_OBJS)
+$(ASAN_DIR)/tests/%: tests/%.c $(ASAN_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_FLAGS) -o $@ $< $(ASAN_OBJS) $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(ASAN_FLAGS) $(DEPFLAGS) -o $@ $< $(ASAN_OBJS) $(LDLIBS) $(CHECK_LIBS)
 
-$(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(patsubst %.c,$(ASAN_DIR)/%.o,$(CLI_SRCS))
+$(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(call objs,$(ASAN_DIR),$(CLI_SRCS))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 # plus tiny end-to-end runs of the sanitized binary: training, evaluation, gen, --data, load,
@@ -149,13 +171,13 @@ test-asan: deps
 # without -march=native (valgrind does not decode AVX-512) at -O1 -g; any error or definite
 # leak fails it
 VG_DIR := $(BUILD)/vg
-VG_FLAGS := -std=c11 $(WARN) -fopenmp -O1 -g
-VG_OBJS := $(patsubst %.c,$(VG_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS) $(CLI_SRCS))
+VG_FLAGS := $(STD_FLAGS) -O1 -g
+VG_OBJS := $(call objs,$(VG_DIR),$(LIB_SRCS) $(CLI_SRCS))
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no
 
-$(VG_DIR)/%.o: %.c $(wildcard */*.h)
+$(VG_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(VG_FLAGS) -c -o $@ $<
+	$(CC) $(VG_FLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(VG_DIR)/lcgbench: $(VG_OBJS)
 	$(CC) $(VG_FLAGS) -o $@ $^ $(LDLIBS)
@@ -177,12 +199,12 @@ valgrind: deps
 # softmax and to the same model in PyTorch (when python3-torch is installed), matmul GFLOP/s
 # against the machine's measured FP32 peak, and one 65,536-token evaluation sample; one table
 # of figures, targets and pass/miss at the end
-$(BUILD)/bench/%: bench/%.c bench/peak.c bench/peak.h $(LIB_OBJS)
+$(BUILD)/bench/%: bench/%.c bench/peak.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< bench/peak.c $(LIB_OBJS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< bench/peak.c $(LIB_OBJS) $(LDLIBS)
 
 bench: deps
-	@$(MAKE) --no-print-directory lcgbench $(BUILD)/bench/gemm $(BUILD)/bench/evalbench
+	@$(MAKE) --no-print-directory $(BIN)lcgbench $(BUILD)/bench/gemm $(BUILD)/bench/evalbench
 	bench/report.sh
 
 # ---- results: the mini grid, its table and figures, the CI regression guard --------------
@@ -190,44 +212,44 @@ bench: deps
 # and `make plots` its figures/ (gnuplot, PNG and SVG) from them
 RESULTS ?= results/mini
 RUNS = $(filter-out $(RESULTS)/table.csv,$(wildcard $(RESULTS)/*.csv))
-plots: lcgbench
+plots: $(BIN)lcgbench
 	@dpkg -s gnuplot-nox >/dev/null 2>&1 || dpkg -s gnuplot >/dev/null 2>&1 || \
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gnuplot-nox)
-	./lcgbench table --format dat --out $(RESULTS)/plots $(RUNS)
+	./$(BIN)lcgbench table --format dat --out $(RESULTS)/plots $(RUNS)
 	@mkdir -p $(RESULTS)/figures
 	@for d in $(RESULTS)/plots/*.dat; do t=$$(basename $$d .dat); \
 	  gnuplot -e "data='$$d'; out='$(RESULTS)/figures/$$t'; task='$$t'" plots/accuracy.gp || exit 1; \
 	  gnuplot -e "data='$$d'; out='$(RESULTS)/figures/$$t-attn'; task='$$t'" plots/diagnostics.gp || exit 1; \
 	done; echo "figures in $(RESULTS)/figures"
 
-report: lcgbench plots
-	./lcgbench table --format md --out $(RESULTS)/table.md $(RUNS)
-	./lcgbench table --format csv --out $(RESULTS)/table.csv $(RUNS)
-	./lcgbench table --format latex --out $(RESULTS)/table.tex $(RUNS)
+report: $(BIN)lcgbench plots
+	./$(BIN)lcgbench table --format md --out $(RESULTS)/table.md $(RUNS)
+	./$(BIN)lcgbench table --format csv --out $(RESULTS)/table.csv $(RUNS)
+	./$(BIN)lcgbench table --format latex --out $(RESULTS)/table.tex $(RUNS)
 
 # the committed mini grid (hours on a 2-core machine; resumable: rerun to continue)
 mini: deps
-	@$(MAKE) --no-print-directory lcgbench
-	./lcgbench sweep --grid results/mini/grid.txt --out results/mini/mini.csv --quiet
+	@$(MAKE) --no-print-directory $(BIN)lcgbench
+	./$(BIN)lcgbench sweep --grid results/mini/grid.txt --out results/mini/mini.csv --quiet
 
 # trains the ci preset for a few (task, attention) pairs and compares every row with the
 # committed baseline; `make regress-update` is the only thing that rewrites the baseline
 REGRESS_CSV := $(BUILD)/regress.csv
 regress: deps
-	@$(MAKE) --no-print-directory lcgbench
+	@$(MAKE) --no-print-directory $(BIN)lcgbench
 	@mkdir -p $(BUILD); rm -f $(REGRESS_CSV)
-	./lcgbench sweep --grid results/baselines/ci.grid --out $(REGRESS_CSV) --quiet >/dev/null
-	./lcgbench regress --baseline results/baselines/ci.csv $(REGRESS_CSV)
+	./$(BIN)lcgbench sweep --grid results/baselines/ci.grid --out $(REGRESS_CSV) --quiet >/dev/null
+	./$(BIN)lcgbench regress --baseline results/baselines/ci.csv $(REGRESS_CSV)
 
 regress-update: deps
-	@$(MAKE) --no-print-directory lcgbench
+	@$(MAKE) --no-print-directory $(BIN)lcgbench
 	@mkdir -p $(BUILD); rm -f $(REGRESS_CSV)
-	./lcgbench sweep --grid results/baselines/ci.grid --out $(REGRESS_CSV) --quiet >/dev/null
+	./$(BIN)lcgbench sweep --grid results/baselines/ci.grid --out $(REGRESS_CSV) --quiet >/dev/null
 	cp $(REGRESS_CSV) results/baselines/ci.csv
 	@echo "rewrote results/baselines/ci.csv: review and commit it"
 
 clean:
-	rm -rf $(BUILD) lcgbench lcgbench-mpi
+	rm -rf $(BUILD) $(if $(BIN),,lcgbench lcgbench-mpi)
 
 # ---- fuzzing: libFuzzer (clang) harnesses in tests/fuzz/, each with ASan + UBSan ---------------
 # `make fuzz FUZZ_SECONDS=N` runs every harness N seconds in turn (one at a time), starting
@@ -239,23 +261,22 @@ FUZZ_CC := clang
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= cli checkpoint data grid
-FUZZ_FLAGS := -std=c11 $(WARN) -fopenmp -O1 -g -fno-omit-frame-pointer \
-              -fsanitize=address,undefined -fno-sanitize-recover=all -DLCG_FUZZ
-FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(REAL_SRCS) $(PLAIN_SRCS))
-FUZZ_CLI_OBJS := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(filter-out cli/main.c,$(CLI_SRCS)))
+FUZZ_FLAGS := $(STD_FLAGS) $(SAN_FLAGS) -DLCG_FUZZ
+FUZZ_OBJS := $(call objs,$(FUZZ_DIR),$(LIB_SRCS))
+FUZZ_CLI_OBJS := $(call objs,$(FUZZ_DIR),$(filter-out cli/main.c,$(CLI_SRCS)))
 
-$(FUZZ_DIR)/%.o: %.c $(wildcard */*.h)
+$(FUZZ_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 # fuzz_cli includes cli/main.c, fuzz_grid cli/sweep.c (for their static parsers)
 $(FUZZ_DIR)/fuzz_cli: tests/fuzz/fuzz_cli.c cli/main.c $(FUZZ_OBJS) $(FUZZ_CLI_OBJS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(FUZZ_CLI_OBJS) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DEPFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(FUZZ_CLI_OBJS) $(LDLIBS)
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c cli/sweep.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DEPFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 
 fuzz-deps:
 	@missing=$$(for p in $(FUZZ_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -277,3 +298,6 @@ fuzz: fuzz-build
 	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash-$$t- \
 	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
+
+# header dependencies (-MMD -MP) of every object and binary built so far
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
