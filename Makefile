@@ -263,18 +263,19 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= cli checkpoint data grid
 FUZZ_FLAGS := $(STD_FLAGS) $(SAN_FLAGS) -DLCG_FUZZ
 FUZZ_OBJS := $(call objs,$(FUZZ_DIR),$(LIB_SRCS))
-FUZZ_CLI_OBJS := $(call objs,$(FUZZ_DIR),$(filter-out cli/main.c,$(CLI_SRCS)))
+FUZZ_CLI_OBJS := $(call objs,$(FUZZ_DIR),$(CLI_SRCS))
 
 $(FUZZ_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-# fuzz_cli includes cli/main.c, fuzz_grid cli/sweep.c (for their static parsers)
-$(FUZZ_DIR)/fuzz_cli: tests/fuzz/fuzz_cli.c cli/main.c $(FUZZ_OBJS) $(FUZZ_CLI_OBJS)
+# fuzz_cli links the commands (built with -DLCG_FUZZ: no main, usage errors return); fuzz_grid
+# includes cli/grid.c (for its static parser)
+$(FUZZ_DIR)/fuzz_cli: tests/fuzz/fuzz_cli.c $(FUZZ_OBJS) $(FUZZ_CLI_OBJS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(DEPFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(FUZZ_CLI_OBJS) $(LDLIBS)
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c cli/sweep.c $(FUZZ_OBJS)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(DEPFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 

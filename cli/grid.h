@@ -1,12 +1,12 @@
 /*
- * sweep.h: the grid of a sweep, shared by the commands that enumerate it: sweep.c (serial
- * and --shard K/N), merge.c (shard CSVs back into grid order) and mpi.c (the MPI sweep of
- * lcgbench-mpi). Internal to those files; nothing here trains or writes.
+ * grid.h: the grid of a sweep (grid.c), shared by the commands that enumerate it: sweep.c
+ * (serial and --shard K/N), merge.c (shard CSVs back into grid order) and mpi.c (the MPI
+ * sweep of lcgbench-mpi). Nothing here trains or writes.
  */
 #ifndef LCG_GRID_H
 #define LCG_GRID_H
 
-#include "../harness/run.h"
+#include "cli.h"
 
 #define SW_MAX_LIST 64
 #define SW_MAX_ARGS 128
@@ -23,6 +23,7 @@ typedef struct {
 enum { SW_SWEEP, SW_MERGE };
 
 typedef struct {
+    cli_ctx *cx;            /* the command's context: usage errors name it */
     sw_cell *cells;
     int n_cells;
     const char *out;        /* the CSV every cell appends to */
@@ -36,15 +37,14 @@ typedef struct {
 } sw_grid;
 
 /* parses the flags of `lcgbench sweep` or `merge` (mode), enumerates the cells in grid order
- * and checks every one (lcg_run_flags without executing). Usage errors exit 2; returns 0, 1
- * after a printed runtime error, or -1 when --help was printed; sw_grid_free it in any case */
-int sw_grid_build(sw_grid *g, int mode, int argc, char **argv);
+ * and checks every one (cli_run_cell without executing). Usage errors exit 2; returns 0, 1
+ * after a printed runtime error, or -1 when --help was asked for (the caller prints it);
+ * sw_grid_free it in any case */
+int sw_grid_build(sw_grid *g, cli_ctx *cx, int mode, int argc, char **argv);
 void sw_grid_free(sw_grid *g);
 /* marks the cells whose every row (run id, eval length) is in the CSV at path, which need not
  * exist; returns how many, or -1 after a printed error */
 int sw_mark_done(sw_grid *g, const char *path);
-/* "lcgbench <cmd>: <message> (see ...)" on stderr, exit 2 */
-_Noreturn void sw_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ranks in the MPI job that started this process according to its launcher's environment
  * (mpirun, srun), 0 when not started by one */

@@ -4,7 +4,7 @@
  * single `lcgbench sweep` with the same grid writes: every cell's rows, cells in grid order,
  * each row's bytes as the run wrote them (through the same CSV writer).
  *
- * It knows the grid from the same flags the sweep took (sweep.c parses both), so the order
+ * It knows the grid from the same flags the sweep took (grid.c parses both), so the order
  * does not depend on how the cells were spread over shards or on the order of the inputs,
  * and it refuses what would make the result wrong: an input with another header (or not a
  * result CSV at all), a row that is no cell of the grid, a row found twice, a cell with only
@@ -35,9 +35,23 @@ typedef struct {
     long row;
 } row_ref;
 
-int cmd_merge(int argc, char **argv) {
+static void merge_help(void) {
+    printf("usage: lcgbench merge --out FILE [grid flags as for sweep] IN.csv...\n\n"
+           "Combine the CSVs of 'sweep --shard K/N' runs (or any result CSVs of the grid's cells) into\n"
+           "one CSV in the grid's order: the file a single 'lcgbench sweep' with the same grid flags\n"
+           "writes. Refuses inputs with another header, rows that are not cells of the grid, a cell's\n"
+           "rows in more than one place, and cells with only some of their rows. Cells missing from\n"
+           "every input are listed; the merged file is still written, and the exit status is 1.\n\n"
+           "flags:\n"
+           "  --out FILE               the merged CSV (must not exist unless it is one of the inputs)\n"
+           "  --grid FILE, --task, --attn, --pos, --seed, run flags: the sweep's, as given to it\n"
+           "  --help                   show this help\n");
+}
+
+int cmd_merge(cli_ctx *cx, int argc, char **argv) {
     sw_grid g;
-    int rc = sw_grid_build(&g, SW_MERGE, argc, argv);
+    int rc = sw_grid_build(&g, cx, SW_MERGE, argc, argv);
+    if (rc < 0) merge_help();
     if (rc != 0) {
         sw_grid_free(&g);
         return rc < 0 ? 0 : rc;
@@ -50,11 +64,11 @@ int cmd_merge(int argc, char **argv) {
         for (int f = 0; f < n_in; f++)
             listed |= stat(g.inputs[f], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino;
         if (!listed)
-            sw_error("--out '%s' exists: remove it, or list it among the inputs to merge into it", g.merge_out);
+            cli_usage_error(cx, "--out '%s' exists: remove it, or list it among the inputs to merge into it", g.merge_out);
     }
     for (int f = 0; f < n_in; f++)
         for (int e = 0; e < f; e++)
-            if (strcmp(g.inputs[f], g.inputs[e]) == 0) sw_error("input '%s' given twice", g.inputs[f]);
+            if (strcmp(g.inputs[f], g.inputs[e]) == 0) cli_usage_error(cx, "input '%s' given twice", g.inputs[f]);
 
     lcg_csv *tab = LCG_NEW(lcg_csv, n_in);
     id_cell *ids = LCG_NEW(id_cell, n_cells + 1);

@@ -8,7 +8,7 @@
  * changes only by `make regress-update`, which rewrites it.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "../harness/run.h"
+#include "cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +20,7 @@ static void regress_help(void) {
            "there is below the lower end of the baseline row's 95%% interval (exact_lo).\n");
 }
 
-int cmd_regress(int argc, char **argv) {
+int cmd_regress(cli_ctx *cx, int argc, char **argv) {
     const char *base_path = NULL, *cur_path = NULL;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0) {
@@ -29,18 +29,15 @@ int cmd_regress(int argc, char **argv) {
         } else if (strcmp(argv[i], "--baseline") == 0 && i + 1 < argc) {
             base_path = argv[++i];
         } else if (strncmp(argv[i], "--", 2) == 0) {
-            fprintf(stderr, "lcgbench regress: unknown flag or missing value '%s' (see 'lcgbench regress --help')\n", argv[i]);
-            return 2;
+            cli_usage_error(cx, "unknown flag or missing value '%s'", argv[i]);
         } else if (!cur_path) {
             cur_path = argv[i];
         } else {
-            fprintf(stderr, "lcgbench regress: one CSV to check, got '%s' too (see 'lcgbench regress --help')\n", argv[i]);
-            return 2;
+            cli_usage_error(cx, "one CSV to check, got '%s' too", argv[i]);
         }
     }
     if (!base_path || !cur_path) {
-        fprintf(stderr, "lcgbench regress: needs --baseline BASE.csv and CURRENT.csv (see 'lcgbench regress --help')\n");
-        return 2;
+        cli_usage_error(cx, "needs --baseline BASE.csv and CURRENT.csv");
     }
     lcg_csv base, cur;
     char err[768];

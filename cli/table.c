@@ -11,7 +11,7 @@
  * It computes nothing new: every number is a mean over rows already in the CSV.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "../harness/run.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <math.h>
@@ -40,17 +40,6 @@ typedef struct {
     double sup[TB_MAX_FACTORS][TB_MAX_SEEDS], mx[TB_MAX_FACTORS][TB_MAX_SEEDS];
     int lens[TB_MAX_FACTORS]; /* eval length at each factor (that of the first row) */
 } tb_method;
-
-static _Noreturn void tb_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static _Noreturn void tb_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "lcgbench table: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'lcgbench table --help')\n");
-    va_end(ap);
-    exit(2);
-}
 
 static double layer_mean(const char *s) {
     double sum = 0;
@@ -106,7 +95,7 @@ static void write_out(const char *path, const char *buf, size_t n) {
     }
 }
 
-int cmd_table(int argc, char **argv) {
+int cmd_table(cli_ctx *cx, int argc, char **argv) {
     const char *format = "md", *metric = "exact", *out = NULL;
     const char **files = LCG_NEW(const char *, argc + 1);
     int n_files = 0;
@@ -120,21 +109,21 @@ int cmd_table(int argc, char **argv) {
             return 0;
         }
         if (slot) {
-            if (i + 1 >= argc) tb_error("%s needs a value", a);
+            if (i + 1 >= argc) cli_usage_error(cx, "%s needs a value", a);
             *slot = argv[++i];
         } else if (strncmp(a, "--", 2) == 0) {
-            tb_error("unknown flag '%s'", a);
+            cli_usage_error(cx, "unknown flag '%s'", a);
         } else {
             files[n_files++] = a;
         }
     }
     int fmt = strcmp(format, "md") == 0 ? 0 : strcmp(format, "csv") == 0 ? 1 : strcmp(format, "latex") == 0 ? 2
             : strcmp(format, "dat") == 0 ? 3 : -1;
-    if (fmt < 0) tb_error("--format must be md, csv, latex or dat, got '%s'", format);
+    if (fmt < 0) cli_usage_error(cx, "--format must be md, csv, latex or dat, got '%s'", format);
     if (strcmp(metric, "exact") != 0 && strcmp(metric, "token") != 0)
-        tb_error("--metric must be exact or token, got '%s'", metric);
-    if (!n_files) tb_error("no result CSV given");
-    if (fmt == 3 && !out) tb_error("--format dat needs --out DIR");
+        cli_usage_error(cx, "--metric must be exact or token, got '%s'", metric);
+    if (!n_files) cli_usage_error(cx, "no result CSV given");
+    if (fmt == 3 && !out) cli_usage_error(cx, "--format dat needs --out DIR");
 
     int c_key[N_KEYS];
     for (int k = 0; k < N_KEYS; k++) c_key[k] = csv_col(method_keys[k]);
@@ -178,14 +167,14 @@ int cmd_table(int argc, char **argv) {
             int s = 0;
             while (s < M->n_seeds && strcmp(M->seeds[s], row[c_seed]) != 0) s++;
             if (s == M->n_seeds) {
-                if (s == TB_MAX_SEEDS) tb_error("more than %d seeds for one method", TB_MAX_SEEDS);
+                if (s == TB_MAX_SEEDS) cli_usage_error(cx, "more than %d seeds for one method", TB_MAX_SEEDS);
                 M->seeds[M->n_seeds++] = row[c_seed];
             }
             double fac = atof(row[c_factor]);
             int f = 0;
             while (f < n_factors && factors[f] != fac) f++;
             if (f == n_factors) {
-                if (f == TB_MAX_FACTORS) tb_error("more than %d length factors", TB_MAX_FACTORS);
+                if (f == TB_MAX_FACTORS) cli_usage_error(cx, "more than %d length factors", TB_MAX_FACTORS);
                 factors[n_factors++] = fac;
             }
             if (!isnan(M->v[f][s]))

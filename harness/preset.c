@@ -12,10 +12,11 @@
  *          (results/mini/ holds the measured grid).
  *   ci     a minute or less per run: the regression guard of `make regress`.
  *
- * This file only holds data; harness/main.c applies it to its flag table.
+ * This file only holds data; cli/cmd_run.c applies it to its flag table.
  */
 #include "run.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -64,4 +65,19 @@ const char *lcg_preset_settings(const char *name, const char *task, int k) {
     return NULL;
 }
 
-const char *lcg_preset_names(void) { return "paper, mini, ci"; }
+const char *lcg_preset_at(int i) {
+    for (size_t k = 0; k < sizeof presets / sizeof *presets; k++) {
+        int first = 1; /* the first entry of its preset */
+        for (size_t j = 0; j < k && first; j++) first = strcmp(presets[j].preset, presets[k].preset) != 0;
+        if (first && i-- == 0) return presets[k].preset;
+    }
+    return NULL;
+}
+
+const char *lcg_preset_names(void) {
+    static char names[256];
+    if (!names[0])
+        for (int i = 0, off = 0; lcg_preset_at(i); i++)
+            off += snprintf(names + off, sizeof names - (size_t)off, "%s%s", i ? ", " : "", lcg_preset_at(i));
+    return names;
+}

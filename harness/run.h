@@ -181,6 +181,9 @@ int lcg_preset_known(const char *name);
 /* the k-th "flag=value;..." settings of preset `name` for `task` (the task's own, then
  * those of every task), or NULL after the last */
 const char *lcg_preset_settings(const char *name, const char *task, int k);
+/* the i-th preset's name (in the table's order), or NULL past the last */
+const char *lcg_preset_at(int i);
+/* "paper, mini, ci": the names, for messages */
 const char *lcg_preset_names(void);
 
 /* ---- CSV (harness/csv_out.c) ------------------------------------------------------------- */
@@ -207,28 +210,6 @@ int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len);
 /* the index of a column (dies on an unknown name: a programming error) */
 int csv_col(const char *name);
 void csv_free_table(lcg_csv *t);
-
-/* ---- commands beyond run (harness/sweep.c, harness/table.c) ------------------------------- */
-/* one `lcgbench run` given its flags (harness/main.c): parses and checks them, a usage error
- * exiting 2 as for `run` itself; fills the run id, the number of CSV rows it writes and the
- * output path; with `execute` also trains, evaluates and appends. 0, or 1 after a runtime error */
-typedef struct {
-    uint64_t run_id;
-    int n_rows;          /* one per evaluated length: */
-    int lens[LCG_MAX_RUNGS];
-    char out[4096];
-} lcg_run_info;
-int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info);
-/* the context usage errors name, e.g. "cell 3 (copy softmax nape seed 1)"; "" for none */
-void lcg_usage_context(const char *ctx);
-int cmd_sweep(int argc, char **argv);
-#ifdef LCG_FUZZ /* fuzzing builds: usage errors longjmp here instead of exiting */
-#include <setjmp.h>
-extern jmp_buf lcg_fuzz_jmp;
-#endif
-int cmd_table(int argc, char **argv);
-int cmd_merge(int argc, char **argv);
-int cmd_regress(int argc, char **argv);
 
 /* canonical "flag=value;..." text of every setting that determines the trained model (keys
  * are flag names; stored in checkpoints and hashed into run_id) */

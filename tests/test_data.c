@@ -1,6 +1,6 @@
 /*
  * test_data.c: the reference-format data files (harness/data.c) and the commands that use
- * them, `lcgbench gen` and `lcgbench run --data DIR` (harness/main.c).
+ * them, `lcgbench gen` and `lcgbench run --data DIR` (cli/cmd_gen.c, cli/cmd_run.c).
  *
  * Covers:
  *   1. library round trip, every task of the registry: data_write_split in format "ref" (train

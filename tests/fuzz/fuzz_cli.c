@@ -1,9 +1,9 @@
 /*
  * fuzz_cli.c: libFuzzer harness of the command line. The input is split at '\n' into argv
- * (at most 64 words) and handed to lcgbench's own main (harness/main.c, included here and
- * built with -DLCG_FUZZ): flag parsing, number parsing, the checkpoint note of --load and
+ * (at most 64 words) and handed to lcgbench's own dispatch (cli_main, cli/ built with
+ * -DLCG_FUZZ): flag parsing, number parsing, the checkpoint note of --load and
  * --resume, --eval-lens, task parameters and every cross-flag check. A usage error returns
- * here through lcg_fuzz_jmp instead of exiting; `run` and `gen` stop after validation, so
+ * here through the context's fuzz_jmp instead of exiting; `run` and `gen` stop after validation, so
  * nothing is trained or written. Paths under /dev, /proc and /sys are skipped (reading
  * /dev/zero as a data file never ends, which is not a parser bug).
  *
@@ -11,11 +11,13 @@
  * the sweep, merge, table and regress commands (skipped: they exit on errors without releasing what
  * they hold; sweep's grid parser has its own harness, fuzz_grid.c).
  */
-#define main lcg_cli_main
-#include "../../cli/main.c"
-#undef main
+#include "../../cli/cli.h"
 
+#include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -48,13 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         p = nl + 1;
     }
     argv[argc] = NULL;
-    g_fuzz_setup = NULL;
-    if (setjmp(lcg_fuzz_jmp) == 0) lcg_cli_main(argc, argv);
-    /* after a usage error, what the run being parsed held */
-    if (g_fuzz_setup) run_setup_free(g_fuzz_setup); /* and clears g_fuzz_setup */
-    free(g_note);
-    g_note = NULL;
-    lcg_usage_context("");
+    jmp_buf jmp;
+    cli_ctx cx = {.cmd = "lcgbench", .fuzz_jmp = &jmp};
+    if (setjmp(jmp) == 0) cli_main(&cx, argc, argv);
+    cli_ctx_release(&cx); /* after a usage error, what the run being parsed held */
     free(buf);
     return 0;
 }

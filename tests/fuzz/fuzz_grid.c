@@ -1,16 +1,16 @@
 /*
- * fuzz_grid.c: libFuzzer harness of the sweep grid-file parser (read_grid in harness/sweep.c,
+ * fuzz_grid.c: libFuzzer harness of the sweep grid-file parser (read_grid in cli/grid.c,
  * included here unchanged). The input is written to a grid file in a scratch directory
  * (/dev/shm when there is one) and parsed; when it parses, every section's lists and args are
- * read back. sweep.c is compiled with exit, strdup, free, fopen and fclose routed through
- * this file: a grid error (sw_error, which exits 2 in lcgbench) returns here, and whatever the
+ * read back. grid.c is compiled with strdup, free, fopen and fclose routed through this
+ * file, and its usage errors (cli_usage_error, which exits 2 in lcgbench) return here, and whatever the
  * parser held (strings, the open file) is released, so leaks are still detected on the
  * parser's own success paths and descriptors never run out.
  *
- * Does not cover: running the cells (lcg_run_flags is a stub here; fuzz_cli checks run flags).
+ * Does not cover: running the cells (cli_run_cell is a stub here; fuzz_cli checks run flags).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "../../harness/run.h"
+#include "../../cli/cli.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -50,26 +50,26 @@ static int fuzz_fclose(FILE *f) {
     g_file = NULL;
     return fclose(f);
 }
-static _Noreturn void fuzz_exit(int code) { longjmp(g_jmp, code ? code : 1); }
 
-/* what sweep.c needs besides the parser */
-int lcg_run_flags(int argc, char **argv, int execute, lcg_run_info *info) {
-    (void)argc, (void)argv, (void)execute, (void)info;
+/* what grid.c needs besides the parser: a usage error returns to the harness */
+_Noreturn void cli_usage_error(const cli_ctx *cx, const char *fmt, ...) {
+    (void)cx, (void)fmt;
+    longjmp(g_jmp, 2);
+}
+int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *info) {
+    (void)cx, (void)argc, (void)argv, (void)execute, (void)info;
     return 1;
 }
-void lcg_usage_context(const char *ctx) { (void)ctx; }
 
 #define strdup fuzz_strdup
 #define free fuzz_free
 #define fopen fuzz_fopen
 #define fclose fuzz_fclose
-#define exit fuzz_exit
-#include "../../cli/sweep.c"
+#include "../../cli/grid.c"
 #undef strdup
 #undef free
 #undef fopen
 #undef fclose
-#undef exit
 
 static char g_path[128];
 
@@ -87,7 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(sec, 0, sizeof sec);
     g_n_live = 0;
     if (setjmp(g_jmp) == 0) {
-        int n = read_grid(g_path, sec, 64);
+        cli_ctx cx = {.cmd = "sweep"};
+        int n = read_grid(&cx, g_path, sec, 64);
         if (n < 1 || n > 64) abort();
         size_t total = 0;
         for (int s = 0; s < n; s++) {

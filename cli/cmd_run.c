@@ -1,0 +1,515 @@
+/*
+ * cmd_run.c: `lcgbench run`, and the same run for the commands that enumerate many (a grid
+ * cell of sweep, merge and the MPI sweep: cli_run_cell). Its flags are one table (common flags
+ * plus the chosen task's parameters; the task, from --task or the checkpoint, decides which
+ * exist), filled by defaults, then a preset, then a checkpoint's note (--load, --resume: a flag
+ * given must agree with it), then checked across flags before anything is written: every
+ * problem is a one-line usage error (exit 2). Executing it trains (or loads), evaluates the
+ * ladder, prints the table and appends the CSV rows. Runtime failures (I/O, non-finite loss)
+ * exit 1; SIGINT/SIGTERM write a resumable checkpoint and exit 128 + the signal.
+ *
+ * Built with -DLCG_FUZZ, run stops after validating its flags, before any file is written or
+ * anything trained.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+#include "../model/checkpoint.h"
+#include "../model/infer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    const char *task, *attn, *pos, *eval_lens, *preset;
+    double alpha;
+    int show_help;
+} run_names;
+
+static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
+    lcg_config *m = &c->model;
+    cli_flag common[] = {
+        {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default copy", 1, 0},
+        {"preset", FL_STR, &nm->preset, 0, 0, "NAME", "settings bundle paper|mini|ci ('lcgbench help presets'); flags override it", 0, 0},
+        {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer (see 'lcgbench help attn'); default softmax", 1, 0},
+        {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "alpha of entmax, asentmax, entmax-learn: (1, 2], default 1.5", 1, 0},
+        {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding: rope|nope|alibi|nape; default rope", 1, 0},
+        {"layers", FL_INT, &m->L, 1, 64, "N", "transformer layers (2)", 1, 0},
+        {"dim", FL_INT, &m->C, 2, 8192, "N", "model width C (64)", 1, 0},
+        {"heads", FL_INT, &m->H, 1, 256, "N", "attention heads (4)", 1, 0},
+        {"head-dim", FL_INT, &m->D, 2, 1024, "N", "head dimension, even (16)", 1, 0},
+        {"ffn", FL_INT, &m->F, 1, 65536, "N", "GeGLU hidden width (256)", 1, 0},
+        {"seed", FL_U64, &c->seed, 0, 0, "N", "seed of all randomness: data, init (1)", 1, 0},
+        {"steps", FL_LONG, &c->steps, 1, 1e9, "N", "training steps (2000)", 1, 0},
+        {"batch", FL_INT, &c->batch, 1, 65536, "N", "samples per step (32)", 1, 0},
+        {"lr", FL_DOUBLE, &c->lr, 1e-9, 10, "X", "peak learning rate (1.5e-3)", 1, 0},
+        {"warmup", FL_LONG, &c->warmup, 0, 1e9, "N", "linear warmup steps (100; steps/10 if fewer steps)", 1, 0},
+        {"weight-decay", FL_DOUBLE, &c->weight_decay, 0, 10, "X", "AdamW weight decay (0)", 1, 0},
+        {"clip", FL_DOUBLE, &c->clip, 0, 1e9, "X", "clip gradients to this global norm, 0 = off (1)", 1, 0},
+        {"len", FL_INT, &c->len, 1, 1 << 20, "N", "training length (the task's quick default: 16, 48 for count and mqmtar)", 1, 0},
+        {"vary", FL_INT, &c->vary, 0, 1 << 20, "N", "training lengths are len +- vary (8; 16 for count and mqmtar)", 1, 0},
+        {"max-len", FL_INT, &c->max_len, 1, 1 << 24, "N", "ladder: (len+vary)*2^k up to this (16*(len+vary))", 0, 0},
+        {"eval-lens", FL_STR, &nm->eval_lens, 0, 0, "L1,L2,..", "explicit evaluation lengths instead of the ladder", 0, 0},
+        {"eval-samples", FL_INT, &c->eval_samples, 1, 1 << 24, "N", "test samples per length (100)", 0, 0},
+        {"eval-tokens", FL_LONG, &c->eval_tokens, 0, 1e15, "N", "and at most N/length of them, 0 = no cap (0)", 0, 0},
+        {"eval-min", FL_INT, &c->eval_min, 1, 1 << 24, "N", "but at least this many under --eval-tokens (20)", 0, 0},
+        {"out", FL_STR, &c->out, 0, 0, "FILE", "CSV to append rows to (results/runs.csv)", 0, 0},
+        {"save", FL_STR, &c->save, 0, 0, "FILE", "write a checkpoint after training", 0, 0},
+        {"load", FL_STR, &c->load, 0, 0, "FILE", "evaluate this checkpoint instead of training", 0, 0},
+        {"resume", FL_STR, &c->resume, 0, 0, "FILE", "continue the interrupted run of this checkpoint (settings from it)", 0, 0},
+        {"checkpoint-every", FL_LONG, &c->ckpt_every, 1, 1e9, "N", "also write the resumable checkpoint every N steps", 0, 0},
+        {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
+        {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS, else the CPUs this process may use)", 0, 0},
+        {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
+        {"quiet", FL_BOOL, &c->quiet, 0, 0, NULL, "no progress output", 0, 0},
+        {"help", FL_BOOL, &nm->show_help, 0, 0, NULL, "show this help", 0, 0},
+    };
+    int n = (int)(sizeof common / sizeof *common);
+    memcpy(fl, common, sizeof common);
+    return cli_add_task_flags(fl, n, &c->task);
+}
+
+static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
+    memset(c, 0, sizeof *c);
+    memset(nm, 0, sizeof *nm);
+    lcg_task_defaults(&c->task, task);
+    nm->task = task->name;
+    nm->attn = "softmax";
+    nm->pos = "rope";
+    nm->alpha = NAN;
+    c->model = (lcg_config){.L = 2, .C = 64, .H = 4, .D = 16, .F = 256, .alpha = 1.0f};
+    c->seed = 1;
+    c->steps = 2000;
+    c->batch = 32;
+    c->lr = 1.5e-3;
+    c->warmup = 100;
+    c->weight_decay = 0;
+    c->clip = 1.0;
+    c->len = task->cpu_len; /* quick CPU defaults; the reference's are def_len, def_vary */
+    c->vary = task->cpu_vary;
+    c->max_len = 0; /* 16 * (len + vary) */
+    c->eval_samples = 100;
+    c->eval_min = 20;
+    c->out = "results/runs.csv";
+}
+
+/* everything one run needs, parsed and checked (sweep builds one per grid cell) */
+typedef struct {
+    cli_ctx *cx;
+    int cell;                /* a grid cell: --load, --resume and --save are refused */
+    lcg_run_cfg c;
+    run_names nm;
+    lcg_checkpoint ck;
+    const char *load;        /* --load or --resume: the checkpoint with the settings */
+    int resuming;            /* --resume: the note's data directory applies too */
+    char *note;              /* the checkpoint's note, split in place: string flags point here */
+    cli_flag fl[64];
+    int n_fl;
+    char preset_buf[4][512]; /* the preset's settings, split in place: string flags point here */
+    char ckpt_buf[4200];     /* the derived checkpoint path */
+} run_setup;
+
+/* apply "key=value;..." (a checkpoint note) to the flags; a flag given on the command line
+ * must agree with the note */
+static void apply_note(run_setup *s, const char *note, const char *path) {
+    cli_flag *fl = s->fl;
+    int n = s->n_fl;
+    char *copy = s->note = strdup(note);
+    if (!copy) lcg_die("out of memory");
+    for (char *save = NULL, *kv = strtok_r(copy, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) continue;
+        *eq = '\0';
+        cli_flag *f = cli_find_flag(fl, n, kv, strlen(kv));
+        if (!f || !(f->in_note || (s->resuming && strcmp(kv, "data") == 0))) continue;
+        unsigned char tmp[16] = {0}, cur[16] = {0};
+        size_t sz = f->kind == FL_INT ? sizeof(int) : f->kind == FL_STR ? sizeof(char *) : 8;
+        if (cli_parse_value(f, eq + 1, tmp)) cli_usage_error(s->cx, "checkpoint '%s' has a bad %s '%s'", path, kv, eq + 1);
+        memcpy(cur, f->ptr, sz);
+        if (f->set) {
+            int same = f->kind == FL_STR ? strcmp(*(char **)cur, *(char **)tmp) == 0 : memcmp(cur, tmp, sz) == 0;
+            if (!same) cli_usage_error(s->cx, "--%s conflicts with the checkpoint '%s' (%s=%s)", kv, path, kv, eq + 1);
+        } else if (f->kind == FL_STR) {
+            *(char **)f->ptr = eq + 1; /* inside s->note */
+        } else {
+            memcpy(f->ptr, tmp, sz);
+        }
+    }
+}
+
+static const char *note_get(const char *note, const char *key, char *out, size_t n) {
+    size_t kl = strlen(key);
+    for (const char *p = note; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t len = strcspn(p + kl + 1, ";");
+            snprintf(out, n, "%.*s", (int)len, p + kl + 1);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+static void run_help(const cli_flag *fl, int n) {
+    printf("usage: lcgbench run [flags]\n\n"
+           "Train a small transformer on a synthetic task at short length, evaluate it on a\n"
+           "ladder of longer lengths, print a table and append one CSV row per length.\n\n"
+           "flags (the task's own parameters are listed last):\n");
+    cli_print_flags(fl, n);
+}
+
+static void parse_eval_lens(const cli_ctx *cx, lcg_run_cfg *c, const char *s) {
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',') || (*end == ',' && !end[1]) || errno || v < 1 || v > (1 << 24))
+            cli_usage_error(cx, "--eval-lens: '%s' is not a comma-separated list of lengths in [1, 16777216]", s);
+        if (c->n_rungs == LCG_MAX_RUNGS) cli_usage_error(cx, "--eval-lens: at most %d lengths", LCG_MAX_RUNGS);
+        c->rungs[c->n_rungs++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!c->n_rungs) cli_usage_error(cx, "--eval-lens: empty list");
+}
+
+static long mem_available_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    long kb = -1;
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+/* applies "flag=value;..." to every flag not given on the command line (marked set = 2) */
+static void apply_settings(cli_flag *fl, int n, char *settings, const char *preset) {
+    for (char *save = NULL, *kv = strtok_r(settings, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) lcg_die("preset %s: malformed setting '%s'", preset, kv);
+        *eq = '\0';
+        cli_flag *f = cli_find_flag(fl, n, kv, strlen(kv));
+        if (!f) lcg_die("preset %s: unknown flag '%s'", preset, kv);
+        if (f->set) continue;
+        const char *why = cli_parse_value(f, eq + 1, f->ptr);
+        if (why) lcg_die("preset %s: --%s %s", preset, kv, why);
+        f->set = 2;
+    }
+}
+
+/* parses and validates the flags of one run; usage errors exit 2. Returns 0 (ready to
+ * execute), 1 (help was printed) or -1 (a runtime error was printed) */
+static int run_parse(run_setup *s, int argc, char **argv) {
+    /* the task (from --task or the checkpoint) decides which flags exist: find it first */
+    const char *task_name = cli_scan_task(argc, argv, "copy"), *load = NULL;
+    s->resuming = 0;
+    for (int i = 0; i < argc; i++) { /* --load or --resume: a checkpoint with settings */
+        const char *a = argv[i];
+        int r = strncmp(a, "--resume", 8) == 0;
+        if (strncmp(a, "--load=", 7) == 0 || strncmp(a, "--resume=", 9) == 0) load = strchr(a, '=') + 1;
+        else if ((strcmp(a, "--load") == 0 || strcmp(a, "--resume") == 0) && i + 1 < argc) load = argv[i + 1];
+        else continue;
+        s->resuming = r; /* both given: a usage error below */
+    }
+    if (s->cell) /* a sweep trains every cell */
+        for (int i = 0; i < argc; i++)
+            for (int k = 0; k < 3; k++) {
+                static const char *const per_run[] = {"--load", "--resume", "--save"};
+                size_t n = strlen(per_run[k]);
+                if (strncmp(argv[i], per_run[k], n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+                    cli_usage_error(s->cx, "%s is per run: a sweep trains every cell", per_run[k]);
+            }
+    lcg_checkpoint *ck = &s->ck;
+    char err[768], buf[256];
+    int task_given = 0;
+    for (int i = 0; i < argc; i++) task_given |= strncmp(argv[i], "--task", 6) == 0;
+    if (load) {
+        if (checkpoint_load(load, ck, err, sizeof err) != 0) {
+            fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
+            return -1;
+        }
+        if (!task_given && note_get(ck->note, "task", buf, sizeof buf)) task_name = buf;
+    }
+    s->load = load;
+    const lcg_task *task = lcg_task_find(task_name);
+    if (!task) cli_usage_error(s->cx, "--task: unknown task '%s'; 'lcgbench help tasks' lists them", task_name);
+
+    lcg_run_cfg *cp = &s->c;
+    run_names *nmp = &s->nm;
+    set_defaults(cp, nmp, task);
+    cli_flag *fl = s->fl;
+    int n_fl = s->n_fl = build_flags(fl, cp, nmp);
+    cli_parse_args(s->cx, fl, n_fl, argc, argv);
+    if (nmp->show_help) {
+        run_help(fl, n_fl);
+        return 1;
+    }
+    if (cp->load && cp->resume) cli_usage_error(s->cx, "--resume cannot be combined with --load");
+    if (nmp->preset) {
+        if (!lcg_preset_known(nmp->preset)) cli_usage_error(s->cx, "--preset: unknown preset '%s' (%s)", nmp->preset, lcg_preset_names());
+        if (load) cli_usage_error(s->cx, "--preset cannot be combined with --%s (the checkpoint has its settings)", s->resuming ? "resume" : "load");
+        const char *set;
+        for (int k = 0; k < 4 && (set = lcg_preset_settings(nmp->preset, task->name, k)); k++) {
+            snprintf(s->preset_buf[k], sizeof s->preset_buf[k], "%s", set);
+            apply_settings(fl, n_fl, s->preset_buf[k], nmp->preset);
+        }
+    }
+    if (load) apply_note(s, ck->note, load);
+#define c (*cp)
+#define nm (*nmp)
+    const lcg_normalizer *norm = lcg_normalizer_find(nm.attn);
+    if (!norm) cli_usage_error(s->cx, "--attn: unknown normalizer '%s'; 'lcgbench help attn' lists them", nm.attn);
+    const lcg_posenc *pos = lcg_posenc_find(nm.pos);
+    if (!pos) cli_usage_error(s->cx, "--pos: unknown position encoding '%s'; 'lcgbench help pos' lists them", nm.pos);
+    if (cli_find_flag(fl, n_fl, "alpha", 5)->set && !norm->has_alpha)
+        cli_usage_error(s->cx, "--alpha: normalizer '%s' has no alpha", norm->name);
+    c.model.norm = norm->id;
+    c.model.pos = pos->id;
+    c.model.alpha = (float)(isnan(nm.alpha) ? norm->alpha_def : nm.alpha);
+    if (norm->has_alpha && !(c.model.alpha > 1.0f))
+        cli_usage_error(s->cx, "--alpha must be in (1, 2] for %s (1 is softmax: use --attn softmax)", norm->name);
+    c.model.V = lcg_task_out_vocab(&c.task);
+    const char *bad = lcg_config_check(&c.model);
+    if (bad[0]) cli_usage_error(s->cx, "%s", bad);
+    if (c.model.pos == LCG_POS_ROPE && c.model.D % 2) cli_usage_error(s->cx, "--head-dim must be even for rope");
+    if (c.vary >= c.len) cli_usage_error(s->cx, "--vary %d must be smaller than --len %d", c.vary, c.len);
+    bad = task->validate(&c.task, c.len - c.vary);
+    if (bad[0]) cli_usage_error(s->cx, "%s (at the shortest training length %d)", bad, c.len - c.vary);
+    if (!c.max_len) c.max_len = 16 * (c.len + c.vary);
+    if (nm.eval_lens) parse_eval_lens(s->cx, &c, nm.eval_lens);
+    if (c.data) { /* evaluate the directory's test splits (all, or those of --eval-lens) */
+        int idx[LCG_MAX_RUNGS], lens[LCG_MAX_RUNGS], n = data_test_splits(c.data, idx, lens, LCG_MAX_RUNGS, err, sizeof err);
+        if (n < 0) cli_usage_error(s->cx, "--data: %s", err);
+        if (n == 0) cli_usage_error(s->cx, "--data: '%s' has no test_<i>_<len>.src files", c.data);
+        for (int i = 0; i < c.n_rungs; i++) {
+            int found = 0;
+            for (int k = 0; k < n; k++) found |= lens[k] == c.rungs[i];
+            if (!found) cli_usage_error(s->cx, "--eval-lens: '%s' has no test split of length %d", c.data, c.rungs[i]);
+        }
+        if (!c.n_rungs) memcpy(c.rungs, lens, sizeof(int) * (size_t)(c.n_rungs = n));
+        for (int k = 0; k < n; k++) { /* a malformed test file fails now, not after training */
+            char split[64];
+            int used = 0;
+            for (int i = 0; i < c.n_rungs; i++) used |= c.rungs[i] == lens[k];
+            snprintf(split, sizeof split, "test_%d_%d", idx[k], lens[k]);
+            if (used && data_check_split(c.data, split, &c.task, NULL, err, sizeof err) != 0) {
+                fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
+                return -1;
+            }
+        }
+    }
+    else if (c.max_len < c.len + c.vary)
+        cli_usage_error(s->cx, "--max-len %d is below the longest training length %d", c.max_len, c.len + c.vary);
+    for (int i = 0; i < c.n_rungs && !c.data; i++) {
+        bad = task->validate(&c.task, c.rungs[i]);
+        if (bad[0]) cli_usage_error(s->cx, "--eval-lens: %s (length %d)", bad, c.rungs[i]);
+    }
+    if (c.warmup > c.steps) {
+        if (cli_find_flag(fl, n_fl, "warmup", 6)->set == 1) cli_usage_error(s->cx, "--warmup %ld exceeds --steps %ld", c.warmup, c.steps);
+        c.warmup = c.steps / 10; /* the default warmup, scaled down for short runs */
+    }
+    if (c.load && c.save) cli_usage_error(s->cx, "--save cannot be combined with --load (nothing is trained)");
+    if (c.load && c.ckpt_every) cli_usage_error(s->cx, "--checkpoint-every cannot be combined with --load (nothing is trained)");
+
+    if (c.threads) omp_set_num_threads(c.threads);
+    c.threads = omp_get_max_threads();
+
+    /* memory check before any work: every thread holds a decoder at the longest length */
+    int lens[LCG_MAX_RUNGS], n_lens = eval_ladder(&c, lens), longest = 0;
+    for (int i = 0; i < n_lens; i++) longest = lens[i] > longest ? lens[i] : longest;
+    int ms, mt;
+    task->max_sizes(&c.task, longest, &ms, &mt);
+    double need = (double)decoder_bytes(&c.model, seq_max_input(&c.task, longest) + 1) * c.threads +
+                  (double)c.eval_samples * (ms + mt) * sizeof(int);
+    long avail = mem_available_bytes();
+    if (avail > 0 && need > 0.9 * (double)avail)
+        cli_usage_error(s->cx, "evaluating length %d needs about %.1f GiB (%d threads), more than the %.1f GiB "
+                    "available; lower --max-len, --eval-samples or --threads",
+                    longest, need / (1 << 30), c.threads, (double)avail / (1 << 30));
+
+    /* where a resumable checkpoint goes: --save, else the --resume file, else beside the CSV */
+    if (!c.load) {
+        if (c.save) c.ckpt = c.save;
+        else if (c.resume) c.ckpt = c.resume;
+        else {
+            const char *slash = strrchr(c.out, '/');
+            snprintf(s->ckpt_buf, sizeof s->ckpt_buf, "%.*slcgbench-%016llx.ckpt", slash ? (int)(slash - c.out + 1) : 0,
+                     c.out, (unsigned long long)run_cfg_id(&c));
+            c.ckpt = s->ckpt_buf;
+        }
+    }
+    return 0;
+#undef c
+#undef nm
+}
+
+/* trains (or loads), evaluates the ladder, prints the table, appends the CSV rows */
+static int run_execute(run_setup *s) {
+#ifdef LCG_FUZZ
+    (void)s;
+    return 0; /* the fuzzer stops at validation */
+#endif
+    lcg_run_cfg *cp = &s->c;
+#define c (*cp)
+    const lcg_task *task = c.task.task;
+    const char *load = s->load;
+    char err[768];
+    int lens[LCG_MAX_RUNGS], n_lens = eval_ladder(&c, lens);
+    /* nothing is trained for output that cannot be kept */
+    if (c.ckpt) lcg_remove_stale_temps(c.ckpt);
+    if (csv_preflight(&c, err, sizeof err) != 0 || (c.ckpt && lcg_check_writable(c.ckpt, err, sizeof err) != 0)) {
+        fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
+        return 1;
+    }
+    lcg_catch_stop_signals();
+    if (c.auto_resume && !c.load && !c.resume) { /* a sweep cell cut short before: continue it */
+        char note[1024];
+        run_cfg_string(&c, note, sizeof note);
+        struct stat st;
+        if (stat(c.ckpt, &st) == 0) {
+            if (checkpoint_load(c.ckpt, &s->ck, err, sizeof err) == 0 && strcmp(s->ck.note, note) == 0 &&
+                (s->ck.state_len == LCG_TRAIN_STATE_BYTES || s->ck.state_len == LCG_TRAIN_STATE_BYTES_OLD) &&
+                s->ck.step <= c.steps) {
+                c.resume = load = s->load = c.ckpt;
+                fprintf(stderr, "lcgbench %s: continuing from '%s' (step %ld)\n", s->cx->cmd, c.ckpt, s->ck.step);
+            } else {
+                checkpoint_free(&s->ck); /* another run's or unreadable: start afresh, overwrite it */
+            }
+        }
+    }
+    lcg_task_prepare(&c.task, c.seed); /* per-run task state, e.g. mqmtar's vocabulary */
+    lcg_model m;
+    model_init(&m, &c.model, c.seed);
+    lcg_train_result tr = {.train_loss = NAN};
+    char note[1024];
+    run_cfg_string(&c, note, sizeof note);
+    if (!c.quiet)
+        fprintf(stderr, "lcgbench %s: task %s, %s + %s, %d layers, C=%d, %dx%d heads, %zu params, %d threads\n",
+                LCG_VERSION, task->name, lcg_normalizer_at(c.model.norm)->name, lcg_posenc_at(c.model.pos)->name, c.model.L, c.model.C, c.model.H,
+                c.model.D, m.n_params, c.threads);
+    if (load) {
+        const lcg_config *h = &s->ck.cfg, *w = &c.model;
+        if (s->ck.n_params != m.n_params || h->V != w->V || h->L != w->L || h->C != w->C || h->H != w->H ||
+            h->D != w->D || h->F != w->F || h->norm != w->norm || h->pos != w->pos || h->alpha != w->alpha) {
+            fprintf(stderr, "lcgbench %s: checkpoint '%s': its model header does not match its settings\n", s->cx->cmd, load);
+            model_free(&m);
+            lcg_task_release(&c.task);
+            return 1;
+        }
+        memcpy(m.params_mem, s->ck.params, sizeof(float) * m.n_params);
+        tr.steps_done = s->ck.step;
+        /* a model whose training finished reports that training's loss (the checkpoint's
+         * training state keeps the tail sum); one cut short, or without a state, leaves it empty */
+        lcg_train_state st;
+        if (c.load && s->ck.step == c.steps &&
+            train_state_unpack(&st, s->ck.state, s->ck.state_len, err, sizeof err) == 0 && st.tail_n > 0)
+            tr.train_loss = st.tail_loss / st.tail_n;
+    }
+    if (!c.load) {
+        int sig = train_run(&m, &tr, &c, note, c.resume ? &s->ck : NULL);
+        if (sig) {
+            model_free(&m);
+            lcg_task_release(&c.task);
+            return 128 + sig;
+        }
+        if (!c.quiet)
+            fprintf(stderr, "trained %ld steps in %.1f s (%.0f tok/s), final loss %.4f\n", tr.steps_done,
+                    tr.train_seconds, tr.train_tok_s, tr.train_loss);
+    }
+
+    lcg_rung_result res[LCG_MAX_RUNGS];
+    printf("%8s %7s %8s %17s %8s %9s %8s\n", "len", "factor", "exact%", "95% CI", "token%", "loss", "sec");
+    for (int i = 0; i < n_lens; i++) {
+        /* SIGINT/SIGTERM during a rung (a worker thread may take it late: checked after too):
+         * no rows, keep the model */
+        if (eval_rung(&res[i], &m, &c, lens[i]) != 0 || lcg_stop_signal) {
+            int sig = lcg_stop_signal;
+            char kept[4400] = "";
+            if (!c.load && !c.save) {
+                unsigned char blob[LCG_TRAIN_STATE_BYTES];
+                train_state_pack(&tr.state, blob);
+                if (checkpoint_save(c.ckpt, &m, NULL, tr.state.step, note, blob, sizeof blob, err, sizeof err) != 0)
+                    lcg_die("%s", err);
+            }
+            if (!c.load)
+                snprintf(kept, sizeof kept, "; the trained model is in '%s': 'lcgbench run --resume %s' evaluates it", c.ckpt, c.ckpt);
+            fprintf(stderr, "lcgbench %s: %s while evaluating length %d; no rows written%s\n", s->cx->cmd,
+                    sig == SIGINT ? "interrupted" : "terminated", lens[i], kept);
+            model_free(&m);
+            lcg_task_release(&c.task);
+            return 128 + sig;
+        }
+        double lo, hi;
+        wilson95(res[i].exact, res[i].samples, &lo, &hi);
+        printf("%8d %7.4g %8.1f   [%5.1f, %5.1f] %8.1f %9.4f %8.2f\n", res[i].len, res[i].factor,
+               100.0 * res[i].exact / res[i].samples, 100 * lo, 100 * hi,
+               100.0 * res[i].tokens_ok / res[i].tokens, res[i].loss, res[i].seconds);
+        fflush(stdout);
+    }
+    int rc = 0;
+    if (csv_append(&c, &tr, res, n_lens, err, sizeof err) != 0) {
+        fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
+        rc = 1;
+    } else if (!c.quiet) {
+        fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
+    }
+    if (rc == 0 && c.auto_resume && c.ckpt == s->ckpt_buf) remove(c.ckpt); /* the cell is in the CSV */
+    model_free(&m);
+    lcg_task_release(&c.task);
+    return rc;
+#undef c
+}
+
+/* a run's flags, parsed into one allocation, owned by the context until freed (so that a
+ * usage error that does not exit, under the fuzzer, can release it) */
+static void run_setup_free(void *p) {
+    run_setup *s = p;
+    checkpoint_free(&s->ck);
+    free(s->note);
+    lcg_free(s);
+}
+
+static run_setup *run_setup_new(cli_ctx *cx, int cell) {
+    run_setup *s = LCG_NEW(run_setup, 1);
+    s->cx = cx;
+    s->cell = cell;
+    cx->owned = s;
+    cx->release = run_setup_free;
+    return s;
+}
+
+static void run_setup_done(run_setup *s) {
+    cli_ctx *cx = s->cx;
+    run_setup_free(s);
+    cx->owned = NULL;
+    cx->release = NULL;
+}
+
+int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *info) {
+    run_setup *s = run_setup_new(cx, 1);
+    int rc = run_parse(s, argc, argv);
+    s->c.auto_resume = 1;
+    if (rc == 0) {
+        info->run_id = run_cfg_id(&s->c);
+        info->n_rows = eval_ladder(&s->c, info->lens);
+        snprintf(info->out, sizeof info->out, "%s", s->c.out);
+        if (execute) rc = run_execute(s);
+    } else {
+        rc = 1;
+    }
+    run_setup_done(s);
+    return rc;
+}
+
+int cmd_run(cli_ctx *cx, int argc, char **argv) {
+    run_setup *s = run_setup_new(cx, 0);
+    int rc = run_parse(s, argc, argv);
+    rc = rc == 0 ? run_execute(s) : rc == 1 ? 0 : 1;
+    run_setup_done(s);
+    return rc;
+}
