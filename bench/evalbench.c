@@ -44,10 +44,9 @@ int main(int argc, char **argv) {
     c.seed = 1, c.steps = steps, c.batch = 32, c.lr = 1.5e-3, c.warmup = steps / 10, c.clip = 1.0;
     c.len = task->cpu_len, c.vary = task->cpu_vary, c.eval_samples = 1, c.quiet = 1;
     lcg_task_prepare(&c.task, c.seed);
-    lcg_model m;
-    model_init(&m, &c.model, c.seed);
+    lcg_backend *b = train_backend_create(&c);
     lcg_train_result tr = {0};
-    if (steps > 0) train_run(&m, &tr, &c, "evalbench", NULL);
+    if (steps > 0) train_run(b, &tr, &c, "evalbench", NULL);
 
     /* one test sample at `len`, through the evaluator */
     int ms, mt;
@@ -55,11 +54,9 @@ int main(int argc, char **argv) {
     int *src = LCG_NEW(int, ms), *trg = LCG_NEW(int, mt), n_src, n_trg;
     eval_make_set(&c, len, src, &n_src, trg, &n_trg);
     int n_in = seq_input_len(&c.task, n_src, n_trg);
-    lcg_decoder dec;
-    decoder_init(&dec, &m, n_in + 1);
     lcg_sample_result r;
     double t0 = lcg_now();
-    eval_sample(&r, &dec, &c.task, src, n_src, trg, n_trg);
+    eval_sample(&r, b, &c.task, src, n_src, trg, n_trg);
     double secs = lcg_now() - t0, rss = bench_peak_rss();
     printf("attn %s\nlen %d\ninput_tokens %d\nthreads %d\ntrain_steps %ld\ntrain_loss %.4f\n", norm->name, len,
            n_in, threads, steps, tr.train_loss);
@@ -67,7 +64,6 @@ int main(int argc, char **argv) {
            (double)r.ok / r.tokens);
     for (int l = 0; l < c.model.L; l++)
         printf("support_l%d %.1f\n", l, r.diag[l][1] / (r.diag_rows ? r.diag_rows : 1));
-    decoder_free(&dec);
     lcg_free(src), lcg_free(trg);
 
     /* the prefill's QK^T scan alone: one head, n = the sample's input length */
@@ -89,7 +85,7 @@ int main(int argc, char **argv) {
     printf("qk_scan_gflops %.1f\nfma_peak_gflops %.1f\nqk_scan_pct_peak %.1f\nqk_checksum %.6g\n", flop / best / 1e9,
            peak / 1e9, 100 * flop / best / peak, sum);
     lcg_free(q), lcg_free(kt);
-    model_free(&m);
+    lcg_backend_destroy(b);
     lcg_task_release(&c.task);
     return 0;
 }

@@ -14,7 +14,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "../model/checkpoint.h"
-#include "../model/infer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -96,6 +95,7 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
     c->eval_samples = 100;
     c->eval_min = 20;
     c->out = "results/runs.csv";
+    c->backend = "cpu";
 }
 
 /* everything one run needs, parsed and checked (sweep builds one per grid cell) */
@@ -324,7 +324,7 @@ static int run_parse(run_setup *s, int argc, char **argv) {
     for (int i = 0; i < n_lens; i++) longest = lens[i] > longest ? lens[i] : longest;
     int ms, mt;
     task->max_sizes(&c.task, longest, &ms, &mt);
-    double need = (double)decoder_bytes(&c.model, seq_max_input(&c.task, longest) + 1) * c.threads +
+    double need = (double)lcg_backend_find(c.backend)->eval_bytes(&c.model, seq_max_input(&c.task, longest) + 1, c.threads) +
                   (double)c.eval_samples * (ms + mt) * sizeof(int);
     long avail = mem_available_bytes();
     if (avail > 0 && need > 0.9 * (double)avail)
@@ -383,25 +383,22 @@ static int run_execute(run_setup *s) {
         }
     }
     lcg_task_prepare(&c.task, c.seed); /* per-run task state, e.g. mqmtar's vocabulary */
-    lcg_model m;
-    model_init(&m, &c.model, c.seed);
+    lcg_backend *b = train_backend_create(&c);
     lcg_train_result tr = {.train_loss = NAN};
     char note[1024];
     run_cfg_string(&c, note, sizeof note);
     if (!c.quiet)
         fprintf(stderr, "lcgbench %s: task %s, %s + %s, %d layers, C=%d, %dx%d heads, %zu params, %d threads\n",
                 LCG_VERSION, task->name, lcg_normalizer_at(c.model.norm)->name, lcg_posenc_at(c.model.pos)->name, c.model.L, c.model.C, c.model.H,
-                c.model.D, m.n_params, c.threads);
+                c.model.D, b->n_params, c.threads);
     if (load) {
-        const lcg_config *h = &s->ck.cfg, *w = &c.model;
-        if (s->ck.n_params != m.n_params || h->V != w->V || h->L != w->L || h->C != w->C || h->H != w->H ||
-            h->D != w->D || h->F != w->F || h->norm != w->norm || h->pos != w->pos || h->alpha != w->alpha) {
+        if (s->ck.n_params != b->n_params || !lcg_config_same(&s->ck.cfg, &c.model)) {
             fprintf(stderr, "lcgbench %s: checkpoint '%s': its model header does not match its settings\n", s->cx->cmd, load);
-            model_free(&m);
+            lcg_backend_destroy(b);
             lcg_task_release(&c.task);
             return 1;
         }
-        memcpy(m.params_mem, s->ck.params, sizeof(float) * m.n_params);
+        b->ops->set_params(b, s->ck.params);
         tr.steps_done = s->ck.step;
         /* a model whose training finished reports that training's loss (the checkpoint's
          * training state keeps the tail sum); one cut short, or without a state, leaves it empty */
@@ -411,9 +408,9 @@ static int run_execute(run_setup *s) {
             tr.train_loss = st.tail_loss / st.tail_n;
     }
     if (!c.load) {
-        int sig = train_run(&m, &tr, &c, note, c.resume ? &s->ck : NULL);
+        int sig = train_run(b, &tr, &c, note, c.resume ? &s->ck : NULL);
         if (sig) {
-            model_free(&m);
+            lcg_backend_destroy(b);
             lcg_task_release(&c.task);
             return 128 + sig;
         }
@@ -427,20 +424,16 @@ static int run_execute(run_setup *s) {
     for (int i = 0; i < n_lens; i++) {
         /* SIGINT/SIGTERM during a rung (a worker thread may take it late: checked after too):
          * no rows, keep the model */
-        if (eval_rung(&res[i], &m, &c, lens[i]) != 0 || lcg_stop_signal) {
+        if (eval_rung(&res[i], b, &c, lens[i]) != 0 || lcg_stop_signal) {
             int sig = lcg_stop_signal;
             char kept[4400] = "";
-            if (!c.load && !c.save) {
-                unsigned char blob[LCG_TRAIN_STATE_BYTES];
-                train_state_pack(&tr.state, blob);
-                if (checkpoint_save(c.ckpt, &m, NULL, tr.state.step, note, blob, sizeof blob, err, sizeof err) != 0)
-                    lcg_die("%s", err);
-            }
+            if (!c.load && !c.save && train_checkpoint(b, &tr.state, 0, c.ckpt, note, err, sizeof err) != 0)
+                lcg_die("%s", err);
             if (!c.load)
                 snprintf(kept, sizeof kept, "; the trained model is in '%s': 'lcgbench run --resume %s' evaluates it", c.ckpt, c.ckpt);
             fprintf(stderr, "lcgbench %s: %s while evaluating length %d; no rows written%s\n", s->cx->cmd,
                     sig == SIGINT ? "interrupted" : "terminated", lens[i], kept);
-            model_free(&m);
+            lcg_backend_destroy(b);
             lcg_task_release(&c.task);
             return 128 + sig;
         }
@@ -459,7 +452,7 @@ static int run_execute(run_setup *s) {
         fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
     }
     if (rc == 0 && c.auto_resume && c.ckpt == s->ckpt_buf) remove(c.ckpt); /* the cell is in the CSV */
-    model_free(&m);
+    lcg_backend_destroy(b);
     lcg_task_release(&c.task);
     return rc;
 #undef c

@@ -1,12 +1,13 @@
 /*
  * eval.c: the evaluation ladder. Each rung is a fixed-length test set drawn from its own
- * stream ("test", len), never shared with training. Samples run in parallel, one decoder
- * (KV cache, O(n) memory) per thread, each writing only its own result slot; the totals are
- * summed serially in sample order, so results are bitwise identical for any thread count.
+ * stream ("test", len), never shared with training. A rung's samples go to the backend as one
+ * batch (the CPU's runs them in parallel, one KV-cache decoder per thread), each scored into its
+ * own result slot; the totals are summed serially in sample order, so results are bitwise
+ * identical for any thread count.
  *
  * One teacher-forced pass per sample gives all metrics: the whole input goes through the
- * decoder's blocked prefill (model/prefill.c), and the logits of the supervised positions are
- * scored as they come. Greedy decoding reproduces the target
+ * backend's evaluation (model/backend.h; on the CPU the decoder's blocked prefill), and the
+ * logits of the supervised positions are scored as they come. Greedy decoding reproduces the target
  * exactly iff, fed the true prefix, the argmax is right at every target position and then
  * EOS: until the first wrong argmax the greedy and teacher-forced prefixes coincide. So the
  * whole-sequence exact match (the paper's metric, with the reference's generation cap
@@ -17,10 +18,8 @@
  * (mean entropy, support size and maximum weight of every head's query row, per layer).
  */
 #include "run.h"
-#include "../model/infer.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,16 +61,46 @@ static double nll(const float *logits, int V, int target) {
     return log(s) + mx - logits[target];
 }
 
-/* scores the logits of each supervised position as the prefill emits them, in order */
+/* one sample: its teacher-forced input, and the scoring of the logits of each supervised
+ * position as the backend delivers them, in order */
 typedef struct {
-    int V, r0, n_trg, eos, cls;
-    const int *trg;
+    const lcg_task_cfg *task;
+    const int *src, *trg;
+    int n_src, n_trg;
+    int V, r0, eos, cls;
     lcg_sample_result *r;
     int all_ok, eos_ok;
 } eval_ctx;
 
-static void eval_logits(void *ctx, int pos, const float *logits) {
-    eval_ctx *e = ctx;
+static void eval_ctx_init(eval_ctx *e, lcg_sample_result *r, int V, const lcg_task_cfg *task, const int *src,
+                          int n_src, const int *trg, int n_trg) {
+    int cls = task->task->kind == LCG_TASK_TOKEN_CLS, sep = !cls && task->task->uses_sep;
+    int n_prompt = 1 + n_src + sep;
+    /* supervised positions (logits and diagnostics): every source token's for token
+     * classification; else the last prompt token's (predicting trg[0]) and each target's */
+    *e = (eval_ctx){.task = task, .src = src, .trg = trg, .n_src = n_src, .n_trg = n_trg, .V = V,
+                    .r0 = cls ? 1 : n_prompt - 1, .eos = lcg_task_tokens(task).eos, .cls = cls, .r = r,
+                    .all_ok = 1, .eos_ok = 0};
+    r->tokens = cls ? n_src : n_trg + 1;
+    r->ok = 0;
+    r->loss = 0;
+}
+
+/* the whole teacher-forced input: BOS src [SEP] trg (token classification: BOS src) */
+static int eval_input(void *ctx, int s, int *in, int *logits_from) {
+    eval_ctx *e = (eval_ctx *)ctx + s;
+    lcg_tokens tk = lcg_task_tokens(e->task);
+    int sep = !e->cls && e->task->task->uses_sep, k = 0;
+    in[k++] = tk.bos;
+    for (int j = 0; j < e->n_src; j++) in[k++] = e->src[j];
+    if (sep) in[k++] = tk.sep;
+    for (int j = 0; !e->cls && j < e->n_trg; j++) in[k++] = e->trg[j];
+    *logits_from = e->r0;
+    return k;
+}
+
+static void eval_logits(void *ctx, int s, int pos, const float *logits) {
+    eval_ctx *e = (eval_ctx *)ctx + s;
     int j = pos - e->r0, want = j < e->n_trg ? e->trg[j] : e->eos;
     int good = argmax(logits, e->V) == want;
     e->r->ok += good;
@@ -80,36 +109,30 @@ static void eval_logits(void *ctx, int pos, const float *logits) {
     else e->eos_ok = good;
 }
 
-void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task_cfg *task,
-                        const int *src, int n_src, const int *trg, int n_trg) {
-    lcg_tokens tk = lcg_task_tokens(task);
-    int cls = task->task->kind == LCG_TASK_TOKEN_CLS, sep = !cls && task->task->uses_sep;
-    /* the whole teacher-forced input: BOS src [SEP] trg (token classification: BOS src) */
-    int n_in = 1 + n_src + sep + (cls ? 0 : n_trg), k = 0;
-    int *in = LCG_NEW(int, n_in);
-    in[k++] = tk.bos;
-    for (int j = 0; j < n_src; j++) in[k++] = src[j];
-    if (sep) in[k++] = tk.sep;
-    for (int j = 0; !cls && j < n_trg; j++) in[k++] = trg[j];
-    int n_prompt = 1 + n_src + sep;
-    /* supervised positions (logits and diagnostics): every source token's for token
-     * classification; else the last prompt token's (predicting trg[0]) and each target's */
-    eval_ctx e = {.V = dec->m->cfg.V, .r0 = cls ? 1 : n_prompt - 1, .n_trg = n_trg, .eos = tk.eos,
-                  .cls = cls, .trg = trg, .r = r, .all_ok = 1, .eos_ok = 0};
-    r->tokens = cls ? n_src : n_trg + 1;
-    r->ok = 0;
-    r->loss = 0;
-    decoder_reset(dec);
-    decoder_prefill(dec, in, n_in, e.r0, eval_logits, &e);
-    lcg_free(in);
-    if (cls) {
-        r->exact = e.all_ok;
+/* the exact match and diagnostics of a scored sample */
+static void eval_ctx_finish(const eval_ctx *e, const lcg_eval_diag *dg) {
+    lcg_sample_result *r = e->r;
+    if (e->cls) {
+        r->exact = e->all_ok;
     } else {
-        int gen_cap = (int)floor(n_prompt * task->task->gen_mult) - n_prompt;
-        r->exact = e.all_ok && (gen_cap == n_trg || (gen_cap > n_trg && e.eos_ok));
+        int n_prompt = e->r0 + 1;
+        int gen_cap = (int)floor(n_prompt * e->task->task->gen_mult) - n_prompt;
+        r->exact = e->all_ok && (gen_cap == e->n_trg || (gen_cap > e->n_trg && e->eos_ok));
     }
-    r->diag_rows = dec->diag_rows;
-    memcpy(r->diag, dec->diag, sizeof r->diag);
+    r->diag_rows = dg->rows;
+    memcpy(r->diag, dg->sum, sizeof r->diag);
+}
+
+void eval_sample(lcg_sample_result *r, lcg_backend *b, const lcg_task_cfg *task, const int *src, int n_src,
+                 const int *trg, int n_trg) {
+    eval_ctx e;
+    eval_ctx_init(&e, r, b->cfg.V, task, src, n_src, trg, n_trg);
+    static const volatile sig_atomic_t no_stop = 0;
+    lcg_eval_diag dg;
+    lcg_eval_batch batch = {.n_seqs = 1, .cap = seq_input_len(task, n_src, n_trg) + 1, .input = eval_input,
+                            .logits = eval_logits, .ctx = &e, .diag = &dg, .stop = &no_stop};
+    b->ops->eval(b, &batch);
+    eval_ctx_finish(&e, &dg);
 }
 
 int eval_rung_samples(const lcg_run_cfg *cfg, int len) {
@@ -166,7 +189,7 @@ static int load_set(const lcg_run_cfg *cfg, int len, int **src, int *n_src, int 
     return S;
 }
 
-int eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len) {
+int eval_rung(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len) {
     double t0 = lcg_now();
     char len_s[32];
     snprintf(len_s, sizeof len_s, "%d", len);
@@ -179,22 +202,21 @@ int eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, 
     if (cfg->data) S = load_set(cfg, len, &src, n_src, &trg, n_trg, &ms, &mt);
     else eval_make_set(cfg, len, src, n_src, trg, n_trg);
     lcg_sample_result *out = LCG_NEW(lcg_sample_result, S);
+    eval_ctx *ctx = LCG_NEW(eval_ctx, S);
+    lcg_eval_diag *dg = LCG_NEW(lcg_eval_diag, S);
     int cap = 0; /* decoder positions: the longest input plus one */
     for (int k = 0; k < S; k++) {
         int in = seq_input_len(task, n_src[k], n_trg[k]);
         cap = in + 1 > cap ? in + 1 : cap;
+        eval_ctx_init(&ctx[k], &out[k], b->cfg.V, task, src + (size_t)k * ms, n_src[k], trg + (size_t)k * mt, n_trg[k]);
     }
-#pragma omp parallel
-    {
-        lcg_decoder dec;
-        decoder_init(&dec, m, cap);
-#pragma omp for schedule(dynamic, 1)
-        for (int s = 0; s < S; s++)
-            if (!lcg_stop_signal) /* an interrupted rung is discarded: skip the rest */
-                eval_sample(&out[s], &dec, task, src + (size_t)s * ms, n_src[s], trg + (size_t)s * mt,
-                        n_trg[s]);
-        decoder_free(&dec);
-    }
+    lcg_eval_batch batch = {.n_seqs = S, .cap = cap, .input = eval_input, .logits = eval_logits, .ctx = ctx,
+                            .diag = dg, .stop = &lcg_stop_signal};
+    /* an interrupted rung is discarded (a worker thread may take the signal late: checked after too) */
+    if (b->ops->eval(b, &batch) == 0 && !lcg_stop_signal)
+        for (int k = 0; k < S; k++) eval_ctx_finish(&ctx[k], &dg[k]);
+    lcg_free(ctx);
+    lcg_free(dg);
     memset(res, 0, sizeof *res);
     if (lcg_stop_signal) {
         lcg_free(out), lcg_free(src), lcg_free(trg), lcg_free(n_src), lcg_free(n_trg);
@@ -212,10 +234,10 @@ int eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, 
         res->tokens_ok += out[s].ok;
         loss += out[s].loss;
         rows += out[s].diag_rows;
-        for (int l = 0; l < m->cfg.L; l++)
+        for (int l = 0; l < b->cfg.L; l++)
             for (int k = 0; k < 3; k++) diag[l][k] += out[s].diag[l][k];
     }
-    for (int l = 0; l < m->cfg.L; l++) {
+    for (int l = 0; l < b->cfg.L; l++) {
         res->attn_entropy[l] = diag[l][0] / (rows ? rows : 1);
         res->attn_support[l] = diag[l][1] / (rows ? rows : 1);
         res->attn_max[l] = diag[l][2] / (rows ? rows : 1);

@@ -9,8 +9,8 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "../model/backend.h"
 #include "../model/checkpoint.h"
-#include "../model/model.h"
 #include "../tasks/task.h"
 
 #define LCG_VERSION "0.1.0"
@@ -43,6 +43,7 @@ typedef struct {
     int auto_resume;     /* sweep cells: continue from cfg->ckpt when it holds this very run */
     const char *data;    /* reference-format data directory instead of the generator */
     int threads;         /* 0 = OpenMP default */
+    const char *backend; /* the model-step backend (model/backend.h): "cpu" */
     long log_every;      /* 0 = automatic */
     int quiet;
 } lcg_run_cfg;
@@ -146,17 +147,24 @@ void batch_fill(lcg_batch *b, const lcg_task_cfg *task, pcg32 *rng, int B, int l
 void batch_free(lcg_batch *b);
 
 /* ---- training / evaluation --------------------------------------------------------------- */
-/* trains cfg->steps steps (from `resume`'s state if not NULL: its parameters must already be
- * in m). Returns 0 when done; on SIGINT/SIGTERM writes a resumable checkpoint to cfg->ckpt,
+/* trains the model of backend b cfg->steps steps (from `resume`'s state if not NULL: its
+ * parameters must already be in b). Returns 0 when done; on SIGINT/SIGTERM writes a resumable checkpoint to cfg->ckpt,
  * prints one line saying so and returns the signal number. A non-finite loss, gradient or
  * activation writes the last good state to cfg->ckpt and exits 1 with one line naming the
  * layer and step. */
-int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note,
+int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note,
               const lcg_checkpoint *resume);
+/* the model of cfg (initialized from cfg->seed) on cfg->backend ("cpu" if NULL), with the
+ * run's AdamW settings; lcg_backend_destroy it */
+lcg_backend *train_backend_create(const lcg_run_cfg *cfg);
+/* writes b's model (and, with with_optimizer, its AdamW state) with training state st to path
+ * as a checkpoint; 0, or -1 with err */
+int train_checkpoint(lcg_backend *b, const lcg_train_state *st, int with_optimizer, const char *path,
+                     const char *note, char *err, size_t err_len);
 /* ladder of lengths to evaluate; returns the count */
 int eval_ladder(const lcg_run_cfg *cfg, int *lens);
 /* evaluates one length; returns 0, or -1 if lcg_stop_signal cut it short (res is then invalid) */
-int eval_rung(lcg_rung_result *res, const lcg_model *m, const lcg_run_cfg *cfg, int len);
+int eval_rung(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len);
 /* test samples at length len: eval_samples, capped by the token budget (not below eval_min) */
 int eval_rung_samples(const lcg_run_cfg *cfg, int len);
 /* the test samples of a rung, in order (stream "test", len); arrays of S * max size,
@@ -166,13 +174,12 @@ void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *t
 typedef struct {
     int exact, tokens, ok; /* tokens = supervised positions (target + EOS), ok = argmax hits */
     double loss;
-    long diag_rows;        /* attention diagnostics (see lcg_decoder) */
+    long diag_rows;        /* attention diagnostics (see lcg_eval_diag) */
     double diag[LCG_MAX_LAYERS][3];
 } lcg_sample_result;
-struct lcg_decoder_s;
-/* one sample through a decoder (see eval.c for why one teacher-forced pass suffices) */
-void eval_sample(lcg_sample_result *r, struct lcg_decoder_s *dec, const lcg_task_cfg *task,
-                 const int *src, int n_src, const int *trg, int n_trg);
+/* one sample through backend b (see eval.c for why one teacher-forced pass suffices) */
+void eval_sample(lcg_sample_result *r, lcg_backend *b, const lcg_task_cfg *task, const int *src, int n_src,
+                 const int *trg, int n_trg);
 /* Wilson score interval (95%) for k successes of n */
 void wilson95(long k, long n, double *lo, double *hi);
 

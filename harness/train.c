@@ -78,104 +78,82 @@ static void fmt_eta(char *out, size_t n, double s) {
     snprintf(out, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
 }
 
-static int save_state(const lcg_model *m, const lcg_adamw *opt, const lcg_train_state *st, const char *path,
-                      const char *note, char *err, size_t err_len) {
+lcg_backend *train_backend_create(const lcg_run_cfg *cfg) {
+    lcg_backend_opts opts = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = (float)cfg->weight_decay};
+    const char *name = cfg->backend ? cfg->backend : "cpu";
+    lcg_backend *b = lcg_backend_create(name, &cfg->model, cfg->seed, &opts);
+    if (!b) lcg_die("no model backend '%s'", name);
+    return b;
+}
+
+int train_checkpoint(lcg_backend *b, const lcg_train_state *st, int with_optimizer, const char *path,
+                     const char *note, char *err, size_t err_len) {
     unsigned char blob[LCG_TRAIN_STATE_BYTES];
     train_state_pack(st, blob);
-    return checkpoint_save(path, m, opt, st->step, note, blob, sizeof blob, err, err_len);
+    size_t n = b->n_params;
+    float *p = LCG_NEW(float, with_optimizer ? 3 * n : n), *m = with_optimizer ? p + n : NULL, *v = m ? m + n : NULL;
+    long t;
+    b->ops->get_params(b, p);
+    if (with_optimizer) b->ops->get_optimizer(b, m, v, &t);
+    int rc = checkpoint_write(path, &b->cfg, n, p, m, v, st->step, note, blob, sizeof blob, err, err_len);
+    lcg_free(p);
+    return rc;
 }
 
-/* the layer of element i of parameter tensor t, or -1 for the tensors outside the layers */
-static int layer_of(const lcg_model *m, int t, size_t i) {
-    if (t == LCG_P_EMB || t == LCG_P_LN_F || t == LCG_P_LM || !m->sizes[t]) return -1;
-    return (int)(i / (m->sizes[t] / (size_t)m->cfg.L));
+static int save_state(lcg_backend *b, const lcg_train_state *st, const char *path, const char *note, char *err,
+                      size_t err_len) {
+    return train_checkpoint(b, st, 1, path, note, err, err_len);
 }
 
-/* the test hook LCG_TEST_NAN=what@step: a transient fault, undone before the last good state
- * is saved (the parameters it touched are restored) */
-static struct {
-    float *p;
-    float keep[4096];
-    size_t n;
-    size_t stride, rows, cols;
-} g_fault;
-
-static void undo_fault(void) {
-    for (size_t r = 0, k = 0; r < g_fault.rows; r++)
-        for (size_t c = 0; c < g_fault.cols && k < g_fault.n; c++) g_fault.p[r * g_fault.stride + c] = g_fault.keep[k++];
-    g_fault.rows = 0;
-}
-
-static void poison(float *p, size_t rows, size_t cols, size_t stride, float v) {
-    g_fault.p = p, g_fault.rows = rows, g_fault.cols = cols, g_fault.stride = stride, g_fault.n = 0;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++) {
-            if (g_fault.n < sizeof g_fault.keep / sizeof *g_fault.keep) g_fault.keep[g_fault.n++] = p[r * stride + c];
-            p[r * stride + c] = v;
-        }
-}
-
-static void inject_fault(lcg_model *m, long step, int after_backward) {
-    static int parsed;
+/* the test hook LCG_TEST_NAN=what@step: the fault to inject before step `step` (0-based) runs,
+ * or 0. A transient fault: undone before the last good state is saved */
+static int fault_at(long step) {
+    static int parsed, kind;
     static long at = -1;
-    static char what[16];
     if (!parsed) {
+        char what[16];
         parsed = 1;
         const char *e = getenv("LCG_TEST_NAN");
         if (e && sscanf(e, "%15[a-z]@%ld", what, &at) != 2) at = -1;
+        kind = at < 0 ? 0 : strcmp(what, "attn") == 0 ? LCG_FAULT_ATTN : strcmp(what, "logits") == 0 ? LCG_FAULT_LOGITS
+             : strcmp(what, "grad") == 0 ? LCG_FAULT_GRAD : 0;
     }
-    if (step + 1 != at) return;
-    const lcg_config *c = &m->cfg;
-    size_t off[LCG_N_PARAM_TENSORS + 1] = {0};
-    for (int i = 0; i < LCG_N_PARAM_TENSORS; i++) off[i + 1] = off[i] + m->sizes[i];
-    size_t C = (size_t)c->C, HD = (size_t)c->H * c->D, l = (size_t)c->L - 1;
-    if (!after_backward && strcmp(what, "attn") == 0) { /* q.k overflows: scores of +-inf */
-        if (C * 2 * HD <= sizeof g_fault.keep / sizeof *g_fault.keep)
-            poison(m->params_mem + off[LCG_P_WQKV] + l * C * 3 * HD, C, 2 * HD, 3 * HD, 1e30f);
-    } else if (!after_backward && strcmp(what, "logits") == 0) {
-        poison(m->params_mem + off[LCG_P_LM], 1, 1, 1, INFINITY);
-    } else if (after_backward && strcmp(what, "grad") == 0) {
-        m->grads_mem[off[LCG_P_WDOWN] + l * (m->sizes[LCG_P_WDOWN] / (size_t)c->L)] = NAN;
-    }
+    return step + 1 == at ? kind : 0;
 }
 
 /* non-finite values at `step` (0-based): write the last good state and exit 1, one line */
-static _Noreturn void die_nonfinite(const lcg_model *m, const lcg_adamw *opt, const lcg_train_state *good,
-                                    const lcg_run_cfg *cfg, const char *note, const char *what, long step,
-                                    double loss) {
+static _Noreturn void die_nonfinite(lcg_backend *b, const lcg_train_state *good, const lcg_run_cfg *cfg,
+                                    const char *note, const char *what, long step, double loss) {
     char err[768], saved[900];
-    undo_fault();
+    b->ops->fault_undo(b);
+    float *p = LCG_NEW(float, b->n_params);
+    b->ops->get_params(b, p);
     size_t bad = 0;
-    while (bad < m->n_params && isfinite(m->params_mem[bad])) bad++;
-    if (bad < m->n_params) snprintf(saved, sizeof saved, "no checkpoint written (the parameters are not finite)");
+    while (bad < b->n_params && isfinite(p[bad])) bad++;
+    lcg_free(p);
+    if (bad < b->n_params) snprintf(saved, sizeof saved, "no checkpoint written (the parameters are not finite)");
     else if (good->step == 0) snprintf(saved, sizeof saved, "no checkpoint written (nothing trained yet)");
-    else if (save_state(m, opt, good, cfg->ckpt, note, err, sizeof err) != 0)
+    else if (save_state(b, good, cfg->ckpt, note, err, sizeof err) != 0)
         snprintf(saved, sizeof saved, "the last good state could not be saved: %s", err);
     else snprintf(saved, sizeof saved, "last good checkpoint (step %ld) written to '%s'", good->step, cfg->ckpt);
     fprintf(stderr, "lcgbench run: non-finite values in %s at step %ld (loss %g); %s\n", what, step + 1, loss, saved);
     exit(1);
 }
 
-int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note,
+int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note,
               const lcg_checkpoint *resume) {
-    lcg_adamw opt;
-    adamw_init(&opt, m->n_params, 0.9f, 0.99f, 1e-8f, (float)cfg->weight_decay);
     lcg_batch batch = {0};
     lcg_train_state st = {.step = 0, .rng = pcg32_derive(cfg->seed, "train", 0)};
     lcg_data_reader data;
     char err[768];
     if (cfg->data && data_open(&data, cfg->data, "train", err, sizeof err) != 0) lcg_die("%s", err);
-    if (resume) { /* parameters are in m already; the optimizer and the data stream follow */
+    if (resume) { /* the parameters are in b already; the optimizer and the data stream follow */
         if (train_state_unpack(&st, resume->state, resume->state_len, err, sizeof err) != 0)
             lcg_die("checkpoint '%s': %s", cfg->resume, err);
         if (st.step > cfg->steps) lcg_die("checkpoint '%s' is at step %ld, past --steps %ld", cfg->resume, st.step, cfg->steps);
         if (st.step < cfg->steps && !resume->opt_m)
             lcg_die("checkpoint '%s' has no optimizer state to resume training from", cfg->resume);
-        if (resume->opt_m) {
-            memcpy(opt.m, resume->opt_m, sizeof(float) * m->n_params);
-            memcpy(opt.v, resume->opt_v, sizeof(float) * m->n_params);
-        }
-        opt.t = st.step;
+        b->ops->set_optimizer(b, resume->opt_m, resume->opt_v, st.step);
         for (long k = 0; cfg->data && k < st.step * cfg->batch; k++) { /* the file position */
             const int *s, *t;
             int a, b;
@@ -196,33 +174,21 @@ int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const
         lcg_train_state good = st; /* the state before this step: what a checkpoint keeps */
         if (!cfg->data) batch_fill(&batch, &cfg->task, &st.rng, cfg->batch, cfg->len, cfg->vary);
         else if (batch_fill_data(&batch, &cfg->task, &data, cfg->batch, err, sizeof err) != 0) lcg_die("%s", err);
-        inject_fault(m, step, 0);
-        double loss = model_forward(m, batch.tok, batch.tgt, batch.mask, batch.B, batch.T);
+        int fault = fault_at(step);
+        if (fault) b->ops->fault(b, fault);
+        double loss = b->ops->forward_backward(b, batch.tok, batch.tgt, batch.mask, batch.B, batch.T);
         if (!isfinite(loss)) {
             char what[160];
-            if (model_find_nonfinite(m, what, sizeof what) < 0) snprintf(what, sizeof what, "the loss");
-            die_nonfinite(m, &opt, &good, cfg, note, what, step, loss);
-        }
-        model_zero_grad(m);
-        model_backward(m);
-        inject_fault(m, step, 1);
-        double norm = grad_clip(m->grads_mem, m->n_params, cfg->clip);
-        if (!isfinite(norm)) {
-            char what[160];
-            snprintf(what, sizeof what, "the gradients");
-            for (size_t i = 0, off = 0; i < LCG_N_PARAM_TENSORS; off += m->sizes[i++]) {
-                size_t j = 0;
-                while (j < m->sizes[i] && isfinite(m->grads_mem[off + j])) j++;
-                if (j == m->sizes[i]) continue;
-                int l = layer_of(m, (int)i, j);
-                if (l >= 0) snprintf(what, sizeof what, "the gradient of %s of layer %d", lcg_param_names[i], l);
-                else snprintf(what, sizeof what, "the gradient of %s", lcg_param_names[i]);
-                break;
-            }
-            die_nonfinite(m, &opt, &good, cfg, note, what, step, loss);
+            if (b->ops->find_nonfinite(b, what, sizeof what) < 0) snprintf(what, sizeof what, "the loss");
+            die_nonfinite(b, &good, cfg, note, what, step, loss);
         }
         float lr = (float)(cfg->lr * lr_cosine(step, cfg->warmup, cfg->steps));
-        adamw_update(&opt, m->params_mem, m->grads_mem, lr);
+        double norm = b->ops->optimizer_step(b, cfg->clip, lr);
+        if (!isfinite(norm)) {
+            char what[160];
+            if (!b->ops->find_nonfinite_grad(b, what, sizeof what)) snprintf(what, sizeof what, "the gradients");
+            die_nonfinite(b, &good, cfg, note, what, step, loss);
+        }
         st.tokens += batch.n_real;
         if (step >= tail_from) {
             st.tail_loss += loss;
@@ -251,7 +217,7 @@ int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const
             break;
         }
         if (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0 && st.step < cfg->steps &&
-            save_state(m, &opt, &st, cfg->ckpt, note, err, sizeof err) != 0)
+            save_state(b, &st, cfg->ckpt, note, err, sizeof err) != 0)
             lcg_die("%s", err);
     }
     if (tty) fprintf(stderr, "\n");
@@ -263,7 +229,7 @@ int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const
     res->steps_done = st.step;
     res->state = st;
     if (stopped) {
-        if (save_state(m, &opt, &st, cfg->ckpt, note, err, sizeof err) != 0) lcg_die("%s", err);
+        if (save_state(b, &st, cfg->ckpt, note, err, sizeof err) != 0) lcg_die("%s", err);
         if (cfg->auto_resume)
             fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s' (the sweep, run "
                             "again, continues from it)\n",
@@ -272,11 +238,10 @@ int train_run(lcg_model *m, lcg_train_result *res, const lcg_run_cfg *cfg, const
             fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s'; continue with "
                             "'lcgbench run --resume %s'\n",
                     stopped == SIGINT ? "interrupted" : "terminated", st.step, cfg->steps, cfg->ckpt, cfg->ckpt);
-    } else if (cfg->save && save_state(m, &opt, &st, cfg->save, note, err, sizeof err) != 0) {
+    } else if (cfg->save && save_state(b, &st, cfg->save, note, err, sizeof err) != 0) {
         lcg_die("%s", err);
     }
     batch_free(&batch);
-    adamw_free(&opt);
     if (cfg->data) data_close(&data);
     return stopped;
 }

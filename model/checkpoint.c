@@ -32,11 +32,11 @@ static void put(buf *b, const void *data, size_t n) {
 static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
 static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
 
-int checkpoint_save(const char *path, const lcg_model *m, const lcg_adamw *opt, long step,
-                    const char *note, const void *state, size_t state_len, char *err, size_t err_len) {
+int checkpoint_write(const char *path, const lcg_config *c, size_t n_params, const float *params,
+                     const float *opt_m, const float *opt_v, long step, const char *note, const void *state,
+                     size_t state_len, char *err, size_t err_len) {
     if (state_len > LCG_CKPT_MAX_STATE) lcg_die("checkpoint state of %zu bytes is too large", state_len);
     buf b = {0};
-    const lcg_config *c = &m->cfg;
     put(&b, LCG_CKPT_MAGIC, 8);
     put_u32(&b, LCG_CKPT_VERSION);
     int32_t f[8] = {c->V, c->L, c->C, c->H, c->D, c->F, c->norm, c->pos};
@@ -46,12 +46,12 @@ int checkpoint_save(const char *path, const lcg_model *m, const lcg_adamw *opt, 
     size_t note_len = note ? strlen(note) : 0;
     put_u32(&b, (uint32_t)note_len);
     put(&b, note ? note : "", note_len);
-    put_u64(&b, (uint64_t)m->n_params);
-    put(&b, m->params_mem, sizeof(float) * m->n_params);
-    put_u32(&b, opt ? 1u : 0u);
-    if (opt) {
-        put(&b, opt->m, sizeof(float) * m->n_params);
-        put(&b, opt->v, sizeof(float) * m->n_params);
+    put_u64(&b, (uint64_t)n_params);
+    put(&b, params, sizeof(float) * n_params);
+    put_u32(&b, opt_m ? 1u : 0u);
+    if (opt_m) {
+        put(&b, opt_m, sizeof(float) * n_params);
+        put(&b, opt_v, sizeof(float) * n_params);
     }
     put_u32(&b, (uint32_t)state_len);
     put(&b, state, state_len);
@@ -59,6 +59,12 @@ int checkpoint_save(const char *path, const lcg_model *m, const lcg_adamw *opt, 
     int rc = lcg_write_file_atomic(path, b.p, b.n, err, err_len);
     free(b.p);
     return rc;
+}
+
+int checkpoint_save(const char *path, const lcg_model *m, const lcg_adamw *opt, long step,
+                    const char *note, const void *state, size_t state_len, char *err, size_t err_len) {
+    return checkpoint_write(path, &m->cfg, m->n_params, m->params_mem, opt ? opt->m : NULL, opt ? opt->v : NULL, step,
+                            note, state, state_len, err, err_len);
 }
 
 typedef struct {

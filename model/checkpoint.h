@@ -23,7 +23,12 @@
 #define LCG_CKPT_VERSION 2u
 #define LCG_CKPT_MAX_STATE 4096
 
-/* returns 0, or -1 with a message in err */
+/* returns 0, or -1 with a message in err. The model's parameters [n_params] and, unless opt_m
+ * is NULL, AdamW's moments, as host arrays (any backend's, in model.h's tensor order) */
+int checkpoint_write(const char *path, const lcg_config *cfg, size_t n_params, const float *params,
+                     const float *opt_m, const float *opt_v, long step, const char *note, const void *state,
+                     size_t state_len, char *err, size_t err_len);
+/* the same for the CPU's float model and optimizer (opt may be NULL) */
 int checkpoint_save(const char *path, const lcg_model *m, const lcg_adamw *opt, long step,
                     const char *note, const void *state, size_t state_len, char *err, size_t err_len);
 

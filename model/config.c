@@ -57,3 +57,8 @@ const char *lcg_config_check(const lcg_config *c) {
     else msg[0] = '\0';
     return msg;
 }
+
+int lcg_config_same(const lcg_config *a, const lcg_config *b) {
+    return a->V == b->V && a->L == b->L && a->C == b->C && a->H == b->H && a->D == b->D && a->F == b->F &&
+           a->norm == b->norm && a->pos == b->pos && a->alpha == b->alpha;
+}

@@ -63,6 +63,8 @@ size_t lcg_param_sizes(const lcg_config *cfg, size_t sizes[LCG_N_PARAM_TENSORS])
 int lcg_scaled_heads(const lcg_config *cfg, int *h0);
 /* "" if the config is valid, else a message naming the bad field */
 const char *lcg_config_check(const lcg_config *cfg);
+/* the same model (every field equal): a checkpoint's header against a run's settings */
+int lcg_config_same(const lcg_config *a, const lcg_config *b);
 
 #define LCG_REAL float
 #define KFN(name) name

@@ -179,13 +179,12 @@ static int greedy_exact(lcg_decoder *d, const lcg_task_cfg *task, const int *src
 START_TEST(test_train_copy_smoke_and_greedy_equivalence) {
     lcg_run_cfg c = base_cfg("copy");
     c.steps = 600;
-    lcg_model m;
-    model_init(&m, &c.model, c.seed);
+    lcg_backend *b = train_backend_create(&c);
     lcg_train_result tr;
-    train_run(&m, &tr, &c, "", NULL);
+    train_run(b, &tr, &c, "", NULL);
     ck_assert_double_lt(tr.train_loss, 0.05);
     lcg_rung_result res;
-    eval_rung(&res, &m, &c, 12); /* the longest training length: in distribution */
+    eval_rung(&res, b, &c, 12); /* the longest training length: in distribution */
     printf("copy smoke: %ld/%d exact at length 12 after %ld steps (%.1f s, %.0f tok/s)\n", res.exact,
            res.samples, tr.steps_done, tr.train_seconds, tr.train_tok_s);
     ck_assert_msg(res.exact >= 0.99 * res.samples, "exact match %ld/%d < 99%%", res.exact, res.samples);
@@ -194,7 +193,7 @@ START_TEST(test_train_copy_smoke_and_greedy_equivalence) {
     /* one teacher-forced pass == greedy decoding, sample by sample, where both outcomes occur */
     int lens[] = {12, 14, 16, 24}, hits = 0, misses = 0;
     lcg_decoder d;
-    decoder_init(&d, &m, 3 * 24 + 8); /* the greedy oracle may run to the cap, 2.2x the prompt */
+    decoder_init(&d, lcg_backend_cpu_model(b), 3 * 24 + 8); /* the greedy oracle may run to the cap, 2.2x the prompt */
     for (int li = 0; li < 4; li++) {
         int S = c.eval_samples, ms, mt;
         c.task.task->max_sizes(&c.task, lens[li], &ms, &mt);
@@ -202,7 +201,7 @@ START_TEST(test_train_copy_smoke_and_greedy_equivalence) {
         eval_make_set(&c, lens[li], src, ns, trg, nt);
         for (int s = 0; s < S; s++) {
             lcg_sample_result r;
-            eval_sample(&r, &d, &c.task, src + s * ms, ns[s], trg + s * mt, nt[s]);
+            eval_sample(&r, b, &c.task, src + s * ms, ns[s], trg + s * mt, nt[s]);
             int g = greedy_exact(&d, &c.task, src + s * ms, ns[s], trg + s * mt, nt[s]);
             ck_assert_int_eq(r.exact, g);
             hits += g, misses += !g;
@@ -216,13 +215,13 @@ START_TEST(test_train_copy_smoke_and_greedy_equivalence) {
     /* evaluation is identical for 1 and 2 threads */
     lcg_rung_result r1, r2;
     omp_set_num_threads(1);
-    eval_rung(&r1, &m, &c, 16);
+    eval_rung(&r1, b, &c, 16);
     omp_set_num_threads(2);
-    eval_rung(&r2, &m, &c, 16);
+    eval_rung(&r2, b, &c, 16);
     ck_assert_int_eq(r1.exact, r2.exact);
     ck_assert_int_eq(r1.tokens_ok, r2.tokens_ok);
     ck_assert_int_eq(memcmp(&r1.loss, &r2.loss, sizeof r1.loss), 0);
-    model_free(&m);
+    lcg_backend_destroy(b);
 }
 END_TEST
 
@@ -248,17 +247,16 @@ START_TEST(test_train_task_smoke) {
         c.model.H = 8, c.model.D = 8, c.model.F = 256, c.model.norm = LCG_NORM_ENTMAX, c.model.alpha = 1.5f;
         c.warmup = 100;
     }
-    lcg_model m;
-    model_init(&m, &c.model, c.seed);
+    lcg_backend *b = train_backend_create(&c);
     lcg_train_result tr;
-    train_run(&m, &tr, &c, "", NULL);
+    train_run(b, &tr, &c, "", NULL);
     lcg_rung_result res;
-    eval_rung(&res, &m, &c, c.len + c.vary);
+    eval_rung(&res, b, &c, c.len + c.vary);
     printf("%s smoke: %ld/%d exact at length %d after %ld steps (%.1f s)\n", cases[_i].task, res.exact,
            res.samples, c.len + c.vary, tr.steps_done, tr.train_seconds);
     ck_assert_msg(res.exact >= 0.99 * res.samples, "%s: exact match %ld/%d < 99%%", cases[_i].task, res.exact,
                   res.samples);
-    model_free(&m);
+    lcg_backend_destroy(b);
 }
 END_TEST
 

@@ -1,0 +1,30 @@
+/*
+ * backend.c: the table of model-step backends (backend.h) and their creation by name. A new
+ * backend is its lcg_backend_ops and one line here.
+ */
+#include "backend.h"
+
+#include <string.h>
+
+static const lcg_backend_ops *const backends[] = {
+    &lcg_backend_cpu,
+};
+
+const lcg_backend_ops *lcg_backend_at(int i) {
+    return i >= 0 && i < (int)(sizeof backends / sizeof *backends) ? backends[i] : NULL;
+}
+
+const lcg_backend_ops *lcg_backend_find(const char *name) {
+    for (int i = 0; lcg_backend_at(i); i++)
+        if (strcmp(backends[i]->name, name) == 0) return backends[i];
+    return NULL;
+}
+
+lcg_backend *lcg_backend_create(const char *name, const lcg_config *cfg, uint64_t seed, const lcg_backend_opts *opts) {
+    const lcg_backend_ops *ops = lcg_backend_find(name);
+    return ops ? ops->create(cfg, seed, opts) : NULL;
+}
+
+void lcg_backend_destroy(lcg_backend *b) {
+    if (b) b->ops->destroy(b);
+}

@@ -1,0 +1,109 @@
+/*
+ * backend.h: the model-step seam. The training loop and the evaluation (harness/) drive a
+ * model only through this interface and never touch its buffers, so the model and its
+ * optimizer state may live where the host cannot read them (a GPU). A backend owns the model's
+ * parameters, gradients, activations and AdamW state; everything crossing the seam is a host
+ * array: batches of token ids in, losses, norms and logits out, and the parameters and
+ * optimizer state in the checkpoint's layout (float32, the tensors of model.h in enum order),
+ * so checkpoints are interchangeable between backends.
+ *
+ * Implementations: "cpu" (backend_cpu.c: model.c, optim.c, infer.c and prefill.c, bitwise
+ * today's results). A second one (e.g. "cuda") adds an lcg_backend_ops and one line in
+ * backend.c's table. Not here: which backend a run uses (the harness asks by name), files,
+ * schedules, policy.
+ */
+#ifndef LCG_BACKEND_H
+#define LCG_BACKEND_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct lcg_backend lcg_backend;
+
+/* AdamW's constants (the learning rate comes with each step) */
+typedef struct {
+    float beta1, beta2, eps, weight_decay;
+} lcg_backend_opts;
+
+/* the test hook LCG_TEST_NAN's faults (see harness/train.c): huge q/k weights of the last
+ * layer (scores overflow), an infinite LM-head weight, a NaN gradient in the last layer's FFN */
+enum { LCG_FAULT_ATTN = 1, LCG_FAULT_LOGITS, LCG_FAULT_GRAD };
+
+/* attention diagnostics of one evaluated sequence, summed over every head's query row of the
+ * supervised positions: per layer entropy (nats), support size (weights > 0), maximum weight */
+typedef struct {
+    long rows;                     /* query rows summed, per layer */
+    double sum[LCG_MAX_LAYERS][3];
+} lcg_eval_diag;
+
+/* a batch of sequences to evaluate (teacher-forced, one pass each) */
+typedef struct {
+    int n_seqs;
+    int cap;  /* the longest input plus one */
+    /* writes sequence s's input tokens to tok (room for cap - 1) and the first position whose
+     * logits are wanted to *logits_from; returns the input length */
+    int (*input)(void *ctx, int s, int *tok, int *logits_from);
+    /* the next-token logits [V] of sequence s at position pos >= logits_from, in position
+     * order within a sequence; different sequences may be delivered concurrently */
+    void (*logits)(void *ctx, int s, int pos, const float *logits);
+    void *ctx;
+    lcg_eval_diag *diag;                /* n_seqs: each sequence's attention diagnostics */
+    const volatile sig_atomic_t *stop;  /* once set, the sequences not yet started are skipped */
+} lcg_eval_batch;
+
+typedef struct {
+    const char *name;
+    lcg_backend *(*create)(const lcg_config *cfg, uint64_t seed, const lcg_backend_opts *opts);
+    void (*destroy)(lcg_backend *b);
+    /* forward over tok/targets/mask [B, T] and, when the mean loss is finite, the backward
+     * (the gradients of the step, not accumulated); returns the mean loss */
+    double (*forward_backward)(lcg_backend *b, const int *tok, const int *targets, const unsigned char *mask,
+                               int B, int T);
+    /* clips the gradients to global norm clip (0 = off) and takes one AdamW step at lr; returns
+     * the norm before clipping. A non-finite norm leaves the parameters untouched. */
+    double (*optimizer_step)(lcg_backend *b, double clip, float lr);
+    /* parameters [n_params] and AdamW state (m, v [n_params], t steps) to/from host arrays */
+    void (*get_params)(lcg_backend *b, float *params);
+    void (*set_params)(lcg_backend *b, const float *params);
+    void (*get_optimizer)(lcg_backend *b, float *m, float *v, long *t);
+    void (*set_optimizer)(lcg_backend *b, const float *m, const float *v, long t);
+    /* after a non-finite loss: the first activation (forward order) holding a NaN or Inf,
+     * described in what ("attention weights (from the scores) of layer 1"); its layer, or -1 */
+    int (*find_nonfinite)(lcg_backend *b, char *what, size_t n);
+    /* after a non-finite norm: the first gradient tensor holding one ("the gradient of w_down
+     * of layer 1"); 1, or 0 if every gradient is finite */
+    int (*find_nonfinite_grad)(lcg_backend *b, char *what, size_t n);
+    /* LCG_FAULT_*: attn and logits poison the parameters now, grad the next step's gradients
+     * (after its backward); fault_undo restores the parameters poisoned */
+    void (*fault)(lcg_backend *b, int kind);
+    void (*fault_undo)(lcg_backend *b);
+    /* evaluates every sequence of e; 0, or -1 when e->stop cut it short (then the sequences
+     * skipped have no results) */
+    int (*eval)(lcg_backend *b, const lcg_eval_batch *e);
+    /* bytes evaluating sequences of up to cap - 1 tokens needs on threads host threads (for
+     * the memory check before a run) */
+    size_t (*eval_bytes)(const lcg_config *cfg, int cap, int threads);
+} lcg_backend_ops;
+
+struct lcg_backend {
+    const lcg_backend_ops *ops;
+    lcg_config cfg;
+    size_t n_params;
+    void *impl;  /* the implementation's state */
+};
+
+/* the backend named name ("cpu"), or NULL */
+const lcg_backend_ops *lcg_backend_find(const char *name);
+const lcg_backend_ops *lcg_backend_at(int i); /* NULL past the last */
+/* a model initialized from seed as model_init does (the same parameters on every backend) */
+lcg_backend *lcg_backend_create(const char *name, const lcg_config *cfg, uint64_t seed, const lcg_backend_opts *opts);
+void lcg_backend_destroy(lcg_backend *b);
+
+/* the CPU backend's model (tests and benchmarks that look inside); NULL for any other */
+lcg_model *lcg_backend_cpu_model(lcg_backend *b);
+extern const lcg_backend_ops lcg_backend_cpu;
+
+#endif
