@@ -4,8 +4,8 @@
  * the backward pass. Evaluation never comes here: model/infer.c scores one query row at a time
  * against the KV cache with the same row normalizers, in O(n) memory.
  *
- * Adding a row function: a case in norm_row_forward/backward and an entry in registry.c.
- * The entmax/sparsemax row math lives in entmax.c.
+ * Adding a row function: its kernels and an entry in registry.c's row table (norm_row_forward/
+ * backward dispatch through it). The entmax/sparsemax row math lives in entmax.c.
  */
 #include "kernels.h"
 #include "real.h"
@@ -15,7 +15,8 @@
 #include <stdlib.h>
 
 /* ---- softmax ------------------------------------------------------------------------------ */
-static void softmax_row(real *p, const real *s, int n) {
+void KFN(softmax_row)(real *p, const real *s, int n, double alpha) {
+    (void)alpha;
     real mx = s[0];
     for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
     double sum = 0;
@@ -28,29 +29,30 @@ static void softmax_row(real *p, const real *s, int n) {
 }
 
 /* ds_j = p_j (dp_j - sum_k p_k dp_k) */
-static void softmax_row_backward(real *ds, const real *p, const real *dp, int n) {
+void KFN(softmax_row_backward)(real *ds, const real *p, const real *dp, int n, double alpha) {
+    (void)alpha;
     double dot = 0;
     for (int j = 0; j < n; j++) dot += (double)p[j] * dp[j];
     for (int j = 0; j < n; j++) ds[j] = p[j] * (dp[j] - (real)dot);
 }
 
+#ifdef LCG_F64
+#define ROW_FWD fwd_f64
+#define ROW_BWD bwd_f64
+#else
+#define ROW_FWD fwd
+#define ROW_BWD bwd
+#endif
+
 void KFN(norm_row_forward)(real *p, const real *s, int n, int row, double alpha) {
-    switch (row) {
-    case LCG_ROW_SOFTMAX: softmax_row(p, s, n); return;
-    case LCG_ROW_ENTMAX: KFN(entmax_row)(p, s, n, alpha); return;
-    case LCG_ROW_SPARSEMAX: KFN(sparsemax_row)(p, s, n); return;
-    default: lcg_die("unknown attention row function %d", row);
-    }
+    const lcg_row_fn *r = lcg_row_at(row);
+    r->ROW_FWD(p, s, n, lcg_row_alpha(r, alpha));
 }
 
 void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int row,
                             double alpha) {
-    switch (row) {
-    case LCG_ROW_SOFTMAX: softmax_row_backward(ds, p, dp, n); return;
-    case LCG_ROW_ENTMAX: KFN(entmax_row_backward)(ds, p, dp, n, alpha); return;
-    case LCG_ROW_SPARSEMAX: KFN(entmax_row_backward)(ds, p, dp, n, 2.0); return;
-    default: lcg_die("unknown attention row function %d", row);
-    }
+    const lcg_row_fn *r = lcg_row_at(row);
+    r->ROW_BWD(ds, p, dp, n, lcg_row_alpha(r, alpha));
 }
 
 /* ---- causal attention over a materialized block --------------------------------------------

@@ -171,42 +171,63 @@ static double ent_f_y(const double *y, int m, double c, int mode, double tau) {
     return f;
 }
 
-/* sparsemax closed form on y[m] sorted descending: tau_k = (S_k - 1)/k, k* = #{k : 1 + k y_k > S_k} */
-static double ent_tau_sparsemax(const double *y, int m) {
-    double S = 0, S_star = 0; /* k = 1 always qualifies: 1 + y_1 > y_1 */
-    int k_star = 1;
-    for (int k = 1; k <= m; k++) {
-        S += y[k - 1];
-        if (1.0 + k * y[k - 1] > S) k_star = k, S_star = S;
+/* ---- the closed forms (alpha = 2, 1.5), one step at a time --------------------------------
+ * The one core both solves take every threshold from (entmax_cand_solve counts the keys in the
+ * support, entmax_support_solve stops at the first key outside it), so their exact answers
+ * cannot drift apart. Over y sorted descending, step k (1-based) adds y_k to the statistics of
+ * the top k and returns their threshold tau_k; *in says whether key k is in the support by it:
+ *   sparsemax: S_k = sum of the top k, tau_k = (S_k - 1)/k, in iff 1 + k y_k > S_k;
+ *   entmax15 (x = (s - max)/2): mu_k, ss_k the mean and sum of squared deviations of the top k
+ *   (Welford), tau_k = mu_k - sqrt(max(0, (1 - ss_k)/k)), in iff tau_k <= y_k. */
+typedef struct {
+    double S, mu, ss;
+} ent_cf;
+
+static inline double ent_cf_step(ent_cf *st, int mode, double y, int k, int *in) {
+    if (mode == ENT_2) {
+        st->S += y;
+        *in = 1.0 + k * y > st->S;
+        return (st->S - 1.0) / k;
     }
-    return (S_star - 1.0) / k_star;
+    double d = y - st->mu;
+    st->mu += d / k;
+    st->ss += d * (y - st->mu);
+    double disc = (1.0 - st->ss) / k, tau = st->mu - sqrt(disc > 0 ? disc : 0);
+    *in = tau <= y;
+    return tau;
 }
 
-/* entmax15 closed form on y[m] sorted descending (x = (s - max)/2): with mu_k, ss_k the mean
- * and sum of squared deviations of the top k (Welford), tau_k = mu_k - sqrt(max(0, (1-ss_k)/k)),
- * k* = #{k : tau_k <= y_k}, tau = tau_{k*}. */
+/* sparsemax closed form on y[m] sorted descending: tau = tau_{k*}, k* = #{k : key k in} */
+static double ent_tau_sparsemax(const double *y, int m) {
+    ent_cf st = {0};
+    double tau = 0; /* k = 1 always qualifies: 1 + y_1 > y_1 */
+    for (int k = 1; k <= m; k++) {
+        int in;
+        double t = ent_cf_step(&st, ENT_2, y[k - 1], k, &in);
+        if (in) tau = t;
+    }
+    return tau;
+}
+
+/* entmax15 closed form on y[m] sorted descending: tau = tau_{k*}, k* = #{k : tau_k <= y_k} */
 static double ent_tau_15(const double *y_sorted, int m) {
-    double mu = 0, ss = 0, tau_at[ENT_SORT_MAX];
+    double tau_at[ENT_SORT_MAX];
+    ent_cf st = {0};
     int count = 0;
     for (int k = 1; k <= m; k++) {
-        double y = y_sorted[k - 1], d = y - mu;
-        mu += d / k;
-        ss += d * (y - mu);
-        double disc = (1.0 - ss) / k, tau = mu - sqrt(disc > 0 ? disc : 0);
+        int in;
+        double tau = ent_cf_step(&st, ENT_15, y_sorted[k - 1], k, &in);
         if (k <= ENT_SORT_MAX) tau_at[k - 1] = tau;
-        if (tau <= y) count++;
+        count += in;
     }
     if (count == 0) return -1.0;
     if (count <= ENT_SORT_MAX) return tau_at[count - 1];
     /* a longer row: a second pass up to k* = count, where tau = tau_{k*} */
     double tau = -1.0;
-    mu = 0, ss = 0;
+    st = (ent_cf){0};
     for (int k = 1; k <= count; k++) {
-        double y = y_sorted[k - 1], d = y - mu;
-        mu += d / k;
-        ss += d * (y - mu);
-        double disc = (1.0 - ss) / k;
-        tau = mu - sqrt(disc > 0 ? disc : 0);
+        int in;
+        tau = ent_cf_step(&st, ENT_15, y_sorted[k - 1], k, &in);
     }
     return tau;
 }
@@ -377,22 +398,18 @@ double KFN(entmax_cand_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, double
  * support ends; the keys after it are never read); for other alpha, or if the closed form's
  * check fails, Newton to find the support S, then Newton again on S alone from S's own top-8
  * bound (a function of S only). Adding a zero weight leaves the renormalizing sum unchanged. */
-static double ent_tau_15_prefix(const double *y, int m) {
-    double mu = 0, ss = 0, tau = -1.0;
+/* the closed form's tau over the support's prefix of y[m] (sorted descending): the steps of
+ * ent_cf_step up to the first key outside the support, whose tau is not taken */
+static double ent_tau_prefix(const double *y, int m, int mode) {
+    ent_cf st = {0};
+    double tau = -1.0;
     for (int k = 1; k <= m; k++) {
-        double d = y[k - 1] - mu, mu1 = mu + d / k, ss1 = ss + d * (y[k - 1] - mu1);
-        double disc = (1.0 - ss1) / k, t = mu1 - sqrt(disc > 0 ? disc : 0);
-        if (!(t <= y[k - 1])) break;
-        mu = mu1, ss = ss1, tau = t;
+        int in;
+        double t = ent_cf_step(&st, mode, y[k - 1], k, &in);
+        if (!in) break;
+        tau = t;
     }
     return tau;
-}
-
-static double ent_tau_sparsemax_prefix(const double *y, int m) {
-    double S = 0;
-    int k = 0;
-    while (k < m && 1.0 + (k + 1) * y[k] > S + y[k]) S += y[k], k++;
-    return k ? (S - 1.0) / k : -1.0;
 }
 
 double KFN(entmax_support_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, double alpha) {
@@ -404,7 +421,7 @@ double KFN(entmax_support_solve)(lcg_ent_cand *cd /* m */, int *m_io, int n, dou
         if (!buf) lcg_die("entmax: out of memory for %d candidates", m);
         for (int i = 0; i < m; i++) buf[i] = cd[i].x;
         double *y = ent_sort_desc(buf, buf + m, m);
-        tau = mode == ENT_2 ? ent_tau_sparsemax_prefix(y, m) : ent_tau_15_prefix(y, m);
+        tau = ent_tau_prefix(y, m, mode);
         /* f(tau) and the weights' sum in descending order (entmax_cand_solve's order) */
         double f = -1.0;
         for (int i = 0; i < m && y[i] > tau; i++) {
@@ -496,6 +513,14 @@ static double ent_row(real *p, const real *s, int n, double alpha,
 double KFN(sparsemax_row)(real *p /* n */, const real *s /* n */, int n) {
     return KFN(entmax_row)(p, s, n, 2.0);
 }
+
+/* the row table's entries (registry.c): the rows above in its signature */
+void KFN(entmax_row_fwd)(real *p, const real *s, int n, double alpha) { KFN(entmax_row)(p, s, n, alpha); }
+void KFN(sparsemax_row_fwd)(real *p, const real *s, int n, double alpha) {
+    (void)alpha; /* always 2 */
+    KFN(sparsemax_row)(p, s, n);
+}
+void KFN(entmax_row_eval_fwd)(real *p, const real *s, int n, double alpha) { KFN(entmax_row_eval)(p, s, n, alpha); }
 
 /* ---- backward (JVP) --------------------------------------------------------------------------
  * ds_j = u_j (g_j - sum_k u_k g_k / sum_k u_k), u_j = p_j^(2-alpha) where p_j > 0, else 0. */

@@ -39,8 +39,32 @@ extern int lcg_attention_fast;
 /* ---- attention normalizer registry (kernels/registry.c) ------------------------------------
  * A normalizer is a row function (scores -> weights, in attention.c / entmax.c) plus an
  * optional learned length scaling of the queries (lenscale.c). Adding one = an entry in
- * registry.c, and a row function or scaling only if it needs a new one. */
-enum { LCG_ROW_SOFTMAX = 0, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX };
+ * registry.c's normalizer table; a new row function is its kernels plus one entry in the row
+ * table, which training (norm_row_forward/backward), the decoder (decoder_step) and the
+ * prefill all dispatch through. */
+enum { LCG_ROW_SOFTMAX = 0, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX, LCG_ROW_COUNT };
+
+typedef struct {
+    const char *name;
+    /* 1: the entmax family, exact zeros at or below a threshold tau: evaluation solves tau on
+     * the support (entmax_support_solve, the same bits for any superset of it) and the
+     * prefill keeps only the keys above a running bound on tau; 0: dense (softmax: the
+     * prefill's online softmax) */
+    int sparse;
+    double alpha; /* > 0: the alpha this row always uses (sparsemax: 2); 0: the normalizer's */
+    /* training rows (float and double): weights p[n] of scores s[n]; the backward writes ds */
+    void (*fwd)(float *p, const float *s, int n, double alpha);
+    void (*bwd)(float *ds, const float *p, const float *dp, int n, double alpha);
+    void (*fwd_f64)(double *p, const double *s, int n, double alpha);
+    void (*bwd_f64)(double *ds, const double *p, const double *dp, int n, double alpha);
+    /* evaluation's row (decoder_step, the prefill's diagnostics) */
+    void (*eval)(float *p, const float *s, int n, double alpha);
+} lcg_row_fn;
+
+/* the row function LCG_ROW_* (dies on an unknown one: a programming error) */
+const lcg_row_fn *lcg_row_at(int row);
+/* the alpha row r runs with for a normalizer whose alpha is `alpha` */
+static inline double lcg_row_alpha(const lcg_row_fn *r, double alpha) { return r->alpha > 0 ? r->alpha : alpha; }
 enum { LCG_SCALE_NONE = 0, LCG_SCALE_SSMAX, LCG_SCALE_LEARN, LCG_SCALE_ADAPT };
 enum {
     LCG_NORM_SOFTMAX = 0,

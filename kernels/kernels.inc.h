@@ -77,7 +77,8 @@ void KFN(lenscale_backward)(LCG_REAL *da /* N,C */, KFN(lcg_lenscale_w) *g, cons
                             const LCG_REAL *a /* N,C */, const KFN(lcg_lenscale_w) *w, int kind,
                             int h0, int N, int T, int pos0, int C, int H);
 
-/* attention normalizers on one row of n scores (row API shared by training and decoding) */
+/* attention normalizers on one row of n scores: the row function `row` (LCG_ROW_*, dispatched
+ * through registry.c's row table) at the normalizer's alpha */
 void KFN(norm_row_forward)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, int norm,
                            double alpha);
 void KFN(norm_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */,
@@ -112,6 +113,14 @@ double KFN(entmax_support_solve)(lcg_ent_cand *cd /* m */, int *m, int n, double
 /* entmax_row through entmax_support_solve: the evaluation's row (decoder_step) */
 double KFN(entmax_row_eval)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
 double KFN(sparsemax_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n);
+/* the row table's entries (registry.c): softmax (attention.c), and the entmax rows in the
+ * table's signature (entmax.c) */
+void KFN(softmax_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
+void KFN(softmax_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */, const LCG_REAL *dp /* n */, int n,
+                               double alpha);
+void KFN(entmax_row_fwd)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
+void KFN(sparsemax_row_fwd)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
+void KFN(entmax_row_eval_fwd)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
 void KFN(entmax_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */,
                               const LCG_REAL *g /* n */, int n, double alpha);
 

@@ -1,12 +1,29 @@
 /*
- * registry.c: names, flags and help of the attention normalizers and position encodings.
- * The math is in attention.c and entmax.c (normalizers) and posenc.c / attention.c
- * (encodings); this file is the one place the CLI, CSV and checkpoints learn which variants
- * exist.
+ * registry.c: names, flags and help of the attention normalizers and position encodings, and
+ * the table of row functions every attention path dispatches through (training's
+ * norm_row_forward/backward, the decoder's row, the prefill). The math is in attention.c and
+ * entmax.c (normalizers) and posenc.c / attention.c (encodings); this file is the one place the
+ * CLI, CSV, checkpoints and scripts (`lcgbench help attn --names`) learn which variants exist.
  */
 #include "kernels.h"
+#include "util.h"
 
 #include <string.h>
+
+static const lcg_row_fn rows[] = {
+    [LCG_ROW_SOFTMAX] = {"softmax", 0, 0, softmax_row, softmax_row_backward, softmax_row_f64, softmax_row_backward_f64,
+                         softmax_row},
+    [LCG_ROW_ENTMAX] = {"entmax", 1, 0, entmax_row_fwd, entmax_row_backward, entmax_row_fwd_f64,
+                        entmax_row_backward_f64, entmax_row_eval_fwd},
+    [LCG_ROW_SPARSEMAX] = {"sparsemax", 1, 2.0, sparsemax_row_fwd, entmax_row_backward, sparsemax_row_fwd_f64,
+                           entmax_row_backward_f64, entmax_row_eval_fwd},
+};
+_Static_assert(sizeof rows / sizeof *rows == LCG_ROW_COUNT, "one entry per row function");
+
+const lcg_row_fn *lcg_row_at(int row) {
+    if (row < 0 || row >= LCG_ROW_COUNT) lcg_die("unknown attention row function %d", row);
+    return &rows[row];
+}
 
 static const lcg_normalizer normalizers[] = {
     {"softmax", LCG_NORM_SOFTMAX, LCG_ROW_SOFTMAX, LCG_SCALE_NONE, 0, 1.0, "dense softmax attention"},

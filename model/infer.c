@@ -99,6 +99,8 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
     float *const *w = m->params.t;
     if (i >= d->cap) lcg_die("decoder cache full (%d positions)", d->cap);
     float rstd, scale = (float)(1.0 / sqrt((double)D));
+    const lcg_row_fn *row = lcg_row_at(m->row);
+    double alpha = lcg_row_alpha(row, c->alpha);
 
     encoder_forward(d->x, &token, w[LCG_P_EMB], 1, C);
     for (int l = 0; l < c->L; l++) {
@@ -117,10 +119,7 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
             const float *q = d->qkv + h * D;
             float slope = m->slopes[h], f = m->scale ? scale * cq[h] : scale;
             decoder_row_scores(d->scores, q, kt + (size_t)h * D * d->ldk, d->ldk, i + 1, D, i, f, slope);
-            if (m->row == LCG_ROW_SOFTMAX) /* the entmax family: the evaluation's solve */
-                norm_row_forward(d->probs, d->scores, i + 1, m->row, c->alpha);
-            else
-                entmax_row_eval(d->probs, d->scores, i + 1, m->row == LCG_ROW_SPARSEMAX ? 2.0 : c->alpha);
+            row->eval(d->probs, d->scores, i + 1, alpha); /* the entmax family: the evaluation's solve */
             if (d->collect) decoder_diag_add(d->diag[l], d->probs, i + 1);
             float *o = d->atty + h * D;
             for (int e = 0; e < D; e++) o[e] = 0;

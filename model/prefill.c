@@ -474,13 +474,14 @@ static inline void av_tile(float *restrict o /* g, D */, const float *restrict p
 static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i1, int r0, double *dg) {
     const lcg_model *m = d->m;
     const lcg_config *cf = &m->cfg;
-    int H = cf->H, D = cf->D, HD = H * D, nr = i1 - i0, entmax = m->row != LCG_ROW_SOFTMAX;
+    const lcg_row_fn *row = lcg_row_at(m->row);
+    int H = cf->H, D = cf->D, HD = H * D, nr = i1 - i0, entmax = row->sparse;
     size_t ldk = (size_t)d->ldk;
     const float *kt = d->kt + ((size_t)l * HD + (size_t)h * D) * ldk;
     const float *vc = d->vc + (size_t)l * d->cap * HD + (size_t)h * D;
     const float *q = d->qa + (size_t)i0 * HD + h * D;
     float slope = m->slopes[h], scale = (float)(1.0 / sqrt((double)D));
-    double alpha = m->row == LCG_ROW_SPARSEMAX ? 2.0 : cf->alpha, am1 = alpha - 1.0;
+    double alpha = lcg_row_alpha(row, cf->alpha), am1 = alpha - 1.0;
     float f[BQ], M[BQ], tmx[BQ];
     double lsum[BQ];
     int nc[BQ], bad[BQ];
@@ -547,7 +548,7 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
             for (int e = 0; e < D; e++) out[e] = w->o[r * D + e] * inv;
             if (acc) { /* diagnostics: this row the reference way */
                 decoder_row_scores(w->rs, q + (size_t)r * HD, kt, ldk, i + 1, D, i, f[r], slope);
-                norm_row_forward(w->rp, w->rs, i + 1, m->row, alpha);
+                row->eval(w->rp, w->rs, i + 1, alpha);
                 decoder_diag_add(acc, w->rp, i + 1);
             }
             continue;
