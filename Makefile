@@ -148,7 +148,7 @@ test-asan: deps
 	@export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 CK_DEFAULT_TIMEOUT=600; \
 	fail=0; for t in $(ASAN_TESTS); do $(ASAN_DIR)/tests/$$t || fail=1; done; \
 	d=$$(mktemp -d); \
-	for a in softmax entmax sparsemax ssmax asentmax entmax-learn; do \
+	for a in $$($(ASAN_DIR)/lcgbench help attn --names); do \
 	  $(ASAN_DIR)/lcgbench run --task recall --attn $$a --pos nape $(ASAN_RUN) --out $$d/r.csv --save $$d/m.ckpt >/dev/null || fail=1; \
 	done; \
 	$(ASAN_DIR)/lcgbench run --load $$d/m.ckpt --eval-samples 8 --quiet --out $$d/r.csv >/dev/null || fail=1; \

@@ -102,10 +102,27 @@ FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
 
 RMS_EPS = 1e-6
 ROPE_THETA = 10000.0
-POS_NAMES = {0: "rope", 1: "nope", 2: "alibi", 3: "nape"}
-NORM_SOFTMAX, NORM_ENTMAX, NORM_SPARSEMAX, NORM_SSMAX, NORM_ASENTMAX, NORM_ENTMAX_LEARN = range(6)
-NORM_NAMES = {NORM_SOFTMAX: "softmax", NORM_ENTMAX: "entmax", NORM_SPARSEMAX: "sparsemax",
-              NORM_SSMAX: "ssmax", NORM_ASENTMAX: "asentmax", NORM_ENTMAX_LEARN: "entmax-learn"}
+
+
+def registry_names(topic):
+    """the names lcgbench's registries hold, in id order (`lcgbench help <topic> --names`; the
+    binary is $LCGBENCH, else ./lcgbench beside bench/): the ids a checkpoint stores"""
+    import subprocess
+    exe = os.environ.get("LCGBENCH") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lcgbench")
+    try:
+        out = subprocess.run([exe, "help", topic, "--names"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"cannot list the {topic} names with '{exe} help {topic} --names': {e}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    return dict(enumerate(out.split()))
+
+
+# ids -> names from the registry; the semantics of each name below are this file's own
+POS_NAMES = registry_names("pos")
+NORM_NAMES = registry_names("attn")
+NORM_SOFTMAX, NORM_ENTMAX, NORM_SPARSEMAX, NORM_SSMAX, NORM_ASENTMAX, NORM_ENTMAX_LEARN = (
+    {v: k for k, v in NORM_NAMES.items()}.get(n, -1 - i)
+    for i, n in enumerate(("softmax", "entmax", "sparsemax", "ssmax", "asentmax", "entmax-learn")))
 # the row function of each normalizer, its query length scaling, and its alpha rule: None =
 # takes alpha in (1, 2] from the checkpoint, else the only value allowed (as in kernels/registry.c)
 ROW_SOFTMAX, ROW_ENTMAX = "softmax", "entmax"
@@ -213,6 +230,8 @@ def check_config(cfg):
         return f"head dim D = {cfg['D']} is odd"
     if cfg["norm"] not in NORM_NAMES:
         return f"unknown attention normalizer id {cfg['norm']}"
+    if cfg["norm"] not in NORM_ROW:
+        return f"attention normalizer {NORM_NAMES[cfg['norm']]} has no PyTorch counterpart here"
     a, name, fixed = cfg["alpha"], NORM_NAMES[cfg["norm"]], NORM_FIXED_ALPHA[cfg["norm"]]
     if fixed is None and not 1.0 < a <= 2.0:
         return f"alpha {a!r} outside (1, 2] for {name}"

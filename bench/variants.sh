@@ -14,7 +14,7 @@ threads=${2:-$(nproc)}
 reps=${3:-3}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-variants="softmax ssmax entmax sparsemax asentmax entmax-learn"
+variants=$(./lcgbench help attn --names) # every normalizer of the registry
 declare -A best
 for rep in $(seq "$reps"); do
   for attn in $variants; do

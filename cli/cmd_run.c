@@ -34,10 +34,10 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
     lcg_config *m = &c->model;
     cli_flag common[] = {
         {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default copy", 1, 0},
-        {"preset", FL_STR, &nm->preset, 0, 0, "NAME", "settings bundle paper|mini|ci ('lcgbench help presets'); flags override it", 0, 0},
+        {"preset", FL_STR, &nm->preset, 0, 0, "NAME", "settings bundle (see 'lcgbench help presets'); flags override it", 0, 0},
         {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer (see 'lcgbench help attn'); default softmax", 1, 0},
         {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "alpha of entmax, asentmax, entmax-learn: (1, 2], default 1.5", 1, 0},
-        {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding: rope|nope|alibi|nape; default rope", 1, 0},
+        {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding (see 'lcgbench help pos'); default rope", 1, 0},
         {"layers", FL_INT, &m->L, 1, 64, "N", "transformer layers (2)", 1, 0},
         {"dim", FL_INT, &m->C, 2, 8192, "N", "model width C (64)", 1, 0},
         {"heads", FL_INT, &m->H, 1, 256, "N", "attention heads (4)", 1, 0},

@@ -1,16 +1,29 @@
 /*
- * registry.c: the list of tasks and the helpers every task shares.
+ * registry.c: the list of tasks and the helpers every task shares. A new task is its own file
+ * (defining `const lcg_task lcg_task_<name>`, see task.h) and one X(<name>) line below; the
+ * Makefile finds the file, and the CLI, help, presets and scripts (`lcgbench help tasks
+ * --names`) learn the task from here.
  */
 #include "task.h"
 
 #include <stdio.h>
 #include <string.h>
 
-extern const lcg_task lcg_task_copy, lcg_task_sort, lcg_task_reverse, lcg_task_recall, lcg_task_mqmtar,
-    lcg_task_flipflop, lcg_task_count, lcg_task_nback;
+/* the tasks, in the order help lists them */
+#define LCG_TASKS(X) \
+    X(copy)          \
+    X(sort)          \
+    X(reverse)       \
+    X(recall)        \
+    X(mqmtar)        \
+    X(flipflop)      \
+    X(count)         \
+    X(nback)
 
-static const lcg_task *const tasks[] = {&lcg_task_copy,     &lcg_task_sort,  &lcg_task_reverse, &lcg_task_recall,
-                                        &lcg_task_mqmtar,   &lcg_task_flipflop, &lcg_task_count, &lcg_task_nback};
+#define TASK_DECL(name) extern const lcg_task lcg_task_##name;
+LCG_TASKS(TASK_DECL)
+#define TASK_ENTRY(name) &lcg_task_##name,
+static const lcg_task *const tasks[] = {LCG_TASKS(TASK_ENTRY)};
 
 const lcg_task *lcg_task_at(int i) {
     return i >= 0 && i < (int)(sizeof tasks / sizeof *tasks) ? tasks[i] : NULL;
