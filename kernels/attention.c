@@ -9,6 +9,7 @@
  */
 #include "kernels.h"
 #include "real.h"
+#include "simd.h"
 #include "util.h"
 
 #include <math.h>
@@ -67,10 +68,6 @@ int lcg_attention_fast = 1;
 
 /* D = 16 in the float build: a head's vector is one GCC vector of 16 floats, kept in registers
  * across the loops over keys; each element gets the same FMA chain as the plain loops below */
-typedef float v16f __attribute__((vector_size(64)));
-typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias)); /* unaligned access */
-#define V16(p) (*(v16fu *)(p))
-#define V16C(p) (*(const v16fu *)(p))
 #if defined(__GNUC__) && defined(__AVX512F__)
 #define ATT_NO_CONTRACT(x) __asm__("" : "+v"(x)) /* an empty asm: x is rounded before use */
 #else

@@ -13,6 +13,7 @@
  */
 #include "kernels.h"
 #include "real.h"
+#include "simd.h"
 #include "util.h"
 
 #include <omp.h>
@@ -28,8 +29,6 @@
  * accumulators; 1 otherwise), each output element the same chain of FMAs over k = 0..K-1 from 0
  * (or from out when accumulating) as the plain tile below: the same bits. MK_KC: the k block;
  * PB_MAX: the widest b a weight gradient reads in place (gemm_fast says why). */
-typedef float v16f __attribute__((vector_size(64)));
-typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias)); /* unaligned access */
 #ifdef __AVX512F__
 enum { MK_V = 4 };
 #else

@@ -189,7 +189,7 @@ static int cpu_eval(lcg_backend *b, const lcg_eval_batch *e) {
 }
 
 static size_t cpu_eval_bytes(const lcg_config *cfg, int cap, int threads) {
-    return decoder_bytes(cfg, cap) * (size_t)threads;
+    return (decoder_bytes(cfg, cap) + prefill_scratch_bytes(cfg, cap)) * (size_t)threads;
 }
 
 const lcg_backend_ops lcg_backend_cpu = {

@@ -35,7 +35,7 @@ static size_t layout(const lcg_config *c, int cap, float *base, lcg_decoder *d) 
 
 size_t decoder_bytes(const lcg_config *cfg, int cap) {
     lcg_decoder d;
-    return layout(cfg, cap, NULL, &d) * sizeof(float) + prefill_scratch_bytes(cfg, cap) +
+    return layout(cfg, cap, NULL, &d) * sizeof(float) +
            (size_t)cap * cfg->H * 3 * sizeof(double); /* the prefill's per-row diagnostics */
 }
 
@@ -69,24 +69,6 @@ void decoder_diag_add(double *acc, const float *p, int n) {
     acc[2] += mx;
 }
 
-void decoder_row_scores(float *restrict s, const float *restrict q, const float *restrict kt,
-                        size_t ldk, int n, int D, int i, float f, float slope) {
-    for (int j = 0; j < n; j++) s[j] = 0;
-    for (int e = 0; e < D; e++) {
-        const float *k = kt + (size_t)e * ldk;
-        float qe = q[e];
-        for (int j = 0; j < n; j++) s[j] += qe * k[j];
-    }
-    if (slope == 0) { /* no ALiBi on this head */
-        for (int j = 0; j < n; j++) s[j] *= f;
-        return;
-    }
-    for (int j = 0; j < n; j++) {
-        float b = slope * (float)(j - i);
-        s[j] = s[j] * f + b;
-    }
-}
-
 void decoder_free(lcg_decoder *d) {
     lcg_free(d->mem);
     memset(d, 0, sizeof *d);
@@ -118,7 +100,7 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
         for (int h = 0; h < H; h++) {
             const float *q = d->qkv + h * D;
             float slope = m->slopes[h], f = m->scale ? scale * cq[h] : scale;
-            decoder_row_scores(d->scores, q, kt + (size_t)h * D * d->ldk, d->ldk, i + 1, D, i, f, slope);
+            tile_row_scores(d->scores, q, kt + (size_t)h * D * d->ldk, d->ldk, i + 1, D, i, f, slope);
             row->eval(d->probs, d->scores, i + 1, alpha); /* the entmax family: the evaluation's solve */
             if (d->collect) decoder_diag_add(d->diag[l], d->probs, i + 1);
             float *o = d->atty + h * D;

@@ -20,8 +20,8 @@
 #define LCG_INFER_H
 
 #include "model.h"
+#include "../kernels/tile.h"
 
-#define LCG_KEY_TILE 64   /* keys per tile of the prefill's scan; the key cache is padded to it */
 #define LCG_QUERY_BLOCK 64 /* query rows per prefill attention task */
 #define LCG_PF_CHUNK 128  /* rows per projection chunk of the prefill */
 
@@ -60,8 +60,8 @@ typedef struct lcg_decoder_s {
     double diag[LCG_MAX_LAYERS][3];   /* L: entropy, support, max */
 } lcg_decoder;
 
-/* bytes a decoder of capacity cap needs, its prefill's scratch for one thread included (for the
- * memory check before evaluation) */
+/* bytes a decoder of capacity cap needs (for the memory check before evaluation); its prefill
+ * needs prefill_scratch_bytes more per thread */
 size_t decoder_bytes(const lcg_config *cfg, int cap);
 void decoder_init(lcg_decoder *d, const lcg_model *m, int cap);
 void decoder_free(lcg_decoder *d);
@@ -82,19 +82,8 @@ typedef void (*lcg_logits_fn)(void *ctx, int pos, const float *logits);
 void decoder_prefill(lcg_decoder *d, const int *tok, int n, int logits_from, lcg_logits_fn emit,
                      void *ctx);
 
-/* internal, shared by infer.c and prefill.c: the scores of query q [D] at position i against
- * keys 0..n-1 of one head's transposed cache kt [D, ldk]: s[j] = f * q.k_j + slope * (j - i),
- * each dot product summed over e = 0..D-1 in order (the order prefill's tiles use too) */
-void decoder_row_scores(float *s /* n */, const float *q /* D */, const float *kt /* D, ldk */,
-                        size_t ldk, int n, int D, int i, float f, float slope);
-/* entropy, support and max of one weight row, added to acc[3] */
+/* entropy, support and max of one weight row, added to acc[3] (decoder_step, the prefill) */
 void decoder_diag_add(double *acc, const float *p /* n */, int n);
-/* for the tests: one score row s[n] through the entmax family's streaming filter as the prefill
- * runs it (key tiles newest first, the running bound on tau, es_tighten whenever cap0 or more
- * candidates are kept, then at least every doubling), then entmax_support_solve: p[n] the
- * weights (NaN for a non-finite row), kept[j] = 1 for the keys handed to the solve (every other
- * key was pruned). Returns how many were. */
-int prefill_entmax_row(float *p, unsigned char *kept, const float *s, int n, double alpha, int cap0);
 /* bytes of one thread's prefill attention scratch at capacity cap */
 size_t prefill_scratch_bytes(const lcg_config *cfg, int cap);
 /* the prefill's causal QK^T scan alone (its tile kernel over every block and key tile,

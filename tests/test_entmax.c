@@ -12,7 +12,7 @@
 
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
-#include "../model/infer.h"
+#include "../kernels/entmax_stream.h"
 
 static double row_max(const double *s, int n) {
     double m = s[0];
@@ -417,7 +417,7 @@ START_TEST(test_registry) {
 }
 END_TEST
 
-/* ---- the prefill's streaming pruning (model/prefill.c, prefill_entmax_row) -------------------
+/* ---- the prefill's streaming pruning (kernels/entmax_stream.c, entmax_stream_row) -------------------
  * Rows of many shapes (random, ties on a few levels, flat, ramps both ways so the maximum comes
  * first or last in the newest-first stream, a few spikes, a large offset, a cluster just under
  * the maximum, and keys exactly at tau) through the streaming filter with tightening after every
@@ -473,13 +473,13 @@ START_TEST(test_streaming_prune_is_exact) {
                     int n = lens[li];
                     double alpha = alphas[a], am1 = alpha - 1;
                     pr_row(s, n, kind, scales[si], alpha, &r);
-                    int mc = prefill_entmax_row(p, kept, s, n, alpha, caps[0]);
+                    int mc = entmax_stream_row(p, kept, s, n, alpha, caps[0]);
                     entmax_row_eval(q, s, n, alpha);
                     ck_assert_msg(memcmp(p, q, sizeof(float) * (size_t)n) == 0,
                                   "alpha %g n %d kind %d scale %g: streamed weights differ from the row's", alpha, n,
                                   kind, scales[si]);
                     for (int c = 1; c < 4; c++) { /* any tightening schedule: the same bits */
-                        prefill_entmax_row(p2, kept2, s, n, alpha, caps[c]);
+                        entmax_stream_row(p2, kept2, s, n, alpha, caps[c]);
                         ck_assert_msg(memcmp(p, p2, sizeof(float) * (size_t)n) == 0,
                                       "alpha %g n %d kind %d: cap %d changes the weights", alpha, n, kind, caps[c]);
                     }
@@ -509,7 +509,7 @@ START_TEST(test_streaming_prune_is_exact) {
     printf("streaming prune: %ld rows, %ld keys pruned, all exact\n", rows, pruned);
     /* a non-finite score: NaN weights, as the row */
     s[0] = 1, s[1] = NAN, s[2] = 0;
-    prefill_entmax_row(p, kept, s, 3, 1.5, 128);
+    entmax_stream_row(p, kept, s, 3, 1.5, 128);
     for (int j = 0; j < 3; j++) ck_assert(isnan(p[j]));
     lcg_free(s), lcg_free(p), lcg_free(q), lcg_free(t), lcg_free(p2), lcg_free(sd), lcg_free(pd);
     lcg_free(kept), lcg_free(kept2);
