@@ -7,6 +7,16 @@
 
 #include <math.h>
 
+/* the row's max (to *mx) and sum_v e^(l_v - max), summed in double in order */
+static double row_expsum(const real *l, int V, real *mx_out) {
+    real mx = l[0];
+    for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+    double s = 0;
+    for (int v = 0; v < V; v++) s += exp((double)(l[v] - mx));
+    *mx_out = mx;
+    return s;
+}
+
 void KFN(crossentropy_forward)(real *losses, const real *logits, const int *targets,
                                const unsigned char *mask, int N, int V) {
 #pragma omp parallel for schedule(static) if (N * V > 16384)
@@ -16,10 +26,8 @@ void KFN(crossentropy_forward)(real *losses, const real *logits, const int *targ
             continue;
         }
         const real *l = logits + (size_t)n * V;
-        real mx = l[0];
-        for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-        double s = 0;
-        for (int v = 0; v < V; v++) s += exp((double)(l[v] - mx));
+        real mx;
+        double s = row_expsum(l, V, &mx);
         losses[n] = (real)(log(s) + mx - l[targets[n]]);
     }
 }
@@ -34,10 +42,8 @@ void KFN(crossentropy_backward)(real *dlogits, const real *logits, const int *ta
             continue;
         }
         const real *l = logits + (size_t)n * V;
-        real mx = l[0];
-        for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-        double s = 0;
-        for (int v = 0; v < V; v++) s += exp((double)(l[v] - mx));
+        real mx;
+        double s = row_expsum(l, V, &mx);
         for (int v = 0; v < V; v++) {
             real p = (real)(exp((double)(l[v] - mx)) / s);
             d[v] = (p - (v == targets[n])) * scale;
