@@ -27,7 +27,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # harness/; the commands every .c of cli/ (mpi.c only in lcgbench-mpi). A GPU build (cuda/,
 # *.cu, tests/test_gpu*) is never picked up here: it plugs in through cuda/cuda.mk (CUDA=1).
 # Files that include kernels/real.h are compiled twice: float (the tool) and double (`_f64`,
-# the finite-difference gradient checks).
+# the finite-difference gradient checks); every binary links both (the row-function table of
+# kernels/registry.c names the two).
 LIB_SRCS  := $(sort $(wildcard kernels/*.c model/*.c tasks/*.c harness/*.c))
 REAL_SRCS := $(sort $(shell grep -l '^\#include "\(\.\./kernels/\)\?real\.h"' $(LIB_SRCS)))
 MPI_ONLY  := cli/mpi.c
@@ -172,8 +173,12 @@ test-asan: deps
 # leak fails it
 VG_DIR := $(BUILD)/vg
 VG_FLAGS := $(STD_FLAGS) -O1 -g
-VG_OBJS := $(call objs,$(VG_DIR),$(LIB_SRCS) $(CLI_SRCS))
+VG_OBJS := $(call objs,$(VG_DIR),$(LIB_SRCS) $(CLI_SRCS)) $(patsubst %.c,$(VG_DIR)/%_f64.o,$(REAL_SRCS))
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no
+
+$(VG_DIR)/%_f64.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(VG_FLAGS) $(DEPFLAGS) -DLCG_F64 -c -o $@ $<
 
 $(VG_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -262,8 +267,12 @@ FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= cli checkpoint data grid
 FUZZ_FLAGS := $(STD_FLAGS) $(SAN_FLAGS) -DLCG_FUZZ
-FUZZ_OBJS := $(call objs,$(FUZZ_DIR),$(LIB_SRCS))
+FUZZ_OBJS := $(call objs,$(FUZZ_DIR),$(LIB_SRCS)) $(patsubst %.c,$(FUZZ_DIR)/%_f64.o,$(REAL_SRCS))
 FUZZ_CLI_OBJS := $(call objs,$(FUZZ_DIR),$(CLI_SRCS))
+
+$(FUZZ_DIR)/%_f64.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -DLCG_F64 -c -o $@ $<
 
 $(FUZZ_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -14,6 +14,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "../harness/run.h"
+#include "../harness/sequence.h"
 #include "../kernels/util.h"
 #include "../model/infer.h"
 #include "peak.h"

@@ -7,6 +7,7 @@
 #ifndef LCG_CLI_H
 #define LCG_CLI_H
 
+#include "../harness/csv.h"
 #include "../harness/run.h"
 
 #ifdef LCG_FUZZ

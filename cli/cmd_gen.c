@@ -6,6 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "../harness/data.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -13,6 +13,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "../harness/data.h"
+#include "../harness/preset.h"
+#include "../harness/sequence.h"
 #include "../model/checkpoint.h"
 
 #include <errno.h>

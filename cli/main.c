@@ -6,6 +6,7 @@
  * own file; parse state travels in a cli_ctx, never in globals.
  */
 #include "cli.h"
+#include "../harness/preset.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -11,7 +11,7 @@
  * give the same bytes whatever the thread count.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run.h"
+#include "csv.h"
 
 #include <csv.h>
 #include <errno.h>

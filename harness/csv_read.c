@@ -4,7 +4,7 @@
  * regress. Fields are kept as strings; callers parse what they use. It does not write.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "run.h"
+#include "csv.h"
 
 #include <csv.h>
 #include <errno.h>

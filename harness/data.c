@@ -14,6 +14,7 @@
  * through a temp file and rename.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "data.h"
 #include "run.h"
 
 #include <dirent.h>

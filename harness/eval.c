@@ -18,6 +18,8 @@
  * (mean entropy, support size and maximum weight of every head's query row, per layer).
  */
 #include "run.h"
+#include "data.h"
+#include "sequence.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@
  *
  * This file only holds data; cli/cmd_run.c applies it to its flag table.
  */
-#include "run.h"
+#include "preset.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,7 +1,8 @@
 /*
- * run.h: the settings of one `lcgbench run` and the pieces of the harness that use them:
- * sequence building, training, the evaluation ladder and CSV output. The harness owns all
- * policy (defaults, validation, files); the model and kernels below it only compute.
+ * run.h: the settings of one `lcgbench run`, training (train.c) and the evaluation ladder
+ * (eval.c) over a model-step backend (model/backend.h). The harness owns all policy
+ * (defaults, validation, files); the model and kernels below it only compute. Sequences,
+ * data files, presets and CSVs have their own headers (sequence.h, data.h, preset.h, csv.h).
  */
 #ifndef LCG_RUN_H
 #define LCG_RUN_H
@@ -90,62 +91,6 @@ extern volatile sig_atomic_t lcg_stop_signal;
 /* installs the handler (once per process); a second signal of the same kind kills at once */
 void lcg_catch_stop_signals(void);
 
-/* ---- sequences (harness/sequence.c) ------------------------------------------------------ */
-typedef struct {
-    int *tok;            /* B, T  model input (pad-filled) */
-    int *tgt;            /* B, T  next token, or the token's label */
-    unsigned char *mask; /* B, T  1 on supervised positions */
-    int B, T, cap;       /* cap: allocated B*T */
-    long n_real;         /* non-pad input tokens */
-} lcg_batch;
-
-/* ---- reference-format data files (harness/data.c) -----------------------------------------
- * A split is <dir>/<name>.src and <name>.trg, one sample per line, space-separated integer
- * ids without special tokens (the reference generator's format); test splits are named
- * test_<i>_<len>. Every malformed line is a one-line error naming the file and line. */
-typedef struct lcg_data_reader {
-    char path_src[4096], path_trg[4096];
-    FILE *fs, *ft;
-    char *line_s, *line_t;
-    size_t cap_s, cap_t;
-    int *src, *trg;      /* the current sample, grown as needed */
-    int cap_src, cap_trg;
-    long line;           /* 1-based number of the current line */
-    long samples;        /* samples read in this pass */
-} lcg_data_reader;
-
-int data_open(lcg_data_reader *r, const char *dir, const char *split, char *err, size_t err_len);
-/* the next sample (pointers valid until the next call): 1, 0 at the end, -1 on error */
-int data_next(lcg_data_reader *r, const lcg_task_cfg *task, const int **src, int *n_src,
-              const int **trg, int *n_trg, char *err, size_t err_len);
-/* as data_next, starting over at the end (training epochs); 0 or -1 (an empty split is an error) */
-int data_next_cyclic(lcg_data_reader *r, const lcg_task_cfg *task, const int **src, int *n_src,
-                     const int **trg, int *n_trg, char *err, size_t err_len);
-void data_close(lcg_data_reader *r);
-/* reads a whole split, checking every line; *count = its samples. 0 or -1 with err */
-int data_check_split(const char *dir, const char *split, const lcg_task_cfg *task, long *count, char *err,
-                     size_t err_len);
-/* the test splits test_<idx>_<len> of dir, sorted by index; returns the count (at most max)
- * or -1 with err */
-int data_test_splits(const char *dir, int *idx, int *lens, int max, char *err, size_t err_len);
-/* writes `count` samples of split `name` in format "ref" (.src/.trg) or "tsv" (<name>.tsv:
- * src<TAB>trg per line), drawn as lcgbench run draws them: lengths len +- vary as training
- * batches do, or with vary < 0 all of length len as the evaluation sets do */
-int data_write_split(const char *dir, const char *name, const char *format, const lcg_task_cfg *task,
-                     pcg32 *rng, long count, int len, int vary, char *err, size_t err_len);
-
-/* a batch from a data file instead of the generator; 0 or -1 with err */
-int batch_fill_data(lcg_batch *b, const lcg_task_cfg *task, lcg_data_reader *r, int B, char *err,
-                    size_t err_len);
-
-/* model input length of one sample (BOS src [SEP] trg, or BOS src EOS for token classification) */
-int seq_input_len(const lcg_task_cfg *task, int n_src, int n_trg);
-/* the largest input length a sample of nominal length len can give */
-int seq_max_input(const lcg_task_cfg *task, int len);
-/* fills one batch of fresh samples with lengths uniform in [len - vary, len + vary] */
-void batch_fill(lcg_batch *b, const lcg_task_cfg *task, pcg32 *rng, int B, int len, int vary);
-void batch_free(lcg_batch *b);
-
 /* ---- training / evaluation --------------------------------------------------------------- */
 /* trains the model of backend b cfg->steps steps (from `resume`'s state if not NULL: its
  * parameters must already be in b). Returns 0 when done; on SIGINT/SIGTERM writes a resumable checkpoint to cfg->ckpt,
@@ -182,41 +127,6 @@ void eval_sample(lcg_sample_result *r, lcg_backend *b, const lcg_task_cfg *task,
                  const int *trg, int n_trg);
 /* Wilson score interval (95%) for k successes of n */
 void wilson95(long k, long n, double *lo, double *hi);
-
-/* ---- presets (harness/preset.c) --------------------------------------------------------- */
-int lcg_preset_known(const char *name);
-/* the k-th "flag=value;..." settings of preset `name` for `task` (the task's own, then
- * those of every task), or NULL after the last */
-const char *lcg_preset_settings(const char *name, const char *task, int k);
-/* the i-th preset's name (in the table's order), or NULL past the last */
-const char *lcg_preset_at(int i);
-/* "paper, mini, ci": the names, for messages */
-const char *lcg_preset_names(void);
-
-/* ---- CSV (harness/csv_out.c) ------------------------------------------------------------- */
-/* appends one row per rung to cfg->out atomically; returns 0 or -1 with err */
-int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
-               int n_rungs, char *err, size_t err_len);
-/* before any work: cfg->out is a CSV of our schema (or absent) and can be replaced; stale temp
- * files of killed writers are removed. 0 or -1 with err */
-int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len);
-/* writes one record of n fields as csv_append does (quoted only where needed), '\n'-ended */
-void csv_write_record(FILE *f, const char *const *fields, int n);
-/* creates the directories above path (errors surface when the file is written) */
-void csv_mkdirs_for(const char *path);
-extern const char *const lcg_csv_columns[];
-extern const int lcg_csv_n_columns;
-
-/* a result CSV read back (harness/csv_read.c): rows of lcg_csv_n_columns string fields */
-typedef struct {
-    char ***rows;        /* n_rows, lcg_csv_n_columns */
-    long n_rows;
-} lcg_csv;
-/* loads path, checking it has our exact header; 0, or -1 with err (nothing to free) */
-int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len);
-/* the index of a column (dies on an unknown name: a programming error) */
-int csv_col(const char *name);
-void csv_free_table(lcg_csv *t);
 
 /* canonical "flag=value;..." text of every setting that determines the trained model (keys
  * are flag names; stored in checkpoints and hashed into run_id) */

@@ -5,7 +5,8 @@
  * after them, and pads carry no loss. Samples come from the task's generator (fresh each
  * step) or from a reference-format data file (data.c).
  */
-#include "run.h"
+#include "data.h"
+#include "sequence.h"
 
 #include <stdlib.h>
 #include <string.h>

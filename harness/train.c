@@ -18,6 +18,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "run.h"
+#include "data.h"
+#include "sequence.h"
 #include "../model/checkpoint.h"
 #include "../model/optim.h"
 

@@ -18,6 +18,7 @@
 
 #include "../tasks/task.h"
 #include "../harness/run.h"
+#include "../harness/csv.h"
 
 #define LCG "./lcgbench"
 /* a tiny model and task; each piece leaves out the flags some test varies */

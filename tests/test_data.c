@@ -31,6 +31,9 @@
  */
 #include "testutil.h"
 #include "../harness/run.h"
+#include "../harness/data.h"
+#include "../harness/sequence.h"
+#include "../harness/csv.h"
 
 #define LCG "./lcgbench"
 #define MODEL "--layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32"

@@ -15,6 +15,7 @@
 #include <omp.h>
 
 #include "../harness/run.h"
+#include "../harness/sequence.h"
 #include "../model/infer.h"
 
 static lcg_run_cfg base_cfg(const char *task) {

@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "../../harness/run.h"
+#include "../../harness/data.h"
 
 #include <stdio.h>
 #include <stdlib.h>

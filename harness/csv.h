@@ -1,0 +1,37 @@
+/*
+ * csv.h: result CSVs: one row per evaluated length appended atomically (csv_out.c), and read back
+ * with the header checked (csv_read.c)
+ */
+#ifndef LCG_CSV_H
+#define LCG_CSV_H
+
+#include <stdio.h>
+
+#include "run.h"
+
+/* ---- CSV (harness/csv_out.c) ------------------------------------------------------------- */
+/* appends one row per rung to cfg->out atomically; returns 0 or -1 with err */
+int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
+               int n_rungs, char *err, size_t err_len);
+/* before any work: cfg->out is a CSV of our schema (or absent) and can be replaced; stale temp
+ * files of killed writers are removed. 0 or -1 with err */
+int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len);
+/* writes one record of n fields as csv_append does (quoted only where needed), '\n'-ended */
+void csv_write_record(FILE *f, const char *const *fields, int n);
+/* creates the directories above path (errors surface when the file is written) */
+void csv_mkdirs_for(const char *path);
+extern const char *const lcg_csv_columns[];
+extern const int lcg_csv_n_columns;
+
+/* a result CSV read back (harness/csv_read.c): rows of lcg_csv_n_columns string fields */
+typedef struct {
+    char ***rows;        /* n_rows, lcg_csv_n_columns */
+    long n_rows;
+} lcg_csv;
+/* loads path, checking it has our exact header; 0, or -1 with err (nothing to free) */
+int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len);
+/* the index of a column (dies on an unknown name: a programming error) */
+int csv_col(const char *name);
+void csv_free_table(lcg_csv *t);
+
+#endif
