@@ -309,5 +309,8 @@ fuzz: fuzz-build
 	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
 
-# header dependencies (-MMD -MP) of every object and binary built so far
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# header dependencies (-MMD -MP) of the objects and binaries of this tree built so far (only
+# those: another BUILD nested inside this one keeps its own)
+DEP_SRCS := $(patsubst %.c,%.d,$(LIB_SRCS) $(CLI_SRCS) $(MPI_ONLY)) $(patsubst %.c,%_f64.d,$(REAL_SRCS))
+-include $(wildcard $(foreach d,$(BUILD) $(BUILD)/mpi $(ASAN_DIR) $(VG_DIR) $(FUZZ_DIR),$(addprefix $(d)/,$(DEP_SRCS))) \
+                    $(BUILD)/tests/*.d $(ASAN_DIR)/tests/*.d $(BUILD)/bench/*.d $(FUZZ_DIR)/*.d)
