@@ -24,6 +24,9 @@
 #define LCG_CKPT_MAX_STATE 4096
 
 /* returns 0, or -1 with a message in err */
+/* whether a checkpoint may be written to path: it must be writable (lcg_check_writable) and,
+ * if a file is there already, be a checkpoint (never a user's results or data); 0 or -1 */
+int checkpoint_check_target(const char *path, char *err, size_t err_len);
 int checkpoint_save(const char *path, const lcg_model *m, const lcg_adamw *opt, long step,
                     const char *note, const void *state, size_t state_len, char *err, size_t err_len);
 
