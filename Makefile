@@ -26,7 +26,7 @@ PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
               harness/preset.c harness/csv_read.c
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
             $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
-TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data \
+TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data test_files \
          test_results test_sweep test_faults
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(TESTS))
 
