@@ -108,8 +108,7 @@ static int check_existing(const char *path, const char *data, size_t n, char *er
     }
     if (h.bad) {
         snprintf(err, err_len, "'%s' %s (%s); write to a new file", path,
-                 h.rows > 1 || strncmp(h.what, "row", 3) == 0 ? "is not a lcgbench results file" : "has a different schema",
-                 h.what);
+                 strncmp(h.what, "row", 3) == 0 ? "has a malformed row" : "has a different schema", h.what);
         return -1;
     }
     if (n && data[n - 1] != '\n') {
