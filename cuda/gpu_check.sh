@@ -1,0 +1,33 @@
+#!/bin/bash
+# cuda/gpu_check.sh: on the GPU machine (the `run` tool), from the repository root: build the CUDA
+# backend with nvcc (sm_90), run its test against the CPU and the training benchmark; logs and
+# the binaries' output under $OUT (build.log, test.log, bench.log, gpu.txt). Usage:
+#   bash cuda/gpu_check.sh [test|bench|all] [extra args for bench_gpu]
+set -u
+OUT=${OUT:-/tmp/lcg_gpu_out}
+mkdir -p "$OUT"
+what=${1:-all}
+export OMP_WAIT_POLICY=PASSIVE
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw \
+  --format=csv >"$OUT/gpu.txt" 2>&1
+cat "$OUT/gpu.txt"
+t0=$(date +%s%N)
+if ! make -f Makefile -f cuda/cuda.mk -j"$(nproc)" build/cuda/test_gpu build/cuda/bench_gpu \
+    NVCC_ARCH=-arch=sm_90 >"$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"
+  echo "BUILD FAILED"
+  exit 1
+fi
+echo "build: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+rc=0
+if [ "$what" = test ] || [ "$what" = all ]; then
+  t0=$(date +%s%N)
+  build/cuda/test_gpu >"$OUT/test.log" 2>&1 || rc=1
+  echo "test_gpu: $(( ($(date +%s%N) - t0) / 1000000 )) ms, rc $rc"
+  grep -v '^ok' "$OUT/test.log" | tail -40
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
+  shift || true
+  build/cuda/bench_gpu "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
+fi
+exit $rc
