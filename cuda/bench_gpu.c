@@ -5,7 +5,9 @@
  * timed loop is the trainer's: forward (returns the loss: a sync), zero_grad, backward,
  * clip + AdamW (returns the norm: a sync).
  *
- * Usage: bench_gpu [steps]   (default 30 timed steps after 3 warm-up steps)
+ * Usage: bench_gpu [steps [ARCH NORM PREC [warmup]]]   (default: 30 timed steps after 3 warm-up
+ * steps of every architecture, normalizer and precision; ARCH copy|mqmtar|bench, NORM a normalizer
+ * name (with NAPE), PREC fp32|tf32: that one alone, e.g. under a profiler)
  * Not here: PyTorch (bench/), evaluation timings, the CPU.
  */
 #include "../kernels/kernels.h"
@@ -21,6 +23,8 @@ typedef struct {
     const char *name;
     int V, L, C, H, D, F, B, T;
 } arch;
+
+static int warmup = 3;
 
 static void bench(const arch *a, int norm, int pos, gpu_precision prec, int steps) {
     lcg_config cfg = {.V = a->V, .L = a->L, .C = a->C, .H = a->H, .D = a->D, .F = a->F, .norm = norm, .pos = pos,
@@ -38,7 +42,7 @@ static void bench(const arch *a, int norm, int pos, gpu_precision prec, int step
     unsigned char *mask = LCG_NEW(unsigned char, N);
     for (int i = 0; i < N; i++) tok[i] = (int)pcg32_below(&r, (uint32_t)a->V), tgt[i] = tok[i], mask[i] = 1;
     double tf = 0, tb = 0, to = 0, loss = 0;
-    for (int s = -3; s < steps; s++) {
+    for (int s = -warmup; s < steps; s++) {
         double t0 = lcg_now();
         loss = gpu_model_forward(m, tok, tgt, mask, a->B, a->T);
         double t1 = lcg_now();
@@ -102,10 +106,19 @@ int main(int argc, char **argv) {
     }
     int steps = argc > 1 ? atoi(argv[1]) : 30;
     if (steps < 1) lcg_die("steps must be positive");
-    printf("device: %s; %d timed steps after 3 warm-up steps\n", gpu_device_name(), steps);
     arch copy = {"copy", 36, 2, 256, 16, 16, 1024, 128, 98};
     arch mqmtar = {"mqmtar", 40, 4, 512, 16, 32, 1024, 128, 80};
     arch small = {"bench", 36, 2, 64, 8, 8, 256, 32, 64};
+    if (argc > 4) { /* one configuration */
+        const arch *a = !strcmp(argv[2], "copy") ? &copy : !strcmp(argv[2], "mqmtar") ? &mqmtar : &small;
+        const lcg_normalizer *nz = lcg_normalizer_find(argv[3]);
+        if (!nz) lcg_die("unknown normalizer '%s'", argv[3]);
+        if (argc > 5) warmup = atoi(argv[5]);
+        bench(a, nz->id, a == &small ? LCG_POS_ROPE : LCG_POS_NAPE, !strcmp(argv[4], "tf32") ? GPU_TF32 : GPU_FP32,
+              steps);
+        return 0;
+    }
+    printf("device: %s; %d timed steps after %d warm-up steps\n", gpu_device_name(), steps, warmup);
     gpu_precision precs[] = {GPU_FP32, GPU_TF32};
     for (int i = 0; i < 2; i++) {
         bench(&copy, LCG_NORM_SOFTMAX, LCG_POS_NAPE, precs[i], steps);

@@ -2,7 +2,10 @@
 # cuda/gpu_check.sh: on the GPU machine (the `run` tool), from the repository root: build the CUDA
 # backend with nvcc (sm_90), run its test against the CPU and the training benchmark; logs and
 # the binaries' output under $OUT (build.log, test.log, bench.log, gpu.txt). Usage:
-#   bash cuda/gpu_check.sh [test|bench|all] [extra args for bench_gpu]
+#   bash cuda/gpu_check.sh [test|bench|all|profile] [extra args for bench_gpu]
+# profile: Nsight Compute's kernel times (one metric: one replay pass) of one step of the copy
+# architecture, softmax fp32 and asentmax tf32 (2 steps profiled: a warm-up and a timed one),
+# summed per kernel (profile_*.txt)
 set -u
 OUT=${OUT:-/tmp/lcg_gpu_out}
 mkdir -p "$OUT"
@@ -29,5 +32,14 @@ fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   shift || true
   build/cuda/bench_gpu "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
+fi
+if [ "$what" = profile ]; then
+  for cfg in "softmax fp32" "asentmax tf32"; do
+    set -- $cfg
+    ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+      build/cuda/bench_gpu 1 copy "$1" "$2" 1 >"$OUT/profile_$1_$2.log" 2>&1 || rc=1
+    python3 cuda/ncu_summary.py "$OUT/profile_$1_$2.log" 2 >"$OUT/profile_$1_$2.txt"
+    head -25 "$OUT/profile_$1_$2.txt"
+  done
 fi
 exit $rc

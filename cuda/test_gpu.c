@@ -343,7 +343,7 @@ static void test_model_case(int norm, int pos, double alpha) {
         if (!(e <= worst)) worst = e, wn = lcg_param_names[i];
     }
     snprintf(name, sizeof name, "model %s a=%.2f %s: every gradient (worst %s)", nn, alpha, pn, wn);
-    check(name, worst, 1e-4);
+    check(name, worst, 1e-5);
     if (!(worst <= worst_model)) worst_model = worst;
     lcg_free(gg);
     lcg_free(tok);
