@@ -2,7 +2,8 @@
 # cuda/gpu_check.sh: on the GPU machine (the `run` tool), from the repository root: build the CUDA
 # backend with nvcc (sm_90), run its test against the CPU and the training benchmark; logs and
 # the binaries' output under $OUT (build.log, test.log, bench.log, gpu.txt). Usage:
-#   bash cuda/gpu_check.sh [test|bench|all|profile] [extra args for bench_gpu]
+#   bash cuda/gpu_check.sh [test|bench|all|profile|full] [extra args for bench_gpu]
+# all = test + bench; full = all + profile
 # profile: Nsight Compute's kernel times (one metric: one replay pass) of one step of the copy
 # architecture, softmax fp32 and asentmax tf32 (2 steps profiled: a warm-up and a timed one),
 # summed per kernel (profile_*.txt)
@@ -23,17 +24,17 @@ if ! make -f Makefile -f cuda/cuda.mk -j"$(nproc)" build/cuda/test_gpu build/cud
 fi
 echo "build: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 rc=0
-if [ "$what" = test ] || [ "$what" = all ]; then
+if [[ $what =~ ^(test|all|full)$ ]]; then
   t0=$(date +%s%N)
   build/cuda/test_gpu >"$OUT/test.log" 2>&1 || rc=1
   echo "test_gpu: $(( ($(date +%s%N) - t0) / 1000000 )) ms, rc $rc"
   grep -v '^ok' "$OUT/test.log" | tail -40
 fi
-if [ "$what" = bench ] || [ "$what" = all ]; then
+if [[ $what =~ ^(bench|all|full)$ ]]; then
   shift || true
   build/cuda/bench_gpu "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
 fi
-if [ "$what" = profile ]; then
+if [[ $what =~ ^(profile|full)$ ]]; then
   for cfg in "softmax fp32" "asentmax tf32"; do
     set -- $cfg
     ncu --clock-control none --metrics gpu__time_duration.sum --csv \

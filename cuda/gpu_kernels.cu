@@ -334,10 +334,16 @@ void gk_rope_backward(float *dqkv, const float *cs, int B, int T, int H, int D) 
 
 /* ---- attention ---------------------------------------------------------------------------------
  * Heads split to (B, H, T, D) so that the T x T products are strided batched GEMMs; the row
- * functions run one warp per row of the block, in place. */
+ * functions run one warp per row of the block, in place. Rows of the T x T blocks are
+ * gk_att_ld(T) floats apart (T rounded up to 4: 16-byte rows, which cuBLAS's tensor-core
+ * kernels need); the padding columns are never read. */
+int gk_attention_plain = 0;
+
+int gk_att_ld(int T) { return (T + 3) / 4 * 4; }
+
 size_t gk_attention_scratch(int B, int T, int H, int D) {
     size_t BH = (size_t)B * H;
-    return BH * T * T + 5 * BH * T * D; /* dP | dy (the forward's y) | dq dk dv | f*q */
+    return BH * T * gk_att_ld(T) + 5 * BH * T * D; /* dP | dy (the forward's y) | dq dk dv | f*q */
 }
 
 /* qkv (B,T,3,H,D) -> (3,B,H,T,D) */
@@ -382,14 +388,70 @@ __device__ __forceinline__ double ent_pow(double t, double c, int mode) {
     return mode == 2 ? t : mode == 1 ? t * t : pow(t, c);
 }
 
-/* one row of scores (raw q.k in p[0..T)) -> weights, in place; p[j] = 0 for j > t */
-__global__ void att_row_forward_kernel(float *att, const float *qscale, const float *slopes, int row, double alpha,
-                                       int BH, int T, int H, float scale) {
-    int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (r >= BH * T) return;
-    int t = r % T, bh = r / T, b = bh / H, h = bh % H;
-    float *p = att + (size_t)r * T;
-    float f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale, m = slopes[h];
+/* The entmax threshold of one row held by a warp, K keys per lane (x[i] of key lane + 32 i, -inf
+ * past the row): Newton from the lower bound -1 (f is convex and decreasing, so the iterates rise
+ * to the root), bisection on [-1, -n^(1-alpha)] as entmax.c's last resort. Every lane returns the
+ * same tau and the sum of the unnormalized weights. */
+template <int K>
+__device__ double ent_warp_tau(const double *x, int n, double alpha, int mode, double *sum_out) {
+    double c = 1.0 / (alpha - 1.0), tau = -1.0;
+    int prev_k = -1, ok = 0;
+    for (int it = 0; it < 100; it++) {
+        double fs = 0, fps = 0;
+        int k = 0;
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            double tt = x[i] - tau;
+            if (tt <= 0) continue;
+            double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
+            fs += tc1 * tt;
+            fps += tc1;
+            k++;
+        }
+        double f = warp_sum_d(fs) - 1.0, fp = warp_sum_d(fps) * c;
+        k = warp_sum_i(k);
+        if (!isfinite(f) || !(fp > 0)) break;
+        if (fabs(f) <= 1e-13 && k == prev_k) {
+            ok = 1;
+            break;
+        }
+        double next = tau + f / fp;
+        if (next == tau) {
+            ok = fabs(f) <= 1e-9;
+            break;
+        }
+        tau = next;
+        prev_k = k;
+    }
+    if (!ok) {
+        double lo = -1.0, dt = -pow((double)n, 1.0 - alpha) - lo, tm = lo;
+        for (int it = 0; it < 80; it++) {
+            dt *= 0.5;
+            tm = lo + dt;
+            double fs = 0;
+#pragma unroll
+            for (int i = 0; i < K; i++) {
+                double tt = x[i] - tm;
+                if (tt > 0) fs += ent_pow(tt, c, mode);
+            }
+            if (warp_sum_d(fs) - 1.0 >= 0) lo = tm;
+        }
+        tau = lo;
+    }
+    double sum = 0;
+#pragma unroll
+    for (int i = 0; i < K; i++) {
+        double tt = x[i] - tau;
+        if (tt > 0) sum += ent_pow(tt, c, mode);
+    }
+    *sum_out = warp_sum_d(sum);
+    return tau;
+}
+
+/* the plain path of att_row_forward_kernel: keys through memory, any T */
+__device__ void att_row_forward_plain(float *p, float f, float m, int row, double alpha, int mode, int t, int T,
+                                      int lane) {
+    int n = t + 1;
     float mx = -INFINITY;
     int bad = 0;
     for (int j = lane; j < T; j += 32) {
@@ -404,7 +466,6 @@ __global__ void att_row_forward_kernel(float *att, const float *qscale, const fl
     }
     mx = warp_max_f(mx);
     bad = warp_or_i(bad);
-    int n = t + 1;
     if (row == LCG_ROW_SOFTMAX) {
         double sum = 0;
         for (int j = lane; j < n; j += 32) {
@@ -417,8 +478,6 @@ __global__ void att_row_forward_kernel(float *att, const float *qscale, const fl
         for (int j = lane; j < n; j += 32) p[j] *= inv;
         return;
     }
-    /* alpha-entmax / sparsemax (entmax.c): x = (alpha-1)(s - max) in double, tau in [-1, 0) */
-    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
     if (n == 1) {
         if (lane == 0) p[0] = 1;
         return;
@@ -428,8 +487,6 @@ __global__ void att_row_forward_kernel(float *att, const float *qscale, const fl
         return;
     }
     double am1 = alpha - 1.0, c = 1.0 / am1, dmx = (double)mx;
-    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
-    /* Newton from the lower bound -1: f convex and decreasing, so the iterates rise to the root */
     double tau = -1.0;
     int prev_k = -1, ok = 0;
     for (int it = 0; it < 100; it++) {
@@ -458,7 +515,7 @@ __global__ void att_row_forward_kernel(float *att, const float *qscale, const fl
         tau = next;
         prev_k = k;
     }
-    if (!ok) { /* bisection on [-1, -n^(1-alpha)], as entmax.c's last resort */
+    if (!ok) {
         double lo = -1.0, dt = -pow((double)n, 1.0 - alpha) - lo, tm = lo;
         for (int it = 0; it < 80; it++) {
             dt *= 0.5;
@@ -484,13 +541,10 @@ __global__ void att_row_forward_kernel(float *att, const float *qscale, const fl
     }
 }
 
-/* dP -> dS in place (norm_row_backward), zero past the diagonal */
-__global__ void att_row_backward_kernel(float *dpm, const float *att, int row, double alpha, int BH, int T) {
-    int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (r >= BH * T) return;
-    int t = r % T, n = t + 1;
-    const float *p = att + (size_t)r * T;
-    float *dp = dpm + (size_t)r * T;
+/* the plain path of att_row_backward_kernel */
+__device__ void att_row_backward_plain(float *dp, const float *p, int row, double alpha, int mode, int t, int T,
+                                       int lane) {
+    int n = t + 1;
     for (int j = n + lane; j < T; j += 32) dp[j] = 0;
     if (row == LCG_ROW_SOFTMAX) {
         double dot = 0;
@@ -499,8 +553,6 @@ __global__ void att_row_backward_kernel(float *dpm, const float *att, int row, d
         for (int j = lane; j < n; j += 32) dp[j] = p[j] * (dp[j] - d);
         return;
     }
-    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
-    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
     double su = 0, sug = 0;
     for (int j = lane; j < n; j += 32) {
         if (!(p[j] > 0)) continue;
@@ -520,6 +572,147 @@ __global__ void att_row_backward_kernel(float *dpm, const float *att, int row, d
         dp[j] = (float)((double)(float)u * ((double)dp[j] - rr));
     }
 }
+
+/* one row of raw scores q.k in p[0..T) -> weights, in place (p[j] = 0 for j > t), K keys per lane
+ * in registers (T <= 32 K). K = 0: the plain path, any T, one key at a time through memory. */
+template <int K>
+__global__ void att_row_forward_kernel(float *att, int ld, const float *qscale, const float *slopes, int row,
+                                       double alpha, int BH, int T, int H, float scale) {
+    enum { KR = K ? K : 1 };
+    int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (r >= BH * T) return;
+    int t = r % T, bh = r / T, b = bh / H, h = bh % H, n = t + 1;
+    float *p = att + (size_t)r * ld;
+    float f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale, m = slopes[h];
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    if constexpr (K > 0) {
+        float s[KR];
+        float mx = -INFINITY;
+        int bad = 0;
+#pragma unroll
+        for (int i = 0; i < KR; i++) {
+            int j = lane + 32 * i;
+            s[i] = -INFINITY;
+            if (j <= t) {
+                s[i] = p[j] * f + m * (float)(j - t);
+                bad |= !isfinite(s[i]);
+                mx = fmaxf(mx, s[i]);
+            }
+        }
+        mx = warp_max_f(mx);
+        bad = warp_or_i(bad);
+        if (row == LCG_ROW_SOFTMAX) {
+            double sum = 0;
+#pragma unroll
+            for (int i = 0; i < KR; i++)
+                if (lane + 32 * i <= t) {
+                    s[i] = expf(s[i] - mx);
+                    sum += s[i];
+                }
+            float inv = (float)(1.0 / warp_sum_d(sum));
+#pragma unroll
+            for (int i = 0; i < KR; i++) {
+                int j = lane + 32 * i;
+                if (j < T) p[j] = j <= t ? s[i] * inv : 0.0f;
+            }
+            return;
+        }
+        if (n == 1 || bad) {
+#pragma unroll
+            for (int i = 0; i < KR; i++) {
+                int j = lane + 32 * i;
+                if (j < T) p[j] = j > t ? 0.0f : n == 1 ? 1.0f : NAN;
+            }
+            return;
+        }
+        double am1 = alpha - 1.0, c = 1.0 / am1, x[KR], sum;
+#pragma unroll
+        for (int i = 0; i < KR; i++) x[i] = lane + 32 * i <= t ? am1 * ((double)s[i] - (double)mx) : -INFINITY;
+        double tau = ent_warp_tau<KR>(x, n, alpha, mode, &sum);
+#pragma unroll
+        for (int i = 0; i < KR; i++) {
+            int j = lane + 32 * i;
+            double tt = x[i] - tau;
+            if (j < T) p[j] = tt > 0 ? (float)(ent_pow(tt, c, mode) / sum) : 0.0f;
+        }
+    } else {
+        att_row_forward_plain(p, f, m, row, alpha, mode, t, T, lane);
+    }
+}
+
+/* dP -> dS in place (norm_row_backward), zero past the diagonal; K as the forward's */
+template <int K>
+__global__ void att_row_backward_kernel(float *dpm, const float *att, int ld, int row, double alpha, int BH, int T) {
+    enum { KR = K ? K : 1 };
+    int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (r >= BH * T) return;
+    int t = r % T;
+    const float *p = att + (size_t)r * ld;
+    float *dp = dpm + (size_t)r * ld;
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    if constexpr (K > 0) {
+        float pv[KR], gv[KR];
+#pragma unroll
+        for (int i = 0; i < KR; i++) {
+            int j = lane + 32 * i;
+            pv[i] = j <= t ? p[j] : 0.0f;
+            gv[i] = j <= t ? dp[j] : 0.0f;
+        }
+        if (row == LCG_ROW_SOFTMAX) {
+            double dot = 0;
+#pragma unroll
+            for (int i = 0; i < KR; i++)
+                if (lane + 32 * i <= t) dot += (double)pv[i] * gv[i];
+            float d = (float)warp_sum_d(dot);
+#pragma unroll
+            for (int i = 0; i < KR; i++) {
+                int j = lane + 32 * i;
+                if (j < T) dp[j] = j <= t ? pv[i] * (gv[i] - d) : 0.0f;
+            }
+            return;
+        }
+        double su = 0, sug = 0, u[KR];
+#pragma unroll
+        for (int i = 0; i < KR; i++) {
+            u[i] = 0;
+            if (!(pv[i] > 0)) continue;
+            u[i] = mode == 2 ? 1.0 : mode == 1 ? sqrt((double)pv[i]) : pow((double)pv[i], 2.0 - alpha);
+            su += u[i];
+            sug += u[i] * (double)gv[i];
+        }
+        su = warp_sum_d(su);
+        sug = warp_sum_d(sug);
+        double rr = su > 0 ? sug / su : 0;
+#pragma unroll
+        for (int i = 0; i < KR; i++) {
+            int j = lane + 32 * i;
+            if (j < T) dp[j] = pv[i] > 0 && su > 0 ? (float)((double)(float)u[i] * ((double)gv[i] - rr)) : 0.0f;
+        }
+    } else {
+        att_row_backward_plain(dp, p, row, alpha, mode, t, T, lane);
+    }
+}
+
+/* the row kernels' launch: K = ceil(T / 32) keys per lane in registers up to T = 256, else (or
+ * with gk_attention_plain) the plain path */
+#define ROW_DISPATCH(KERNEL, ...)                                                                          \
+    do {                                                                                                   \
+        unsigned nb_ = nblocks((size_t)BH * T, 8);                                                          \
+        switch (gk_attention_plain ? 0 : (T + 31) / 32) {                                                  \
+        case 1: KERNEL<1><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 2: KERNEL<2><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 3: KERNEL<3><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 4: KERNEL<4><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 5: KERNEL<5><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 6: KERNEL<6><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 7: KERNEL<7><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 8: KERNEL<8><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        default: KERNEL<0><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__);                                        \
+        }                                                                                                  \
+        CK_LAUNCH(#KERNEL);                                                                                \
+    } while (0)
 
 /* per (b,h,t) row: U (in dq) -> dq = f U, qf = f q, dqscale = scale q.U */
 __global__ void att_dq_kernel(float *dq, float *qf, float *dqscale, const float *q, const float *qscale, int B,
@@ -545,19 +738,17 @@ __global__ void att_dq_kernel(float *dq, float *qf, float *dqscale, const float 
 void gk_attention_forward(float *out, float *att, float *qkvp, float *scratch, const float *qkv, const float *qscale,
                           const float *slopes, int row, double alpha, int B, int T, int H, int D) {
     size_t BH = (size_t)B * H, n = BH * T * D;
+    int ld = gk_att_ld(T);
+    long long sTT = (long long)T * ld, sTD = (long long)T * D;
     float scale = (float)(1.0 / sqrt((double)D));
-    float *y = scratch + BH * T * T;
+    float *y = scratch + BH * T * ld;
     split_qkv_kernel<<<nblocks(3 * n, 256), 256, 0, g_stream>>>(qkvp, qkv, B, T, H, D);
     CK_LAUNCH("split_qkv");
     const float *q = qkvp, *k = qkvp + n, *v = qkvp + 2 * n;
     /* raw scores q.k for every (i, j): the row kernel masks and scales */
-    gemm_rm(0, 1, T, T, D, 1.0f, q, D, (long long)T * D, k, D, (long long)T * D, 0.0f, att, T, (long long)T * T,
-            (int)BH);
-    att_row_forward_kernel<<<nblocks(BH * T, 8), 256, 0, g_stream>>>(att, qscale, slopes, row, alpha, (int)BH, T, H,
-                                                                      scale);
-    CK_LAUNCH("att_row_forward");
-    gemm_rm(0, 0, T, D, T, 1.0f, att, T, (long long)T * T, v, D, (long long)T * D, 0.0f, y, D, (long long)T * D,
-            (int)BH);
+    gemm_rm(0, 1, T, T, D, 1.0f, q, D, sTD, k, D, sTD, 0.0f, att, ld, sTT, (int)BH);
+    ROW_DISPATCH(att_row_forward_kernel, att, ld, qscale, slopes, row, alpha, (int)BH, T, H, scale);
+    gemm_rm(0, 0, T, D, T, 1.0f, att, ld, sTT, v, D, sTD, 0.0f, y, D, sTD, (int)BH);
     merge_heads_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(out, y, B, T, H, D, 1);
     CK_LAUNCH("merge_heads");
 }
@@ -565,41 +756,32 @@ void gk_attention_forward(float *out, float *att, float *qkvp, float *scratch, c
 void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const float *dout, const float *qkvp,
                            const float *qscale, const float *att, int row, double alpha, int B, int T, int H, int D) {
     size_t BH = (size_t)B * H, n = BH * T * D;
-    long long sTT = (long long)T * T, sTD = (long long)T * D;
+    int ld = gk_att_ld(T);
+    long long sTT = (long long)T * ld, sTD = (long long)T * D;
     float scale = (float)(1.0 / sqrt((double)D));
-    float *dP = scratch, *dy = dP + BH * T * T, *dq = dy + n, *dk = dq + n, *dv = dk + n, *qf = dv + n;
+    float *dP = scratch, *dy = dP + BH * T * ld, *dq = dy + n, *dk = dq + n, *dv = dk + n, *qf = dv + n;
     const float *q = qkvp, *k = qkvp + n, *v = qkvp + 2 * n;
     split_heads_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(dy, dout, B, T, H, D);
     CK_LAUNCH("split_heads");
-    gemm_rm(0, 1, T, T, D, 1.0f, dy, D, sTD, v, D, sTD, 0.0f, dP, T, sTT, (int)BH);  /* dP = dY V^T */
-    gemm_rm(1, 0, T, D, T, 1.0f, att, T, sTT, dy, D, sTD, 0.0f, dv, D, sTD, (int)BH); /* dV = P^T dY */
-    att_row_backward_kernel<<<nblocks(BH * T, 8), 256, 0, g_stream>>>(dP, att, row, alpha, (int)BH, T);
-    CK_LAUNCH("att_row_backward");
-    gemm_rm(0, 0, T, D, T, 1.0f, dP, T, sTT, k, D, sTD, 0.0f, dq, D, sTD, (int)BH); /* U = dS K */
+    gemm_rm(0, 1, T, T, D, 1.0f, dy, D, sTD, v, D, sTD, 0.0f, dP, ld, sTT, (int)BH);  /* dP = dY V^T */
+    gemm_rm(1, 0, T, D, T, 1.0f, att, ld, sTT, dy, D, sTD, 0.0f, dv, D, sTD, (int)BH); /* dV = P^T dY */
+    ROW_DISPATCH(att_row_backward_kernel, dP, att, ld, row, alpha, (int)BH, T);
+    gemm_rm(0, 0, T, D, T, 1.0f, dP, ld, sTT, k, D, sTD, 0.0f, dq, D, sTD, (int)BH); /* U = dS K */
     att_dq_kernel<<<nblocks(BH * T, 8), 256, 0, g_stream>>>(dq, qf, dqscale, q, qscale, B, T, H, D, scale);
     CK_LAUNCH("att_dq");
-    gemm_rm(1, 0, T, D, T, 1.0f, dP, T, sTT, qf, D, sTD, 0.0f, dk, D, sTD, (int)BH); /* dK = dS^T (f q) */
+    gemm_rm(1, 0, T, D, T, 1.0f, dP, ld, sTT, qf, D, sTD, 0.0f, dk, D, sTD, (int)BH); /* dK = dS^T (f q) */
     merge_heads_kernel<<<nblocks(3 * n, 256), 256, 0, g_stream>>>(dqkv, dq, B, T, H, D, 3);
     CK_LAUNCH("merge_qkv");
 }
 
-/* ---- length scaling (lenscale.c) ------------------------------------------------------------------ */
+/* ---- length scaling (lenscale.c) ------------------------------------------------------------------
+ * adapt's pre-activations z = a @ [wb | wg] are GEMMs (saved for the backward), and so are its
+ * input and weight gradients; the per-row math is in double, as the CPU's. */
 __device__ __forceinline__ double softplus_d(double z) { return z > 20 ? z : log1p(exp(z)); }
 __device__ __forceinline__ double sigmoid_d(double z) { return 1.0 / (1.0 + exp(-z)); }
 
-__device__ void adapt_z(const float *a, const float *wb, const float *bb, const float *wg, const float *bg, int k,
-                        int C, int Hs, double *zb, double *zg) {
-    double b = bb[k], g = bg[k];
-    for (int e = 0; e < C; e++) {
-        b += (double)a[e] * wb[(size_t)e * Hs + k];
-        g += (double)a[e] * wg[(size_t)e * Hs + k];
-    }
-    *zb = b;
-    *zg = g;
-}
-
-__global__ void lenscale_forward_kernel(float *c, const float *a, gk_lenscale_w w, int kind, int h0, int N, int T,
-                                        int C, int H) {
+__global__ void lenscale_forward_kernel(float *c, const float *z, gk_lenscale_w w, int kind, int h0, int N, int T,
+                                        int H) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * H) return;
     int n = (int)(i / H), h = (int)(i % H), Hs = H - h0;
@@ -612,27 +794,26 @@ __global__ void lenscale_forward_kernel(float *c, const float *a, gk_lenscale_w 
     if (kind == LCG_SCALE_SSMAX) v = w.beta[k] * l;
     else if (kind == LCG_SCALE_LEARN) v = 1.0 + w.beta[k] * pow(l, (double)w.gamma[k]);
     else if (kind == LCG_SCALE_ADAPT) {
-        double zb, zg;
-        adapt_z(a + (size_t)n * C, w.wb, w.bb, w.wg, w.bg, k, C, Hs, &zb, &zg);
+        double zb = (double)w.bb[k] + z[(size_t)n * 2 * Hs + k], zg = (double)w.bg[k] + z[(size_t)n * 2 * Hs + Hs + k];
         v = 1.0 + softplus_d(zb) * pow(l, 2.0 * tanh(zg));
     }
     c[i] = (float)v;
 }
-void gk_lenscale_forward(float *c, const float *a, const gk_lenscale_w *w, int kind, int h0, int N, int T, int C,
-                         int H) {
-    lenscale_forward_kernel<<<nblocks((size_t)N * H, 128), 128, 0, g_stream>>>(c, a, *w, kind, h0, N, T, C, H);
+void gk_lenscale_forward(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N, int T,
+                         int C, int H) {
+    int Hs = H - h0;
+    if (kind == LCG_SCALE_ADAPT) {
+        gemm_rm(0, 0, N, Hs, C, 1.0f, a, C, 0, w->wb, Hs, 0, 0.0f, z, 2 * Hs, 0, 1);
+        gemm_rm(0, 0, N, Hs, C, 1.0f, a, C, 0, w->wg, Hs, 0, 0.0f, z + Hs, 2 * Hs, 0, 1);
+    }
+    lenscale_forward_kernel<<<nblocks((size_t)N * H, 128), 128, 0, g_stream>>>(c, z, *w, kind, h0, N, T, H);
     CK_LAUNCH("lenscale_forward");
 }
 
-size_t gk_lenscale_scratch(int N, int C, int H, int h0) {
-    size_t Hs = (size_t)(H - h0);
-    return 2 * (size_t)N * Hs + gk_colsum_parts(N) * 2 * (size_t)C * Hs;
-}
-
-/* zz[n][k] = (dz_b, dz_g): the gradients of the two per-head quantities each kind learns
+/* dz[n] = (dz_b[Hs] | dz_g[Hs]): the gradients of the two per-head quantities each kind learns
  * (ssmax: beta; learn: beta, gamma; adapt: the pre-activations) */
-__global__ void lenscale_dz_kernel(double *zz, const float *dc, const float *a, gk_lenscale_w w, int kind, int h0,
-                                   int N, int T, int C, int H) {
+__global__ void lenscale_dz_kernel(float *dz, const float *dc, const float *z, gk_lenscale_w w, int kind, int h0,
+                                   int N, int T, int H) {
     int Hs = H - h0;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * Hs) return;
@@ -645,48 +826,24 @@ __global__ void lenscale_dz_kernel(double *zz, const float *dc, const float *a, 
             zb = d * lg;
             zg = d * w.beta[k] * lg * ll;
         } else {
-            double b, g;
-            adapt_z(a + (size_t)n * C, w.wb, w.bb, w.wg, w.bg, k, C, Hs, &b, &g);
+            double b = (double)w.bb[k] + z[(size_t)n * 2 * Hs + k], g = (double)w.bg[k] + z[(size_t)n * 2 * Hs + Hs + k];
             double th = tanh(g), le = pow(l, 2.0 * th);
             zb = d * sigmoid_d(b) * le;
             zg = d * softplus_d(b) * le * ll * 2.0 * (1 - th * th);
         }
     }
-    zz[2 * i] = zb;
-    zz[2 * i + 1] = zg;
+    dz[(size_t)n * 2 * Hs + k] = (float)zb;
+    dz[(size_t)n * 2 * Hs + Hs + k] = (float)zg;
 }
-/* da[n][e] += sum_k wb[e][k] dzb[n][k] + wg[e][k] dzg[n][k] */
-__global__ void lenscale_da_kernel(float *da, const double *zz, gk_lenscale_w w, int N, int C, int Hs) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * C) return;
-    int n = (int)(i / C), e = (int)(i % C);
-    double s = 0;
-    for (int k = 0; k < Hs; k++) {
-        const double *z = zz + ((size_t)n * Hs + k) * 2;
-        s += w.wb[(size_t)e * Hs + k] * z[0] + w.wg[(size_t)e * Hs + k] * z[1];
-    }
-    da[i] += (float)s;
-}
-/* part[p][o], o = (which, k): sums of zz over the rows of chunk p */
-__global__ void lenscale_bias_part_kernel(double *part, const double *zz, int N, int Hs) {
-    int o = blockIdx.x * blockDim.x + threadIdx.x, p = blockIdx.y;
-    if (o >= 2 * Hs) return;
+/* part[p][c] = sum of src[n][c] (rows ld apart) over the rows of chunk p */
+__global__ void colsum_part_kernel(double *part, const float *src, int N, int ncol, int ld) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x, p = blockIdx.y;
+    if (c >= ncol) return;
     int n1 = min(N, (p + 1) * COLSUM_ROWS);
     double s = 0;
-    for (int n = p * COLSUM_ROWS; n < n1; n++) s += zz[(size_t)n * 2 * Hs + (o % Hs) * 2 + o / Hs];
-    part[(size_t)p * 2 * Hs + o] = s;
+    for (int n = p * COLSUM_ROWS; n < n1; n++) s += src[(size_t)n * ld + c];
+    part[(size_t)p * ncol + c] = s;
 }
-/* part[p][o], o = (which, e, k): sums of a[n][e] zz[n][k][which] over the rows of chunk p */
-__global__ void lenscale_w_part_kernel(double *part, const double *zz, const float *a, int N, int C, int Hs) {
-    int o = blockIdx.x * blockDim.x + threadIdx.x, p = blockIdx.y, no = 2 * C * Hs;
-    if (o >= no) return;
-    int which = o / (C * Hs), e = (o % (C * Hs)) / Hs, k = o % Hs;
-    int n1 = min(N, (p + 1) * COLSUM_ROWS);
-    double s = 0;
-    for (int n = p * COLSUM_ROWS; n < n1; n++) s += (double)a[(size_t)n * C + e] * zz[((size_t)n * Hs + k) * 2 + which];
-    part[(size_t)p * no + o] = s;
-}
-
 /* d0[c] += sum_p part[p][c], d1[c] += sum_p part[p][ncol + c] (d1 may be NULL), p in order */
 __global__ void colsum2_finish_kernel(float *d0, float *d1, const double *part, int n_parts, int ncol) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -700,26 +857,22 @@ __global__ void colsum2_finish_kernel(float *d0, float *d1, const double *part, 
     if (d1) d1[c] += (float)s1;
 }
 
-void gk_lenscale_backward(float *da, gk_lenscale_w *g, double *scratch, const float *dc, const float *a,
-                          const gk_lenscale_w *w, int kind, int h0, int N, int T, int C, int H) {
+void gk_lenscale_backward(float *da, gk_lenscale_w *g, float *dz, double *part, const float *dc, const float *z,
+                          const float *a, const gk_lenscale_w *w, int kind, int h0, int N, int T, int C, int H) {
     int Hs = H - h0, np = (int)gk_colsum_parts(N);
-    double *zz = scratch, *part = scratch + 2 * (size_t)N * Hs;
-    lenscale_dz_kernel<<<nblocks((size_t)N * Hs, 128), 128, 0, g_stream>>>(zz, dc, a, *w, kind, h0, N, T, C, H);
+    lenscale_dz_kernel<<<nblocks((size_t)N * Hs, 128), 128, 0, g_stream>>>(dz, dc, z, *w, kind, h0, N, T, H);
     CK_LAUNCH("lenscale_dz");
     /* bias-like sums: beta (ssmax, learn), gamma (learn), bb, bg (adapt) */
-    lenscale_bias_part_kernel<<<dim3(nblocks(2 * Hs, 64), np), 64, 0, g_stream>>>(part, zz, N, Hs);
+    colsum_part_kernel<<<dim3(nblocks(2 * Hs, 64), np), 64, 0, g_stream>>>(part, dz, N, 2 * Hs, 2 * Hs);
     CK_LAUNCH("lenscale_bias_part");
     float *g0 = kind == LCG_SCALE_ADAPT ? g->bb : g->beta, *g1 = kind == LCG_SCALE_ADAPT ? g->bg : g->gamma;
     colsum2_finish_kernel<<<nblocks(Hs, 64), 64, 0, g_stream>>>(g0, kind == LCG_SCALE_SSMAX ? NULL : g1, part, np, Hs);
     CK_LAUNCH("lenscale_bias_finish");
     if (kind != LCG_SCALE_ADAPT) return;
-    lenscale_da_kernel<<<nblocks((size_t)N * C, 256), 256, 0, g_stream>>>(da, zz, *w, N, C, Hs);
-    CK_LAUNCH("lenscale_da");
-    int no = 2 * C * Hs;
-    lenscale_w_part_kernel<<<dim3(nblocks(no, 128), np), 128, 0, g_stream>>>(part, zz, a, N, C, Hs);
-    CK_LAUNCH("lenscale_w_part");
-    colsum2_finish_kernel<<<nblocks(C * Hs, 128), 128, 0, g_stream>>>(g->wb, g->wg, part, np, C * Hs);
-    CK_LAUNCH("lenscale_w_finish");
+    gemm_rm(0, 1, N, C, Hs, 1.0f, dz, 2 * Hs, 0, w->wb, Hs, 0, 1.0f, da, C, 0, 1);      /* da += dzb wb^T */
+    gemm_rm(0, 1, N, C, Hs, 1.0f, dz + Hs, 2 * Hs, 0, w->wg, Hs, 0, 1.0f, da, C, 0, 1); /* da += dzg wg^T */
+    gemm_rm(1, 0, C, Hs, N, 1.0f, a, C, 0, dz, 2 * Hs, 0, 1.0f, g->wb, Hs, 0, 1);      /* gwb += a^T dzb */
+    gemm_rm(1, 0, C, Hs, N, 1.0f, a, C, 0, dz + Hs, 2 * Hs, 0, 1.0f, g->wg, Hs, 0, 1); /* gwg += a^T dzg */
 }
 
 /* ---- loss ------------------------------------------------------------------------------------------ */

@@ -77,29 +77,35 @@ void gk_rope_forward(float *qkv /* B,T,3HD */, const float *cs, int B, int T, in
 void gk_rope_backward(float *dqkv /* B,T,3HD */, const float *cs, int B, int T, int H, int D);
 
 /* causal attention on a materialized T x T block, as attention_forward/backward:
- * s_ij = c_ih q_i.k_j / sqrt(D) + slope_h (j - i), p_i = row(s_i,0..i). qkvp: the heads split,
+ * s_ij = c_ih q_i.k_j / sqrt(D) + slope_h (j - i), p_i = row(s_i,0..i). att holds B*H*T rows of
+ * gk_att_ld(T) floats (T rounded up to 4; the padding is never read). qkvp: the heads split,
  * (3, B, H, T, D), written by the forward and read by the backward. scratch: gk_attention_scratch
- * floats. dqscale (written) may be NULL; qscale NULL means c = 1. */
+ * floats. dqscale (written) may be NULL; qscale NULL means c = 1. Rows of up to 256 keys are
+ * held in registers; gk_attention_plain = 1 takes the plain path (keys through memory) that the
+ * fast one is tested against. */
+extern int gk_attention_plain;
+int gk_att_ld(int T);
 size_t gk_attention_scratch(int B, int T, int H, int D);
-void gk_attention_forward(float *out /* B,T,HD */, float *att /* B,H,T,T */, float *qkvp /* 3,B,H,T,D */,
+void gk_attention_forward(float *out /* B,T,HD */, float *att /* B,H,T,ld */, float *qkvp /* 3,B,H,T,D */,
                           float *scratch, const float *qkv /* B,T,3HD */, const float *qscale /* B,T,H */,
                           const float *slopes /* H */, int row, double alpha, int B, int T, int H, int D);
 void gk_attention_backward(float *dqkv /* B,T,3HD */, float *dqscale /* B,T,H */, float *scratch,
                            const float *dout /* B,T,HD */, const float *qkvp /* 3,B,H,T,D */,
-                           const float *qscale /* B,T,H */, const float *att /* B,H,T,T */,
+                           const float *qscale /* B,T,H */, const float *att /* B,H,T,ld */,
                            int row, double alpha, int B, int T, int H, int D);
 
-/* length scaling (lenscale.c): w points at one layer's tensors (device), NULL where absent */
+/* length scaling (lenscale.c): w points at one layer's tensors (device), NULL where absent.
+ * adapt's pre-activations z = a @ [wb | wg] (no biases; GEMMs) are written by the forward and
+ * read by the backward (NULL for the other kinds). */
 typedef struct {
     float *beta, *gamma, *wb, *bb, *wg, *bg;
 } gk_lenscale_w;
-void gk_lenscale_forward(float *c /* N,H */, const float *a /* N,C */, const gk_lenscale_w *w, int kind,
-                         int h0, int N, int T, int C, int H);
-/* da += (adapt only), g += ; scratch: gk_lenscale_scratch doubles */
-size_t gk_lenscale_scratch(int N, int C, int H, int h0);
-void gk_lenscale_backward(float *da /* N,C */, gk_lenscale_w *g, double *scratch, const float *dc /* N,H */,
-                          const float *a /* N,C */, const gk_lenscale_w *w, int kind, int h0, int N,
-                          int T, int C, int H);
+void gk_lenscale_forward(float *c /* N,H */, float *z /* N,2Hs */, const float *a /* N,C */, const gk_lenscale_w *w,
+                         int kind, int h0, int N, int T, int C, int H);
+/* da += (adapt only), g += ; dz: N*2Hs floats and part: gk_colsum_parts(N)*2Hs doubles, scratch */
+void gk_lenscale_backward(float *da /* N,C */, gk_lenscale_w *g, float *dz, double *part, const float *dc /* N,H */,
+                          const float *z /* N,2Hs */, const float *a /* N,C */, const gk_lenscale_w *w, int kind,
+                          int h0, int N, int T, int C, int H);
 
 /* masked cross-entropy: losses[n] (0 where !mask); dlogits written (0 on unmasked rows) */
 void gk_crossentropy_forward(float *losses /* N */, const float *logits /* N,V */, const int *targets /* N */,

@@ -21,8 +21,9 @@ typedef struct {
     float *qkv;     /* L,B,T,3HD (after RoPE) */
     float *qkvp;    /* L,3,B,H,T,D  the heads split (attention) */
     float *atty;    /* L,B,T,HD */
-    float *att;     /* L,B,H,T,T */
+    float *att;     /* L,B,H,T,ld  (ld = gk_att_ld(T)) */
     float *qs;      /* L,B,T,H */
+    float *lz;      /* L,B,T,2Hs  ASEntmax pre-activations */
     float *ao;      /* L,B,T,C */
     float *rs_pa;   /* L,B,T */
     float *res1;    /* L,B,T,C */
@@ -46,6 +47,7 @@ typedef struct {
     float *dlogits; /* B,T,V */
     float *tmp;     /* B,T,C */
     float *dqs;     /* B,T,H */
+    float *ldz;     /* B,T,2Hs */
     float *att_scratch; /* gk_attention_scratch */
     float *rope_cs;     /* T,D: cos (D/2) then sin (D/2) per position */
 } gpu_acts;
@@ -66,8 +68,8 @@ struct gpu_model {
     int cap_B, cap_T, B, T, n_mask;
     float *acts_mem;
     gpu_acts a;
-    double *dmem;                     /* double scratch: parts | lenscale | sqsum parts | scalars */
-    double *part, *ls_scratch, *sq_part, *scalars;
+    double *dmem;                     /* double scratch: parts | sqsum parts | scalars */
+    double *part, *sq_part, *scalars;
     int *imem;                        /* tok N | targets N | idx N | off V+1 */
     int *tok, *targets, *idx, *off;
     unsigned char *mask;              /* N */
@@ -148,13 +150,13 @@ static void ensure_acts(gpu_model *m, int B, int T) {
     if (T < m->cap_T) T = m->cap_T;
     const lcg_config *c = &m->cfg;
     size_t L = (size_t)c->L, N = (size_t)B * T, C = (size_t)c->C, HD = (size_t)c->H * c->D;
-    size_t F = (size_t)c->F, V = (size_t)c->V, H = (size_t)c->H, HTT = H * T * T;
+    size_t F = (size_t)c->F, V = (size_t)c->V, H = (size_t)c->H, HTT = H * T * gk_att_ld(T);
     size_t sizes[] = {N * C,      L * N * C,      L * N,      L * N * 3 * HD, L * N * 3 * HD, L * N * HD,
-                      L * B * HTT, L * N * H,     L * N * C,  L * N,          L * N * C,      L * N * C,
+                      L * B * HTT, L * N * H,     L * N * 2 * H, L * N * C,  L * N,          L * N * C,      L * N * C,
                       L * N,      L * N * 2 * F,  L * N * F,  L * N * C,      L * N,          L * N * C,
                       N * C,      N,              N * V,      N,              N * C,          N * C,
                       N * HD,     N * 3 * HD,     N * F,      N * 2 * F,      N * V,          N * C,
-                      N * H,      gk_attention_scratch(B, T, c->H, c->D), (size_t)T * c->D};
+                      N * H,      N * 2 * H,      gk_attention_scratch(B, T, c->H, c->D), (size_t)T * c->D};
     enum { N_ACTS = sizeof sizes / sizeof *sizes };
     static_assert(N_ACTS == sizeof(gpu_acts) / sizeof(float *), "acts layout");
     size_t total = 0;
@@ -178,13 +180,11 @@ static void ensure_acts(gpu_model *m, int B, int T) {
         gpu_upload(m->a.rope_cs, cs, sizeof(float) * T * c->D);
         free(cs);
     }
-    size_t n_part = gk_colsum_parts((int)N) * C, n_ls = m->scale ? gk_lenscale_scratch((int)N, c->C, c->H, m->h0) : 0;
-    size_t n_sq = gk_sqsum_parts();
+    size_t n_part = gk_colsum_parts((int)N) * (C > 2 * H ? C : 2 * H), n_sq = gk_sqsum_parts();
     gpu_free(m->dmem);
-    m->dmem = (double *)gpu_malloc(sizeof(double) * (n_part + n_ls + n_sq + 8));
+    m->dmem = (double *)gpu_malloc(sizeof(double) * (n_part + n_sq + 8));
     m->part = m->dmem;
-    m->ls_scratch = m->part + n_part;
-    m->sq_part = m->ls_scratch + n_ls;
+    m->sq_part = m->part + n_part;
     m->scalars = m->sq_part + n_sq;
     gpu_free(m->imem);
     gpu_free(m->mask);
@@ -241,8 +241,8 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
         float *ln_in = a->ln_in + (size_t)l * N * C, *rs_in = a->rs_in + (size_t)l * N;
         float *qkv = a->qkv + (size_t)l * N * 3 * HD, *qkvp = a->qkvp + (size_t)l * N * 3 * HD;
         float *atty = a->atty + (size_t)l * N * HD;
-        float *att = a->att + (size_t)l * B * H * T * T, *ao = a->ao + (size_t)l * N * C;
-        float *qs = m->scale ? a->qs + (size_t)l * N * H : NULL;
+        float *att = a->att + (size_t)l * B * H * T * gk_att_ld(T), *ao = a->ao + (size_t)l * N * C;
+        float *qs = m->scale ? a->qs + (size_t)l * N * H : NULL, *lz = a->lz + (size_t)l * N * 2 * H;
         float *rs_pa = a->rs_pa + (size_t)l * N, *res1 = a->res1 + (size_t)l * N * C;
         float *ln_pf = a->ln_pf + (size_t)l * N * C, *rs_pf = a->rs_pf + (size_t)l * N;
         float *gu = a->gu + (size_t)l * N * 2 * F, *ff = a->ff + (size_t)l * N * F;
@@ -254,7 +254,7 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
         if (c->pos == LCG_POS_ROPE) gk_rope_forward(qkv, a->rope_cs, B, T, H, D);
         if (qs) {
             gk_lenscale_w ls = layer_ls(m, w, l);
-            gk_lenscale_forward(qs, ln_in, &ls, m->scale, m->h0, N, T, C, H);
+            gk_lenscale_forward(qs, lz, ln_in, &ls, m->scale, m->h0, N, T, C, H);
         }
         gk_attention_forward(atty, att, qkvp, a->att_scratch, qkv, qs, m->slopes, m->row, m->alpha, B, T, H, D);
         gk_matmul_forward(ao, atty, w[LCG_P_WO] + (size_t)l * HD * C, N, HD, C);
@@ -326,14 +326,14 @@ void gpu_model_backward(gpu_model *m) {
                            w[LCG_P_WO] + (size_t)l * HD * C, N, HD, C, 0);
         float *qs = m->scale ? a->qs + (size_t)l * N * H : NULL;
         gk_attention_backward(a->d3HD, qs ? a->dqs : NULL, a->att_scratch, a->dHD, a->qkvp + (size_t)l * N * 3 * HD,
-                              qs, a->att + (size_t)l * B * H * T * T, m->row, m->alpha, B, T, H, D);
+                              qs, a->att + (size_t)l * B * H * T * gk_att_ld(T), m->row, m->alpha, B, T, H, D);
         if (c->pos == LCG_POS_ROPE) gk_rope_backward(a->d3HD, a->rope_cs, B, T, H, D);
         gk_matmul_backward(a->dC, g[LCG_P_WQKV] + (size_t)l * C * 3 * HD, a->d3HD, a->ln_in + (size_t)l * NC,
                            w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, N, C, 3 * HD, 0);
         if (qs) { /* the ASEntmax scale reads the normed input too: its gradient joins dC */
             gk_lenscale_w ls = layer_ls(m, w, l), gls = layer_ls(m, g, l);
-            gk_lenscale_backward(a->dC, &gls, m->ls_scratch, a->dqs, a->ln_in + (size_t)l * NC, &ls, m->scale, m->h0,
-                                 N, T, C, H);
+            gk_lenscale_backward(a->dC, &gls, a->ldz, m->part, a->dqs, a->lz + (size_t)l * N * 2 * H,
+                                 a->ln_in + (size_t)l * NC, &ls, m->scale, m->h0, N, T, C, H);
         }
         gk_rmsnorm_backward(a->dres, g[LCG_P_LN_IN] + (size_t)l * C, m->part, a->dC, x_in,
                             w[LCG_P_LN_IN] + (size_t)l * C, a->rs_in + (size_t)l * N, N, C);

@@ -3,7 +3,7 @@
 import csv
 import sys
 
-scale = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
+scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6, "nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
 rows = [l for l in open(sys.argv[1], errors="replace") if l.startswith('"')]
 steps = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
 tot, cnt = {}, {}

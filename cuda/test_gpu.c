@@ -161,9 +161,19 @@ static void test_rope(void) {
     check("rope backward undoes forward", rel_err(y, x, n), 1e-5);
 }
 
-static void test_attention_case(int row, double alpha, int pos, int scaled, int D, int T) {
+/* rows of gk_att_ld(T) floats -> rows of T */
+static float *unpad(const float *d_att, size_t rows, int T) {
+    int ld = gk_att_ld(T);
+    float *x = host_f(d_att, rows * ld), *y = LCG_NEW(float, rows * T);
+    for (size_t r = 0; r < rows; r++) memcpy(y + r * T, x + r * ld, sizeof(float) * T);
+    lcg_free(x);
+    return y;
+}
+
+static void test_attention_case(int row, double alpha, int pos, int scaled, int D, int T, int plain) {
     int B = 2, H = 4, HD = H * D;
     size_t nq = (size_t)B * T * 3 * HD, nt = (size_t)B * H * T * T, no = (size_t)B * T * HD, nc = (size_t)B * T * H;
+    size_t ntp = (size_t)B * H * T * gk_att_ld(T);
     float *qkv = randn(nq, 1.5), *dout = randn(no, 1), *qs = LCG_NEW(float, nc), slopes[LCG_MAX_HEADS];
     for (size_t i = 0; i < nc; i++) qs[i] = 0.5f + pcg32_float(&rng);
     lcg_posenc_slopes(slopes, pos, H);
@@ -171,19 +181,21 @@ static void test_attention_case(int row, double alpha, int pos, int scaled, int 
     attention_forward(out, att, qkv, scaled ? qs : NULL, slopes, row, alpha, B, T, H, D);
     attention_backward(dqkv, scaled ? dqs : NULL, dout, qkv, scaled ? qs : NULL, att, slopes, row, alpha, B, T, H, D);
     float *d_qkv = dev_f(qkv, nq), *d_dout = dev_f(dout, no), *d_qs = dev_f(qs, nc), *d_sl = dev_f(slopes, H);
-    float *d_out = gpu_malloc(sizeof(float) * no), *d_att = gpu_malloc(sizeof(float) * nt);
+    float *d_out = gpu_malloc(sizeof(float) * no), *d_att = gpu_malloc(sizeof(float) * ntp);
     float *d_qkvp = gpu_malloc(sizeof(float) * nq), *d_dqkv = gpu_malloc(sizeof(float) * nq);
     float *d_dqs = gpu_malloc(sizeof(float) * nc);
     float *scr = gpu_malloc(sizeof(float) * gk_attention_scratch(B, T, H, D));
+    gk_attention_plain = plain;
     gk_attention_forward(d_out, d_att, d_qkvp, scr, d_qkv, scaled ? d_qs : NULL, d_sl, row, alpha, B, T, H, D);
     gk_attention_backward(d_dqkv, scaled ? d_dqs : NULL, scr, d_dout, d_qkvp, scaled ? d_qs : NULL, d_att, row, alpha,
                           B, T, H, D);
     char name[128];
     const char *rn = row == LCG_ROW_SOFTMAX ? "softmax" : row == LCG_ROW_SPARSEMAX ? "sparsemax" : "entmax";
-    snprintf(name, sizeof name, "attention %s a=%.2f %s%s D=%d T=%d", rn, alpha, lcg_posenc_at(pos)->name,
-             scaled ? " scaled" : "", D, T);
+    snprintf(name, sizeof name, "attention%s %s a=%.2f %s%s D=%d T=%d", plain ? " (plain)" : "", rn, alpha,
+             lcg_posenc_at(pos)->name, scaled ? " scaled" : "", D, T);
+    gk_attention_plain = 0;
     char nm[160];
-    float *g_att = host_f(d_att, nt);
+    float *g_att = unpad(d_att, (size_t)B * H * T, T);
     snprintf(nm, sizeof nm, "%s: weights", name);
     check(nm, rel_err(g_att, att, nt), 1e-5);
     /* the supports agree: exact zeros in the same places (a near-tie could flip one; none here) */
@@ -206,11 +218,17 @@ static void test_attention_case(int row, double alpha, int pos, int scaled, int 
 static void test_attention(void) {
     int rows[] = {LCG_ROW_SOFTMAX, LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX};
     double alphas[] = {1.0, 1.5, 1.25, 1.75, 2.0};
-    for (int r = 0; r < 5; r++)
-        for (int pos = LCG_POS_NOPE; pos <= LCG_POS_NAPE; pos++)
-            test_attention_case(rows[r], alphas[r], pos, pos != LCG_POS_ALIBI, 16, 45);
-    test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 8, 130);  /* rows longer than 64 keys */
-    test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_ALIBI, 1, 32, 70);
+    for (int plain = 0; plain < 2; plain++) {
+        for (int r = 0; r < 5; r++)
+            for (int pos = LCG_POS_NOPE; pos <= LCG_POS_NAPE; pos++)
+                test_attention_case(rows[r], alphas[r], pos, pos != LCG_POS_ALIBI, 16, 45, plain);
+        test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 8, 130, plain); /* rows longer than 64 keys */
+        test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_ALIBI, 1, 32, 70, plain);
+        test_attention_case(LCG_ROW_ENTMAX, 1.25, LCG_POS_NAPE, 1, 16, 1, plain);  /* one key */
+    }
+    /* past 256 keys the fast path hands rows to the plain one */
+    test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 8, 300, 0);
+    test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_ROPE, 0, 8, 257, 0);
 }
 
 static void test_lenscale(void) {
@@ -228,8 +246,9 @@ static void test_lenscale(void) {
             size_t nw = (size_t)2 * C * Hs + 4 * Hs;
             float *d_w = dev_f(wmem, nw), *d_g = dev_f(gmem, nw), *d_a = dev_f(a, (size_t)N * C);
             float *d_dc = dev_f(dc, (size_t)N * H), *d_da = dev_f(da, (size_t)N * C);
-            float *d_c = gpu_malloc(sizeof(float) * N * H);
-            double *scr = gpu_malloc(sizeof(double) * gk_lenscale_scratch(N, C, H, h0));
+            float *d_c = gpu_malloc(sizeof(float) * N * H), *d_z = gpu_malloc(sizeof(float) * N * 2 * Hs);
+            float *d_dz = gpu_malloc(sizeof(float) * N * 2 * Hs);
+            double *part = gpu_malloc(sizeof(double) * gk_colsum_parts(N) * 2 * Hs);
             gk_lenscale_w dw = {d_w, d_w + Hs, d_w + 2 * Hs, d_w + 2 * Hs + C * Hs, d_w + 3 * Hs + C * Hs,
                                 d_w + 3 * Hs + 2 * C * Hs};
             gk_lenscale_w dg = {d_g, d_g + Hs, d_g + 2 * Hs, d_g + 2 * Hs + C * Hs, d_g + 3 * Hs + C * Hs,
@@ -237,8 +256,8 @@ static void test_lenscale(void) {
             float *c = LCG_NEW(float, N * H);
             lenscale_forward(c, a, &w, kind, h0, N, T, 0, C, H);
             lenscale_backward(da, &g, dc, a, &w, kind, h0, N, T, 0, C, H);
-            gk_lenscale_forward(d_c, d_a, &dw, kind, h0, N, T, C, H);
-            gk_lenscale_backward(d_da, &dg, scr, d_dc, d_a, &dw, kind, h0, N, T, C, H);
+            gk_lenscale_forward(d_c, d_z, d_a, &dw, kind, h0, N, T, C, H);
+            gk_lenscale_backward(d_da, &dg, d_dz, part, d_dc, d_z, d_a, &dw, kind, h0, N, T, C, H);
             char nm[128];
             snprintf(nm, sizeof nm, "lenscale kind %d h0 %d forward", kind, h0);
             check(nm, rel_err(host_f(d_c, (size_t)N * H), c, (size_t)N * H), 1e-5);
