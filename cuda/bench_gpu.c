@@ -68,11 +68,11 @@ static void bench(const arch *a, int norm, int pos, gpu_precision prec, int step
 /* the attention alone, forward and backward, on the architecture's shapes */
 static void bench_attention(const arch *a, int row, double alpha, int steps) {
     int B = a->B, T = a->T, H = a->H, D = a->D;
-    size_t nq = (size_t)B * T * 3 * H * D, nt = (size_t)B * H * T * T, no = (size_t)B * T * H * D;
+    size_t nq = (size_t)B * T * 3 * H * D, nt = (size_t)B * H * T * gk_att_ld(T), no = (size_t)B * T * H * D;
     float *h = LCG_NEW(float, nq);
     pcg32 r = pcg32_derive(2, "bench", 0);
     for (size_t i = 0; i < nq; i++) h[i] = (float)pcg32_normal(&r);
-    float *qkv = gpu_malloc(sizeof(float) * nq), *qkvp = gpu_malloc(sizeof(float) * nq), *dqkv = gpu_malloc(sizeof(float) * nq);
+    float *qkv = gpu_malloc(sizeof(float) * nq), *dqkv = gpu_malloc(sizeof(float) * nq);
     float *att = gpu_malloc(sizeof(float) * nt), *out = gpu_malloc(sizeof(float) * no), *dout = gpu_malloc(sizeof(float) * no);
     float *scr = gpu_malloc(sizeof(float) * gk_attention_scratch(B, T, H, D)), slopes[LCG_MAX_HEADS];
     lcg_posenc_slopes(slopes, LCG_POS_NAPE, H);
@@ -83,17 +83,17 @@ static void bench_attention(const arch *a, int row, double alpha, int steps) {
     double tf = 0, tb = 0;
     for (int s = -2; s < steps; s++) {
         double t0 = lcg_now();
-        gk_attention_forward(out, att, qkvp, scr, qkv, NULL, d_sl, row, alpha, B, T, H, D);
+        gk_attention_forward(out, att, scr, qkv, NULL, d_sl, row, alpha, B, T, H, D);
         gpu_sync();
         double t1 = lcg_now();
-        gk_attention_backward(dqkv, NULL, scr, dout, qkvp, NULL, att, row, alpha, B, T, H, D);
+        gk_attention_backward(dqkv, NULL, scr, dout, qkv, NULL, att, row, alpha, B, T, H, D);
         gpu_sync();
         double t2 = lcg_now();
         if (s >= 0) tf += t1 - t0, tb += t2 - t1;
     }
     printf("%-7s attention alone, %-9s (one layer): fwd %6.3f ms, bwd %6.3f ms\n", a->name,
            row == LCG_ROW_SOFTMAX ? "softmax" : "entmax15", 1e3 * tf / steps, 1e3 * tb / steps);
-    gpu_free(qkv), gpu_free(qkvp), gpu_free(dqkv), gpu_free(att), gpu_free(out), gpu_free(dout), gpu_free(scr);
+    gpu_free(qkv), gpu_free(dqkv), gpu_free(att), gpu_free(out), gpu_free(dout), gpu_free(scr);
     gpu_free(d_sl);
     lcg_free(h);
 }

@@ -41,6 +41,7 @@ static void cublas_check(cublasStatus_t s, const char *what, const char *file, i
 
 static cudaStream_t g_stream = 0;
 static cublasHandle_t g_cublas = NULL;
+static gpu_precision g_prec = GPU_FP32;
 
 int gpu_device_usable(char *why, size_t n) {
     int count = 0;
@@ -91,6 +92,21 @@ void gpu_download(void *h, const void *d, size_t bytes) {
     CK(cudaMemcpyAsync(h, d, bytes, cudaMemcpyDeviceToHost, g_stream));
     CK(cudaStreamSynchronize(g_stream));
 }
+void *gpu_malloc_host(size_t bytes) {
+    void *h = NULL;
+    cudaError_t e = cudaMallocHost(&h, bytes ? bytes : 16);
+    if (e != cudaSuccess) {
+        fprintf(stderr, "lcgbench: out of pinned host memory allocating %zu bytes (%s)\n", bytes, cudaGetErrorString(e));
+        exit(1);
+    }
+    return h;
+}
+void gpu_free_host(void *h) {
+    if (h) CK(cudaFreeHost(h));
+}
+void gpu_upload_async(void *d, const void *h, size_t bytes) {
+    CK(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, g_stream));
+}
 void gpu_memset0(void *d, size_t bytes) { CK(cudaMemsetAsync(d, 0, bytes, g_stream)); }
 void gpu_sync(void) { CK(cudaStreamSynchronize(g_stream)); }
 
@@ -103,6 +119,11 @@ void gk_init(gpu_precision prec) {
     CKB(cublasSetStream(g_cublas, g_stream));
     /* pedantic FP32: no reduced-precision shortcut anywhere in the library's choice */
     CKB(cublasSetMathMode(g_cublas, prec == GPU_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+    g_prec = prec;
+    const char *e = getenv("LCG_GPU_GEMMEX"); /* benchmark switch: 0 = the plain Sgemm entry points */
+    gk_gemm_ex = e ? atoi(e) : 1;
+    e = getenv("LCG_GPU_ATT_SPLIT"); /* benchmark switch: 1 = attention through split heads */
+    if (e) gk_attention_split = atoi(e);
 }
 
 void gk_set_stream(void *stream) {
@@ -133,10 +154,33 @@ __device__ __forceinline__ int warp_or_i(int v) {
 /* ---- cuBLAS on row-major matrices --------------------------------------------------------------
  * C[M,N] = alpha op(A) op(B) + beta C, all row-major with row strides lda/ldb/ldc, batched with
  * element strides sA/sB/sC: column-major cuBLAS computes C^T = op(B)^T op(A)^T. */
+int gk_gemm_ex = 1;
+
+/* TF32 through the Ex entry points asks for the TF32 compute type outright; the plain Sgemm ones
+ * leave cuBLAS free to pick FP32 SIMT kernels, which it did for the attention's small products */
 static void gemm_rm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, long long sA,
                     const float *B, int ldb, long long sB, float beta, float *C, int ldc, long long sC, int batch) {
-    CKB(cublasSgemmStridedBatched(g_cublas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
-                                  K, &alpha, B, ldb, sB, A, lda, sA, &beta, C, ldc, sC, batch));
+    cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (g_prec == GPU_TF32 && gk_gemm_ex)
+        CKB(cublasGemmStridedBatchedEx(g_cublas, ob, oa, N, M, K, &alpha, B, CUDA_R_32F, ldb, sB, A, CUDA_R_32F, lda,
+                                       sA, &beta, C, CUDA_R_32F, ldc, sC, batch, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                       CUBLAS_GEMM_DEFAULT_TENSOR_OP));
+    else
+        CKB(cublasSgemmStridedBatched(g_cublas, ob, oa, N, M, K, &alpha, B, ldb, sB, A, lda, sA, &beta, C, ldc, sC,
+                                      batch));
+}
+
+/* the same over arrays of device pointers (one matrix each), in device memory */
+static void gemm_rm_ptr(int ta, int tb, int M, int N, int K, const float *const *A, int lda, const float *const *B,
+                        int ldb, float *const *C, int ldc, int batch) {
+    cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    float alpha = 1.0f, beta = 0.0f;
+    if (g_prec == GPU_TF32 && gk_gemm_ex)
+        CKB(cublasGemmBatchedEx(g_cublas, ob, oa, N, M, K, &alpha, (const void *const *)B, CUDA_R_32F, ldb,
+                                (const void *const *)A, CUDA_R_32F, lda, &beta, (void *const *)C, CUDA_R_32F, ldc,
+                                batch, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT_TENSOR_OP));
+    else
+        CKB(cublasSgemmBatched(g_cublas, ob, oa, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc, batch));
 }
 
 void gk_matmul_forward(float *out, const float *inp, const float *w, int N, int IC, int OC) {
@@ -150,19 +194,20 @@ void gk_matmul_backward(float *dinp, float *dw, const float *dout, const float *
 }
 
 /* ---- fixed-order column sums: chunks of COLSUM_ROWS rows -> double partials -> one sum each ---- */
-enum { COLSUM_ROWS = 128 };
+enum { COLSUM_ROWS = 32 };
 size_t gk_colsum_parts(int N) { return (size_t)(N + COLSUM_ROWS - 1) / COLSUM_ROWS; }
 
-/* dst[c] += sum_p part[p][c], p in order */
+/* dst[c] += sum_p part[p][c]: one warp per column, lanes over the parts, a butterfly to finish */
 __global__ void colsum_finish_kernel(float *dst, const double *part, int n_parts, int ncol) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    int c = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (c >= ncol) return;
     double s = 0;
-    for (int p = 0; p < n_parts; p++) s += part[(size_t)p * ncol + c];
-    dst[c] += (float)s;
+    for (int p = lane; p < n_parts; p += 32) s += part[(size_t)p * ncol + c];
+    s = warp_sum_d(s);
+    if (lane == 0) dst[c] += (float)s;
 }
 static void colsum_finish(float *dst, const double *part, int n_parts, int ncol) {
-    colsum_finish_kernel<<<nblocks(ncol, 256), 256, 0, g_stream>>>(dst, part, n_parts, ncol);
+    colsum_finish_kernel<<<nblocks(ncol, 8), 256, 0, g_stream>>>(dst, part, n_parts, ncol);
     CK_LAUNCH("colsum_finish");
 }
 
@@ -226,37 +271,39 @@ void gk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *
     CK_LAUNCH("rmsnorm_forward");
 }
 
-__global__ void rmsnorm_backward_kernel(float *dinp, const float *dout, const float *inp, const float *w,
-                                        const float *rstd, int N, int C) {
-    int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (n >= N) return;
-    const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
-    double dot = 0;
-    for (int c = lane; c < C; c += 32) dot += (double)g[c] * (1 + w[c]) * x[c];
-    dot = warp_sum_d(dot);
-    float r = rstd[n];
-    float k = (float)(dot * r * r * r / C);
-    float *dx = dinp + (size_t)n * C;
-    for (int c = lane; c < C; c += 32) dx[c] += r * g[c] * (1 + w[c]) - x[c] * k;
-}
-/* part[p][c] = sum over rows of chunk p of g*x*r */
-__global__ void rmsnorm_dw_part_kernel(double *part, const float *dout, const float *inp, const float *rstd, int N,
-                                       int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x, p = blockIdx.y;
-    if (c >= C) return;
-    int n1 = min(N, (p + 1) * COLSUM_ROWS);
-    double s = 0;
-    for (int n = p * COLSUM_ROWS; n < n1; n++) s += (double)(dout[(size_t)n * C + c] * inp[(size_t)n * C + c] * rstd[n]);
-    part[(size_t)p * C + c] = s;
+/* one block per chunk of COLSUM_ROWS rows: a warp per row finds k = dot r^3 / C, then a thread per
+ * column walks the chunk's rows: dinp += r g (1+w) - x k, and the chunk's partial dw = sum g x r */
+__global__ void rmsnorm_backward_kernel(float *dinp, double *part, const float *dout, const float *inp,
+                                        const float *w, const float *rstd, int N, int C) {
+    __shared__ float k_sh[COLSUM_ROWS], r_sh[COLSUM_ROWS];
+    int p = blockIdx.x, n0 = p * COLSUM_ROWS, nr = min(COLSUM_ROWS, N - n0);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    for (int i = warp; i < nr; i += nw) {
+        const float *x = inp + (size_t)(n0 + i) * C, *g = dout + (size_t)(n0 + i) * C;
+        double dot = 0;
+        for (int c = lane; c < C; c += 32) dot += (double)g[c] * (1 + w[c]) * x[c];
+        dot = warp_sum_d(dot);
+        float r = rstd[n0 + i];
+        if (lane == 0) k_sh[i] = (float)(dot * r * r * r / C), r_sh[i] = r;
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float wc = 1 + w[c];
+        double s = 0;
+        for (int i = 0; i < nr; i++) {
+            size_t o = (size_t)(n0 + i) * C + c;
+            float g = dout[o], x = inp[o], r = r_sh[i];
+            dinp[o] += r * g * wc - x * k_sh[i];
+            s += (double)(g * x * r);
+        }
+        part[(size_t)p * C + c] = s;
+    }
 }
 void gk_rmsnorm_backward(float *dinp, float *dw, double *part, const float *dout, const float *inp, const float *w,
                          const float *rstd, int N, int C) {
-    rmsnorm_backward_kernel<<<nblocks(N, 8), 256, 0, g_stream>>>(dinp, dout, inp, w, rstd, N, C);
-    CK_LAUNCH("rmsnorm_backward");
     int np = (int)gk_colsum_parts(N);
-    dim3 grid(nblocks(C, 128), np);
-    rmsnorm_dw_part_kernel<<<grid, 128, 0, g_stream>>>(part, dout, inp, rstd, N, C);
-    CK_LAUNCH("rmsnorm_dw_part");
+    rmsnorm_backward_kernel<<<np, 256, 0, g_stream>>>(dinp, part, dout, inp, w, rstd, N, C);
+    CK_LAUNCH("rmsnorm_backward");
     colsum_finish(dw, part, np, C);
 }
 
@@ -337,13 +384,32 @@ void gk_rope_backward(float *dqkv, const float *cs, int B, int T, int H, int D) 
  * functions run one warp per row of the block, in place. Rows of the T x T blocks are
  * gk_att_ld(T) floats apart (T rounded up to 4: 16-byte rows, which cuBLAS's tensor-core
  * kernels need); the padding columns are never read. */
-int gk_attention_plain = 0;
+int gk_attention_plain = 0, gk_attention_split = 0;
 
 int gk_att_ld(int T) { return (T + 3) / 4 * 4; }
 
+enum { ATT_NPTR = 11 }; /* pointer arrays of the direct path: q k v att out dout dP dq dk dv qf */
+static size_t att_ptr_floats(size_t BH) { return (ATT_NPTR * BH * sizeof(float *) / sizeof(float) + 63) / 64 * 64; }
+
 size_t gk_attention_scratch(int B, int T, int H, int D) {
-    size_t BH = (size_t)B * H;
-    return BH * T * gk_att_ld(T) + 5 * BH * T * D; /* dP | dy (the forward's y) | dq dk dv | f*q */
+    size_t BH = (size_t)B * H, n = BH * T * D;
+    /* pointers | dP | split path: q k v (3n) | dy or y (n) | dq dk dv (3n) | f*q (n) */
+    return att_ptr_floats(BH) + BH * T * gk_att_ld(T) + 8 * n;
+}
+
+/* one matrix per (b, h): base + b * bs + h * hs */
+typedef struct {
+    const float *base;
+    long long bs, hs;
+} att_mat;
+typedef struct {
+    att_mat m[ATT_NPTR];
+} att_mats;
+__global__ void att_fill_ptrs_kernel(const float **ptrs, att_mats mats, int n_mats, int BH, int H) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_mats * BH) return;
+    int s = i / BH, bh = i % BH, b = bh / H, h = bh % H;
+    ptrs[i] = mats.m[s].base + b * mats.m[s].bs + h * mats.m[s].hs;
 }
 
 /* qkv (B,T,3,H,D) -> (3,B,H,T,D) */
@@ -714,16 +780,20 @@ __global__ void att_row_backward_kernel(float *dpm, const float *att, int ld, in
         CK_LAUNCH(#KERNEL);                                                                                \
     } while (0)
 
-/* per (b,h,t) row: U (in dq) -> dq = f U, qf = f q, dqscale = scale q.U */
-__global__ void att_dq_kernel(float *dq, float *qf, float *dqscale, const float *q, const float *qscale, int B,
-                              int T, int H, int D, float scale) {
+/* per (b,h,t) row: U (in dq) -> dq = f U, qf = f q, dqscale = scale q.U; rows of q, dq and qf
+ * at base + b bs + h hs + t ts (split heads or in place) */
+typedef struct {
+    long long bs, hs, ts;
+} att_rows;
+__global__ void att_dq_kernel(float *dq, att_rows dql, float *qf, att_rows qfl, float *dqscale, const float *q,
+                              att_rows ql, const float *qscale, int B, int T, int H, int D, float scale) {
     int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (r >= B * H * T) return;
     int t = r % T, bh = r / T, b = bh / H, h = bh % H;
     size_t ci = ((size_t)b * T + t) * H + h;
     float f = qscale ? scale * qscale[ci] : scale;
-    const float *qr = q + (size_t)r * D;
-    float *ur = dq + (size_t)r * D, *qfr = qf + (size_t)r * D;
+    const float *qr = q + b * ql.bs + h * ql.hs + t * ql.ts;
+    float *ur = dq + b * dql.bs + h * dql.hs + t * dql.ts, *qfr = qf + b * qfl.bs + h * qfl.hs + t * qfl.ts;
     double dot = 0;
     for (int d = lane; d < D; d += 32) {
         float u = ur[d];
@@ -735,13 +805,32 @@ __global__ void att_dq_kernel(float *dq, float *qf, float *dqscale, const float 
     if (dqscale && lane == 0) dqscale[ci] = (float)(scale * dot);
 }
 
-void gk_attention_forward(float *out, float *att, float *qkvp, float *scratch, const float *qkv, const float *qscale,
+/* Two ways through the products. Direct (D % 4 == 0: every head's rows 16-byte aligned):
+ * batched GEMMs over arrays of per-(b, h) pointers read q, k, v in place in qkv and write the
+ * output and gradients in place. Split: the heads copied to (B, H, T, D) blocks for strided
+ * batched GEMMs, and back. */
+static int att_direct(int D) { return D % 4 == 0 && !gk_attention_split; }
+
+void gk_attention_forward(float *out, float *att, float *scratch, const float *qkv, const float *qscale,
                           const float *slopes, int row, double alpha, int B, int T, int H, int D) {
     size_t BH = (size_t)B * H, n = BH * T * D;
-    int ld = gk_att_ld(T);
+    int ld = gk_att_ld(T), HD = H * D, C3 = 3 * HD;
     long long sTT = (long long)T * ld, sTD = (long long)T * D;
     float scale = (float)(1.0 / sqrt((double)D));
-    float *y = scratch + BH * T * ld;
+    float *buf = scratch + att_ptr_floats(BH) + BH * T * ld;
+    if (att_direct(D)) {
+        const float **P = (const float **)scratch;
+        att_mats mm = {{{qkv, (long long)T * C3, D}, {qkv + HD, (long long)T * C3, D}, {qkv + 2 * HD, (long long)T * C3, D},
+                        {att, (long long)H * sTT, sTT}, {out, (long long)T * HD, D}}};
+        att_fill_ptrs_kernel<<<nblocks(5 * BH, 256), 256, 0, g_stream>>>(P, mm, 5, (int)BH, H);
+        CK_LAUNCH("att_fill_ptrs");
+        const float *const *Q = P, *const *K = P + BH, *const *V = P + 2 * BH, *const *A = P + 3 * BH;
+        gemm_rm_ptr(0, 1, T, T, D, Q, C3, K, C3, (float *const *)A, ld, (int)BH); /* raw q.k */
+        ROW_DISPATCH(att_row_forward_kernel, att, ld, qscale, slopes, row, alpha, (int)BH, T, H, scale);
+        gemm_rm_ptr(0, 0, T, D, T, A, ld, V, C3, (float *const *)(P + 4 * BH), HD, (int)BH);
+        return;
+    }
+    float *qkvp = buf, *y = buf + 3 * n;
     split_qkv_kernel<<<nblocks(3 * n, 256), 256, 0, g_stream>>>(qkvp, qkv, B, T, H, D);
     CK_LAUNCH("split_qkv");
     const float *q = qkvp, *k = qkvp + n, *v = qkvp + 2 * n;
@@ -753,21 +842,49 @@ void gk_attention_forward(float *out, float *att, float *qkvp, float *scratch, c
     CK_LAUNCH("merge_heads");
 }
 
-void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const float *dout, const float *qkvp,
+void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const float *dout, const float *qkv,
                            const float *qscale, const float *att, int row, double alpha, int B, int T, int H, int D) {
     size_t BH = (size_t)B * H, n = BH * T * D;
-    int ld = gk_att_ld(T);
+    int ld = gk_att_ld(T), HD = H * D, C3 = 3 * HD;
     long long sTT = (long long)T * ld, sTD = (long long)T * D;
     float scale = (float)(1.0 / sqrt((double)D));
-    float *dP = scratch, *dy = dP + BH * T * ld, *dq = dy + n, *dk = dq + n, *dv = dk + n, *qf = dv + n;
+    float *dP = scratch + att_ptr_floats(BH), *buf = dP + BH * T * ld;
+    unsigned nrow = nblocks(BH * T, 8);
+    if (att_direct(D)) {
+        float *qf = buf; /* (B, T, H, D) */
+        const float **P = (const float **)scratch;
+        long long bq = (long long)T * C3, bo = (long long)T * HD;
+        att_mats mm = {{{qkv + HD, bq, D}, {qkv + 2 * HD, bq, D}, {att, (long long)H * sTT, sTT}, {dout, bo, D},
+                        {dP, (long long)H * sTT, sTT}, {dqkv, bq, D}, {dqkv + HD, bq, D}, {dqkv + 2 * HD, bq, D},
+                        {qf, bo, D}}};
+        att_fill_ptrs_kernel<<<nblocks(9 * BH, 256), 256, 0, g_stream>>>(P, mm, 9, (int)BH, H);
+        CK_LAUNCH("att_fill_ptrs");
+        const float *const *K = P, *const *V = P + BH, *const *A = P + 2 * BH, *const *DO = P + 3 * BH;
+        const float *const *DP = P + 4 * BH, *const *QF = P + 8 * BH;
+        float *const *DQ = (float *const *)(P + 5 * BH), *const *DK = (float *const *)(P + 6 * BH);
+        float *const *DV = (float *const *)(P + 7 * BH);
+        gemm_rm_ptr(0, 1, T, T, D, DO, HD, V, C3, (float *const *)DP, ld, (int)BH); /* dP = dY V^T */
+        gemm_rm_ptr(1, 0, T, D, T, A, ld, DO, HD, DV, C3, (int)BH);                 /* dV = P^T dY */
+        ROW_DISPATCH(att_row_backward_kernel, dP, att, ld, row, alpha, (int)BH, T);
+        gemm_rm_ptr(0, 0, T, D, T, DP, ld, K, C3, DQ, C3, (int)BH); /* U = dS K */
+        att_rows inq = {bq, D, C3}, inqf = {bo, D, HD};
+        att_dq_kernel<<<nrow, 256, 0, g_stream>>>(dqkv, inq, qf, inqf, dqscale, qkv, inq, qscale, B, T, H, D, scale);
+        CK_LAUNCH("att_dq");
+        gemm_rm_ptr(1, 0, T, D, T, DP, ld, QF, HD, DK, C3, (int)BH); /* dK = dS^T (f q) */
+        return;
+    }
+    float *qkvp = buf, *dy = qkvp + 3 * n, *dq = dy + n, *dk = dq + n, *dv = dk + n, *qf = dv + n;
     const float *q = qkvp, *k = qkvp + n, *v = qkvp + 2 * n;
+    split_qkv_kernel<<<nblocks(3 * n, 256), 256, 0, g_stream>>>(qkvp, qkv, B, T, H, D);
+    CK_LAUNCH("split_qkv");
     split_heads_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(dy, dout, B, T, H, D);
     CK_LAUNCH("split_heads");
     gemm_rm(0, 1, T, T, D, 1.0f, dy, D, sTD, v, D, sTD, 0.0f, dP, ld, sTT, (int)BH);  /* dP = dY V^T */
     gemm_rm(1, 0, T, D, T, 1.0f, att, ld, sTT, dy, D, sTD, 0.0f, dv, D, sTD, (int)BH); /* dV = P^T dY */
     ROW_DISPATCH(att_row_backward_kernel, dP, att, ld, row, alpha, (int)BH, T);
     gemm_rm(0, 0, T, D, T, 1.0f, dP, ld, sTT, k, D, sTD, 0.0f, dq, D, sTD, (int)BH); /* U = dS K */
-    att_dq_kernel<<<nblocks(BH * T, 8), 256, 0, g_stream>>>(dq, qf, dqscale, q, qscale, B, T, H, D, scale);
+    att_rows sp = {(long long)H * sTD, sTD, D};
+    att_dq_kernel<<<nrow, 256, 0, g_stream>>>(dq, sp, qf, sp, dqscale, q, sp, qscale, B, T, H, D, scale);
     CK_LAUNCH("att_dq");
     gemm_rm(1, 0, T, D, T, 1.0f, dP, ld, sTT, qf, D, sTD, 0.0f, dk, D, sTD, (int)BH); /* dK = dS^T (f q) */
     merge_heads_kernel<<<nblocks(3 * n, 256), 256, 0, g_stream>>>(dqkv, dq, B, T, H, D, 3);

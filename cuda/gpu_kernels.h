@@ -30,6 +30,9 @@ void gpu_free(void *d);
 void gpu_upload(void *d, const void *h, size_t bytes);      /* synchronous */
 void gpu_download(void *h, const void *d, size_t bytes);    /* synchronous */
 void gpu_memset0(void *d, size_t bytes);                    /* on the stream */
+void *gpu_malloc_host(size_t bytes);                        /* pinned; fatal on failure */
+void gpu_free_host(void *h);
+void gpu_upload_async(void *d, const void *h, size_t bytes); /* on the stream (h: pinned, kept) */
 void gpu_sync(void);                                        /* waits for the stream; fatal on error */
 
 /* matmul precision: plain FP32 arithmetic (parity with the CPU), or TF32 tensor cores */
@@ -78,19 +81,22 @@ void gk_rope_backward(float *dqkv /* B,T,3HD */, const float *cs, int B, int T, 
 
 /* causal attention on a materialized T x T block, as attention_forward/backward:
  * s_ij = c_ih q_i.k_j / sqrt(D) + slope_h (j - i), p_i = row(s_i,0..i). att holds B*H*T rows of
- * gk_att_ld(T) floats (T rounded up to 4; the padding is never read). qkvp: the heads split,
- * (3, B, H, T, D), written by the forward and read by the backward. scratch: gk_attention_scratch
- * floats. dqscale (written) may be NULL; qscale NULL means c = 1. Rows of up to 256 keys are
- * held in registers; gk_attention_plain = 1 takes the plain path (keys through memory) that the
- * fast one is tested against. */
-extern int gk_attention_plain;
+ * gk_att_ld(T) floats (T rounded up to 4; the padding is never read); the backward reads it and
+ * qkv as the forward left them. scratch: gk_attention_scratch floats, shared by the layers.
+ * dqscale (written) may be NULL; qscale NULL means c = 1. Rows of up to 256 keys are held in
+ * registers; gk_attention_plain = 1 takes the plain path (keys through memory) that the fast one
+ * is tested against. With D % 4 == 0 the products read and write the heads in place (pointer-
+ * array GEMMs); gk_attention_split = 1 (or another D) copies the heads apart first. */
+extern int gk_attention_plain, gk_attention_split;
+/* 1 (default): TF32 GEMMs through cuBLAS's Ex entry points (the TF32 compute type asked for) */
+extern int gk_gemm_ex;
 int gk_att_ld(int T);
 size_t gk_attention_scratch(int B, int T, int H, int D);
-void gk_attention_forward(float *out /* B,T,HD */, float *att /* B,H,T,ld */, float *qkvp /* 3,B,H,T,D */,
-                          float *scratch, const float *qkv /* B,T,3HD */, const float *qscale /* B,T,H */,
+void gk_attention_forward(float *out /* B,T,HD */, float *att /* B,H,T,ld */, float *scratch,
+                          const float *qkv /* B,T,3HD */, const float *qscale /* B,T,H */,
                           const float *slopes /* H */, int row, double alpha, int B, int T, int H, int D);
 void gk_attention_backward(float *dqkv /* B,T,3HD */, float *dqscale /* B,T,H */, float *scratch,
-                           const float *dout /* B,T,HD */, const float *qkvp /* 3,B,H,T,D */,
+                           const float *dout /* B,T,HD */, const float *qkv /* B,T,3HD */,
                            const float *qscale /* B,T,H */, const float *att /* B,H,T,ld */,
                            int row, double alpha, int B, int T, int H, int D);
 

@@ -19,7 +19,6 @@ typedef struct {
     float *ln_in;   /* L,B,T,C */
     float *rs_in;   /* L,B,T */
     float *qkv;     /* L,B,T,3HD (after RoPE) */
-    float *qkvp;    /* L,3,B,H,T,D  the heads split (attention) */
     float *atty;    /* L,B,T,HD */
     float *att;     /* L,B,H,T,ld  (ld = gk_att_ld(T)) */
     float *qs;      /* L,B,T,H */
@@ -70,10 +69,10 @@ struct gpu_model {
     gpu_acts a;
     double *dmem;                     /* double scratch: parts | sqsum parts | scalars */
     double *part, *sq_part, *scalars;
-    int *imem;                        /* tok N | targets N | idx N | off V+1 */
+    int *imem;                        /* tok N | targets N | idx N | off V+1 | mask N bytes */
     int *tok, *targets, *idx, *off;
-    unsigned char *mask;              /* N */
-    int *h_off, *h_idx;               /* host scratch of the token index */
+    unsigned char *mask;
+    int *h_stage;                     /* pinned host copy of imem: one upload per batch */
 };
 
 static void point(float **t, float *mem, const size_t *sizes) {
@@ -136,9 +135,7 @@ void gpu_model_destroy(gpu_model *m) {
     gpu_free(m->acts_mem);
     gpu_free(m->dmem);
     gpu_free(m->imem);
-    gpu_free(m->mask);
-    free(m->h_off);
-    free(m->h_idx);
+    gpu_free_host(m->h_stage);
     free(m);
 }
 
@@ -151,7 +148,7 @@ static void ensure_acts(gpu_model *m, int B, int T) {
     const lcg_config *c = &m->cfg;
     size_t L = (size_t)c->L, N = (size_t)B * T, C = (size_t)c->C, HD = (size_t)c->H * c->D;
     size_t F = (size_t)c->F, V = (size_t)c->V, H = (size_t)c->H, HTT = H * T * gk_att_ld(T);
-    size_t sizes[] = {N * C,      L * N * C,      L * N,      L * N * 3 * HD, L * N * 3 * HD, L * N * HD,
+    size_t sizes[] = {N * C,      L * N * C,      L * N,      L * N * 3 * HD, L * N * HD,
                       L * B * HTT, L * N * H,     L * N * 2 * H, L * N * C,  L * N,          L * N * C,      L * N * C,
                       L * N,      L * N * 2 * F,  L * N * F,  L * N * C,      L * N,          L * N * C,
                       N * C,      N,              N * V,      N,              N * C,          N * C,
@@ -187,21 +184,15 @@ static void ensure_acts(gpu_model *m, int B, int T) {
     m->sq_part = m->part + n_part;
     m->scalars = m->sq_part + n_sq;
     gpu_free(m->imem);
-    gpu_free(m->mask);
-    m->imem = (int *)gpu_malloc(sizeof(int) * (3 * N + V + 1));
+    gpu_free_host(m->h_stage);
+    size_t n_int = 3 * N + V + 1 + (N + 3) / 4;
+    m->imem = (int *)gpu_malloc(sizeof(int) * n_int);
+    m->h_stage = (int *)gpu_malloc_host(sizeof(int) * n_int);
     m->tok = m->imem;
     m->targets = m->tok + N;
     m->idx = m->targets + N;
     m->off = m->idx + N;
-    m->mask = (unsigned char *)gpu_malloc(N);
-    free(m->h_off);
-    free(m->h_idx);
-    m->h_off = (int *)malloc(sizeof(int) * (V + 1));
-    m->h_idx = (int *)malloc(sizeof(int) * N);
-    if (!m->h_off || !m->h_idx) {
-        fprintf(stderr, "lcgbench: out of host memory\n");
-        exit(1);
-    }
+    m->mask = (unsigned char *)(m->off + V + 1);
     m->cap_B = B;
     m->cap_T = T;
 }
@@ -233,13 +224,23 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
     m->B = B;
     m->T = T;
     m->n_mask = 0;
-    gpu_upload(m->tok, tok, sizeof(int) * N);
+    /* the batch, staged in pinned memory for one asynchronous copy (the previous one is done:
+     * every forward ends with a synchronizing copy of the loss) */
+    int *h_tok = m->h_stage, *h_tgt = h_tok + N, *h_idx = h_tgt + N, *h_off = h_idx + N;
+    unsigned char *h_mask = (unsigned char *)(h_off + V + 1);
+    int with_loss = targets && mask;
+    memcpy(h_tok, tok, sizeof(int) * N);
+    if (with_loss) {
+        for (int n = 0; n < N; n++) h_tgt[n] = mask[n] ? targets[n] : 0, h_mask[n] = mask[n] != 0;
+        gk_token_csr(h_off, h_idx, tok, N, V); /* for the embedding's backward */
+    }
+    gpu_upload_async(m->imem, m->h_stage, with_loss ? (size_t)((h_mask + N) - (unsigned char *)h_tok) : sizeof(int) * N);
 
     gk_encoder_forward(a->enc, m->tok, w[LCG_P_EMB], N, C);
     const float *x = a->enc;
     for (int l = 0; l < L; l++) {
         float *ln_in = a->ln_in + (size_t)l * N * C, *rs_in = a->rs_in + (size_t)l * N;
-        float *qkv = a->qkv + (size_t)l * N * 3 * HD, *qkvp = a->qkvp + (size_t)l * N * 3 * HD;
+        float *qkv = a->qkv + (size_t)l * N * 3 * HD;
         float *atty = a->atty + (size_t)l * N * HD;
         float *att = a->att + (size_t)l * B * H * T * gk_att_ld(T), *ao = a->ao + (size_t)l * N * C;
         float *qs = m->scale ? a->qs + (size_t)l * N * H : NULL, *lz = a->lz + (size_t)l * N * 2 * H;
@@ -256,7 +257,7 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
             gk_lenscale_w ls = layer_ls(m, w, l);
             gk_lenscale_forward(qs, lz, ln_in, &ls, m->scale, m->h0, N, T, C, H);
         }
-        gk_attention_forward(atty, att, qkvp, a->att_scratch, qkv, qs, m->slopes, m->row, m->alpha, B, T, H, D);
+        gk_attention_forward(atty, att, a->att_scratch, qkv, qs, m->slopes, m->row, m->alpha, B, T, H, D);
         gk_matmul_forward(ao, atty, w[LCG_P_WO] + (size_t)l * HD * C, N, HD, C);
         gk_rmsnorm_forward(a->tmp, rs_pa, ao, w[LCG_P_LN_PA] + (size_t)l * C, N, C);
         gk_add(res1, x, a->tmp, (size_t)N * C);
@@ -276,11 +277,6 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
         return 0;
     }
     for (int n = 0; n < N; n++) m->n_mask += mask[n] != 0;
-    gpu_upload(m->targets, targets, sizeof(int) * N);
-    gpu_upload(m->mask, mask, (size_t)N);
-    gk_token_csr(m->h_off, m->h_idx, tok, N, V); /* for the embedding's backward */
-    gpu_upload(m->off, m->h_off, sizeof(int) * (V + 1));
-    gpu_upload(m->idx, m->h_idx, sizeof(int) * N);
     gk_crossentropy_forward(a->losses, a->logits, m->targets, m->mask, N, V);
     gk_sum(m->scalars, a->losses, (size_t)N);
     double sum;
@@ -325,7 +321,7 @@ void gpu_model_backward(gpu_model *m) {
         gk_matmul_backward(a->dHD, g[LCG_P_WO] + (size_t)l * HD * C, a->dC, a->atty + (size_t)l * N * HD,
                            w[LCG_P_WO] + (size_t)l * HD * C, N, HD, C, 0);
         float *qs = m->scale ? a->qs + (size_t)l * N * H : NULL;
-        gk_attention_backward(a->d3HD, qs ? a->dqs : NULL, a->att_scratch, a->dHD, a->qkvp + (size_t)l * N * 3 * HD,
+        gk_attention_backward(a->d3HD, qs ? a->dqs : NULL, a->att_scratch, a->dHD, a->qkv + (size_t)l * N * 3 * HD,
                               qs, a->att + (size_t)l * B * H * T * gk_att_ld(T), m->row, m->alpha, B, T, H, D);
         if (c->pos == LCG_POS_ROPE) gk_rope_backward(a->d3HD, a->rope_cs, B, T, H, D);
         gk_matmul_backward(a->dC, g[LCG_P_WQKV] + (size_t)l * C * 3 * HD, a->d3HD, a->ln_in + (size_t)l * NC,

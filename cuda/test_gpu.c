@@ -170,6 +170,7 @@ static float *unpad(const float *d_att, size_t rows, int T) {
     return y;
 }
 
+/* plain: 1 = the plain row kernels, 2 = also the split-heads products */
 static void test_attention_case(int row, double alpha, int pos, int scaled, int D, int T, int plain) {
     int B = 2, H = 4, HD = H * D;
     size_t nq = (size_t)B * T * 3 * HD, nt = (size_t)B * H * T * T, no = (size_t)B * T * HD, nc = (size_t)B * T * H;
@@ -182,18 +183,19 @@ static void test_attention_case(int row, double alpha, int pos, int scaled, int 
     attention_backward(dqkv, scaled ? dqs : NULL, dout, qkv, scaled ? qs : NULL, att, slopes, row, alpha, B, T, H, D);
     float *d_qkv = dev_f(qkv, nq), *d_dout = dev_f(dout, no), *d_qs = dev_f(qs, nc), *d_sl = dev_f(slopes, H);
     float *d_out = gpu_malloc(sizeof(float) * no), *d_att = gpu_malloc(sizeof(float) * ntp);
-    float *d_qkvp = gpu_malloc(sizeof(float) * nq), *d_dqkv = gpu_malloc(sizeof(float) * nq);
+    float *d_dqkv = gpu_malloc(sizeof(float) * nq);
     float *d_dqs = gpu_malloc(sizeof(float) * nc);
     float *scr = gpu_malloc(sizeof(float) * gk_attention_scratch(B, T, H, D));
-    gk_attention_plain = plain;
-    gk_attention_forward(d_out, d_att, d_qkvp, scr, d_qkv, scaled ? d_qs : NULL, d_sl, row, alpha, B, T, H, D);
-    gk_attention_backward(d_dqkv, scaled ? d_dqs : NULL, scr, d_dout, d_qkvp, scaled ? d_qs : NULL, d_att, row, alpha,
+    gk_attention_plain = plain > 0;
+    gk_attention_split = plain > 1;
+    gk_attention_forward(d_out, d_att, scr, d_qkv, scaled ? d_qs : NULL, d_sl, row, alpha, B, T, H, D);
+    gk_attention_backward(d_dqkv, scaled ? d_dqs : NULL, scr, d_dout, d_qkv, scaled ? d_qs : NULL, d_att, row, alpha,
                           B, T, H, D);
     char name[128];
     const char *rn = row == LCG_ROW_SOFTMAX ? "softmax" : row == LCG_ROW_SPARSEMAX ? "sparsemax" : "entmax";
-    snprintf(name, sizeof name, "attention%s %s a=%.2f %s%s D=%d T=%d", plain ? " (plain)" : "", rn, alpha,
+    snprintf(name, sizeof name, "attention%s %s a=%.2f %s%s D=%d T=%d", plain > 1 ? " (plain, split)" : plain ? " (plain)" : "", rn, alpha,
              lcg_posenc_at(pos)->name, scaled ? " scaled" : "", D, T);
-    gk_attention_plain = 0;
+    gk_attention_plain = gk_attention_split = 0;
     char nm[160];
     float *g_att = unpad(d_att, (size_t)B * H * T, T);
     snprintf(nm, sizeof nm, "%s: weights", name);
@@ -218,7 +220,7 @@ static void test_attention_case(int row, double alpha, int pos, int scaled, int 
 static void test_attention(void) {
     int rows[] = {LCG_ROW_SOFTMAX, LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX};
     double alphas[] = {1.0, 1.5, 1.25, 1.75, 2.0};
-    for (int plain = 0; plain < 2; plain++) {
+    for (int plain = 0; plain < 3; plain++) {
         for (int r = 0; r < 5; r++)
             for (int pos = LCG_POS_NOPE; pos <= LCG_POS_NAPE; pos++)
                 test_attention_case(rows[r], alphas[r], pos, pos != LCG_POS_ALIBI, 16, 45, plain);
@@ -229,6 +231,8 @@ static void test_attention(void) {
     /* past 256 keys the fast path hands rows to the plain one */
     test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 8, 300, 0);
     test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_ROPE, 0, 8, 257, 0);
+    /* a head dim that is not a multiple of 4 takes the split path */
+    test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 6, 40, 0);
 }
 
 static void test_lenscale(void) {
