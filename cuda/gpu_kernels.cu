@@ -124,6 +124,8 @@ void gk_init(gpu_precision prec) {
     gk_gemm_ex = e ? atoi(e) : 1;
     e = getenv("LCG_GPU_ATT_SPLIT"); /* benchmark switch: 1 = attention through split heads */
     if (e) gk_attention_split = atoi(e);
+    e = getenv("LCG_GPU_ATT_FUSED"); /* benchmark switch: 0 = attention through cuBLAS */
+    if (e) gk_attention_fused = atoi(e);
 }
 
 void gk_set_stream(void *stream) {
@@ -454,10 +456,21 @@ __device__ __forceinline__ double ent_pow(double t, double c, int mode) {
     return mode == 2 ? t : mode == 1 ? t * t : pow(t, c);
 }
 
+/* The Newton step for the entmax threshold at tau, from S = sum t^c and P = sum t^(c-1) over the
+ * keys above tau (t = x - tau, c = 1/(alpha-1)). Newton runs on g(tau) = S^(1/c) - 1, the c-norm of
+ * the positive parts minus 1: convex and decreasing (a norm of convex non-negative functions), so
+ * from a lower bound the iterates rise to the root without overshooting, as on f = S - 1 (entmax.c);
+ * but where f is a c-th power far from its root and Newton on it only halves the distance per step
+ * (a row of near-equal scores from tau = -1: some 25 steps), g is close to linear: a few steps.
+ * g / -g' = (S - S^(1 - 1/c)) / P = (S - S^(2 - alpha)) / P. */
+__device__ __forceinline__ double ent_newton_step(double S, double P, double alpha, int mode) {
+    return mode == 2 ? (S - 1.0) / P : mode == 1 ? (S - sqrt(S)) / P : (S - pow(S, 2.0 - alpha)) / P;
+}
+
 /* The entmax threshold of one row held by a warp, K keys per lane (x[i] of key lane + 32 i, -inf
- * past the row): Newton from the lower bound -1 (f is convex and decreasing, so the iterates rise
- * to the root), bisection on [-1, -n^(1-alpha)] as entmax.c's last resort. Every lane returns the
- * same tau and the sum of the unnormalized weights. */
+ * past the row): Newton (ent_newton_step) from the lower bound -1, bisection on [-1, -n^(1-alpha)]
+ * as entmax.c's last resort. Every lane returns the same tau and the sum of the unnormalized
+ * weights. */
 template <int K>
 __device__ double ent_warp_tau(const double *x, int n, double alpha, int mode, double *sum_out) {
     double c = 1.0 / (alpha - 1.0), tau = -1.0;
@@ -474,14 +487,14 @@ __device__ double ent_warp_tau(const double *x, int n, double alpha, int mode, d
             fps += tc1;
             k++;
         }
-        double f = warp_sum_d(fs) - 1.0, fp = warp_sum_d(fps) * c;
+        double S = warp_sum_d(fs), P = warp_sum_d(fps), f = S - 1.0;
         k = warp_sum_i(k);
-        if (!isfinite(f) || !(fp > 0)) break;
+        if (!isfinite(f) || !(P > 0)) break;
         if (fabs(f) <= 1e-13 && k == prev_k) {
             ok = 1;
             break;
         }
-        double next = tau + f / fp;
+        double next = tau + ent_newton_step(S, P, alpha, mode);
         if (next == tau) {
             ok = fabs(f) <= 1e-9;
             break;
@@ -566,14 +579,14 @@ __device__ void att_row_forward_plain(float *p, float f, float m, int row, doubl
             fps += tc1;
             k++;
         }
-        double f = warp_sum_d(fs) - 1.0, fp = warp_sum_d(fps) * c;
+        double S = warp_sum_d(fs), P = warp_sum_d(fps), f = S - 1.0;
         k = warp_sum_i(k);
-        if (!isfinite(f) || !(fp > 0)) break;
+        if (!isfinite(f) || !(P > 0)) break;
         if (fabs(f) <= 1e-13 && k == prev_k) {
             ok = 1;
             break;
         }
-        double next = tau + f / fp;
+        double next = tau + ent_newton_step(S, P, alpha, mode);
         if (next == tau) {
             ok = fabs(f) <= 1e-9;
             break;
@@ -639,69 +652,104 @@ __device__ void att_row_backward_plain(float *dp, const float *p, int row, doubl
     }
 }
 
+/* one row of a warp's K keys per lane in registers, s[i] of key j = lane + 32 i: the scaled and
+ * biased scores of keys j <= t in, the weights out (0 past t) */
+template <int K>
+__device__ void row_forward_regs(float *s, int t, int row, double alpha, int mode, int lane) {
+    float mx = -INFINITY;
+    int bad = 0;
+#pragma unroll
+    for (int i = 0; i < K; i++)
+        if (lane + 32 * i <= t) {
+            bad |= !isfinite(s[i]);
+            mx = fmaxf(mx, s[i]);
+        }
+    mx = warp_max_f(mx);
+    bad = warp_or_i(bad);
+    if (row == LCG_ROW_SOFTMAX) {
+        double sum = 0;
+#pragma unroll
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i <= t) {
+                s[i] = expf(s[i] - mx);
+                sum += s[i];
+            }
+        float inv = (float)(1.0 / warp_sum_d(sum));
+#pragma unroll
+        for (int i = 0; i < K; i++) s[i] = lane + 32 * i <= t ? s[i] * inv : 0.0f;
+        return;
+    }
+    int n = t + 1;
+    if (n == 1 || bad) {
+#pragma unroll
+        for (int i = 0; i < K; i++) s[i] = lane + 32 * i > t ? 0.0f : n == 1 ? 1.0f : NAN;
+        return;
+    }
+    double am1 = alpha - 1.0, c = 1.0 / am1, x[K], sum;
+#pragma unroll
+    for (int i = 0; i < K; i++) x[i] = lane + 32 * i <= t ? am1 * ((double)s[i] - (double)mx) : -INFINITY;
+    double tau = ent_warp_tau<K>(x, n, alpha, mode, &sum);
+#pragma unroll
+    for (int i = 0; i < K; i++) {
+        double tt = x[i] - tau;
+        s[i] = tt > 0 ? (float)(ent_pow(tt, c, mode) / sum) : 0.0f;
+    }
+}
+
+/* norm_row_backward on a warp's registers: the weights p and their gradient g (keys j <= t) in,
+ * g := the score gradient out (0 past t) */
+template <int K>
+__device__ void row_backward_regs(float *g, const float *pv, int t, int row, double alpha, int mode, int lane) {
+    if (row == LCG_ROW_SOFTMAX) {
+        double dot = 0;
+#pragma unroll
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i <= t) dot += (double)pv[i] * g[i];
+        float d = (float)warp_sum_d(dot);
+#pragma unroll
+        for (int i = 0; i < K; i++) g[i] = lane + 32 * i <= t ? pv[i] * (g[i] - d) : 0.0f;
+        return;
+    }
+    double su = 0, sug = 0, u[K];
+#pragma unroll
+    for (int i = 0; i < K; i++) {
+        u[i] = 0;
+        if (!(pv[i] > 0) || lane + 32 * i > t) continue;
+        u[i] = mode == 2 ? 1.0 : mode == 1 ? sqrt((double)pv[i]) : pow((double)pv[i], 2.0 - alpha);
+        su += u[i];
+        sug += u[i] * (double)g[i];
+    }
+    su = warp_sum_d(su);
+    sug = warp_sum_d(sug);
+    double rr = su > 0 ? sug / su : 0;
+#pragma unroll
+    for (int i = 0; i < K; i++)
+        g[i] = u[i] > 0 && su > 0 ? (float)((double)(float)u[i] * ((double)g[i] - rr)) : 0.0f;
+}
+
 /* one row of raw scores q.k in p[0..T) -> weights, in place (p[j] = 0 for j > t), K keys per lane
  * in registers (T <= 32 K). K = 0: the plain path, any T, one key at a time through memory. */
 template <int K>
 __global__ void att_row_forward_kernel(float *att, int ld, const float *qscale, const float *slopes, int row,
                                        double alpha, int BH, int T, int H, float scale) {
-    enum { KR = K ? K : 1 };
     int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (r >= BH * T) return;
-    int t = r % T, bh = r / T, b = bh / H, h = bh % H, n = t + 1;
+    int t = r % T, bh = r / T, b = bh / H, h = bh % H;
     float *p = att + (size_t)r * ld;
     float f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale, m = slopes[h];
     if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
     int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
     if constexpr (K > 0) {
-        float s[KR];
-        float mx = -INFINITY;
-        int bad = 0;
+        float s[K];
 #pragma unroll
-        for (int i = 0; i < KR; i++) {
+        for (int i = 0; i < K; i++) {
             int j = lane + 32 * i;
-            s[i] = -INFINITY;
-            if (j <= t) {
-                s[i] = p[j] * f + m * (float)(j - t);
-                bad |= !isfinite(s[i]);
-                mx = fmaxf(mx, s[i]);
-            }
+            s[i] = j <= t ? p[j] * f + m * (float)(j - t) : 0.0f;
         }
-        mx = warp_max_f(mx);
-        bad = warp_or_i(bad);
-        if (row == LCG_ROW_SOFTMAX) {
-            double sum = 0;
+        row_forward_regs<K>(s, t, row, alpha, mode, lane);
 #pragma unroll
-            for (int i = 0; i < KR; i++)
-                if (lane + 32 * i <= t) {
-                    s[i] = expf(s[i] - mx);
-                    sum += s[i];
-                }
-            float inv = (float)(1.0 / warp_sum_d(sum));
-#pragma unroll
-            for (int i = 0; i < KR; i++) {
-                int j = lane + 32 * i;
-                if (j < T) p[j] = j <= t ? s[i] * inv : 0.0f;
-            }
-            return;
-        }
-        if (n == 1 || bad) {
-#pragma unroll
-            for (int i = 0; i < KR; i++) {
-                int j = lane + 32 * i;
-                if (j < T) p[j] = j > t ? 0.0f : n == 1 ? 1.0f : NAN;
-            }
-            return;
-        }
-        double am1 = alpha - 1.0, c = 1.0 / am1, x[KR], sum;
-#pragma unroll
-        for (int i = 0; i < KR; i++) x[i] = lane + 32 * i <= t ? am1 * ((double)s[i] - (double)mx) : -INFINITY;
-        double tau = ent_warp_tau<KR>(x, n, alpha, mode, &sum);
-#pragma unroll
-        for (int i = 0; i < KR; i++) {
-            int j = lane + 32 * i;
-            double tt = x[i] - tau;
-            if (j < T) p[j] = tt > 0 ? (float)(ent_pow(tt, c, mode) / sum) : 0.0f;
-        }
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i < T) p[lane + 32 * i] = s[i];
     } else {
         att_row_forward_plain(p, f, m, row, alpha, mode, t, T, lane);
     }
@@ -710,7 +758,6 @@ __global__ void att_row_forward_kernel(float *att, int ld, const float *qscale, 
 /* dP -> dS in place (norm_row_backward), zero past the diagonal; K as the forward's */
 template <int K>
 __global__ void att_row_backward_kernel(float *dpm, const float *att, int ld, int row, double alpha, int BH, int T) {
-    enum { KR = K ? K : 1 };
     int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (r >= BH * T) return;
     int t = r % T;
@@ -719,45 +766,248 @@ __global__ void att_row_backward_kernel(float *dpm, const float *att, int ld, in
     if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
     int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
     if constexpr (K > 0) {
-        float pv[KR], gv[KR];
+        float pv[K], gv[K];
 #pragma unroll
-        for (int i = 0; i < KR; i++) {
+        for (int i = 0; i < K; i++) {
             int j = lane + 32 * i;
             pv[i] = j <= t ? p[j] : 0.0f;
             gv[i] = j <= t ? dp[j] : 0.0f;
         }
-        if (row == LCG_ROW_SOFTMAX) {
-            double dot = 0;
+        row_backward_regs<K>(gv, pv, t, row, alpha, mode, lane);
 #pragma unroll
-            for (int i = 0; i < KR; i++)
-                if (lane + 32 * i <= t) dot += (double)pv[i] * gv[i];
-            float d = (float)warp_sum_d(dot);
-#pragma unroll
-            for (int i = 0; i < KR; i++) {
-                int j = lane + 32 * i;
-                if (j < T) dp[j] = j <= t ? pv[i] * (gv[i] - d) : 0.0f;
-            }
-            return;
-        }
-        double su = 0, sug = 0, u[KR];
-#pragma unroll
-        for (int i = 0; i < KR; i++) {
-            u[i] = 0;
-            if (!(pv[i] > 0)) continue;
-            u[i] = mode == 2 ? 1.0 : mode == 1 ? sqrt((double)pv[i]) : pow((double)pv[i], 2.0 - alpha);
-            su += u[i];
-            sug += u[i] * (double)gv[i];
-        }
-        su = warp_sum_d(su);
-        sug = warp_sum_d(sug);
-        double rr = su > 0 ? sug / su : 0;
-#pragma unroll
-        for (int i = 0; i < KR; i++) {
-            int j = lane + 32 * i;
-            if (j < T) dp[j] = pv[i] > 0 && su > 0 ? (float)((double)(float)u[i] * ((double)gv[i] - rr)) : 0.0f;
-        }
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i < T) dp[lane + 32 * i] = gv[i];
     } else {
         att_row_backward_plain(dp, p, row, alpha, mode, t, T, lane);
+    }
+}
+
+/* ---- fused attention: one block per (b, h), the head's keys and values in shared memory ----------
+ * Forward: a warp per query row computes its scores from registers (q) and shared memory (k), the
+ * row function in registers, writes the weights (kept for the backward) and p.V. Backward: the
+ * weights and the score gradients of the whole T x T block in shared memory; a warp per row for
+ * dp = dO.V, dS and dq, then a warp per key for dk and dv (sums over the rows, in row order per
+ * lane group). D is a template (8, 16, 32, 64), T <= 128 (K <= 4 keys per lane). */
+enum { FUSED_WARPS = 8 };
+
+static size_t fused_fwd_smem(int T, int D) {
+    return sizeof(float) * ((size_t)T * (D + 1) + (size_t)T * D + FUSED_WARPS * (size_t)gk_att_ld(T));
+}
+static size_t fused_bwd_smem(int T, int D) {
+    return sizeof(float) * (2 * (size_t)T * (D + 1) + 2 * (size_t)T * D + 2 * (size_t)T * gk_att_ld(T));
+}
+
+/* acc of a lane = its share of sum_j w[j] M[j][d] over j in [j0, j1), lanes: d = lane % D (and
+ * d + 32 e for D = 64), lane groups g = lane / D take j = j0 + g, j0 + g + G, ... (G = 32 / D);
+ * returns the full sum for d in every lane of the warp (group 0's order first) */
+template <int D>
+__device__ __forceinline__ void wsum_rows(float *acc /* D > 32 ? D / 32 : 1 */, const float *w, int wstride,
+                                          const float *M, int mstride, int j0, int j1, int lane) {
+    if constexpr (D >= 32) {
+#pragma unroll
+        for (int e = 0; e < D / 32; e++) acc[e] = 0;
+        for (int j = j0; j < j1; j++) {
+            float wj = w[(size_t)j * wstride];
+#pragma unroll
+            for (int e = 0; e < D / 32; e++) acc[e] += wj * M[(size_t)j * mstride + lane + 32 * e];
+        }
+    } else {
+        enum { G = 32 / D };
+        int d = lane % D, g = lane / D;
+        float a = 0;
+        for (int j = j0 + g; j < j1; j += G) a += w[(size_t)j * wstride] * M[(size_t)j * mstride + d];
+#pragma unroll
+        for (int o = D; o < 32; o <<= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+        acc[0] = a;
+    }
+}
+
+template <int D, int K>
+__global__ void __launch_bounds__(32 * FUSED_WARPS)
+    att_fused_forward_kernel(float *out, float *att, int ld, const float *qkv, const float *qscale,
+                             const float *slopes, int row, double alpha, int T, int H, float scale) {
+    extern __shared__ float sh[];
+    int HD = H * D, C3 = 3 * HD, bh = blockIdx.x, b = bh / H, h = bh % H;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float *k_sh = sh, *v_sh = k_sh + T * (D + 1), *p_sh = v_sh + T * D + warp * ld;
+    const float *base = qkv + (size_t)b * T * C3 + h * D;
+    for (int i = threadIdx.x; i < T * D; i += blockDim.x) {
+        int t = i / D, d = i % D;
+        k_sh[t * (D + 1) + d] = base[(size_t)t * C3 + HD + d];
+        v_sh[i] = base[(size_t)t * C3 + 2 * HD + d];
+    }
+    __syncthreads();
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    float m = slopes[h];
+    for (int t = warp; t < T; t += FUSED_WARPS) {
+        float q[D];
+#pragma unroll
+        for (int d = 0; d < D; d++) q[d] = base[(size_t)t * C3 + d];
+        float f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale, s[K];
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            int j = lane + 32 * i;
+            s[i] = 0;
+            if (j <= t) {
+                float a = 0;
+#pragma unroll
+                for (int d = 0; d < D; d++) a += q[d] * k_sh[j * (D + 1) + d];
+                s[i] = a * f + m * (float)(j - t);
+            }
+        }
+        row_forward_regs<K>(s, t, row, alpha, mode, lane);
+        float *p = att + ((size_t)bh * T + t) * ld;
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            int j = lane + 32 * i;
+            if (j < T) p[j] = s[i], p_sh[j] = s[i];
+        }
+        __syncwarp();
+        float acc[D > 32 ? D / 32 : 1];
+        wsum_rows<D>(acc, p_sh, 1, v_sh, D, 0, t + 1, lane);
+        float *o = out + ((size_t)b * T + t) * HD + h * D;
+        if constexpr (D >= 32) {
+#pragma unroll
+            for (int e = 0; e < D / 32; e++) o[lane + 32 * e] = acc[e];
+        } else if (lane < D) {
+            o[lane] = acc[0];
+        }
+        __syncwarp();
+    }
+}
+
+template <int D, int K>
+__global__ void __launch_bounds__(32 * FUSED_WARPS)
+    att_fused_backward_kernel(float *dqkv, float *dqscale, const float *dout, const float *qkv, const float *qscale,
+                              const float *att, int ld, int row, double alpha, int T, int H, float scale) {
+    extern __shared__ float sh[];
+    int HD = H * D, C3 = 3 * HD, bh = blockIdx.x, b = bh / H, h = bh % H;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float *k_sh = sh, *v_sh = k_sh + T * (D + 1), *qf_sh = v_sh + T * (D + 1), *do_sh = qf_sh + T * D;
+    float *p_sh = do_sh + T * D, *ds_sh = p_sh + T * ld;
+    const float *base = qkv + (size_t)b * T * C3 + h * D, *dob = dout + (size_t)b * T * HD + h * D;
+    float *dbase = dqkv + (size_t)b * T * C3 + h * D;
+    for (int i = threadIdx.x; i < T * D; i += blockDim.x) {
+        int t = i / D, d = i % D;
+        float f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale;
+        k_sh[t * (D + 1) + d] = base[(size_t)t * C3 + HD + d];
+        v_sh[t * (D + 1) + d] = base[(size_t)t * C3 + 2 * HD + d];
+        qf_sh[i] = f * base[(size_t)t * C3 + d];
+        do_sh[i] = dob[(size_t)t * HD + d];
+    }
+    for (int i = threadIdx.x; i < T * T; i += blockDim.x) {
+        int t = i / T, j = i % T;
+        p_sh[t * ld + j] = j <= t ? att[((size_t)bh * T + t) * ld + j] : 0.0f;
+    }
+    __syncthreads();
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    /* rows: dp_j = dO_t.v_j, ds = row backward, u = sum_j ds_j k_j, dq = f u, dqscale = scale q.u */
+    for (int t = warp; t < T; t += FUSED_WARPS) {
+        float g[D];
+#pragma unroll
+        for (int d = 0; d < D; d++) g[d] = do_sh[t * D + d];
+        float pv[K], gv[K];
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            int j = lane + 32 * i;
+            pv[i] = gv[i] = 0;
+            if (j <= t) {
+                float a = 0;
+#pragma unroll
+                for (int d = 0; d < D; d++) a += g[d] * v_sh[j * (D + 1) + d];
+                gv[i] = a;
+                pv[i] = p_sh[t * ld + j];
+            }
+        }
+        row_backward_regs<K>(gv, pv, t, row, alpha, mode, lane);
+#pragma unroll
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i < T) ds_sh[t * ld + lane + 32 * i] = gv[i];
+        __syncwarp();
+        float u[D > 32 ? D / 32 : 1];
+        wsum_rows<D>(u, ds_sh + t * ld, 1, k_sh, D + 1, 0, t + 1, lane);
+        size_t ci = ((size_t)b * T + t) * H + h;
+        float f = qscale ? scale * qscale[ci] : scale;
+        double dot = 0;
+        float *dq = dbase + (size_t)t * C3;
+        if constexpr (D >= 32) {
+#pragma unroll
+            for (int e = 0; e < D / 32; e++) {
+                dq[lane + 32 * e] = f * u[e];
+                dot += (double)(base[(size_t)t * C3 + lane + 32 * e] * u[e]);
+            }
+            dot = warp_sum_d(dot);
+        } else {
+            if (lane < D) dq[lane] = f * u[0], dot = (double)(base[(size_t)t * C3 + lane] * u[0]);
+            dot = warp_sum_d(dot);
+        }
+        if (dqscale && lane == 0) dqscale[ci] = (float)(scale * dot);
+        __syncwarp();
+    }
+    __syncthreads();
+    /* keys: dv_j = sum_t p_tj dO_t, dk_j = sum_t ds_tj (f q)_t over t >= j */
+    for (int j = warp; j < T; j += FUSED_WARPS) {
+        float dv[D > 32 ? D / 32 : 1], dk[D > 32 ? D / 32 : 1];
+        wsum_rows<D>(dv, p_sh + j, ld, do_sh, D, j, T, lane);
+        wsum_rows<D>(dk, ds_sh + j, ld, qf_sh, D, j, T, lane);
+        float *dkj = dbase + (size_t)j * C3 + HD, *dvj = dkj + HD;
+        if constexpr (D >= 32) {
+#pragma unroll
+            for (int e = 0; e < D / 32; e++) dkj[lane + 32 * e] = dk[e], dvj[lane + 32 * e] = dv[e];
+        } else if (lane < D) {
+            dkj[lane] = dk[0], dvj[lane] = dv[0];
+        }
+    }
+}
+
+/* the fused kernels take D in {8, 16, 32, 64}, T <= 128 and what shared memory holds */
+int gk_attention_fused = 1;
+static int att_fused_ok(int T, int D) {
+    if (!gk_attention_fused || gk_attention_plain || T > 128 || (D != 8 && D != 16 && D != 32 && D != 64)) return 0;
+    return fused_bwd_smem(T, D) <= 200 * 1024;
+}
+
+template <int D, int K>
+static void att_fused_launch(int fwd, float *out_or_dqkv, float *att_dqs, const float *qkv, const float *qscale,
+                             const float *slopes_or_dout, const float *att, int row, double alpha, int B, int T,
+                             int H) {
+    float scale = (float)(1.0 / sqrt((double)D));
+    int ld = gk_att_ld(T);
+    if (fwd) {
+        size_t smem = fused_fwd_smem(T, D);
+        CK(cudaFuncSetAttribute(att_fused_forward_kernel<D, K>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        att_fused_forward_kernel<D, K><<<B * H, 32 * FUSED_WARPS, smem, g_stream>>>(
+            out_or_dqkv, att_dqs, ld, qkv, qscale, slopes_or_dout, row, alpha, T, H, scale);
+        CK_LAUNCH("att_fused_forward");
+    } else {
+        size_t smem = fused_bwd_smem(T, D);
+        CK(cudaFuncSetAttribute(att_fused_backward_kernel<D, K>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        att_fused_backward_kernel<D, K><<<B * H, 32 * FUSED_WARPS, smem, g_stream>>>(
+            out_or_dqkv, att_dqs, slopes_or_dout, qkv, qscale, att, ld, row, alpha, T, H, scale);
+        CK_LAUNCH("att_fused_backward");
+    }
+}
+
+template <int D>
+static void att_fused_k(int fwd, float *a0, float *a1, const float *qkv, const float *qscale, const float *a2,
+                        const float *att, int row, double alpha, int B, int T, int H) {
+    switch ((T + 31) / 32) {
+    case 1: att_fused_launch<D, 1>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    case 2: att_fused_launch<D, 2>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    case 3: att_fused_launch<D, 3>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    default: att_fused_launch<D, 4>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H);
+    }
+}
+
+static void att_fused(int fwd, float *a0, float *a1, const float *qkv, const float *qscale, const float *a2,
+                      const float *att, int row, double alpha, int B, int T, int H, int D) {
+    switch (D) {
+    case 8: att_fused_k<8>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    case 16: att_fused_k<16>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    case 32: att_fused_k<32>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    default: att_fused_k<64>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H);
     }
 }
 
@@ -818,6 +1068,10 @@ void gk_attention_forward(float *out, float *att, float *scratch, const float *q
     long long sTT = (long long)T * ld, sTD = (long long)T * D;
     float scale = (float)(1.0 / sqrt((double)D));
     float *buf = scratch + att_ptr_floats(BH) + BH * T * ld;
+    if (att_fused_ok(T, D)) {
+        att_fused(1, out, att, qkv, qscale, slopes, NULL, row, alpha, B, T, H, D);
+        return;
+    }
     if (att_direct(D)) {
         const float **P = (const float **)scratch;
         att_mats mm = {{{qkv, (long long)T * C3, D}, {qkv + HD, (long long)T * C3, D}, {qkv + 2 * HD, (long long)T * C3, D},
@@ -850,6 +1104,10 @@ void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const fl
     float scale = (float)(1.0 / sqrt((double)D));
     float *dP = scratch + att_ptr_floats(BH), *buf = dP + BH * T * ld;
     unsigned nrow = nblocks(BH * T, 8);
+    if (att_fused_ok(T, D)) {
+        att_fused(0, dqkv, dqscale, qkv, qscale, dout, att, row, alpha, B, T, H, D);
+        return;
+    }
     if (att_direct(D)) {
         float *qf = buf; /* (B, T, H, D) */
         const float **P = (const float **)scratch;

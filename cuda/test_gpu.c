@@ -170,7 +170,8 @@ static float *unpad(const float *d_att, size_t rows, int T) {
     return y;
 }
 
-/* plain: 1 = the plain row kernels, 2 = also the split-heads products */
+/* plain: 0 = the fused kernels where they apply, 1 = cuBLAS products and register rows, 2 = the
+ * plain row kernels, 3 = also the split-heads products */
 static void test_attention_case(int row, double alpha, int pos, int scaled, int D, int T, int plain) {
     int B = 2, H = 4, HD = H * D;
     size_t nq = (size_t)B * T * 3 * HD, nt = (size_t)B * H * T * T, no = (size_t)B * T * HD, nc = (size_t)B * T * H;
@@ -186,16 +187,19 @@ static void test_attention_case(int row, double alpha, int pos, int scaled, int 
     float *d_dqkv = gpu_malloc(sizeof(float) * nq);
     float *d_dqs = gpu_malloc(sizeof(float) * nc);
     float *scr = gpu_malloc(sizeof(float) * gk_attention_scratch(B, T, H, D));
-    gk_attention_plain = plain > 0;
-    gk_attention_split = plain > 1;
+    gk_attention_fused = plain == 0;
+    gk_attention_plain = plain > 1;
+    gk_attention_split = plain > 2;
     gk_attention_forward(d_out, d_att, scr, d_qkv, scaled ? d_qs : NULL, d_sl, row, alpha, B, T, H, D);
     gk_attention_backward(d_dqkv, scaled ? d_dqs : NULL, scr, d_dout, d_qkv, scaled ? d_qs : NULL, d_att, row, alpha,
                           B, T, H, D);
     char name[128];
     const char *rn = row == LCG_ROW_SOFTMAX ? "softmax" : row == LCG_ROW_SPARSEMAX ? "sparsemax" : "entmax";
-    snprintf(name, sizeof name, "attention%s %s a=%.2f %s%s D=%d T=%d", plain > 1 ? " (plain, split)" : plain ? " (plain)" : "", rn, alpha,
+    static const char *const path[] = {"", " (cublas)", " (cublas, plain rows)", " (split, plain rows)"};
+    snprintf(name, sizeof name, "attention%s %s a=%.2f %s%s D=%d T=%d", path[plain], rn, alpha,
              lcg_posenc_at(pos)->name, scaled ? " scaled" : "", D, T);
     gk_attention_plain = gk_attention_split = 0;
+    gk_attention_fused = 1;
     char nm[160];
     float *g_att = unpad(d_att, (size_t)B * H * T, T);
     snprintf(nm, sizeof nm, "%s: weights", name);
@@ -220,7 +224,7 @@ static void test_attention_case(int row, double alpha, int pos, int scaled, int 
 static void test_attention(void) {
     int rows[] = {LCG_ROW_SOFTMAX, LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX};
     double alphas[] = {1.0, 1.5, 1.25, 1.75, 2.0};
-    for (int plain = 0; plain < 3; plain++) {
+    for (int plain = 0; plain < 4; plain++) {
         for (int r = 0; r < 5; r++)
             for (int pos = LCG_POS_NOPE; pos <= LCG_POS_NAPE; pos++)
                 test_attention_case(rows[r], alphas[r], pos, pos != LCG_POS_ALIBI, 16, 45, plain);
@@ -233,6 +237,10 @@ static void test_attention(void) {
     test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_ROPE, 0, 8, 257, 0);
     /* a head dim that is not a multiple of 4 takes the split path */
     test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 6, 40, 0);
+    /* the fused kernels at their other head dims and their largest T */
+    test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 64, 128, 0);
+    test_attention_case(LCG_ROW_SPARSEMAX, 2.0, LCG_POS_ALIBI, 1, 8, 97, 0);
+    test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_NAPE, 1, 64, 33, 0);
 }
 
 static void test_lenscale(void) {
@@ -381,6 +389,10 @@ static void test_model(void) {
         for (int pos = 0; pos < LCG_POS_COUNT; pos++)
             test_model_case(norm, pos, lcg_normalizer_at(norm)->alpha_def);
     test_model_case(LCG_NORM_ENTMAX, LCG_POS_NAPE, 1.25);
+    gk_attention_fused = 0; /* the cuBLAS attention path in the whole model */
+    test_model_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 1.5);
+    test_model_case(LCG_NORM_SOFTMAX, LCG_POS_ROPE, 1.0);
+    gk_attention_fused = 1;
     test_model_case(LCG_NORM_ASENTMAX, LCG_POS_ROPE, 1.75);
 }
 
