@@ -42,5 +42,12 @@ if [[ $what =~ ^(profile|full)$ ]]; then
     python3 cuda/ncu_summary.py "$OUT/profile_$1_$2.log" 2 >"$OUT/profile_$1_$2.txt"
     head -25 "$OUT/profile_$1_$2.txt"
   done
+  # the fused attention kernels in detail: stall reasons, occupancy, memory (one launch each)
+  ncu --clock-control none -k regex:att_fused --launch-skip 2 --launch-count 2 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section SchedulerStats --section MemoryWorkloadAnalysis \
+    build/cuda/bench_gpu 1 copy asentmax tf32 1 >"$OUT/ncu_fused.txt" 2>&1 || rc=1
+  grep -E "att_fused|Duration|Throughput|Occupancy|Registers|Shared Memory Config|Warp Cycles|Stall|Eligible|Issued|Block Limit|One or More|No Eligible" \
+    "$OUT/ncu_fused.txt" | head -60
 fi
 exit $rc

@@ -688,11 +688,11 @@ __device__ void row_forward_regs(float *s, int t, int row, double alpha, int mod
     double am1 = alpha - 1.0, c = 1.0 / am1, x[K], sum;
 #pragma unroll
     for (int i = 0; i < K; i++) x[i] = lane + 32 * i <= t ? am1 * ((double)s[i] - (double)mx) : -INFINITY;
-    double tau = ent_warp_tau<K>(x, n, alpha, mode, &sum);
+    double tau = ent_warp_tau<K>(x, n, alpha, mode, &sum), inv = 1.0 / sum;
 #pragma unroll
     for (int i = 0; i < K; i++) {
         double tt = x[i] - tau;
-        s[i] = tt > 0 ? (float)(ent_pow(tt, c, mode) / sum) : 0.0f;
+        s[i] = tt > 0 ? (float)(ent_pow(tt, c, mode) * inv) : 0.0f;
     }
 }
 
@@ -797,28 +797,39 @@ static size_t fused_bwd_smem(int T, int D) {
     return sizeof(float) * (2 * (size_t)T * (D + 1) + 2 * (size_t)T * D + 2 * (size_t)T * gk_att_ld(T));
 }
 
-/* acc of a lane = its share of sum_j w[j] M[j][d] over j in [j0, j1), lanes: d = lane % D (and
- * d + 32 e for D = 64), lane groups g = lane / D take j = j0 + g, j0 + g + G, ... (G = 32 / D);
- * returns the full sum for d in every lane of the warp (group 0's order first) */
+/* acc of a lane = sum_j w[j] M[j][d] over j in [j0, j1) for its d = lane % D (and d + 32 e for
+ * D = 64); for D < 32 the G = 32 / D lane groups g = lane / D take j = j0 + g, j0 + g + G, ... and a
+ * butterfly adds the groups, so every lane ends with the full sums. Four accumulators per lane,
+ * j = j0 + g + 4 G i + G r into accumulator r, added in a fixed order: the chains are latency. */
 template <int D>
 __device__ __forceinline__ void wsum_rows(float *acc /* D > 32 ? D / 32 : 1 */, const float *w, int wstride,
                                           const float *M, int mstride, int j0, int j1, int lane) {
-    if constexpr (D >= 32) {
+    enum { G = D >= 32 ? 1 : 32 / D, E = D > 32 ? D / 32 : 1 };
+    int d = D >= 32 ? lane : lane % D, g = D >= 32 ? 0 : lane / D;
+    float a[4][E];
 #pragma unroll
-        for (int e = 0; e < D / 32; e++) acc[e] = 0;
-        for (int j = j0; j < j1; j++) {
-            float wj = w[(size_t)j * wstride];
+    for (int r = 0; r < 4; r++)
 #pragma unroll
-            for (int e = 0; e < D / 32; e++) acc[e] += wj * M[(size_t)j * mstride + lane + 32 * e];
+        for (int e = 0; e < E; e++) a[r][e] = 0;
+    int j = j0 + g;
+    for (; j + 3 * G < j1; j += 4 * G)
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            float wj = w[(size_t)(j + r * G) * wstride];
+#pragma unroll
+            for (int e = 0; e < E; e++) a[r][e] += wj * M[(size_t)(j + r * G) * mstride + d + 32 * e];
         }
-    } else {
-        enum { G = 32 / D };
-        int d = lane % D, g = lane / D;
-        float a = 0;
-        for (int j = j0 + g; j < j1; j += G) a += w[(size_t)j * wstride] * M[(size_t)j * mstride + d];
+    for (; j < j1; j += G) {
+        float wj = w[(size_t)j * wstride];
 #pragma unroll
-        for (int o = D; o < 32; o <<= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
-        acc[0] = a;
+        for (int e = 0; e < E; e++) a[0][e] += wj * M[(size_t)j * mstride + d + 32 * e];
+    }
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        float v = (a[0][e] + a[1][e]) + (a[2][e] + a[3][e]);
+#pragma unroll
+        for (int o = D; o < 32; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        acc[e] = v;
     }
 }
 
