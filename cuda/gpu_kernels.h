@@ -88,8 +88,8 @@ void gk_rope_backward(float *dqkv /* B,T,3HD */, const float *cs, int B, int T, 
  * is tested against. With D % 4 == 0 the products read and write the heads in place (pointer-
  * array GEMMs); gk_attention_split = 1 (or another D) copies the heads apart first. */
 extern int gk_attention_plain, gk_attention_split;
-/* 1 (default): with D in {8, 16, 32, 64} and T <= 128, one fused kernel per direction (a block per
- * head, keys and values in shared memory); 0: the cuBLAS products above */
+/* one fused kernel per direction (a block per head, keys and values in shared memory) for T <= 128
+ * and D in {8, 16} (1, the default) or {8, 16, 32, 64} (2); 0: always the cuBLAS products above */
 extern int gk_attention_fused;
 /* 1 (default): TF32 GEMMs through cuBLAS's Ex entry points (the TF32 compute type asked for) */
 extern int gk_gemm_ex;

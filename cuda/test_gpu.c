@@ -187,7 +187,7 @@ static void test_attention_case(int row, double alpha, int pos, int scaled, int 
     float *d_dqkv = gpu_malloc(sizeof(float) * nq);
     float *d_dqs = gpu_malloc(sizeof(float) * nc);
     float *scr = gpu_malloc(sizeof(float) * gk_attention_scratch(B, T, H, D));
-    gk_attention_fused = plain == 0;
+    gk_attention_fused = plain == 0 ? 2 : 0;
     gk_attention_plain = plain > 1;
     gk_attention_split = plain > 2;
     gk_attention_forward(d_out, d_att, scr, d_qkv, scaled ? d_qs : NULL, d_sl, row, alpha, B, T, H, D);
