@@ -55,8 +55,8 @@ if [[ $what =~ ^(sanitize|final)$ ]]; then
   # memory errors in the kernel tests, then shared-memory races in the fused attention kernels
   timeout 80 compute-sanitizer --tool memcheck --print-limit 5 build/cuda/test_gpu --quick \
     >"$OUT/memcheck.log" 2>&1; echo "memcheck rc $?"; tail -4 "$OUT/memcheck.log"
-  timeout 40 compute-sanitizer --tool racecheck --print-limit 5 --kernel-name regex:att_fused \
-    build/cuda/bench_gpu 1 copy asentmax fp32 0 >"$OUT/racecheck.log" 2>&1; echo "racecheck rc $?"
+  timeout 40 compute-sanitizer --tool racecheck --print-limit 5 --kernel-name kns=att_fused \
+    build/cuda/bench_gpu 1 bench asentmax fp32 0 >"$OUT/racecheck.log" 2>&1; echo "racecheck rc $?"
   tail -4 "$OUT/racecheck.log"
 fi
 exit $rc

@@ -1233,15 +1233,19 @@ __global__ void colsum_part_kernel(double *part, const float *src, int N, int nc
     for (int n = p * COLSUM_ROWS; n < n1; n++) s += src[(size_t)n * ld + c];
     part[(size_t)p * ncol + c] = s;
 }
-/* d0[c] += sum_p part[p][c], d1[c] += sum_p part[p][ncol + c] (d1 may be NULL), p in order */
+/* d0[c] += sum_p part[p][c], d1[c] += sum_p part[p][ncol + c] (d1 may be NULL): a warp per column,
+ * lanes over the parts, a butterfly to finish (colsum_finish_kernel's order) */
 __global__ void colsum2_finish_kernel(float *d0, float *d1, const double *part, int n_parts, int ncol) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    int c = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (c >= ncol) return;
     double s0 = 0, s1 = 0;
-    for (int p = 0; p < n_parts; p++) {
+    for (int p = lane; p < n_parts; p += 32) {
         s0 += part[(size_t)p * 2 * ncol + c];
         s1 += part[(size_t)p * 2 * ncol + ncol + c];
     }
+    s0 = warp_sum_d(s0);
+    s1 = warp_sum_d(s1);
+    if (lane) return;
     d0[c] += (float)s0;
     if (d1) d1[c] += (float)s1;
 }
@@ -1255,7 +1259,7 @@ void gk_lenscale_backward(float *da, gk_lenscale_w *g, float *dz, double *part, 
     colsum_part_kernel<<<dim3(nblocks(2 * Hs, 64), np), 64, 0, g_stream>>>(part, dz, N, 2 * Hs, 2 * Hs);
     CK_LAUNCH("lenscale_bias_part");
     float *g0 = kind == LCG_SCALE_ADAPT ? g->bb : g->beta, *g1 = kind == LCG_SCALE_ADAPT ? g->bg : g->gamma;
-    colsum2_finish_kernel<<<nblocks(Hs, 64), 64, 0, g_stream>>>(g0, kind == LCG_SCALE_SSMAX ? NULL : g1, part, np, Hs);
+    colsum2_finish_kernel<<<nblocks(Hs, 8), 256, 0, g_stream>>>(g0, kind == LCG_SCALE_SSMAX ? NULL : g1, part, np, Hs);
     CK_LAUNCH("lenscale_bias_finish");
     if (kind != LCG_SCALE_ADAPT) return;
     gemm_rm(0, 1, N, C, Hs, 1.0f, dz, 2 * Hs, 0, w->wb, Hs, 0, 1.0f, da, C, 0, 1);      /* da += dzb wb^T */
