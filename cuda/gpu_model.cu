@@ -362,6 +362,54 @@ double gpu_adamw_step(gpu_model *m, float lr, double clip) {
     return sqrt(sq);
 }
 
+/* whether every one of n floats at device d (rows of `len` floats, `ld` apart) is finite */
+static int all_finite_dev(const float *d, size_t rows, size_t len, size_t ld) {
+    if (!rows || !len) return 1;
+    float *h = (float *)malloc(sizeof(float) * rows * ld);
+    if (!h) {
+        fprintf(stderr, "lcgbench: out of host memory\n");
+        exit(1);
+    }
+    gpu_download(h, d, sizeof(float) * rows * ld);
+    int ok = 1;
+    for (size_t r = 0; r < rows && ok; r++)
+        for (size_t i = 0; i < len; i++)
+            if (!isfinite(h[r * ld + i])) {
+                ok = 0;
+                break;
+            }
+    free(h);
+    return ok;
+}
+
+int gpu_model_find_nonfinite(const gpu_model *m, char *what, size_t n) {
+    const lcg_config *c = &m->cfg;
+    const gpu_acts *a = &m->a;
+    size_t N = (size_t)m->B * m->T, C = (size_t)c->C, H = (size_t)c->H, HD = H * c->D, F = (size_t)c->F;
+    size_t ld = (size_t)gk_att_ld(m->T), rows_att = (size_t)m->B * H * m->T;
+    if (!m->acts_mem) return -1;
+    if (!all_finite_dev(a->enc, 1, N * C, N * C)) return snprintf(what, n, "the token embeddings"), 0;
+    for (int l = 0; l < c->L; l++) {
+        struct {
+            const float *x;
+            size_t rows, len, ld;
+            const char *name;
+        } bufs[] = {{a->qkv + l * N * 3 * HD, 1, N * 3 * HD, N * 3 * HD, "q/k/v projections"},
+                    {a->qs + l * N * H, m->scale ? (size_t)1 : 0, N * H, N * H, "query length scales"},
+                    {a->att + l * rows_att * ld, rows_att, (size_t)m->T, ld, "attention weights (from the scores)"},
+                    {a->res1 + l * N * C, 1, N * C, N * C, "attention block output"},
+                    {a->gu + l * N * 2 * F, 1, N * 2 * F, N * 2 * F, "FFN projections"},
+                    {a->res2 + l * N * C, 1, N * C, N * C, "FFN block output"}};
+        for (size_t b = 0; b < sizeof bufs / sizeof *bufs; b++)
+            if (!all_finite_dev(bufs[b].x, bufs[b].rows, bufs[b].len, bufs[b].ld)) {
+                snprintf(what, n, "%s of layer %d", bufs[b].name, l);
+                return l;
+            }
+    }
+    if (!all_finite_dev(a->logits, 1, N * (size_t)c->V, N * (size_t)c->V)) return snprintf(what, n, "the logits"), c->L;
+    return -1;
+}
+
 void gpu_model_get_params(const gpu_model *m, float *host) { gpu_download(host, m->mem, sizeof(float) * m->n_params); }
 void gpu_model_set_params(gpu_model *m, const float *host) { gpu_upload(m->mem, host, sizeof(float) * m->n_params); }
 void gpu_model_get_grads(const gpu_model *m, float *host) {

@@ -42,6 +42,11 @@ void gpu_adamw_init(gpu_model *m, float beta1, float beta2, float eps, float wei
 /* grad_clip(clip) then adamw_update(lr), on the device; returns the gradient norm before clipping */
 double gpu_adamw_step(gpu_model *m, float lr, double clip);
 
+/* after a forward whose loss is not finite: model_find_nonfinite's answer (the first activation,
+ * in forward order, holding a NaN or Inf, described in `what`; its layer, L for the logits, 0 for
+ * the embeddings; -1 if all are finite), from host copies of the device activations */
+int gpu_model_find_nonfinite(const gpu_model *m, char *what, size_t n);
+
 /* host copies, n_params floats each, in the CPU layout */
 void gpu_model_get_params(const gpu_model *m, float *host);
 void gpu_model_set_params(gpu_model *m, const float *host);

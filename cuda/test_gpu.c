@@ -396,6 +396,70 @@ static void test_model(void) {
     test_model_case(LCG_NORM_ASENTMAX, LCG_POS_ROPE, 1.75);
 }
 
+/* checkpoints move both ways: GPU state -> CPU, one more step on each from it agrees; the host
+ * copies round-trip bitwise; a NaN planted in a weight is found where the CPU finds it */
+static void test_interchange(void) {
+    lcg_config cfg = {.V = 13, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = LCG_NORM_ASENTMAX,
+                      .pos = LCG_POS_NAPE, .alpha = 1.5f};
+    lcg_model cm;
+    model_init(&cm, &cfg, 5);
+    char err[256];
+    gpu_model *gm = gpu_model_create(&cfg, cm.params_mem, GPU_FP32, err, sizeof err);
+    if (!gm) lcg_die("%s", err);
+    gpu_adamw_init(gm, 0.9f, 0.99f, 1e-8f, 0.01f);
+    int B = 4, T = 15, N = B * T;
+    size_t np = cm.n_params;
+    int *tok = LCG_NEW(int, N), *tgt = LCG_NEW(int, N);
+    unsigned char *mask = LCG_NEW(unsigned char, N);
+    for (int s = 0; s < 5; s++) {
+        make_batch(tok, tgt, mask, B, T, cfg.V);
+        gpu_model_forward(gm, tok, tgt, mask, B, T);
+        gpu_model_zero_grad(gm);
+        gpu_model_backward(gm);
+        gpu_adamw_step(gm, 1e-2f, 1.0);
+    }
+    lcg_adamw o;
+    adamw_init(&o, np, 0.9f, 0.99f, 1e-8f, 0.01f);
+    gpu_model_get_params(gm, cm.params_mem);
+    gpu_adamw_get_state(gm, o.m, o.v, &o.t);
+    float *p2 = LCG_NEW(float, np), *m2 = LCG_NEW(float, np), *v2 = LCG_NEW(float, np);
+    long t2;
+    gpu_model_set_params(gm, cm.params_mem);
+    gpu_adamw_set_state(gm, o.m, o.v, o.t);
+    gpu_model_get_params(gm, p2);
+    gpu_adamw_get_state(gm, m2, v2, &t2);
+    check_true("checkpoint: params and AdamW state round-trip bitwise",
+               !memcmp(p2, cm.params_mem, sizeof(float) * np) && !memcmp(m2, o.m, sizeof(float) * np) &&
+                   !memcmp(v2, o.v, sizeof(float) * np) && t2 == o.t && t2 == 5);
+    make_batch(tok, tgt, mask, B, T, cfg.V);
+    double lc = model_forward(&cm, tok, tgt, mask, B, T), lg = gpu_model_forward(gm, tok, tgt, mask, B, T);
+    model_zero_grad(&cm), model_backward(&cm);
+    gpu_model_zero_grad(gm), gpu_model_backward(gm);
+    grad_clip(cm.grads_mem, np, 1.0);
+    adamw_update(&o, cm.params_mem, cm.grads_mem, 1e-2f);
+    gpu_adamw_step(gm, 1e-2f, 1.0);
+    gpu_model_get_params(gm, p2);
+    check("checkpoint: GPU state continued on the CPU, loss", fabs(lg - lc) / fabs(lc), 1e-5);
+    check("checkpoint: GPU state continued on the CPU, next parameters", rel_err(p2, cm.params_mem, np), 1e-5);
+    /* a NaN in layer 1's q/k/v weights */
+    size_t off = 0;
+    for (int i = 0; i < LCG_P_WQKV; i++) off += cm.sizes[i];
+    cm.params_mem[off + cm.sizes[LCG_P_WQKV] / 2 + 3] = NAN;
+    gpu_model_set_params(gm, cm.params_mem);
+    double lnan = gpu_model_forward(gm, tok, tgt, mask, B, T);
+    model_forward(&cm, tok, tgt, mask, B, T);
+    char wg[160], wc[160];
+    int lgpu = gpu_model_find_nonfinite(gm, wg, sizeof wg), lcpu = model_find_nonfinite(&cm, wc, sizeof wc);
+    char name[400];
+    snprintf(name, sizeof name, "non-finite loss %g traced to '%s' (layer %d), as the CPU: '%s' (layer %d)", lnan, wg,
+             lgpu, wc, lcpu);
+    check_true(name, !isfinite(lnan) && lgpu == lcpu && lgpu == 1 && !strcmp(wg, wc));
+    adamw_free(&o);
+    lcg_free(p2), lcg_free(m2), lcg_free(v2), lcg_free(tok), lcg_free(tgt), lcg_free(mask);
+    gpu_model_destroy(gm);
+    model_free(&cm);
+}
+
 /* ---- training -------------------------------------------------------------------------------- */
 /* a copy task: [src(S) SEP src(S)], predicting the copy; V-1 is SEP */
 static void copy_batch(pcg32 *r, int *tok, int *tgt, unsigned char *mask, int B, int S, int V) {
@@ -499,6 +563,7 @@ int main(int argc, char **argv) {
     test_lenscale();
     test_loss_optim();
     test_model();
+    test_interchange();
     if (!quick) {
         test_training(LCG_NORM_SOFTMAX, LCG_POS_ROPE);
         test_training(LCG_NORM_ASENTMAX, LCG_POS_NAPE);
