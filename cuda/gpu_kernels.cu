@@ -2,13 +2,14 @@
  * gpu_kernels.cu: the CUDA kernels of the training step (see gpu_kernels.h), fp32, each the
  * device twin of a CPU kernel in kernels/, doing the same arithmetic in the same precision
  * (double where the CPU uses double: norms' sums of squares, softmax sums, every entmax
- * threshold). Matmuls, including the attention's batched T x T products, go through cuBLAS.
+ * threshold). Matmuls go through cuBLAS; the attention of short rows runs fused (a block per
+ * head) or, past what the fused kernels take, as batched cuBLAS products around row kernels.
  *
  * Determinism: every reduction has a fixed shape and order (warp butterflies, per-chunk
- * partial sums finished by one thread per column, single-block tree sums); no atomics.
+ * partial sums finished by a warp per column, single-block tree sums); no atomics.
  *
- * Not here: fusion beyond the obvious, the streaming (O(n) memory) evaluation attention,
- * bf16, CUDA graphs (the model captures them, if it does).
+ * Not here: the streaming (O(n) memory) evaluation attention, bf16, tensor-core attention,
+ * CUDA graphs.
  */
 #include "gpu_kernels.h"
 extern "C" {

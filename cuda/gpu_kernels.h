@@ -4,10 +4,11 @@
  * documented with a shape is DEVICE memory; sizes and scalars are host values. All launches go
  * to one stream (gk_set_stream); nothing here synchronizes except the gpu_* copy helpers.
  *
- * Conventions as the CPU kernels (outputs first, then saved buffers, inputs, sizes), with one
- * difference: a backward here WRITES its activation gradients (the model hands it fresh
- * buffers) and ACCUMULATES (+=) into parameter gradients, as the CPU model's buffers do.
- * Reductions run in a fixed order (no atomics): same inputs, same GPU => same bits.
+ * Conventions as the CPU kernels (outputs first, then saved buffers, inputs, sizes). Backwards
+ * ACCUMULATE (+=) into parameter gradients, as the CPU's do; their activation gradients are
+ * WRITTEN (the model hands them fresh buffers), except where the model chains them: rmsnorm's
+ * dinp, the length scaling's da and (with acc_dinp) the matmul's dinp accumulate. Reductions run
+ * in a fixed order (no atomics): same inputs, same GPU, same build => same bits.
  *
  * Not here: the model's buffer bookkeeping (gpu_model.cu), evaluation/decoding, bf16.
  */
