@@ -365,7 +365,11 @@ static int run_execute(run_setup *s) {
     int lens[LCG_MAX_RUNGS], n_lens = eval_ladder(&c, lens);
     /* nothing is trained for output that cannot be kept */
     if (c.ckpt) lcg_remove_stale_temps(c.ckpt);
-    if (csv_preflight(&c, err, sizeof err) != 0 || (c.ckpt && lcg_check_writable(c.ckpt, err, sizeof err) != 0)) {
+    if (c.ckpt && lcg_same_file(c.ckpt, c.out)) {
+        fprintf(stderr, "lcgbench %s: --save and --out name the same file '%s'\n", s->cx->cmd, c.ckpt);
+        return 1;
+    }
+    if (csv_preflight(&c, err, sizeof err) != 0 || (c.ckpt && checkpoint_check_target(c.ckpt, err, sizeof err) != 0)) {
         fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
         return 1;
     }

@@ -8,8 +8,9 @@
  * Every rank, rank 0 included, runs its cells one after the other, each as a child process
  * (`lcgbench-mpi run <the cell's flags> --out <a private temp CSV>`, spawned, never forked
  * with MPI state), and sends the rows it wrote to rank 0 when it asks for the next cell.
- * Only rank 0 writes the output CSV: after every finished cell it rewrites it atomically as
- * the rows it held at the start followed by every finished cell's rows in grid order, so the
+ * Only rank 0 writes the output CSV: after every finished cell it rewrites it atomically, under
+ * the CSV's lock, as the rows it held at the start followed by every finished cell's rows in
+ * grid order (and after them any rows other writers appended meanwhile), so the
  * file is always whole, holds every finished cell if the job dies, and ends up byte for byte
  * the file a serial sweep writes (less the wall_* columns). A cell whose run fails (exit
  * status, signal, out of memory) is reported with its rank and the others go on; the same
@@ -139,25 +140,54 @@ typedef struct {
     const sw_grid *g;
     char *old;          /* the output CSV as it was at the start (NULL: none) */
     size_t n_old;
+    char *prefix;       /* what this rank last wrote: old + finished cells in grid order */
+    size_t n_prefix;
+    int ordered, last;  /* prefix still heads the file; the cell just finished */
     char **rows;        /* per cell: its finished rows */
     size_t *n_rows;
     int failed, finished;
 } coord;
 
-static int write_out(coord *C) {
+/* The file under its lock: what it held at the start, then every finished cell's rows in grid
+ * order (C->prefix, the part this rank wrote last time), then whatever other writers appended
+ * since (a run or another sweep on the same CSV; kept after ours). If someone rewrote the part
+ * we wrote, the cell's rows are appended at the end instead: out of order, never lost. */
+static int merge_rows(void *ctx, const char *cur, size_t n_cur, char **out, size_t *n_out, char *err,
+                      size_t err_len) {
+    (void)err, (void)err_len;
+    coord *C = ctx;
     const sw_grid *g = C->g;
-    char *buf = NULL, err[1024];
-    size_t n_buf = 0;
-    FILE *f = open_memstream(&buf, &n_buf);
+    FILE *f = open_memstream(out, n_out);
     if (!f) lcg_die("open_memstream failed");
-    if (C->old && C->n_old) fwrite(C->old, 1, C->n_old, f);
-    else csv_write_record(f, lcg_csv_columns, lcg_csv_n_columns);
-    for (int k = 0; k < g->n_cells; k++)
-        if (C->rows[k]) fwrite(C->rows[k], 1, C->n_rows[k], f);
+    if (C->ordered && n_cur >= C->n_prefix && memcmp(cur, C->prefix, C->n_prefix) == 0) {
+        char *p = NULL;
+        size_t n_p = 0;
+        FILE *pf = open_memstream(&p, &n_p);
+        if (!pf) lcg_die("open_memstream failed");
+        if (C->old && C->n_old) fwrite(C->old, 1, C->n_old, pf);
+        else csv_write_record(pf, lcg_csv_columns, lcg_csv_n_columns);
+        for (int k = 0; k < g->n_cells; k++)
+            if (C->rows[k]) fwrite(C->rows[k], 1, C->n_rows[k], pf);
+        if (fclose(pf) != 0) lcg_die("building CSV in memory failed");
+        fwrite(p, 1, n_p, f);
+        fwrite(cur + C->n_prefix, 1, n_cur - C->n_prefix, f);
+        free(C->prefix);
+        C->prefix = p, C->n_prefix = n_p;
+    } else {
+        C->ordered = 0;
+        if (n_cur) fwrite(cur, 1, n_cur, f);
+        else csv_write_record(f, lcg_csv_columns, lcg_csv_n_columns);
+        fwrite(C->rows[C->last], 1, C->n_rows[C->last], f);
+    }
     if (fclose(f) != 0) lcg_die("building CSV in memory failed");
-    csv_mkdirs_for(g->out);
-    int rc = lcg_write_file_atomic(g->out, buf, n_buf, err, sizeof err);
-    free(buf);
+    return 0;
+}
+
+static int write_out(coord *C, int k) {
+    char err[1024];
+    C->last = k;
+    csv_mkdirs_for(C->g->out);
+    int rc = lcg_update_file(C->g->out, merge_rows, C, err, sizeof err);
     if (rc != 0) fprintf(stderr, "lcgbench sweep: %s\n", err);
     return rc;
 }
@@ -169,7 +199,7 @@ static void record(coord *C, int k, int r, int st, char *rows, size_t n, double 
         C->rows[k] = rows;
         C->n_rows[k] = n;
         C->finished++;
-        if (write_out(C) != 0) lcg_die("cannot write the sweep's CSV '%s'", C->g->out);
+        if (write_out(C, k) != 0) lcg_die("cannot write the sweep's CSV '%s'", C->g->out);
         fprintf(stderr, "[sweep %d/%d] %s: done on rank %d in %.1f s\n", k + 1, C->g->n_cells, c->desc, r, secs);
     } else {
         char why[96];
@@ -193,6 +223,10 @@ static int coordinate(const sw_grid *g, int size, int threads) {
         C.old = lcg_read_file(g->out, &C.n_old);
         if (!C.old) lcg_die("cannot read '%s': %s", g->out, strerror(errno));
     }
+    C.ordered = 1;
+    C.prefix = LCG_NEW(char, C.n_old + 1);
+    memcpy(C.prefix, C.old ? C.old : "", C.n_old);
+    C.n_prefix = C.n_old;
     char th[64];
     if (threads) snprintf(th, sizeof th, "%d thread%s each", threads, threads == 1 ? "" : "s");
     else snprintf(th, sizeof th, "threads as given");
@@ -264,6 +298,7 @@ static int coordinate(const sw_grid *g, int size, int threads) {
     lcg_free(C.n_rows);
     lcg_free(todo);
     free(C.old);
+    lcg_free(C.prefix);
     return C.failed ? 1 : 0;
 }
 

@@ -54,6 +54,25 @@ int cmd_regress(cli_ctx *cx, int argc, char **argv) {
     int c_lo = csv_col("exact_lo"), c_hi = csv_col("exact_hi"), c_task = csv_col("task");
     int c_attn = csv_col("attn"), c_pos = csv_col("pos"), c_seed = csv_col("seed");
     int bad = 0, better = 0;
+    if (base.n_rows == 0) {
+        fprintf(stderr, "lcgbench regress: '%s' has no rows: a guard with nothing to compare fails\n", base_path);
+        csv_free_table(&base);
+        csv_free_table(&cur);
+        return 2;
+    }
+    for (long r = 0; r < base.n_rows + cur.n_rows; r++) { /* every number used, checked first */
+        const lcg_csv *t = r < base.n_rows ? &base : &cur;
+        long k = r < base.n_rows ? r : r - base.n_rows;
+        double v;
+        int cols[3] = {c_ex, c_lo, c_hi};
+        for (int i = 0; i < (t == &base ? 3 : 1); i++)
+            if (csv_num(t, k, cols[i], 0, 1, &v, err, sizeof err) != 0) {
+                fprintf(stderr, "lcgbench regress: %s\n", err);
+                csv_free_table(&base);
+                csv_free_table(&cur);
+                return 2;
+            }
+    }
     printf("%-10s %-22s %8s %9s %17s %9s  %s\n", "task", "method", "len", "baseline", "95% interval", "now", "");
     for (long r = 0; r < base.n_rows; r++) {
         char **b = base.rows[r];

@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "grid.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,12 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
 #endif
     int n_cells = g.n_cells, n_mine = 0;
     sw_cell *cells = g.cells;
+    char err[768];
+    if (!g.dry && (csv_mkdirs_for(g.out), lcg_check_writable(g.out, err, sizeof err)) != 0) {
+        fprintf(stderr, "lcgbench sweep: %s\n", err);
+        sw_grid_free(&g);
+        return 1;
+    }
     int n_done = sw_mark_done(&g, g.out), n_todo = 0;
     if (n_done < 0) {
         sw_grid_free(&g);
@@ -102,13 +109,30 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
                 printf("%4d  %-5s %016llx  %s\n", k + 1, cells[k].done ? "done" : "todo",
                        (unsigned long long)cells[k].info.run_id, cells[k].desc);
     }
-    int failed = 0, ran = 0;
+    int failed = 0, ran = 0, elsewhere = 0;
     double t0 = lcg_now();
+    /* concurrent sweeps on one CSV split the cells: each claims a cell (a lock beside the CSV,
+     * released when its process ends) before running it, and skips the cells another holds */
+    int claims = g.dry ? -1 : lcg_claim_open(g.out, err, sizeof err);
+    if (!g.dry && claims < 0) {
+        fprintf(stderr, "lcgbench sweep: %s\n", err);
+        sw_grid_free(&g);
+        return 1;
+    }
     for (int k = 0; k < n_cells && !g.dry; k++) {
         if (cells[k].done || !cells[k].mine) continue;
+        uint64_t key = cells[k].info.run_id;
+        int got = lcg_claim(claims, key);
+        if (got < 0) lcg_die("cannot claim cell %d in '%s.lock': %s", k + 1, g.out, strerror(errno));
+        if (got == 0 || (sw_mark_done(&g, g.out) > 0 && cells[k].done)) { /* running or finished elsewhere */
+            if (got) lcg_unclaim(claims, key);
+            else elsewhere++;
+            continue;
+        }
         fprintf(stderr, "[sweep %d/%d] %s\n", k + 1, n_cells, cells[k].desc);
         lcg_run_info info;
         int rc = cli_run_cell(cx, cells[k].argc, cells[k].argv, 1, &info);
+        lcg_unclaim(claims, key);
         if (lcg_stop_signal) { /* SIGINT/SIGTERM: the cell said what it kept; no further cells */
             fprintf(stderr, "lcgbench sweep: stopped in cell %d (%s); run the same command again to continue\n",
                     k + 1, cells[k].desc);
@@ -124,6 +148,10 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
     if (!g.dry)
         fprintf(stderr, "lcgbench sweep: ran %d cells in %.1f s%s\n", ran, lcg_now() - t0,
                 failed ? "; some failed: run the same command again to retry them" : "");
+    if (elsewhere)
+        fprintf(stderr, "lcgbench sweep: %d cell%s left to another sweep running on %s\n", elsewhere,
+                elsewhere == 1 ? " was" : "s were", g.out);
+    lcg_claim_close(claims);
     sw_grid_free(&g);
     return failed ? 1 : 0;
 }

@@ -144,6 +144,13 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
         lcg_csv *t = &tables[fi];
         for (long r = 0; r < t->n_rows; r++) {
             char **row = t->rows[r];
+            double val, fac, len;
+            if (csv_num(t, r, c_val, 0, 1, &val, err, sizeof err) != 0 ||
+                csv_num(t, r, c_factor, 1e-9, 1e12, &fac, err, sizeof err) != 0 ||
+                csv_num(t, r, c_len, 1, 1e9, &len, err, sizeof err) != 0) {
+                fprintf(stderr, "lcgbench table: %s\n", err);
+                return 1;
+            }
             int m = 0;
             for (; m < n_meth; m++) {
                 int same = 1;
@@ -170,7 +177,6 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
                 if (s == TB_MAX_SEEDS) cli_usage_error(cx, "more than %d seeds for one method", TB_MAX_SEEDS);
                 M->seeds[M->n_seeds++] = row[c_seed];
             }
-            double fac = atof(row[c_factor]);
             int f = 0;
             while (f < n_factors && factors[f] != fac) f++;
             if (f == n_factors) {
@@ -180,11 +186,11 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
             if (!isnan(M->v[f][s]))
                 fprintf(stderr, "lcgbench table: warning: %s has two rows for one run and length %s; using the later\n",
                         files[fi], row[c_len]);
-            M->v[f][s] = 100 * atof(row[c_val]);
+            M->v[f][s] = 100 * val;
             M->ent[f][s] = layer_mean(row[c_ent]);
             M->sup[f][s] = layer_mean(row[c_sup]);
             M->mx[f][s] = layer_mean(row[c_max]);
-            M->lens[f] = atoi(row[c_len]);
+            M->lens[f] = (int)len;
         }
     }
     /* factors ascending (move each method's columns along) */

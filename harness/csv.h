@@ -27,11 +27,15 @@ extern const int lcg_csv_n_columns;
 typedef struct {
     char ***rows;        /* n_rows, lcg_csv_n_columns */
     long n_rows;
+    char *path;          /* for messages: "path:line" */
 } lcg_csv;
 /* loads path, checking it has our exact header; 0, or -1 with err (nothing to free) */
 int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len);
 /* the index of a column (dies on an unknown name: a programming error) */
 int csv_col(const char *name);
 void csv_free_table(lcg_csv *t);
+/* field col of row r as a finite number in [lo, hi] (the whole field); 0, or -1 with
+ * "path:line: column 'name' is 'text', expected ..." in err */
+int csv_num(const lcg_csv *t, long r, int col, double lo, double hi, double *out, char *err, size_t err_len);
 
 #endif

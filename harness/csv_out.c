@@ -64,7 +64,11 @@ typedef struct {
 
 static void on_field(void *s, size_t n, void *data) {
     header_check *h = data;
-    if (h->rows > 0 || h->bad) return;
+    if (h->bad) return;
+    if (h->rows > 0) {
+        h->col++;
+        return;
+    }
     const char *want = h->col < lcg_csv_n_columns ? lcg_csv_columns[h->col] : "";
     if (h->col >= lcg_csv_n_columns || strlen(want) != n || memcmp(s, want, n) != 0) {
         h->bad = 1;
@@ -77,15 +81,20 @@ static void on_field(void *s, size_t n, void *data) {
 static void on_row(int c, void *data) {
     (void)c;
     header_check *h = data;
-    if (h->rows == 0 && !h->bad && h->col != lcg_csv_n_columns) {
+    if (!h->bad && h->col != lcg_csv_n_columns) {
         h->bad = 1;
-        snprintf(h->what, sizeof h->what, "header has %d columns, expected %d", h->col,
-                 lcg_csv_n_columns);
+        if (h->rows == 0)
+            snprintf(h->what, sizeof h->what, "header has %d columns, expected %d", h->col, lcg_csv_n_columns);
+        else
+            snprintf(h->what, sizeof h->what, "row %d has %d fields, expected %d", h->rows + 1, h->col,
+                     lcg_csv_n_columns);
     }
+    h->col = 0;
     h->rows++;
 }
 
 static int check_existing(const char *path, const char *data, size_t n, char *err, size_t err_len) {
+    if (n >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) data += 3, n -= 3; /* a UTF-8 BOM (spreadsheets) */
     struct csv_parser p;
     header_check h = {0};
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0) lcg_die("csv_init failed");
@@ -98,7 +107,8 @@ static int check_existing(const char *path, const char *data, size_t n, char *er
         return -1;
     }
     if (h.bad) {
-        snprintf(err, err_len, "'%s' has a different schema (%s); write to a new file", path, h.what);
+        snprintf(err, err_len, "'%s' %s (%s); write to a new file", path,
+                 strncmp(h.what, "row", 3) == 0 ? "has a malformed row" : "has a different schema", h.what);
         return -1;
     }
     if (n && data[n - 1] != '\n') {
@@ -141,26 +151,29 @@ void csv_mkdirs_for(const char *path) {
     }
 }
 
-int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
-               int n_rungs, char *err, size_t err_len) {
-    size_t n_old = 0;
-    char *old = lcg_read_file(cfg->out, &n_old);
-    if (!old && errno != ENOENT) {
-        snprintf(err, err_len, "cannot read '%s': %s", cfg->out, strerror(errno));
-        return -1;
-    }
-    if (old && n_old && check_existing(cfg->out, old, n_old, err, err_len) != 0) {
-        free(old);
-        return -1;
-    }
+typedef struct {
+    const lcg_run_cfg *cfg;
+    const lcg_train_result *tr;
+    const lcg_rung_result *rungs;
+    int n_rungs;
+} append_ctx;
+
+/* the file as it is now (under its lock) plus this run's rows */
+static int append_rows(void *ctx, const char *old, size_t n_old, char **out, size_t *n_out, char *err,
+                       size_t err_len) {
+    const append_ctx *a = ctx;
+    const lcg_run_cfg *cfg = a->cfg;
+    const lcg_train_result *tr = a->tr;
+    const lcg_rung_result *rungs = a->rungs;
+    int n_rungs = a->n_rungs;
+    if (n_old && check_existing(cfg->out, old, n_old, err, err_len) != 0) return -1;
     char *buf = NULL;
     size_t n_buf = 0;
     FILE *f = open_memstream(&buf, &n_buf);
     if (!f) lcg_die("open_memstream failed");
-    if (old && n_old) fwrite(old, 1, n_old, f);
+    if (n_old) fwrite(old, 1, n_old, f);
     else
         for (int i = 0; i < lcg_csv_n_columns; i++) put_field(f, lcg_csv_columns[i], i == lcg_csv_n_columns - 1);
-    free(old);
 
     const lcg_config *m = &cfg->model;
     char tp[256], fields[64][256];
@@ -222,10 +235,16 @@ int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_run
         put_row(f, fields, k);
     }
     if (fclose(f) != 0) lcg_die("building CSV in memory failed");
+    *out = buf;
+    *n_out = n_buf;
+    return 0;
+}
+
+int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
+               int n_rungs, char *err, size_t err_len) {
+    append_ctx a = {cfg, tr, rungs, n_rungs};
     csv_mkdirs_for(cfg->out);
-    int rc = lcg_write_file_atomic(cfg->out, buf, n_buf, err, err_len);
-    free(buf);
-    return rc;
+    return lcg_update_file(cfg->out, append_rows, &a, err, err_len);
 }
 
 int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len) {

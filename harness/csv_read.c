@@ -8,6 +8,7 @@
 
 #include <csv.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,16 +81,18 @@ int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len) {
     }
     struct csv_parser p;
     reader r = {.t = t};
+    const char *text = data;
+    if (n >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) text += 3, n -= 3; /* a UTF-8 BOM (spreadsheets) */
     t->n_rows = -1; /* the header comes first */
     r.row = LCG_NEW(char *, lcg_csv_n_columns);
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0) lcg_die("csv_init failed");
-    size_t used = csv_parse(&p, data, n, on_field, on_row, &r);
+    size_t used = csv_parse(&p, text, n, on_field, on_row, &r);
     int perr = used != n ? csv_error(&p) : 0;
     if (!perr && csv_fini(&p, on_field, on_row, &r) != 0) perr = csv_error(&p);
     csv_free(&p);
     for (int i = 0; i < r.col && i < lcg_csv_n_columns && t->n_rows >= 0; i++) free(r.row[i]);
     lcg_free(r.row);
-    int partial = n && data[n - 1] != '\n';
+    int partial = n && text[n - 1] != '\n';
     free(data);
     if (t->n_rows < 0) t->n_rows = 0;
     if (perr || r.bad || partial || n == 0) {
@@ -100,6 +103,24 @@ int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len) {
         csv_free_table(t);
         return -1;
     }
+    t->path = malloc(strlen(path) + 1);
+    if (!t->path) lcg_die("out of memory");
+    strcpy(t->path, path);
+    return 0;
+}
+
+int csv_num(const lcg_csv *t, long r, int col, double lo, double hi, double *out, char *err, size_t err_len) {
+    const char *s = t->rows[r][col];
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno == ERANGE || !isfinite(v) || v < lo || v > hi) {
+        /* line r + 2: the header is line 1 and our writers put no line break inside a field */
+        snprintf(err, err_len, "%s:%ld: column '%s' is '%.40s', expected a number in [%g, %g]", t->path, r + 2,
+                 lcg_csv_columns[col], s, lo, hi);
+        return -1;
+    }
+    *out = v;
     return 0;
 }
 
@@ -115,5 +136,6 @@ void csv_free_table(lcg_csv *t) {
         lcg_free(t->rows[i]);
     }
     free(t->rows);
+    free(t->path);
     memset(t, 0, sizeof *t);
 }

@@ -3,8 +3,11 @@
  * PCG32. Nothing here allocates behind the caller's back or keeps global state (the test
  * stop point reads its environment variable on every call).
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* flock, F_OFD_SETLK */
 #include "util.h"
+
+#include <limits.h>
+#include <sys/file.h>
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -84,8 +87,9 @@ int lcg_fsync_dir_of(const char *path) {
     return rc;
 }
 
-void lcg_remove_stale_temps(const char *path) {
-    char dir[4096];
+void lcg_remove_stale_temps(const char *path_in) {
+    char dir[4096], path[4096], err[64];
+    if (lcg_out_target(path_in, path, sizeof path, err, sizeof err) != 0) return; /* temps sit by the target */
     dir_of(path, dir, sizeof dir);
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     size_t bl = strlen(base);
@@ -113,8 +117,51 @@ void lcg_test_stop_point(const char *point, const char *detail) {
     if (want[pl] == '\0' || (detail && want[pl] == ':' && strcmp(want + pl + 1, detail) == 0)) raise(SIGSTOP);
 }
 
-int lcg_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t err_len) {
-    char tmp[4096];
+int lcg_out_target(const char *path, char *target, size_t n, char *err, size_t err_len) {
+    struct stat st;
+    if (!*path) {
+        snprintf(err, err_len, "empty output path");
+        return -1;
+    }
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT) {
+            snprintf(err, err_len, "cannot use '%s': %s", path, strerror(errno));
+            return -1;
+        }
+        if (snprintf(target, n, "%s", path) >= (int)n) goto too_long;
+        return 0; /* a new file */
+    }
+    const char *what = path;
+    char real[PATH_MAX];
+    if (S_ISLNK(st.st_mode)) {
+        if (stat(path, &st) != 0) {
+            snprintf(err, err_len, "'%s' is a symbolic link to a missing file; give the target's path", path);
+            return -1;
+        }
+        if (!realpath(path, real)) {
+            snprintf(err, err_len, "cannot resolve '%s': %s", path, strerror(errno));
+            return -1;
+        }
+        what = real;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        const char *kind = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                         : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket"
+                         : "not a regular file";
+        if (what == path) snprintf(err, err_len, "'%s' is %s: results go to regular files only", path, kind);
+        else snprintf(err, err_len, "'%s' links to '%s', which is %s: results go to regular files only", path, what, kind);
+        return -1;
+    }
+    if (snprintf(target, n, "%s", what) >= (int)n) goto too_long;
+    return 0;
+too_long:
+    snprintf(err, err_len, "path too long: '%s'", path);
+    return -1;
+}
+
+int lcg_write_file_atomic(const char *path_in, const void *data, size_t n, char *err, size_t err_len) {
+    char tmp[4096], path[4096];
+    if (lcg_out_target(path_in, path, sizeof path, err, err_len) != 0) return -1;
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
         snprintf(err, err_len, "path too long: '%s'", path);
         return -1;
@@ -144,15 +191,11 @@ int lcg_write_file_atomic(const char *path, const void *data, size_t n, char *er
     return 0;
 }
 
-int lcg_check_writable(const char *path, char *err, size_t err_len) {
-    char tmp[4096];
+int lcg_check_writable(const char *path_in, char *err, size_t err_len) {
+    char tmp[4096], path[4096];
+    if (lcg_out_target(path_in, path, sizeof path, err, err_len) != 0) return -1;
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
         snprintf(err, err_len, "path too long: '%s'", path);
-        return -1;
-    }
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(err, err_len, "cannot write '%s': it is a directory", path);
         return -1;
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
@@ -163,6 +206,80 @@ int lcg_check_writable(const char *path, char *err, size_t err_len) {
     close(fd);
     remove(tmp);
     return 0;
+}
+
+int lcg_same_file(const char *a, const char *b) {
+    char ta[4096], tb[4096], err[64];
+    if (lcg_out_target(a, ta, sizeof ta, err, sizeof err) != 0) snprintf(ta, sizeof ta, "%s", a);
+    if (lcg_out_target(b, tb, sizeof tb, err, sizeof err) != 0) snprintf(tb, sizeof tb, "%s", b);
+    struct stat sa, sb;
+    if (stat(ta, &sa) == 0 && stat(tb, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char ra[PATH_MAX], rb[PATH_MAX]; /* not both there yet: compare where they would be */
+    const char *pa = realpath(ta, ra) ? ra : ta, *pb = realpath(tb, rb) ? rb : tb;
+    return strcmp(pa, pb) == 0;
+}
+
+/* opens target.lock (created if missing) for path's resolved target */
+static int lock_file_open(const char *path, char *err, size_t err_len) {
+    char target[4096], lock[4200];
+    if (lcg_out_target(path, target, sizeof target, err, err_len) != 0) return -1;
+    snprintf(lock, sizeof lock, "%s.lock", target);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) snprintf(err, err_len, "cannot open the lock file '%s': %s", lock, strerror(errno));
+    return fd;
+}
+
+int lcg_file_lock(const char *path, char *err, size_t err_len) {
+    int fd = lock_file_open(path, err, err_len);
+    if (fd < 0) return -1;
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno == EINTR) continue;
+        snprintf(err, err_len, "cannot lock '%s.lock': %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void lcg_file_unlock(int fd) {
+    if (fd >= 0) close(fd); /* closing the descriptor releases the flock */
+}
+
+int lcg_update_file(const char *path, lcg_update_fn update, void *ctx, char *err, size_t err_len) {
+    char target[4096];
+    if (lcg_out_target(path, target, sizeof target, err, err_len) != 0) return -1;
+    int lk = lcg_file_lock(target, err, err_len);
+    if (lk < 0) return -1;
+    int rc = -1;
+    size_t n_old = 0, n_new = 0;
+    char *old = lcg_read_file(target, &n_old), *out = NULL;
+    if (!old && errno != ENOENT) snprintf(err, err_len, "cannot read '%s': %s", path, strerror(errno));
+    else if (update(ctx, old, old ? n_old : 0, &out, &n_new, err, err_len) == 0)
+        rc = lcg_write_file_atomic(target, out, n_new, err, err_len);
+    free(old);
+    free(out);
+    lcg_file_unlock(lk);
+    return rc;
+}
+
+int lcg_claim_open(const char *path, char *err, size_t err_len) { return lock_file_open(path, err, err_len); }
+
+/* byte 1 + key / 4 (below 2^62) of the lock file: open-file-description locks, so other
+ * descriptors this process opens and closes on the same file (its own appends) leave it alone */
+static int claim_lock(int fd, uint64_t key, short type) {
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)(1 + (key >> 2)), .l_len = 1};
+    return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+int lcg_claim(int fd, uint64_t key) {
+    if (claim_lock(fd, key, F_WRLCK) == 0) return 1;
+    return errno == EAGAIN || errno == EACCES ? 0 : -1;
+}
+
+void lcg_unclaim(int fd, uint64_t key) { (void)claim_lock(fd, key, F_UNLCK); }
+
+void lcg_claim_close(int fd) {
+    if (fd >= 0) close(fd);
 }
 
 char *lcg_read_file(const char *path, size_t *n_out) {

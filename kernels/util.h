@@ -35,9 +35,37 @@ void lcg_fwrite_at(const void *p, size_t size, size_t n, FILE *f, const char *pa
 #define lcg_fwrite(p, size, n, f, path) lcg_fwrite_at((p), (size), (n), (f), (path), __FILE__, __LINE__)
 /* fflush + fsync + fclose; returns 0 or -1 with errno set (callers report the path). */
 int lcg_fclose_sync(FILE *f);
-/* Atomically replace `path` with `n` bytes: write `path.tmp.<pid>`, fsync, rename, fsync the
- * directory. Returns 0, or -1 with a message in err[err_len]. */
+/* The file a write to `path` must replace: `path` itself when it does not exist or is a regular
+ * file; a symlink's final target when that is a regular file (so the link survives and its
+ * target is updated). Anything else (a directory, device, FIFO, socket, a dangling link) is
+ * refused with a message: results go to regular files only. 0 or -1. */
+int lcg_out_target(const char *path, char *target, size_t n, char *err, size_t err_len);
+/* Atomically replace `path` (through lcg_out_target) with `n` bytes: write `target.tmp.<pid>`,
+ * fsync, rename, fsync the directory. Returns 0, or -1 with a message in err[err_len]. */
 int lcg_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t err_len);
+/* whether two output paths name the same file (after lcg_out_target; by device and inode when
+ * both exist); an unresolvable path compares by its text */
+int lcg_same_file(const char *a, const char *b);
+/* An exclusive advisory lock (flock) on `target.lock`, beside the file `path` resolves to;
+ * blocks while another process holds it. Returns its descriptor (for lcg_file_unlock), or -1
+ * with a message. The lock file stays: removing it could let two writers hold "the" lock. */
+int lcg_file_lock(const char *path, char *err, size_t err_len);
+void lcg_file_unlock(int fd);
+/* The read-modify-write of a file that several processes update (a results CSV): under its
+ * lock, reads it (old = NULL, n_old = 0 if it does not exist), calls update to build the new
+ * contents in *out (malloc'd; the callee reports problems in err and returns -1), and
+ * replaces the file atomically. So concurrent writers each land their change exactly once. */
+typedef int (*lcg_update_fn)(void *ctx, const char *old, size_t n_old, char **out, size_t *n_out,
+                             char *err, size_t err_len);
+int lcg_update_file(const char *path, lcg_update_fn update, void *ctx, char *err, size_t err_len);
+/* Claims of work items between processes sharing one lock file (fd from lcg_file_lock's
+ * file, opened separately with lcg_claim_open): a non-blocking lock on one byte per key,
+ * released when the claiming process ends (or lcg_claim_close). 1: claimed, 0: another
+ * process holds it, -1: error. */
+int lcg_claim_open(const char *path, char *err, size_t err_len);
+int lcg_claim(int fd, uint64_t key);
+void lcg_unclaim(int fd, uint64_t key);
+void lcg_claim_close(int fd);
 /* whether `path` can be written by lcg_write_file_atomic (creates and removes its temp file,
  * so nothing is trained for output that cannot be kept); 0 or -1 with a message */
 int lcg_check_writable(const char *path, char *err, size_t err_len);

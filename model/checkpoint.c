@@ -32,6 +32,21 @@ static void put(buf *b, const void *data, size_t n) {
 static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
 static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
 
+int checkpoint_check_target(const char *path, char *err, size_t err_len) {
+    char target[4096], magic[8];
+    if (lcg_out_target(path, target, sizeof target, err, err_len) != 0) return -1;
+    FILE *f = fopen(target, "rb");
+    if (f) {
+        size_t got = fread(magic, 1, 8, f);
+        fclose(f);
+        if (got != 8 || memcmp(magic, LCG_CKPT_MAGIC, 8) != 0) {
+            snprintf(err, err_len, "'%s' exists and is not a lcgbench checkpoint: not overwriting it", path);
+            return -1;
+        }
+    }
+    return lcg_check_writable(path, err, err_len);
+}
+
 int checkpoint_write(const char *path, const lcg_config *c, size_t n_params, const float *params,
                      const float *opt_m, const float *opt_v, long step, const char *note, const void *state,
                      size_t state_len, char *err, size_t err_len) {

@@ -23,6 +23,9 @@
 #define LCG_CKPT_VERSION 2u
 #define LCG_CKPT_MAX_STATE 4096
 
+/* whether a checkpoint may be written to path: it must be writable (lcg_check_writable) and,
+ * if a file is there already, be a checkpoint (never a user's results or data); 0 or -1 */
+int checkpoint_check_target(const char *path, char *err, size_t err_len);
 /* returns 0, or -1 with a message in err. The model's parameters [n_params] and, unless opt_m
  * is NULL, AdamW's moments, as host arrays (any backend's, in model.h's tensor order) */
 int checkpoint_write(const char *path, const lcg_config *cfg, size_t n_params, const float *params,

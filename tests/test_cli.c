@@ -241,7 +241,7 @@ START_TEST(test_grid_bad_input) {
     /* the output is a directory: a runtime error naming it, nothing run */
     tu_write_all(g, "task = copy\n", 12);
     tu_run(&R, LCG " sweep --grid %s " MODEL_NO_TASK " --len 6 --vary 2 " TRAIN " " EVAL " --quiet --out %s", g, dir);
-    ck_assert_msg(R.status == 1 && tu_count_lines(R.err) == 1 && strstr(R.err, "Is a directory"), "exit %d: %s",
+    ck_assert_msg(R.status == 1 && tu_count_lines(R.err) == 1 && strstr(R.err, "is a directory"), "exit %d: %s",
                   R.status, R.err);
     free(long_line);
     tu_rm_tmpdir(dir);

@@ -1,0 +1,134 @@
+/*
+ * bench_gpu.c: training tokens/s of the device model (gpu_model.h) on the paper's
+ * architectures, per precision and normalizer, with where a step's time goes (forward,
+ * backward, optimizer; the attention alone). Random tokens, every position in the loss; the
+ * timed loop is the trainer's: forward (returns the loss: a sync), zero_grad, backward,
+ * clip + AdamW (returns the norm: a sync).
+ *
+ * Usage: bench_gpu [steps [ARCH NORM PREC [warmup]]]   (default: 30 timed steps after 3 warm-up
+ * steps of every architecture, normalizer and precision; ARCH copy|mqmtar|bench, NORM a normalizer
+ * name (with NAPE), PREC fp32|tf32: that one alone, e.g. under a profiler)
+ * Not here: PyTorch (bench/), evaluation timings, the CPU.
+ */
+#include "../kernels/kernels.h"
+#include "../kernels/util.h"
+#include "../model/model.h"
+#include "gpu_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int V, L, C, H, D, F, B, T;
+} arch;
+
+static int warmup = 3;
+
+static void bench(const arch *a, int norm, int pos, gpu_precision prec, int steps) {
+    lcg_config cfg = {.V = a->V, .L = a->L, .C = a->C, .H = a->H, .D = a->D, .F = a->F, .norm = norm, .pos = pos,
+                      .alpha = (float)lcg_normalizer_at(norm)->alpha_def};
+    size_t sizes[LCG_N_PARAM_TENSORS], n = lcg_param_sizes(&cfg, sizes);
+    float *p = LCG_NEW(float, n);
+    pcg32 r = pcg32_derive(1, "bench", 0);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(0.02 * pcg32_normal(&r));
+    char err[256];
+    gpu_model *m = gpu_model_create(&cfg, p, prec, err, sizeof err);
+    if (!m) lcg_die("%s", err);
+    gpu_adamw_init(m, 0.9f, 0.99f, 1e-8f, 0.01f);
+    int N = a->B * a->T;
+    int *tok = LCG_NEW(int, N), *tgt = LCG_NEW(int, N);
+    unsigned char *mask = LCG_NEW(unsigned char, N);
+    for (int i = 0; i < N; i++) tok[i] = (int)pcg32_below(&r, (uint32_t)a->V), tgt[i] = tok[i], mask[i] = 1;
+    double tf = 0, tb = 0, to = 0, loss = 0;
+    for (int s = -warmup; s < steps; s++) {
+        double t0 = lcg_now();
+        loss = gpu_model_forward(m, tok, tgt, mask, a->B, a->T);
+        double t1 = lcg_now();
+        gpu_model_zero_grad(m);
+        gpu_model_backward(m);
+        double t2 = lcg_now();
+        gpu_adamw_step(m, 1e-3f, 1.0);
+        double t3 = lcg_now();
+        if (s >= 0) tf += t1 - t0, tb += t2 - t1, to += t3 - t2;
+    }
+    double total = tf + tb + to, tps = (double)N * steps / total;
+    printf("%-7s %-5s %-9s %-5s  %8.3fM tok/s  step %7.3f ms = fwd %6.3f + bwd %6.3f + opt %6.3f  (loss %.3f)\n", a->name,
+           prec == GPU_TF32 ? "tf32" : "fp32", lcg_normalizer_at(norm)->name, lcg_posenc_at(pos)->name, tps / 1e6,
+           1e3 * total / steps, 1e3 * tf / steps, 1e3 * tb / steps, 1e3 * to / steps, loss);
+    fflush(stdout);
+    gpu_model_destroy(m);
+    lcg_free(p);
+    lcg_free(tok);
+    lcg_free(tgt);
+    lcg_free(mask);
+}
+
+/* the attention alone, forward and backward, on the architecture's shapes */
+static void bench_attention(const arch *a, int row, double alpha, int steps) {
+    int B = a->B, T = a->T, H = a->H, D = a->D;
+    size_t nq = (size_t)B * T * 3 * H * D, nt = (size_t)B * H * T * gk_att_ld(T), no = (size_t)B * T * H * D;
+    float *h = LCG_NEW(float, nq);
+    pcg32 r = pcg32_derive(2, "bench", 0);
+    for (size_t i = 0; i < nq; i++) h[i] = (float)pcg32_normal(&r);
+    float *qkv = gpu_malloc(sizeof(float) * nq), *dqkv = gpu_malloc(sizeof(float) * nq);
+    float *att = gpu_malloc(sizeof(float) * nt), *out = gpu_malloc(sizeof(float) * no), *dout = gpu_malloc(sizeof(float) * no);
+    float *scr = gpu_malloc(sizeof(float) * gk_attention_scratch(B, T, H, D)), slopes[LCG_MAX_HEADS];
+    lcg_posenc_slopes(slopes, LCG_POS_NAPE, H);
+    float *d_sl = gpu_malloc(sizeof(float) * H);
+    gpu_upload(d_sl, slopes, sizeof(float) * H);
+    gpu_upload(qkv, h, sizeof(float) * nq);
+    gpu_upload(dout, h, sizeof(float) * no);
+    double tf = 0, tb = 0;
+    for (int s = -2; s < steps; s++) {
+        double t0 = lcg_now();
+        gk_attention_forward(out, att, scr, qkv, NULL, d_sl, row, alpha, B, T, H, D);
+        gpu_sync();
+        double t1 = lcg_now();
+        gk_attention_backward(dqkv, NULL, scr, dout, qkv, NULL, att, row, alpha, B, T, H, D);
+        gpu_sync();
+        double t2 = lcg_now();
+        if (s >= 0) tf += t1 - t0, tb += t2 - t1;
+    }
+    printf("%-7s attention alone, %-9s (one layer): fwd %6.3f ms, bwd %6.3f ms\n", a->name,
+           row == LCG_ROW_SOFTMAX ? "softmax" : "entmax15", 1e3 * tf / steps, 1e3 * tb / steps);
+    gpu_free(qkv), gpu_free(dqkv), gpu_free(att), gpu_free(out), gpu_free(dout), gpu_free(scr);
+    gpu_free(d_sl);
+    lcg_free(h);
+}
+
+int main(int argc, char **argv) {
+    char why[256];
+    if (!gpu_device_usable(why, sizeof why)) {
+        printf("SKIP: no CUDA device (%s)\n", why);
+        return 0;
+    }
+    int steps = argc > 1 ? atoi(argv[1]) : 30;
+    if (steps < 1) lcg_die("steps must be positive");
+    arch copy = {"copy", 36, 2, 256, 16, 16, 1024, 128, 98};
+    arch mqmtar = {"mqmtar", 40, 4, 512, 16, 32, 1024, 128, 80};
+    arch small = {"bench", 36, 2, 64, 8, 8, 256, 32, 64};
+    if (argc > 4) { /* one configuration */
+        const arch *a = !strcmp(argv[2], "copy") ? &copy : !strcmp(argv[2], "mqmtar") ? &mqmtar : &small;
+        const lcg_normalizer *nz = lcg_normalizer_find(argv[3]);
+        if (!nz) lcg_die("unknown normalizer '%s'", argv[3]);
+        if (argc > 5) warmup = atoi(argv[5]);
+        bench(a, nz->id, a == &small ? LCG_POS_ROPE : LCG_POS_NAPE, !strcmp(argv[4], "tf32") ? GPU_TF32 : GPU_FP32,
+              steps);
+        return 0;
+    }
+    printf("device: %s; %d timed steps after %d warm-up steps\n", gpu_device_name(), steps, warmup);
+    gpu_precision precs[] = {GPU_FP32, GPU_TF32};
+    for (int i = 0; i < 2; i++) {
+        bench(&copy, LCG_NORM_SOFTMAX, LCG_POS_NAPE, precs[i], steps);
+        bench(&copy, LCG_NORM_ASENTMAX, LCG_POS_NAPE, precs[i], steps);
+        bench(&mqmtar, LCG_NORM_SOFTMAX, LCG_POS_NAPE, precs[i], steps);
+        bench(&mqmtar, LCG_NORM_ASENTMAX, LCG_POS_NAPE, precs[i], steps);
+    }
+    bench(&small, LCG_NORM_SOFTMAX, LCG_POS_ROPE, GPU_FP32, steps);
+    gk_init(GPU_FP32);
+    bench_attention(&copy, LCG_ROW_SOFTMAX, 1.0, steps);
+    bench_attention(&copy, LCG_ROW_ENTMAX, 1.5, steps);
+    return 0;
+}

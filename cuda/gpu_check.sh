@@ -1,0 +1,62 @@
+#!/bin/bash
+# cuda/gpu_check.sh: on the GPU machine (the `run` tool), from the repository root: build the CUDA
+# backend with nvcc (sm_90), run its test against the CPU and the training benchmark; logs and
+# the binaries' output under $OUT (build.log, test.log, bench.log, gpu.txt). Usage:
+#   bash cuda/gpu_check.sh [test|bench|all|profile|full|sanitize|final] [extra args for bench_gpu]
+# all = test + bench; full = all + profile; final = all + sanitize (compute-sanitizer's memcheck
+# on the kernel tests, racecheck on the fused attention)
+# profile: Nsight Compute's kernel times (one metric: one replay pass) of one step of the copy
+# architecture, softmax fp32 and asentmax tf32 (2 steps profiled: a warm-up and a timed one),
+# summed per kernel (profile_*.txt)
+set -u
+OUT=${OUT:-/tmp/lcg_gpu_out}
+mkdir -p "$OUT"
+what=${1:-all}
+export OMP_WAIT_POLICY=PASSIVE
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw \
+  --format=csv >"$OUT/gpu.txt" 2>&1
+cat "$OUT/gpu.txt"
+t0=$(date +%s%N)
+if ! make -f Makefile -f cuda/cuda.mk -j"$(nproc)" build/cuda/test_gpu build/cuda/bench_gpu \
+    NVCC_ARCH=-arch=sm_90 >"$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"
+  echo "BUILD FAILED"
+  exit 1
+fi
+echo "build: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+rc=0
+if [[ $what =~ ^(test|all|full|final)$ ]]; then
+  t0=$(date +%s%N)
+  build/cuda/test_gpu >"$OUT/test.log" 2>&1 || rc=1
+  echo "test_gpu: $(( ($(date +%s%N) - t0) / 1000000 )) ms, rc $rc"
+  grep -v '^ok' "$OUT/test.log" | tail -40
+fi
+if [[ $what =~ ^(bench|all|full|final)$ ]]; then
+  shift || true
+  build/cuda/bench_gpu "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
+fi
+if [[ $what =~ ^(profile|full)$ ]]; then
+  for cfg in "softmax fp32" "asentmax tf32"; do
+    set -- $cfg
+    ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+      build/cuda/bench_gpu 1 copy "$1" "$2" 1 >"$OUT/profile_$1_$2.log" 2>&1 || rc=1
+    python3 cuda/ncu_summary.py "$OUT/profile_$1_$2.log" 2 >"$OUT/profile_$1_$2.txt"
+    head -25 "$OUT/profile_$1_$2.txt"
+  done
+  # the fused attention kernels in detail: stall reasons, occupancy, memory (one launch each)
+  ncu --clock-control none -k regex:att_fused --launch-skip 2 --launch-count 2 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section SchedulerStats --section MemoryWorkloadAnalysis \
+    build/cuda/bench_gpu 1 copy asentmax tf32 1 >"$OUT/ncu_fused.txt" 2>&1 || rc=1
+  grep -E "att_fused|Duration|Throughput|Occupancy|Registers|Shared Memory Config|Warp Cycles|Stall|Eligible|Issued|Block Limit|One or More|No Eligible" \
+    "$OUT/ncu_fused.txt" | head -60
+fi
+if [[ $what =~ ^(sanitize|final)$ ]]; then
+  # memory errors in the kernel tests, then shared-memory races in the fused attention kernels
+  timeout 80 compute-sanitizer --tool memcheck --print-limit 5 build/cuda/test_gpu --quick \
+    >"$OUT/memcheck.log" 2>&1; echo "memcheck rc $?"; tail -4 "$OUT/memcheck.log"
+  timeout 40 compute-sanitizer --tool racecheck --print-limit 5 --kernel-name kns=att_fused \
+    build/cuda/bench_gpu 1 bench asentmax fp32 0 >"$OUT/racecheck.log" 2>&1; echo "racecheck rc $?"
+  tail -4 "$OUT/racecheck.log"
+fi
+exit $rc

@@ -1,0 +1,1374 @@
+/*
+ * gpu_kernels.cu: the CUDA kernels of the training step (see gpu_kernels.h), fp32, each the
+ * device twin of a CPU kernel in kernels/, doing the same arithmetic in the same precision
+ * (double where the CPU uses double: norms' sums of squares, softmax sums, every entmax
+ * threshold). Matmuls go through cuBLAS; the attention of short rows runs fused (a block per
+ * head) or, past what the fused kernels take, as batched cuBLAS products around row kernels.
+ *
+ * Determinism: every reduction has a fixed shape and order (warp butterflies, per-chunk
+ * partial sums finished by a warp per column, single-block tree sums); no atomics.
+ *
+ * Not here: the streaming (O(n) memory) evaluation attention, bf16, tensor-core attention,
+ * CUDA graphs.
+ */
+#include "gpu_kernels.h"
+extern "C" {
+#include "../kernels/kernels.h"
+}
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* ---- errors, memory ---------------------------------------------------------------------------- */
+static void cuda_check(cudaError_t e, const char *what, const char *file, int line) {
+    if (e == cudaSuccess) return;
+    fprintf(stderr, "lcgbench: CUDA error in %s (%s:%d): %s\n", what, file, line, cudaGetErrorString(e));
+    exit(1);
+}
+#define CK(call) cuda_check((call), #call, __FILE__, __LINE__)
+#define CK_LAUNCH(name) cuda_check(cudaGetLastError(), name, __FILE__, __LINE__)
+
+static void cublas_check(cublasStatus_t s, const char *what, const char *file, int line) {
+    if (s == CUBLAS_STATUS_SUCCESS) return;
+    fprintf(stderr, "lcgbench: cuBLAS error %d in %s (%s:%d)\n", (int)s, what, file, line);
+    exit(1);
+}
+#define CKB(call) cublas_check((call), #call, __FILE__, __LINE__)
+
+static cudaStream_t g_stream = 0;
+static cublasHandle_t g_cublas = NULL;
+static gpu_precision g_prec = GPU_FP32;
+
+int gpu_device_usable(char *why, size_t n) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        snprintf(why, n, "%s", cudaGetErrorString(e));
+        return 0;
+    }
+    if (count == 0) {
+        snprintf(why, n, "no CUDA device found");
+        return 0;
+    }
+    e = cudaFree(0); /* creates the context: fails here if the device cannot be used */
+    if (e != cudaSuccess) {
+        snprintf(why, n, "%s", cudaGetErrorString(e));
+        return 0;
+    }
+    return 1;
+}
+
+const char *gpu_device_name(void) {
+    static char name[256];
+    cudaDeviceProp p;
+    int dev = 0;
+    CK(cudaGetDevice(&dev));
+    CK(cudaGetDeviceProperties(&p, dev));
+    snprintf(name, sizeof name, "%s", p.name);
+    return name;
+}
+
+void *gpu_malloc(size_t bytes) {
+    void *d = NULL;
+    cudaError_t e = cudaMalloc(&d, bytes ? bytes : 16);
+    if (e != cudaSuccess) {
+        fprintf(stderr, "lcgbench: out of GPU memory allocating %zu bytes (%s)\n", bytes, cudaGetErrorString(e));
+        exit(1);
+    }
+    return d;
+}
+void gpu_free(void *d) {
+    if (d) CK(cudaFree(d));
+}
+void gpu_upload(void *d, const void *h, size_t bytes) {
+    CK(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, g_stream));
+    CK(cudaStreamSynchronize(g_stream));
+}
+void gpu_download(void *h, const void *d, size_t bytes) {
+    CK(cudaMemcpyAsync(h, d, bytes, cudaMemcpyDeviceToHost, g_stream));
+    CK(cudaStreamSynchronize(g_stream));
+}
+void *gpu_malloc_host(size_t bytes) {
+    void *h = NULL;
+    cudaError_t e = cudaMallocHost(&h, bytes ? bytes : 16);
+    if (e != cudaSuccess) {
+        fprintf(stderr, "lcgbench: out of pinned host memory allocating %zu bytes (%s)\n", bytes, cudaGetErrorString(e));
+        exit(1);
+    }
+    return h;
+}
+void gpu_free_host(void *h) {
+    if (h) CK(cudaFreeHost(h));
+}
+void gpu_upload_async(void *d, const void *h, size_t bytes) {
+    CK(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, g_stream));
+}
+void gpu_memset0(void *d, size_t bytes) { CK(cudaMemsetAsync(d, 0, bytes, g_stream)); }
+void gpu_sync(void) { CK(cudaStreamSynchronize(g_stream)); }
+
+void gk_init(gpu_precision prec) {
+    if (prec == GPU_BF16) {
+        fprintf(stderr, "lcgbench: --precision bf16 is not implemented on the GPU yet\n");
+        exit(1);
+    }
+    if (!g_cublas) CKB(cublasCreate(&g_cublas));
+    CKB(cublasSetStream(g_cublas, g_stream));
+    /* pedantic FP32: no reduced-precision shortcut anywhere in the library's choice */
+    CKB(cublasSetMathMode(g_cublas, prec == GPU_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+    g_prec = prec;
+    const char *e = getenv("LCG_GPU_GEMMEX"); /* benchmark switch: 0 = the plain Sgemm entry points */
+    gk_gemm_ex = e ? atoi(e) : 1;
+    e = getenv("LCG_GPU_ATT_SPLIT"); /* benchmark switch: 1 = attention through split heads */
+    if (e) gk_attention_split = atoi(e);
+    e = getenv("LCG_GPU_ATT_FUSED"); /* benchmark switch: 0 = attention through cuBLAS */
+    if (e) gk_attention_fused = atoi(e);
+}
+
+void gk_set_stream(void *stream) {
+    g_stream = (cudaStream_t)stream;
+    if (g_cublas) CKB(cublasSetStream(g_cublas, g_stream));
+}
+
+static unsigned nblocks(size_t n, int per) { return (unsigned)((n + per - 1) / per); }
+
+/* ---- warp reductions (butterflies: every lane ends with the same bits) ------------------------ */
+__device__ __forceinline__ double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ int warp_sum_i(int v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max_f(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ int warp_or_i(int v) {
+    for (int o = 16; o > 0; o >>= 1) v |= __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* ---- cuBLAS on row-major matrices --------------------------------------------------------------
+ * C[M,N] = alpha op(A) op(B) + beta C, all row-major with row strides lda/ldb/ldc, batched with
+ * element strides sA/sB/sC: column-major cuBLAS computes C^T = op(B)^T op(A)^T. */
+int gk_gemm_ex = 1;
+
+/* TF32 through the Ex entry points asks for the TF32 compute type outright; the plain Sgemm ones
+ * leave cuBLAS free to pick FP32 SIMT kernels, which it did for the attention's small products */
+static void gemm_rm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, long long sA,
+                    const float *B, int ldb, long long sB, float beta, float *C, int ldc, long long sC, int batch) {
+    cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (g_prec == GPU_TF32 && gk_gemm_ex)
+        CKB(cublasGemmStridedBatchedEx(g_cublas, ob, oa, N, M, K, &alpha, B, CUDA_R_32F, ldb, sB, A, CUDA_R_32F, lda,
+                                       sA, &beta, C, CUDA_R_32F, ldc, sC, batch, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                       CUBLAS_GEMM_DEFAULT_TENSOR_OP));
+    else
+        CKB(cublasSgemmStridedBatched(g_cublas, ob, oa, N, M, K, &alpha, B, ldb, sB, A, lda, sA, &beta, C, ldc, sC,
+                                      batch));
+}
+
+/* the same over arrays of device pointers (one matrix each), in device memory */
+static void gemm_rm_ptr(int ta, int tb, int M, int N, int K, const float *const *A, int lda, const float *const *B,
+                        int ldb, float *const *C, int ldc, int batch) {
+    cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    float alpha = 1.0f, beta = 0.0f;
+    if (g_prec == GPU_TF32 && gk_gemm_ex)
+        CKB(cublasGemmBatchedEx(g_cublas, ob, oa, N, M, K, &alpha, (const void *const *)B, CUDA_R_32F, ldb,
+                                (const void *const *)A, CUDA_R_32F, lda, &beta, (void *const *)C, CUDA_R_32F, ldc,
+                                batch, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT_TENSOR_OP));
+    else
+        CKB(cublasSgemmBatched(g_cublas, ob, oa, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc, batch));
+}
+
+void gk_matmul_forward(float *out, const float *inp, const float *w, int N, int IC, int OC) {
+    gemm_rm(0, 0, N, OC, IC, 1.0f, inp, IC, 0, w, OC, 0, 0.0f, out, OC, 0, 1);
+}
+
+void gk_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N, int IC,
+                        int OC, int acc_dinp) {
+    if (dinp) gemm_rm(0, 1, N, IC, OC, 1.0f, dout, OC, 0, w, OC, 0, acc_dinp ? 1.0f : 0.0f, dinp, IC, 0, 1);
+    gemm_rm(1, 0, IC, OC, N, 1.0f, inp, IC, 0, dout, OC, 0, 1.0f, dw, OC, 0, 1);
+}
+
+/* ---- fixed-order column sums: chunks of COLSUM_ROWS rows -> double partials -> one sum each ---- */
+enum { COLSUM_ROWS = 32 };
+size_t gk_colsum_parts(int N) { return (size_t)(N + COLSUM_ROWS - 1) / COLSUM_ROWS; }
+
+/* dst[c] += sum_p part[p][c]: one warp per column, lanes over the parts, a butterfly to finish */
+__global__ void colsum_finish_kernel(float *dst, const double *part, int n_parts, int ncol) {
+    int c = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (c >= ncol) return;
+    double s = 0;
+    for (int p = lane; p < n_parts; p += 32) s += part[(size_t)p * ncol + c];
+    s = warp_sum_d(s);
+    if (lane == 0) dst[c] += (float)s;
+}
+static void colsum_finish(float *dst, const double *part, int n_parts, int ncol) {
+    colsum_finish_kernel<<<nblocks(ncol, 8), 256, 0, g_stream>>>(dst, part, n_parts, ncol);
+    CK_LAUNCH("colsum_finish");
+}
+
+/* ---- embedding --------------------------------------------------------------------------------- */
+__global__ void encoder_forward_kernel(float *out, const int *tok, const float *emb, int N, int C, float scale) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    int n = (int)(i / C), c = (int)(i % C);
+    out[i] = emb[(size_t)tok[n] * C + c] * scale;
+}
+void gk_encoder_forward(float *out, const int *tok, const float *emb, int N, int C) {
+    encoder_forward_kernel<<<nblocks((size_t)N * C, 256), 256, 0, g_stream>>>(out, tok, emb, N, C,
+                                                                             (float)sqrt((double)C));
+    CK_LAUNCH("encoder_forward");
+}
+
+__global__ void encoder_backward_kernel(float *demb, const float *dout, const int *off, const int *idx, int C,
+                                        float scale) {
+    int v = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float acc = demb[(size_t)v * C + c];
+    for (int i = off[v]; i < off[v + 1]; i++) acc += dout[(size_t)idx[i] * C + c] * scale;
+    demb[(size_t)v * C + c] = acc;
+}
+void gk_encoder_backward(float *demb, const float *dout, const int *off, const int *idx, int V, int C) {
+    dim3 grid(V, nblocks(C, 128));
+    encoder_backward_kernel<<<grid, 128, 0, g_stream>>>(demb, dout, off, idx, C, (float)sqrt((double)C));
+    CK_LAUNCH("encoder_backward");
+}
+
+void gk_token_csr(int *off, int *idx, const int *tok, int N, int V) {
+    for (int v = 0; v <= V; v++) off[v] = 0;
+    for (int n = 0; n < N; n++) off[tok[n] + 1]++;
+    for (int v = 0; v < V; v++) off[v + 1] += off[v];
+    size_t nv = V > 0 ? (size_t)V : 1;
+    int *fill = (int *)malloc(sizeof(int) * nv);
+    if (!fill) {
+        fprintf(stderr, "lcgbench: out of memory (token index)\n");
+        exit(1);
+    }
+    for (int v = 0; v < V; v++) fill[v] = off[v];
+    for (int n = 0; n < N; n++) idx[fill[tok[n]]++] = n;
+    free(fill);
+}
+
+/* ---- RMSNorm (1 + w): one warp per row ----------------------------------------------------------- */
+__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *inp, const float *w, int N, int C) {
+    int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (n >= N) return;
+    const float *x = inp + (size_t)n * C;
+    double ss = 0;
+    for (int c = lane; c < C; c += 32) ss += (double)x[c] * x[c];
+    ss = warp_sum_d(ss);
+    float r = (float)(1.0 / sqrt(ss / C + LCG_RMS_EPS));
+    float *o = out + (size_t)n * C;
+    for (int c = lane; c < C; c += 32) o[c] = x[c] * r * (1 + w[c]);
+    if (lane == 0) rstd[n] = r;
+}
+void gk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C) {
+    rmsnorm_forward_kernel<<<nblocks(N, 8), 256, 0, g_stream>>>(out, rstd, inp, w, N, C);
+    CK_LAUNCH("rmsnorm_forward");
+}
+
+/* one block per chunk of COLSUM_ROWS rows: a warp per row finds k = dot r^3 / C, then a thread per
+ * column walks the chunk's rows: dinp += r g (1+w) - x k, and the chunk's partial dw = sum g x r */
+__global__ void rmsnorm_backward_kernel(float *dinp, double *part, const float *dout, const float *inp,
+                                        const float *w, const float *rstd, int N, int C) {
+    __shared__ float k_sh[COLSUM_ROWS], r_sh[COLSUM_ROWS];
+    int p = blockIdx.x, n0 = p * COLSUM_ROWS, nr = min(COLSUM_ROWS, N - n0);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    for (int i = warp; i < nr; i += nw) {
+        const float *x = inp + (size_t)(n0 + i) * C, *g = dout + (size_t)(n0 + i) * C;
+        double dot = 0;
+        for (int c = lane; c < C; c += 32) dot += (double)g[c] * (1 + w[c]) * x[c];
+        dot = warp_sum_d(dot);
+        float r = rstd[n0 + i];
+        if (lane == 0) k_sh[i] = (float)(dot * r * r * r / C), r_sh[i] = r;
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float wc = 1 + w[c];
+        double s = 0;
+        for (int i = 0; i < nr; i++) {
+            size_t o = (size_t)(n0 + i) * C + c;
+            float g = dout[o], x = inp[o], r = r_sh[i];
+            dinp[o] += r * g * wc - x * k_sh[i];
+            s += (double)(g * x * r);
+        }
+        part[(size_t)p * C + c] = s;
+    }
+}
+void gk_rmsnorm_backward(float *dinp, float *dw, double *part, const float *dout, const float *inp, const float *w,
+                         const float *rstd, int N, int C) {
+    int np = (int)gk_colsum_parts(N);
+    rmsnorm_backward_kernel<<<np, 256, 0, g_stream>>>(dinp, part, dout, inp, w, rstd, N, C);
+    CK_LAUNCH("rmsnorm_backward");
+    colsum_finish(dw, part, np, C);
+}
+
+/* ---- GeGLU (tanh GELU) ------------------------------------------------------------------------ */
+#define GELU_K 0.7978845608028654f
+__global__ void geglu_forward_kernel(float *out, const float *gu, int N, int F) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * F) return;
+    size_t n = i / F, f = i % F;
+    float x = gu[n * 2 * F + f], u = gu[n * 2 * F + F + f];
+    float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+    out[i] = 0.5f * x * (1 + t) * u;
+}
+void gk_geglu_forward(float *out, const float *gu, int N, int F) {
+    geglu_forward_kernel<<<nblocks((size_t)N * F, 256), 256, 0, g_stream>>>(out, gu, N, F);
+    CK_LAUNCH("geglu_forward");
+}
+__global__ void geglu_backward_kernel(float *dgu, const float *dout, const float *gu, int N, int F) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * F) return;
+    size_t n = i / F, f = i % F;
+    float x = gu[n * 2 * F + f], u = gu[n * 2 * F + F + f], d = dout[i];
+    float t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
+    float gelu = 0.5f * x * (1 + t);
+    float dgelu = 0.5f * (1 + t) + 0.5f * x * (1 - t * t) * GELU_K * (1 + (float)(3 * 0.044715) * x * x);
+    dgu[n * 2 * F + f] = d * u * dgelu;
+    dgu[n * 2 * F + F + f] = d * gelu;
+}
+void gk_geglu_backward(float *dgu, const float *dout, const float *gu, int N, int F) {
+    geglu_backward_kernel<<<nblocks((size_t)N * F, 256), 256, 0, g_stream>>>(dgu, dout, gu, N, F);
+    CK_LAUNCH("geglu_backward");
+}
+
+__global__ void add_kernel(float *out, const float *a, const float *b, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = a[i] + b[i];
+}
+void gk_add(float *out, const float *a, const float *b, size_t n) {
+    add_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(out, a, b, n);
+    CK_LAUNCH("add");
+}
+
+/* ---- RoPE ------------------------------------------------------------------------------------- */
+void gk_rope_table(float *cs, int T, int D) { /* posenc.c's rope_cos_sin, position by position */
+    int half = D / 2;
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < half; k++) {
+            double ang = (double)t * pow(LCG_ROPE_THETA, -2.0 * k / D);
+            cs[(size_t)t * D + k] = (float)cos(ang);
+            cs[(size_t)t * D + half + k] = (float)sin(ang);
+        }
+}
+__global__ void rope_kernel(float *qkv, const float *cs, int B, int T, int H, int D, int sign) {
+    int half = D / 2;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, total = (size_t)B * T * 2 * H * half;
+    if (i >= total) return;
+    int k = (int)(i % half);
+    size_t r = i / half;
+    int hh = (int)(r % (2 * H)); /* q heads then k heads */
+    size_t bt = r / (2 * H);
+    int t = (int)(bt % T);
+    float *v = qkv + bt * 3 * H * D + (size_t)hh * D;
+    float c = cs[(size_t)t * D + k], sk = sign * cs[(size_t)t * D + half + k];
+    float x1 = v[k], x2 = v[k + half];
+    v[k] = x1 * c - x2 * sk;
+    v[k + half] = x2 * c + x1 * sk;
+}
+static void rope(float *qkv, const float *cs, int B, int T, int H, int D, int sign) {
+    size_t total = (size_t)B * T * 2 * H * (D / 2);
+    rope_kernel<<<nblocks(total, 256), 256, 0, g_stream>>>(qkv, cs, B, T, H, D, sign);
+    CK_LAUNCH("rope");
+}
+void gk_rope_forward(float *qkv, const float *cs, int B, int T, int H, int D) { rope(qkv, cs, B, T, H, D, 1); }
+void gk_rope_backward(float *dqkv, const float *cs, int B, int T, int H, int D) { rope(dqkv, cs, B, T, H, D, -1); }
+
+/* ---- attention ---------------------------------------------------------------------------------
+ * Heads split to (B, H, T, D) so that the T x T products are strided batched GEMMs; the row
+ * functions run one warp per row of the block, in place. Rows of the T x T blocks are
+ * gk_att_ld(T) floats apart (T rounded up to 4: 16-byte rows, which cuBLAS's tensor-core
+ * kernels need); the padding columns are never read. */
+int gk_attention_plain = 0, gk_attention_split = 0;
+
+int gk_att_ld(int T) { return (T + 3) / 4 * 4; }
+
+enum { ATT_NPTR = 11 }; /* pointer arrays of the direct path: q k v att out dout dP dq dk dv qf */
+static size_t att_ptr_floats(size_t BH) { return (ATT_NPTR * BH * sizeof(float *) / sizeof(float) + 63) / 64 * 64; }
+
+size_t gk_attention_scratch(int B, int T, int H, int D) {
+    size_t BH = (size_t)B * H, n = BH * T * D;
+    /* pointers | dP | split path: q k v (3n) | dy or y (n) | dq dk dv (3n) | f*q (n) */
+    return att_ptr_floats(BH) + BH * T * gk_att_ld(T) + 8 * n;
+}
+
+/* one matrix per (b, h): base + b * bs + h * hs */
+typedef struct {
+    const float *base;
+    long long bs, hs;
+} att_mat;
+typedef struct {
+    att_mat m[ATT_NPTR];
+} att_mats;
+__global__ void att_fill_ptrs_kernel(const float **ptrs, att_mats mats, int n_mats, int BH, int H) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_mats * BH) return;
+    int s = i / BH, bh = i % BH, b = bh / H, h = bh % H;
+    ptrs[i] = mats.m[s].base + b * mats.m[s].bs + h * mats.m[s].hs;
+}
+
+/* qkv (B,T,3,H,D) -> (3,B,H,T,D) */
+__global__ void split_qkv_kernel(float *qkvp, const float *qkv, int B, int T, int H, int D) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n = (size_t)B * T * 3 * H * D;
+    if (i >= n) return;
+    int d = (int)(i % D);
+    size_t r = i / D;
+    int h = (int)(r % H);
+    r /= H;
+    int s = (int)(r % 3);
+    size_t bt = r / 3;
+    int t = (int)(bt % T), b = (int)(bt / T);
+    qkvp[((((size_t)s * B + b) * H + h) * T + t) * D + d] = qkv[i];
+}
+/* (3,B,H,T,D) -> (B,T,3,H,D); also (1,...) -> (B,T,1,H,D) with n3 = 1 */
+__global__ void merge_heads_kernel(float *out, const float *in, int B, int T, int H, int D, int n3) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n = (size_t)B * T * n3 * H * D;
+    if (i >= n) return;
+    int d = (int)(i % D);
+    size_t r = i / D;
+    int h = (int)(r % H);
+    r /= H;
+    int s = (int)(r % n3);
+    size_t bt = r / n3;
+    int t = (int)(bt % T), b = (int)(bt / T);
+    out[i] = in[((((size_t)s * B + b) * H + h) * T + t) * D + d];
+}
+/* (B,T,H,D) -> (B,H,T,D) */
+__global__ void split_heads_kernel(float *out, const float *in, int B, int T, int H, int D) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n = (size_t)B * T * H * D;
+    if (i >= n) return;
+    int d = (int)(i % D);
+    size_t r = i / D;
+    int h = (int)(r % H);
+    size_t bt = r / H;
+    int t = (int)(bt % T), b = (int)(bt / T);
+    out[(((size_t)b * H + h) * T + t) * D + d] = in[i];
+}
+
+__device__ __forceinline__ double ent_pow(double t, double c, int mode) {
+    return mode == 2 ? t : mode == 1 ? t * t : pow(t, c);
+}
+
+/* The Newton step for the entmax threshold at tau, from S = sum t^c and P = sum t^(c-1) over the
+ * keys above tau (t = x - tau, c = 1/(alpha-1)). Newton runs on g(tau) = S^(1/c) - 1, the c-norm of
+ * the positive parts minus 1: convex and decreasing (a norm of convex non-negative functions), so
+ * from a lower bound the iterates rise to the root without overshooting, as on f = S - 1 (entmax.c);
+ * but where f is a c-th power far from its root and Newton on it only halves the distance per step
+ * (a row of near-equal scores from tau = -1: some 25 steps), g is close to linear: a few steps.
+ * g / -g' = (S - S^(1 - 1/c)) / P = (S - S^(2 - alpha)) / P. */
+__device__ __forceinline__ double ent_newton_step(double S, double P, double alpha, int mode) {
+    return mode == 2 ? (S - 1.0) / P : mode == 1 ? (S - sqrt(S)) / P : (S - pow(S, 2.0 - alpha)) / P;
+}
+
+/* The entmax threshold of one row held by a warp, K keys per lane (x[i] of key lane + 32 i, -inf
+ * past the row): Newton (ent_newton_step) from the lower bound -1, bisection on [-1, -n^(1-alpha)]
+ * as entmax.c's last resort. Every lane returns the same tau and the sum of the unnormalized
+ * weights. */
+template <int K>
+__device__ double ent_warp_tau(const double *x, int n, double alpha, int mode, double *sum_out) {
+    double c = 1.0 / (alpha - 1.0), tau = -1.0;
+    int prev_k = -1, ok = 0;
+    for (int it = 0; it < 100; it++) {
+        double fs = 0, fps = 0;
+        int k = 0;
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            double tt = x[i] - tau;
+            if (tt <= 0) continue;
+            double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
+            fs += tc1 * tt;
+            fps += tc1;
+            k++;
+        }
+        double S = warp_sum_d(fs), P = warp_sum_d(fps), f = S - 1.0;
+        k = warp_sum_i(k);
+        if (!isfinite(f) || !(P > 0)) break;
+        if (fabs(f) <= 1e-13 && k == prev_k) {
+            ok = 1;
+            break;
+        }
+        double next = tau + ent_newton_step(S, P, alpha, mode);
+        if (next == tau) {
+            ok = fabs(f) <= 1e-9;
+            break;
+        }
+        tau = next;
+        prev_k = k;
+    }
+    if (!ok) {
+        double lo = -1.0, dt = -pow((double)n, 1.0 - alpha) - lo, tm = lo;
+        for (int it = 0; it < 80; it++) {
+            dt *= 0.5;
+            tm = lo + dt;
+            double fs = 0;
+#pragma unroll
+            for (int i = 0; i < K; i++) {
+                double tt = x[i] - tm;
+                if (tt > 0) fs += ent_pow(tt, c, mode);
+            }
+            if (warp_sum_d(fs) - 1.0 >= 0) lo = tm;
+        }
+        tau = lo;
+    }
+    double sum = 0;
+#pragma unroll
+    for (int i = 0; i < K; i++) {
+        double tt = x[i] - tau;
+        if (tt > 0) sum += ent_pow(tt, c, mode);
+    }
+    *sum_out = warp_sum_d(sum);
+    return tau;
+}
+
+/* the plain path of att_row_forward_kernel: keys through memory, any T */
+__device__ void att_row_forward_plain(float *p, float f, float m, int row, double alpha, int mode, int t, int T,
+                                      int lane) {
+    int n = t + 1;
+    float mx = -INFINITY;
+    int bad = 0;
+    for (int j = lane; j < T; j += 32) {
+        if (j > t) {
+            p[j] = 0;
+            continue;
+        }
+        float s = p[j] * f + m * (float)(j - t);
+        p[j] = s;
+        bad |= !isfinite(s);
+        mx = fmaxf(mx, s);
+    }
+    mx = warp_max_f(mx);
+    bad = warp_or_i(bad);
+    if (row == LCG_ROW_SOFTMAX) {
+        double sum = 0;
+        for (int j = lane; j < n; j += 32) {
+            float e = expf(p[j] - mx);
+            p[j] = e;
+            sum += e;
+        }
+        sum = warp_sum_d(sum);
+        float inv = (float)(1.0 / sum);
+        for (int j = lane; j < n; j += 32) p[j] *= inv;
+        return;
+    }
+    if (n == 1) {
+        if (lane == 0) p[0] = 1;
+        return;
+    }
+    if (bad) {
+        for (int j = lane; j < n; j += 32) p[j] = NAN;
+        return;
+    }
+    double am1 = alpha - 1.0, c = 1.0 / am1, dmx = (double)mx;
+    double tau = -1.0;
+    int prev_k = -1, ok = 0;
+    for (int it = 0; it < 100; it++) {
+        double fs = 0, fps = 0;
+        int k = 0;
+        for (int j = lane; j < n; j += 32) {
+            double tt = am1 * ((double)p[j] - dmx) - tau;
+            if (tt <= 0) continue;
+            double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
+            fs += tc1 * tt;
+            fps += tc1;
+            k++;
+        }
+        double S = warp_sum_d(fs), P = warp_sum_d(fps), f = S - 1.0;
+        k = warp_sum_i(k);
+        if (!isfinite(f) || !(P > 0)) break;
+        if (fabs(f) <= 1e-13 && k == prev_k) {
+            ok = 1;
+            break;
+        }
+        double next = tau + ent_newton_step(S, P, alpha, mode);
+        if (next == tau) {
+            ok = fabs(f) <= 1e-9;
+            break;
+        }
+        tau = next;
+        prev_k = k;
+    }
+    if (!ok) {
+        double lo = -1.0, dt = -pow((double)n, 1.0 - alpha) - lo, tm = lo;
+        for (int it = 0; it < 80; it++) {
+            dt *= 0.5;
+            tm = lo + dt;
+            double fs = 0;
+            for (int j = lane; j < n; j += 32) {
+                double tt = am1 * ((double)p[j] - dmx) - tm;
+                if (tt > 0) fs += ent_pow(tt, c, mode);
+            }
+            if (warp_sum_d(fs) - 1.0 >= 0) lo = tm;
+        }
+        tau = lo;
+    }
+    double sum = 0;
+    for (int j = lane; j < n; j += 32) {
+        double tt = am1 * ((double)p[j] - dmx) - tau;
+        if (tt > 0) sum += ent_pow(tt, c, mode);
+    }
+    sum = warp_sum_d(sum);
+    for (int j = lane; j < n; j += 32) {
+        double tt = am1 * ((double)p[j] - dmx) - tau;
+        p[j] = tt > 0 ? (float)(ent_pow(tt, c, mode) / sum) : 0.0f;
+    }
+}
+
+/* the plain path of att_row_backward_kernel */
+__device__ void att_row_backward_plain(float *dp, const float *p, int row, double alpha, int mode, int t, int T,
+                                       int lane) {
+    int n = t + 1;
+    for (int j = n + lane; j < T; j += 32) dp[j] = 0;
+    if (row == LCG_ROW_SOFTMAX) {
+        double dot = 0;
+        for (int j = lane; j < n; j += 32) dot += (double)p[j] * dp[j];
+        float d = (float)warp_sum_d(dot);
+        for (int j = lane; j < n; j += 32) dp[j] = p[j] * (dp[j] - d);
+        return;
+    }
+    double su = 0, sug = 0;
+    for (int j = lane; j < n; j += 32) {
+        if (!(p[j] > 0)) continue;
+        double u = mode == 2 ? 1.0 : mode == 1 ? sqrt((double)p[j]) : pow((double)p[j], 2.0 - alpha);
+        su += u;
+        sug += u * (double)dp[j];
+    }
+    su = warp_sum_d(su);
+    sug = warp_sum_d(sug);
+    double rr = su > 0 ? sug / su : 0;
+    for (int j = lane; j < n; j += 32) {
+        if (!(p[j] > 0) || !(su > 0)) {
+            dp[j] = 0;
+            continue;
+        }
+        double u = mode == 2 ? 1.0 : mode == 1 ? sqrt((double)p[j]) : pow((double)p[j], 2.0 - alpha);
+        dp[j] = (float)((double)(float)u * ((double)dp[j] - rr));
+    }
+}
+
+/* one row of a warp's K keys per lane in registers, s[i] of key j = lane + 32 i: the scaled and
+ * biased scores of keys j <= t in, the weights out (0 past t) */
+template <int K>
+__device__ void row_forward_regs(float *s, int t, int row, double alpha, int mode, int lane) {
+    float mx = -INFINITY;
+    int bad = 0;
+#pragma unroll
+    for (int i = 0; i < K; i++)
+        if (lane + 32 * i <= t) {
+            bad |= !isfinite(s[i]);
+            mx = fmaxf(mx, s[i]);
+        }
+    mx = warp_max_f(mx);
+    bad = warp_or_i(bad);
+    if (row == LCG_ROW_SOFTMAX) {
+        double sum = 0;
+#pragma unroll
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i <= t) {
+                s[i] = expf(s[i] - mx);
+                sum += s[i];
+            }
+        float inv = (float)(1.0 / warp_sum_d(sum));
+#pragma unroll
+        for (int i = 0; i < K; i++) s[i] = lane + 32 * i <= t ? s[i] * inv : 0.0f;
+        return;
+    }
+    int n = t + 1;
+    if (n == 1 || bad) {
+#pragma unroll
+        for (int i = 0; i < K; i++) s[i] = lane + 32 * i > t ? 0.0f : n == 1 ? 1.0f : NAN;
+        return;
+    }
+    double am1 = alpha - 1.0, c = 1.0 / am1, x[K], sum;
+#pragma unroll
+    for (int i = 0; i < K; i++) x[i] = lane + 32 * i <= t ? am1 * ((double)s[i] - (double)mx) : -INFINITY;
+    double tau = ent_warp_tau<K>(x, n, alpha, mode, &sum), inv = 1.0 / sum;
+#pragma unroll
+    for (int i = 0; i < K; i++) {
+        double tt = x[i] - tau;
+        s[i] = tt > 0 ? (float)(ent_pow(tt, c, mode) * inv) : 0.0f;
+    }
+}
+
+/* norm_row_backward on a warp's registers: the weights p and their gradient g (keys j <= t) in,
+ * g := the score gradient out (0 past t) */
+template <int K>
+__device__ void row_backward_regs(float *g, const float *pv, int t, int row, double alpha, int mode, int lane) {
+    if (row == LCG_ROW_SOFTMAX) {
+        double dot = 0;
+#pragma unroll
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i <= t) dot += (double)pv[i] * g[i];
+        float d = (float)warp_sum_d(dot);
+#pragma unroll
+        for (int i = 0; i < K; i++) g[i] = lane + 32 * i <= t ? pv[i] * (g[i] - d) : 0.0f;
+        return;
+    }
+    double su = 0, sug = 0, u[K];
+#pragma unroll
+    for (int i = 0; i < K; i++) {
+        u[i] = 0;
+        if (!(pv[i] > 0) || lane + 32 * i > t) continue;
+        u[i] = mode == 2 ? 1.0 : mode == 1 ? sqrt((double)pv[i]) : pow((double)pv[i], 2.0 - alpha);
+        su += u[i];
+        sug += u[i] * (double)g[i];
+    }
+    su = warp_sum_d(su);
+    sug = warp_sum_d(sug);
+    double rr = su > 0 ? sug / su : 0;
+#pragma unroll
+    for (int i = 0; i < K; i++)
+        g[i] = u[i] > 0 && su > 0 ? (float)((double)(float)u[i] * ((double)g[i] - rr)) : 0.0f;
+}
+
+/* one row of raw scores q.k in p[0..T) -> weights, in place (p[j] = 0 for j > t), K keys per lane
+ * in registers (T <= 32 K). K = 0: the plain path, any T, one key at a time through memory. */
+template <int K>
+__global__ void att_row_forward_kernel(float *att, int ld, const float *qscale, const float *slopes, int row,
+                                       double alpha, int BH, int T, int H, float scale) {
+    int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (r >= BH * T) return;
+    int t = r % T, bh = r / T, b = bh / H, h = bh % H;
+    float *p = att + (size_t)r * ld;
+    float f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale, m = slopes[h];
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    if constexpr (K > 0) {
+        float s[K];
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            int j = lane + 32 * i;
+            s[i] = j <= t ? p[j] * f + m * (float)(j - t) : 0.0f;
+        }
+        row_forward_regs<K>(s, t, row, alpha, mode, lane);
+#pragma unroll
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i < T) p[lane + 32 * i] = s[i];
+    } else {
+        att_row_forward_plain(p, f, m, row, alpha, mode, t, T, lane);
+    }
+}
+
+/* dP -> dS in place (norm_row_backward), zero past the diagonal; K as the forward's */
+template <int K>
+__global__ void att_row_backward_kernel(float *dpm, const float *att, int ld, int row, double alpha, int BH, int T) {
+    int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (r >= BH * T) return;
+    int t = r % T;
+    const float *p = att + (size_t)r * ld;
+    float *dp = dpm + (size_t)r * ld;
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    if constexpr (K > 0) {
+        float pv[K], gv[K];
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            int j = lane + 32 * i;
+            pv[i] = j <= t ? p[j] : 0.0f;
+            gv[i] = j <= t ? dp[j] : 0.0f;
+        }
+        row_backward_regs<K>(gv, pv, t, row, alpha, mode, lane);
+#pragma unroll
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i < T) dp[lane + 32 * i] = gv[i];
+    } else {
+        att_row_backward_plain(dp, p, row, alpha, mode, t, T, lane);
+    }
+}
+
+/* ---- fused attention: one block per (b, h), the head's keys and values in shared memory ----------
+ * Forward: a warp per query row computes its scores from registers (q) and shared memory (k), the
+ * row function in registers, writes the weights (kept for the backward) and p.V. Backward: the
+ * weights and the score gradients of the whole T x T block in shared memory; a warp per row for
+ * dp = dO.V, dS and dq, then a warp per key for dk and dv (sums over the rows, in row order per
+ * lane group). D is a template (8, 16, 32, 64), T <= 128 (K <= 4 keys per lane). */
+enum { FUSED_WARPS = 8 };
+
+static size_t fused_fwd_smem(int T, int D) {
+    return sizeof(float) * ((size_t)T * (D + 1) + (size_t)T * D + FUSED_WARPS * (size_t)gk_att_ld(T));
+}
+static size_t fused_bwd_smem(int T, int D) {
+    return sizeof(float) * (2 * (size_t)T * (D + 1) + 2 * (size_t)T * D + 2 * (size_t)T * gk_att_ld(T));
+}
+
+/* acc of a lane = sum_j w[j] M[j][d] over j in [j0, j1) for its d = lane % D (and d + 32 e for
+ * D = 64); for D < 32 the G = 32 / D lane groups g = lane / D take j = j0 + g, j0 + g + G, ... and a
+ * butterfly adds the groups, so every lane ends with the full sums. Four accumulators per lane,
+ * j = j0 + g + 4 G i + G r into accumulator r, added in a fixed order: the chains are latency. */
+template <int D>
+__device__ __forceinline__ void wsum_rows(float *acc /* D > 32 ? D / 32 : 1 */, const float *w, int wstride,
+                                          const float *M, int mstride, int j0, int j1, int lane) {
+    enum { G = D >= 32 ? 1 : 32 / D, E = D > 32 ? D / 32 : 1 };
+    int d = D >= 32 ? lane : lane % D, g = D >= 32 ? 0 : lane / D;
+    float a[4][E];
+#pragma unroll
+    for (int r = 0; r < 4; r++)
+#pragma unroll
+        for (int e = 0; e < E; e++) a[r][e] = 0;
+    int j = j0 + g;
+    for (; j + 3 * G < j1; j += 4 * G)
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            float wj = w[(size_t)(j + r * G) * wstride];
+#pragma unroll
+            for (int e = 0; e < E; e++) a[r][e] += wj * M[(size_t)(j + r * G) * mstride + d + 32 * e];
+        }
+    for (; j < j1; j += G) {
+        float wj = w[(size_t)j * wstride];
+#pragma unroll
+        for (int e = 0; e < E; e++) a[0][e] += wj * M[(size_t)j * mstride + d + 32 * e];
+    }
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        float v = (a[0][e] + a[1][e]) + (a[2][e] + a[3][e]);
+#pragma unroll
+        for (int o = D; o < 32; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        acc[e] = v;
+    }
+}
+
+template <int D, int K>
+__global__ void __launch_bounds__(32 * FUSED_WARPS)
+    att_fused_forward_kernel(float *out, float *att, int ld, const float *qkv, const float *qscale,
+                             const float *slopes, int row, double alpha, int T, int H, float scale) {
+    extern __shared__ float sh[];
+    int HD = H * D, C3 = 3 * HD, bh = blockIdx.x, b = bh / H, h = bh % H;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float *k_sh = sh, *v_sh = k_sh + T * (D + 1), *p_sh = v_sh + T * D + warp * ld;
+    const float *base = qkv + (size_t)b * T * C3 + h * D;
+    for (int i = threadIdx.x; i < T * D; i += blockDim.x) {
+        int t = i / D, d = i % D;
+        k_sh[t * (D + 1) + d] = base[(size_t)t * C3 + HD + d];
+        v_sh[i] = base[(size_t)t * C3 + 2 * HD + d];
+    }
+    __syncthreads();
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    float m = slopes[h];
+    for (int t = warp; t < T; t += FUSED_WARPS) {
+        float q[D];
+#pragma unroll
+        for (int d = 0; d < D; d++) q[d] = base[(size_t)t * C3 + d];
+        float f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale, s[K];
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            int j = lane + 32 * i;
+            s[i] = 0;
+            if (j <= t) {
+                float a = 0;
+#pragma unroll
+                for (int d = 0; d < D; d++) a += q[d] * k_sh[j * (D + 1) + d];
+                s[i] = a * f + m * (float)(j - t);
+            }
+        }
+        row_forward_regs<K>(s, t, row, alpha, mode, lane);
+        float *p = att + ((size_t)bh * T + t) * ld;
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            int j = lane + 32 * i;
+            if (j < T) p[j] = s[i], p_sh[j] = s[i];
+        }
+        __syncwarp();
+        float acc[D > 32 ? D / 32 : 1];
+        wsum_rows<D>(acc, p_sh, 1, v_sh, D, 0, t + 1, lane);
+        float *o = out + ((size_t)b * T + t) * HD + h * D;
+        if constexpr (D >= 32) {
+#pragma unroll
+            for (int e = 0; e < D / 32; e++) o[lane + 32 * e] = acc[e];
+        } else if (lane < D) {
+            o[lane] = acc[0];
+        }
+        __syncwarp();
+    }
+}
+
+template <int D, int K>
+__global__ void __launch_bounds__(32 * FUSED_WARPS)
+    att_fused_backward_kernel(float *dqkv, float *dqscale, const float *dout, const float *qkv, const float *qscale,
+                              const float *att, int ld, int row, double alpha, int T, int H, float scale) {
+    extern __shared__ float sh[];
+    int HD = H * D, C3 = 3 * HD, bh = blockIdx.x, b = bh / H, h = bh % H;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float *k_sh = sh, *v_sh = k_sh + T * (D + 1), *qf_sh = v_sh + T * (D + 1), *do_sh = qf_sh + T * D;
+    float *p_sh = do_sh + T * D, *ds_sh = p_sh + T * ld;
+    const float *base = qkv + (size_t)b * T * C3 + h * D, *dob = dout + (size_t)b * T * HD + h * D;
+    float *dbase = dqkv + (size_t)b * T * C3 + h * D;
+    for (int i = threadIdx.x; i < T * D; i += blockDim.x) {
+        int t = i / D, d = i % D;
+        float f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale;
+        k_sh[t * (D + 1) + d] = base[(size_t)t * C3 + HD + d];
+        v_sh[t * (D + 1) + d] = base[(size_t)t * C3 + 2 * HD + d];
+        qf_sh[i] = f * base[(size_t)t * C3 + d];
+        do_sh[i] = dob[(size_t)t * HD + d];
+    }
+    for (int i = threadIdx.x; i < T * T; i += blockDim.x) {
+        int t = i / T, j = i % T;
+        p_sh[t * ld + j] = j <= t ? att[((size_t)bh * T + t) * ld + j] : 0.0f;
+    }
+    __syncthreads();
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    /* rows: dp_j = dO_t.v_j, ds = row backward, u = sum_j ds_j k_j, dq = f u, dqscale = scale q.u */
+    for (int t = warp; t < T; t += FUSED_WARPS) {
+        float g[D];
+#pragma unroll
+        for (int d = 0; d < D; d++) g[d] = do_sh[t * D + d];
+        float pv[K], gv[K];
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            int j = lane + 32 * i;
+            pv[i] = gv[i] = 0;
+            if (j <= t) {
+                float a = 0;
+#pragma unroll
+                for (int d = 0; d < D; d++) a += g[d] * v_sh[j * (D + 1) + d];
+                gv[i] = a;
+                pv[i] = p_sh[t * ld + j];
+            }
+        }
+        row_backward_regs<K>(gv, pv, t, row, alpha, mode, lane);
+#pragma unroll
+        for (int i = 0; i < K; i++)
+            if (lane + 32 * i < T) ds_sh[t * ld + lane + 32 * i] = gv[i];
+        __syncwarp();
+        float u[D > 32 ? D / 32 : 1];
+        wsum_rows<D>(u, ds_sh + t * ld, 1, k_sh, D + 1, 0, t + 1, lane);
+        size_t ci = ((size_t)b * T + t) * H + h;
+        float f = qscale ? scale * qscale[ci] : scale;
+        double dot = 0;
+        float *dq = dbase + (size_t)t * C3;
+        if constexpr (D >= 32) {
+#pragma unroll
+            for (int e = 0; e < D / 32; e++) {
+                dq[lane + 32 * e] = f * u[e];
+                dot += (double)(base[(size_t)t * C3 + lane + 32 * e] * u[e]);
+            }
+            dot = warp_sum_d(dot);
+        } else {
+            if (lane < D) dq[lane] = f * u[0], dot = (double)(base[(size_t)t * C3 + lane] * u[0]);
+            dot = warp_sum_d(dot);
+        }
+        if (dqscale && lane == 0) dqscale[ci] = (float)(scale * dot);
+        __syncwarp();
+    }
+    __syncthreads();
+    /* keys: dv_j = sum_t p_tj dO_t, dk_j = sum_t ds_tj (f q)_t over t >= j */
+    for (int j = warp; j < T; j += FUSED_WARPS) {
+        float dv[D > 32 ? D / 32 : 1], dk[D > 32 ? D / 32 : 1];
+        wsum_rows<D>(dv, p_sh + j, ld, do_sh, D, j, T, lane);
+        wsum_rows<D>(dk, ds_sh + j, ld, qf_sh, D, j, T, lane);
+        float *dkj = dbase + (size_t)j * C3 + HD, *dvj = dkj + HD;
+        if constexpr (D >= 32) {
+#pragma unroll
+            for (int e = 0; e < D / 32; e++) dkj[lane + 32 * e] = dk[e], dvj[lane + 32 * e] = dv[e];
+        } else if (lane < D) {
+            dkj[lane] = dk[0], dvj[lane] = dv[0];
+        }
+    }
+}
+
+/* the fused kernels take D in {8, 16, 32, 64}, T <= 128 and what shared memory holds; by default
+ * (1) only D <= 16, where they measured faster than the cuBLAS products (copy architecture, D 16:
+ * +4%; mqmtar, D 32: -7% of the training step, H200 TF32), 2: every D they take */
+int gk_attention_fused = 1;
+static int att_fused_ok(int T, int D) {
+    if (!gk_attention_fused || gk_attention_plain || T > 128 || (D != 8 && D != 16 && D != 32 && D != 64)) return 0;
+    if (gk_attention_fused == 1 && D > 16) return 0;
+    return fused_bwd_smem(T, D) <= 200 * 1024;
+}
+
+template <int D, int K>
+static void att_fused_launch(int fwd, float *out_or_dqkv, float *att_dqs, const float *qkv, const float *qscale,
+                             const float *slopes_or_dout, const float *att, int row, double alpha, int B, int T,
+                             int H) {
+    float scale = (float)(1.0 / sqrt((double)D));
+    int ld = gk_att_ld(T);
+    if (fwd) {
+        size_t smem = fused_fwd_smem(T, D);
+        CK(cudaFuncSetAttribute(att_fused_forward_kernel<D, K>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        att_fused_forward_kernel<D, K><<<B * H, 32 * FUSED_WARPS, smem, g_stream>>>(
+            out_or_dqkv, att_dqs, ld, qkv, qscale, slopes_or_dout, row, alpha, T, H, scale);
+        CK_LAUNCH("att_fused_forward");
+    } else {
+        size_t smem = fused_bwd_smem(T, D);
+        CK(cudaFuncSetAttribute(att_fused_backward_kernel<D, K>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        att_fused_backward_kernel<D, K><<<B * H, 32 * FUSED_WARPS, smem, g_stream>>>(
+            out_or_dqkv, att_dqs, slopes_or_dout, qkv, qscale, att, ld, row, alpha, T, H, scale);
+        CK_LAUNCH("att_fused_backward");
+    }
+}
+
+template <int D>
+static void att_fused_k(int fwd, float *a0, float *a1, const float *qkv, const float *qscale, const float *a2,
+                        const float *att, int row, double alpha, int B, int T, int H) {
+    switch ((T + 31) / 32) {
+    case 1: att_fused_launch<D, 1>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    case 2: att_fused_launch<D, 2>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    case 3: att_fused_launch<D, 3>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    default: att_fused_launch<D, 4>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H);
+    }
+}
+
+static void att_fused(int fwd, float *a0, float *a1, const float *qkv, const float *qscale, const float *a2,
+                      const float *att, int row, double alpha, int B, int T, int H, int D) {
+    switch (D) {
+    case 8: att_fused_k<8>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    case 16: att_fused_k<16>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    case 32: att_fused_k<32>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
+    default: att_fused_k<64>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H);
+    }
+}
+
+/* the row kernels' launch: K = ceil(T / 32) keys per lane in registers up to T = 256, else (or
+ * with gk_attention_plain) the plain path */
+#define ROW_DISPATCH(KERNEL, ...)                                                                          \
+    do {                                                                                                   \
+        unsigned nb_ = nblocks((size_t)BH * T, 8);                                                          \
+        switch (gk_attention_plain ? 0 : (T + 31) / 32) {                                                  \
+        case 1: KERNEL<1><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 2: KERNEL<2><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 3: KERNEL<3><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 4: KERNEL<4><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 5: KERNEL<5><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 6: KERNEL<6><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 7: KERNEL<7><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        case 8: KERNEL<8><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__); break;                                  \
+        default: KERNEL<0><<<nb_, 256, 0, g_stream>>>(__VA_ARGS__);                                        \
+        }                                                                                                  \
+        CK_LAUNCH(#KERNEL);                                                                                \
+    } while (0)
+
+/* per (b,h,t) row: U (in dq) -> dq = f U, qf = f q, dqscale = scale q.U; rows of q, dq and qf
+ * at base + b bs + h hs + t ts (split heads or in place) */
+typedef struct {
+    long long bs, hs, ts;
+} att_rows;
+__global__ void att_dq_kernel(float *dq, att_rows dql, float *qf, att_rows qfl, float *dqscale, const float *q,
+                              att_rows ql, const float *qscale, int B, int T, int H, int D, float scale) {
+    int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (r >= B * H * T) return;
+    int t = r % T, bh = r / T, b = bh / H, h = bh % H;
+    size_t ci = ((size_t)b * T + t) * H + h;
+    float f = qscale ? scale * qscale[ci] : scale;
+    const float *qr = q + b * ql.bs + h * ql.hs + t * ql.ts;
+    float *ur = dq + b * dql.bs + h * dql.hs + t * dql.ts, *qfr = qf + b * qfl.bs + h * qfl.hs + t * qfl.ts;
+    double dot = 0;
+    for (int d = lane; d < D; d += 32) {
+        float u = ur[d];
+        dot += (double)(qr[d] * u);
+        ur[d] = f * u;
+        qfr[d] = f * qr[d];
+    }
+    dot = warp_sum_d(dot);
+    if (dqscale && lane == 0) dqscale[ci] = (float)(scale * dot);
+}
+
+/* Two ways through the products. Direct (D % 4 == 0: every head's rows 16-byte aligned):
+ * batched GEMMs over arrays of per-(b, h) pointers read q, k, v in place in qkv and write the
+ * output and gradients in place. Split: the heads copied to (B, H, T, D) blocks for strided
+ * batched GEMMs, and back. */
+static int att_direct(int D) { return D % 4 == 0 && !gk_attention_split; }
+
+void gk_attention_forward(float *out, float *att, float *scratch, const float *qkv, const float *qscale,
+                          const float *slopes, int row, double alpha, int B, int T, int H, int D) {
+    size_t BH = (size_t)B * H, n = BH * T * D;
+    int ld = gk_att_ld(T), HD = H * D, C3 = 3 * HD;
+    long long sTT = (long long)T * ld, sTD = (long long)T * D;
+    float scale = (float)(1.0 / sqrt((double)D));
+    float *buf = scratch + att_ptr_floats(BH) + BH * T * ld;
+    if (att_fused_ok(T, D)) {
+        att_fused(1, out, att, qkv, qscale, slopes, NULL, row, alpha, B, T, H, D);
+        return;
+    }
+    if (att_direct(D)) {
+        const float **P = (const float **)scratch;
+        att_mats mm = {{{qkv, (long long)T * C3, D}, {qkv + HD, (long long)T * C3, D}, {qkv + 2 * HD, (long long)T * C3, D},
+                        {att, (long long)H * sTT, sTT}, {out, (long long)T * HD, D}}};
+        att_fill_ptrs_kernel<<<nblocks(5 * BH, 256), 256, 0, g_stream>>>(P, mm, 5, (int)BH, H);
+        CK_LAUNCH("att_fill_ptrs");
+        const float *const *Q = P, *const *K = P + BH, *const *V = P + 2 * BH, *const *A = P + 3 * BH;
+        gemm_rm_ptr(0, 1, T, T, D, Q, C3, K, C3, (float *const *)A, ld, (int)BH); /* raw q.k */
+        ROW_DISPATCH(att_row_forward_kernel, att, ld, qscale, slopes, row, alpha, (int)BH, T, H, scale);
+        gemm_rm_ptr(0, 0, T, D, T, A, ld, V, C3, (float *const *)(P + 4 * BH), HD, (int)BH);
+        return;
+    }
+    float *qkvp = buf, *y = buf + 3 * n;
+    split_qkv_kernel<<<nblocks(3 * n, 256), 256, 0, g_stream>>>(qkvp, qkv, B, T, H, D);
+    CK_LAUNCH("split_qkv");
+    const float *q = qkvp, *k = qkvp + n, *v = qkvp + 2 * n;
+    /* raw scores q.k for every (i, j): the row kernel masks and scales */
+    gemm_rm(0, 1, T, T, D, 1.0f, q, D, sTD, k, D, sTD, 0.0f, att, ld, sTT, (int)BH);
+    ROW_DISPATCH(att_row_forward_kernel, att, ld, qscale, slopes, row, alpha, (int)BH, T, H, scale);
+    gemm_rm(0, 0, T, D, T, 1.0f, att, ld, sTT, v, D, sTD, 0.0f, y, D, sTD, (int)BH);
+    merge_heads_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(out, y, B, T, H, D, 1);
+    CK_LAUNCH("merge_heads");
+}
+
+void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const float *dout, const float *qkv,
+                           const float *qscale, const float *att, int row, double alpha, int B, int T, int H, int D) {
+    size_t BH = (size_t)B * H, n = BH * T * D;
+    int ld = gk_att_ld(T), HD = H * D, C3 = 3 * HD;
+    long long sTT = (long long)T * ld, sTD = (long long)T * D;
+    float scale = (float)(1.0 / sqrt((double)D));
+    float *dP = scratch + att_ptr_floats(BH), *buf = dP + BH * T * ld;
+    unsigned nrow = nblocks(BH * T, 8);
+    if (att_fused_ok(T, D)) {
+        att_fused(0, dqkv, dqscale, qkv, qscale, dout, att, row, alpha, B, T, H, D);
+        return;
+    }
+    if (att_direct(D)) {
+        float *qf = buf; /* (B, T, H, D) */
+        const float **P = (const float **)scratch;
+        long long bq = (long long)T * C3, bo = (long long)T * HD;
+        att_mats mm = {{{qkv + HD, bq, D}, {qkv + 2 * HD, bq, D}, {att, (long long)H * sTT, sTT}, {dout, bo, D},
+                        {dP, (long long)H * sTT, sTT}, {dqkv, bq, D}, {dqkv + HD, bq, D}, {dqkv + 2 * HD, bq, D},
+                        {qf, bo, D}}};
+        att_fill_ptrs_kernel<<<nblocks(9 * BH, 256), 256, 0, g_stream>>>(P, mm, 9, (int)BH, H);
+        CK_LAUNCH("att_fill_ptrs");
+        const float *const *K = P, *const *V = P + BH, *const *A = P + 2 * BH, *const *DO = P + 3 * BH;
+        const float *const *DP = P + 4 * BH, *const *QF = P + 8 * BH;
+        float *const *DQ = (float *const *)(P + 5 * BH), *const *DK = (float *const *)(P + 6 * BH);
+        float *const *DV = (float *const *)(P + 7 * BH);
+        gemm_rm_ptr(0, 1, T, T, D, DO, HD, V, C3, (float *const *)DP, ld, (int)BH); /* dP = dY V^T */
+        gemm_rm_ptr(1, 0, T, D, T, A, ld, DO, HD, DV, C3, (int)BH);                 /* dV = P^T dY */
+        ROW_DISPATCH(att_row_backward_kernel, dP, att, ld, row, alpha, (int)BH, T);
+        gemm_rm_ptr(0, 0, T, D, T, DP, ld, K, C3, DQ, C3, (int)BH); /* U = dS K */
+        att_rows inq = {bq, D, C3}, inqf = {bo, D, HD};
+        att_dq_kernel<<<nrow, 256, 0, g_stream>>>(dqkv, inq, qf, inqf, dqscale, qkv, inq, qscale, B, T, H, D, scale);
+        CK_LAUNCH("att_dq");
+        gemm_rm_ptr(1, 0, T, D, T, DP, ld, QF, HD, DK, C3, (int)BH); /* dK = dS^T (f q) */
+        return;
+    }
+    float *qkvp = buf, *dy = qkvp + 3 * n, *dq = dy + n, *dk = dq + n, *dv = dk + n, *qf = dv + n;
+    const float *q = qkvp, *k = qkvp + n, *v = qkvp + 2 * n;
+    split_qkv_kernel<<<nblocks(3 * n, 256), 256, 0, g_stream>>>(qkvp, qkv, B, T, H, D);
+    CK_LAUNCH("split_qkv");
+    split_heads_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(dy, dout, B, T, H, D);
+    CK_LAUNCH("split_heads");
+    gemm_rm(0, 1, T, T, D, 1.0f, dy, D, sTD, v, D, sTD, 0.0f, dP, ld, sTT, (int)BH);  /* dP = dY V^T */
+    gemm_rm(1, 0, T, D, T, 1.0f, att, ld, sTT, dy, D, sTD, 0.0f, dv, D, sTD, (int)BH); /* dV = P^T dY */
+    ROW_DISPATCH(att_row_backward_kernel, dP, att, ld, row, alpha, (int)BH, T);
+    gemm_rm(0, 0, T, D, T, 1.0f, dP, ld, sTT, k, D, sTD, 0.0f, dq, D, sTD, (int)BH); /* U = dS K */
+    att_rows sp = {(long long)H * sTD, sTD, D};
+    att_dq_kernel<<<nrow, 256, 0, g_stream>>>(dq, sp, qf, sp, dqscale, q, sp, qscale, B, T, H, D, scale);
+    CK_LAUNCH("att_dq");
+    gemm_rm(1, 0, T, D, T, 1.0f, dP, ld, sTT, qf, D, sTD, 0.0f, dk, D, sTD, (int)BH); /* dK = dS^T (f q) */
+    merge_heads_kernel<<<nblocks(3 * n, 256), 256, 0, g_stream>>>(dqkv, dq, B, T, H, D, 3);
+    CK_LAUNCH("merge_qkv");
+}
+
+/* ---- length scaling (lenscale.c) ------------------------------------------------------------------
+ * adapt's pre-activations z = a @ [wb | wg] are GEMMs (saved for the backward), and so are its
+ * input and weight gradients; the per-row math is in double, as the CPU's. */
+__device__ __forceinline__ double softplus_d(double z) { return z > 20 ? z : log1p(exp(z)); }
+__device__ __forceinline__ double sigmoid_d(double z) { return 1.0 / (1.0 + exp(-z)); }
+
+__global__ void lenscale_forward_kernel(float *c, const float *z, gk_lenscale_w w, int kind, int h0, int N, int T,
+                                        int H) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * H) return;
+    int n = (int)(i / H), h = (int)(i % H), Hs = H - h0;
+    if (h < h0) {
+        c[i] = 1;
+        return;
+    }
+    int k = h - h0;
+    double l = log((double)(n % T) + 2.0), v = 1;
+    if (kind == LCG_SCALE_SSMAX) v = w.beta[k] * l;
+    else if (kind == LCG_SCALE_LEARN) v = 1.0 + w.beta[k] * pow(l, (double)w.gamma[k]);
+    else if (kind == LCG_SCALE_ADAPT) {
+        double zb = (double)w.bb[k] + z[(size_t)n * 2 * Hs + k], zg = (double)w.bg[k] + z[(size_t)n * 2 * Hs + Hs + k];
+        v = 1.0 + softplus_d(zb) * pow(l, 2.0 * tanh(zg));
+    }
+    c[i] = (float)v;
+}
+void gk_lenscale_forward(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N, int T,
+                         int C, int H) {
+    int Hs = H - h0;
+    if (kind == LCG_SCALE_ADAPT) {
+        gemm_rm(0, 0, N, Hs, C, 1.0f, a, C, 0, w->wb, Hs, 0, 0.0f, z, 2 * Hs, 0, 1);
+        gemm_rm(0, 0, N, Hs, C, 1.0f, a, C, 0, w->wg, Hs, 0, 0.0f, z + Hs, 2 * Hs, 0, 1);
+    }
+    lenscale_forward_kernel<<<nblocks((size_t)N * H, 128), 128, 0, g_stream>>>(c, z, *w, kind, h0, N, T, H);
+    CK_LAUNCH("lenscale_forward");
+}
+
+/* dz[n] = (dz_b[Hs] | dz_g[Hs]): the gradients of the two per-head quantities each kind learns
+ * (ssmax: beta; learn: beta, gamma; adapt: the pre-activations) */
+__global__ void lenscale_dz_kernel(float *dz, const float *dc, const float *z, gk_lenscale_w w, int kind, int h0,
+                                   int N, int T, int H) {
+    int Hs = H - h0;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * Hs) return;
+    int n = (int)(i / Hs), k = (int)(i % Hs);
+    double l = log((double)(n % T) + 2.0), ll = log(l), d = dc[(size_t)n * H + h0 + k], zb = 0, zg = 0;
+    if (d != 0) {
+        if (kind == LCG_SCALE_SSMAX) zb = d * l;
+        else if (kind == LCG_SCALE_LEARN) {
+            double lg = pow(l, (double)w.gamma[k]);
+            zb = d * lg;
+            zg = d * w.beta[k] * lg * ll;
+        } else {
+            double b = (double)w.bb[k] + z[(size_t)n * 2 * Hs + k], g = (double)w.bg[k] + z[(size_t)n * 2 * Hs + Hs + k];
+            double th = tanh(g), le = pow(l, 2.0 * th);
+            zb = d * sigmoid_d(b) * le;
+            zg = d * softplus_d(b) * le * ll * 2.0 * (1 - th * th);
+        }
+    }
+    dz[(size_t)n * 2 * Hs + k] = (float)zb;
+    dz[(size_t)n * 2 * Hs + Hs + k] = (float)zg;
+}
+/* part[p][c] = sum of src[n][c] (rows ld apart) over the rows of chunk p */
+__global__ void colsum_part_kernel(double *part, const float *src, int N, int ncol, int ld) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x, p = blockIdx.y;
+    if (c >= ncol) return;
+    int n1 = min(N, (p + 1) * COLSUM_ROWS);
+    double s = 0;
+    for (int n = p * COLSUM_ROWS; n < n1; n++) s += src[(size_t)n * ld + c];
+    part[(size_t)p * ncol + c] = s;
+}
+/* d0[c] += sum_p part[p][c], d1[c] += sum_p part[p][ncol + c] (d1 may be NULL): a warp per column,
+ * lanes over the parts, a butterfly to finish (colsum_finish_kernel's order) */
+__global__ void colsum2_finish_kernel(float *d0, float *d1, const double *part, int n_parts, int ncol) {
+    int c = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (c >= ncol) return;
+    double s0 = 0, s1 = 0;
+    for (int p = lane; p < n_parts; p += 32) {
+        s0 += part[(size_t)p * 2 * ncol + c];
+        s1 += part[(size_t)p * 2 * ncol + ncol + c];
+    }
+    s0 = warp_sum_d(s0);
+    s1 = warp_sum_d(s1);
+    if (lane) return;
+    d0[c] += (float)s0;
+    if (d1) d1[c] += (float)s1;
+}
+
+void gk_lenscale_backward(float *da, gk_lenscale_w *g, float *dz, double *part, const float *dc, const float *z,
+                          const float *a, const gk_lenscale_w *w, int kind, int h0, int N, int T, int C, int H) {
+    int Hs = H - h0, np = (int)gk_colsum_parts(N);
+    lenscale_dz_kernel<<<nblocks((size_t)N * Hs, 128), 128, 0, g_stream>>>(dz, dc, z, *w, kind, h0, N, T, H);
+    CK_LAUNCH("lenscale_dz");
+    /* bias-like sums: beta (ssmax, learn), gamma (learn), bb, bg (adapt) */
+    colsum_part_kernel<<<dim3(nblocks(2 * Hs, 64), np), 64, 0, g_stream>>>(part, dz, N, 2 * Hs, 2 * Hs);
+    CK_LAUNCH("lenscale_bias_part");
+    float *g0 = kind == LCG_SCALE_ADAPT ? g->bb : g->beta, *g1 = kind == LCG_SCALE_ADAPT ? g->bg : g->gamma;
+    colsum2_finish_kernel<<<nblocks(Hs, 8), 256, 0, g_stream>>>(g0, kind == LCG_SCALE_SSMAX ? NULL : g1, part, np, Hs);
+    CK_LAUNCH("lenscale_bias_finish");
+    if (kind != LCG_SCALE_ADAPT) return;
+    gemm_rm(0, 1, N, C, Hs, 1.0f, dz, 2 * Hs, 0, w->wb, Hs, 0, 1.0f, da, C, 0, 1);      /* da += dzb wb^T */
+    gemm_rm(0, 1, N, C, Hs, 1.0f, dz + Hs, 2 * Hs, 0, w->wg, Hs, 0, 1.0f, da, C, 0, 1); /* da += dzg wg^T */
+    gemm_rm(1, 0, C, Hs, N, 1.0f, a, C, 0, dz, 2 * Hs, 0, 1.0f, g->wb, Hs, 0, 1);      /* gwb += a^T dzb */
+    gemm_rm(1, 0, C, Hs, N, 1.0f, a, C, 0, dz + Hs, 2 * Hs, 0, 1.0f, g->wg, Hs, 0, 1); /* gwg += a^T dzg */
+}
+
+/* ---- loss ------------------------------------------------------------------------------------------ */
+__global__ void crossentropy_kernel(float *losses, float *dlogits, const float *logits, const int *targets,
+                                    const unsigned char *mask, float scale, int N, int V) {
+    int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (n >= N) return;
+    const float *l = logits + (size_t)n * V;
+    if (!mask[n]) {
+        if (losses && lane == 0) losses[n] = 0;
+        if (dlogits)
+            for (int v = lane; v < V; v += 32) dlogits[(size_t)n * V + v] = 0;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int v = lane; v < V; v += 32) mx = fmaxf(mx, l[v]);
+    mx = warp_max_f(mx);
+    double s = 0;
+    for (int v = lane; v < V; v += 32) s += exp((double)(l[v] - mx));
+    s = warp_sum_d(s);
+    int tg = targets[n];
+    if (losses && lane == 0) losses[n] = (float)(log(s) + mx - l[tg]);
+    if (dlogits)
+        for (int v = lane; v < V; v += 32) {
+            float p = (float)(exp((double)(l[v] - mx)) / s);
+            dlogits[(size_t)n * V + v] = (p - (v == tg)) * scale;
+        }
+}
+void gk_crossentropy_forward(float *losses, const float *logits, const int *targets, const unsigned char *mask, int N,
+                             int V) {
+    crossentropy_kernel<<<nblocks(N, 8), 256, 0, g_stream>>>(losses, NULL, logits, targets, mask, 0, N, V);
+    CK_LAUNCH("crossentropy_forward");
+}
+void gk_crossentropy_backward(float *dlogits, const float *logits, const int *targets, const unsigned char *mask,
+                              float scale, int N, int V) {
+    crossentropy_kernel<<<nblocks(N, 8), 256, 0, g_stream>>>(NULL, dlogits, logits, targets, mask, scale, N, V);
+    CK_LAUNCH("crossentropy_backward");
+}
+
+/* ---- fixed-order sums ------------------------------------------------------------------------------
+ * A block of SUM_THREADS sums a strided slice per thread, then a shared-memory tree. */
+enum { SUM_THREADS = 512, SQSUM_BLOCKS = 264 };
+__device__ double block_sum_d(double v) {
+    __shared__ double sh[SUM_THREADS];
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    return sh[0];
+}
+__global__ void sum_kernel(double *out, const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
+    s = block_sum_d(s);
+    if (threadIdx.x == 0) out[0] = s;
+}
+void gk_sum(double *out, const float *x, size_t n) {
+    sum_kernel<<<1, SUM_THREADS, 0, g_stream>>>(out, x, n);
+    CK_LAUNCH("sum");
+}
+size_t gk_sqsum_parts(void) { return SQSUM_BLOCKS; }
+__global__ void sqsum_part_kernel(double *part, const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        s += (double)x[i] * x[i];
+    s = block_sum_d(s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+__global__ void sum_parts_kernel(double *out, const double *part, int n) {
+    double s = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += part[i];
+    s = block_sum_d(s);
+    if (threadIdx.x == 0) out[0] = s;
+}
+void gk_sqsum(double *out, double *part, const float *x, size_t n) {
+    sqsum_part_kernel<<<SQSUM_BLOCKS, SUM_THREADS, 0, g_stream>>>(part, x, n);
+    CK_LAUNCH("sqsum_part");
+    sum_parts_kernel<<<1, SUM_THREADS, 0, g_stream>>>(out, part, SQSUM_BLOCKS);
+    CK_LAUNCH("sum_parts");
+}
+
+/* ---- clipping + AdamW (optim.c) --------------------------------------------------------------------- */
+__global__ void clip_adamw_kernel(float *p, float *g, float *m, float *v, const double *sqnorm, double clip, float b1,
+                                  float b2, float eps, float decay, float step, float rbc2, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    double norm = sqrt(sqnorm[0]);
+    float gi = g[i];
+    if (clip > 0 && norm > clip) {
+        gi *= (float)(clip / (norm + 1e-6));
+        g[i] = gi;
+    }
+    float mi = b1 * m[i] + (1 - b1) * gi, vi = b2 * v[i] + (1 - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay - step * mi / (sqrtf(vi) * rbc2 + eps);
+}
+void gk_clip_adamw(float *p, float *g, float *m, float *v, const double *sqnorm, double clip, float b1, float b2,
+                   float eps, float decay, float step, float rbc2, size_t n) {
+    clip_adamw_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(p, g, m, v, sqnorm, clip, b1, b2, eps, decay, step, rbc2,
+                                                            n);
+    CK_LAUNCH("clip_adamw");
+}

@@ -1,0 +1,427 @@
+/*
+ * gpu_model.cu: the training forward/backward of model/model.c and the optimizer step of
+ * model/optim.c on the GPU, as a chain of gpu_kernels.h calls over device buffers. Layer by
+ * layer it is model.c line for line; the only logic here is buffer bookkeeping and the
+ * host <-> device copies of the batch.
+ *
+ * Not here: decoding and evaluation (the CPU's infer.c/prefill.c), CUDA graphs, bf16.
+ */
+#include "gpu_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* device activations of one [B, T] training forward, shapes as model.inc.h's lcg_acts */
+typedef struct {
+    float *enc;     /* B,T,C */
+    float *ln_in;   /* L,B,T,C */
+    float *rs_in;   /* L,B,T */
+    float *qkv;     /* L,B,T,3HD (after RoPE) */
+    float *atty;    /* L,B,T,HD */
+    float *att;     /* L,B,H,T,ld  (ld = gk_att_ld(T)) */
+    float *qs;      /* L,B,T,H */
+    float *lz;      /* L,B,T,2Hs  ASEntmax pre-activations */
+    float *ao;      /* L,B,T,C */
+    float *rs_pa;   /* L,B,T */
+    float *res1;    /* L,B,T,C */
+    float *ln_pf;   /* L,B,T,C */
+    float *rs_pf;   /* L,B,T */
+    float *gu;      /* L,B,T,2F */
+    float *ff;      /* L,B,T,F */
+    float *mo;      /* L,B,T,C */
+    float *rs_po;   /* L,B,T */
+    float *res2;    /* L,B,T,C */
+    float *ln_f;    /* B,T,C */
+    float *rs_f;    /* B,T */
+    float *logits;  /* B,T,V */
+    float *losses;  /* B,T */
+    float *dres;    /* B,T,C */
+    float *dC;      /* B,T,C */
+    float *dHD;     /* B,T,HD */
+    float *d3HD;    /* B,T,3HD */
+    float *dF;      /* B,T,F */
+    float *d2F;     /* B,T,2F */
+    float *dlogits; /* B,T,V */
+    float *tmp;     /* B,T,C */
+    float *dqs;     /* B,T,H */
+    float *ldz;     /* B,T,2Hs */
+    float *att_scratch; /* gk_attention_scratch */
+    float *rope_cs;     /* T,D: cos (D/2) then sin (D/2) per position */
+} gpu_acts;
+
+struct gpu_model {
+    lcg_config cfg;
+    gpu_precision prec;
+    size_t sizes[LCG_N_PARAM_TENSORS];
+    size_t n_params;
+    float *mem;                       /* 4 * n_params: params | grads | adam m | adam v */
+    float *params[LCG_N_PARAM_TENSORS], *grads[LCG_N_PARAM_TENSORS];
+    float *adam_m, *adam_v;
+    float beta1, beta2, eps, weight_decay;
+    long t;
+    float *slopes;                    /* H */
+    int row, scale, h0;
+    double alpha;
+    int cap_B, cap_T, B, T, n_mask;
+    float *acts_mem;
+    gpu_acts a;
+    double *dmem;                     /* double scratch: parts | sqsum parts | scalars */
+    double *part, *sq_part, *scalars;
+    int *imem;                        /* tok N | targets N | idx N | off V+1 | mask N bytes */
+    int *tok, *targets, *idx, *off;
+    unsigned char *mask;
+    int *h_stage;                     /* pinned host copy of imem: one upload per batch */
+};
+
+static void point(float **t, float *mem, const size_t *sizes) {
+    for (int i = 0; i < LCG_N_PARAM_TENSORS; i++) {
+        t[i] = mem;
+        mem += sizes[i];
+    }
+}
+
+gpu_model *gpu_model_create(const lcg_config *cfg, const float *params_host, gpu_precision prec, char *err,
+                            size_t err_len) {
+    const char *bad = lcg_config_check(cfg);
+    if (bad[0]) {
+        snprintf(err, err_len, "%s", bad);
+        return NULL;
+    }
+    char why[256];
+    if (!gpu_device_usable(why, sizeof why)) {
+        snprintf(err, err_len, "no usable CUDA GPU (%s)", why);
+        return NULL;
+    }
+    if (prec == GPU_BF16) {
+        snprintf(err, err_len, "precision bf16 is not implemented on the GPU yet");
+        return NULL;
+    }
+    gk_init(prec);
+    gpu_model *m = (gpu_model *)calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, err_len, "out of host memory");
+        return NULL;
+    }
+    m->cfg = *cfg;
+    m->prec = prec;
+    m->n_params = lcg_param_sizes(cfg, m->sizes);
+    m->mem = (float *)gpu_malloc(sizeof(float) * 4 * m->n_params);
+    point(m->params, m->mem, m->sizes);
+    point(m->grads, m->mem + m->n_params, m->sizes);
+    m->adam_m = m->mem + 2 * m->n_params;
+    m->adam_v = m->mem + 3 * m->n_params;
+    gpu_upload(m->mem, params_host, sizeof(float) * m->n_params);
+    gpu_memset0(m->mem + m->n_params, sizeof(float) * 3 * m->n_params);
+    gpu_adamw_init(m, 0.9f, 0.99f, 1e-8f, 0.0f);
+    float sl[LCG_MAX_HEADS];
+    lcg_posenc_slopes(sl, cfg->pos, cfg->H);
+    m->slopes = (float *)gpu_malloc(sizeof(float) * cfg->H);
+    gpu_upload(m->slopes, sl, sizeof(float) * cfg->H);
+    const lcg_normalizer *nz = lcg_normalizer_at(cfg->norm);
+    m->row = nz->row;
+    m->scale = nz->scale;
+    m->alpha = cfg->alpha;
+    lcg_scaled_heads(cfg, &m->h0);
+    gpu_sync();
+    return m;
+}
+
+void gpu_model_destroy(gpu_model *m) {
+    if (!m) return;
+    gpu_free(m->mem);
+    gpu_free(m->slopes);
+    gpu_free(m->acts_mem);
+    gpu_free(m->dmem);
+    gpu_free(m->imem);
+    gpu_free_host(m->h_stage);
+    free(m);
+}
+
+size_t gpu_model_n_params(const gpu_model *m) { return m->n_params; }
+
+static void ensure_acts(gpu_model *m, int B, int T) {
+    if (B <= m->cap_B && T <= m->cap_T) return;
+    if (B < m->cap_B) B = m->cap_B;
+    if (T < m->cap_T) T = m->cap_T;
+    const lcg_config *c = &m->cfg;
+    size_t L = (size_t)c->L, N = (size_t)B * T, C = (size_t)c->C, HD = (size_t)c->H * c->D;
+    size_t F = (size_t)c->F, V = (size_t)c->V, H = (size_t)c->H, HTT = H * T * gk_att_ld(T);
+    size_t sizes[] = {N * C,      L * N * C,      L * N,      L * N * 3 * HD, L * N * HD,
+                      L * B * HTT, L * N * H,     L * N * 2 * H, L * N * C,  L * N,          L * N * C,      L * N * C,
+                      L * N,      L * N * 2 * F,  L * N * F,  L * N * C,      L * N,          L * N * C,
+                      N * C,      N,              N * V,      N,              N * C,          N * C,
+                      N * HD,     N * 3 * HD,     N * F,      N * 2 * F,      N * V,          N * C,
+                      N * H,      N * 2 * H,      gk_attention_scratch(B, T, c->H, c->D), (size_t)T * c->D};
+    enum { N_ACTS = sizeof sizes / sizeof *sizes };
+    static_assert(N_ACTS == sizeof(gpu_acts) / sizeof(float *), "acts layout");
+    size_t total = 0;
+    for (int i = 0; i < N_ACTS; i++) total += (sizes[i] + 63) / 64 * 64; /* 256-byte aligned */
+    gpu_free(m->acts_mem);
+    m->acts_mem = (float *)gpu_malloc(sizeof(float) * total);
+    float **slot = (float **)&m->a;
+    float *p = m->acts_mem;
+    for (int i = 0; i < N_ACTS; i++) {
+        slot[i] = p;
+        p += (sizes[i] + 63) / 64 * 64;
+    }
+    /* RoPE table of positions 0..T-1 */
+    if (c->pos == LCG_POS_ROPE) {
+        float *cs = (float *)malloc(sizeof(float) * T * c->D);
+        if (!cs) {
+            fprintf(stderr, "lcgbench: out of host memory\n");
+            exit(1);
+        }
+        gk_rope_table(cs, T, c->D);
+        gpu_upload(m->a.rope_cs, cs, sizeof(float) * T * c->D);
+        free(cs);
+    }
+    size_t n_part = gk_colsum_parts((int)N) * (C > 2 * H ? C : 2 * H), n_sq = gk_sqsum_parts();
+    gpu_free(m->dmem);
+    m->dmem = (double *)gpu_malloc(sizeof(double) * (n_part + n_sq + 8));
+    m->part = m->dmem;
+    m->sq_part = m->part + n_part;
+    m->scalars = m->sq_part + n_sq;
+    gpu_free(m->imem);
+    gpu_free_host(m->h_stage);
+    size_t n_int = 3 * N + V + 1 + (N + 3) / 4;
+    m->imem = (int *)gpu_malloc(sizeof(int) * n_int);
+    m->h_stage = (int *)gpu_malloc_host(sizeof(int) * n_int);
+    m->tok = m->imem;
+    m->targets = m->tok + N;
+    m->idx = m->targets + N;
+    m->off = m->idx + N;
+    m->mask = (unsigned char *)(m->off + V + 1);
+    m->cap_B = B;
+    m->cap_T = T;
+}
+
+static gk_lenscale_w layer_ls(const gpu_model *m, float *const *t, int l) {
+    size_t Hs = (size_t)(m->cfg.H - m->h0), C = (size_t)m->cfg.C;
+    float *p[6];
+    for (int i = 0; i < 6; i++) {
+        int id = LCG_P_LS_BETA + i;
+        size_t per_layer = id == LCG_P_LS_WB || id == LCG_P_LS_WG ? C * Hs : Hs;
+        p[i] = m->sizes[id] ? t[id] + (size_t)l * per_layer : NULL;
+    }
+    gk_lenscale_w w = {p[0], p[1], p[2], p[3], p[4], p[5]};
+    return w;
+}
+
+double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const unsigned char *mask, int B, int T) {
+    const lcg_config *c = &m->cfg;
+    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V, N = B * T;
+    for (int n = 0; n < N; n++)
+        if (tok[n] < 0 || tok[n] >= V || (targets && mask && mask[n] && (targets[n] < 0 || targets[n] >= V))) {
+            fprintf(stderr, "lcgbench: token %d at row %d outside the vocabulary [0, %d)\n",
+                    tok[n] < 0 || tok[n] >= V ? tok[n] : targets[n], n, V);
+            exit(1);
+        }
+    ensure_acts(m, B, T);
+    gpu_acts *a = &m->a;
+    float **w = m->params;
+    m->B = B;
+    m->T = T;
+    m->n_mask = 0;
+    /* the batch, staged in pinned memory for one asynchronous copy (the previous one is done:
+     * every forward ends with a synchronizing copy of the loss) */
+    int *h_tok = m->h_stage, *h_tgt = h_tok + N, *h_idx = h_tgt + N, *h_off = h_idx + N;
+    unsigned char *h_mask = (unsigned char *)(h_off + V + 1);
+    int with_loss = targets && mask;
+    memcpy(h_tok, tok, sizeof(int) * N);
+    if (with_loss) {
+        for (int n = 0; n < N; n++) h_tgt[n] = mask[n] ? targets[n] : 0, h_mask[n] = mask[n] != 0;
+        gk_token_csr(h_off, h_idx, tok, N, V); /* for the embedding's backward */
+    }
+    gpu_upload_async(m->imem, m->h_stage, with_loss ? (size_t)((h_mask + N) - (unsigned char *)h_tok) : sizeof(int) * N);
+
+    gk_encoder_forward(a->enc, m->tok, w[LCG_P_EMB], N, C);
+    const float *x = a->enc;
+    for (int l = 0; l < L; l++) {
+        float *ln_in = a->ln_in + (size_t)l * N * C, *rs_in = a->rs_in + (size_t)l * N;
+        float *qkv = a->qkv + (size_t)l * N * 3 * HD;
+        float *atty = a->atty + (size_t)l * N * HD;
+        float *att = a->att + (size_t)l * B * H * T * gk_att_ld(T), *ao = a->ao + (size_t)l * N * C;
+        float *qs = m->scale ? a->qs + (size_t)l * N * H : NULL, *lz = a->lz + (size_t)l * N * 2 * H;
+        float *rs_pa = a->rs_pa + (size_t)l * N, *res1 = a->res1 + (size_t)l * N * C;
+        float *ln_pf = a->ln_pf + (size_t)l * N * C, *rs_pf = a->rs_pf + (size_t)l * N;
+        float *gu = a->gu + (size_t)l * N * 2 * F, *ff = a->ff + (size_t)l * N * F;
+        float *mo = a->mo + (size_t)l * N * C, *rs_po = a->rs_po + (size_t)l * N;
+        float *res2 = a->res2 + (size_t)l * N * C;
+
+        gk_rmsnorm_forward(ln_in, rs_in, x, w[LCG_P_LN_IN] + (size_t)l * C, N, C);
+        gk_matmul_forward(qkv, ln_in, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, N, C, 3 * HD);
+        if (c->pos == LCG_POS_ROPE) gk_rope_forward(qkv, a->rope_cs, B, T, H, D);
+        if (qs) {
+            gk_lenscale_w ls = layer_ls(m, w, l);
+            gk_lenscale_forward(qs, lz, ln_in, &ls, m->scale, m->h0, N, T, C, H);
+        }
+        gk_attention_forward(atty, att, a->att_scratch, qkv, qs, m->slopes, m->row, m->alpha, B, T, H, D);
+        gk_matmul_forward(ao, atty, w[LCG_P_WO] + (size_t)l * HD * C, N, HD, C);
+        gk_rmsnorm_forward(a->tmp, rs_pa, ao, w[LCG_P_LN_PA] + (size_t)l * C, N, C);
+        gk_add(res1, x, a->tmp, (size_t)N * C);
+
+        gk_rmsnorm_forward(ln_pf, rs_pf, res1, w[LCG_P_LN_PF] + (size_t)l * C, N, C);
+        gk_matmul_forward(gu, ln_pf, w[LCG_P_WGU] + (size_t)l * C * 2 * F, N, C, 2 * F);
+        gk_geglu_forward(ff, gu, N, F);
+        gk_matmul_forward(mo, ff, w[LCG_P_WDOWN] + (size_t)l * F * C, N, F, C);
+        gk_rmsnorm_forward(a->tmp, rs_po, mo, w[LCG_P_LN_PO] + (size_t)l * C, N, C);
+        gk_add(res2, res1, a->tmp, (size_t)N * C);
+        x = res2;
+    }
+    gk_rmsnorm_forward(a->ln_f, a->rs_f, x, w[LCG_P_LN_F], N, C);
+    gk_matmul_forward(a->logits, a->ln_f, w[LCG_P_LM], N, C, V);
+    if (!targets || !mask) {
+        gpu_sync();
+        return 0;
+    }
+    for (int n = 0; n < N; n++) m->n_mask += mask[n] != 0;
+    gk_crossentropy_forward(a->losses, a->logits, m->targets, m->mask, N, V);
+    gk_sum(m->scalars, a->losses, (size_t)N);
+    double sum;
+    gpu_download(&sum, m->scalars, sizeof sum);
+    return m->n_mask ? sum / m->n_mask : 0;
+}
+
+void gpu_model_zero_grad(gpu_model *m) { gpu_memset0(m->mem + m->n_params, sizeof(float) * m->n_params); }
+
+void gpu_model_backward(gpu_model *m) {
+    if (m->n_mask == 0) return;
+    const lcg_config *c = &m->cfg;
+    int B = m->B, T = m->T;
+    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V, N = B * T;
+    gpu_acts *a = &m->a;
+    float **w = m->params, **g = m->grads;
+    size_t NC = (size_t)N * C;
+
+    gk_crossentropy_backward(a->dlogits, a->logits, m->targets, m->mask, (float)(1.0 / m->n_mask), N, V);
+    gk_matmul_backward(a->dC, g[LCG_P_LM], a->dlogits, a->ln_f, w[LCG_P_LM], N, C, V, 0);
+    gpu_memset0(a->dres, sizeof(float) * NC);
+    const float *x_last = a->res2 + (size_t)(L - 1) * NC;
+    gk_rmsnorm_backward(a->dres, g[LCG_P_LN_F], m->part, a->dC, x_last, w[LCG_P_LN_F], a->rs_f, N, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const float *x_in = l ? a->res2 + (size_t)(l - 1) * NC : a->enc;
+        /* FFN block; dres holds dres2 */
+        gpu_memset0(a->dC, sizeof(float) * NC);
+        gk_rmsnorm_backward(a->dC, g[LCG_P_LN_PO] + (size_t)l * C, m->part, a->dres, a->mo + (size_t)l * NC,
+                            w[LCG_P_LN_PO] + (size_t)l * C, a->rs_po + (size_t)l * N, N, C);
+        gk_matmul_backward(a->dF, g[LCG_P_WDOWN] + (size_t)l * F * C, a->dC, a->ff + (size_t)l * N * F,
+                           w[LCG_P_WDOWN] + (size_t)l * F * C, N, F, C, 0);
+        gk_geglu_backward(a->d2F, a->dF, a->gu + (size_t)l * N * 2 * F, N, F);
+        gk_matmul_backward(a->dC, g[LCG_P_WGU] + (size_t)l * C * 2 * F, a->d2F, a->ln_pf + (size_t)l * NC,
+                           w[LCG_P_WGU] + (size_t)l * C * 2 * F, N, C, 2 * F, 0);
+        gk_rmsnorm_backward(a->dres, g[LCG_P_LN_PF] + (size_t)l * C, m->part, a->dC, a->res1 + (size_t)l * NC,
+                            w[LCG_P_LN_PF] + (size_t)l * C, a->rs_pf + (size_t)l * N, N, C);
+        /* attention block; dres holds dres1 */
+        gpu_memset0(a->dC, sizeof(float) * NC);
+        gk_rmsnorm_backward(a->dC, g[LCG_P_LN_PA] + (size_t)l * C, m->part, a->dres, a->ao + (size_t)l * NC,
+                            w[LCG_P_LN_PA] + (size_t)l * C, a->rs_pa + (size_t)l * N, N, C);
+        gk_matmul_backward(a->dHD, g[LCG_P_WO] + (size_t)l * HD * C, a->dC, a->atty + (size_t)l * N * HD,
+                           w[LCG_P_WO] + (size_t)l * HD * C, N, HD, C, 0);
+        float *qs = m->scale ? a->qs + (size_t)l * N * H : NULL;
+        gk_attention_backward(a->d3HD, qs ? a->dqs : NULL, a->att_scratch, a->dHD, a->qkv + (size_t)l * N * 3 * HD,
+                              qs, a->att + (size_t)l * B * H * T * gk_att_ld(T), m->row, m->alpha, B, T, H, D);
+        if (c->pos == LCG_POS_ROPE) gk_rope_backward(a->d3HD, a->rope_cs, B, T, H, D);
+        gk_matmul_backward(a->dC, g[LCG_P_WQKV] + (size_t)l * C * 3 * HD, a->d3HD, a->ln_in + (size_t)l * NC,
+                           w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, N, C, 3 * HD, 0);
+        if (qs) { /* the ASEntmax scale reads the normed input too: its gradient joins dC */
+            gk_lenscale_w ls = layer_ls(m, w, l), gls = layer_ls(m, g, l);
+            gk_lenscale_backward(a->dC, &gls, a->ldz, m->part, a->dqs, a->lz + (size_t)l * N * 2 * H,
+                                 a->ln_in + (size_t)l * NC, &ls, m->scale, m->h0, N, T, C, H);
+        }
+        gk_rmsnorm_backward(a->dres, g[LCG_P_LN_IN] + (size_t)l * C, m->part, a->dC, x_in,
+                            w[LCG_P_LN_IN] + (size_t)l * C, a->rs_in + (size_t)l * N, N, C);
+    }
+    gk_encoder_backward(g[LCG_P_EMB], a->dres, m->off, m->idx, V, C);
+    gpu_sync();
+}
+
+void gpu_adamw_init(gpu_model *m, float beta1, float beta2, float eps, float weight_decay) {
+    m->beta1 = beta1;
+    m->beta2 = beta2;
+    m->eps = eps;
+    m->weight_decay = weight_decay;
+    m->t = 0;
+    gpu_memset0(m->adam_m, sizeof(float) * 2 * m->n_params);
+}
+
+double gpu_adamw_step(gpu_model *m, float lr, double clip) {
+    if (!m->dmem) ensure_acts(m, 1, 1);
+    gk_sqsum(m->scalars + 1, m->sq_part, m->mem + m->n_params, m->n_params);
+    m->t++;
+    /* optim.c's constants, computed the same way on the host */
+    float b1 = m->beta1, b2 = m->beta2;
+    float bc1 = (float)(1.0 - pow(b1, (double)m->t)), bc2 = (float)(1.0 - pow(b2, (double)m->t));
+    float decay = 1.0f - lr * m->weight_decay, step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2);
+    gk_clip_adamw(m->mem, m->mem + m->n_params, m->adam_m, m->adam_v, m->scalars + 1, clip, b1, b2, m->eps, decay,
+                  step, rbc2, m->n_params);
+    double sq;
+    gpu_download(&sq, m->scalars + 1, sizeof sq);
+    return sqrt(sq);
+}
+
+/* whether every one of n floats at device d (rows of `len` floats, `ld` apart) is finite */
+static int all_finite_dev(const float *d, size_t rows, size_t len, size_t ld) {
+    if (!rows || !len) return 1;
+    float *h = (float *)malloc(sizeof(float) * rows * ld);
+    if (!h) {
+        fprintf(stderr, "lcgbench: out of host memory\n");
+        exit(1);
+    }
+    gpu_download(h, d, sizeof(float) * rows * ld);
+    int ok = 1;
+    for (size_t r = 0; r < rows && ok; r++)
+        for (size_t i = 0; i < len; i++)
+            if (!isfinite(h[r * ld + i])) {
+                ok = 0;
+                break;
+            }
+    free(h);
+    return ok;
+}
+
+int gpu_model_find_nonfinite(const gpu_model *m, char *what, size_t n) {
+    const lcg_config *c = &m->cfg;
+    const gpu_acts *a = &m->a;
+    size_t N = (size_t)m->B * m->T, C = (size_t)c->C, H = (size_t)c->H, HD = H * c->D, F = (size_t)c->F;
+    size_t ld = (size_t)gk_att_ld(m->T), rows_att = (size_t)m->B * H * m->T;
+    if (!m->acts_mem) return -1;
+    if (!all_finite_dev(a->enc, 1, N * C, N * C)) return snprintf(what, n, "the token embeddings"), 0;
+    for (int l = 0; l < c->L; l++) {
+        struct {
+            const float *x;
+            size_t rows, len, ld;
+            const char *name;
+        } bufs[] = {{a->qkv + l * N * 3 * HD, 1, N * 3 * HD, N * 3 * HD, "q/k/v projections"},
+                    {a->qs + l * N * H, m->scale ? (size_t)1 : 0, N * H, N * H, "query length scales"},
+                    {a->att + l * rows_att * ld, rows_att, (size_t)m->T, ld, "attention weights (from the scores)"},
+                    {a->res1 + l * N * C, 1, N * C, N * C, "attention block output"},
+                    {a->gu + l * N * 2 * F, 1, N * 2 * F, N * 2 * F, "FFN projections"},
+                    {a->res2 + l * N * C, 1, N * C, N * C, "FFN block output"}};
+        for (size_t b = 0; b < sizeof bufs / sizeof *bufs; b++)
+            if (!all_finite_dev(bufs[b].x, bufs[b].rows, bufs[b].len, bufs[b].ld)) {
+                snprintf(what, n, "%s of layer %d", bufs[b].name, l);
+                return l;
+            }
+    }
+    if (!all_finite_dev(a->logits, 1, N * (size_t)c->V, N * (size_t)c->V)) return snprintf(what, n, "the logits"), c->L;
+    return -1;
+}
+
+void gpu_model_get_params(const gpu_model *m, float *host) { gpu_download(host, m->mem, sizeof(float) * m->n_params); }
+void gpu_model_set_params(gpu_model *m, const float *host) { gpu_upload(m->mem, host, sizeof(float) * m->n_params); }
+void gpu_model_get_grads(const gpu_model *m, float *host) {
+    gpu_download(host, m->mem + m->n_params, sizeof(float) * m->n_params);
+}
+void gpu_adamw_get_state(const gpu_model *m, float *m_host, float *v_host, long *t) {
+    gpu_download(m_host, m->adam_m, sizeof(float) * m->n_params);
+    gpu_download(v_host, m->adam_v, sizeof(float) * m->n_params);
+    *t = m->t;
+}
+void gpu_adamw_set_state(gpu_model *m, const float *m_host, const float *v_host, long t) {
+    gpu_upload(m->adam_m, m_host, sizeof(float) * m->n_params);
+    gpu_upload(m->adam_v, v_host, sizeof(float) * m->n_params);
+    m->t = t;
+}

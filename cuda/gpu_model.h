@@ -1,0 +1,60 @@
+/*
+ * gpu_model.h: the transformer of model/model.h trained on a CUDA GPU, behind a plain C API
+ * that mirrors model.h and optim.h: forward (mean loss), zero_grad, backward (accumulating),
+ * clipping + AdamW, and copies of the parameters, gradients and AdamW state to and from the host
+ * in the CPU model's exact layout (one float block, tensors in lcg_param enum order), so
+ * checkpoints move freely between the two.
+ *
+ * Training only: no decoding, no evaluation, no CUDA graph yet. One model per process (the
+ * cuBLAS handle and stream are the kernels' module state). Errors from CUDA or cuBLAS print one
+ * line and exit 1; gpu_model_create returns NULL with a message when no GPU can be used.
+ */
+#ifndef LCG_GPU_MODEL_H
+#define LCG_GPU_MODEL_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "../model/model.h"
+#include "gpu_kernels.h"
+
+typedef struct gpu_model gpu_model;
+
+/* a model of config cfg with the parameters params_host (n = lcg_param_sizes floats, the CPU
+ * layout); NULL and a one-line reason in err[n] if the config is invalid or no GPU is usable */
+gpu_model *gpu_model_create(const lcg_config *cfg, const float *params_host, gpu_precision prec, char *err,
+                            size_t err_len);
+void gpu_model_destroy(gpu_model *m);
+size_t gpu_model_n_params(const gpu_model *m);
+
+/* forward over host tok[B,T]; with targets and mask, the mean loss over masked positions (else
+ * 0). Tokens and targets outside [0, V): one-line error, exit 1. */
+double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const unsigned char *mask, int B, int T);
+void gpu_model_zero_grad(gpu_model *m);
+/* gradient of the last forward's mean loss, accumulated into the gradients */
+void gpu_model_backward(gpu_model *m);
+
+/* AdamW as optim.h's adamw_init: zeroes the moments and the step count */
+void gpu_adamw_init(gpu_model *m, float beta1, float beta2, float eps, float weight_decay);
+/* grad_clip(clip) then adamw_update(lr), on the device; returns the gradient norm before clipping */
+double gpu_adamw_step(gpu_model *m, float lr, double clip);
+
+/* after a forward whose loss is not finite: model_find_nonfinite's answer (the first activation,
+ * in forward order, holding a NaN or Inf, described in `what`; its layer, L for the logits, 0 for
+ * the embeddings; -1 if all are finite), from host copies of the device activations */
+int gpu_model_find_nonfinite(const gpu_model *m, char *what, size_t n);
+
+/* host copies, n_params floats each, in the CPU layout */
+void gpu_model_get_params(const gpu_model *m, float *host);
+void gpu_model_set_params(gpu_model *m, const float *host);
+void gpu_model_get_grads(const gpu_model *m, float *host);
+void gpu_adamw_get_state(const gpu_model *m, float *m_host, float *v_host, long *t);
+void gpu_adamw_set_state(gpu_model *m, const float *m_host, const float *v_host, long t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

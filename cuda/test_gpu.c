@@ -1,0 +1,575 @@
+/*
+ * test_gpu.c: the CUDA backend against the CPU, in plain C (no libcheck: the GPU machine lacks
+ * it). One line per check, then exactly `N passed, N failed`; exit 1 on any failure. Without a
+ * usable GPU: one line `SKIP: no CUDA device (...)`, exit 0.
+ *
+ *   kernels   every GPU forward and backward against the CPU float kernel on random inputs,
+ *             relative error ||gpu - cpu|| / ||cpu|| <= 1e-5
+ *   model     loss and every gradient tensor against model_forward/model_backward, for every
+ *             normalizer and position encoding on a small config
+ *   training  200 fp32 steps of a copy task on both from the same init: losses agree to
+ *             1e-4 relative at every step; a repeated GPU run is bitwise identical
+ *
+ * Not here: timings (bench_gpu.c), evaluation, bf16.
+ */
+#include "../kernels/kernels.h"
+#include "../kernels/util.h"
+#include "../model/model.h"
+#include "../model/optim.h"
+#include "gpu_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int n_pass, n_fail;
+static double worst_model = 0, worst_train = 0;
+
+static void check(const char *name, double err, double tol) {
+    int ok = err <= tol; /* NaN fails */
+    printf("%s %-58s rel err %.3e (tol %.0e)\n", ok ? "ok  " : "FAIL", name, err, tol);
+    ok ? n_pass++ : n_fail++;
+}
+
+static void check_true(const char *name, int ok) {
+    printf("%s %s\n", ok ? "ok  " : "FAIL", name);
+    ok ? n_pass++ : n_fail++;
+}
+
+static double rel_err(const float *a, const float *b, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = (double)a[i] - b[i];
+        d += x * x;
+        r += (double)b[i] * b[i];
+    }
+    if (!isfinite(d)) return NAN;
+    return r > 0 ? sqrt(d / r) : sqrt(d);
+}
+
+static pcg32 rng;
+static float *randn(size_t n, double sd) {
+    float *x = LCG_NEW(float, n ? n : 1);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(sd * pcg32_normal(&rng));
+    return x;
+}
+static void *dev_copy(const void *h, size_t bytes) {
+    void *d = gpu_malloc(bytes);
+    gpu_upload(d, h, bytes);
+    return d;
+}
+static float *dev_f(const float *h, size_t n) { return (float *)dev_copy(h, sizeof(float) * n); }
+static float *host_f(const float *d, size_t n) {
+    float *h = LCG_NEW(float, n ? n : 1);
+    gpu_download(h, d, sizeof(float) * n);
+    return h;
+}
+static float *dup_f(const float *x, size_t n) {
+    float *y = LCG_NEW(float, n ? n : 1);
+    memcpy(y, x, sizeof(float) * n);
+    return y;
+}
+static int *randi(size_t n, int V) {
+    int *x = LCG_NEW(int, n);
+    for (size_t i = 0; i < n; i++) x[i] = (int)pcg32_below(&rng, (uint32_t)V);
+    return x;
+}
+
+/* ---- kernels -------------------------------------------------------------------------------- */
+static void test_encoder(void) {
+    int N = 57, C = 40, V = 9;
+    int *tok = randi(N, V);
+    float *emb = randn((size_t)V * C, 1), *dout = randn((size_t)N * C, 1);
+    float *out = LCG_NEW(float, N * C), *demb = randn((size_t)V * C, 0.1);
+    float *d_demb = dev_f(demb, (size_t)V * C);
+    encoder_forward(out, tok, emb, N, C);
+    encoder_backward(demb, dout, tok, N, C);
+    int *d_tok = dev_copy(tok, sizeof(int) * N), *off = LCG_NEW(int, V + 1), *idx = LCG_NEW(int, N);
+    gk_token_csr(off, idx, tok, N, V);
+    int *d_off = dev_copy(off, sizeof(int) * (V + 1)), *d_idx = dev_copy(idx, sizeof(int) * N);
+    float *d_emb = dev_f(emb, (size_t)V * C), *d_out = gpu_malloc(sizeof(float) * N * C), *d_dout = dev_f(dout, (size_t)N * C);
+    gk_encoder_forward(d_out, d_tok, d_emb, N, C);
+    gk_encoder_backward(d_demb, d_dout, d_off, d_idx, V, C);
+    float *g_out = host_f(d_out, (size_t)N * C), *g_demb = host_f(d_demb, (size_t)V * C);
+    check("encoder forward", rel_err(g_out, out, (size_t)N * C), 1e-5);
+    check("encoder backward (accumulating)", rel_err(g_demb, demb, (size_t)V * C), 1e-5);
+}
+
+static void test_rmsnorm(void) {
+    int N = 301, C = 72;
+    float *x = randn((size_t)N * C, 2), *w = randn(C, 0.3), *dout = randn((size_t)N * C, 1);
+    float *out = LCG_NEW(float, N * C), *rstd = LCG_NEW(float, N);
+    float *dinp = randn((size_t)N * C, 0.5), *dw = randn(C, 0.5);
+    float *d_x = dev_f(x, (size_t)N * C), *d_w = dev_f(w, C), *d_dout = dev_f(dout, (size_t)N * C);
+    float *d_dinp = dev_f(dinp, (size_t)N * C), *d_dw = dev_f(dw, C);
+    float *d_out = gpu_malloc(sizeof(float) * N * C), *d_rstd = gpu_malloc(sizeof(float) * N);
+    double *part = gpu_malloc(sizeof(double) * gk_colsum_parts(N) * C);
+    rmsnorm_forward(out, rstd, x, w, N, C);
+    rmsnorm_backward(dinp, dw, dout, x, w, rstd, N, C);
+    gk_rmsnorm_forward(d_out, d_rstd, d_x, d_w, N, C);
+    gk_rmsnorm_backward(d_dinp, d_dw, part, d_dout, d_x, d_w, d_rstd, N, C);
+    check("rmsnorm forward", rel_err(host_f(d_out, (size_t)N * C), out, (size_t)N * C), 1e-5);
+    check("rmsnorm forward rstd", rel_err(host_f(d_rstd, N), rstd, N), 1e-5);
+    check("rmsnorm backward dinp (accumulating)", rel_err(host_f(d_dinp, (size_t)N * C), dinp, (size_t)N * C), 1e-5);
+    check("rmsnorm backward dw (accumulating)", rel_err(host_f(d_dw, C), dw, C), 1e-5);
+}
+
+static void test_matmul(void) {
+    int N = 133, IC = 72, OC = 40;
+    float *x = randn((size_t)N * IC, 1), *w = randn((size_t)IC * OC, 0.2), *dout = randn((size_t)N * OC, 1);
+    float *out = LCG_NEW(float, N * OC), *dinp = LCG_NEW(float, N * IC), *dw = randn((size_t)IC * OC, 1);
+    float *d_x = dev_f(x, (size_t)N * IC), *d_w = dev_f(w, (size_t)IC * OC), *d_dout = dev_f(dout, (size_t)N * OC);
+    float *d_out = gpu_malloc(sizeof(float) * N * OC), *d_dinp = gpu_malloc(sizeof(float) * N * IC);
+    float *d_dw = dev_f(dw, (size_t)IC * OC);
+    matmul_forward(out, x, w, N, IC, OC);
+    matmul_backward(dinp, dw, dout, x, w, N, IC, OC);
+    gk_matmul_forward(d_out, d_x, d_w, N, IC, OC);
+    gk_matmul_backward(d_dinp, d_dw, d_dout, d_x, d_w, N, IC, OC, 0);
+    check("matmul forward", rel_err(host_f(d_out, (size_t)N * OC), out, (size_t)N * OC), 1e-5);
+    check("matmul backward dinp", rel_err(host_f(d_dinp, (size_t)N * IC), dinp, (size_t)N * IC), 1e-5);
+    check("matmul backward dw (accumulating)", rel_err(host_f(d_dw, (size_t)IC * OC), dw, (size_t)IC * OC), 1e-5);
+}
+
+static void test_geglu(void) {
+    int N = 97, F = 56;
+    float *gu = randn((size_t)N * 2 * F, 1.5), *dout = randn((size_t)N * F, 1);
+    float *out = LCG_NEW(float, N * F), *dgu = LCG_NEW(float, N * 2 * F);
+    float *d_gu = dev_f(gu, (size_t)N * 2 * F), *d_dout = dev_f(dout, (size_t)N * F);
+    float *d_out = gpu_malloc(sizeof(float) * N * F), *d_dgu = gpu_malloc(sizeof(float) * N * 2 * F);
+    geglu_forward(out, gu, N, F);
+    geglu_backward(dgu, dout, gu, N, F);
+    gk_geglu_forward(d_out, d_gu, N, F);
+    gk_geglu_backward(d_dgu, d_dout, d_gu, N, F);
+    check("geglu forward", rel_err(host_f(d_out, (size_t)N * F), out, (size_t)N * F), 1e-5);
+    check("geglu backward", rel_err(host_f(d_dgu, (size_t)N * 2 * F), dgu, (size_t)N * 2 * F), 1e-5);
+}
+
+static void test_rope(void) {
+    int B = 3, T = 29, H = 4, D = 12;
+    size_t n = (size_t)B * T * 3 * H * D;
+    float *x = randn(n, 1), *y = dup_f(x, n), *cs = LCG_NEW(float, T * D);
+    float *d_x = dev_f(x, n), *d_cs;
+    gk_rope_table(cs, T, D);
+    d_cs = dev_f(cs, (size_t)T * D);
+    rope_forward(y, B, T, H, D);
+    gk_rope_forward(d_x, d_cs, B, T, H, D);
+    check("rope forward", rel_err(host_f(d_x, n), y, n), 1e-5);
+    rope_backward(y, B, T, H, D);
+    gk_rope_backward(d_x, d_cs, B, T, H, D);
+    check("rope backward", rel_err(host_f(d_x, n), y, n), 1e-5);
+    check("rope backward undoes forward", rel_err(y, x, n), 1e-5);
+}
+
+/* rows of gk_att_ld(T) floats -> rows of T */
+static float *unpad(const float *d_att, size_t rows, int T) {
+    int ld = gk_att_ld(T);
+    float *x = host_f(d_att, rows * ld), *y = LCG_NEW(float, rows * T);
+    for (size_t r = 0; r < rows; r++) memcpy(y + r * T, x + r * ld, sizeof(float) * T);
+    lcg_free(x);
+    return y;
+}
+
+/* plain: 0 = the fused kernels where they apply, 1 = cuBLAS products and register rows, 2 = the
+ * plain row kernels, 3 = also the split-heads products */
+static void test_attention_case(int row, double alpha, int pos, int scaled, int D, int T, int plain) {
+    int B = 2, H = 4, HD = H * D;
+    size_t nq = (size_t)B * T * 3 * HD, nt = (size_t)B * H * T * T, no = (size_t)B * T * HD, nc = (size_t)B * T * H;
+    size_t ntp = (size_t)B * H * T * gk_att_ld(T);
+    float *qkv = randn(nq, 1.5), *dout = randn(no, 1), *qs = LCG_NEW(float, nc), slopes[LCG_MAX_HEADS];
+    for (size_t i = 0; i < nc; i++) qs[i] = 0.5f + pcg32_float(&rng);
+    lcg_posenc_slopes(slopes, pos, H);
+    float *out = LCG_NEW(float, no), *att = LCG_NEW(float, nt), *dqkv = LCG_NEW(float, nq), *dqs = LCG_NEW(float, nc);
+    attention_forward(out, att, qkv, scaled ? qs : NULL, slopes, row, alpha, B, T, H, D);
+    attention_backward(dqkv, scaled ? dqs : NULL, dout, qkv, scaled ? qs : NULL, att, slopes, row, alpha, B, T, H, D);
+    float *d_qkv = dev_f(qkv, nq), *d_dout = dev_f(dout, no), *d_qs = dev_f(qs, nc), *d_sl = dev_f(slopes, H);
+    float *d_out = gpu_malloc(sizeof(float) * no), *d_att = gpu_malloc(sizeof(float) * ntp);
+    float *d_dqkv = gpu_malloc(sizeof(float) * nq);
+    float *d_dqs = gpu_malloc(sizeof(float) * nc);
+    float *scr = gpu_malloc(sizeof(float) * gk_attention_scratch(B, T, H, D));
+    gk_attention_fused = plain == 0 ? 2 : 0;
+    gk_attention_plain = plain > 1;
+    gk_attention_split = plain > 2;
+    gk_attention_forward(d_out, d_att, scr, d_qkv, scaled ? d_qs : NULL, d_sl, row, alpha, B, T, H, D);
+    gk_attention_backward(d_dqkv, scaled ? d_dqs : NULL, scr, d_dout, d_qkv, scaled ? d_qs : NULL, d_att, row, alpha,
+                          B, T, H, D);
+    char name[128];
+    const char *rn = row == LCG_ROW_SOFTMAX ? "softmax" : row == LCG_ROW_SPARSEMAX ? "sparsemax" : "entmax";
+    static const char *const path[] = {"", " (cublas)", " (cublas, plain rows)", " (split, plain rows)"};
+    snprintf(name, sizeof name, "attention%s %s a=%.2f %s%s D=%d T=%d", path[plain], rn, alpha,
+             lcg_posenc_at(pos)->name, scaled ? " scaled" : "", D, T);
+    gk_attention_plain = gk_attention_split = 0;
+    gk_attention_fused = 1;
+    char nm[160];
+    float *g_att = unpad(d_att, (size_t)B * H * T, T);
+    snprintf(nm, sizeof nm, "%s: weights", name);
+    check(nm, rel_err(g_att, att, nt), 1e-5);
+    /* the supports agree: exact zeros in the same places (a near-tie could flip one; none here) */
+    size_t flips = 0;
+    for (size_t i = 0; i < nt; i++) flips += (g_att[i] == 0) != (att[i] == 0);
+    if (row != LCG_ROW_SOFTMAX) {
+        snprintf(nm, sizeof nm, "%s: same support (%zu flips)", name, flips);
+        check_true(nm, flips == 0);
+    }
+    snprintf(nm, sizeof nm, "%s: out", name);
+    check(nm, rel_err(host_f(d_out, no), out, no), 1e-5);
+    snprintf(nm, sizeof nm, "%s: dqkv", name);
+    check(nm, rel_err(host_f(d_dqkv, nq), dqkv, nq), 1e-5);
+    if (scaled) {
+        snprintf(nm, sizeof nm, "%s: dqscale", name);
+        check(nm, rel_err(host_f(d_dqs, nc), dqs, nc), 1e-5);
+    }
+}
+
+static void test_attention(void) {
+    int rows[] = {LCG_ROW_SOFTMAX, LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX};
+    double alphas[] = {1.0, 1.5, 1.25, 1.75, 2.0};
+    for (int plain = 0; plain < 4; plain++) {
+        for (int r = 0; r < 5; r++)
+            for (int pos = LCG_POS_NOPE; pos <= LCG_POS_NAPE; pos++)
+                test_attention_case(rows[r], alphas[r], pos, pos != LCG_POS_ALIBI, 16, 45, plain);
+        test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 8, 130, plain); /* rows longer than 64 keys */
+        test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_ALIBI, 1, 32, 70, plain);
+        test_attention_case(LCG_ROW_ENTMAX, 1.25, LCG_POS_NAPE, 1, 16, 1, plain);  /* one key */
+    }
+    /* past 256 keys the fast path hands rows to the plain one */
+    test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 8, 300, 0);
+    test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_ROPE, 0, 8, 257, 0);
+    /* a head dim that is not a multiple of 4 takes the split path */
+    test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 6, 40, 0);
+    /* the fused kernels at their other head dims and their largest T */
+    test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 64, 128, 0);
+    test_attention_case(LCG_ROW_SPARSEMAX, 2.0, LCG_POS_ALIBI, 1, 8, 97, 0);
+    test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_NAPE, 1, 64, 33, 0);
+}
+
+static void test_lenscale(void) {
+    int N = 90, T = 30, C = 24, H = 6;
+    for (int kind = LCG_SCALE_SSMAX; kind <= LCG_SCALE_ADAPT; kind++)
+        for (int h0 = 0; h0 <= H / 2; h0 += H / 2) {
+            int Hs = H - h0;
+            float *a = randn((size_t)N * C, 1), *dc = randn((size_t)N * H, 1), *da = randn((size_t)N * C, 0.1);
+            float *wmem = randn((size_t)2 * C * Hs + 4 * Hs, 0.3), *gmem = randn((size_t)2 * C * Hs + 4 * Hs, 0.1);
+            for (int k = 0; k < Hs; k++) wmem[k] = 0.1f + pcg32_float(&rng); /* beta > 0 */
+            lcg_lenscale_w w = {wmem, wmem + Hs, wmem + 2 * Hs, wmem + 2 * Hs + C * Hs, wmem + 3 * Hs + C * Hs,
+                                wmem + 3 * Hs + 2 * C * Hs};
+            lcg_lenscale_w g = {gmem, gmem + Hs, gmem + 2 * Hs, gmem + 2 * Hs + C * Hs, gmem + 3 * Hs + C * Hs,
+                                gmem + 3 * Hs + 2 * C * Hs};
+            size_t nw = (size_t)2 * C * Hs + 4 * Hs;
+            float *d_w = dev_f(wmem, nw), *d_g = dev_f(gmem, nw), *d_a = dev_f(a, (size_t)N * C);
+            float *d_dc = dev_f(dc, (size_t)N * H), *d_da = dev_f(da, (size_t)N * C);
+            float *d_c = gpu_malloc(sizeof(float) * N * H), *d_z = gpu_malloc(sizeof(float) * N * 2 * Hs);
+            float *d_dz = gpu_malloc(sizeof(float) * N * 2 * Hs);
+            double *part = gpu_malloc(sizeof(double) * gk_colsum_parts(N) * 2 * Hs);
+            gk_lenscale_w dw = {d_w, d_w + Hs, d_w + 2 * Hs, d_w + 2 * Hs + C * Hs, d_w + 3 * Hs + C * Hs,
+                                d_w + 3 * Hs + 2 * C * Hs};
+            gk_lenscale_w dg = {d_g, d_g + Hs, d_g + 2 * Hs, d_g + 2 * Hs + C * Hs, d_g + 3 * Hs + C * Hs,
+                                d_g + 3 * Hs + 2 * C * Hs};
+            float *c = LCG_NEW(float, N * H);
+            lenscale_forward(c, a, &w, kind, h0, N, T, 0, C, H);
+            lenscale_backward(da, &g, dc, a, &w, kind, h0, N, T, 0, C, H);
+            gk_lenscale_forward(d_c, d_z, d_a, &dw, kind, h0, N, T, C, H);
+            gk_lenscale_backward(d_da, &dg, d_dz, part, d_dc, d_z, d_a, &dw, kind, h0, N, T, C, H);
+            char nm[128];
+            snprintf(nm, sizeof nm, "lenscale kind %d h0 %d forward", kind, h0);
+            check(nm, rel_err(host_f(d_c, (size_t)N * H), c, (size_t)N * H), 1e-5);
+            snprintf(nm, sizeof nm, "lenscale kind %d h0 %d backward params", kind, h0);
+            check(nm, rel_err(host_f(d_g, nw), gmem, nw), 1e-5);
+            snprintf(nm, sizeof nm, "lenscale kind %d h0 %d backward input", kind, h0);
+            check(nm, rel_err(host_f(d_da, (size_t)N * C), da, (size_t)N * C), 1e-5);
+        }
+}
+
+static void test_loss_optim(void) {
+    int N = 77, V = 37;
+    float *logits = randn((size_t)N * V, 3), *losses = LCG_NEW(float, N), *dl = LCG_NEW(float, N * V);
+    int *tg = randi(N, V);
+    unsigned char *mask = LCG_NEW(unsigned char, N);
+    for (int n = 0; n < N; n++) mask[n] = pcg32_below(&rng, 4) != 0;
+    crossentropy_forward(losses, logits, tg, mask, N, V);
+    crossentropy_backward(dl, logits, tg, mask, 0.01f, N, V);
+    float *d_l = dev_f(logits, (size_t)N * V), *d_losses = gpu_malloc(sizeof(float) * N);
+    float *d_dl = gpu_malloc(sizeof(float) * N * V);
+    int *d_tg = dev_copy(tg, sizeof(int) * N);
+    unsigned char *d_mask = dev_copy(mask, (size_t)N);
+    gk_crossentropy_forward(d_losses, d_l, d_tg, d_mask, N, V);
+    gk_crossentropy_backward(d_dl, d_l, d_tg, d_mask, 0.01f, N, V);
+    check("crossentropy forward", rel_err(host_f(d_losses, N), losses, N), 1e-5);
+    check("crossentropy backward", rel_err(host_f(d_dl, (size_t)N * V), dl, (size_t)N * V), 1e-5);
+
+    for (int clipping = 0; clipping < 2; clipping++) {
+        size_t n = 100003;
+        float *p = randn(n, 1), *g = randn(n, 0.01), *m0 = randn(n, 0.01), *v0 = randn(n, 0.01);
+        for (size_t i = 0; i < n; i++) v0[i] = v0[i] * v0[i];
+        float *d_p = dev_f(p, n), *d_g = dev_f(g, n), *d_m = dev_f(m0, n), *d_v = dev_f(v0, n);
+        double *d_sq = gpu_malloc(sizeof(double) * (1 + gk_sqsum_parts()));
+        lcg_adamw o;
+        adamw_init(&o, n, 0.9f, 0.99f, 1e-8f, 0.1f);
+        memcpy(o.m, m0, sizeof(float) * n);
+        memcpy(o.v, v0, sizeof(float) * n);
+        o.t = 4;
+        double clip = clipping ? 1.0 : 0.0, norm = grad_clip(g, n, clip);
+        float lr = 0.003f;
+        adamw_update(&o, p, g, lr);
+        long t = 5;
+        float bc1 = (float)(1.0 - pow(0.9f, (double)t)), bc2 = (float)(1.0 - pow(0.99f, (double)t));
+        gk_sqsum(d_sq, d_sq + 1, d_g, n);
+        gk_clip_adamw(d_p, d_g, d_m, d_v, d_sq, clip, 0.9f, 0.99f, 1e-8f, 1.0f - lr * 0.1f, lr / bc1, 1.0f / sqrtf(bc2), n);
+        double sq;
+        gpu_download(&sq, d_sq, sizeof sq);
+        char nm[96];
+        snprintf(nm, sizeof nm, "global grad norm (clip %g)", clip);
+        check(nm, fabs(sqrt(sq) - norm) / norm, 1e-12);
+        snprintf(nm, sizeof nm, "clip + adamw params (clip %g)", clip);
+        check(nm, rel_err(host_f(d_p, n), p, n), 1e-6);
+        snprintf(nm, sizeof nm, "clip + adamw moments (clip %g)", clip);
+        check(nm, rel_err(host_f(d_m, n), o.m, n) + rel_err(host_f(d_v, n), o.v, n), 1e-6);
+        adamw_free(&o);
+    }
+}
+
+/* ---- the whole model ------------------------------------------------------------------------ */
+static void make_batch(int *tok, int *tgt, unsigned char *mask, int B, int T, int V) {
+    for (int i = 0; i < B * T; i++) {
+        tok[i] = (int)pcg32_below(&rng, (uint32_t)V);
+        tgt[i] = (int)pcg32_below(&rng, (uint32_t)V);
+        mask[i] = pcg32_below(&rng, 3) != 0;
+    }
+}
+
+static void test_model_case(int norm, int pos, double alpha) {
+    lcg_config cfg = {.V = 13, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = norm, .pos = pos, .alpha = (float)alpha};
+    lcg_model cm;
+    model_init(&cm, &cfg, 7 + (uint64_t)norm * 10 + (uint64_t)pos);
+    char err[256];
+    gpu_model *gm = gpu_model_create(&cfg, cm.params_mem, GPU_FP32, err, sizeof err);
+    if (!gm) {
+        printf("FAIL gpu_model_create: %s\n", err);
+        n_fail++;
+        model_free(&cm);
+        return;
+    }
+    int B = 3, T = 21, N = B * T;
+    int *tok = LCG_NEW(int, N), *tgt = LCG_NEW(int, N);
+    unsigned char *mask = LCG_NEW(unsigned char, N);
+    make_batch(tok, tgt, mask, B, T, cfg.V);
+    double lc = model_forward(&cm, tok, tgt, mask, B, T);
+    model_zero_grad(&cm);
+    model_backward(&cm);
+    double lg = gpu_model_forward(gm, tok, tgt, mask, B, T);
+    gpu_model_zero_grad(gm);
+    gpu_model_backward(gm);
+    float *gg = LCG_NEW(float, cm.n_params);
+    gpu_model_get_grads(gm, gg);
+    char name[160];
+    const char *nn = lcg_normalizer_at(norm)->name, *pn = lcg_posenc_at(pos)->name;
+    snprintf(name, sizeof name, "model %s a=%.2f %s: loss", nn, alpha, pn);
+    check(name, fabs(lg - lc) / fabs(lc), 1e-5);
+    double worst = 0;
+    const char *wn = "";
+    size_t off = 0;
+    for (int i = 0; i < LCG_N_PARAM_TENSORS; off += cm.sizes[i++]) {
+        if (!cm.sizes[i]) continue;
+        double e = rel_err(gg + off, cm.grads_mem + off, cm.sizes[i]);
+        if (!(e <= worst)) worst = e, wn = lcg_param_names[i];
+    }
+    snprintf(name, sizeof name, "model %s a=%.2f %s: every gradient (worst %s)", nn, alpha, pn, wn);
+    check(name, worst, 1e-5);
+    if (!(worst <= worst_model)) worst_model = worst;
+    lcg_free(gg);
+    lcg_free(tok);
+    lcg_free(tgt);
+    lcg_free(mask);
+    gpu_model_destroy(gm);
+    model_free(&cm);
+}
+
+static void test_model(void) {
+    for (int norm = 0; norm < LCG_NORM_COUNT; norm++)
+        for (int pos = 0; pos < LCG_POS_COUNT; pos++)
+            test_model_case(norm, pos, lcg_normalizer_at(norm)->alpha_def);
+    test_model_case(LCG_NORM_ENTMAX, LCG_POS_NAPE, 1.25);
+    gk_attention_fused = 0; /* the cuBLAS attention path in the whole model */
+    test_model_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 1.5);
+    test_model_case(LCG_NORM_SOFTMAX, LCG_POS_ROPE, 1.0);
+    gk_attention_fused = 1;
+    test_model_case(LCG_NORM_ASENTMAX, LCG_POS_ROPE, 1.75);
+}
+
+/* checkpoints move both ways: GPU state -> CPU, one more step on each from it agrees; the host
+ * copies round-trip bitwise; a NaN planted in a weight is found where the CPU finds it */
+static void test_interchange(void) {
+    lcg_config cfg = {.V = 13, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = LCG_NORM_ASENTMAX,
+                      .pos = LCG_POS_NAPE, .alpha = 1.5f};
+    lcg_model cm;
+    model_init(&cm, &cfg, 5);
+    char err[256];
+    gpu_model *gm = gpu_model_create(&cfg, cm.params_mem, GPU_FP32, err, sizeof err);
+    if (!gm) lcg_die("%s", err);
+    gpu_adamw_init(gm, 0.9f, 0.99f, 1e-8f, 0.01f);
+    int B = 4, T = 15, N = B * T;
+    size_t np = cm.n_params;
+    int *tok = LCG_NEW(int, N), *tgt = LCG_NEW(int, N);
+    unsigned char *mask = LCG_NEW(unsigned char, N);
+    for (int s = 0; s < 5; s++) {
+        make_batch(tok, tgt, mask, B, T, cfg.V);
+        gpu_model_forward(gm, tok, tgt, mask, B, T);
+        gpu_model_zero_grad(gm);
+        gpu_model_backward(gm);
+        gpu_adamw_step(gm, 1e-2f, 1.0);
+    }
+    lcg_adamw o;
+    adamw_init(&o, np, 0.9f, 0.99f, 1e-8f, 0.01f);
+    gpu_model_get_params(gm, cm.params_mem);
+    gpu_adamw_get_state(gm, o.m, o.v, &o.t);
+    float *p2 = LCG_NEW(float, np), *m2 = LCG_NEW(float, np), *v2 = LCG_NEW(float, np);
+    long t2;
+    gpu_model_set_params(gm, cm.params_mem);
+    gpu_adamw_set_state(gm, o.m, o.v, o.t);
+    gpu_model_get_params(gm, p2);
+    gpu_adamw_get_state(gm, m2, v2, &t2);
+    check_true("checkpoint: params and AdamW state round-trip bitwise",
+               !memcmp(p2, cm.params_mem, sizeof(float) * np) && !memcmp(m2, o.m, sizeof(float) * np) &&
+                   !memcmp(v2, o.v, sizeof(float) * np) && t2 == o.t && t2 == 5);
+    make_batch(tok, tgt, mask, B, T, cfg.V);
+    double lc = model_forward(&cm, tok, tgt, mask, B, T), lg = gpu_model_forward(gm, tok, tgt, mask, B, T);
+    model_zero_grad(&cm), model_backward(&cm);
+    gpu_model_zero_grad(gm), gpu_model_backward(gm);
+    grad_clip(cm.grads_mem, np, 1.0);
+    adamw_update(&o, cm.params_mem, cm.grads_mem, 1e-2f);
+    gpu_adamw_step(gm, 1e-2f, 1.0);
+    gpu_model_get_params(gm, p2);
+    check("checkpoint: GPU state continued on the CPU, loss", fabs(lg - lc) / fabs(lc), 1e-5);
+    check("checkpoint: GPU state continued on the CPU, next parameters", rel_err(p2, cm.params_mem, np), 1e-5);
+    /* a NaN in layer 1's q/k/v weights */
+    size_t off = 0;
+    for (int i = 0; i < LCG_P_WQKV; i++) off += cm.sizes[i];
+    cm.params_mem[off + cm.sizes[LCG_P_WQKV] / 2 + 3] = NAN;
+    gpu_model_set_params(gm, cm.params_mem);
+    double lnan = gpu_model_forward(gm, tok, tgt, mask, B, T);
+    model_forward(&cm, tok, tgt, mask, B, T);
+    char wg[160], wc[160];
+    int lgpu = gpu_model_find_nonfinite(gm, wg, sizeof wg), lcpu = model_find_nonfinite(&cm, wc, sizeof wc);
+    char name[400];
+    snprintf(name, sizeof name, "non-finite loss %g traced to '%s' (layer %d), as the CPU: '%s' (layer %d)", lnan, wg,
+             lgpu, wc, lcpu);
+    check_true(name, !isfinite(lnan) && lgpu == lcpu && lgpu == 1 && !strcmp(wg, wc));
+    adamw_free(&o);
+    lcg_free(p2), lcg_free(m2), lcg_free(v2), lcg_free(tok), lcg_free(tgt), lcg_free(mask);
+    gpu_model_destroy(gm);
+    model_free(&cm);
+}
+
+/* ---- training -------------------------------------------------------------------------------- */
+/* a copy task: [src(S) SEP src(S)], predicting the copy; V-1 is SEP */
+static void copy_batch(pcg32 *r, int *tok, int *tgt, unsigned char *mask, int B, int S, int V) {
+    int T = 2 * S + 1;
+    for (int b = 0; b < B; b++) {
+        int *t = tok + b * T;
+        for (int i = 0; i < S; i++) t[i] = t[S + 1 + i] = (int)pcg32_below(r, (uint32_t)(V - 1));
+        t[S] = V - 1;
+        for (int i = 0; i < T; i++) {
+            tgt[b * T + i] = i + 1 < T ? t[i + 1] : 0;
+            mask[b * T + i] = i >= S && i + 1 < T;
+        }
+    }
+}
+
+/* steps of training on the GPU; losses[steps], final params into p_out */
+static void train_gpu(const lcg_config *cfg, const float *init, int steps, double *losses, float *p_out) {
+    char err[256];
+    gpu_model *gm = gpu_model_create(cfg, init, GPU_FP32, err, sizeof err);
+    if (!gm) lcg_die("%s", err);
+    gpu_adamw_init(gm, 0.9f, 0.99f, 1e-8f, 0.01f);
+    int B = 16, S = 12, T = 2 * S + 1;
+    int *tok = LCG_NEW(int, B * T), *tgt = LCG_NEW(int, B * T);
+    unsigned char *mask = LCG_NEW(unsigned char, B * T);
+    pcg32 r = pcg32_derive(11, "copy", 0);
+    for (int s = 0; s < steps; s++) {
+        copy_batch(&r, tok, tgt, mask, B, S, cfg->V);
+        losses[s] = gpu_model_forward(gm, tok, tgt, mask, B, T);
+        gpu_model_zero_grad(gm);
+        gpu_model_backward(gm);
+        gpu_adamw_step(gm, (float)(3e-3 * lr_cosine(s, 20, steps)), 1.0);
+    }
+    gpu_model_get_params(gm, p_out);
+    gpu_model_destroy(gm);
+    lcg_free(tok);
+    lcg_free(tgt);
+    lcg_free(mask);
+}
+
+static void test_training(int norm, int pos) {
+    int steps = 200;
+    lcg_config cfg = {.V = 12, .L = 2, .C = 64, .H = 4, .D = 16, .F = 128, .norm = norm, .pos = pos,
+                      .alpha = (float)lcg_normalizer_at(norm)->alpha_def};
+    lcg_model cm;
+    model_init(&cm, &cfg, 99);
+    float *init = dup_f(cm.params_mem, cm.n_params);
+    lcg_adamw o;
+    adamw_init(&o, cm.n_params, 0.9f, 0.99f, 1e-8f, 0.01f);
+    int B = 16, S = 12, T = 2 * S + 1;
+    int *tok = LCG_NEW(int, B * T), *tgt = LCG_NEW(int, B * T);
+    unsigned char *mask = LCG_NEW(unsigned char, B * T);
+    pcg32 r = pcg32_derive(11, "copy", 0);
+    double *lc = LCG_NEW(double, steps), *lg = LCG_NEW(double, steps), *lg2 = LCG_NEW(double, steps);
+    for (int s = 0; s < steps; s++) {
+        copy_batch(&r, tok, tgt, mask, B, S, cfg.V);
+        lc[s] = model_forward(&cm, tok, tgt, mask, B, T);
+        model_zero_grad(&cm);
+        model_backward(&cm);
+        grad_clip(cm.grads_mem, cm.n_params, 1.0);
+        adamw_update(&o, cm.params_mem, cm.grads_mem, (float)(3e-3 * lr_cosine(s, 20, steps)));
+    }
+    float *pg = LCG_NEW(float, cm.n_params), *pg2 = LCG_NEW(float, cm.n_params);
+    train_gpu(&cfg, init, steps, lg, pg);
+    double worst = 0;
+    int at = 0;
+    for (int s = 0; s < steps; s++) {
+        double e = fabs(lg[s] - lc[s]) / fabs(lc[s]);
+        if (!(e <= worst)) worst = e, at = s;
+    }
+    char name[160];
+    snprintf(name, sizeof name, "train %s %s %d steps: loss %.4f -> %.4f, worst step %d", lcg_normalizer_at(norm)->name,
+             lcg_posenc_at(pos)->name, steps, lc[0], lc[steps - 1], at + 1);
+    check(name, worst, 1e-4);
+    if (!(worst <= worst_train)) worst_train = worst;
+    snprintf(name, sizeof name, "train %s %s: final parameters", lcg_normalizer_at(norm)->name, lcg_posenc_at(pos)->name);
+    check(name, rel_err(pg, cm.params_mem, cm.n_params), 1e-3);
+    train_gpu(&cfg, init, steps, lg2, pg2);
+    snprintf(name, sizeof name, "train %s %s: a repeated GPU run is bitwise identical", lcg_normalizer_at(norm)->name,
+             lcg_posenc_at(pos)->name);
+    check_true(name, memcmp(lg, lg2, sizeof(double) * steps) == 0 && memcmp(pg, pg2, sizeof(float) * cm.n_params) == 0);
+    adamw_free(&o);
+    model_free(&cm);
+}
+
+int main(int argc, char **argv) {
+    char why[256];
+    if (!gpu_device_usable(why, sizeof why)) {
+        printf("SKIP: no CUDA device (%s)\n", why);
+        return 0;
+    }
+    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    printf("device: %s\n", gpu_device_name());
+    gk_init(GPU_FP32);
+    rng = pcg32_derive(2026, "test_gpu", 0);
+    test_encoder();
+    test_rmsnorm();
+    test_matmul();
+    test_geglu();
+    test_rope();
+    test_attention();
+    test_lenscale();
+    test_loss_optim();
+    test_model();
+    test_interchange();
+    if (!quick) {
+        test_training(LCG_NORM_SOFTMAX, LCG_POS_ROPE);
+        test_training(LCG_NORM_ASENTMAX, LCG_POS_NAPE);
+        test_training(LCG_NORM_ENTMAX, LCG_POS_ALIBI);
+    }
+    printf("worst model gradient rel err %.3e, worst training loss rel err %.3e\n", worst_model, worst_train);
+    printf("%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}

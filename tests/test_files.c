@@ -1,0 +1,201 @@
+/*
+ * test_files.c: results are never lost (issue 17), end to end through ./lcgbench.
+ *
+ * Covers: concurrent writers of one CSV (20 runs at once, two sweeps on one grid: every row
+ * exactly once, the sweeps splitting the cells); outputs that are not regular files (a device,
+ * a FIFO, a directory, a symlink to a device, a dangling symlink: one-line refusals before any
+ * work, nothing replaced) and a symlink to a regular file (its target updated, the link kept);
+ * --save onto --out's file or onto a file that is not a checkpoint (refused, the file intact);
+ * readers that meet lying fields (table and regress name file:line; a header-only baseline
+ * fails the guard), an append to a CSV whose rows have the wrong field count, a UTF-8 BOM.
+ *
+ * Does not cover: locks on network file systems (flock and OFD locks are local-node only).
+ */
+#include "testutil.h"
+
+#include <sys/wait.h>
+
+#define LCG "./lcgbench"
+#define T                                                                                                 \
+    "--layers 1 --dim 16 --heads 2 --head-dim 8 --ffn 32 --steps 20 --warmup 2 --batch 8 --len 6 --vary 2 " \
+    "--eval-samples 8 --max-len 16 --threads 1 --quiet"
+
+static tu_result R;
+
+/* rows (lines after the header) of path holding `needle`; -1 if it cannot be read */
+static int count_rows(const char *path, const char *needle) {
+    char *s = tu_read_all(path, NULL);
+    if (!s) return -1;
+    int n = 0;
+    for (char *line = strchr(s, '\n'); line && line[1]; line = strchr(line + 1, '\n'))
+        if (!needle || strstr(line + 1, needle)) n++;
+    free(s);
+    return n;
+}
+
+START_TEST(concurrent_runs_keep_every_row) {
+    char d[64], cmd[4096];
+    tu_tmpdir(d, sizeof d);
+    snprintf(cmd, sizeof cmd,
+             "for s in $(seq 1 20); do " LCG " run " T " --seed $s --out %s/c.csv >/dev/null 2>&1 & done; wait", d);
+    ck_assert_int_eq(tu_run(&R, "%s", cmd), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/c.csv", d);
+    ck_assert_int_eq(count_rows(path, NULL), 40); /* 20 runs x 2 lengths */
+    /* each seed exactly twice (lengths 8 and 16) */
+    tu_csv_doc doc;
+    tu_csv_load(path, &doc);
+    int c_seed = tu_csv_col(&doc, "seed"), seen[21] = {0};
+    for (int r = 1; r < doc.rows; r++) seen[atoi(doc.cell[r][c_seed])]++;
+    for (int s = 1; s <= 20; s++) ck_assert_msg(seen[s] == 2, "seed %d has %d rows", s, seen[s]);
+    tu_csv_free(&doc);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+START_TEST(concurrent_sweeps_split_the_cells) {
+    char d[64], cmd[4096];
+    tu_tmpdir(d, sizeof d);
+    snprintf(cmd, sizeof cmd,
+             "for k in 1 2; do " LCG " sweep --attn softmax,ssmax,entmax,sparsemax --seed 1,2,3 " T
+             " --out %s/s.csv >/dev/null 2>%s/err$k & done; wait",
+             d, d);
+    ck_assert_int_eq(tu_run(&R, "%s", cmd), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/s.csv", d);
+    tu_csv_doc doc;
+    tu_csv_load(path, &doc);
+    ck_assert_int_eq(doc.rows, 1 + 24); /* 12 cells x 2 lengths, each once */
+    int c_id = tu_csv_col(&doc, "run_id"), c_len = tu_csv_col(&doc, "eval_len");
+    for (int a = 1; a < doc.rows; a++)
+        for (int b = a + 1; b < doc.rows; b++)
+            ck_assert_msg(strcmp(doc.cell[a][c_id], doc.cell[b][c_id]) || strcmp(doc.cell[a][c_len], doc.cell[b][c_len]),
+                          "row %d repeats row %d", b, a);
+    tu_csv_free(&doc);
+    /* a third sweep finds everything done */
+    tu_expect_status(&R, 0, LCG " sweep --attn softmax,ssmax,entmax,sparsemax --seed 1,2,3 " T " --out %s", path);
+    ck_assert_ptr_nonnull(strstr(R.err, "12 already in"));
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+START_TEST(special_outputs_refused_before_work) {
+    char d[64];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_status(&R, 0, "cd %s && mkfifo fifo && ln -s /dev/full full && ln -s gone.csv dangling && mkdir dir", d);
+    const char *cases[][2] = {{"/dev/null", "is a device"}, {"fifo", "is a FIFO"}, {"full", "which is a device"},
+                              {"dangling", "missing file"}, {"dir", "is a directory"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *o = cases[i][0][0] == '/' ? cases[i][0] : NULL;
+        char out[128];
+        snprintf(out, sizeof out, "%s/%s", d, cases[i][0]);
+        tu_expect_fail(&R, 1, NULL, cases[i][1], i == 3 ? "target" : "regular files", "timeout 60 " LCG " run " T " --out %s",
+                       o ? o : out);
+        tu_expect_fail(&R, 1, NULL, cases[i][1], NULL, "timeout 60 " LCG " run " T " --out %s/ok.csv --save %s", d,
+                       o ? o : out);
+    }
+    struct stat st;
+    ck_assert_int_eq(stat("/dev/null", &st), 0);
+    ck_assert(S_ISCHR(st.st_mode));
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+START_TEST(symlinked_csv_updates_its_target) {
+    char d[64];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_status(&R, 0, LCG " run " T " --out %s/real.csv", d);
+    tu_expect_status(&R, 0, "ln -s real.csv %s/link.csv", d);
+    tu_expect_status(&R, 0, LCG " run " T " --seed 2 --out %s/link.csv", d);
+    char path[128];
+    snprintf(path, sizeof path, "%s/link.csv", d);
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert_msg(S_ISLNK(st.st_mode), "the link was replaced");
+    snprintf(path, sizeof path, "%s/real.csv", d);
+    ck_assert_int_eq(count_rows(path, NULL), 4);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+START_TEST(save_never_destroys_results) {
+    char d[64], path[128];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_status(&R, 0, LCG " run " T " --out %s/prev.csv", d);
+    snprintf(path, sizeof path, "%s/prev.csv", d);
+    size_t n0 = 0;
+    char *before = tu_read_all(path, &n0);
+    tu_expect_fail(&R, 1, NULL, "same file", NULL, LCG " run " T " --out %s/prev.csv --save %s/prev.csv", d, d);
+    tu_expect_fail(&R, 1, NULL, "not a lcgbench checkpoint", NULL, LCG " run " T " --out %s/new.csv --save %s/prev.csv",
+                   d, d);
+    size_t n1 = 0;
+    char *after = tu_read_all(path, &n1);
+    ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
+    free(before), free(after);
+    /* a checkpoint is overwritten as before */
+    tu_expect_status(&R, 0, LCG " run " T " --out %s/a.csv --save %s/m.ckpt", d, d);
+    tu_expect_status(&R, 0, LCG " run " T " --seed 3 --out %s/a.csv --save %s/m.ckpt", d, d);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+/* replaces field `col` of data row `row` (1-based after the header) of path with `val` */
+static void set_field(const char *path, int row, const char *col, const char *val) {
+    tu_csv_doc doc;
+    tu_csv_load(path, &doc);
+    int c = tu_csv_col(&doc, col);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (int r = 0; r < doc.rows; r++)
+        for (int k = 0; k < doc.cols[r]; k++)
+            fprintf(f, "%s%c", r == row && k == c ? val : doc.cell[r][k], k == doc.cols[r] - 1 ? '\n' : ',');
+    fclose(f);
+    tu_csv_free(&doc);
+}
+
+START_TEST(readers_reject_lying_fields) {
+    char d[64], path[128], base[128];
+    tu_tmpdir(d, sizeof d);
+    snprintf(path, sizeof path, "%s/r.csv", d);
+    snprintf(base, sizeof base, "%s/base.csv", d);
+    tu_expect_status(&R, 0, LCG " run " T " --out %s", path);
+    tu_expect_status(&R, 0, "cp %s %s", path, base);
+    const char *bad[] = {"", "abc", "nan", "1.5", "-0.1", "0.5x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tu_expect_status(&R, 0, "cp %s %s/t.csv", base, d);
+        char t[128];
+        snprintf(t, sizeof t, "%s/t.csv", d);
+        set_field(t, 2, "exact_match", bad[i]);
+        tu_expect_fail(&R, 1, NULL, "t.csv:3", "exact_match", LCG " table %s", t);
+        tu_expect_fail(&R, 2, NULL, "t.csv:3", "exact_match", LCG " regress --baseline %s %s", t, path);
+        tu_expect_status(&R, 0, "cp %s %s", base, t);
+        set_field(t, 1, "exact_lo", bad[i]);
+        tu_expect_fail(&R, 2, NULL, "t.csv:2", "exact_lo", LCG " regress --baseline %s %s", t, path);
+    }
+    /* a header-only baseline: nothing to compare fails */
+    tu_expect_status(&R, 0, "head -1 %s > %s/h.csv", base, d);
+    tu_expect_fail(&R, 2, NULL, "no rows", NULL, LCG " regress --baseline %s/h.csv %s", d, path);
+    /* an append to a CSV whose rows have the wrong field count */
+    tu_expect_status(&R, 0, "cp %s %s/f.csv && printf 'x,y\\n' >> %s/f.csv", base, d, d);
+    tu_expect_fail(&R, 1, NULL, "row 4 has 2 fields", NULL, LCG " run " T " --seed 5 --out %s/f.csv", d);
+    /* a UTF-8 byte-order mark (as spreadsheets write) is read through */
+    tu_expect_status(&R, 0, "printf '\\357\\273\\277' > %s/b.csv && cat %s >> %s/b.csv", d, base, d);
+    tu_expect_status(&R, 0, LCG " table %s/b.csv", d);
+    tu_expect_status(&R, 0, LCG " run " T " --seed 6 --out %s/b.csv", d);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("files");
+    TCase *tc = tcase_create("files");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, concurrent_runs_keep_every_row);
+    tcase_add_test(tc, concurrent_sweeps_split_the_cells);
+    tcase_add_test(tc, special_outputs_refused_before_work);
+    tcase_add_test(tc, symlinked_csv_updates_its_target);
+    tcase_add_test(tc, save_never_destroys_results);
+    tcase_add_test(tc, readers_reject_lying_fields);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
