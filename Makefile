@@ -70,7 +70,7 @@ deps:
 	@missing=$$(for p in $(DEPS_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 # records the compiler and flags; rewritten (so everything rebuilds) only when they change
@@ -188,7 +188,7 @@ $(VG_DIR)/lcgbench: $(VG_OBJS)
 	$(CC) $(VG_FLAGS) -o $@ $^ $(LDLIBS)
 
 valgrind: deps
-	@dpkg -s valgrind >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind)
+	@dpkg -s valgrind >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends valgrind)
 	@$(MAKE) --no-print-directory $(VG_DIR)/lcgbench
 	@d=$$(mktemp -d); fail=0; export OMP_NUM_THREADS=2; \
 	$(VALGRIND) $(VG_DIR)/lcgbench run --task recall --attn asentmax --pos nape $(ASAN_RUN) --out $$d/r.csv --save $$d/m.ckpt --checkpoint-every 7 >/dev/null || fail=1; \
@@ -214,23 +214,27 @@ bench: deps
 
 # ---- results: the mini grid, its table and figures, the CI regression guard --------------
 # RESULTS: a directory holding result CSVs (*.csv); `make report` writes its table.{md,csv,tex}
-# and `make plots` its figures/ (gnuplot, PNG and SVG) from them
+# and `make plots` its figures/ (gnuplot, PNG and SVG) from them into REPORT: a scratch folder
+# under $(BUILD) unless named, so nothing committed is rewritten by accident
+# (`make report RESULTS=results/mini REPORT=results/mini` refreshes the committed one)
 RESULTS ?= results/mini
+REPORT ?= $(BUILD)/report/$(subst /,_,$(RESULTS))
 RUNS = $(filter-out $(RESULTS)/table.csv,$(wildcard $(RESULTS)/*.csv))
 plots: $(BIN)lcgbench
 	@dpkg -s gnuplot-nox >/dev/null 2>&1 || dpkg -s gnuplot >/dev/null 2>&1 || \
-	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gnuplot-nox)
-	./$(BIN)lcgbench table --format dat --out $(RESULTS)/plots $(RUNS)
-	@mkdir -p $(RESULTS)/figures
-	@for d in $(RESULTS)/plots/*.dat; do t=$$(basename $$d .dat); \
-	  gnuplot -e "data='$$d'; out='$(RESULTS)/figures/$$t'; task='$$t'" plots/accuracy.gp || exit 1; \
-	  gnuplot -e "data='$$d'; out='$(RESULTS)/figures/$$t-attn'; task='$$t'" plots/diagnostics.gp || exit 1; \
-	done; echo "figures in $(RESULTS)/figures"
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends gnuplot-nox)
+	@mkdir -p $(REPORT)/figures
+	./$(BIN)lcgbench table --format dat --out $(REPORT)/plots $(RUNS)
+	@for d in $(REPORT)/plots/*.dat; do t=$$(basename $$d .dat); \
+	  gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t'; task='$$t'" plots/accuracy.gp || exit 1; \
+	  gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-attn'; task='$$t'" plots/diagnostics.gp || exit 1; \
+	done; echo "figures in $(REPORT)/figures"
 
 report: $(BIN)lcgbench plots
-	./$(BIN)lcgbench table --format md --out $(RESULTS)/table.md $(RUNS)
-	./$(BIN)lcgbench table --format csv --out $(RESULTS)/table.csv $(RUNS)
-	./$(BIN)lcgbench table --format latex --out $(RESULTS)/table.tex $(RUNS)
+	./$(BIN)lcgbench table --format md --out $(REPORT)/table.md $(RUNS)
+	./$(BIN)lcgbench table --format csv --out $(REPORT)/table.csv $(RUNS)
+	./$(BIN)lcgbench table --format latex --out $(REPORT)/table.tex $(RUNS)
+	@echo "report in $(REPORT)"
 
 # the committed mini grid (hours on a 2-core machine; resumable: rerun to continue)
 mini: deps
@@ -292,7 +296,7 @@ fuzz-deps:
 	@missing=$$(for p in $(FUZZ_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 fuzz-build: deps fuzz-deps

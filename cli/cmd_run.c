@@ -178,6 +178,16 @@ static void parse_eval_lens(const cli_ctx *cx, lcg_run_cfg *c, const char *s) {
         p = *end ? end + 1 : end;
     }
     if (!c->n_rungs) cli_usage_error(cx, "--eval-lens: empty list");
+    /* ascending, each length once (a row per length: duplicates would be rows merge rejects) */
+    for (int i = 1; i < c->n_rungs; i++)
+        for (int j = i; j > 0 && c->rungs[j] < c->rungs[j - 1]; j--) {
+            int t = c->rungs[j];
+            c->rungs[j] = c->rungs[j - 1], c->rungs[j - 1] = t;
+        }
+    int n = 0;
+    for (int i = 0; i < c->n_rungs; i++)
+        if (!n || c->rungs[i] != c->rungs[n - 1]) c->rungs[n++] = c->rungs[i];
+    c->n_rungs = n;
 }
 
 static long mem_available_bytes(void) {
@@ -334,6 +344,14 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         cli_usage_error(s->cx, "evaluating length %d needs about %.1f GiB (%d threads), more than the %.1f GiB "
                     "available; lower --max-len, --eval-samples or --threads",
                     longest, need / (1 << 30), c.threads, (double)avail / (1 << 30));
+    if (!c.load && strcmp(c.backend, "cpu") == 0) { /* and training: the batch's activations, parameters, AdamW */
+        int T = seq_max_input(&c.task, c.len + c.vary);
+        size_t psz[LCG_N_PARAM_TENSORS];
+        double train = (double)model_train_bytes(&c.model, c.batch, T) + 2.0 * sizeof(float) * lcg_param_sizes(&c.model, psz);
+        if (avail > 0 && train > 0.9 * (double)avail)
+            cli_usage_error(s->cx, "training --batch %d at length %d needs about %.1f GiB, more than the %.1f GiB available; "
+                            "lower --batch or --len", c.batch, T, train / (1 << 30), (double)avail / (1 << 30));
+    }
 
     /* where a resumable checkpoint goes: --save, else the --resume file, else beside the CSV */
     if (!c.load) {
@@ -436,8 +454,11 @@ static int run_execute(run_setup *s) {
             char kept[4400] = "";
             if (!c.load && !c.save && train_checkpoint(b, &tr.state, 0, c.ckpt, note, err, sizeof err) != 0)
                 lcg_die("%s", err);
-            if (!c.load)
-                snprintf(kept, sizeof kept, "; the trained model is in '%s': 'lcgbench run --resume %s' evaluates it", c.ckpt, c.ckpt);
+            if (!c.load) {
+                char cmd[4096];
+                run_resume_command(&c, c.ckpt, cmd, sizeof cmd);
+                snprintf(kept, sizeof kept, "; the trained model is in '%s': '%.4000s' evaluates it", c.ckpt, cmd);
+            }
             fprintf(stderr, "lcgbench %s: %s while evaluating length %d; no rows written%s\n", s->cx->cmd,
                     sig == SIGINT ? "interrupted" : "terminated", lens[i], kept);
             lcg_backend_destroy(b);

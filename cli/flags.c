@@ -94,8 +94,7 @@ void cli_parse_args(const cli_ctx *cx, cli_flag *fl, int n_fl, int argc, char **
         size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         cli_flag *f = cli_find_flag(fl, n_fl, a + 2, len);
         if (!f) cli_usage_error(cx, "unknown flag '--%.*s'", (int)len, a + 2);
-        if (f->set) cli_usage_error(cx, "--%s given twice", f->name);
-        f->set = 1;
+        f->set = 1; /* given twice: the last wins, as with getopt and argparse (scripts append overrides) */
         if (f->kind == FL_BOOL) {
             if (eq) cli_usage_error(cx, "--%s takes no value", f->name);
             *(int *)f->ptr = 1;

@@ -139,16 +139,40 @@ static void free_section(sw_section *s) {
 }
 
 /* whether the CSV rows hold every row of cell c */
-static int row_done(const lcg_csv *t, int c_id, int c_len, const sw_cell *c) {
-    char id[32];
+/* whether every row of cell c is in t; if only some are, narrows c to the missing lengths */
+static int row_done(const lcg_csv *t, int c_id, int c_len, sw_cell *c) {
+    char id[32], missing[512] = "";
     snprintf(id, sizeof id, "%016llx", (unsigned long long)c->info.run_id);
+    int have = 0, n_miss = 0, miss[LCG_MAX_RUNGS];
     for (int k = 0; k < c->info.n_rows; k++) {
         int found = 0;
         for (long r = 0; r < t->n_rows && !found; r++)
             found = strcmp(t->rows[r][c_id], id) == 0 && atoi(t->rows[r][c_len]) == c->info.lens[k];
-        if (!found) return 0;
+        if (found) have++;
+        else miss[n_miss++] = c->info.lens[k];
     }
-    return 1;
+    if (have == 0 || n_miss == 0) return n_miss == 0;
+    size_t off = 0;
+    for (int k = 0; k < n_miss; k++) off += (size_t)snprintf(missing + off, sizeof missing - off, "%s%d", k ? "," : "", miss[k]);
+    snprintf(c->missing, sizeof c->missing, "%s", missing);
+    memcpy(c->info.lens, miss, sizeof(int) * (size_t)n_miss);
+    c->info.n_rows = n_miss;
+    int at = -1; /* the cell's own --eval-lens, if any, gives way */
+    for (int i = 0; i < c->argc; i++)
+        if (strcmp(c->argv[i], "--eval-lens") == 0 && i + 1 < c->argc) at = i;
+        else if (strncmp(c->argv[i], "--eval-lens=", 12) == 0) c->argv[i] = "--eval-lens", at = -2 - i;
+    if (at <= -2) { /* --eval-lens=v became two words: shift the rest up */
+        int i = -2 - at;
+        memmove(&c->argv[i + 2], &c->argv[i + 1], sizeof(char *) * (size_t)(c->argc - i - 1));
+        c->argc++;
+        at = i;
+    }
+    if (at < 0) {
+        c->argv[c->argc++] = "--eval-lens";
+        at = c->argc++ - 1;
+    }
+    c->argv[at + 1] = c->missing;
+    return 0;
 }
 
 int sw_mark_done(sw_grid *g, const char *path) {

@@ -17,6 +17,7 @@ typedef struct {
     char desc[256];                   /* e.g. "copy softmax nape seed 1" */
     lcg_run_info info;                /* its run id, eval lengths and output CSV */
     int done;                         /* its rows are already in the output CSV */
+    char missing[512];                /* some are: the lengths still to evaluate (--eval-lens) */
     int mine;                         /* in this shard (every cell without --shard) */
 } sw_cell;
 
@@ -43,7 +44,9 @@ typedef struct {
 int sw_grid_build(sw_grid *g, cli_ctx *cx, int mode, int argc, char **argv);
 void sw_grid_free(sw_grid *g);
 /* marks the cells whose every row (run id, eval length) is in the CSV at path, which need not
- * exist; returns how many, or -1 after a printed error */
+ * exist; returns how many, or -1 after a printed error. A cell with only some of its rows there
+ * (its ladder grew since: a larger --max-len) is narrowed to the lengths missing (--eval-lens),
+ * so running it again (the same model: training is deterministic) adds just those rows */
 int sw_mark_done(sw_grid *g, const char *path);
 
 /* ranks in the MPI job that started this process according to its launcher's environment

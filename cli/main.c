@@ -83,14 +83,26 @@ static int cmd_help(cli_ctx *cx, int argc, char **argv) {
         for (int p = 0; lcg_preset_at(p); p++) {
             const char *name = lcg_preset_at(p);
             printf("%s:\n", name);
-            for (int i = 0; lcg_task_at(i); i++) {
+            for (int i = 0; lcg_task_at(i); i++) { /* each key once, as it applies: the first setting wins */
                 printf("  %-10s", lcg_task_at(i)->name);
-                const char *set;
-                for (int k = 0; (set = lcg_preset_settings(name, lcg_task_at(i)->name, k)); k++) printf(" %s", set);
+                const char *set, *keys[64];
+                int n_keys = 0;
+                for (int k = 0; (set = lcg_preset_settings(name, lcg_task_at(i)->name, k)); k++)
+                    for (const char *p = set; *p;) {
+                        size_t len = strcspn(p, ";"), kl = strcspn(p, "=");
+                        int seen = 0;
+                        for (int j = 0; j < n_keys && !seen; j++)
+                            seen = strncmp(keys[j], p, kl) == 0 && (keys[j][kl] == '=' || keys[j][kl] == ';' || !keys[j][kl]);
+                        if (!seen && n_keys < 64) {
+                            keys[n_keys++] = p;
+                            printf("%s%.*s", n_keys == 1 ? " " : ";", (int)len, p);
+                        }
+                        p += len + (p[len] == ';');
+                    }
                 printf("\n");
             }
         }
-        printf("(a task's own settings come first and win; flags given on the command line win over both)\n");
+        printf("(the settings that apply, a task's own over the preset's; flags on the command line win over both)\n");
         return 0;
     }
     if (strcmp(t, "tasks") == 0) {
@@ -132,6 +144,8 @@ int cli_main(cli_ctx *cx, int argc, char **argv) {
     for (int i = 0; i < N_COMMANDS; i++)
         if (strcmp(cmd, commands[i].name) == 0) {
             cx->cmd = commands[i].name;
+            for (int k = 2; k < argc; k++) /* -h: the short form every tool takes */
+                if (strcmp(argv[k], "-h") == 0) argv[k] = "--help";
             return commands[i].fn(cx, argc - 2, argv + 2);
         }
     fprintf(stderr, "lcgbench: unknown command '%s' (see 'lcgbench --help')\n", cmd);

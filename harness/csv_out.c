@@ -50,6 +50,36 @@ void run_cfg_string(const lcg_run_cfg *c, char *out, size_t n) {
     }
 }
 
+/* a path as one shell word */
+static void shell_word(const char *s, char *out, size_t n) {
+    if (!strpbrk(s, " \t\n'\"\\$`*?[]{}()<>|&;#~!")) {
+        snprintf(out, n, "%s", s);
+        return;
+    }
+    size_t k = 0;
+    if (k < n) out[k++] = '\'';
+    for (; *s && k + 5 < n; s++)
+        if (*s == '\'') k += (size_t)snprintf(out + k, n - k, "'\\''");
+        else out[k++] = *s;
+    if (k + 1 < n) out[k++] = '\'';
+    out[k < n ? k : n - 1] = '\0';
+}
+
+void run_resume_command(const lcg_run_cfg *c, const char *ckpt, char *out, size_t n) {
+    char w_ck[1100], w_out[1100];
+    shell_word(ckpt, w_ck, sizeof w_ck);
+    shell_word(c->out, w_out, sizeof w_out);
+    size_t k = (size_t)snprintf(out, n, "lcgbench run --resume %s --out %s --eval-samples %d --eval-tokens %ld --eval-min %d",
+                                w_ck, w_out, c->eval_samples, c->eval_tokens, c->eval_min);
+    if (c->n_rungs) {
+        k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --eval-lens ");
+        for (int i = 0; i < c->n_rungs; i++)
+            k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, "%s%d", i ? "," : "", c->rungs[i]);
+    } else {
+        snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --max-len %d", c->max_len);
+    }
+}
+
 uint64_t run_cfg_id(const lcg_run_cfg *c) {
     char s[1024];
     run_cfg_string(c, s, sizeof s);

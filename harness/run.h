@@ -132,5 +132,9 @@ void wilson95(long k, long n, double *lo, double *hi);
  * are flag names; stored in checkpoints and hashed into run_id) */
 void run_cfg_string(const lcg_run_cfg *cfg, char *out, size_t n);
 uint64_t run_cfg_id(const lcg_run_cfg *cfg);
+/* the command that continues this run from its checkpoint ckpt and writes the rows (and the
+ * file) the uninterrupted run would have: --resume plus every evaluation and output setting the
+ * checkpoint's note does not carry */
+void run_resume_command(const lcg_run_cfg *cfg, const char *ckpt, char *out, size_t n);
 
 #endif

@@ -228,6 +228,12 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
     res->train_seconds = whole ? st.seconds : seg;
     res->train_tok_s = (whole ? st.tokens : st.tokens - tokens0) / (res->train_seconds > 0 ? res->train_seconds : 1e-9);
     res->train_loss = st.tail_n ? st.tail_loss / st.tail_n : NAN;
+    /* a uniform guess over the vocabulary loses ln V: far above it, training went wrong */
+    double uniform = log((double)cfg->model.V);
+    if (!stopped && res->train_loss > 1.5 * uniform + 0.5)
+        fprintf(stderr, "lcgbench run: warning: the final training loss %.3f is far above ln(vocabulary) = %.3f, "
+                        "what a uniform guess loses: training diverged (try a lower --lr)\n",
+                res->train_loss, uniform);
     res->steps_done = st.step;
     res->state = st;
     if (stopped) {
@@ -236,10 +242,12 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
             fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s' (the sweep, run "
                             "again, continues from it)\n",
                     stopped == SIGINT ? "interrupted" : "terminated", st.step, cfg->steps, cfg->ckpt);
-        else
-            fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s'; continue with "
-                            "'lcgbench run --resume %s'\n",
-                    stopped == SIGINT ? "interrupted" : "terminated", st.step, cfg->steps, cfg->ckpt, cfg->ckpt);
+        else {
+            char cmd[4096];
+            run_resume_command(cfg, cfg->ckpt, cmd, sizeof cmd);
+            fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s'; continue with '%s'\n",
+                    stopped == SIGINT ? "interrupted" : "terminated", st.step, cfg->steps, cfg->ckpt, cmd);
+        }
     } else if (cfg->save && save_state(b, &st, cfg->save, note, err, sizeof err) != 0) {
         lcg_die("%s", err);
     }

@@ -70,11 +70,9 @@ void KFN(model_free)(KFN(lcg_model) *m) {
     memset(m, 0, sizeof *m);
 }
 
-static void ensure_acts(KFN(lcg_model) *m, int B, int T) {
-    if (B <= m->cap_B && T <= m->cap_T) return;
-    if (B < m->cap_B) B = m->cap_B;
-    if (T < m->cap_T) T = m->cap_T;
-    const lcg_config *c = &m->cfg;
+/* the element count of each activation buffer (lcg_acts order, each rounded up to 16 for 64-byte
+ * alignment) for a [B, T] batch; returns their sum */
+static size_t acts_sizes(const lcg_config *c, int B, int T, size_t *out) {
     size_t L = (size_t)c->L, N = (size_t)B * T, C = (size_t)c->C, HD = (size_t)c->H * c->D;
     size_t F = (size_t)c->F, V = (size_t)c->V, HTT = (size_t)c->H * T * T;
     size_t H = (size_t)c->H;
@@ -87,14 +85,30 @@ static void ensure_acts(KFN(lcg_model) *m, int B, int T) {
     enum { N_ACTS = sizeof sizes / sizeof *sizes };
     _Static_assert(N_ACTS == sizeof(KFN(lcg_acts)) / sizeof(real *), "acts layout");
     size_t total = 0;
-    for (int i = 0; i < N_ACTS; i++) total += (sizes[i] + 15) / 16 * 16; /* 64-byte aligned */
+    for (int i = 0; i < N_ACTS; i++) total += out[i] = (sizes[i] + 15) / 16 * 16; /* 64-byte aligned */
+    return total;
+}
+
+size_t KFN(model_train_bytes)(const lcg_config *c, int B, int T) {
+    size_t sizes[64], n_params = lcg_param_sizes(c, sizes);
+    /* parameters, gradients (the optimizer's moments are counted by the caller) and activations */
+    return sizeof(real) * (2 * n_params + acts_sizes(c, B, T, sizes));
+}
+
+static void ensure_acts(KFN(lcg_model) *m, int B, int T) {
+    if (B <= m->cap_B && T <= m->cap_T) return;
+    if (B < m->cap_B) B = m->cap_B;
+    if (T < m->cap_T) T = m->cap_T;
+    size_t sizes[64];
+    size_t total = acts_sizes(&m->cfg, B, T, sizes);
+    enum { N_ACTS = sizeof(KFN(lcg_acts)) / sizeof(real *) };
     lcg_free(m->acts_mem);
     m->acts_mem = LCG_NEW(real, total);
     real **slot = (real **)&m->acts;
     real *p = m->acts_mem;
     for (int i = 0; i < N_ACTS; i++) {
         slot[i] = p;
-        p += (sizes[i] + 15) / 16 * 16;
+        p += sizes[i];
     }
     m->cap_B = B;
     m->cap_T = T;

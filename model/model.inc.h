@@ -64,6 +64,8 @@ typedef struct {
  * in tensor order, element by element */
 void KFN(model_init)(KFN(lcg_model) *m, const lcg_config *cfg, uint64_t seed);
 void KFN(model_free)(KFN(lcg_model) *m);
+/* bytes of parameters, gradients and the activations of a [B, T] training batch */
+size_t KFN(model_train_bytes)(const lcg_config *cfg, int B, int T);
 /* forward over tok[B,T]; if targets/mask are given, returns the mean loss over masked
  * positions (else 0). Activation buffers grow as needed. */
 double KFN(model_forward)(KFN(lcg_model) *m, const int *tok, const int *targets,

@@ -186,6 +186,90 @@ START_TEST(readers_reject_lying_fields) {
 }
 END_TEST
 
+/* the command the interrupted run printed, run: the same rows and file as an uninterrupted run */
+START_TEST(resume_hint_keeps_the_runs_settings) {
+    char d[64], cmd[8192];
+    tu_tmpdir(d, sizeof d);
+    const char *args = "--task copy --layers 1 --dim 16 --heads 2 --head-dim 8 --ffn 32 --steps 30 --warmup 2 --batch 8 "
+                       "--len 6 --vary 2 --eval-samples 12 --max-len 30 --threads 1 --quiet";
+    tu_expect_status(&R, 0, LCG " run %s --out %s/whole.csv", args, d);
+    snprintf(cmd, sizeof cmd,
+             "LCG_TEST_STOP_AT=step:10 " LCG " run %s --out %s/sub/part.csv 2>%s/err & p=$!; "
+             "while :; do case \"$(ps -o stat= -p $p)\" in T*) break;; esac; sleep 0.05; done; "
+             "kill -INT $p; kill -CONT $p; wait $p; echo $? > %s/rc",
+             args, d, d, d);
+    tu_run(&R, "%s", cmd);
+    char path[128], err[8192], rc[16];
+    snprintf(path, sizeof path, "%s/rc", d);
+    tu_slurp(path, rc, sizeof rc);
+    ck_assert_int_eq(atoi(rc), 130);
+    snprintf(path, sizeof path, "%s/err", d);
+    tu_slurp(path, err, sizeof err);
+    char *hint = strstr(err, "continue with 'lcgbench run --resume");
+    ck_assert_msg(hint, "no resume hint: %s", err);
+    hint = strchr(hint, '\'') + 1;
+    *strchr(hint, '\'') = '\0';
+    ck_assert_ptr_nonnull(strstr(hint, "--out"));
+    tu_expect_status(&R, 0, "./%s", hint);
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/whole.csv", d);
+    snprintf(b, sizeof b, "%s/sub/part.csv", d);
+    tu_assert_same_csv(a, b, "wall_threads,wall_train_s,wall_train_tok_s,wall_eval_s");
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+/* --eval-lens in any order, with repeats: one row per length, ascending */
+START_TEST(eval_lens_deduplicated) {
+    char d[64], path[128];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_status(&R, 0, LCG " run " T " --eval-lens 16,8,12,8,16 --out %s/e.csv", d);
+    snprintf(path, sizeof path, "%s/e.csv", d);
+    tu_csv_doc doc;
+    tu_csv_load(path, &doc);
+    ck_assert_int_eq(doc.rows, 4);
+    int c = tu_csv_col(&doc, "eval_len");
+    ck_assert_str_eq(doc.cell[1][c], "8");
+    ck_assert_str_eq(doc.cell[2][c], "12");
+    ck_assert_str_eq(doc.cell[3][c], "16");
+    tu_csv_free(&doc);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+/* a sweep run again with a longer ladder adds only the new lengths' rows */
+START_TEST(sweep_ladder_grows_without_duplicates) {
+    char d[64], path[128];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_status(&R, 0, LCG " sweep --attn softmax,ssmax " T " --out %s/s.csv", d);
+    tu_expect_status(&R, 0, LCG " sweep --attn softmax,ssmax " T " --max-len 32 --out %s/s.csv", d);
+    tu_expect_status(&R, 0, LCG " sweep --attn softmax,ssmax " T " --max-len 32 --out %s/one.csv", d);
+    snprintf(path, sizeof path, "%s/s.csv", d);
+    ck_assert_int_eq(count_rows(path, NULL), 6); /* 2 cells x lengths 8, 16, 32 */
+    /* the same rows as a sweep that had the longer ladder from the start (in another order) */
+    tu_expect_status(&R, 0, "cd %s && sort s.csv | cut -d, -f1-37 > a && sort one.csv | cut -d, -f1-37 > b && cmp a b", d);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+START_TEST(training_memory_checked_up_front) {
+    char d[64];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_fail(&R, 2, NULL, "training --batch 65536", "GiB", "timeout 60 " LCG " run --batch 65536 --len 4096 --vary 0 "
+                   "--max-len 4096 --eval-samples 1 --out %s/m.csv", d);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
+START_TEST(diverged_training_warns) {
+    char d[64];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_status(&R, 0, LCG " run " T " --lr 10 --clip 0 --steps 40 --out %s/w.csv", d);
+    ck_assert_msg(strstr(R.err, "far above ln(vocabulary)"), "no warning: %s", R.err);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("files");
     TCase *tc = tcase_create("files");
@@ -196,6 +280,11 @@ int main(void) {
     tcase_add_test(tc, symlinked_csv_updates_its_target);
     tcase_add_test(tc, save_never_destroys_results);
     tcase_add_test(tc, readers_reject_lying_fields);
+    tcase_add_test(tc, resume_hint_keeps_the_runs_settings);
+    tcase_add_test(tc, eval_lens_deduplicated);
+    tcase_add_test(tc, sweep_ladder_grows_without_duplicates);
+    tcase_add_test(tc, training_memory_checked_up_front);
+    tcase_add_test(tc, diverged_training_warns);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
