@@ -73,7 +73,6 @@ START_TEST(test_bad_input) {
     BAD("--bogus", NULL, "run " TINY " --out %s --bogus", csv);
     BAD("--bogus", NULL, "run " TINY " --out %s --bogus=3", csv);
     BAD("--steps", NULL, "run " NO_STEPS " --out %s --steps", csv);
-    BAD("--seed", NULL, "run " TINY " --out %s --seed 1 --seed 2", csv);
     BAD("--quiet", NULL, "run " MODEL " --len 6 --vary 2 " TRAIN " " EVAL " --out %s --quiet=1", csv);
     BAD("extra", NULL, "run " TINY " --out %s extra", csv);
     /* numbers */

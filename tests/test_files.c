@@ -7,7 +7,10 @@
  * work, nothing replaced) and a symlink to a regular file (its target updated, the link kept);
  * --save onto --out's file or onto a file that is not a checkpoint (refused, the file intact);
  * readers that meet lying fields (table and regress name file:line; a header-only baseline
- * fails the guard), an append to a CSV whose rows have the wrong field count, a UTF-8 BOM.
+ * fails the guard), an append to a CSV whose rows have the wrong field count, a UTF-8 BOM;
+ * the interrupted run's resume command (the same rows and file as an uninterrupted run),
+ * --eval-lens repeats, a sweep whose ladder grew (only the new rows), training memory checked
+ * up front, a diverged run's warning, a flag given twice (the last wins) and -h.
  *
  * Does not cover: locks on network file systems (flock and OFD locks are local-node only).
  */
@@ -270,6 +273,22 @@ START_TEST(diverged_training_warns) {
 }
 END_TEST
 
+/* a flag given twice: the last wins (scripts append overrides) */
+START_TEST(last_flag_wins) {
+    char d[64], path[128];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_status(&R, 0, LCG " run " T " --seed 1 --seed 2 --out %s/l.csv", d);
+    snprintf(path, sizeof path, "%s/l.csv", d);
+    tu_csv_doc doc;
+    tu_csv_load(path, &doc);
+    ck_assert_str_eq(doc.cell[1][tu_csv_col(&doc, "seed")], "2");
+    tu_csv_free(&doc);
+    tu_expect_status(&R, 0, LCG " run -h");
+    ck_assert_ptr_nonnull(strstr(R.out, "usage: lcgbench run"));
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("files");
     TCase *tc = tcase_create("files");
@@ -285,6 +304,7 @@ int main(void) {
     tcase_add_test(tc, sweep_ladder_grows_without_duplicates);
     tcase_add_test(tc, training_memory_checked_up_front);
     tcase_add_test(tc, diverged_training_warns);
+    tcase_add_test(tc, last_flag_wins);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
