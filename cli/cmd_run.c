@@ -291,7 +291,7 @@ static int run_parse(run_setup *s, int argc, char **argv) {
     if (bad[0]) cli_usage_error(s->cx, "%s", bad);
     if (c.model.pos == LCG_POS_ROPE && c.model.D % 2) cli_usage_error(s->cx, "--head-dim must be even for rope");
     if (c.vary >= c.len) cli_usage_error(s->cx, "--vary %d must be smaller than --len %d", c.vary, c.len);
-    bad = task->validate(&c.task, c.len - c.vary);
+    bad = c.data ? "" : task->validate(&c.task, c.len - c.vary); /* with --data the files decide the lengths */
     if (bad[0]) cli_usage_error(s->cx, "%s (at the shortest training length %d)", bad, c.len - c.vary);
     if (!c.max_len) c.max_len = 16 * (c.len + c.vary);
     if (nm.eval_lens) parse_eval_lens(s->cx, &c, nm.eval_lens);
@@ -390,6 +390,12 @@ static int run_execute(run_setup *s) {
     if (csv_preflight(&c, err, sizeof err) != 0 || (c.ckpt && checkpoint_check_target(c.ckpt, err, sizeof err) != 0)) {
         fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
         return 1;
+    }
+    if (c.data && !c.load) { /* every line of the training split checked before the first step */
+        if (data_scan_split(c.data, "train", &c.task, NULL, &c.data_min, &c.data_max, err, sizeof err) != 0) {
+            fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
+            return 1;
+        }
     }
     lcg_catch_stop_signals();
     if (c.auto_resume && !c.load && !c.resume) { /* a sweep cell cut short before: continue it */

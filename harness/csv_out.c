@@ -239,8 +239,14 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
         F("%ld", cfg->warmup);
         F("%.9g", cfg->weight_decay);
         F("%.9g", cfg->clip);
-        F("%d", cfg->len);
-        F("%d", cfg->vary);
+        if (cfg->data_max) { /* --data: the lengths the files hold, not the flags' */
+            int mid = (cfg->data_min + cfg->data_max) / 2;
+            F("%d", mid);
+            F("%d", cfg->data_max - mid);
+        } else {
+            F("%d", cfg->len);
+            F("%d", cfg->vary);
+        }
         F("%d", g->len);
         F("%.9g", g->factor);
         F("%d", g->samples);

@@ -48,7 +48,7 @@ void data_close(lcg_data_reader *r) {
 
 /* parses ids from line into *out (grown as needed); each id in [0, max_id] */
 static int parse_ids(const char *line, int **out, int *cap, int *n, int max_id, const char *path,
-                     long lineno, char *err, size_t err_len) {
+                     long lineno, const char *task, char *err, size_t err_len) {
     const char *p = line;
     *n = 0;
     for (;;) {
@@ -63,7 +63,8 @@ static int parse_ids(const char *line, int **out, int *cap, int *n, int max_id, 
             return -1;
         }
         if (errno == ERANGE || v < 0 || v > max_id) {
-            snprintf(err, err_len, "%s:%ld: id %ld outside [0, %d] for this task", path, lineno, v, max_id);
+            snprintf(err, err_len, "%s:%ld: id %ld outside [0, %d], the ids of task '%s' with these settings", path,
+                     lineno, v, max_id, task);
             return -1;
         }
         if (*n == *cap) {
@@ -96,8 +97,9 @@ int data_next(lcg_data_reader *r, const lcg_task_cfg *task, const int **src, int
     }
     int M = task->task->max_token(task), cls = task->task->kind == LCG_TASK_TOKEN_CLS;
     int max_label = cls ? task->task->n_labels(task) - 1 : M;
-    if (parse_ids(r->line_s, &r->src, &r->cap_src, n_src, M, r->path_src, r->line, err, err_len) ||
-        parse_ids(r->line_t, &r->trg, &r->cap_trg, n_trg, max_label, r->path_trg, r->line, err, err_len))
+    if (parse_ids(r->line_s, &r->src, &r->cap_src, n_src, M, r->path_src, r->line, task->task->name, err, err_len) ||
+        parse_ids(r->line_t, &r->trg, &r->cap_trg, n_trg, max_label, r->path_trg, r->line, task->task->name, err,
+                  err_len))
         return -1;
     if (cls && *n_trg != *n_src) {
         snprintf(err, err_len, "%s:%ld: %d labels for %d tokens", r->path_trg, r->line, *n_trg, *n_src);
@@ -191,12 +193,22 @@ int data_write_split(const char *dir, const char *name, const char *format, cons
 
 int data_check_split(const char *dir, const char *split, const lcg_task_cfg *task, long *count, char *err,
                      size_t err_len) {
+    return data_scan_split(dir, split, task, count, NULL, NULL, err, err_len);
+}
+
+int data_scan_split(const char *dir, const char *split, const lcg_task_cfg *task, long *count, int *min_src,
+                    int *max_src, char *err, size_t err_len) {
     lcg_data_reader r;
     if (data_open(&r, dir, split, err, err_len) != 0) return -1;
     const int *s, *t;
-    int a, b, rc;
-    while ((rc = data_next(&r, task, &s, &a, &t, &b, err, err_len)) == 1) {}
+    int a, b, rc, lo = 1 << 30, hi = 0;
+    while ((rc = data_next(&r, task, &s, &a, &t, &b, err, err_len)) == 1) {
+        lo = a < lo ? a : lo;
+        hi = a > hi ? a : hi;
+    }
     if (count) *count = r.samples;
+    if (min_src) *min_src = lo;
+    if (max_src) *max_src = hi;
     if (rc == 0 && r.samples == 0) {
         snprintf(err, err_len, "%s is empty", r.path_src);
         rc = -1;

@@ -35,6 +35,9 @@ void data_close(lcg_data_reader *r);
 /* reads a whole split, checking every line; *count = its samples. 0 or -1 with err */
 int data_check_split(const char *dir, const char *split, const lcg_task_cfg *task, long *count, char *err,
                      size_t err_len);
+/* as data_check_split, also giving the shortest and longest source of the split */
+int data_scan_split(const char *dir, const char *split, const lcg_task_cfg *task, long *count, int *min_src,
+                    int *max_src, char *err, size_t err_len);
 /* the test splits test_<idx>_<len> of dir, sorted by index; returns the count (at most max)
  * or -1 with err */
 int data_test_splits(const char *dir, int *idx, int *lens, int max, char *err, size_t err_len);

@@ -225,7 +225,7 @@ int eval_rung(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int 
         return -1;
     }
     res->len = len;
-    res->factor = (double)len / (cfg->len + cfg->vary);
+    res->factor = (double)len / (cfg->data_max ? cfg->data_max : cfg->len + cfg->vary);
     res->samples = S;
     double loss = 0;
     double diag[LCG_MAX_LAYERS][3] = {{0}};

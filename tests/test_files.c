@@ -10,7 +10,8 @@
  * fails the guard), an append to a CSV whose rows have the wrong field count, a UTF-8 BOM;
  * the interrupted run's resume command (the same rows and file as an uninterrupted run),
  * --eval-lens repeats, a sweep whose ladder grew (only the new rows), training memory checked
- * up front, a diverged run's warning, a flag given twice (the last wins) and -h.
+ * up front, a diverged run's warning, a flag given twice (the last wins) and -h; --data: the
+ * files' lengths in the CSV, the training split checked before the first step, ids named by task.
  *
  * Does not cover: locks on network file systems (flock and OFD locks are local-node only).
  */
@@ -289,6 +290,36 @@ START_TEST(last_flag_wins) {
 }
 END_TEST
 
+/* --data: the lengths in the CSV are the files', every training line is checked before the
+ * first step, and an id outside the task's range names the task */
+START_TEST(data_files_decide) {
+    char d[64], path[128];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_status(&R, 0, LCG " gen --task copy --out %s/c --count 300 --len 48 --vary 16 && " LCG
+                     " gen --task copy --out %s/c --split test --len 64 --count 8", d, d);
+    tu_expect_status(&R, 0, LCG " run --task copy --data %s/c --layers 1 --dim 16 --heads 2 --head-dim 8 --ffn 32 "
+                     "--steps 5 --warmup 1 --batch 8 --eval-samples 8 --threads 1 --quiet --out %s/d.csv", d, d);
+    snprintf(path, sizeof path, "%s/d.csv", d);
+    tu_csv_doc doc;
+    tu_csv_load(path, &doc);
+    ck_assert_str_eq(doc.cell[1][tu_csv_col(&doc, "train_len")], "48");
+    ck_assert_str_eq(doc.cell[1][tu_csv_col(&doc, "train_vary")], "16");
+    ck_assert_str_eq(doc.cell[1][tu_csv_col(&doc, "factor")], "1");
+    tu_csv_free(&doc);
+    /* a bad line deep in train.src: refused before the first step, no rows, no checkpoint */
+    tu_expect_status(&R, 0, "sed -i '250s/.*/1 2 x 4/' %s/c/train.src", d);
+    tu_expect_fail(&R, 1, NULL, "train.src:250", "not a token id", LCG " run --task copy --data %s/c --steps 500 "
+                   "--quiet --out %s/e.csv", d, d);
+    snprintf(path, sizeof path, "%s/e.csv", d);
+    ck_assert(!tu_exists(path));
+    /* a checkpoint of another task on these files: the message names the task */
+    tu_expect_status(&R, 0, LCG " run --task nback " T " --out %s/n.csv --save %s/n.ckpt", d, d);
+    tu_expect_status(&R, 0, LCG " gen --task copy --out %s/w --split test --len 12 --count 4 --vocab 40", d);
+    tu_expect_fail(&R, 1, NULL, "task 'nback'", NULL, LCG " run --load %s/n.ckpt --data %s/w --quiet --out %s/n.csv", d, d, d);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("files");
     TCase *tc = tcase_create("files");
@@ -305,6 +336,7 @@ int main(void) {
     tcase_add_test(tc, training_memory_checked_up_front);
     tcase_add_test(tc, diverged_training_warns);
     tcase_add_test(tc, last_flag_wins);
+    tcase_add_test(tc, data_files_decide);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
