@@ -396,6 +396,8 @@ static int run_execute(run_setup *s) {
             fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
             return 1;
         }
+        c.data_min = data_nominal_len(&c.task, c.data_min); /* the lengths the CSV reports */
+        c.data_max = data_nominal_len(&c.task, c.data_max);
     }
     lcg_catch_stop_signals();
     if (c.auto_resume && !c.load && !c.resume) { /* a sweep cell cut short before: continue it */

@@ -196,6 +196,17 @@ int data_check_split(const char *dir, const char *split, const lcg_task_cfg *tas
     return data_scan_split(dir, split, task, count, NULL, NULL, err, err_len);
 }
 
+int data_nominal_len(const lcg_task_cfg *task, int n_src) {
+    int lo = 1, hi = 4 * n_src + 16; /* the smallest L whose samples can have n_src source tokens */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, ms, mt;
+        task->task->max_sizes(task, mid, &ms, &mt);
+        if (ms >= n_src) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
 int data_scan_split(const char *dir, const char *split, const lcg_task_cfg *task, long *count, int *min_src,
                     int *max_src, char *err, size_t err_len) {
     lcg_data_reader r;

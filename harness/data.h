@@ -35,6 +35,10 @@ void data_close(lcg_data_reader *r);
 /* reads a whole split, checking every line; *count = its samples. 0 or -1 with err */
 int data_check_split(const char *dir, const char *split, const lcg_task_cfg *task, long *count, char *err,
                      size_t err_len);
+/* the nominal length of a sample with n_src source tokens: the smallest L whose samples can
+ * have that many (exact where the source length is a function of L: copy, sort, reverse,
+ * nback; a lower bound for count, flip-flop, recall and mqmtar) */
+int data_nominal_len(const lcg_task_cfg *task, int n_src);
 /* as data_check_split, also giving the shortest and longest source of the split */
 int data_scan_split(const char *dir, const char *split, const lcg_task_cfg *task, long *count, int *min_src,
                     int *max_src, char *err, size_t err_len);

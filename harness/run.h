@@ -43,7 +43,7 @@ typedef struct {
     long ckpt_every;     /* 0 = only on interruption / non-finite values */
     int auto_resume;     /* sweep cells: continue from cfg->ckpt when it holds this very run */
     const char *data;    /* reference-format data directory instead of the generator */
-    int data_min, data_max; /* --data: the train split's shortest and longest source (0: not read) */
+    int data_min, data_max; /* --data: the train split's shortest and longest sample (0: not read) */
     int threads;         /* 0 = OpenMP default */
     const char *backend; /* the model-step backend (model/backend.h): "cpu" */
     long log_every;      /* 0 = automatic */
