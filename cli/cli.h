@@ -64,6 +64,7 @@ typedef struct {
     int n_rows;          /* one per evaluated length: */
     int lens[LCG_MAX_RUNGS];
     char out[4096];
+    int write_failed;    /* executed: its rows could not be written (a full disk?) */
 } lcg_run_info;
 /* one grid cell's `lcgbench run` given its flags: parses and checks them (--load, --resume and
  * --save are refused: a sweep trains every cell), a usage error exiting 2 as for `run` itself

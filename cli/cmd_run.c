@@ -110,6 +110,7 @@ typedef struct {
     lcg_checkpoint ck;
     const char *load;        /* --load or --resume: the checkpoint with the settings */
     int resuming;            /* --resume: the note's data directory applies too */
+    int write_failed;        /* the rows could not be appended */
     char *note;              /* the checkpoint's note, split in place: string flags point here */
     cli_flag fl[64];
     int n_fl;
@@ -483,6 +484,7 @@ static int run_execute(run_setup *s) {
     int rc = 0;
     if (csv_append(&c, &tr, res, n_lens, err, sizeof err) != 0) {
         fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
+        s->write_failed = 1;
         rc = 1;
     } else if (!c.quiet) {
         fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
@@ -527,7 +529,9 @@ int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *
         info->run_id = run_cfg_id(&s->c);
         info->n_rows = eval_ladder(&s->c, info->lens);
         snprintf(info->out, sizeof info->out, "%s", s->c.out);
+        info->write_failed = 0;
         if (execute) rc = run_execute(s);
+        info->write_failed = s->write_failed;
     } else {
         rc = 1;
     }

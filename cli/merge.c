@@ -59,7 +59,7 @@ int cmd_merge(cli_ctx *cx, int argc, char **argv) {
     int n_in = g.n_inputs, n_cells = g.n_cells;
     /* --out must be new, or one of the inputs (merging more shards into it) */
     struct stat so, si;
-    if (stat(g.merge_out, &so) == 0) {
+    if (!lcg_is_stdout(g.merge_out) && stat(g.merge_out, &so) == 0) {
         int listed = 0;
         for (int f = 0; f < n_in; f++)
             listed |= stat(g.inputs[f], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino;
@@ -140,14 +140,20 @@ int cmd_merge(cli_ctx *cx, int argc, char **argv) {
             if (s->file >= 0) csv_write_record(mf, (const char *const *)tab[s->file].rows[s->row], lcg_csv_n_columns);
         }
     if (fclose(mf) != 0) lcg_die("building CSV in memory failed");
-    int wrc = lcg_write_file_atomic(g.merge_out, buf, n_buf, err, sizeof err);
+    int wrc = 0;
+    if (lcg_is_stdout(g.merge_out)) {
+        if (fwrite(buf, 1, n_buf, stdout) != n_buf || fflush(stdout) != 0)
+            wrc = -1, snprintf(err, sizeof err, "cannot write to standard output");
+    } else {
+        wrc = lcg_write_file_atomic(g.merge_out, buf, n_buf, err, sizeof err);
+    }
     free(buf);
     if (wrc != 0) {
         fprintf(stderr, "lcgbench merge: %s\n", err);
         goto done;
     }
     fprintf(stderr, "lcgbench merge: wrote %ld rows of %d cells from %d files to %s\n", n_rows, n_cells - missing,
-            n_in, g.merge_out);
+            n_in, lcg_is_stdout(g.merge_out) ? "standard output" : g.merge_out);
     if (missing)
         fprintf(stderr, "lcgbench merge: %d of %d cells are in no input (the first: cell %d, %s): run their shards "
                 "again, then merge again\n", missing, n_cells, first_missing + 1, g.cells[first_missing].desc);

@@ -142,6 +142,13 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
         if (rc != 0) {
             fprintf(stderr, "lcgbench sweep: cell %d (%s) failed\n", k + 1, cells[k].desc);
             failed++;
+            if (info.write_failed) { /* every later cell would train only to fail the same way */
+                fprintf(stderr, "lcgbench sweep: stopped: %s could not be written; fix that and run the same command "
+                                "again\n", g.out);
+                lcg_claim_close(claims);
+                sw_grid_free(&g);
+                return 1;
+            }
         }
         ran++;
     }

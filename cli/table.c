@@ -85,8 +85,11 @@ static void table_help(void) {
 
 static void write_out(const char *path, const char *buf, size_t n) {
     char err[768];
-    if (!path) {
-        fwrite(buf, 1, n, stdout);
+    if (!path || lcg_is_stdout(path)) {
+        if (fwrite(buf, 1, n, stdout) != n || fflush(stdout) != 0) {
+            fprintf(stderr, "lcgbench table: cannot write to standard output\n");
+            exit(1);
+        }
         return;
     }
     if (lcg_write_file_atomic(path, buf, n, err, sizeof err) != 0) {

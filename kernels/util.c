@@ -208,6 +208,8 @@ int lcg_check_writable(const char *path_in, char *err, size_t err_len) {
     return 0;
 }
 
+int lcg_is_stdout(const char *path) { return path && (strcmp(path, "-") == 0 || strcmp(path, "/dev/stdout") == 0); }
+
 int lcg_same_file(const char *a, const char *b) {
     char ta[4096], tb[4096], err[64];
     if (lcg_out_target(a, ta, sizeof ta, err, sizeof err) != 0) snprintf(ta, sizeof ta, "%s", a);

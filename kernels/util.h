@@ -43,6 +43,9 @@ int lcg_out_target(const char *path, char *target, size_t n, char *err, size_t e
 /* Atomically replace `path` (through lcg_out_target) with `n` bytes: write `target.tmp.<pid>`,
  * fsync, rename, fsync the directory. Returns 0, or -1 with a message in err[err_len]. */
 int lcg_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t err_len);
+/* whether an output path asks for standard output ("-" or /dev/stdout): the commands whose
+ * output is a report (table, merge) write there instead of replacing a file */
+int lcg_is_stdout(const char *path);
 /* whether two output paths name the same file (after lcg_out_target; by device and inode when
  * both exist); an unresolvable path compares by its text */
 int lcg_same_file(const char *a, const char *b);

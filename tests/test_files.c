@@ -101,6 +101,14 @@ START_TEST(special_outputs_refused_before_work) {
     struct stat st;
     ck_assert_int_eq(stat("/dev/null", &st), 0);
     ck_assert(S_ISCHR(st.st_mode));
+    /* the report commands write to standard output when asked to */
+    tu_expect_status(&R, 0, LCG " run " T " --out %s/r.csv", d);
+    tu_expect_status(&R, 0, LCG " table --out /dev/stdout %s/r.csv", d);
+    ck_assert_ptr_nonnull(strstr(R.out, "| method"));
+    tu_expect_status(&R, 0, LCG " table --format csv --out - %s/r.csv", d);
+    ck_assert_int_ge(tu_count_lines(R.out), 2);
+    tu_expect_status(&R, 0, LCG " merge " T " --out - %s/r.csv", d);
+    ck_assert_int_eq(tu_count_lines(R.out), 3);
     tu_rm_tmpdir(d);
 }
 END_TEST
@@ -320,6 +328,28 @@ START_TEST(data_files_decide) {
 }
 END_TEST
 
+/* a sweep on a full disk stops at the first failed write (a 12 KiB tmpfs; skipped where this
+ * process cannot mount one) */
+START_TEST(sweep_stops_on_full_disk) {
+    char d[64], cmd[1024];
+    tu_tmpdir(d, sizeof d);
+    if (tu_run(&R, "mount -t tmpfs -o size=12k tmpfs %s", d) != 0) {
+        fprintf(stderr, "sweep_stops_on_full_disk: SKIP (cannot mount a tmpfs here)\n");
+        tu_rm_tmpdir(d);
+        return;
+    }
+    snprintf(cmd, sizeof cmd, LCG " sweep --attn softmax,ssmax,entmax,sparsemax --seed 1,2,3,4,5,6,7,8 " T " --out %s/s.csv",
+             d);
+    tu_run(&R, "%s", cmd);
+    int status = R.status, stopped = strstr(R.err, "stopped: ") != NULL, ran_all = strstr(R.err, "[sweep 32/32]") != NULL;
+    char err[512];
+    snprintf(err, sizeof err, "%.500s", R.err);
+    tu_run(&R, "umount %s", d);
+    ck_assert_msg(status == 1 && stopped && !ran_all, "exit %d: %s", status, err);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("files");
     TCase *tc = tcase_create("files");
@@ -337,6 +367,7 @@ int main(void) {
     tcase_add_test(tc, diverged_training_warns);
     tcase_add_test(tc, last_flag_wins);
     tcase_add_test(tc, data_files_decide);
+    tcase_add_test(tc, sweep_stops_on_full_disk);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
