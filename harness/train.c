@@ -24,6 +24,8 @@
 #include "../model/optim.h"
 
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,18 @@ void lcg_catch_stop_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* Only the main thread takes them: OpenMP's workers block them (those created later inherit
+     * the main thread's mask while it is blocked here). A signal taken by a worker could set the
+     * flag just after the main thread had checked it, so a run stopped at step k would stop
+     * at k + 1 (seen under a passive OpenMP wait policy). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+#pragma omp parallel
+    if (omp_get_thread_num() != 0) pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 /* ---- the training state in a checkpoint --------------------------------------------------- */
