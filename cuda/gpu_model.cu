@@ -359,6 +359,7 @@ double gpu_adamw_step(gpu_model *m, float lr, double clip) {
                   step, rbc2, m->n_params);
     double sq;
     gpu_download(&sq, m->scalars + 1, sizeof sq);
+    if (!isfinite(sq)) m->t--; /* nothing was updated (as the CPU skips adamw_update) */
     return sqrt(sq);
 }
 
@@ -424,4 +425,8 @@ void gpu_adamw_set_state(gpu_model *m, const float *m_host, const float *v_host,
     gpu_upload(m->adam_m, m_host, sizeof(float) * m->n_params);
     gpu_upload(m->adam_v, v_host, sizeof(float) * m->n_params);
     m->t = t;
+}
+
+void gpu_model_set_grad(gpu_model *m, size_t i, float v) {
+    if (i < m->n_params) gpu_upload(m->mem + m->n_params + i, &v, sizeof v);
 }
