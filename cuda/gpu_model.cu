@@ -226,7 +226,9 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
     m->n_mask = 0;
     /* the batch, staged in pinned memory for one asynchronous copy (the previous one is done:
      * every forward ends with a synchronizing copy of the loss) */
-    int *h_tok = m->h_stage, *h_tgt = h_tok + N, *h_idx = h_tgt + N, *h_off = h_idx + N;
+    /* laid out as the device buffers (ensure_acts): arrays of the capacity's rows, not N */
+    size_t NC = (size_t)m->cap_B * m->cap_T;
+    int *h_tok = m->h_stage, *h_tgt = h_tok + NC, *h_idx = h_tgt + NC, *h_off = h_idx + NC;
     unsigned char *h_mask = (unsigned char *)(h_off + V + 1);
     int with_loss = targets && mask;
     memcpy(h_tok, tok, sizeof(int) * N);
