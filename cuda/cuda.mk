@@ -43,7 +43,11 @@ test-gpu: $(BUILD)/cuda/test_gpu $(BIN)lcgbench
 	$(BUILD)/cuda/test_gpu
 	OMP_WAIT_POLICY=PASSIVE bash cuda/test_gpu_e2e.sh ./$(BIN)lcgbench
 
+# lcgbench's training tokens/s (bench_gpu), then PyTorch's on the same GPU (eager and
+# torch.compile; bench/torch_gpu_peer.py, skipped without torch)
+BENCH_GPU_STEPS ?= 20
 bench-gpu: $(BUILD)/cuda/bench_gpu
-	$(BUILD)/cuda/bench_gpu
+	$(BUILD)/cuda/bench_gpu $(BENCH_GPU_STEPS)
+	python3 bench/torch_gpu_peer.py --steps $(BENCH_GPU_STEPS) || [ $$? = 77 ]
 
 -include $(BUILD)/cuda/backend_cuda.d

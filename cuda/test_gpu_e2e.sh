@@ -45,14 +45,15 @@ col() { # the values of column $2 of CSV $1, one a line
   python3 -c 'import csv,sys; r=list(csv.reader(open(sys.argv[1]))); i=r[0].index(sys.argv[2]); print("\n".join(x[i] for x in r[1:]))' "$1" "$2"
 }
 
-SMALL="--task copy --layers 2 --dim 64 --heads 4 --head-dim 16 --ffn 128 --steps 300 --batch 32 --eval-samples 30 --max-len 96 --quiet"
+BASE="--task copy --layers 2 --dim 64 --heads 4 --head-dim 16 --ffn 128 --batch 32 --eval-samples 30 --max-len 96 --quiet"
+SMALL="$BASE --steps 1000"
 
 expect 2 "--precision bf16" "$LCG" run --precision bf16 $SMALL --out "$d/x.csv"
 expect 2 "--precision tf32 on the CPU" "$LCG" run --precision tf32 $SMALL --out "$d/x.csv"
 expect 2 "--device unknown" "$LCG" run --device tpu $SMALL --out "$d/x.csv"
 
 # the first GPU run: its error, if any, says why there is no GPU (one line, exit 1)
-"$LCG" run --device cuda $SMALL --attn asentmax --pos nape --out "$d/g1.csv" --save "$d/g.ckpt" 2>"$d/e"
+"$LCG" run --device cuda $SMALL --attn asentmax --pos nape --out "$d/g1.csv" --save "$d/g.ckpt" >/dev/null 2>"$d/e"
 rc=$?
 if [ $rc != 0 ]; then
   if grep -q -e "no usable CUDA GPU" -e "built without CUDA" "$d/e" && [ "$(wc -l <"$d/e")" = 1 ] && [ $rc = 1 ]; then
@@ -73,25 +74,26 @@ expect 2 "--precision bf16 on the GPU" "$LCG" run --device cuda --precision bf16
   bad "device columns: $(col "$d/g1.csv" device | head -1) '$(col "$d/g1.csv" gpu | head -1)' $(col "$d/g1.csv" precision | head -1)"
 
 # repeated: the same bits
-"$LCG" run --device cuda $SMALL --attn asentmax --pos nape --out "$d/g2.csv" 2>"$d/e" || bad "the repeat: $(cat "$d/e")"
+"$LCG" run --device cuda $SMALL --attn asentmax --pos nape --out "$d/g2.csv" >/dev/null 2>"$d/e" || bad "the repeat: $(cat "$d/e")"
 if [ "$(strip_csv "$d/g1.csv")" = "$(strip_csv "$d/g2.csv")" ]; then ok "a GPU run repeated: identical CSV outside wall_*"
 else bad "a GPU run repeated differs:"; diff <(strip_csv "$d/g1.csv") <(strip_csv "$d/g2.csv") | head -6; fi
 for p in tf32; do
-  "$LCG" run --device cuda --precision $p $SMALL --out "$d/t1.csv" 2>"$d/e" &&
-    "$LCG" run --device cuda --precision $p $SMALL --out "$d/t2.csv" 2>>"$d/e"
+  "$LCG" run --device cuda --precision $p $SMALL --out "$d/t1.csv" >/dev/null 2>"$d/e" &&
+    "$LCG" run --device cuda --precision $p $SMALL --out "$d/t2.csv" >/dev/null 2>>"$d/e"
   if [ $? = 0 ] && [ "$(strip_csv "$d/t1.csv")" = "$(strip_csv "$d/t2.csv")" ] && [ "$(col "$d/t1.csv" precision | sort -u)" = $p ]
   then ok "--precision $p runs, repeated identically (exact% $(col "$d/t1.csv" exact_match | tr '\n' ' '))"
   else bad "--precision $p: $(head -2 "$d/e")"; fi
 done
 
 # the GPU's checkpoint on the CPU: the same exact-match counts
-"$LCG" run --load "$d/g.ckpt" --eval-samples 30 --max-len 96 --quiet --out "$d/c.csv" 2>"$d/e" || bad "--load on the CPU: $(cat "$d/e")"
-if [ "$(col "$d/g1.csv" exact_match)" = "$(col "$d/c.csv" exact_match)" ] && [ "$(col "$d/c.csv" device | sort -u)" = cpu ]
-then ok "the GPU's checkpoint on the CPU: the same exact-match counts ($(col "$d/c.csv" exact_match | tr '\n' ' '))"
+"$LCG" run --load "$d/g.ckpt" --eval-samples 30 --max-len 96 --quiet --out "$d/c.csv" >/dev/null 2>"$d/e" || bad "--load on the CPU: $(cat "$d/e")"
+if [ "$(col "$d/g1.csv" exact_match)" = "$(col "$d/c.csv" exact_match)" ] && [ "$(col "$d/c.csv" device | sort -u)" = cpu ] &&
+   [ "$(col "$d/g1.csv" token_acc)" = "$(col "$d/c.csv" token_acc)" ]
+then ok "the GPU's checkpoint on the CPU: the same exact-match counts ($(col "$d/c.csv" exact_match | tr '\n' ' ')) and token accuracies ($(col "$d/c.csv" token_acc | tr '\n' ' '))"
 else bad "GPU vs CPU exact match (a near-tie?): $(col "$d/g1.csv" exact_match | tr '\n' ' ') vs $(col "$d/c.csv" exact_match | tr '\n' ' ')"; fi
 
 # the same seed trained on the CPU (informational: fp32 sums in another order)
-"$LCG" run $SMALL --attn asentmax --pos nape --out "$d/cpu.csv" 2>/dev/null &&
+"$LCG" run $SMALL --attn asentmax --pos nape --out "$d/cpu.csv" >/dev/null 2>&1 &&
   echo "info: same seed, CPU vs GPU: train_loss $(col "$d/cpu.csv" train_loss | head -1) vs $(col "$d/g1.csv" train_loss | head -1);" \
        "exact% $(col "$d/cpu.csv" exact_match | tr '\n' ' ')vs $(col "$d/g1.csv" exact_match | tr '\n' ' ')"
 
@@ -107,9 +109,9 @@ if [ $n1 = $((2 * ncpu)) ] && [ $n2 = $n1 ] && [ "$ids" = 2 ]; then ok "sweep --
 else bad "sweep cells: $ncpu CPU rows, $n1 after the GPU sweep, $n2 after its repeat, $ids run ids"; fi
 
 # a non-finite step on the GPU: one line, exit 1, and the checkpoint resumes
-LCG_TEST_NAN=attn@7 "$LCG" run --device cuda $SMALL --steps 20 --out "$d/n.csv" --save "$d/n.ckpt" >/dev/null 2>"$d/e"
+LCG_TEST_NAN=attn@7 "$LCG" run --device cuda $BASE --steps 20 --out "$d/n.csv" --save "$d/n.ckpt" >/dev/null 2>"$d/e"
 rc=$?
-LCG_TEST_NAN=attn@7 "$LCG" run $SMALL --steps 20 --out "$d/nc.csv" --save "$d/nc.ckpt" >/dev/null 2>"$d/ec"
+LCG_TEST_NAN=attn@7 "$LCG" run $BASE --steps 20 --out "$d/nc.csv" --save "$d/nc.ckpt" >/dev/null 2>"$d/ec"
 if [ $rc = 1 ] && [ "$(wc -l <"$d/e")" = 1 ]; then ok "a non-finite step on the GPU: '$(cat "$d/e")'"
 else bad "a non-finite step on the GPU: exit $rc: $(head -3 "$d/e")"; fi
 echo "info: the CPU's: '$(cat "$d/ec")'"
