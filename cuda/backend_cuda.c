@@ -63,7 +63,7 @@ static lcg_backend *cuda_create(const lcg_config *cfg, uint64_t seed, const lcg_
 static void cuda_destroy(lcg_backend *b) {
     cuda_state *s = cu(b);
     gpu_model_destroy(s->g);
-    lcg_backend_destroy(s->cpu);
+    if (s->cpu) s->cpu->ops->destroy(s->cpu);
     lcg_free(s->host);
     lcg_free(s->fault_keep);
     lcg_free(s);
