@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 
 typedef struct {
-    const char *task, *attn, *pos, *eval_lens, *preset;
+    const char *task, *attn, *pos, *eval_lens, *preset, *precision;
     double alpha;
     int show_help;
 } run_names;
@@ -66,6 +66,8 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"resume", FL_STR, &c->resume, 0, 0, "FILE", "continue the interrupted run of this checkpoint (settings from it)", 0, 0},
         {"checkpoint-every", FL_LONG, &c->ckpt_every, 1, 1e9, "N", "also write the resumable checkpoint every N steps", 0, 0},
         {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
+        {"device", FL_STR, &c->backend, 0, 0, "NAME", "where the model trains: cpu or cuda (a CUDA=1 build) (cpu)", 0, 0},
+        {"precision", FL_STR, &nm->precision, 0, 0, "NAME", "GPU matmuls: fp32 or tf32 (fp32; bf16 not yet)", 0, 0},
         {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS, else the CPUs this process may use)", 0, 0},
         {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
         {"quiet", FL_BOOL, &c->quiet, 0, 0, NULL, "no progress output", 0, 0},
@@ -276,6 +278,28 @@ static int run_parse(run_setup *s, int argc, char **argv) {
     if (load) apply_note(s, ck->note, load);
 #define c (*cp)
 #define nm (*nmp)
+    /* the device: known, built in, usable here (one line, before any work) */
+    const lcg_backend_ops *dev = lcg_backend_find(c.backend);
+    if (!dev && strcmp(c.backend, "cuda") == 0) {
+        fprintf(stderr, "lcgbench %s: --device cuda: built without CUDA: make CUDA=1\n", s->cx->cmd);
+        return -1;
+    }
+    if (!dev) cli_usage_error(s->cx, "--device: unknown device '%s' (cpu, cuda)", c.backend);
+    c.precision = LCG_PREC_FP32;
+    if (nm.precision) {
+        int p = -1;
+        for (int k = 0; k < 3; k++)
+            if (strcmp(nm.precision, lcg_precision_names[k]) == 0) p = k;
+        if (p < 0) cli_usage_error(s->cx, "--precision: unknown precision '%s' (fp32, tf32, bf16)", nm.precision);
+        if (p != LCG_PREC_FP32 && strcmp(c.backend, "cpu") == 0)
+            cli_usage_error(s->cx, "--precision %s needs --device cuda (the CPU computes in fp32)", nm.precision);
+        if (p == LCG_PREC_BF16) cli_usage_error(s->cx, "--precision bf16: not implemented yet (fp32, tf32)");
+        c.precision = p;
+    }
+    if (dev->available && !dev->available(err, sizeof err)) {
+        fprintf(stderr, "lcgbench %s: --device %s: %s\n", s->cx->cmd, c.backend, err);
+        return -1;
+    }
     const lcg_normalizer *norm = lcg_normalizer_find(nm.attn);
     if (!norm) cli_usage_error(s->cx, "--attn: unknown normalizer '%s'; 'lcgbench help attn' lists them", nm.attn);
     const lcg_posenc *pos = lcg_posenc_find(nm.pos);
@@ -418,13 +442,17 @@ static int run_execute(run_setup *s) {
     }
     lcg_task_prepare(&c.task, c.seed); /* per-run task state, e.g. mqmtar's vocabulary */
     lcg_backend *b = train_backend_create(&c);
+    snprintf(c.gpu, sizeof c.gpu, "%s", b->device);
     lcg_train_result tr = {.train_loss = NAN};
     char note[1024];
     run_cfg_string(&c, note, sizeof note);
-    if (!c.quiet)
-        fprintf(stderr, "lcgbench %s: task %s, %s + %s, %d layers, C=%d, %dx%d heads, %zu params, %d threads\n",
+    if (!c.quiet) {
+        char on[200] = "";
+        if (b->device[0]) snprintf(on, sizeof on, ", on %s (%s, %s)", b->device, c.backend, lcg_precision_names[c.precision]);
+        fprintf(stderr, "lcgbench %s: task %s, %s + %s, %d layers, C=%d, %dx%d heads, %zu params, %d threads%s\n",
                 LCG_VERSION, task->name, lcg_normalizer_at(c.model.norm)->name, lcg_posenc_at(c.model.pos)->name, c.model.L, c.model.C, c.model.H,
-                c.model.D, b->n_params, c.threads);
+                c.model.D, b->n_params, c.threads, on);
+    }
     if (load) {
         if (s->ck.n_params != b->n_params || !lcg_config_same(&s->ck.cfg, &c.model)) {
             fprintf(stderr, "lcgbench %s: checkpoint '%s': its model header does not match its settings\n", s->cx->cmd, load);

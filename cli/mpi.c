@@ -157,6 +157,9 @@ static int merge_rows(void *ctx, const char *cur, size_t n_cur, char **out, size
     (void)err, (void)err_len;
     coord *C = ctx;
     const sw_grid *g = C->g;
+    char *up = NULL;
+    size_t n_up = 0;
+    if (csv_upgrade(cur, n_cur, &up, &n_up)) cur = up, n_cur = n_up; /* schema 1: upgraded in place */
     FILE *f = open_memstream(out, n_out);
     if (!f) lcg_die("open_memstream failed");
     if (C->ordered && n_cur >= C->n_prefix && memcmp(cur, C->prefix, C->n_prefix) == 0) {
@@ -179,6 +182,7 @@ static int merge_rows(void *ctx, const char *cur, size_t n_cur, char **out, size
         else csv_write_record(f, lcg_csv_columns, lcg_csv_n_columns);
         fwrite(C->rows[C->last], 1, C->n_rows[C->last], f);
     }
+    free(up);
     if (fclose(f) != 0) lcg_die("building CSV in memory failed");
     return 0;
 }
@@ -222,6 +226,9 @@ static int coordinate(const sw_grid *g, int size, int threads) {
         fclose(probe);
         C.old = lcg_read_file(g->out, &C.n_old);
         if (!C.old) lcg_die("cannot read '%s': %s", g->out, strerror(errno));
+        char *up;
+        size_t n_up;
+        if (csv_upgrade(C.old, C.n_old, &up, &n_up)) free(C.old), C.old = up, C.n_old = n_up;
     }
     C.ordered = 1;
     C.prefix = LCG_NEW(char, C.n_old + 1);

@@ -2,12 +2,16 @@
 # cuda/gpu_check.sh: on the GPU machine (the `run` tool), from the repository root: build the CUDA
 # backend with nvcc (sm_90), run its test against the CPU and the training benchmark; logs and
 # the binaries' output under $OUT (build.log, test.log, bench.log, gpu.txt). Usage:
-#   bash cuda/gpu_check.sh [test|bench|all|profile|full|sanitize|final] [extra args for bench_gpu]
+#   bash cuda/gpu_check.sh [test|bench|all|profile|full|sanitize|final|e2e] [extra args for bench_gpu]
 # all = test + bench; full = all + profile; final = all + sanitize (compute-sanitizer's memcheck
 # on the kernel tests, racecheck on the fused attention)
 # profile: Nsight Compute's kernel times (one metric: one replay pass) of one step of the copy
 # architecture, softmax fp32 and asentmax tf32 (2 steps profiled: a warm-up and a timed one),
 # summed per kernel (profile_*.txt)
+# e2e: `make CUDA=1 test-gpu`'s two parts (test_gpu, then cuda/test_gpu_e2e.sh on lcgbench
+# --device cuda) plus the bench; lcgbench needs libcsv: where it is not installed, the Debian
+# packages' .debs in $LCG_DEBS (default debs/) are unpacked and used (apt-get download libcsv3
+# libcsv-dev, elsewhere)
 set -u
 OUT=${OUT:-/tmp/lcg_gpu_out}
 mkdir -p "$OUT"
@@ -16,6 +20,36 @@ export OMP_WAIT_POLICY=PASSIVE
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw \
   --format=csv >"$OUT/gpu.txt" 2>&1
 cat "$OUT/gpu.txt"
+if [[ $what == e2e ]]; then
+  extra=()
+  if [ ! -e /usr/include/csv.h ]; then
+    x=$PWD/build/debs
+    mkdir -p "$x"
+    for f in "${LCG_DEBS:-debs}"/*.deb; do dpkg -x "$f" "$x"; done
+    extra=(EXTRA_CFLAGS="-I$x/usr/include -L$x/usr/lib/x86_64-linux-gnu")
+    export LD_LIBRARY_PATH=$x/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  fi
+  t0=$(date +%s%N)
+  if ! make CUDA=1 BUILD=build/cu -j"$(nproc)" NVCC_ARCH=-arch=sm_90 "${extra[@]}" build/cu/lcgbench \
+      build/cu/cuda/test_gpu build/cu/cuda/bench_gpu >"$OUT/build.log" 2>&1; then
+    tail -40 "$OUT/build.log"
+    echo "BUILD FAILED"
+    exit 1
+  fi
+  echo "build: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+  rc=0
+  t0=$(date +%s%N)
+  build/cu/cuda/test_gpu >"$OUT/test.log" 2>&1 || rc=1
+  echo "test_gpu: $(( ($(date +%s%N) - t0) / 1000000 )) ms, rc $rc"
+  grep -v '^ok' "$OUT/test.log" | tail -20
+  t0=$(date +%s%N)
+  bash cuda/test_gpu_e2e.sh build/cu/lcgbench >"$OUT/e2e.log" 2>&1 || rc=1
+  echo "test_gpu_e2e: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+  cat "$OUT/e2e.log"
+  shift || true
+  [ $# -gt 0 ] && { build/cu/cuda/bench_gpu "$@" 2>&1 | tee "$OUT/bench.log" || rc=1; }
+  exit $rc
+fi
 t0=$(date +%s%N)
 if ! make -f Makefile -f cuda/cuda.mk -j"$(nproc)" build/cuda/test_gpu build/cuda/bench_gpu \
     NVCC_ARCH=-arch=sm_90 >"$OUT/build.log" 2>&1; then

@@ -1356,6 +1356,7 @@ __global__ void clip_adamw_kernel(float *p, float *g, float *m, float *v, const 
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     double norm = sqrt(sqnorm[0]);
+    if (!isfinite(norm)) return; /* as optim.c's caller: a non-finite norm changes nothing */
     float gi = g[i];
     if (clip > 0 && norm > clip) {
         gi *= (float)(clip / (norm + 1e-6));

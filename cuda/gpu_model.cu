@@ -226,7 +226,9 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
     m->n_mask = 0;
     /* the batch, staged in pinned memory for one asynchronous copy (the previous one is done:
      * every forward ends with a synchronizing copy of the loss) */
-    int *h_tok = m->h_stage, *h_tgt = h_tok + N, *h_idx = h_tgt + N, *h_off = h_idx + N;
+    /* laid out as the device buffers (ensure_acts): arrays of the capacity's rows, not N */
+    size_t NC = (size_t)m->cap_B * m->cap_T;
+    int *h_tok = m->h_stage, *h_tgt = h_tok + NC, *h_idx = h_tgt + NC, *h_off = h_idx + NC;
     unsigned char *h_mask = (unsigned char *)(h_off + V + 1);
     int with_loss = targets && mask;
     memcpy(h_tok, tok, sizeof(int) * N);
@@ -359,6 +361,7 @@ double gpu_adamw_step(gpu_model *m, float lr, double clip) {
                   step, rbc2, m->n_params);
     double sq;
     gpu_download(&sq, m->scalars + 1, sizeof sq);
+    if (!isfinite(sq)) m->t--; /* nothing was updated (as the CPU skips adamw_update) */
     return sqrt(sq);
 }
 
@@ -424,4 +427,8 @@ void gpu_adamw_set_state(gpu_model *m, const float *m_host, const float *v_host,
     gpu_upload(m->adam_m, m_host, sizeof(float) * m->n_params);
     gpu_upload(m->adam_v, v_host, sizeof(float) * m->n_params);
     m->t = t;
+}
+
+void gpu_model_set_grad(gpu_model *m, size_t i, float v) {
+    if (i < m->n_params) gpu_upload(m->mem + m->n_params + i, &v, sizeof v);
 }

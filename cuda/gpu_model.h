@@ -39,7 +39,8 @@ void gpu_model_backward(gpu_model *m);
 
 /* AdamW as optim.h's adamw_init: zeroes the moments and the step count */
 void gpu_adamw_init(gpu_model *m, float beta1, float beta2, float eps, float weight_decay);
-/* grad_clip(clip) then adamw_update(lr), on the device; returns the gradient norm before clipping */
+/* grad_clip(clip) then adamw_update(lr), on the device; returns the gradient norm before clipping.
+ * A non-finite norm updates nothing (the step count included), as the CPU's training loop. */
 double gpu_adamw_step(gpu_model *m, float lr, double clip);
 
 /* after a forward whose loss is not finite: model_find_nonfinite's answer (the first activation,
@@ -51,6 +52,8 @@ int gpu_model_find_nonfinite(const gpu_model *m, char *what, size_t n);
 void gpu_model_get_params(const gpu_model *m, float *host);
 void gpu_model_set_params(gpu_model *m, const float *host);
 void gpu_model_get_grads(const gpu_model *m, float *host);
+/* gradient element i (CPU layout) := v (the fault-injection hook of the training loop's tests) */
+void gpu_model_set_grad(gpu_model *m, size_t i, float v);
 void gpu_adamw_get_state(const gpu_model *m, float *m_host, float *v_host, long *t);
 void gpu_adamw_set_state(gpu_model *m, const float *m_host, const float *v_host, long t);
 

@@ -356,6 +356,19 @@ static void test_model_case(int norm, int pos, double alpha) {
     double lc = model_forward(&cm, tok, tgt, mask, B, T);
     model_zero_grad(&cm);
     model_backward(&cm);
+    { /* a larger batch first: the buffers then have room for more rows than this batch uses
+       * (as in training, where T varies from step to step) */
+        int B2 = 4, T2 = 30;
+        int *tok2 = LCG_NEW(int, B2 * T2), *tgt2 = LCG_NEW(int, B2 * T2);
+        unsigned char *mask2 = LCG_NEW(unsigned char, B2 * T2);
+        make_batch(tok2, tgt2, mask2, B2, T2, cfg.V);
+        gpu_model_forward(gm, tok2, tgt2, mask2, B2, T2);
+        gpu_model_zero_grad(gm);
+        gpu_model_backward(gm);
+        lcg_free(tok2);
+        lcg_free(tgt2);
+        lcg_free(mask2);
+    }
     double lg = gpu_model_forward(gm, tok, tgt, mask, B, T);
     gpu_model_zero_grad(gm);
     gpu_model_backward(gm);

@@ -22,6 +22,17 @@ void csv_write_record(FILE *f, const char *const *fields, int n);
 void csv_mkdirs_for(const char *path);
 extern const char *const lcg_csv_columns[];
 extern const int lcg_csv_n_columns;
+/* schema 1, the files written before the device columns: the current columns less device, gpu
+ * and precision. Its column i is the current csv_v1_column(i); the current columns it lacks have
+ * csv_v1_default (cpu, "", fp32; NULL for the others) */
+extern const int lcg_csv_v1_n_columns;
+int csv_v1_column(int i);
+const char *csv_v1_default(int col);
+/* the name of column i of schema 1 or 2 (the current), NULL past the last */
+const char *csv_header_name(int schema, int i);
+/* data (n bytes) upgraded to the current schema if it is a valid schema-1 file: 1 and a
+ * malloc'd *out; else 0 (nothing allocated) */
+int csv_upgrade(const char *data, size_t n, char **out, size_t *n_out);
 
 /* a result CSV read back (harness/csv_read.c): rows of lcg_csv_n_columns string fields */
 typedef struct {
@@ -29,7 +40,8 @@ typedef struct {
     long n_rows;
     char *path;          /* for messages: "path:line" */
 } lcg_csv;
-/* loads path, checking it has our exact header; 0, or -1 with err (nothing to free) */
+/* loads path, checking it has our exact header (or schema 1's: its rows are filled in to the
+ * current schema); 0, or -1 with err (nothing to free) */
 int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len);
 /* the index of a column (dies on an unknown name: a programming error) */
 int csv_col(const char *name);

@@ -2,7 +2,9 @@
  * csv_out.c: result rows, one per (run, eval length), appended to a CSV file with libcsv.
  * The file is rewritten whole through a temp file and rename, so a reader or a crash never
  * sees a partial row. An existing file must have exactly our header (checked with libcsv's
- * parser); a different schema is an error, never a silently mixed file.
+ * parser); a different schema is an error, never a silently mixed file. The one exception is
+ * schema 1 (before the device, gpu and precision columns): appending to such a file upgrades it
+ * in place under its lock (its rows are CPU fp32 runs: cpu, "", fp32), and readers fill those in.
  *
  * Before any training, csv_preflight checks the existing file's schema and that the file can
  * be replaced, so a run never computes results it cannot keep.
@@ -28,9 +30,27 @@ const char *const lcg_csv_columns[] = {
     "warmup",      "weight_decay", "clip",     "train_len",   "train_vary",  "eval_len",
     "factor",      "samples",    "exact_match", "exact_lo",   "exact_hi",    "token_acc",
     "token_lo",    "token_hi",   "eval_loss",  "attn_entropy", "attn_support", "attn_max",
-    "train_loss",  "wall_threads", "wall_train_s",
+    "train_loss",  "device",     "gpu",        "precision",   "wall_threads", "wall_train_s",
     "wall_train_tok_s", "wall_eval_s"};
 const int lcg_csv_n_columns = (int)(sizeof lcg_csv_columns / sizeof *lcg_csv_columns);
+
+/* schema 1 (before issue 18): the same columns less device, gpu and precision */
+#define V1_AT 38 /* where the three were inserted: "device" */
+#define V1_NEW 3
+const int lcg_csv_v1_n_columns = (int)(sizeof lcg_csv_columns / sizeof *lcg_csv_columns) - V1_NEW;
+
+int csv_v1_column(int i) { return i < V1_AT ? i : i + V1_NEW; }
+
+const char *csv_v1_default(int col) {
+    static const char *const def[V1_NEW] = {"cpu", "", "fp32"};
+    return col >= V1_AT && col < V1_AT + V1_NEW ? def[col - V1_AT] : NULL;
+}
+
+const char *csv_header_name(int schema, int i) {
+    int n = schema == 1 ? lcg_csv_v1_n_columns : lcg_csv_n_columns;
+    if (i < 0 || i >= n) return NULL;
+    return lcg_csv_columns[schema == 1 ? csv_v1_column(i) : i];
+}
 
 void run_cfg_string(const lcg_run_cfg *c, char *out, size_t n) {
     char tp[256];
@@ -76,19 +96,32 @@ void run_resume_command(const lcg_run_cfg *c, const char *ckpt, char *out, size_
         for (int i = 0; i < c->n_rungs; i++)
             k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, "%s%d", i ? "," : "", c->rungs[i]);
     } else {
-        snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --max-len %d", c->max_len);
+        k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --max-len %d", c->max_len);
     }
+    if (c->backend && strcmp(c->backend, "cpu") != 0) /* the device is no part of the checkpoint */
+        k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --device %s", c->backend);
+    if (c->precision != LCG_PREC_FP32)
+        snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --precision %s", lcg_precision_names[c->precision]);
 }
 
+/* the run id: the settings, and the device and precision when they are not the CPU's fp32 (so
+ * CPU run ids are those of every earlier version, and a GPU row is never a CPU row's cell) */
 uint64_t run_cfg_id(const lcg_run_cfg *c) {
-    char s[1024];
-    run_cfg_string(c, s, sizeof s);
+    char s[1100];
+    run_cfg_string(c, s, 1024);
+    const char *dev = c->backend ? c->backend : "cpu";
+    if (strcmp(dev, "cpu") != 0 || c->precision != LCG_PREC_FP32) {
+        size_t k = strlen(s);
+        snprintf(s + k, sizeof s - k, ";device=%s;precision=%s", dev, lcg_precision_names[c->precision]);
+    }
     return lcg_fnv1a(LCG_FNV_INIT, s, strlen(s));
 }
 
 /* ---- header check ------------------------------------------------------------------------ */
+/* the header is compared with the current schema (2) and with schema 1; the rows must have the
+ * header's field count */
 typedef struct {
-    int col, rows, bad;
+    int col, rows, bad, match[3], schema;
     char what[256];
 } header_check;
 
@@ -99,34 +132,44 @@ static void on_field(void *s, size_t n, void *data) {
         h->col++;
         return;
     }
+    for (int v = 1; v <= 2; v++) {
+        const char *want = csv_header_name(v, h->col);
+        if (!want || strlen(want) != n || memcmp(s, want, n) != 0) h->match[v] = 0;
+    }
     const char *want = h->col < lcg_csv_n_columns ? lcg_csv_columns[h->col] : "";
-    if (h->col >= lcg_csv_n_columns || strlen(want) != n || memcmp(s, want, n) != 0) {
-        h->bad = 1;
+    if (!h->what[0] && (h->col >= lcg_csv_n_columns || strlen(want) != n || memcmp(s, want, n) != 0))
         snprintf(h->what, sizeof h->what, "column %d is '%.*s', expected '%s'", h->col + 1,
                  (int)(n > 40 ? 40 : n), (const char *)s, want[0] ? want : "(none)");
-    }
     h->col++;
 }
 
 static void on_row(int c, void *data) {
     (void)c;
     header_check *h = data;
-    if (!h->bad && h->col != lcg_csv_n_columns) {
-        h->bad = 1;
-        if (h->rows == 0)
-            snprintf(h->what, sizeof h->what, "header has %d columns, expected %d", h->col, lcg_csv_n_columns);
-        else
-            snprintf(h->what, sizeof h->what, "row %d has %d fields, expected %d", h->rows + 1, h->col,
-                     lcg_csv_n_columns);
+    if (h->bad) return;
+    if (h->rows == 0) {
+        h->schema = h->match[2] && h->col == lcg_csv_n_columns ? 2 : h->match[1] && h->col == lcg_csv_v1_n_columns ? 1 : 0;
+        if (!h->schema) {
+            h->bad = 1;
+            if (!h->what[0])
+                snprintf(h->what, sizeof h->what, "header has %d columns, expected %d", h->col, lcg_csv_n_columns);
+        }
+    } else {
+        int want = h->schema == 1 ? lcg_csv_v1_n_columns : lcg_csv_n_columns;
+        if (h->col != want) {
+            h->bad = 1;
+            snprintf(h->what, sizeof h->what, "row %d has %d fields, expected %d", h->rows + 1, h->col, want);
+        }
     }
     h->col = 0;
     h->rows++;
 }
 
-static int check_existing(const char *path, const char *data, size_t n, char *err, size_t err_len) {
+/* 0 (with the schema, 1 or 2, in *schema), or -1 with err */
+static int check_existing(const char *path, const char *data, size_t n, int *schema, char *err, size_t err_len) {
     if (n >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) data += 3, n -= 3; /* a UTF-8 BOM (spreadsheets) */
     struct csv_parser p;
-    header_check h = {0};
+    header_check h = {.match = {0, 1, 1}};
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0) lcg_die("csv_init failed");
     size_t used = csv_parse(&p, data, n, on_field, on_row, &h);
     int perr = used != n ? csv_error(&p) : 0;
@@ -145,6 +188,7 @@ static int check_existing(const char *path, const char *data, size_t n, char *er
         snprintf(err, err_len, "'%s' does not end with a newline (a partial row?)", path);
         return -1;
     }
+    *schema = h.schema;
     return 0;
 }
 
@@ -181,6 +225,49 @@ void csv_mkdirs_for(const char *path) {
     }
 }
 
+/* ---- schema 1 -> 2: the rows as they were, device, gpu and precision inserted ------------- */
+typedef struct {
+    FILE *f;
+    int col, header;
+} upgrader;
+
+static void up_field(void *s, size_t n, void *data) {
+    upgrader *u = data;
+    if (u->col == V1_AT)
+        for (int k = 0; k < V1_NEW; k++) put_field(u->f, u->header ? lcg_csv_columns[V1_AT + k] : csv_v1_default(V1_AT + k), 0);
+    char *v = malloc(n + 1);
+    if (!v) lcg_die("out of memory");
+    memcpy(v, s, n);
+    v[n] = '\0';
+    put_field(u->f, v, u->col == lcg_csv_v1_n_columns - 1);
+    free(v);
+    u->col++;
+}
+
+static void up_row(int c, void *data) {
+    (void)c;
+    upgrader *u = data;
+    u->col = 0;
+    u->header = 0;
+}
+
+int csv_upgrade(const char *data, size_t n, char **out, size_t *n_out) {
+    int schema = 0;
+    char err[64];
+    if (!n || check_existing("", data, n, &schema, err, sizeof err) != 0 || schema != 1) return 0;
+    if (n >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) data += 3, n -= 3;
+    upgrader u = {.header = 1};
+    u.f = open_memstream(out, n_out);
+    if (!u.f) lcg_die("open_memstream failed");
+    struct csv_parser p;
+    if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0) lcg_die("csv_init failed");
+    csv_parse(&p, data, n, up_field, up_row, &u);
+    csv_fini(&p, up_field, up_row, &u);
+    csv_free(&p);
+    if (fclose(u.f) != 0) lcg_die("building CSV in memory failed");
+    return 1;
+}
+
 typedef struct {
     const lcg_run_cfg *cfg;
     const lcg_train_result *tr;
@@ -196,14 +283,17 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
     const lcg_train_result *tr = a->tr;
     const lcg_rung_result *rungs = a->rungs;
     int n_rungs = a->n_rungs;
-    if (n_old && check_existing(cfg->out, old, n_old, err, err_len) != 0) return -1;
-    char *buf = NULL;
-    size_t n_buf = 0;
+    int schema = 2;
+    if (n_old && check_existing(cfg->out, old, n_old, &schema, err, err_len) != 0) return -1;
+    char *buf = NULL, *up = NULL;
+    size_t n_buf = 0, n_up = 0;
+    if (schema == 1 && csv_upgrade(old, n_old, &up, &n_up)) old = up, n_old = n_up; /* in place, under the lock */
     FILE *f = open_memstream(&buf, &n_buf);
     if (!f) lcg_die("open_memstream failed");
     if (n_old) fwrite(old, 1, n_old, f);
     else
         for (int i = 0; i < lcg_csv_n_columns; i++) put_field(f, lcg_csv_columns[i], i == lcg_csv_n_columns - 1);
+    free(up);
 
     const lcg_config *m = &cfg->model;
     char tp[256], fields[64][256];
@@ -262,6 +352,9 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
         join_layers(fields[k++], g->attn_max, m->L);
         if (isnan(tr->train_loss)) F("%s", "");
         else F("%.6g", tr->train_loss);
+        F("%s", cfg->backend ? cfg->backend : "cpu");
+        F("%s", cfg->gpu);
+        F("%s", lcg_precision_names[cfg->precision]);
         F("%d", cfg->threads);
         F("%.3f", tr->train_seconds);
         F("%.0f", tr->train_tok_s);
@@ -293,7 +386,8 @@ int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len) {
         snprintf(err, err_len, "cannot read '%s': %s", cfg->out, strerror(errno));
         return -1;
     }
-    int rc = old && n_old ? check_existing(cfg->out, old, n_old, err, err_len) : 0;
+    int schema;
+    int rc = old && n_old ? check_existing(cfg->out, old, n_old, &schema, err, err_len) : 0;
     free(old);
     return rc;
 }

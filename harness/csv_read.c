@@ -1,5 +1,6 @@
 /*
- * csv_read.c: loads a result CSV (our schema, checked column by column) into memory with
+ * csv_read.c: loads a result CSV (our schema, checked column by column; a schema-1 file, from
+ * before the device columns, is read with those filled in as cpu, "", fp32) into memory with
  * libcsv, for the commands that read results back: sweep (which runs are done), table and
  * regress. Fields are kept as strings; callers parse what they use. It does not write.
  */
@@ -15,7 +16,8 @@
 
 typedef struct {
     lcg_csv *t;
-    int col, bad;
+    int col, bad, schema; /* schema: the header's, 1 or 2 (the current), once read */
+    int match[3];         /* the header so far matches schema 1, 2 */
     size_t cap_rows;
     char **row;   /* the row being read, lcg_csv_n_columns fields */
     char what[256];
@@ -24,17 +26,20 @@ typedef struct {
 static void on_field(void *s, size_t n, void *data) {
     reader *r = data;
     if (r->bad) return;
-    if (r->col >= lcg_csv_n_columns) {
+    if (r->t->n_rows < 0) { /* header */
+        for (int v = 1; v <= 2; v++) {
+            const char *want = csv_header_name(v, r->col);
+            if (!want || strlen(want) != n || memcmp(s, want, n) != 0) r->match[v] = 0;
+        }
+        const char *want = r->col < lcg_csv_n_columns ? lcg_csv_columns[r->col] : "(none)";
+        if (!r->what[0] && !r->match[1] && !r->match[2])
+            snprintf(r->what, sizeof r->what, "column %d is '%.*s', expected '%s'", r->col + 1,
+                     (int)(n > 40 ? 40 : n), (const char *)s, want);
         r->col++;
         return;
     }
-    if (r->t->n_rows < 0) { /* header */
-        const char *want = lcg_csv_columns[r->col];
-        if (strlen(want) != n || memcmp(s, want, n) != 0) {
-            r->bad = 1;
-            snprintf(r->what, sizeof r->what, "column %d is '%.*s', expected '%s'", r->col + 1,
-                     (int)(n > 40 ? 40 : n), (const char *)s, want);
-        }
+    int n_cols = r->schema == 1 ? lcg_csv_v1_n_columns : lcg_csv_n_columns;
+    if (r->col >= n_cols) {
         r->col++;
         return;
     }
@@ -42,7 +47,16 @@ static void on_field(void *s, size_t n, void *data) {
     if (!f) lcg_die("out of memory");
     memcpy(f, s, n);
     f[n] = '\0';
-    r->row[r->col++] = f;
+    r->row[r->schema == 1 ? csv_v1_column(r->col) : r->col] = f;
+    r->col++;
+}
+
+/* frees the fields read so far of the row being read */
+static void drop_row(reader *r) {
+    for (int i = 0; i < lcg_csv_n_columns; i++) {
+        free(r->row[i]);
+        r->row[i] = NULL;
+    }
 }
 
 static void on_row(int c, void *data) {
@@ -50,23 +64,41 @@ static void on_row(int c, void *data) {
     reader *r = data;
     if (r->bad) return;
     lcg_csv *t = r->t;
-    if (r->col != lcg_csv_n_columns) {
-        r->bad = 1;
-        snprintf(r->what, sizeof r->what, "%s %ld has %d fields, expected %d", t->n_rows < 0 ? "the header" : "row",
-                 t->n_rows + 2, r->col, lcg_csv_n_columns);
-        for (int i = 0; i < r->col && i < lcg_csv_n_columns && t->n_rows >= 0; i++) free(r->row[i]);
+    if (t->n_rows < 0) {
+        r->schema = r->match[2] && r->col == lcg_csv_n_columns ? 2 : r->match[1] && r->col == lcg_csv_v1_n_columns ? 1 : 0;
+        if (!r->schema) {
+            r->bad = 1;
+            if (!r->what[0])
+                snprintf(r->what, sizeof r->what, "the header has %d fields, expected %d", r->col, lcg_csv_n_columns);
+            return;
+        }
+        t->n_rows++;
         r->col = 0;
         return;
     }
-    if (t->n_rows >= 0) {
-        if ((size_t)t->n_rows == r->cap_rows) {
-            r->cap_rows = r->cap_rows ? 2 * r->cap_rows : 64;
-            t->rows = realloc(t->rows, sizeof(char **) * r->cap_rows);
-            if (!t->rows) lcg_die("out of memory");
-        }
-        t->rows[t->n_rows] = r->row;
-        r->row = LCG_NEW(char *, lcg_csv_n_columns);
+    int n_cols = r->schema == 1 ? lcg_csv_v1_n_columns : lcg_csv_n_columns;
+    if (r->col != n_cols) {
+        r->bad = 1;
+        snprintf(r->what, sizeof r->what, "row %ld has %d fields, expected %d", t->n_rows + 2, r->col, n_cols);
+        drop_row(r);
+        r->col = 0;
+        return;
     }
+    if (r->schema == 1) /* the columns schema 1 lacks: a CPU fp32 run's */
+        for (int i = 0; i < lcg_csv_n_columns; i++) {
+            const char *d = csv_v1_default(i);
+            if (!d) continue;
+            r->row[i] = malloc(strlen(d) + 1);
+            if (!r->row[i]) lcg_die("out of memory");
+            strcpy(r->row[i], d);
+        }
+    if ((size_t)t->n_rows == r->cap_rows) {
+        r->cap_rows = r->cap_rows ? 2 * r->cap_rows : 64;
+        t->rows = realloc(t->rows, sizeof(char **) * r->cap_rows);
+        if (!t->rows) lcg_die("out of memory");
+    }
+    t->rows[t->n_rows] = r->row;
+    r->row = LCG_NEW(char *, lcg_csv_n_columns);
     t->n_rows++;
     r->col = 0;
 }
@@ -80,7 +112,7 @@ int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len) {
         return -1;
     }
     struct csv_parser p;
-    reader r = {.t = t};
+    reader r = {.t = t, .match = {0, 1, 1}};
     const char *text = data;
     if (n >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) text += 3, n -= 3; /* a UTF-8 BOM (spreadsheets) */
     t->n_rows = -1; /* the header comes first */
@@ -90,7 +122,7 @@ int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len) {
     int perr = used != n ? csv_error(&p) : 0;
     if (!perr && csv_fini(&p, on_field, on_row, &r) != 0) perr = csv_error(&p);
     csv_free(&p);
-    for (int i = 0; i < r.col && i < lcg_csv_n_columns && t->n_rows >= 0; i++) free(r.row[i]);
+    drop_row(&r);
     lcg_free(r.row);
     int partial = n && text[n - 1] != '\n';
     free(data);

@@ -45,7 +45,9 @@ typedef struct {
     const char *data;    /* reference-format data directory instead of the generator */
     int data_min, data_max; /* --data: the train split's shortest and longest sample (0: not read) */
     int threads;         /* 0 = OpenMP default */
-    const char *backend; /* the model-step backend (model/backend.h): "cpu" */
+    const char *backend; /* the model-step backend (model/backend.h), --device: "cpu" or "cuda" */
+    int precision;       /* LCG_PREC_* (--precision; the CPU's is fp32) */
+    char gpu[128];       /* the backend's device name once created ("" on the CPU), for the CSV */
     long log_every;      /* 0 = automatic */
     int quiet;
 } lcg_run_cfg;

@@ -95,7 +95,8 @@ static void fmt_eta(char *out, size_t n, double s) {
 }
 
 lcg_backend *train_backend_create(const lcg_run_cfg *cfg) {
-    lcg_backend_opts opts = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = (float)cfg->weight_decay};
+    lcg_backend_opts opts = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = (float)cfg->weight_decay,
+                             .precision = cfg->precision};
     const char *name = cfg->backend ? cfg->backend : "cpu";
     lcg_backend *b = lcg_backend_create(name, &cfg->model, cfg->seed, &opts);
     if (!b) lcg_die("no model backend '%s'", name);

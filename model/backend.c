@@ -1,13 +1,18 @@
 /*
  * backend.c: the table of model-step backends (backend.h) and their creation by name. A new
- * backend is its lcg_backend_ops and one line here.
+ * backend is its lcg_backend_ops and one line here ("cuda" only in a CUDA=1 build).
  */
 #include "backend.h"
 
 #include <string.h>
 
+const char *const lcg_precision_names[3] = {"fp32", "tf32", "bf16"};
+
 static const lcg_backend_ops *const backends[] = {
     &lcg_backend_cpu,
+#ifdef LCG_CUDA
+    &lcg_backend_cuda,
+#endif
 };
 
 const lcg_backend_ops *lcg_backend_at(int i) {

@@ -8,8 +8,9 @@
  * so checkpoints are interchangeable between backends.
  *
  * Implementations: "cpu" (backend_cpu.c: model.c, optim.c, infer.c and prefill.c, bitwise
- * today's results). A second one (e.g. "cuda") adds an lcg_backend_ops and one line in
- * backend.c's table. Not here: which backend a run uses (the harness asks by name), files,
+ * today's results) and, in a build with CUDA=1 (-DLCG_CUDA), "cuda" (cuda/backend_cuda.c: the
+ * device model of cuda/gpu_model.h). Another adds an lcg_backend_ops and one line in backend.c's
+ * table. Not here: which backend a run uses (the harness asks by name), files,
  * schedules, policy.
  */
 #ifndef LCG_BACKEND_H
@@ -23,9 +24,14 @@
 
 typedef struct lcg_backend lcg_backend;
 
-/* AdamW's constants (the learning rate comes with each step) */
+/* arithmetic of the matmuls (a GPU's choice; the CPU computes in fp32 only) */
+enum { LCG_PREC_FP32 = 0, LCG_PREC_TF32, LCG_PREC_BF16 };
+extern const char *const lcg_precision_names[3]; /* "fp32", "tf32", "bf16" */
+
+/* AdamW's constants (the learning rate comes with each step), and the precision */
 typedef struct {
     float beta1, beta2, eps, weight_decay;
+    int precision; /* LCG_PREC_* */
 } lcg_backend_opts;
 
 /* the test hook LCG_TEST_NAN's faults (see harness/train.c): huge q/k weights of the last
@@ -56,6 +62,10 @@ typedef struct {
 
 typedef struct {
     const char *name;
+    /* 1 if this backend can run here; else 0 with the reason in why[n] (NULL: always) */
+    int (*available)(char *why, size_t n);
+    /* a model of cfg; on a failure it cannot recover from (no device, out of device memory)
+     * prints one line and exits 1 */
     lcg_backend *(*create)(const lcg_config *cfg, uint64_t seed, const lcg_backend_opts *opts);
     void (*destroy)(lcg_backend *b);
     /* forward over tok/targets/mask [B, T] and, when the mean loss is finite, the backward
@@ -92,6 +102,7 @@ struct lcg_backend {
     const lcg_backend_ops *ops;
     lcg_config cfg;
     size_t n_params;
+    char device[128]; /* the device's name ("NVIDIA H200"); "" on the CPU */
     void *impl;  /* the implementation's state */
 };
 
@@ -105,5 +116,6 @@ void lcg_backend_destroy(lcg_backend *b);
 /* the CPU backend's model (tests and benchmarks that look inside); NULL for any other */
 lcg_model *lcg_backend_cpu_model(lcg_backend *b);
 extern const lcg_backend_ops lcg_backend_cpu;
+extern const lcg_backend_ops lcg_backend_cuda; /* defined only in a CUDA=1 build */
 
 #endif

@@ -3,7 +3,9 @@
  * tiny configurations: --preset (values reach the CSV, flags override them), --eval-tokens,
  * `sweep` (grid files and their errors, every cell checked before work, skipping finished
  * cells and resuming to the same rows), `table` (numbers recomputed here from the CSV, the
- * layouts) and `regress` (pass on itself, fail on a dropped or missing row).
+ * layouts) and `regress` (pass on itself, fail on a dropped or missing row); the device columns
+ * (a schema-1 file from before them is read, and upgraded in place by an append) and the errors
+ * of --device and --precision on the CPU.
  *
  * Does not cover: whether the presets reach their accuracy targets (results/mini/ records
  * that), distributed sweeps (test_sweep), or the gnuplot scripts' pictures.
@@ -275,6 +277,76 @@ START_TEST(test_regress) {
 }
 END_TEST
 
+/* ---- the device columns (issue 18): schema-1 files, --device and --precision ---------------- */
+/* the file at src less its columns device, gpu and precision (a file written before them) */
+static void write_schema1(const char *src, const char *dst) {
+    tu_csv_doc d;
+    tu_csv_load(src, &d);
+    int drop[3] = {tu_csv_col(&d, "device"), tu_csv_col(&d, "gpu"), tu_csv_col(&d, "precision")};
+    ck_assert_msg(drop[0] >= 0 && drop[1] == drop[0] + 1 && drop[2] == drop[0] + 2, "device columns");
+    FILE *f = fopen(dst, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int r = 0; r < d.rows; r++) {
+        int first = 1;
+        for (int c = 0; c < d.cols[r]; c++) {
+            if (c >= drop[0] && c <= drop[2]) continue;
+            fprintf(f, "%s%s", first ? "" : ",", d.cell[r][c]);
+            first = 0;
+        }
+        fputc('\n', f);
+    }
+    fclose(f);
+    tu_csv_free(&d);
+}
+
+START_TEST(test_device_columns_and_schema1) {
+    char dir[64], cur[128], old[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(cur, sizeof cur, "%s/cur.csv", dir);
+    snprintf(old, sizeof old, "%s/old.csv", dir);
+    expect_status(0, LCG " run --task copy " TINY " --out %s", cur);
+    tu_csv_doc d;
+    tu_csv_load(cur, &d);
+    ck_assert_int_eq(d.rows, 1 + TINY_ROWS);
+    ck_assert_str_eq(cell(&d, 1, "device"), "cpu");
+    ck_assert_str_eq(cell(&d, 1, "gpu"), "");
+    ck_assert_str_eq(cell(&d, 1, "precision"), "fp32");
+    tu_csv_free(&d);
+    /* a schema-1 file is read (table, regress: its rows are the same CPU runs) ... */
+    write_schema1(cur, old);
+    expect_status(0, LCG " table %s", old);
+    expect_status(0, LCG " regress --baseline %s %s", old, cur);
+    ck_assert_ptr_nonnull(strstr(R.err, "0 regressed or missing"));
+    expect_status(0, LCG " regress --baseline %s %s", cur, old);
+    /* ... and an append upgrades it in place: the old rows as they were, filled in */
+    expect_status(0, LCG " run --task copy --seed 2 " TINY " --out %s", old);
+    tu_csv_doc a, b;
+    tu_csv_load(old, &a);
+    tu_csv_load(cur, &b);
+    ck_assert_int_eq(a.rows, 1 + 2 * TINY_ROWS);
+    for (int r = 0; r <= TINY_ROWS; r++) {
+        ck_assert_int_eq(a.cols[r], b.cols[r]);
+        for (int c = 0; c < a.cols[r]; c++)
+            ck_assert_msg(strcmp(a.cell[r][c], b.cell[r][c]) == 0, "upgraded row %d column %s: '%s', was '%s'", r,
+                          b.cell[0][c], a.cell[r][c], b.cell[r][c]);
+    }
+    ck_assert_str_eq(cell(&a, 1 + TINY_ROWS, "device"), "cpu");
+    tu_csv_free(&a);
+    tu_csv_free(&b);
+    /* the flags: --precision is the GPU's; --device cuda needs a CUDA build and a GPU */
+    expect_usage("--precision tf32 needs --device cuda", "run --precision tf32 " TINY " --out %s", cur);
+    expect_usage("--precision bf16 needs --device cuda", "run --precision bf16 " TINY " --out %s", cur);
+    expect_usage("unknown precision 'fp16'", "run --precision fp16 " TINY " --out %s", cur);
+    expect_usage("unknown device 'gpu'", "run --device gpu " TINY " --out %s", cur);
+    expect_status(0, LCG " run --precision fp32 --device cpu --task copy " TINY " --out %s", cur);
+    /* (a CUDA=1 build on a machine with a GPU runs it) */
+    int st = tu_run(&R, LCG " run --device cuda " TINY " --out %s/gpu.csv", dir);
+    ck_assert_msg(st == 0 || (st == 1 && tu_count_lines(R.err) == 1 && strstr(R.err, "--device cuda: ")),
+                  "--device cuda: exit %d: %s", st, R.err);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
 static Suite *results_suite(void) {
     Suite *s = suite_create("results");
     TCase *tc = tcase_create("preset");
@@ -292,6 +364,7 @@ static Suite *results_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_table_numbers);
     tcase_add_test(tc, test_regress);
+    tcase_add_test(tc, test_device_columns_and_schema1);
     suite_add_tcase(s, tc);
     return s;
 }

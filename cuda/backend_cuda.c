@@ -1,0 +1,198 @@
+/*
+ * backend_cuda.c: the "cuda" implementation of the model-step seam (model/backend.h) on the
+ * device model of gpu_model.h (one GPU, fp32 or tf32 matmuls). The parameters are initialized
+ * on the host by model_init from the seed, exactly as the CPU backend does, and uploaded, so a
+ * CPU run and a GPU run start from the same bits; parameters and AdamW state cross the seam in
+ * the CPU layout, so checkpoints are interchangeable.
+ *
+ * Evaluation runs on the CPU for now: a CPU backend (created on the first eval) receives the
+ * GPU's parameters and runs its decoder's prefill (O(n) memory per sequence, the CPU's bits for
+ * those parameters). Not here: a GPU prefill, bf16, several GPUs.
+ */
+#include "../model/backend.h"
+#include "../kernels/util.h"
+#include "gpu_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    lcg_backend b;
+    gpu_model *g;
+    lcg_backend *cpu;  /* evaluation: a CPU model holding the GPU's parameters */
+    float *host;       /* [n_params] scratch */
+    size_t sizes[LCG_N_PARAM_TENSORS];
+    int fault_grad;    /* LCG_FAULT_GRAD armed for the next backward */
+    float *fault_keep; /* [n_params] the parameters before a fault, or NULL */
+} cuda_state;
+
+static cuda_state *cu(lcg_backend *b) { return b->impl; }
+
+static int cuda_available(char *why, size_t n) {
+    char r[256];
+    if (gpu_device_usable(r, sizeof r)) return 1;
+    snprintf(why, n, "no usable CUDA GPU (%s)", r);
+    return 0;
+}
+
+static lcg_backend *cuda_create(const lcg_config *cfg, uint64_t seed, const lcg_backend_opts *o) {
+    if (o->precision != LCG_PREC_FP32 && o->precision != LCG_PREC_TF32) {
+        fprintf(stderr, "lcgbench: precision %s is not implemented on the GPU yet\n", lcg_precision_names[o->precision]);
+        exit(1);
+    }
+    cuda_state *s = LCG_NEW(cuda_state, 1);
+    lcg_model init;
+    model_init(&init, cfg, seed);
+    char err[512];
+    s->g = gpu_model_create(cfg, init.params_mem, o->precision == LCG_PREC_TF32 ? GPU_TF32 : GPU_FP32, err, sizeof err);
+    if (!s->g) {
+        fprintf(stderr, "lcgbench: %s\n", err);
+        exit(1);
+    }
+    gpu_adamw_init(s->g, o->beta1, o->beta2, o->eps, o->weight_decay);
+    size_t n = lcg_param_sizes(cfg, s->sizes);
+    model_free(&init);
+    s->host = LCG_NEW(float, n);
+    s->b = (lcg_backend){.ops = &lcg_backend_cuda, .cfg = *cfg, .n_params = n, .impl = s};
+    snprintf(s->b.device, sizeof s->b.device, "%s", gpu_device_name());
+    return &s->b;
+}
+
+static void cuda_destroy(lcg_backend *b) {
+    cuda_state *s = cu(b);
+    gpu_model_destroy(s->g);
+    if (s->cpu) s->cpu->ops->destroy(s->cpu);
+    lcg_free(s->host);
+    lcg_free(s->fault_keep);
+    lcg_free(s);
+}
+
+/* the offset of parameter tensor t in the CPU layout */
+static size_t offset_of(const cuda_state *s, int t) {
+    size_t off = 0;
+    for (int i = 0; i < t; i++) off += s->sizes[i];
+    return off;
+}
+
+static double cuda_forward_backward(lcg_backend *b, const int *tok, const int *targets, const unsigned char *mask,
+                                    int B, int T) {
+    cuda_state *s = cu(b);
+    double loss = gpu_model_forward(s->g, tok, targets, mask, B, T);
+    if (!isfinite(loss)) return loss; /* the caller diagnoses the activations as they are */
+    gpu_model_zero_grad(s->g);
+    gpu_model_backward(s->g);
+    if (s->fault_grad) { /* a NaN in the last layer's FFN gradient (as the CPU backend) */
+        gpu_model_set_grad(s->g, offset_of(s, LCG_P_WDOWN) + (size_t)(b->cfg.L - 1) * (s->sizes[LCG_P_WDOWN] / (size_t)b->cfg.L), NAN);
+        s->fault_grad = 0;
+    }
+    return loss;
+}
+
+static double cuda_optimizer_step(lcg_backend *b, double clip, float lr) { return gpu_adamw_step(cu(b)->g, lr, clip); }
+
+static void cuda_get_params(lcg_backend *b, float *p) { gpu_model_get_params(cu(b)->g, p); }
+static void cuda_set_params(lcg_backend *b, const float *p) { gpu_model_set_params(cu(b)->g, p); }
+
+static void cuda_get_optimizer(lcg_backend *b, float *m, float *v, long *t) { gpu_adamw_get_state(cu(b)->g, m, v, t); }
+
+static void cuda_set_optimizer(lcg_backend *b, const float *m, const float *v, long t) {
+    cuda_state *s = cu(b);
+    if (m && v) {
+        gpu_adamw_set_state(s->g, m, v, t);
+        return;
+    }
+    /* one of the two kept as it is */
+    float *mm = LCG_NEW(float, b->n_params), *vv = LCG_NEW(float, b->n_params);
+    long t0;
+    gpu_adamw_get_state(s->g, mm, vv, &t0);
+    if (m) memcpy(mm, m, sizeof(float) * b->n_params);
+    if (v) memcpy(vv, v, sizeof(float) * b->n_params);
+    gpu_adamw_set_state(s->g, mm, vv, t);
+    lcg_free(mm);
+    lcg_free(vv);
+}
+
+static int cuda_find_nonfinite(lcg_backend *b, char *what, size_t n) { return gpu_model_find_nonfinite(cu(b)->g, what, n); }
+
+static int cuda_find_nonfinite_grad(lcg_backend *b, char *what, size_t n) {
+    cuda_state *s = cu(b);
+    gpu_model_get_grads(s->g, s->host);
+    for (size_t i = 0, off = 0; i < LCG_N_PARAM_TENSORS; off += s->sizes[i++]) {
+        size_t j = 0;
+        while (j < s->sizes[i] && isfinite(s->host[off + j])) j++;
+        if (j == s->sizes[i]) continue;
+        int per_layer = !(i == LCG_P_EMB || i == LCG_P_LN_F || i == LCG_P_LM);
+        if (per_layer) snprintf(what, n, "the gradient of %s of layer %d", lcg_param_names[i], (int)(j / (s->sizes[i] / (size_t)b->cfg.L)));
+        else snprintf(what, n, "the gradient of %s", lcg_param_names[i]);
+        return 1;
+    }
+    return 0;
+}
+
+/* the CPU backend's faults, applied to a host copy and uploaded; undo uploads the copy kept */
+static void cuda_fault(lcg_backend *b, int kind) {
+    cuda_state *s = cu(b);
+    const lcg_config *c = &b->cfg;
+    if (kind == LCG_FAULT_GRAD) {
+        s->fault_grad = 1;
+        return;
+    }
+    if (!s->fault_keep) s->fault_keep = LCG_NEW(float, b->n_params);
+    gpu_model_get_params(s->g, s->fault_keep);
+    memcpy(s->host, s->fault_keep, sizeof(float) * b->n_params);
+    size_t C = (size_t)c->C, HD = (size_t)c->H * c->D, l = (size_t)c->L - 1;
+    if (kind == LCG_FAULT_ATTN) { /* q.k overflows: scores of +-inf (the CPU poisons at most 4096) */
+        if (C * 2 * HD > 4096) return;
+        float *p = s->host + offset_of(s, LCG_P_WQKV) + l * C * 3 * HD;
+        for (size_t r = 0; r < C; r++)
+            for (size_t k = 0; k < 2 * HD; k++) p[r * 3 * HD + k] = 1e30f;
+    } else if (kind == LCG_FAULT_LOGITS) {
+        s->host[offset_of(s, LCG_P_LM)] = INFINITY;
+    }
+    gpu_model_set_params(s->g, s->host);
+}
+
+static void cuda_fault_undo(lcg_backend *b) {
+    cuda_state *s = cu(b);
+    if (!s->fault_keep) return;
+    gpu_model_set_params(s->g, s->fault_keep);
+    lcg_free(s->fault_keep);
+    s->fault_keep = NULL;
+}
+
+/* on the CPU, with the GPU's parameters (see the top) */
+static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
+    cuda_state *s = cu(b);
+    if (!s->cpu) {
+        lcg_backend_opts o = {0};
+        s->cpu = lcg_backend_cpu.create(&b->cfg, 0, &o);
+    }
+    gpu_model_get_params(s->g, s->host);
+    s->cpu->ops->set_params(s->cpu, s->host);
+    return s->cpu->ops->eval(s->cpu, e);
+}
+
+static size_t cuda_eval_bytes(const lcg_config *cfg, int cap, int threads) {
+    return lcg_backend_cpu.eval_bytes(cfg, cap, threads);
+}
+
+const lcg_backend_ops lcg_backend_cuda = {
+    .name = "cuda",
+    .available = cuda_available,
+    .create = cuda_create,
+    .destroy = cuda_destroy,
+    .forward_backward = cuda_forward_backward,
+    .optimizer_step = cuda_optimizer_step,
+    .get_params = cuda_get_params,
+    .set_params = cuda_set_params,
+    .get_optimizer = cuda_get_optimizer,
+    .set_optimizer = cuda_set_optimizer,
+    .find_nonfinite = cuda_find_nonfinite,
+    .find_nonfinite_grad = cuda_find_nonfinite_grad,
+    .fault = cuda_fault,
+    .fault_undo = cuda_fault_undo,
+    .eval = cuda_eval,
+    .eval_bytes = cuda_eval_bytes,
+};

@@ -1,0 +1,126 @@
+#!/bin/bash
+# cuda/test_gpu_e2e.sh: end-to-end checks of `lcgbench run/sweep --device cuda` (issue 18), after
+# cuda/test_gpu's kernel and model checks (make CUDA=1 test-gpu runs both). Usage:
+#   bash cuda/test_gpu_e2e.sh [LCGBENCH]      (default ./lcgbench)
+# Without a usable GPU (or in a build without CUDA) it checks the one-line errors, prints one
+# SKIP line and passes. With one:
+#   - a GPU run repeated gives the same CSV bits outside wall_* (fp32 and tf32);
+#   - a checkpoint trained on the GPU evaluates on the CPU (--load) with the same exact-match
+#     counts (a sample that differs is reported as a near-tie, and fails the check);
+#   - CPU and GPU rows of one configuration are different sweep cells, each skipped once done;
+#   - a non-finite step on the GPU (LCG_TEST_NAN) stops with one line and resumes;
+#   - bad inputs: --precision bf16, --precision tf32 on the CPU, an unknown device.
+# Prints one line per check and "N passed, N failed"; exit 1 if any failed. Informational lines
+# ("info:") compare the GPU's and the CPU's training of the same seed.
+set -u
+LCG=${1:-./lcgbench}
+export OMP_WAIT_POLICY=PASSIVE
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+pass=0 fail=0
+ok() { echo "ok   $*"; pass=$((pass + 1)); }
+bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+# expect RC CMD...: the command exits RC with exactly one line on stderr
+expect() {
+  local want=$1 what=$2
+  shift 2
+  "$@" >"$d/o" 2>"$d/e"
+  local rc=$? n
+  n=$(wc -l <"$d/e")
+  if [ "$rc" = "$want" ] && [ "$n" = 1 ]; then ok "$what: exit $rc, '$(cat "$d/e")'"
+  else bad "$what: exit $rc (want $want), $n stderr lines: $(head -3 "$d/e")"; fi
+}
+# the CSV without its wall_* columns (and any named in $2, comma-separated)
+strip_csv() {
+  python3 - "$1" "${2:-}" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+skip = set(sys.argv[2].split(",")) if sys.argv[2] else set()
+keep = [i for i, h in enumerate(rows[0]) if not h.startswith("wall_") and h not in skip]
+for r in rows:
+    print("\x1f".join(r[i] for i in keep))
+EOF
+}
+col() { # the values of column $2 of CSV $1, one a line
+  python3 -c 'import csv,sys; r=list(csv.reader(open(sys.argv[1]))); i=r[0].index(sys.argv[2]); print("\n".join(x[i] for x in r[1:]))' "$1" "$2"
+}
+
+BASE="--task copy --layers 2 --dim 64 --heads 4 --head-dim 16 --ffn 128 --batch 32 --eval-samples 30 --max-len 96 --quiet"
+SMALL="$BASE --steps 1000"
+
+expect 2 "--precision bf16" "$LCG" run --precision bf16 $SMALL --out "$d/x.csv"
+expect 2 "--precision tf32 on the CPU" "$LCG" run --precision tf32 $SMALL --out "$d/x.csv"
+expect 2 "--device unknown" "$LCG" run --device tpu $SMALL --out "$d/x.csv"
+
+# the first GPU run: its error, if any, says why there is no GPU (one line, exit 1)
+"$LCG" run --device cuda $SMALL --attn asentmax --pos nape --out "$d/g1.csv" --save "$d/g.ckpt" >/dev/null 2>"$d/e"
+rc=$?
+if [ $rc != 0 ]; then
+  if grep -q -e "no usable CUDA GPU" -e "built without CUDA" "$d/e" && [ "$(wc -l <"$d/e")" = 1 ] && [ $rc = 1 ]; then
+    ok "--device cuda without a GPU: exit 1, '$(cat "$d/e")'"
+    echo "$pass passed, $fail failed"
+    echo "SKIP: end-to-end GPU checks ($(sed "s/^lcgbench run: //" "$d/e"))"
+    [ $fail = 0 ]
+    exit
+  fi
+  bad "the first GPU run: exit $rc: $(head -3 "$d/e")"
+  echo "$pass passed, $fail failed"
+  exit 1
+fi
+ok "a GPU run (asentmax + nape, fp32) with --save"
+expect 2 "--precision bf16 on the GPU" "$LCG" run --device cuda --precision bf16 $SMALL --out "$d/x.csv"
+[ "$(col "$d/g1.csv" device | sort -u)" = cuda ] && [ -n "$(col "$d/g1.csv" gpu | head -1)" ] &&
+  [ "$(col "$d/g1.csv" precision | sort -u)" = fp32 ] && ok "the CSV records device cuda, gpu '$(col "$d/g1.csv" gpu | head -1)', fp32" ||
+  bad "device columns: $(col "$d/g1.csv" device | head -1) '$(col "$d/g1.csv" gpu | head -1)' $(col "$d/g1.csv" precision | head -1)"
+
+# repeated: the same bits
+"$LCG" run --device cuda $SMALL --attn asentmax --pos nape --out "$d/g2.csv" >/dev/null 2>"$d/e" || bad "the repeat: $(cat "$d/e")"
+if [ "$(strip_csv "$d/g1.csv")" = "$(strip_csv "$d/g2.csv")" ]; then ok "a GPU run repeated: identical CSV outside wall_*"
+else bad "a GPU run repeated differs:"; diff <(strip_csv "$d/g1.csv") <(strip_csv "$d/g2.csv") | head -6; fi
+for p in tf32; do
+  "$LCG" run --device cuda --precision $p $SMALL --out "$d/t1.csv" >/dev/null 2>"$d/e" &&
+    "$LCG" run --device cuda --precision $p $SMALL --out "$d/t2.csv" >/dev/null 2>>"$d/e"
+  if [ $? = 0 ] && [ "$(strip_csv "$d/t1.csv")" = "$(strip_csv "$d/t2.csv")" ] && [ "$(col "$d/t1.csv" precision | sort -u)" = $p ]
+  then ok "--precision $p runs, repeated identically (exact% $(col "$d/t1.csv" exact_match | tr '\n' ' '))"
+  else bad "--precision $p: $(head -2 "$d/e")"; fi
+done
+
+# the GPU's checkpoint on the CPU: the same exact-match counts
+"$LCG" run --load "$d/g.ckpt" --eval-samples 30 --max-len 96 --quiet --out "$d/c.csv" >/dev/null 2>"$d/e" || bad "--load on the CPU: $(cat "$d/e")"
+if [ "$(col "$d/g1.csv" exact_match)" = "$(col "$d/c.csv" exact_match)" ] && [ "$(col "$d/c.csv" device | sort -u)" = cpu ] &&
+   [ "$(col "$d/g1.csv" token_acc)" = "$(col "$d/c.csv" token_acc)" ]
+then ok "the GPU's checkpoint on the CPU: the same exact-match counts ($(col "$d/c.csv" exact_match | tr '\n' ' ')) and token accuracies ($(col "$d/c.csv" token_acc | tr '\n' ' '))"
+else bad "GPU vs CPU exact match (a near-tie?): $(col "$d/g1.csv" exact_match | tr '\n' ' ') vs $(col "$d/c.csv" exact_match | tr '\n' ' ')"; fi
+
+# the same seed trained on the CPU (informational: fp32 sums in another order)
+"$LCG" run $SMALL --attn asentmax --pos nape --out "$d/cpu.csv" >/dev/null 2>&1 &&
+  echo "info: same seed, CPU vs GPU: train_loss $(col "$d/cpu.csv" train_loss | head -1) vs $(col "$d/g1.csv" train_loss | head -1);" \
+       "exact% $(col "$d/cpu.csv" exact_match | tr '\n' ' ')vs $(col "$d/g1.csv" exact_match | tr '\n' ' ')"
+
+# CPU and GPU rows are different cells: a GPU sweep over a CSV holding the CPU run adds its rows,
+# and skips them the second time
+cp "$d/cpu.csv" "$d/s.csv"
+"$LCG" sweep --attn asentmax --pos nape --device cuda $SMALL --out "$d/s.csv" >/dev/null 2>"$d/e" || bad "sweep --device cuda: $(head -2 "$d/e")"
+n1=$(($(wc -l <"$d/s.csv") - 1))
+"$LCG" sweep --attn asentmax --pos nape --device cuda $SMALL --out "$d/s.csv" >/dev/null 2>"$d/e"
+n2=$(($(wc -l <"$d/s.csv") - 1)) ncpu=$(($(wc -l <"$d/cpu.csv") - 1))
+ids=$(col "$d/s.csv" run_id | sort -u | wc -l)
+if [ $n1 = $((2 * ncpu)) ] && [ $n2 = $n1 ] && [ "$ids" = 2 ]; then ok "sweep --device cuda: CPU and GPU rows are two cells (run ids), done cells skipped"
+else bad "sweep cells: $ncpu CPU rows, $n1 after the GPU sweep, $n2 after its repeat, $ids run ids"; fi
+
+# a non-finite step on the GPU (the logits; a gradient): one line, exit 1, naming what the CPU
+# names, and the checkpoint resumes
+for f in logits grad; do
+  LCG_TEST_NAN=$f@7 "$LCG" run --device cuda $BASE --steps 20 --out "$d/n.csv" --save "$d/n.ckpt" >/dev/null 2>"$d/e"
+  rc=$?
+  LCG_TEST_NAN=$f@7 "$LCG" run $BASE --steps 20 --out "$d/nc.csv" --save "$d/nc.ckpt" >/dev/null 2>"$d/ec"
+  norm() { sed 's/ (loss [^)]*)//; s/ written to .*//' "$1"; }
+  if [ $rc = 1 ] && [ "$(wc -l <"$d/e")" = 1 ] && [ "$(norm "$d/e")" = "$(norm "$d/ec")" ]; then ok "a non-finite step ($f) on the GPU, as on the CPU: '$(cat "$d/e")'"
+  else bad "a non-finite step ($f) on the GPU: exit $rc: '$(head -3 "$d/e")'; the CPU's: '$(cat "$d/ec")'"; fi
+  "$LCG" run --device cuda --resume "$d/n.ckpt" --eval-samples 8 --quiet --out "$d/n.csv" >/dev/null 2>"$d/e" &&
+    ok "--resume on the GPU after it" || bad "--resume on the GPU: $(head -2 "$d/e")"
+  rm -f "$d/n.ckpt" "$d/nc.ckpt"
+done
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
