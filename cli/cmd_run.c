@@ -61,6 +61,7 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"eval-tokens", FL_LONG, &c->eval_tokens, 0, 1e15, "N", "and at most N/length of them, 0 = no cap (0)", 0, 0},
         {"eval-min", FL_INT, &c->eval_min, 1, 1 << 24, "N", "but at least this many under --eval-tokens (20)", 0, 0},
         {"out", FL_STR, &c->out, 0, 0, "FILE", "CSV to append rows to (results/runs.csv)", 0, 0},
+        {"layers-out", FL_STR, &c->layers_out, 0, 0, "FILE", "also append the per-layer attention diagnostics, one row per layer (long format)", 0, 0},
         {"save", FL_STR, &c->save, 0, 0, "FILE", "write a checkpoint after training", 0, 0},
         {"load", FL_STR, &c->load, 0, 0, "FILE", "evaluate this checkpoint instead of training", 0, 0},
         {"resume", FL_STR, &c->resume, 0, 0, "FILE", "continue the interrupted run of this checkpoint (settings from it)", 0, 0},
@@ -510,7 +511,8 @@ static int run_execute(run_setup *s) {
         fflush(stdout);
     }
     int rc = 0;
-    if (csv_append(&c, &tr, res, n_lens, err, sizeof err) != 0) {
+    if (csv_append(&c, &tr, res, n_lens, err, sizeof err) != 0 ||
+        (c.layers_out && csv_append_layers(&c, res, n_lens, err, sizeof err) != 0)) {
         fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
         s->write_failed = 1;
         rc = 1;

@@ -13,6 +13,11 @@
 /* appends one row per rung to cfg->out atomically; returns 0 or -1 with err */
 int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
                int n_rungs, char *err, size_t err_len);
+/* the per-layer attention diagnostics of every rung in long format (one row per rung and layer:
+ * run_id, task, attn, pos, seed, device, precision, eval_len, layer, attn_entropy, attn_support,
+ * attn_max; numbers a data frame reads as numbers), appended to cfg->layers_out under its lock;
+ * 0 or -1 with err. The main CSV keeps its packed "v0;v1" cells for compatibility. */
+int csv_append_layers(const lcg_run_cfg *cfg, const lcg_rung_result *rungs, int n_rungs, char *err, size_t err_len);
 /* before any work: cfg->out is a CSV of our schema (or absent) and can be replaced; stale temp
  * files of killed writers are removed. 0 or -1 with err */
 int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len);

@@ -376,6 +376,60 @@ int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_run
     return lcg_update_file(cfg->out, append_rows, &a, err, err_len);
 }
 
+/* ---- the long-format per-layer file --------------------------------------------------------- */
+static const char *const layer_columns[] = {"run_id", "task",  "attn",         "pos",          "seed",
+                                            "device", "precision", "eval_len", "layer", "attn_entropy",
+                                            "attn_support", "attn_max"};
+enum { N_LAYER_COLUMNS = sizeof layer_columns / sizeof *layer_columns };
+
+typedef struct {
+    const lcg_run_cfg *cfg;
+    const lcg_rung_result *rungs;
+    int n_rungs;
+} layers_ctx;
+
+/* the header line of the layers file, '\n'-ended, into out */
+static void layers_header(char *out, size_t n) {
+    size_t k = 0;
+    for (int i = 0; i < N_LAYER_COLUMNS; i++)
+        k += (size_t)snprintf(out + k, n - k, "%s%c", layer_columns[i], i == N_LAYER_COLUMNS - 1 ? '\n' : ',');
+}
+
+static int append_layers(void *ctx, const char *old, size_t n_old, char **out, size_t *n_out, char *err,
+                         size_t err_len) {
+    const layers_ctx *a = ctx;
+    const lcg_run_cfg *cfg = a->cfg;
+    char header[512];
+    layers_header(header, sizeof header);
+    size_t hl = strlen(header);
+    if (n_old && (n_old < hl || memcmp(old, header, hl) != 0 || old[n_old - 1] != '\n')) {
+        snprintf(err, err_len, "'%s' is not a lcgbench per-layer file (its first line is not '%.*s'); write to a new file",
+                 cfg->layers_out, (int)hl - 1, header);
+        return -1;
+    }
+    FILE *f = open_memstream(out, n_out);
+    if (!f) lcg_die("open_memstream failed");
+    if (n_old) fwrite(old, 1, n_old, f);
+    else fputs(header, f);
+    const lcg_config *m = &cfg->model;
+    for (int r = 0; r < a->n_rungs; r++)
+        for (int l = 0; l < m->L; l++) {
+            const lcg_rung_result *g = &a->rungs[r];
+            fprintf(f, "%016llx,%s,%s,%s,%llu,%s,%s,%d,%d,%.4f,%.4f,%.4f\n", (unsigned long long)run_cfg_id(cfg),
+                    cfg->task.task->name, lcg_normalizer_at(m->norm)->name, lcg_posenc_at(m->pos)->name,
+                    (unsigned long long)cfg->seed, cfg->backend ? cfg->backend : "cpu",
+                    lcg_precision_names[cfg->precision], g->len, l, g->attn_entropy[l], g->attn_support[l], g->attn_max[l]);
+        }
+    if (fclose(f) != 0) lcg_die("building CSV in memory failed");
+    return 0;
+}
+
+int csv_append_layers(const lcg_run_cfg *cfg, const lcg_rung_result *rungs, int n_rungs, char *err, size_t err_len) {
+    layers_ctx a = {cfg, rungs, n_rungs};
+    csv_mkdirs_for(cfg->layers_out);
+    return lcg_update_file(cfg->layers_out, append_layers, &a, err, err_len);
+}
+
 int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len) {
     size_t n_old = 0;
     csv_mkdirs_for(cfg->out);
@@ -389,5 +443,22 @@ int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len) {
     int schema;
     int rc = old && n_old ? check_existing(cfg->out, old, n_old, &schema, err, err_len) : 0;
     free(old);
+    if (rc == 0 && cfg->layers_out) {
+        if (lcg_same_file(cfg->layers_out, cfg->out)) {
+            snprintf(err, err_len, "--layers-out and --out name the same file '%s'", cfg->out);
+            return -1;
+        }
+        csv_mkdirs_for(cfg->layers_out);
+        if (lcg_check_writable(cfg->layers_out, err, err_len) != 0) return -1;
+        char *lo = lcg_read_file(cfg->layers_out, &n_old), *o = NULL;
+        size_t n_o = 0;
+        if (!lo && errno != ENOENT) {
+            snprintf(err, err_len, "cannot read '%s': %s", cfg->layers_out, strerror(errno));
+            return -1;
+        }
+        layers_ctx a = {cfg, NULL, 0}; /* the header check alone */
+        rc = lo && n_old ? append_layers(&a, lo, n_old, &o, &n_o, err, err_len) : 0;
+        free(lo), free(o);
+    }
     return rc;
 }

@@ -35,6 +35,7 @@ typedef struct {
     long eval_tokens;    /* and at most eval_tokens / len of them (0 = no budget) ... */
     int eval_min;        /* ... but never fewer than this (0 = 1) */
     const char *out;     /* CSV path */
+    const char *layers_out; /* optional long-format CSV of the per-layer diagnostics */
     const char *save;    /* checkpoint written after training */
     const char *load;    /* checkpoint to evaluate instead of training */
     const char *resume;  /* checkpoint to continue training from (--resume) */

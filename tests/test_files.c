@@ -11,7 +11,8 @@
  * the interrupted run's resume command (the same rows and file as an uninterrupted run),
  * --eval-lens repeats, a sweep whose ladder grew (only the new rows), training memory checked
  * up front, a diverged run's warning, a flag given twice (the last wins) and -h; --data: the
- * files' lengths in the CSV, the training split checked before the first step, ids named by task.
+ * files' lengths in the CSV, the training split checked before the first step, ids named by task;
+ * a sweep on a full disk; table/merge to standard output; --layers-out's long format.
  *
  * Does not cover: locks on network file systems (flock and OFD locks are local-node only).
  */
@@ -350,6 +351,42 @@ START_TEST(sweep_stops_on_full_disk) {
 }
 END_TEST
 
+/* --layers-out: the per-layer diagnostics in long format, one numeric cell each, the same values
+ * as the main CSV's packed cells */
+START_TEST(layers_long_format) {
+    char d[64], path[128], lpath[128];
+    tu_tmpdir(d, sizeof d);
+    tu_expect_status(&R, 0, LCG " run --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 --steps 20 --warmup 2 --batch 8 "
+                     "--len 6 --vary 2 --eval-samples 8 --max-len 16 --threads 1 --quiet --out %s/r.csv --layers-out %s/l.csv",
+                     d, d);
+    snprintf(path, sizeof path, "%s/r.csv", d);
+    snprintf(lpath, sizeof lpath, "%s/l.csv", d);
+    tu_csv_doc m, l;
+    tu_csv_load(path, &m);
+    tu_csv_load(lpath, &l);
+    ck_assert_int_eq(l.rows, 1 + 2 * 2); /* 2 lengths x 2 layers */
+    const char *cols[] = {"attn_entropy", "attn_support", "attn_max"};
+    for (int r = 1; r < l.rows; r++) {
+        int mr = 1 + (r - 1) / 2, layer = atoi(l.cell[r][tu_csv_col(&l, "layer")]);
+        ck_assert_str_eq(l.cell[r][tu_csv_col(&l, "run_id")], m.cell[mr][tu_csv_col(&m, "run_id")]);
+        ck_assert_str_eq(l.cell[r][tu_csv_col(&l, "eval_len")], m.cell[mr][tu_csv_col(&m, "eval_len")]);
+        for (int c = 0; c < 3; c++) {
+            char packed[256];
+            snprintf(packed, sizeof packed, "%s", m.cell[mr][tu_csv_col(&m, cols[c])]);
+            char *v = strtok(packed, ";");
+            for (int k = 0; k < layer; k++) v = strtok(NULL, ";");
+            ck_assert_str_eq(l.cell[r][tu_csv_col(&l, cols[c])], v);
+        }
+    }
+    tu_csv_free(&m);
+    tu_csv_free(&l);
+    tu_expect_fail(&R, 1, NULL, "same file", NULL, LCG " run " T " --out %s --layers-out %s", path, path);
+    tu_expect_fail(&R, 1, NULL, "not a lcgbench per-layer file", NULL, LCG " run " T " --out %s/x.csv --layers-out %s",
+                   d, path);
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("files");
     TCase *tc = tcase_create("files");
@@ -368,6 +405,7 @@ int main(void) {
     tcase_add_test(tc, last_flag_wins);
     tcase_add_test(tc, data_files_decide);
     tcase_add_test(tc, sweep_stops_on_full_disk);
+    tcase_add_test(tc, layers_long_format);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
