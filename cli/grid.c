@@ -187,6 +187,14 @@ int sw_mark_done(sw_grid *g, const char *path) {
         return -1;
     }
     int c_id = csv_col("run_id"), c_len = csv_col("eval_len");
+    for (long r = 0; r < t.n_rows; r++) { /* the field the marks compare, checked */
+        double v;
+        if (csv_num(&t, r, c_len, 1, 1 << 24, &v, err, sizeof err) != 0) {
+            fprintf(stderr, "lcgbench %s: %s\n", g->cx->cmd, err);
+            csv_free_table(&t);
+            return -1;
+        }
+    }
     for (int k = 0; k < g->n_cells; k++) n_done += g->cells[k].done = row_done(&t, c_id, c_len, &g->cells[k]);
     csv_free_table(&t);
     return n_done;

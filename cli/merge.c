@@ -99,7 +99,12 @@ int cmd_merge(cli_ctx *cx, int argc, char **argv) {
                 goto done;
             }
             const sw_cell *c = &g.cells[hit->cell];
-            int j = 0, len = atoi(row[c_len]);
+            double len_d;
+            if (csv_num(&tab[f], r, c_len, 1, 1 << 24, &len_d, err, sizeof err) != 0) {
+                fprintf(stderr, "lcgbench merge: %s\n", err);
+                goto done;
+            }
+            int j = 0, len = (int)len_d;
             while (j < c->info.n_rows && c->info.lens[j] != len) j++;
             if (j == c->info.n_rows) {
                 fprintf(stderr, "lcgbench merge: '%s' row %ld: eval length %s is not one of cell %d's (%s)\n",

@@ -387,6 +387,25 @@ START_TEST(layers_long_format) {
 }
 END_TEST
 
+/* the stress test: 20 runs and 2 sweeps into one CSV at once; every row lands exactly once */
+START_TEST(runs_and_sweeps_at_once) {
+    char d[64], cmd[4096], path[128];
+    tu_tmpdir(d, sizeof d);
+    snprintf(cmd, sizeof cmd,
+             "for s in $(seq 101 120); do " LCG " run " T " --seed $s --out %s/c.csv >/dev/null 2>&1 & done; "
+             "for k in 1 2; do " LCG " sweep --attn softmax,ssmax,entmax --seed 1,2,3 " T " --out %s/c.csv >/dev/null 2>&1 & done; "
+             "wait",
+             d, d);
+    ck_assert_int_eq(tu_run(&R, "%s", cmd), 0);
+    snprintf(path, sizeof path, "%s/c.csv", d);
+    ck_assert_int_eq(count_rows(path, NULL), 2 * (20 + 9));
+    tu_expect_status(&R, 0, "cut -d, -f1,25 %s | sort | uniq -d | wc -l | grep -qx 0", path); /* (run_id, eval_len) unique */
+    tu_expect_status(&R, 0, LCG " sweep --attn softmax,ssmax,entmax --seed 1,2,3 " T " --out %s", path);
+    ck_assert_ptr_nonnull(strstr(R.err, "9 already in"));
+    tu_rm_tmpdir(d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("files");
     TCase *tc = tcase_create("files");
@@ -406,6 +425,7 @@ int main(void) {
     tcase_add_test(tc, data_files_decide);
     tcase_add_test(tc, sweep_stops_on_full_disk);
     tcase_add_test(tc, layers_long_format);
+    tcase_add_test(tc, runs_and_sweeps_at_once);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
