@@ -88,7 +88,7 @@ static inline __attribute__((always_inline)) void mk_tile(float *restrict out, s
             MK_IN_REG(bv[v]);
         }
         for (int r = 0; r < nr; r++) {
-            vmk av = (vmk){0} + a[(size_t)r * ars + (size_t)k * aks]; /* broadcast */
+            vmk av = a[(size_t)r * ars + (size_t)k * aks] - (vmk){0}; /* a broadcast: x - 0 is x, -0 too */
 #if MK_VW == 16 /* AVX-512: 32 registers; with 16, keeping all MK_R broadcasts live spills accumulators */
             MK_IN_REG(av);
 #endif
