@@ -5,10 +5,11 @@
  * every product goes through: the backward reads w transposed (for dinp) and inp transposed
  * (for dw) and calls it again. Each output element is accumulated by one thread in a fixed k
  * order (one FMA chain), so results do not depend on the thread count, the tiling or the
- * blocking. The float build (gemm_fast) holds 4 rows x 64 columns in GCC vectors (16 zmm with
- * AVX-512; 4 x 16 columns without); the double build and products of fewer than 4 rows use the
- * plain tile (gemm_acc). No intrinsics: GCC vector
- * extensions, so other targets get the same code in narrower or scalar form. The _ref
+ * blocking, nor on the vector width: an AVX2 build gives the AVX-512 build's bits. The float
+ * build (gemm_fast) holds a tile of rows x columns in GCC vectors of the widest width the build
+ * targets (4 x 64 in 16 zmm with AVX-512, 6 x 16 in 12 ymm with AVX2; see MK_VW); the double
+ * build and products of fewer than MK_R rows use the plain tile (gemm_acc). No intrinsics: GCC
+ * vector extensions, so other targets get the same code in narrower or scalar form. The _ref
  * functions are the plain loops the tests compare to.
  */
 #include "kernels.h"
@@ -163,7 +164,7 @@ static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, 
      * power-of-two row strides put every k of a panel into the same few L1 sets. A weight
      * gradient (aks != 1: a read transposed, k running over the N tokens) differs: its b (N x M)
      * is read in place up to PB_MAX columns, since only R / MK_R tiles reuse it, and its a is
-     * packed (each MK_R rows as K x MK_R contiguous: a tile's k step reads 16 bytes, not a cache
+     * packed (each MK_R rows as K x MK_R contiguous: a tile's k step reads MK_R floats, not a cache
      * line) only when more than 8 panels reuse it; with fewer, either copy cost more than the
      * strided loads it saved (bench/gemm: the C = 64 weight gradients went from 31-48% of peak
      * to 74-96%). */
