@@ -199,9 +199,23 @@ static void dqk_rows16(float *restrict dbase, const float *restrict base, const 
 }
 #endif
 
+/* the products rounded, then summed in order: no FMA, whatever the compiler and the vector
+ * width (GCC had vectorized the multiplies but fused the scalar tail's, which depends on the
+ * ISA; clang fused them all, unlike dqk_rows16) */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__)
+#define DOT_ROUNDED(x) __asm__("" : "+x"(x))
+#elif defined(__GNUC__) && defined(__aarch64__)
+#define DOT_ROUNDED(x) __asm__("" : "+w"(x))
+#else
+#define DOT_ROUNDED(x) __asm__("" : "+m"(x))
+#endif
 static real dot(const real *a, const real *b, int n) {
     real s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    for (int i = 0; i < n; i++) {
+        real p = a[i] * b[i];
+        DOT_ROUNDED(p);
+        s += p;
+    }
     return s;
 }
 
