@@ -7,7 +7,7 @@
 
 /* bits of the widest vector the build targets (512, 256 or 128) */
 int bench_vector_bits(void);
-/* FP32 FLOP/s of `threads` threads each running 16 independent vector FMA chains (enough to
+/* FP32 FLOP/s of `threads` threads each running 12-16 independent vector FMA chains (enough to
  * cover FMA latency on current x86 cores); the best of 3 runs */
 double bench_fma_peak(int threads);
 /* peak resident set size of this process so far, in bytes (getrusage) */

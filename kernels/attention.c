@@ -66,35 +66,64 @@ enum { ATT_RB = 4 };
 #if !defined(LCG_F64)
 int lcg_attention_fast = 1;
 
-/* D = 16 in the float build: a head's vector is one GCC vector of 16 floats, kept in registers
- * across the loops over keys; each element gets the same FMA chain as the plain loops below */
+/* D = 16 in the float build: a head's vector is ATT_NV native vectors of ATT_VW floats (one zmm
+ * with AVX-512, two ymm with AVX2, four xmm otherwise), kept in registers across the loops over
+ * keys; each element gets the same FMA chain as the plain loops below, whatever the width */
+#if defined(__AVX512F__)
+#define ATT_VW 16
+#elif defined(__AVX__)
+#define ATT_VW 8
+#else
+#define ATT_VW 4
+#endif
+/* ATT_SB: score vectors per block of keys, as many accumulators as leave room for the loads
+ * (4 zmm, 8 ymm: 64 keys; 8 xmm: 32 keys) */
+enum { ATT_NV = 16 / ATT_VW, ATT_SB = ATT_VW == 4 ? 8 : 64 / ATT_VW, ATT_KB = ATT_SB * ATT_VW };
+typedef float vatt __attribute__((vector_size(4 * ATT_VW)));
+typedef float vattu __attribute__((vector_size(4 * ATT_VW), aligned(4), may_alias)); /* unaligned access */
+#define VA(p) (*(vattu *)(p))
+#define VAC(p) (*(const vattu *)(p))
+/* an empty asm: x is rounded before use (kept in a register where the ISA's constraint is known) */
 #if defined(__GNUC__) && defined(__AVX512F__)
-#define ATT_NO_CONTRACT(x) __asm__("" : "+v"(x)) /* an empty asm: x is rounded before use */
+#define ATT_NO_CONTRACT(x) __asm__("" : "+v"(x))
+#elif defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__)
+#define ATT_NO_CONTRACT(x) __asm__("" : "+x"(x))
+#elif defined(__GNUC__) && defined(__aarch64__)
+#define ATT_NO_CONTRACT(x) __asm__("" : "+w"(x))
 #else
 #define ATT_NO_CONTRACT(x) __asm__("" : "+m"(x)) /* the same, through memory */
 #endif
 
-/* s[j] = sum_d x[d][j] q[d] for j < n (xt: D = 16 rows of stride T, readable 15 floats past
- * n): up to 4 vectors of 16 scores held in registers across d, each the chain over d = 0..15
- * that row_scores runs through memory */
+/* s[j] = sum_d x[d][j] q[d] for j < n (xt: D = 16 rows of stride T, readable ATT_VW - 1 floats
+ * past n): up to ATT_SB vectors of scores held in registers across d, each the chain over
+ * d = 0..15 that row_scores runs through memory */
 static inline __attribute__((always_inline)) void scores16_nv(float *restrict s, const float *restrict q,
                                                               const float *restrict xt, int T, int nv) {
-    v16f acc[4] = {{0}};
+    vatt acc[ATT_SB];
+    for (int v = 0; v < nv; v++) acc[v] = (vatt){0};
     for (int d = 0; d < 16; d++) {
         float qd = q[d];
-        for (int v = 0; v < nv; v++) acc[v] += qd * V16C(xt + (size_t)d * T + 16 * v);
+        for (int v = 0; v < nv; v++) acc[v] += qd * VAC(xt + (size_t)d * T + ATT_VW * v);
     }
-    for (int v = 0; v < nv; v++) V16(s + 16 * v) = acc[v];
+    for (int v = 0; v < nv; v++) VA(s + ATT_VW * v) = acc[v];
 }
 
+#define ATT_SCORES_CASE(k)                                                                         \
+    case k: scores16_nv(s + j0, q, xt + j0, T, k < ATT_SB ? k : ATT_SB); break;
 static void row_scores16(float *restrict s, const float *restrict q, const float *restrict xt, int n, int T) {
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        int nv = (n - j0 + 15) / 16;
+    for (int j0 = 0; j0 < n; j0 += ATT_KB) {
+        int nv = (n - j0 + ATT_VW - 1) / ATT_VW;
         switch (nv) { /* a constant per case */
-        case 1: scores16_nv(s + j0, q, xt + j0, T, 1); break;
-        case 2: scores16_nv(s + j0, q, xt + j0, T, 2); break;
-        case 3: scores16_nv(s + j0, q, xt + j0, T, 3); break;
-        default: scores16_nv(s + j0, q, xt + j0, T, 4);
+            ATT_SCORES_CASE(1)
+            ATT_SCORES_CASE(2)
+            ATT_SCORES_CASE(3)
+#if ATT_VW < 16
+            ATT_SCORES_CASE(4)
+            ATT_SCORES_CASE(5)
+            ATT_SCORES_CASE(6)
+            ATT_SCORES_CASE(7)
+#endif
+        default: scores16_nv(s + j0, q, xt + j0, T, ATT_SB);
         }
     }
 }
@@ -104,15 +133,20 @@ static void row_scores16(float *restrict s, const float *restrict q, const float
  * chain over j = 0..t of the plain loop, zero weights skipped, the rows side by side */
 static void av_rows16(float *restrict o, size_t os, const float *restrict p, int T, const float *restrict v, size_t vs,
                       int t0, int nr) {
-    v16f acc[ATT_RB] = {{0}};
+    vatt acc[ATT_RB][ATT_NV];
+    for (int i = 0; i < ATT_RB; i++)
+        for (int w = 0; w < ATT_NV; w++) acc[i][w] = (vatt){0};
     for (int j = 0; j < t0 + nr; j++) {
-        v16f vj = V16C(v + (size_t)j * vs);
+        vatt vj[ATT_NV];
+        for (int w = 0; w < ATT_NV; w++) vj[w] = VAC(v + (size_t)j * vs + ATT_VW * w);
         for (int i = 0; i < ATT_RB; i++) {
             float pj = i < nr ? p[(size_t)i * T + j] : 0;
-            if (pj != 0) acc[i] += pj * vj;
+            if (pj != 0)
+                for (int w = 0; w < ATT_NV; w++) acc[i][w] += pj * vj[w];
         }
     }
-    for (int i = 0; i < nr; i++) V16(o + (size_t)i * os) = acc[i];
+    for (int i = 0; i < nr; i++)
+        for (int w = 0; w < ATT_NV; w++) VA(o + (size_t)i * os + ATT_VW * w) = acc[i][w];
 }
 
 /* the query and key gradients of the nr <= ATT_RB rows t0.. of head h of batch row b, from
@@ -123,46 +157,68 @@ static void dqk_rows16(float *restrict dbase, const float *restrict base, const 
                        float *dqscale, float scale, int b, int h, int t0, int nr, int T, int H) {
     int HD = H * 16;
     size_t C3 = 3 * (size_t)HD;
-    v16f uv[ATT_RB] = {{0}}, qv[ATT_RB];
+    vatt uv[ATT_RB][ATT_NV], qv[ATT_RB][ATT_NV];
     float f[ATT_RB];
     for (int i = 0; i < ATT_RB; i++) {
         int t = t0 + (i < nr ? i : 0);
-        qv[i] = V16C(base + (size_t)t * C3 + h * 16);
+        for (int w = 0; w < ATT_NV; w++) {
+            uv[i][w] = (vatt){0};
+            qv[i][w] = VAC(base + (size_t)t * C3 + h * 16 + ATT_VW * w);
+        }
         f[i] = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale;
     }
     for (int j = 0; j < t0 + nr; j++) {
         const float *k = base + (size_t)j * C3 + HD + h * 16;
         float *dk = dbase + (size_t)j * C3 + HD + h * 16;
-        v16f kv = V16C(k), dkv = V16C(dk);
+        vatt kv[ATT_NV], dkv[ATT_NV];
+        for (int w = 0; w < ATT_NV; w++) kv[w] = VAC(k + ATT_VW * w), dkv[w] = VAC(dk + ATT_VW * w);
         for (int i = 0; i < ATT_RB; i++) {
             float dsj = i < nr && j <= t0 + i ? ds[(size_t)i * T + j] : 0;
             if (dsj == 0) continue;
             float w = dsj * f[i];
-            uv[i] += dsj * kv;
-            dkv += w * qv[i];
+            for (int x = 0; x < ATT_NV; x++) {
+                uv[i][x] += dsj * kv[x];
+                dkv[x] += w * qv[i][x];
+            }
         }
-        V16(dk) = dkv;
+        for (int w = 0; w < ATT_NV; w++) VA(dk + ATT_VW * w) = dkv[w];
     }
     for (int i = 0; i < nr; i++) {
         size_t ci = ((size_t)b * T + t0 + i) * H + h;
         float *dq = dbase + (size_t)(t0 + i) * C3 + h * 16;
-        V16(dq) = V16C(dq) + f[i] * uv[i];
+        for (int w = 0; w < ATT_NV; w++) VA(dq + ATT_VW * w) = VAC(dq + ATT_VW * w) + f[i] * uv[i][w];
         if (qscale && dqscale) {
             /* dot's products rounded, then summed in order (GCC vectorizes the multiplies of
              * dot's loop and adds in order: no FMA there) */
-            v16f pr = qv[i] * uv[i];
-            ATT_NO_CONTRACT(pr);
             float sd = 0;
-            for (int d = 0; d < 16; d++) sd += pr[d];
+            for (int w = 0; w < ATT_NV; w++) {
+                vatt pr = qv[i][w] * uv[i][w];
+                ATT_NO_CONTRACT(pr);
+                for (int d = 0; d < ATT_VW; d++) sd += pr[d];
+            }
             dqscale[ci] += scale * sd;
         }
     }
 }
 #endif
 
+/* the products rounded, then summed in order: no FMA, whatever the compiler and the vector
+ * width (GCC had vectorized the multiplies but fused the scalar tail's, which depends on the
+ * ISA; clang fused them all, unlike dqk_rows16) */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__)
+#define DOT_ROUNDED(x) __asm__("" : "+x"(x))
+#elif defined(__GNUC__) && defined(__aarch64__)
+#define DOT_ROUNDED(x) __asm__("" : "+w"(x))
+#else
+#define DOT_ROUNDED(x) __asm__("" : "+m"(x))
+#endif
 static real dot(const real *a, const real *b, int n) {
     real s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    for (int i = 0; i < n; i++) {
+        real p = a[i] * b[i];
+        DOT_ROUNDED(p);
+        s += p;
+    }
     return s;
 }
 
@@ -258,11 +314,12 @@ void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const 
 #if !defined(LCG_F64)
                 if (fast) {
                     row_scores16(dp, g, vt, t + 1, T); /* dp_j = g . v_j */
-                    v16f gv = V16C(g);
+                    vatt gv[ATT_NV];
+                    for (int w = 0; w < ATT_NV; w++) gv[w] = VAC(g + ATT_VW * w);
                     for (int j = 0; j <= t; j++)
                         if (p[j] != 0) {
                             real *dv = dbase + (size_t)j * C3 + 2 * HD + h * D;
-                            V16(dv) = V16C(dv) + p[j] * gv;
+                            for (int w = 0; w < ATT_NV; w++) VA(dv + ATT_VW * w) = VAC(dv + ATT_VW * w) + p[j] * gv[w];
                         }
                     /* ds of the block's rows; q and k gradients after each block of ATT_RB rows */
                     int t0 = t - t % ATT_RB;

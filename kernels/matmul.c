@@ -5,10 +5,11 @@
  * every product goes through: the backward reads w transposed (for dinp) and inp transposed
  * (for dw) and calls it again. Each output element is accumulated by one thread in a fixed k
  * order (one FMA chain), so results do not depend on the thread count, the tiling or the
- * blocking. The float build (gemm_fast) holds 4 rows x 64 columns in GCC vectors (16 zmm with
- * AVX-512; 4 x 16 columns without); the double build and products of fewer than 4 rows use the
- * plain tile (gemm_acc). No intrinsics: GCC vector
- * extensions, so other targets get the same code in narrower or scalar form. The _ref
+ * blocking, nor on the vector width: an AVX2 build gives the AVX-512 build's bits. The float
+ * build (gemm_fast) holds a tile of rows x columns in GCC vectors of the widest width the build
+ * targets (4 x 64 in 16 zmm with AVX-512, 6 x 16 in 12 ymm with AVX2; see MK_VW); the double
+ * build and products of fewer than MK_R rows use the plain tile (gemm_acc). No intrinsics: GCC
+ * vector extensions, so other targets get the same code in narrower or scalar form. The _ref
  * functions are the plain loops the tests compare to.
  */
 #include "kernels.h"
@@ -25,81 +26,100 @@
 
 #if !defined(LCG_F64)
 /* ---- float fast path: register tiles of GCC vectors ------------------------------------------
- * MK_R rows x nv vectors of 16 columns (nv <= MK_V: 4 with AVX-512, i.e. 4 x 64 in 16 zmm
- * accumulators; 1 otherwise), each output element the same chain of FMAs over k = 0..K-1 from 0
- * (or from out when accumulating) as the plain tile below: the same bits. MK_KC: the k block;
- * PB_MAX: the widest b a weight gradient reads in place (gemm_fast says why). */
-#ifdef __AVX512F__
-enum { MK_V = 4 };
+ * MK_R rows x nv vectors of MK_VW columns (nv <= MK_V), in the widest vector the build targets:
+ * with AVX-512 4 rows x 4 zmm (4 x 64 columns, 16 accumulators), with AVX2 6 rows x 2 ymm
+ * (6 x 16, 12 of the 16 ymm), else 4 rows x 2 (SSE, 16 registers) or x 4 (NEON, 32) vectors of
+ * 4. Each output element is the same chain of FMAs over k = 0..K-1 from 0 (or from out when
+ * accumulating) as the plain tile below, whatever the vector width or tile shape: the same bits
+ * on every ISA that has FMA. MK_KC: the k block; PB_MAX: the widest b a weight gradient reads in
+ * place (gemm_fast says why). */
+#if defined(__AVX512F__)
+#define MK_VW 16 /* floats per vector */
+enum { MK_V = 4, MK_R = 4 };
+#elif defined(__AVX__)
+#define MK_VW 8
+enum { MK_V = 2, MK_R = 6 };
+#elif defined(__aarch64__)
+#define MK_VW 4
+enum { MK_V = 4, MK_R = 4 };
 #else
-enum { MK_V = 1 };
+#define MK_VW 4
+enum { MK_V = 2, MK_R = 4 };
 #endif
+typedef float vmk __attribute__((vector_size(4 * MK_VW)));
+typedef float vmku __attribute__((vector_size(4 * MK_VW), aligned(4), may_alias)); /* unaligned access */
 #ifndef MK_KC
 #define MK_KC 256
 #endif
 #ifndef PB_MAX
 #define PB_MAX 512
 #endif
-enum { MK_R = 4, MK_C = 16 * MK_V, MK_RB = 64 };
+enum { MK_C = MK_VW * MK_V, MK_RB = 16 * MK_R };
 /* keeps a vector in a register: GCC would otherwise fold each load of b into all MK_R FMAs that
- * use it (16 loads per 16 FMAs instead of 8); an empty asm, no instruction */
-#if defined(__GNUC__) && defined(__AVX512F__) /* a v16f fits one register */
-#define MK_IN_REG(x) __asm__("" : "+v"(x))
+ * use it (MK_R loads per MK_R FMAs instead of one); an empty asm, no instruction */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__)
+#define MK_IN_REG(x) __asm__("" : "+x"(x))
+#elif defined(__GNUC__) && defined(__aarch64__)
+#define MK_IN_REG(x) __asm__("" : "+w"(x))
 #else
 #define MK_IN_REG(x) (void)0
 #endif
 
 static inline __attribute__((always_inline)) void mk_tile(float *restrict out, size_t ldo, const float *restrict a,
                                                           size_t ars, size_t aks, const float *restrict b, size_t ldb,
-                                                          int K, int nv, int ncol, int accumulate) {
-    v16f acc[MK_R][MK_V]; /* never address-taken, so GCC keeps it in registers */
-    for (int r = 0; r < MK_R; r++)
+                                                          int K, int nr, int nv, int ncol, int accumulate) {
+    vmk acc[MK_R][MK_V]; /* never address-taken, so GCC keeps it in registers */
+    for (int r = 0; r < nr; r++)
         for (int v = 0; v < nv; v++) {
-            const float *o = out + (size_t)r * ldo + 16 * v;
+            const float *o = out + (size_t)r * ldo + MK_VW * v;
             if (!accumulate)
-                acc[r][v] = (v16f){0};
-            else if (ncol >= 16 * (v + 1))
-                acc[r][v] = *(const v16fu *)o;
+                acc[r][v] = (vmk){0};
+            else if (ncol >= MK_VW * (v + 1))
+                acc[r][v] = *(const vmku *)o;
             else {
-                v16f z = {0};
-                memcpy(&z, o, sizeof(float) * (size_t)((ncol - 16 * v) & 15)); /* 1..15 floats */
+                vmk z = {0};
+                memcpy(&z, o, sizeof(float) * (size_t)((ncol - MK_VW * v) % MK_VW)); /* 1..MK_VW-1 floats */
                 acc[r][v] = z;
             }
         }
     for (int k = 0; k < K; k++) {
         const float *bk = b + (size_t)k * ldb;
-        v16f bv[MK_V];
+        vmk bv[MK_V];
         for (int v = 0; v < nv; v++) {
-            bv[v] = *(const v16fu *)(bk + 16 * v);
+            bv[v] = *(const vmku *)(bk + MK_VW * v);
             MK_IN_REG(bv[v]);
         }
-        for (int r = 0; r < MK_R; r++) {
-            v16f av = (v16f){0} + a[(size_t)r * ars + (size_t)k * aks]; /* broadcast */
+        for (int r = 0; r < nr; r++) {
+            vmk av = a[(size_t)r * ars + (size_t)k * aks] - (vmk){0}; /* a broadcast: x - 0 is x, -0 too */
+#if MK_VW == 16 /* AVX-512: 32 registers; with 16, keeping all MK_R broadcasts live spills accumulators */
             MK_IN_REG(av);
+#endif
             for (int v = 0; v < nv; v++) acc[r][v] += av * bv[v];
         }
     }
-    for (int r = 0; r < MK_R; r++)
+    for (int r = 0; r < nr; r++)
         for (int v = 0; v < nv; v++) {
-            float *o = out + (size_t)r * ldo + 16 * v;
-            if (ncol >= 16 * (v + 1))
-                *(v16fu *)o = acc[r][v];
+            float *o = out + (size_t)r * ldo + MK_VW * v;
+            if (ncol >= MK_VW * (v + 1))
+                *(vmku *)o = acc[r][v];
             else {
-                v16f z = acc[r][v];
-                memcpy(o, &z, sizeof(float) * (size_t)((ncol - 16 * v) & 15));
+                vmk z = acc[r][v];
+                memcpy(o, &z, sizeof(float) * (size_t)((ncol - MK_VW * v) % MK_VW));
             }
         }
 }
 
-/* mk_tile with nv, 1..MK_V, a constant in each case, so each is specialized */
+/* mk_tile of nr rows (a constant: MK_R, or 4 for the rows a block of MK_R > 4 leaves) with nv,
+ * 1..MK_V, a constant in each case, so each is specialized */
 static inline __attribute__((always_inline)) void mk_tile_nv(float *restrict out, size_t ldo, const float *restrict a,
                                                              size_t ars, size_t aks, const float *restrict b,
-                                                             size_t ldb, int K, int nv, int ncol, int accumulate) {
+                                                             size_t ldb, int K, int nr, int nv, int ncol,
+                                                             int accumulate) {
     switch (nv) {
-    case 1: mk_tile(out, ldo, a, ars, aks, b, ldb, K, 1, ncol, accumulate); break;
-    case 2: mk_tile(out, ldo, a, ars, aks, b, ldb, K, 2 < MK_V ? 2 : MK_V, ncol, accumulate); break;
-    case 3: mk_tile(out, ldo, a, ars, aks, b, ldb, K, 3 < MK_V ? 3 : MK_V, ncol, accumulate); break;
-    default: mk_tile(out, ldo, a, ars, aks, b, ldb, K, MK_V, ncol, accumulate);
+    case 1: mk_tile(out, ldo, a, ars, aks, b, ldb, K, nr, 1, ncol, accumulate); break;
+    case 2: mk_tile(out, ldo, a, ars, aks, b, ldb, K, nr, 2 < MK_V ? 2 : MK_V, ncol, accumulate); break;
+    case 3: mk_tile(out, ldo, a, ars, aks, b, ldb, K, nr, 3 < MK_V ? 3 : MK_V, ncol, accumulate); break;
+    default: mk_tile(out, ldo, a, ars, aks, b, ldb, K, nr, MK_V, ncol, accumulate);
     }
 }
 
@@ -145,7 +165,7 @@ static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, 
      * power-of-two row strides put every k of a panel into the same few L1 sets. A weight
      * gradient (aks != 1: a read transposed, k running over the N tokens) differs: its b (N x M)
      * is read in place up to PB_MAX columns, since only R / MK_R tiles reuse it, and its a is
-     * packed (each MK_R rows as K x MK_R contiguous: a tile's k step reads 16 bytes, not a cache
+     * packed (each MK_R rows as K x MK_R contiguous: a tile's k step reads MK_R floats, not a cache
      * line) only when more than 8 panels reuse it; with fewer, either copy cost more than the
      * strided loads it saved (bench/gemm: the C = 64 weight gradients went from 31-48% of peak
      * to 74-96%). */
@@ -156,9 +176,9 @@ static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, 
     /* b is read in place when its rows are contiguous and it is exactly one panel, or in a
      * weight gradient up to PB_MAX wide (b holds K = N rows there, each panel used by only
      * R / MK_R tiles: not worth a copy). A tile reads whole vectors, past M into the next row when M is not a multiple of
-     * 16 (those lanes are never stored): then ("ragged") b's last row comes from a padded copy,
+     * MK_VW (those lanes are never stored): then ("ragged") b's last row comes from a padded copy,
      * as a k block of its own. */
-    int pack_b = !(bcs == 1 && (M == MK_C || (aks != 1 && M <= PB_MAX))), ragged = !pack_b && M % 16 != 0;
+    int pack_b = !(bcs == 1 && (M == MK_C || (aks != 1 && M <= PB_MAX))), ragged = !pack_b && M % MK_VW != 0;
     size_t ldb = pack_b ? MK_C : bks;
     size_t n_bp = pack_b ? (size_t)np * K * MK_C : ragged ? (size_t)np * MK_C : 0;
     float *scratch = LCG_SCRATCH(float, n_bp + (pack_a ? (size_t)ntl * K * MK_R : 0) + 1);
@@ -188,7 +208,8 @@ static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, 
         for (int it = 0; it < nitems; it++) {
             int blk = it / np, p = it % np;
             int r0 = blk * rb, r1 = r0 + rb < R ? r0 + rb : R, rf = r0 + (r1 - r0) / MK_R * MK_R;
-            int c0 = p * MK_C, nc = M - c0 < MK_C ? M - c0 : MK_C, nv = (nc + 15) / 16;
+            int r4 = MK_R > 4 && r1 - rf >= 4 ? rf + 4 : rf; /* rows rf..r4-1: one tile of 4 */
+            int c0 = p * MK_C, nc = M - c0 < MK_C ? M - c0 : MK_C, nv = (nc + MK_VW - 1) / MK_VW;
             for (int k0 = 0, kc; k0 < K; k0 += kc) {
                 kc = K - k0 < MK_KC ? K - k0 : MK_KC;
                 int acc = accumulate || k0 > 0;
@@ -201,13 +222,16 @@ static void gemm_fast(float *restrict out, const float *restrict a, size_t ars, 
                     const float *ar = pack_a ? ap + ((size_t)(r / MK_R) * K + (size_t)k0) * MK_R
                                              : a + (size_t)r * ars + (size_t)k0 * aks;
                     if (pack_a) /* constant strides: each case specialized */
-                        mk_tile_nv(o, (size_t)M, ar, 1, MK_R, pb, lb, kc, nv, nc, acc);
+                        mk_tile_nv(o, (size_t)M, ar, 1, MK_R, pb, lb, kc, MK_R, nv, nc, acc);
                     else
-                        mk_tile_nv(o, (size_t)M, ar, ars, aks, pb, lb, kc, nv, nc, acc);
+                        mk_tile_nv(o, (size_t)M, ar, ars, aks, pb, lb, kc, MK_R, nv, nc, acc);
                 }
+                if (MK_R > 4 && r4 > rf) /* never packed */
+                    mk_tile_nv(out + (size_t)rf * M + c0, (size_t)M, a + (size_t)rf * ars + (size_t)k0 * aks, ars, aks,
+                               pb, lb, kc, 4, nv, nc, acc);
             }
-            if (rf < r1)
-                rest_tile(out, a, ars, aks, pack_b ? bp + (size_t)p * K * MK_C : b + (size_t)c0, ldb, rf, r1 - rf, c0, nc, K,
+            if (r4 < r1)
+                rest_tile(out, a, ars, aks, pack_b ? bp + (size_t)p * K * MK_C : b + (size_t)c0, ldb, r4, r1 - r4, c0, nc, K,
                           M, accumulate);
         }
     }

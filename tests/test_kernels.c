@@ -157,9 +157,13 @@ START_TEST(test_matmul_fast_is_fma_chain) {
      * packed b wider than 512 (520 x 22 -> 528, 2 leftover rows), the input gradient reading w
      * transposed (90 x 300 -> 48), a weight gradient whose ragged b's last row is a k block of
      * its own (257 x 12 -> 37; also 133 x 64 -> 37 and 67 x 40 -> 129) */
+    /* the last two shapes are all zeros, the gradients accumulated onto -0: g = -0 (each dinp a
+     * chain of -0 products), then x = -0 (each dw such a chain), so a fast path that turns the
+     * broadcast -0 into +0 (as 0 + x would) ends at +0 where the chain ends at -0 */
     int shapes[][3] = {{133, 64, 37},  {128, 64, 192}, {70, 256, 64}, {5, 17, 100},   {67, 40, 129},  {200, 64, 256},
-                       {600, 66, 192}, {300, 64, 64},  {520, 22, 528}, {90, 300, 48}, {257, 12, 37}};
-    for (int sh = 0; sh < (int)(sizeof shapes / sizeof *shapes); sh++) {
+                       {600, 66, 192}, {300, 64, 64},  {520, 22, 528}, {90, 300, 48}, {257, 12, 37}, {64, 64, 48},  {64, 64, 48}};
+    int nsh = (int)(sizeof shapes / sizeof *shapes);
+    for (int sh = 0; sh < nsh; sh++) {
         int N = shapes[sh][0], IC = shapes[sh][1], OC = shapes[sh][2];
         float *x = LCG_NEW(float, N * IC), *w = LCG_NEW(float, IC * OC), *g = LCG_NEW(float, N * OC);
         float *y = LCG_NEW(float, N * OC), *dx = LCG_NEW(float, N * IC), *dw = LCG_NEW(float, IC * OC);
@@ -167,26 +171,32 @@ START_TEST(test_matmul_fast_is_fma_chain) {
         for (int i = 0; i < N * IC; i++) x[i] = (float)pcg32_normal(&r), dx[i] = dx0[i] = (float)pcg32_normal(&r);
         for (int i = 0; i < IC * OC; i++) w[i] = (float)pcg32_normal(&r), dw[i] = dw0[i] = (float)pcg32_normal(&r);
         for (int i = 0; i < N * OC; i++) g[i] = (float)pcg32_normal(&r);
+        if (sh >= nsh - 2) {
+            float gz = sh == nsh - 2 ? -0.0f : 0.0f, xz = sh == nsh - 2 ? 0.0f : -0.0f;
+            for (int i = 0; i < N * IC; i++) x[i] = xz, dx[i] = dx0[i] = -0.0f;
+            for (int i = 0; i < IC * OC; i++) w[i] = 0.0f, dw[i] = dw0[i] = -0.0f;
+            for (int i = 0; i < N * OC; i++) g[i] = gz;
+        }
         matmul_forward(y, x, w, N, IC, OC);
         matmul_backward(dx, dw, g, x, w, N, IC, OC);
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OC; o++) {
                 float acc = 0;
                 for (int i = 0; i < IC; i++) acc = fmaf(x[n * IC + i], w[i * OC + o], acc);
-                ck_assert_msg(y[n * OC + o] == acc, "forward %dx%dx%d [%d][%d]: %.9g vs %.9g", N, IC, OC, n, o,
-                              y[n * OC + o], acc);
+                ck_assert_msg(memcmp(&y[n * OC + o], &acc, sizeof acc) == 0, "forward %dx%dx%d [%d][%d]: %.9g vs %.9g", N,
+                              IC, OC, n, o, y[n * OC + o], acc);
             }
         for (int n = 0; n < N; n++)
             for (int i = 0; i < IC; i++) {
                 float acc = dx0[n * IC + i];
                 for (int o = 0; o < OC; o++) acc = fmaf(g[n * OC + o], w[i * OC + o], acc);
-                ck_assert_msg(dx[n * IC + i] == acc, "dinp %dx%dx%d [%d][%d]", N, IC, OC, n, i);
+                ck_assert_msg(memcmp(&dx[n * IC + i], &acc, sizeof acc) == 0, "dinp %dx%dx%d [%d][%d]", N, IC, OC, n, i);
             }
         for (int i = 0; i < IC; i++)
             for (int o = 0; o < OC; o++) {
                 float acc = dw0[i * OC + o];
                 for (int n = 0; n < N; n++) acc = fmaf(x[n * IC + i], g[n * OC + o], acc);
-                ck_assert_msg(dw[i * OC + o] == acc, "dw %dx%dx%d [%d][%d]", N, IC, OC, i, o);
+                ck_assert_msg(memcmp(&dw[i * OC + o], &acc, sizeof acc) == 0, "dw %dx%dx%d [%d][%d]", N, IC, OC, i, o);
             }
         lcg_free(x), lcg_free(w), lcg_free(g), lcg_free(y), lcg_free(dx), lcg_free(dw), lcg_free(dx0), lcg_free(dw0);
     }
