@@ -10,6 +10,9 @@ CFLAGS  := -std=c11 $(WARN) -fopenmp -ffp-contract=fast $(OPT) $(EXTRA_CFLAGS)
 LDLIBS  := -lcsv -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 BUILD   := build
+# the tool's binary; a second build tree gets its own, e.g. CI's ISA matrix:
+#   make BUILD=build/v3 OPT="-O3 -march=x86-64-v3" LCG_BIN=build/v3/lcgbench build/v3/lcgbench
+LCG_BIN ?= lcgbench
 
 # Debian packages the build and tests need (OpenMP comes with gcc)
 DEPS_PKGS := gcc make pkg-config libcsv-dev check
@@ -46,7 +49,7 @@ MPI_BIN := $(if $(filter 1,$(MPI) $(HAVE_MPICC)),lcgbench-mpi)
 RUN_ARGS ?= --task copy --attn softmax --pos rope
 
 .PHONY: all deps run test test-asan bench clean plots report regress regress-update mini fuzz fuzz-build fuzz-deps valgrind
-all: lcgbench $(if $(filter 1,$(MPI)),lcgbench-mpi)
+all: $(LCG_BIN) $(if $(filter 1,$(MPI)),lcgbench-mpi)
 
 deps:
 	@missing=$$(for p in $(DEPS_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -59,7 +62,7 @@ deps:
 CLI_SRCS := harness/main.c harness/sweep.c harness/table.c harness/regress.c harness/merge.c
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRCS))
 
-lcgbench: $(LIB_OBJS) $(CLI_OBJS)
+$(LCG_BIN): $(LIB_OBJS) $(CLI_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # sweep.c again with -DLCG_MPI, and mpi.c, through mpicc (objects apart in build/mpi)
@@ -79,7 +82,7 @@ $(BUILD)/%_f64.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DLCG_F64 -c -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB_OBJS) lcgbench
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB_OBJS) $(LCG_BIN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(CHECK_LIBS)
 
