@@ -81,10 +81,13 @@ void decoder_row_scores(float *restrict s, const float *restrict q, const float 
         for (int j = 0; j < n; j++) s[j] *= f;
         return;
     }
-    for (int j = 0; j < n; j++) {
-        float b = slope * (float)(j - i);
-        s[j] = s[j] * f + b;
-    }
+    /* s[j] * f is rounded (stored, and the empty asm makes the compiler take it from memory)
+     * before slope * (j - i) is added: with -ffp-contract=fast the compiler could otherwise fuse
+     * either product into the add, and pick differently here and in the prefill's tiles
+     * (prefill.c, which rounds the same way) at other -march levels */
+    for (int j = 0; j < n; j++) s[j] *= f;
+    __asm__ volatile("" : : "r"(s) : "memory");
+    for (int j = 0; j < n; j++) s[j] += slope * (float)(j - i);
 }
 
 void decoder_free(lcg_decoder *d) {

@@ -329,11 +329,11 @@ static void score_tile(float *restrict st /* nr, TK */, const float *restrict q 
             float fr = f[r0 + r], *out = st + (size_t)(r0 + r) * TK;
             if (slope == 0) /* no ALiBi on this head: as decoder_row_scores, no bias at all */
                 for (int c = 0; c < TK; c++) out[c] = acc[r][c] * fr;
-            else
-                for (int c = 0; c < TK; c++) {
-                    float b = slope * (float)(j0 + c - i);
-                    out[c] = acc[r][c] * fr + b;
-                }
+            else { /* the product rounded before the bias, as decoder_row_scores */
+                for (int c = 0; c < TK; c++) out[c] = acc[r][c] * fr;
+                __asm__ volatile("" : : "r"(out) : "memory");
+                for (int c = 0; c < TK; c++) out[c] += slope * (float)(j0 + c - i);
+            }
         }
     }
 }
@@ -360,6 +360,13 @@ enum { KCV = 1 };
 #define PF_IN_REG(x) __asm__("" : "+v"(x))
 #else
 #define PF_IN_REG(x) (void)0
+#endif
+/* x is a rounded value the compiler may not fuse into a later add (an FMA): in a register with
+ * AVX-512, else through memory (a v16f is wider than an AVX2 register) */
+#if defined(__GNUC__) && defined(__AVX512F__)
+#define PF_ROUNDED(x) __asm__("" : "+v"(x))
+#else
+#define PF_ROUNDED(x) __asm__("" : "+m"(x))
 #endif
 
 typedef float v16fu __attribute__((vector_size(64), aligned(4), may_alias)); /* unaligned access */
@@ -395,9 +402,10 @@ static void score_tile_full(float *restrict st /* nr, TK */, const float *restri
                     v16f sv;
                     if (slope == 0)
                         sv = acc[r][v] * fr;
-                    else {
-                        v16f b = slope * ((float)(j0 + 16 * (cv + v) - (i0 + r0 + r)) + lane);
-                        sv = acc[r][v] * fr + b;
+                    else { /* the product rounded before the bias, as decoder_row_scores */
+                        v16f p = acc[r][v] * fr;
+                        PF_ROUNDED(p);
+                        sv = p + slope * ((float)(j0 + 16 * (cv + v) - (i0 + r0 + r)) + lane);
                     }
                     memcpy(st + (size_t)(r0 + r) * TK + 16 * (cv + v), &sv, sizeof sv);
 #ifdef __AVX512F__ /* vmaxps returns its second operand on ties and NaN: sv > mx ? sv : mx */
