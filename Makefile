@@ -26,7 +26,7 @@ PLAIN_SRCS := kernels/util.c kernels/registry.c model/config.c model/optim.c \
               model/checkpoint.c model/infer.c model/prefill.c tasks/registry.c tasks/copy.c tasks/recall.c \
               tasks/flipflop.c tasks/count.c tasks/nback.c \
               harness/sequence.c harness/train.c harness/eval.c harness/csv_out.c harness/data.c \
-              harness/preset.c harness/csv_read.c
+              harness/preset.c harness/csv_read.c harness/threads.c
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRCS) $(PLAIN_SRCS)) \
             $(patsubst %.c,$(BUILD)/%_f64.o,$(REAL_SRCS))
 TESTS := test_kernels test_entmax test_scaling test_model test_harness test_cli test_tasks test_mqmtar test_data \

@@ -14,6 +14,7 @@
 #include "run.h"
 #include "../model/checkpoint.h"
 #include "../model/infer.h"
+#include "threads.h"
 
 #include <errno.h>
 #include <math.h>
@@ -792,6 +793,7 @@ static int cmd_help(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    lcg_threads_init(argv); /* a short OpenMP spin unless the user chose one (threads.c) */
     if (argc < 2) {
         main_help(stderr);
         return 2;
