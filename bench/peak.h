@@ -7,8 +7,9 @@
 
 /* bits of the widest vector the build targets (512, 256 or 128) */
 int bench_vector_bits(void);
-/* FP32 FLOP/s of `threads` threads each running 16 independent vector FMA chains (enough to
- * cover FMA latency on current x86 cores); the best of 3 runs */
+/* FP32 FLOP/s of `threads` threads each running independent vector FMA chains of the widest
+ * vector the build targets (16 chains with AVX-512, 12 with AVX2 or SSE: enough to cover FMA
+ * latency on current x86 cores without spilling); the best of 3 runs */
 double bench_fma_peak(int threads);
 /* peak resident set size of this process so far, in bytes (getrusage) */
 double bench_peak_rss(void);
