@@ -54,7 +54,7 @@ END {
     row("  softmax / " names[i], sprintf("%.2fx", r), names[i] ~ /entmax/ ? "<= 1.5x" : "", names[i] ~ /entmax/ ? r <= 1.5 : "")
   }
   ok = v["peer_comparable"] == 1
-  row("PyTorch peer's BLAS (loaded at run time)", v["peer_blas"], "optimized", ok)
+  row("BLAS of the PyTorch peer (at run time)", v["peer_blas"], "optimized", ok)
   split("bench:1:3 bench:2:3 paper:2:1.5", cells, " ")
   for (c = 1; c <= 3; c++) {
     split(cells[c], f, ":"); cfg = f[1]; th = f[2]; tgt = f[3]
