@@ -7,17 +7,18 @@
 #                 B = 128, lengths 48 +- 16 (about 98 tokens a sample); 2 threads
 # Threads n run on cores 0..n-1 (taskset). The peer runs with OPENBLAS_CORETYPE and
 # OPENBLAS_L2_SIZE unset (this workplace may set them; they pin OpenBLAS to an old kernel) and
-# reports the BLAS library it loaded and OpenBLAS's kernel. When that is the reference
+# reports the BLAS library it loaded and OpenBLAS's kernel; torch's OpenMP threads get the wait
+# policy lcgbench gives itself (GOMP_SPINCOUNT, harness/threads.h) unless the user set one. When that is the reference
 # (netlib) BLAS, or unknown, the ratios are printed as "not comparable".
 # Every cell runs REPS times round-robin and reports its best. lcgbench's figure is its CSV's
 # wall_train_tok_s (all steps, the first included); the peer's excludes its warm-up steps.
 # Prints a table, then "key value" lines for bench/report.sh (tps_TOOL_CONFIG_THREADS, peer_*).
-# Usage: bench/peer.sh [bench_steps] [paper_steps] [reps]   (defaults 60, 3, 2)
+# Usage: bench/peer.sh [bench_steps] [paper_steps] [reps]   (defaults 60, 2, 2)
 #   NATIVE_BIN, V3_BIN: the two builds (./lcgbench, build/v3/lcgbench); a missing one is skipped
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bsteps=${1:-60}
-psteps=${2:-3}
+psteps=${2:-2}
 reps=${3:-2}
 native=${NATIVE_BIN:-./lcgbench}
 v3=${V3_BIN:-build/v3/lcgbench}
@@ -45,7 +46,11 @@ peer_run() { # peer_run CONFIG THREADS: prints tok/s (0 when torch is missing); 
   local steps=30 warm=3
   [ "$1" = paper ] && steps=$psteps warm=1
   local o
-  o=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE taskset -c "$(cores "$2")" "$py" bench/torch_peer.py \
+  # torch's OpenMP threads get lcgbench's default wait policy (harness/threads.h): with libgomp's
+  # default spin they hold the cores OpenBLAS's threads need (2 threads: 3-10x slower than 1)
+  local wait="GOMP_SPINCOUNT=$(sed -n 's/^#define LCG_SPINCOUNT "\(.*\)"/\1/p' harness/threads.h)"
+  [ -z "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] || wait=X_UNUSED=1
+  o=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$wait" taskset -c "$(cores "$2")" "$py" bench/torch_peer.py \
     --config "$1" --steps "$steps" --warmup "$warm" --threads "$2" 2>/dev/null) || { echo 0; return; }
   echo "$o" | grep '^torch blas=' >"$out/blas"
   echo "$o" | grep '^torch version=' >"$out/version"

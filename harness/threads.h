@@ -7,7 +7,7 @@
 
 /* the spin count the tool gives libgomp when the user set neither OMP_WAIT_POLICY nor
  * GOMP_SPINCOUNT */
-#define LCG_SPINCOUNT "10000"
+#define LCG_SPINCOUNT "1000"
 
 /* call first in main, with main's argv: when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set,
  * sets GOMP_SPINCOUNT=LCG_SPINCOUNT and re-executes the program (libgomp reads its environment
