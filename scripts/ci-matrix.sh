@@ -26,6 +26,11 @@ ALL_SUITES=$({ make -pnq 2>/dev/null || true; } | sed -n 's/^TESTS := //p')
 BENCHES=$(ls bench/*.c | grep -v '/peak\.c$' | sed 's|bench/||; s|\.c$||')
 # the sources compiled twice (float, and double with -DLCG_F64)
 REAL=$({ make -pnq 2>/dev/null || true; } | sed -n 's/^REAL_SRCS := //p')
+# a Makefile without those variables: every suite file, and say that no _f64 copy is checked
+[ -n "$ALL_SUITES" ] || ALL_SUITES=$(ls tests/test_*.c | sed 's|tests/||; s|\.c$||')
+[ -n "$REAL" ] || echo "ci-matrix: no REAL_SRCS in the Makefile: aarch64 checks no -DLCG_F64 copy"
+# the MPI sources (compiled with -DLCG_MPI through mpicc)
+MPI_SRCS=$(grep -lE '^#(ifdef|ifndef|if).*LCG_MPI|<mpi\.h>' $(git ls-files '*.c' 2>/dev/null || find . -name '*.c' -not -path './build/*') | grep -v fuzz || true)
 t_all=$(date +%s)
 
 step() { # step NAME: times what follows until the next step
@@ -47,7 +52,7 @@ build() {
     "$cc" $flags -DLCG_FUZZ -c -o /dev/null "$f" || exit 1
   done
   if [ "$cc" = gcc ] && command -v mpicc >/dev/null; then
-    for f in harness/sweep.c harness/mpi.c; do
+    for f in $MPI_SRCS; do
       OMPI_CC=$cc mpicc $flags -DLCG_MPI -c -o /dev/null "$f" || exit 1
     done
   fi
