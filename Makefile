@@ -208,8 +208,19 @@ $(BUILD)/bench/%: bench/%.c bench/peak.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< bench/peak.c $(LIB_OBJS) $(LDLIBS)
 
+# and the x86-64-v3 (AVX2 + FMA) build beside the native one, in $(BUILD)/v3 (bench/peer.sh, gemm);
+# the PyTorch peer wants python3-torch on an optimized BLAS (Debian's OpenBLAS makes libblas.so.3
+# resolve to it): installed when missing, skipped with a message when not installable
+BENCH_PKGS := python3-torch libopenblas0-pthread
 bench: deps
+	@missing=$$(for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing) || \
+	    echo "not installable: $$missing"; \
+	fi
 	@$(MAKE) --no-print-directory $(BIN)lcgbench $(BUILD)/bench/gemm $(BUILD)/bench/evalbench
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/v3 OPT="-O3 -march=x86-64-v3" $(BUILD)/v3/lcgbench $(BUILD)/v3/bench/gemm
 	bench/report.sh
 
 # ---- results: the mini grid, its table and figures, the CI regression guard --------------

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Training throughput of every attention normalizer on one fixed small config, relative to
-# softmax in the same run, and of the same model in PyTorch (bench/torch_peer.py, at 1 and 2
-# threads) when Debian's python3-torch is installed: 2 layers, C = 64, 4 heads of 16, FFN 256,
+# softmax in the same run (the PyTorch peer is bench/peer.sh's): 2 layers, C = 64, 4 heads of 16, FFN 256,
 # copy (vocabulary 37), T = 64 (length 31, no variation), B = 32, RoPE. Tokens/s are lcgbench's own count of non-pad
 # training tokens over the training wall time (CSV column wall_train_tok_s).
 # Each variant runs REPS times (default 3), round-robin so a change of machine load hits all of
-# them alike, and reports its best run, as the peer reports its best thread count.
+# them alike, and reports its best run.
 # Usage: bench/variants.sh [steps] [threads] [reps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,15 +31,3 @@ base=${best[softmax]}
 for attn in $variants; do
   awk -v a="$attn" -v t="${best[$attn]}" -v b="$base" 'BEGIN { printf "%-14s %12d %9.2fx\n", a, t, t / b }'
 done
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
-# the peer gets as many tries: its thread counts 1 and 2 in turn, REPS runs in all (at least 2)
-peer_threads=$(awk -v n="$reps" 'BEGIN { if (n < 2) n = 2; for (i = 0; i < n; i++) printf "%s%d", i ? "," : "", i % 2 + 1 }')
-peer_out=$("$py" bench/torch_peer.py --steps 30 --threads "$peer_threads" 2>/dev/null || true)
-peer=$(echo "$peer_out" | awk -F= '/^torch best/ { print $2 }')
-if [ -n "$peer" ]; then
-  awk -v p="$peer" -v b="$base" 'BEGIN { printf "%-14s %12d %9.2fx   (lcgbench softmax / PyTorch: %.1fx)\n", "pytorch", p, p / b, b / p }'
-  echo "  PyTorch peer: $(echo "$peer_out" | grep '^torch version')  (Debian's python3-torch; 'generic' BLAS is the reference BLAS)"
-else
-  echo "pytorch        skipped: python3-torch not importable"
-fi

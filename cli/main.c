@@ -6,6 +6,7 @@
  * own file; parse state travels in a cli_ctx, never in globals.
  */
 #include "cli.h"
+#include "../harness/threads.h"
 #include "../harness/preset.h"
 
 #include <stdio.h>
@@ -154,6 +155,7 @@ int cli_main(cli_ctx *cx, int argc, char **argv) {
 
 #ifndef LCG_FUZZ /* the CLI fuzzer calls cli_main itself */
 int main(int argc, char **argv) {
+    lcg_threads_init(argv); /* a short OpenMP spin unless the user chose one (harness/threads.c) */
     cli_ctx cx = {.cmd = "lcgbench"};
     return cli_main(&cx, argc, argv);
 }

@@ -31,10 +31,13 @@ void tile_row_scores(float *restrict s, const float *restrict q, const float *re
         for (int j = 0; j < n; j++) s[j] *= f;
         return;
     }
-    for (int j = 0; j < n; j++) {
-        float b = slope * (float)(j - i);
-        s[j] = s[j] * f + b;
-    }
+    /* s[j] * f is rounded (stored, and the empty asm makes the compiler take it from memory)
+     * before slope * (j - i) is added: with -ffp-contract=fast the compiler could otherwise fuse
+     * either product into the add, and pick differently here and in the tiles below at other
+     * -march levels (an x86-64-v3 build's prefill then differed from its decoder) */
+    for (int j = 0; j < n; j++) s[j] *= f;
+    __asm__ volatile("" : : "r"(s) : "memory");
+    for (int j = 0; j < n; j++) s[j] += slope * (float)(j - i);
 }
 
 /* s[c] = e^(s[c] - M), c < TK (s[c] <= M), with s[c] - M clamped at -87. The clamp works on
@@ -89,11 +92,11 @@ void tile_scores(float *restrict st /* nr, TK */, const float *restrict q /* nr,
             float fr = f[r0 + r], *out = st + (size_t)(r0 + r) * TK;
             if (slope == 0) /* no ALiBi on this head: as tile_row_scores, no bias at all */
                 for (int c = 0; c < TK; c++) out[c] = acc[r][c] * fr;
-            else
-                for (int c = 0; c < TK; c++) {
-                    float b = slope * (float)(j0 + c - i);
-                    out[c] = acc[r][c] * fr + b;
-                }
+            else { /* the product rounded before the bias, as tile_row_scores */
+                for (int c = 0; c < TK; c++) out[c] = acc[r][c] * fr;
+                __asm__ volatile("" : : "r"(out) : "memory");
+                for (int c = 0; c < TK; c++) out[c] += slope * (float)(j0 + c - i);
+            }
         }
     }
 }
@@ -118,6 +121,13 @@ enum { KCV = 1 };
 #define PF_IN_REG(x) __asm__("" : "+v"(x))
 #else
 #define PF_IN_REG(x) (void)0
+#endif
+/* x is a rounded value the compiler may not fuse into a later add (an FMA): in a register with
+ * AVX-512, else through memory (a v16f is wider than an AVX2 register) */
+#if defined(__GNUC__) && defined(__AVX512F__)
+#define PF_ROUNDED(x) __asm__("" : "+v"(x))
+#else
+#define PF_ROUNDED(x) __asm__("" : "+m"(x))
 #endif
 
 void tile_scores_full(float *restrict st /* nr, TK */, const float *restrict q, int ldq,
@@ -150,9 +160,10 @@ void tile_scores_full(float *restrict st /* nr, TK */, const float *restrict q, 
                     v16f sv;
                     if (slope == 0)
                         sv = acc[r][v] * fr;
-                    else {
-                        v16f b = slope * ((float)(j0 + 16 * (cv + v) - (i0 + r0 + r)) + lane);
-                        sv = acc[r][v] * fr + b;
+                    else { /* the product rounded before the bias, as tile_row_scores */
+                        v16f p = acc[r][v] * fr;
+                        PF_ROUNDED(p);
+                        sv = p + slope * ((float)(j0 + 16 * (cv + v) - (i0 + r0 + r)) + lane);
                     }
                     memcpy(st + (size_t)(r0 + r) * TK + 16 * (cv + v), &sv, sizeof sv);
 #ifdef __AVX512F__ /* vmaxps returns its second operand on ties and NaN: sv > mx ? sv : mx */

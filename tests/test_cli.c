@@ -19,6 +19,7 @@
 #include "../tasks/task.h"
 #include "../harness/run.h"
 #include "../harness/csv.h"
+#include "../harness/threads.h"
 
 #define LCG "./lcgbench"
 /* a tiny model and task; each piece leaves out the flags some test varies */
@@ -529,6 +530,22 @@ START_TEST(test_schema_mismatch) {
 }
 END_TEST
 
+/* the tool's OpenMP wait policy (harness/threads.c): a short spin (GOMP_SPINCOUNT=LCG_SPINCOUNT,
+ * in force after the re-execution) unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT;
+ * libgomp's OMP_DISPLAY_ENV=verbose shows what it runs with */
+START_TEST(test_wait_policy) {
+    const char *want = "GOMP_SPINCOUNT = '" LCG_SPINCOUNT "'";
+    tu_run(&R, "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose " LCG " --version");
+    ck_assert_int_eq(R.status, 0);
+    ck_assert_msg(strstr(R.err, want), "no %s in:\n%s", want, R.err);
+    ck_assert_msg(strstr(R.out, "lcgbench ") == R.out && tu_count_lines(R.out) == 1, "--version printed: %s", R.out);
+    tu_run(&R, "env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=1234 OMP_DISPLAY_ENV=verbose " LCG " --version");
+    ck_assert_msg(strstr(R.err, "GOMP_SPINCOUNT = '1234'") && !strstr(R.err, want), "user's spin count: %s", R.err);
+    tu_run(&R, "env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=ACTIVE OMP_DISPLAY_ENV=verbose " LCG " --version");
+    ck_assert_msg(strstr(R.err, "OMP_WAIT_POLICY = 'ACTIVE'") && !strstr(R.err, want), "user's policy: %s", R.err);
+}
+END_TEST
+
 /* ---- 4. determinism ------------------------------------------------------------------------- */
 static void assert_threads_column(const char *path, const char *want) {
     char *v = tu_csv_column(path, "wall_threads");
@@ -744,6 +761,7 @@ static Suite *cli_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_repeatable);
     tcase_add_test(tc, test_thread_invariance);
+    tcase_add_test(tc, test_wait_policy);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("checkpoint");

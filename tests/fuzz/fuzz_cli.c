@@ -40,8 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(buf);
         return 0;
     }
-    char *argv[66] = {"lcgbench"};
-    int argc = 1;
+    /* static: what is used after setjmp must not live in a register longjmp may clobber
+     * (gcc's -Wclobbered at -march=x86-64-v2) */
+    static char *argv[66];
+    static int argc;
+    argv[0] = "lcgbench", argc = 1;
     for (char *p = buf; argc < 65;) {
         argv[argc++] = p;
         char *nl = strchr(p, '\n');
