@@ -783,6 +783,53 @@ __global__ void att_row_backward_kernel(float *dpm, const float *att, int ld, in
     }
 }
 
+/* ---- evaluation attention (the prefill's, any length, O(n) memory) ---------------------------------
+ * Query rows i0 .. i0+R-1 of one sequence, every head: scores against keys 0 .. i0+R-1 by one
+ * batched GEMM into a block of R score rows per head (scratch, row stride ld), the row function of
+ * training's plain path in place (a warp per row, the keys through memory: any length; the entmax
+ * family's threshold by Newton to |f| <= 1e-13 with the support settled, bisection as a last
+ * resort: exact per row, no pruning needed for correctness), the diagnostics of the rows >= r0
+ * (decoder_diag_add's sums, per row, in double), then P.V by a second batched GEMM. Never n x n:
+ * the caller walks the query blocks. */
+__device__ __forceinline__ double warp_max_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+__global__ void eval_row_kernel(float *S, double *diag, const float *qscale, const float *slopes, int ld, int row,
+                                double alpha, int i0, int R, int nk, int r0, int H, float scale) {
+    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (w >= R * H) return;
+    int h = w / R, r = w % R, t = i0 + r;
+    float *p = S + ((size_t)h * R + r) * ld;
+    float f = qscale ? scale * qscale[(size_t)t * H + h] : scale;
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    att_row_forward_plain(p, f, slopes[h], row, alpha, mode, t, nk, lane);
+    if (!diag || t < r0) return;
+    double ent = 0, mx = 0; /* as decoder_diag_add: a NaN weight joins the entropy and the support */
+    int sup = 0, nan = 0;
+    for (int j = lane; j <= t; j += 32) {
+        float pj = p[j];
+        nan |= pj != pj;
+        if (pj <= 0) continue;
+        ent -= (double)pj * log((double)pj);
+        sup++;
+        mx = pj > mx ? pj : mx;
+    }
+    ent = warp_sum_d(ent);
+    sup = warp_sum_i(sup);
+    mx = warp_max_d(mx);
+    nan = warp_or_i(nan);
+    if (lane) return;
+    double *a = diag + ((size_t)(t - r0) * H + h) * 3;
+    if (row != LCG_ROW_SOFTMAX && nan) { /* the prefill's bad entmax row: NaN diagnostics */
+        a[0] = a[1] = a[2] = NAN;
+        return;
+    }
+    a[0] = ent, a[1] = sup, a[2] = mx;
+}
+
 /* ---- fused attention: one block per (b, h), the head's keys and values in shared memory ----------
  * Forward: a warp per query row computes its scores from registers (q) and shared memory (k), the
  * row function in registers, writes the weights (kept for the backward) and p.V. Backward: the
@@ -1372,4 +1419,29 @@ void gk_clip_adamw(float *p, float *g, float *m, float *v, const double *sqnorm,
     clip_adamw_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(p, g, m, v, sqnorm, clip, b1, b2, eps, decay, step, rbc2,
                                                             n);
     CK_LAUNCH("clip_adamw");
+}
+
+/* ---- evaluation attention: the host side (see eval_row_kernel) -------------------------------------- */
+int gk_eval_rows = 0;
+
+int gk_eval_block_rows(int n, int H) {
+    if (gk_eval_rows > 0) return gk_eval_rows < n ? gk_eval_rows : n;
+    size_t ld = (size_t)gk_eval_ld(n), budget = (size_t)1 << 31; /* 2 GiB of score rows */
+    size_t R = budget / (sizeof(float) * (size_t)H * ld);
+    R = R < 32 ? 32 : R > 1024 ? 1024 : R / 32 * 32;
+    return (int)(R < (size_t)n ? R : (size_t)n);
+}
+
+int gk_eval_ld(int n) { return (n + 31) / 32 * 32; }
+
+void gk_eval_attention(float *out, double *diag, float *scratch, const float *qkv, const float *qscale,
+                       const float *slopes, int row, double alpha, int i0, int R, int r0, int H, int D, int ld) {
+    int HD = H * D, nk = i0 + R;
+    gemm_rm(0, 1, R, nk, D, 1.0f, qkv + (size_t)i0 * 3 * HD, 3 * HD, D, qkv + HD, 3 * HD, D, 0.0f, scratch, ld,
+            (long long)R * ld, H);
+    eval_row_kernel<<<nblocks((size_t)R * H, 8), 256, 0, g_stream>>>(scratch, diag, qscale, slopes, ld, row, alpha, i0, R,
+                                                                     nk, r0, H, (float)(1.0 / sqrt((double)D)));
+    CK_LAUNCH("eval_row");
+    gemm_rm(0, 0, R, D, nk, 1.0f, scratch, ld, (long long)R * ld, qkv + 2 * HD, 3 * HD, D, 0.0f,
+            out + (size_t)i0 * HD, HD, D, H);
 }
