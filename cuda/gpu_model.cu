@@ -456,7 +456,7 @@ static size_t eval_sizes(const lcg_config *c, int n, size_t *out) {
     size_t N = (size_t)n, C = (size_t)c->C, H = (size_t)c->H, HD = H * c->D, F = (size_t)c->F, V = (size_t)c->V;
     int R = gk_eval_block_rows(n, c->H);
     size_t sizes[] = {N * C, N * C, N * 3 * HD, N * H, N * 2 * H, N * HD, N * C, N * C, N * 2 * F, N * F, N * V, N,
-                      N * c->D, H * (size_t)R * gk_eval_ld(n)};
+                      N * c->D, (lcg_row_at(lcg_normalizer_at(c->norm)->row)->sparse ? 2 : 1) * H * (size_t)R * gk_eval_ld(n)};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += out[i] = (sizes[i] + 63) / 64 * 64;
     return total;
@@ -515,7 +515,8 @@ void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits
     eval_ensure(m, n);
     float **w = m->params, *x = m->ev_x;
     int ld = gk_eval_ld(n), R = gk_eval_block_rows(n, H);
-    if ((size_t)H * R * ld > m->ev_scr_n) R = (int)(m->ev_scr_n / ((size_t)H * ld)); /* the blocks the scratch holds */
+    size_t per_row = (size_t)(lcg_row_at(m->row)->sparse ? 2 : 1) * H * ld; /* scores (and entmax candidates) */
+    if ((size_t)R * per_row > m->ev_scr_n) R = (int)(m->ev_scr_n / per_row); /* the blocks the scratch holds */
     double alpha = lcg_row_alpha(lcg_row_at(m->row), m->alpha);
     gpu_upload(m->ev_tok, tok, sizeof(int) * n);
     gk_encoder_forward(x, m->ev_tok, w[LCG_P_EMB], n, C);

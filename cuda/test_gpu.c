@@ -605,8 +605,8 @@ static void test_eval_case(int norm, int pos, double alpha, int n, int rows) {
     gk_eval_rows = 0;
     const char *nn = lcg_normalizer_at(norm)->name, *pn = lcg_posenc_at(pos)->name;
     double e = rel_err(lg, lc, nl);
-    snprintf(name, sizeof name, "eval %s a=%.2f %s n=%d%s: logits (cpu %.2fs gpu %.3fs)", nn, alpha, pn, n,
-             rows ? " (blocks of 64)" : "", t1 - t0, t2 - t1);
+    snprintf(name, sizeof name, "eval %s a=%.2f %s n=%d%s%s: logits (cpu %.2fs gpu %.3fs)", nn, alpha, pn, n,
+             rows ? " (blocks of 64)" : "", gk_eval_compact ? "" : " (whole rows)", t1 - t0, t2 - t1);
     check(name, e, 1e-4);
     if (!(e <= worst_eval)) worst_eval = e;
     double de = 0, dr = 0, se = 0, sr = 0;
@@ -618,8 +618,9 @@ static void test_eval_case(int norm, int pos, double alpha, int n, int rows) {
         }
     snprintf(name, sizeof name, "eval %s %s n=%d: entropy and max weight per layer", nn, pn, n);
     check(name, sqrt(de / (dr > 0 ? dr : 1)), 1e-4);
+    /* a key at the threshold (entmax) may fall either side of it in float: a few keys in thousands */
     snprintf(name, sizeof name, "eval %s %s n=%d: support per layer (%.0f vs %.0f rows*keys)", nn, pn, n, dg[1], d.diag[0][1]);
-    check(name, sqrt(se / (sr > 0 ? sr : 1)), 1e-4);
+    check(name, sqrt(se / (sr > 0 ? sr : 1)), 1e-3);
     int diff = 0, ties = 0;
     for (int i = 0; i < n - from; i++) { /* argmax per position: differs only at a near-tie */
         const float *a = lc + (size_t)i * V, *b = lg + (size_t)i * V;
@@ -651,6 +652,10 @@ static void test_eval(int quick) {
         }
     test_eval_case(LCG_NORM_ENTMAX, LCG_POS_NAPE, 1.25, 300, 0);
     test_eval_case(LCG_NORM_ASENTMAX, LCG_POS_ROPE, 1.75, 300, 0);
+    gk_eval_compact = 0; /* the entmax threshold over the whole row, the path the compaction skips keys of */
+    test_eval_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 1.5, 300, 64);
+    test_eval_case(LCG_NORM_SPARSEMAX, LCG_POS_ALIBI, 2.0, 300, 0);
+    gk_eval_compact = 1;
     if (quick) return;
     test_eval_case(LCG_NORM_SOFTMAX, LCG_POS_ROPE, 1.0, 16384, 0);
     test_eval_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 1.5, 16384, 0);
