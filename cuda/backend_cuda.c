@@ -5,9 +5,10 @@
  * CPU run and a GPU run start from the same bits; parameters and AdamW state cross the seam in
  * the CPU layout, so checkpoints are interchangeable.
  *
- * Evaluation runs on the CPU for now: a CPU backend (created on the first eval) receives the
- * GPU's parameters and runs its decoder's prefill (O(n) memory per sequence, the CPU's bits for
- * those parameters). Not here: a GPU prefill, bf16, several GPUs.
+ * Evaluation runs on the GPU (gpu_model_eval: the prefill's pass over each whole sequence, O(n)
+ * device memory, one sequence at a time, the logits delivered in position order). LCG_GPU_EVAL=cpu
+ * takes the old path for comparison: a CPU backend (created on the first eval) receives the GPU's
+ * parameters and runs its decoder's prefill. Not here: bf16, several GPUs.
  */
 #include "../model/backend.h"
 #include "../kernels/util.h"
@@ -26,7 +27,16 @@ typedef struct {
     size_t sizes[LCG_N_PARAM_TENSORS];
     int fault_grad;    /* LCG_FAULT_GRAD armed for the next backward */
     float *fault_keep; /* [n_params] the parameters before a fault, or NULL */
+    int *ev_tok;       /* evaluation: [ev_cap] input tokens ... */
+    float *ev_logits;  /* [ev_cap, V] ... and the logits of the requested positions */
+    int ev_cap;
 } cuda_state;
+
+/* LCG_GPU_EVAL=cpu: evaluation on the CPU with the GPU's parameters */
+static int eval_on_cpu(void) {
+    const char *e = getenv("LCG_GPU_EVAL");
+    return e && strcmp(e, "cpu") == 0;
+}
 
 static cuda_state *cu(lcg_backend *b) { return b->impl; }
 
@@ -66,6 +76,8 @@ static void cuda_destroy(lcg_backend *b) {
     if (s->cpu) s->cpu->ops->destroy(s->cpu);
     lcg_free(s->host);
     lcg_free(s->fault_keep);
+    lcg_free(s->ev_tok);
+    lcg_free(s->ev_logits);
     lcg_free(s);
 }
 
@@ -162,20 +174,45 @@ static void cuda_fault_undo(lcg_backend *b) {
     s->fault_keep = NULL;
 }
 
-/* on the CPU, with the GPU's parameters (see the top) */
+/* on the GPU, one sequence at a time; LCG_GPU_EVAL=cpu: on the CPU (see the top) */
 static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
     cuda_state *s = cu(b);
-    if (!s->cpu) {
-        lcg_backend_opts o = {0};
-        s->cpu = lcg_backend_cpu.create(&b->cfg, 0, &o);
+    if (eval_on_cpu()) {
+        if (!s->cpu) {
+            lcg_backend_opts o = {0};
+            s->cpu = lcg_backend_cpu.create(&b->cfg, 0, &o);
+        }
+        gpu_model_get_params(s->g, s->host);
+        s->cpu->ops->set_params(s->cpu, s->host);
+        return s->cpu->ops->eval(s->cpu, e);
     }
-    gpu_model_get_params(s->g, s->host);
-    s->cpu->ops->set_params(s->cpu, s->host);
-    return s->cpu->ops->eval(s->cpu, e);
+    int V = b->cfg.V, L = b->cfg.L;
+    if (e->cap > s->ev_cap) {
+        lcg_free(s->ev_tok);
+        lcg_free(s->ev_logits);
+        s->ev_tok = LCG_NEW(int, e->cap);
+        s->ev_logits = LCG_NEW(float, (size_t)e->cap * V);
+        s->ev_cap = e->cap;
+    }
+    for (int q = 0; q < e->n_seqs; q++) {
+        if (*e->stop) return -1; /* an interrupted batch is discarded */
+        int from = 0, n = e->input(e->ctx, q, s->ev_tok, &from);
+        double dg[LCG_MAX_LAYERS * 3];
+        if (from < 0) from = 0;
+        gpu_model_eval(s->g, s->ev_tok, n, from, s->ev_logits, dg);
+        for (int i = from; i < n; i++) e->logits(e->ctx, q, i, s->ev_logits + (size_t)(i - from) * V);
+        e->diag[q].rows = n > from ? (long)(n - from) * b->cfg.H : 0;
+        memset(e->diag[q].sum, 0, sizeof e->diag[q].sum);
+        for (int l = 0; l < L; l++)
+            for (int k = 0; k < 3; k++) e->diag[q].sum[l][k] = dg[l * 3 + k];
+    }
+    return *e->stop ? -1 : 0;
 }
 
+/* host bytes (the device's are checked when allocated: one line and exit 1 if they do not fit) */
 static size_t cuda_eval_bytes(const lcg_config *cfg, int cap, int threads) {
-    return lcg_backend_cpu.eval_bytes(cfg, cap, threads);
+    if (eval_on_cpu()) return lcg_backend_cpu.eval_bytes(cfg, cap, threads);
+    return (size_t)cap * (sizeof(int) + sizeof(float) * (size_t)cfg->V + sizeof(double) * 3 * (size_t)cfg->H);
 }
 
 const lcg_backend_ops lcg_backend_cuda = {

@@ -5,16 +5,25 @@
  * timed loop is the trainer's: forward (returns the loss: a sync), zero_grad, backward,
  * clip + AdamW (returns the norm: a sync).
  *
+ * Evaluation: `bench_gpu eval LEN NORM [cpu]` times one sequence of LEN random tokens through
+ * gpu_model_eval (the GPU prefill; the last 512 positions' logits and diagnostics, as a sample's
+ * answer) on the mqmtar architecture (model_init's weights, NAPE), the second of two calls (the
+ * first allocates), and with `cpu` the CPU's decoder_prefill on every OpenMP thread, and the two
+ * logits' relative difference.
+ *
  * Usage: bench_gpu [steps [ARCH NORM PREC [warmup]]]   (default: 30 timed steps after 3 warm-up
  * steps of every architecture, normalizer and precision; ARCH copy|mqmtar|bench, NORM a normalizer
  * name (with NAPE), PREC fp32|tf32: that one alone, e.g. under a profiler)
- * Not here: PyTorch (bench/), evaluation timings, the CPU.
+ * Not here: PyTorch (bench/).
  */
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
+#include "../model/infer.h"
 #include "../model/model.h"
 #include "gpu_model.h"
 
+#include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,16 +107,75 @@ static void bench_attention(const arch *a, int row, double alpha, int steps) {
     lcg_free(h);
 }
 
+typedef struct {
+    float *lg;
+    int from, V;
+} emit_ctx;
+
+static void emit_cpu(void *ctx, int pos, const float *logits) {
+    emit_ctx *x = ctx;
+    memcpy(x->lg + (size_t)(pos - x->from) * x->V, logits, sizeof(float) * x->V);
+}
+
+/* one sequence of n random tokens through the GPU prefill (and the CPU's with cpu) */
+static void bench_eval(const arch *a, int n, int norm, int cpu) {
+    lcg_config cfg = {.V = a->V, .L = a->L, .C = a->C, .H = a->H, .D = a->D, .F = a->F, .norm = norm,
+                      .pos = LCG_POS_NAPE, .alpha = (float)lcg_normalizer_at(norm)->alpha_def};
+    lcg_model cm;
+    model_init(&cm, &cfg, 1);
+    char err[256];
+    gpu_model *m = gpu_model_create(&cfg, cm.params_mem, GPU_FP32, err, sizeof err);
+    if (!m) lcg_die("%s", err);
+    int from = n > 512 ? n - 512 : 0, *tok = LCG_NEW(int, n);
+    pcg32 r = pcg32_derive(3, "bench", 0);
+    for (int i = 0; i < n; i++) tok[i] = (int)pcg32_below(&r, (uint32_t)a->V);
+    size_t nl = (size_t)(n - from) * a->V;
+    float *lg = LCG_NEW(float, nl), *lc = LCG_NEW(float, nl);
+    double dg[LCG_MAX_LAYERS * 3], t0 = lcg_now();
+    gpu_model_eval(m, tok, n, from, lg, dg);
+    double t1 = lcg_now();
+    gpu_model_eval(m, tok, n, from, lg, dg);
+    double t2 = lcg_now();
+    printf("eval %s %s n=%d: gpu %.3f s (first call, allocating: %.3f s), %.0f MiB of device buffers, "
+           "support/row layer 0: %.1f\n", a->name, lcg_normalizer_at(norm)->name, n, t2 - t1, t1 - t0,
+           gpu_model_eval_bytes(&cfg, n) / 1048576.0, dg[1] / ((double)(n - from) * a->H));
+    fflush(stdout);
+    if (cpu) {
+        lcg_decoder d;
+        decoder_init(&d, &cm, n);
+        decoder_reset(&d);
+        emit_ctx ec = {lc, from, a->V};
+        double t3 = lcg_now();
+        decoder_prefill(&d, tok, n, from, emit_cpu, &ec);
+        double t4 = lcg_now(), dd = 0, rr = 0;
+        for (size_t i = 0; i < nl; i++) dd += ((double)lg[i] - lc[i]) * ((double)lg[i] - lc[i]), rr += (double)lc[i] * lc[i];
+        printf("eval %s %s n=%d: cpu %.3f s on %d threads; gpu %.1fx faster; logits rel diff %.2e; support/row layer 0 "
+               "cpu %.1f\n", a->name, lcg_normalizer_at(norm)->name, n, t4 - t3, omp_get_max_threads(),
+               (t4 - t3) / (t2 - t1), sqrt(dd / rr), d.diag[0][1] / ((double)(n - from) * a->H));
+        decoder_free(&d);
+    }
+    gpu_model_destroy(m);
+    model_free(&cm);
+    lcg_free(tok), lcg_free(lg), lcg_free(lc);
+}
+
 int main(int argc, char **argv) {
     char why[256];
     if (!gpu_device_usable(why, sizeof why)) {
         printf("SKIP: no CUDA device (%s)\n", why);
         return 0;
     }
+    arch mqmtar = {"mqmtar", 40, 4, 512, 16, 32, 1024, 128, 80};
+    if (argc > 3 && !strcmp(argv[1], "eval")) {
+        const lcg_normalizer *nz = lcg_normalizer_find(argv[3]);
+        if (!nz) lcg_die("unknown normalizer '%s'", argv[3]);
+        gk_init(GPU_FP32);
+        bench_eval(&mqmtar, atoi(argv[2]), nz->id, argc > 4 && !strcmp(argv[4], "cpu"));
+        return 0;
+    }
     int steps = argc > 1 ? atoi(argv[1]) : 30;
     if (steps < 1) lcg_die("steps must be positive");
     arch copy = {"copy", 36, 2, 256, 16, 16, 1024, 128, 98};
-    arch mqmtar = {"mqmtar", 40, 4, 512, 16, 32, 1024, 128, 80};
     arch small = {"bench", 36, 2, 64, 8, 8, 256, 32, 64};
     if (argc > 4) { /* one configuration */
         const arch *a = !strcmp(argv[2], "copy") ? &copy : !strcmp(argv[2], "mqmtar") ? &mqmtar : &small;

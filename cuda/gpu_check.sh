@@ -12,6 +12,10 @@
 # --device cuda) plus the bench; lcgbench needs libcsv: where it is not installed, the Debian
 # packages' .debs in $LCG_DEBS (default debs/) are unpacked and used (apt-get download libcsv3
 # libcsv-dev, elsewhere)
+# eval: the e2e build, then each step under a timeout: test_gpu (the GPU prefill against the CPU's
+# among the rest), cuda/test_gpu_e2e.sh, one mqmtar sample on the GPU and on the CPU
+# (all cores) at 16,384 tokens, on the GPU at 65,536, softmax and asentmax (bench_gpu eval), then the PyTorch peer with torch.compile
+# when LCG_TORCH_S (seconds) is set; a summary last (summary.txt)
 set -u
 OUT=${OUT:-/tmp/lcg_gpu_out}
 mkdir -p "$OUT"
@@ -20,7 +24,7 @@ export OMP_WAIT_POLICY=PASSIVE
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw \
   --format=csv >"$OUT/gpu.txt" 2>&1
 cat "$OUT/gpu.txt"
-if [[ $what == e2e ]]; then
+if [[ $what == e2e || $what == eval ]]; then
   extra=()
   if [ ! -e /usr/include/csv.h ]; then
     x=$PWD/build/debs
@@ -38,6 +42,40 @@ if [[ $what == e2e ]]; then
   fi
   echo "build: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
   rc=0
+  if [[ $what == eval ]]; then
+    step() { # name timeout cmd...: logs under $OUT/name.log, one summary line
+      local name=$1 lim=$2 t0 r
+      shift 2
+      t0=$(date +%s%N)
+      timeout "$lim" "$@" >"$OUT/$name.log" 2>&1
+      r=$?
+      echo "$name: rc $r, $(( ($(date +%s%N) - t0) / 1000000 )) ms" | tee -a "$OUT/summary.txt"
+      [ $r = 0 ] || rc=1
+    }
+    step test_gpu "${LCG_T_TEST:-80}" build/cu/cuda/test_gpu
+    grep -E "^(FAIL|note)|passed|worst|SKIP" "$OUT/test_gpu.log" | tail -30
+    grep -E "^(ok|FAIL)   *eval .*(16384|logits)" "$OUT/test_gpu.log" | grep -E "16384|a=1.50 nape n=300|softmax a=1.00 rope n=300" | head -8
+    step e2e "${LCG_T_E2E:-60}" bash cuda/test_gpu_e2e.sh build/cu/lcgbench
+    cat "$OUT/e2e.log"
+    echo "cpu: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" | tee -a "$OUT/summary.txt"
+    for norm in softmax asentmax; do # the CPU at 16,384 (65,536 took over 65 s on 16 cores)
+      step "eval16384_$norm" "${LCG_T_EVAL:-60}" build/cu/cuda/bench_gpu eval 16384 $norm cpu
+      cat "$OUT/eval16384_$norm.log" | tee -a "$OUT/summary.txt"
+      step "eval65536_$norm" 30 build/cu/cuda/bench_gpu eval 65536 $norm
+      cat "$OUT/eval65536_$norm.log" | tee -a "$OUT/summary.txt"
+    done
+    step eval65536_asentmax_wholerows 30 env LCG_GPU_EVAL_COMPACT=0 build/cu/cuda/bench_gpu eval 65536 asentmax
+    cat "$OUT/eval65536_asentmax_wholerows.log" | tee -a "$OUT/summary.txt"
+    if [ -n "${LCG_TORCH_S:-}" ]; then
+      step torch "$LCG_TORCH_S" python3 bench/torch_gpu_peer.py --steps 20
+      tail -20 "$OUT/torch.log"
+    fi
+    echo "== summary"
+    grep -E "passed|worst" "$OUT/test_gpu.log" | tail -2 >>"$OUT/summary.txt"
+    tail -1 "$OUT/e2e.log" >>"$OUT/summary.txt"
+    cat "$OUT/summary.txt"
+    exit $rc
+  fi
   t0=$(date +%s%N)
   build/cu/cuda/test_gpu >"$OUT/test.log" 2>&1 || rc=1
   echo "test_gpu: $(( ($(date +%s%N) - t0) / 1000000 )) ms, rc $rc"

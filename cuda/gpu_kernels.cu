@@ -127,6 +127,8 @@ void gk_init(gpu_precision prec) {
     if (e) gk_attention_split = atoi(e);
     e = getenv("LCG_GPU_ATT_FUSED"); /* benchmark switch: 0 = attention through cuBLAS */
     if (e) gk_attention_fused = atoi(e);
+    e = getenv("LCG_GPU_EVAL_COMPACT"); /* benchmark switch: 0 = the entmax threshold over whole rows */
+    if (e) gk_eval_compact = atoi(e);
 }
 
 void gk_set_stream(void *stream) {
@@ -783,6 +785,151 @@ __global__ void att_row_backward_kernel(float *dpm, const float *att, int ld, in
     }
 }
 
+/* ---- evaluation attention (the prefill's, any length, O(n) memory) ---------------------------------
+ * Query rows i0 .. i0+R-1 of one sequence, every head: scores against keys 0 .. i0+R-1 by one
+ * batched GEMM into a block of R score rows per head (scratch, row stride ld), the row function of
+ * training's plain path in place (a warp per row, the keys through memory: any length; the entmax
+ * family's threshold by Newton to |f| <= 1e-13 with the support settled, bisection as a last
+ * resort: exact per row, no pruning needed for correctness), the diagnostics of the rows >= r0
+ * (decoder_diag_add's sums, per row, in double), then P.V by a second batched GEMM. Never n x n:
+ * the caller walks the query blocks. */
+__device__ __forceinline__ double warp_max_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* The entmax family's row of eval_row_kernel, any length: as att_row_forward_plain, but after the
+ * max the keys that can be in the support (x = (alpha-1)(s - max) > -1: tau >= -1, Newton rises
+ * from there) are compacted, in key order, into cand (a warp ballot per 32 keys), and Newton and
+ * the bisection run over those alone; the weights are then written over the whole row. The same
+ * threshold as the plain path's up to the order of its double sums. */
+__device__ void eval_row_entmax(float *p, float *cand, float f, float m, double alpha, int mode, int t, int T,
+                                int lane) {
+    int n = t + 1;
+    float mx = -INFINITY;
+    int bad = 0;
+    for (int j = lane; j < T; j += 32) {
+        if (j > t) {
+            p[j] = 0;
+            continue;
+        }
+        float s = p[j] * f + m * (float)(j - t);
+        p[j] = s;
+        bad |= !isfinite(s);
+        mx = fmaxf(mx, s);
+    }
+    mx = warp_max_f(mx);
+    bad = warp_or_i(bad);
+    if (n == 1) {
+        if (lane == 0) p[0] = 1;
+        return;
+    }
+    if (bad) {
+        for (int j = lane; j < n; j += 32) p[j] = NAN;
+        return;
+    }
+    double am1 = alpha - 1.0, c = 1.0 / am1, dmx = (double)mx;
+    int nc = 0;
+    for (int j0 = 0; j0 < n; j0 += 32) { /* warp-uniform: every lane takes every step */
+        int j = j0 + lane;
+        float sj = j < n ? p[j] : 0.0f;
+        int keep = j < n && am1 * ((double)sj - dmx) > -1.0;
+        unsigned b = __ballot_sync(0xffffffffu, keep);
+        if (keep) cand[nc + __popc(b & ((1u << lane) - 1u))] = sj;
+        nc += __popc(b);
+    }
+    __syncwarp();
+    double tau = -1.0;
+    int prev_k = -1, ok = 0;
+    for (int it = 0; it < 100; it++) {
+        double fs = 0, fps = 0;
+        int k = 0;
+        for (int j = lane; j < nc; j += 32) {
+            double tt = am1 * ((double)cand[j] - dmx) - tau;
+            if (tt <= 0) continue;
+            double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
+            fs += tc1 * tt;
+            fps += tc1;
+            k++;
+        }
+        double S = warp_sum_d(fs), P = warp_sum_d(fps), fv = S - 1.0;
+        k = warp_sum_i(k);
+        if (!isfinite(fv) || !(P > 0)) break;
+        if (fabs(fv) <= 1e-13 && k == prev_k) {
+            ok = 1;
+            break;
+        }
+        double next = tau + ent_newton_step(S, P, alpha, mode);
+        if (next == tau) {
+            ok = fabs(fv) <= 1e-9;
+            break;
+        }
+        tau = next;
+        prev_k = k;
+    }
+    if (!ok) {
+        double lo = -1.0, dt = -pow((double)n, 1.0 - alpha) - lo, tm = lo;
+        for (int it = 0; it < 80; it++) {
+            dt *= 0.5;
+            tm = lo + dt;
+            double fs = 0;
+            for (int j = lane; j < nc; j += 32) {
+                double tt = am1 * ((double)cand[j] - dmx) - tm;
+                if (tt > 0) fs += ent_pow(tt, c, mode);
+            }
+            if (warp_sum_d(fs) - 1.0 >= 0) lo = tm;
+        }
+        tau = lo;
+    }
+    double sum = 0;
+    for (int j = lane; j < nc; j += 32) {
+        double tt = am1 * ((double)cand[j] - dmx) - tau;
+        if (tt > 0) sum += ent_pow(tt, c, mode);
+    }
+    sum = warp_sum_d(sum);
+    for (int j = lane; j < n; j += 32) {
+        double tt = am1 * ((double)p[j] - dmx) - tau;
+        p[j] = tt > 0 ? (float)(ent_pow(tt, c, mode) / sum) : 0.0f;
+    }
+}
+
+__global__ void eval_row_kernel(float *S, float *cand, double *diag, const float *qscale, const float *slopes, int ld,
+                                int row, double alpha, int i0, int R, int nk, int r0, int H, float scale) {
+    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (w >= R * H) return;
+    int h = w / R, r = w % R, t = i0 + r;
+    float *p = S + ((size_t)h * R + r) * ld;
+    float f = qscale ? scale * qscale[(size_t)t * H + h] : scale;
+    if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    if (row != LCG_ROW_SOFTMAX && cand)
+        eval_row_entmax(p, cand + ((size_t)h * R + r) * ld, f, slopes[h], alpha, mode, t, nk, lane);
+    else
+        att_row_forward_plain(p, f, slopes[h], row, alpha, mode, t, nk, lane);
+    if (!diag || t < r0) return;
+    double ent = 0, mx = 0; /* as decoder_diag_add: a NaN weight joins the entropy and the support */
+    int sup = 0, nan = 0;
+    for (int j = lane; j <= t; j += 32) {
+        float pj = p[j];
+        nan |= pj != pj;
+        if (pj <= 0) continue;
+        ent -= (double)pj * log((double)pj);
+        sup++;
+        mx = pj > mx ? pj : mx;
+    }
+    ent = warp_sum_d(ent);
+    sup = warp_sum_i(sup);
+    mx = warp_max_d(mx);
+    nan = warp_or_i(nan);
+    if (lane) return;
+    double *a = diag + ((size_t)(t - r0) * H + h) * 3;
+    if (row != LCG_ROW_SOFTMAX && nan) { /* the prefill's bad entmax row: NaN diagnostics */
+        a[0] = a[1] = a[2] = NAN;
+        return;
+    }
+    a[0] = ent, a[1] = sup, a[2] = mx;
+}
+
 /* ---- fused attention: one block per (b, h), the head's keys and values in shared memory ----------
  * Forward: a warp per query row computes its scores from registers (q) and shared memory (k), the
  * row function in registers, writes the weights (kept for the backward) and p.V. Backward: the
@@ -1372,4 +1519,30 @@ void gk_clip_adamw(float *p, float *g, float *m, float *v, const double *sqnorm,
     clip_adamw_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(p, g, m, v, sqnorm, clip, b1, b2, eps, decay, step, rbc2,
                                                             n);
     CK_LAUNCH("clip_adamw");
+}
+
+/* ---- evaluation attention: the host side (see eval_row_kernel) -------------------------------------- */
+int gk_eval_rows = 0, gk_eval_compact = 1;
+
+int gk_eval_block_rows(int n, int H) {
+    if (gk_eval_rows > 0) return gk_eval_rows < n ? gk_eval_rows : n;
+    size_t ld = (size_t)gk_eval_ld(n), budget = (size_t)1 << 31; /* 2 GiB of score rows */
+    size_t R = budget / (sizeof(float) * (size_t)H * ld);
+    R = R < 32 ? 32 : R > 1024 ? 1024 : R / 32 * 32;
+    return (int)(R < (size_t)n ? R : (size_t)n);
+}
+
+int gk_eval_ld(int n) { return (n + 31) / 32 * 32; }
+
+void gk_eval_attention(float *out, double *diag, float *scratch, const float *qkv, const float *qscale,
+                       const float *slopes, int row, double alpha, int i0, int R, int r0, int H, int D, int ld) {
+    int HD = H * D, nk = i0 + R;
+    gemm_rm(0, 1, R, nk, D, 1.0f, qkv + (size_t)i0 * 3 * HD, 3 * HD, D, qkv + HD, 3 * HD, D, 0.0f, scratch, ld,
+            (long long)R * ld, H);
+    float *cand = row != LCG_ROW_SOFTMAX && gk_eval_compact ? scratch + (size_t)H * R * ld : NULL;
+    eval_row_kernel<<<nblocks((size_t)R * H, 8), 256, 0, g_stream>>>(scratch, cand, diag, qscale, slopes, ld, row, alpha,
+                                                                     i0, R, nk, r0, H, (float)(1.0 / sqrt((double)D)));
+    CK_LAUNCH("eval_row");
+    gemm_rm(0, 0, R, D, nk, 1.0f, scratch, ld, (long long)R * ld, qkv + 2 * HD, 3 * HD, D, 0.0f,
+            out + (size_t)i0 * HD, HD, D, H);
 }

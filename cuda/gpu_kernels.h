@@ -10,7 +10,7 @@
  * dinp, the length scaling's da and (with acc_dinp) the matmul's dinp accumulate. Reductions run
  * in a fixed order (no atomics): same inputs, same GPU, same build => same bits.
  *
- * Not here: the model's buffer bookkeeping (gpu_model.cu), evaluation/decoding, bf16.
+ * Not here: the model's buffer bookkeeping (gpu_model.cu), token-by-token decoding, bf16.
  */
 #ifndef LCG_GPU_KERNELS_H
 #define LCG_GPU_KERNELS_H
@@ -103,6 +103,24 @@ void gk_attention_backward(float *dqkv /* B,T,3HD */, float *dqscale /* B,T,H */
                            const float *dout /* B,T,HD */, const float *qkv /* B,T,3HD */,
                            const float *qscale /* B,T,H */, const float *att /* B,H,T,ld */,
                            int row, double alpha, int B, int T, int H, int D);
+
+/* evaluation attention (the prefill's, model/prefill.c, for one sequence of any length): query
+ * rows i0 .. i0+R-1 against keys 0 .. i0+R-1, every head, through a block of score rows in
+ * scratch (gk_eval_block_rows(n, H) rows of gk_eval_ld(n) floats per head: O(n), never n x n;
+ * twice that for the entmax family: its candidates): scores by a batched GEMM, the row function
+ * of training's plain path in place (softmax; the entmax family with its exact per-row threshold,
+ * solved on the keys above the bound tau >= max - 1/(alpha-1) only, compacted in key order;
+ * gk_eval_compact = 0: on the whole row, the path it is tested against), P.V by a second GEMM
+ * into out's rows. The
+ * diagnostics of rows t >= r0 (entropy, support, max weight of each head's row, as
+ * decoder_diag_add) go to diag[((t - r0) * H + h) * 3 + k] (NULL: none). gk_eval_rows > 0 fixes
+ * the block (tests: several blocks on short sequences). */
+extern int gk_eval_rows, gk_eval_compact;
+int gk_eval_ld(int n);
+int gk_eval_block_rows(int n, int H);
+void gk_eval_attention(float *out /* n,HD */, double *diag /* (n-r0),H,3 */, float *scratch /* (1|2),H,R,ld */,
+                       const float *qkv /* n,3HD */, const float *qscale /* n,H or NULL */, const float *slopes /* H */,
+                       int row, double alpha, int i0, int R, int r0, int H, int D, int ld);
 
 /* length scaling (lenscale.c): w points at one layer's tensors (device), NULL where absent.
  * adapt's pre-activations z = a @ [wb | wg] (no biases; GEMMs) are written by the forward and

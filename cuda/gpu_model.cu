@@ -4,7 +4,11 @@
  * layer it is model.c line for line; the only logic here is buffer bookkeeping and the
  * host <-> device copies of the batch.
  *
- * Not here: decoding and evaluation (the CPU's infer.c/prefill.c), CUDA graphs, bf16.
+ * Evaluation (gpu_model_eval) is model/prefill.c's pass over one whole sequence: every position's
+ * projections and FFN at once, attention by gk_eval_attention's blocks of query rows, the LM head
+ * on the requested rows; its buffers (O(n)) are separate from training's.
+ *
+ * Not here: token-by-token decoding, CUDA graphs, bf16.
  */
 #include "gpu_model.h"
 
@@ -73,6 +77,15 @@ struct gpu_model {
     int *tok, *targets, *idx, *off;
     unsigned char *mask;
     int *h_stage;                     /* pinned host copy of imem: one upload per batch */
+    /* evaluation: capacity (positions) and one allocation for its buffers */
+    int ev_cap;
+    size_t ev_scr_n;                  /* floats of ev_scr */
+    float *ev_mem;
+    float *ev_x, *ev_ln, *ev_qkv, *ev_qs, *ev_z, *ev_att, *ev_t1, *ev_t2, *ev_gu, *ev_ff, *ev_logits, *ev_rstd;
+    float *ev_cs, *ev_scr;            /* RoPE table (cap, D), score rows (gk_eval_attention) */
+    double *ev_diag;                  /* cap, H, 3 */
+    int *ev_tok;                      /* cap */
+    double *h_diag;                   /* host copy of ev_diag */
 };
 
 static void point(float **t, float *mem, const size_t *sizes) {
@@ -136,6 +149,10 @@ void gpu_model_destroy(gpu_model *m) {
     gpu_free(m->dmem);
     gpu_free(m->imem);
     gpu_free_host(m->h_stage);
+    gpu_free(m->ev_mem);
+    gpu_free(m->ev_tok);
+    gpu_free(m->ev_diag);
+    free(m->h_diag);
     free(m);
 }
 
@@ -431,4 +448,111 @@ void gpu_adamw_set_state(gpu_model *m, const float *m_host, const float *v_host,
 
 void gpu_model_set_grad(gpu_model *m, size_t i, float v) {
     if (i < m->n_params) gpu_upload(m->mem + m->n_params + i, &v, sizeof v);
+}
+
+/* ---- evaluation ------------------------------------------------------------------------------ */
+/* the float buffers of gpu_model_eval at capacity n (ev_* order); returns their sum */
+static size_t eval_sizes(const lcg_config *c, int n, size_t *out) {
+    size_t N = (size_t)n, C = (size_t)c->C, H = (size_t)c->H, HD = H * c->D, F = (size_t)c->F, V = (size_t)c->V;
+    int R = gk_eval_block_rows(n, c->H);
+    size_t sizes[] = {N * C, N * C, N * 3 * HD, N * H, N * 2 * H, N * HD, N * C, N * C, N * 2 * F, N * F, N * V, N,
+                      N * c->D, (lcg_row_at(lcg_normalizer_at(c->norm)->row)->sparse ? 2 : 1) * H * (size_t)R * gk_eval_ld(n)};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += out[i] = (sizes[i] + 63) / 64 * 64;
+    return total;
+}
+
+size_t gpu_model_eval_bytes(const lcg_config *cfg, int n) {
+    size_t sizes[16];
+    return sizeof(float) * eval_sizes(cfg, n, sizes) + (sizeof(double) * 3 * cfg->H + sizeof(int)) * (size_t)n;
+}
+
+static void eval_ensure(gpu_model *m, int n) {
+    if (n <= m->ev_cap) return;
+    const lcg_config *c = &m->cfg;
+    size_t sizes[16], total = eval_sizes(c, n, sizes);
+    gpu_free(m->ev_mem);
+    gpu_free(m->ev_tok);
+    gpu_free(m->ev_diag);
+    free(m->h_diag);
+    m->ev_mem = (float *)gpu_malloc(sizeof(float) * total);
+    float **slots[] = {&m->ev_x, &m->ev_ln, &m->ev_qkv, &m->ev_qs, &m->ev_z, &m->ev_att, &m->ev_t1, &m->ev_t2,
+                       &m->ev_gu, &m->ev_ff, &m->ev_logits, &m->ev_rstd, &m->ev_cs, &m->ev_scr};
+    float *p = m->ev_mem;
+    for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) *slots[i] = p, p += sizes[i];
+    m->ev_scr_n = sizes[sizeof slots / sizeof *slots - 1];
+    m->ev_tok = (int *)gpu_malloc(sizeof(int) * n);
+    m->ev_diag = (double *)gpu_malloc(sizeof(double) * 3 * c->H * (size_t)n);
+    m->h_diag = (double *)malloc(sizeof(double) * 3 * c->H * (size_t)n);
+    if (!m->h_diag) {
+        fprintf(stderr, "lcgbench: out of host memory\n");
+        exit(1);
+    }
+    if (c->pos == LCG_POS_ROPE) { /* positions 0 .. n-1 */
+        float *cs = (float *)malloc(sizeof(float) * (size_t)n * c->D);
+        if (!cs) {
+            fprintf(stderr, "lcgbench: out of host memory\n");
+            exit(1);
+        }
+        gk_rope_table(cs, n, c->D);
+        gpu_upload(m->ev_cs, cs, sizeof(float) * (size_t)n * c->D);
+        free(cs);
+    }
+    m->ev_cap = n;
+}
+
+void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits_host, double *diag) {
+    const lcg_config *c = &m->cfg;
+    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V;
+    memset(diag, 0, sizeof(double) * 3 * L);
+    if (n <= 0) return;
+    if (from < 0) from = 0;
+    for (int i = 0; i < n; i++)
+        if (tok[i] < 0 || tok[i] >= V) {
+            fprintf(stderr, "lcgbench: token %d at position %d outside the vocabulary [0, %d)\n", tok[i], i, V);
+            exit(1);
+        }
+    eval_ensure(m, n);
+    float **w = m->params, *x = m->ev_x;
+    int ld = gk_eval_ld(n), R = gk_eval_block_rows(n, H);
+    size_t per_row = (size_t)(lcg_row_at(m->row)->sparse ? 2 : 1) * H * ld; /* scores (and entmax candidates) */
+    if ((size_t)R * per_row > m->ev_scr_n) R = (int)(m->ev_scr_n / per_row); /* the blocks the scratch holds */
+    double alpha = lcg_row_alpha(lcg_row_at(m->row), m->alpha);
+    gpu_upload(m->ev_tok, tok, sizeof(int) * n);
+    gk_encoder_forward(x, m->ev_tok, w[LCG_P_EMB], n, C);
+    for (int l = 0; l < L; l++) {
+        gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x, w[LCG_P_LN_IN] + (size_t)l * C, n, C);
+        gk_matmul_forward(m->ev_qkv, m->ev_ln, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, n, C, 3 * HD);
+        if (c->pos == LCG_POS_ROPE) gk_rope_forward(m->ev_qkv, m->ev_cs, 1, n, H, D);
+        float *qs = m->scale ? m->ev_qs : NULL;
+        if (qs) { /* positions 0 .. n-1: one "batch row" of n */
+            gk_lenscale_w ls = layer_ls(m, w, l);
+            gk_lenscale_forward(qs, m->ev_z, m->ev_ln, &ls, m->scale, m->h0, n, n, C, H);
+        }
+        for (int i0 = 0; i0 < n; i0 += R)
+            gk_eval_attention(m->ev_att, from < n ? m->ev_diag : NULL, m->ev_scr, m->ev_qkv, qs, m->slopes, m->row,
+                              alpha, i0, n - i0 < R ? n - i0 : R, from, H, D, ld);
+        gk_matmul_forward(m->ev_t1, m->ev_att, w[LCG_P_WO] + (size_t)l * HD * C, n, HD, C);
+        gk_rmsnorm_forward(m->ev_t2, m->ev_rstd, m->ev_t1, w[LCG_P_LN_PA] + (size_t)l * C, n, C);
+        gk_add(x, x, m->ev_t2, (size_t)n * C);
+        gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x, w[LCG_P_LN_PF] + (size_t)l * C, n, C);
+        gk_matmul_forward(m->ev_gu, m->ev_ln, w[LCG_P_WGU] + (size_t)l * C * 2 * F, n, C, 2 * F);
+        gk_geglu_forward(m->ev_ff, m->ev_gu, n, F);
+        gk_matmul_forward(m->ev_t1, m->ev_ff, w[LCG_P_WDOWN] + (size_t)l * F * C, n, F, C);
+        gk_rmsnorm_forward(m->ev_t2, m->ev_rstd, m->ev_t1, w[LCG_P_LN_PO] + (size_t)l * C, n, C);
+        gk_add(x, x, m->ev_t2, (size_t)n * C);
+        if (from < n) { /* the prefill's order: rows, then heads, into a double per layer */
+            size_t nd = (size_t)(n - from) * H * 3;
+            gpu_download(m->h_diag, m->ev_diag, sizeof(double) * nd);
+            for (size_t i = 0; i < nd; i += 3)
+                for (int k = 0; k < 3; k++) diag[l * 3 + k] += m->h_diag[i + k];
+        }
+    }
+    if (from >= n) {
+        gpu_sync();
+        return;
+    }
+    gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x + (size_t)from * C, w[LCG_P_LN_F], n - from, C);
+    gk_matmul_forward(m->ev_logits, m->ev_ln, w[LCG_P_LM], n - from, C, V);
+    gpu_download(logits_host, m->ev_logits, sizeof(float) * (size_t)(n - from) * V);
 }

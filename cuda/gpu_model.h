@@ -5,7 +5,8 @@
  * in the CPU model's exact layout (one float block, tensors in lcg_param enum order), so
  * checkpoints move freely between the two.
  *
- * Training only: no decoding, no evaluation, no CUDA graph yet. One model per process (the
+ * Training, and the evaluation of whole sequences (gpu_model_eval, the prefill's arithmetic); no
+ * token-by-token decoding, no CUDA graph yet. One model per process (the
  * cuBLAS handle and stream are the kernels' module state). Errors from CUDA or cuBLAS print one
  * line and exit 1; gpu_model_create returns NULL with a message when no GPU can be used.
  */
@@ -47,6 +48,16 @@ double gpu_adamw_step(gpu_model *m, float lr, double clip);
  * in forward order, holding a NaN or Inf, described in `what`; its layer, L for the logits, 0 for
  * the embeddings; -1 if all are finite), from host copies of the device activations */
 int gpu_model_find_nonfinite(const gpu_model *m, char *what, size_t n);
+
+/* evaluation of one sequence tok[n] (host), teacher-forced, as decoder_prefill from an empty cache:
+ * the logits of positions from .. n-1 into logits_host [(n - from), V], and per layer the
+ * attention diagnostics of those positions (every head's row: entropy, support, max weight)
+ * summed into diag[l * 3 + k] in row, then head order (written, not accumulated). Device memory
+ * O(n) (gk_eval_attention's blocks of score rows), kept for the next call while n fits. Tokens
+ * outside [0, V): one-line error, exit 1. */
+void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits_host, double *diag /* L*3 */);
+/* device bytes gpu_model_eval needs for sequences of up to n tokens */
+size_t gpu_model_eval_bytes(const lcg_config *cfg, int n);
 
 /* host copies, n_params floats each, in the CPU layout */
 void gpu_model_get_params(const gpu_model *m, float *host);

@@ -7,6 +7,9 @@
 #   - a GPU run repeated gives the same CSV bits outside wall_* (fp32 and tf32);
 #   - a checkpoint trained on the GPU evaluates on the CPU (--load) with the same exact-match
 #     counts (a sample that differs is reported as a near-tie, and fails the check);
+#   - the GPU's evaluation (the GPU prefill) against LCG_GPU_EVAL=cpu (the CPU's prefill with the
+#     GPU's parameters) on the same run: the same exact match and token accuracy at every
+#     length, eval loss and attention diagnostics within 1e-4 relative (plus the CSV's last digit);
 #   - CPU and GPU rows of one configuration are different sweep cells, each skipped once done;
 #   - a non-finite step on the GPU (LCG_TEST_NAN) stops with one line and resumes;
 #   - bad inputs: --precision bf16, --precision tf32 on the CPU, an unknown device.
@@ -91,6 +94,27 @@ if [ "$(col "$d/g1.csv" exact_match)" = "$(col "$d/c.csv" exact_match)" ] && [ "
    [ "$(col "$d/g1.csv" token_acc)" = "$(col "$d/c.csv" token_acc)" ]
 then ok "the GPU's checkpoint on the CPU: the same exact-match counts ($(col "$d/c.csv" exact_match | tr '\n' ' ')) and token accuracies ($(col "$d/c.csv" token_acc | tr '\n' ' '))"
 else bad "GPU vs CPU exact match (a near-tie?): $(col "$d/g1.csv" exact_match | tr '\n' ' ') vs $(col "$d/c.csv" exact_match | tr '\n' ' ')"; fi
+
+# the GPU prefill against the CPU's, same run (training bitwise the same: only the evaluation differs)
+LCG_GPU_EVAL=cpu "$LCG" run --device cuda $SMALL --attn asentmax --pos nape --out "$d/ge.csv" >/dev/null 2>"$d/e" || bad "LCG_GPU_EVAL=cpu: $(cat "$d/e")"
+close=$(python3 - "$d/g1.csv" "$d/ge.csv" <<'EOF'
+import csv, sys
+a, b = (list(csv.DictReader(open(f))) for f in sys.argv[1:3])
+worst, same = 0.0, len(a) == len(b)  # worst: |u - v| in units of (1e-4 |v| + the last printed digit)
+for x, y in zip(a, b):
+    same &= x["exact_match"] == y["exact_match"] and x["token_acc"] == y["token_acc"]
+    for k in ("eval_loss", "attn_entropy", "attn_support", "attn_max"):
+        for u, v in zip(x[k].split(";"), y[k].split(";")):
+            if u and v:
+                ulp = 10.0 ** -(len(v.split(".")[1]) if "." in v else 0)
+                worst = max(worst, abs(float(u) - float(v)) / (1e-4 * abs(float(v)) + ulp))
+print("same" if same else "differ", "%.2e" % worst)
+EOF
+)
+set -- $close
+if [ "${1:-}" = same ] && python3 -c "import sys; sys.exit(not float('${2:-nan}') <= 1)"; then
+  ok "GPU evaluation vs LCG_GPU_EVAL=cpu: the same exact match and token accuracy, loss and diagnostics within 1e-4 relative plus the last printed digit (worst $2 of that)"
+else bad "GPU evaluation vs LCG_GPU_EVAL=cpu: exact/token ${1:-?}, worst loss/diagnostic rel diff ${2:-?} (a near-tie?): $(col "$d/g1.csv" exact_match | tr '\n' ' ') vs $(col "$d/ge.csv" exact_match | tr '\n' ' ')"; fi
 
 # the same seed trained on the CPU (informational: fp32 sums in another order)
 "$LCG" run $SMALL --attn asentmax --pos nape --out "$d/cpu.csv" >/dev/null 2>&1 &&
