@@ -59,6 +59,8 @@ typedef struct {
     int samples;
     long exact, tokens, tokens_ok;
     double loss;         /* mean teacher-forced loss per supervised token */
+    int has_bleu;        /* bleu computed (cfg->bleu, a source->target task) */
+    double bleu;         /* corpus BLEU-4 of the greedy generations, in [0, 1] */
     double seconds;
     /* per layer, means over the query rows of the supervised positions, every head */
     double attn_entropy[LCG_MAX_LAYERS], attn_support[LCG_MAX_LAYERS], attn_max[LCG_MAX_LAYERS];
