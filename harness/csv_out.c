@@ -113,7 +113,20 @@ void run_resume_command(const lcg_run_cfg *c, const char *ckpt, char *out, size_
     if (c->backend && strcmp(c->backend, "cpu") != 0) /* the device is no part of the checkpoint */
         k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --device %s", c->backend);
     if (c->precision != LCG_PREC_FP32)
-        snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --precision %s", lcg_precision_names[c->precision]);
+        k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --precision %s", lcg_precision_names[c->precision]);
+    if (c->bleu) k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --bleu");
+    if (c->val_every) {
+        k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --val-every %ld --val-samples %d --monitor %s@%d --select %s --val-lens ",
+                              c->val_every, c->val_samples, lcg_monitor_names[c->mon_metric], c->mon_len,
+                              c->select_best ? "best" : "last");
+        for (int i = 0; i < c->n_val_lens; i++)
+            k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, "%s%d", i ? "," : "", c->val_lens[i]);
+    }
+    if (c->log_csv) {
+        char w[1100];
+        shell_word(c->log_csv, w, sizeof w);
+        snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --log-csv %s", w);
+    }
 }
 
 /* the run id: the settings, and the device and precision when they are not the CPU's fp32 (so
