@@ -647,8 +647,7 @@ static int run_execute(run_setup *s) {
         }
     }
     int rc = 0;
-    if (csv_append(&c, &tr, res[0], n_lens, err, sizeof err) != 0 ||
-        (n_sets == 2 && csv_append_checkpoint(&c, &tr, res[1], n_lens, "best", tr.best_step, err, sizeof err) != 0)) {
+    if (csv_append_best(&c, &tr, res[0], n_lens, n_sets == 2 ? res[1] : NULL, tr.best_step, err, sizeof err) != 0) {
         fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
         s->write_failed = 1;
         rc = 1;

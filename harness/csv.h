@@ -37,9 +37,10 @@ const char *csv_header_name(int schema, int i);
 /* data (n bytes) upgraded to the current schema if it is a valid file of an older one: 1 and a
  * malloc'd *out; else 0 (nothing allocated) */
 int csv_upgrade(const char *data, size_t n, char **out, size_t *n_out);
-/* csv_append for the rows of a given checkpoint ("last", "best") of step `step` */
-int csv_append_checkpoint(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
-                          int n_rungs, const char *checkpoint, long step, char *err, size_t err_len);
+/* csv_append, and (best not NULL) the rows of the best checkpoint, of step best_step, after
+ * the last checkpoint's, in the same atomic write */
+int csv_append_best(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs, int n_rungs,
+                    const lcg_rung_result *best, long best_step, char *err, size_t err_len);
 
 /* a result CSV read back (harness/csv_read.c): rows of lcg_csv_n_columns string fields */
 typedef struct {

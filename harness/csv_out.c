@@ -302,8 +302,8 @@ typedef struct {
     const lcg_train_result *tr;
     const lcg_rung_result *rungs;
     int n_rungs;
-    const char *checkpoint; /* NULL: "last", tr->steps_done */
-    long checkpoint_step;
+    const lcg_rung_result *best; /* NULL, or the best checkpoint's rows after the last's */
+    long best_step;
 } append_ctx;
 
 /* the file as it is now (under its lock) plus this run's rows */
@@ -331,8 +331,9 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
     lcg_task_params_str(&cfg->task, tp, sizeof tp);
     size_t sizes[LCG_N_PARAM_TENSORS];
     size_t n_params = lcg_param_sizes(m, sizes);
-    for (int r = 0; r < n_rungs; r++) {
-        const lcg_rung_result *g = &rungs[r];
+    for (int r = 0; r < (a->best ? 2 : 1) * n_rungs; r++) {
+        int is_best = r >= n_rungs;
+        const lcg_rung_result *g = is_best ? &a->best[r - n_rungs] : &rungs[r];
         double elo, ehi, tlo, thi;
         wilson95(g->exact, g->samples, &elo, &ehi);
         wilson95(g->tokens_ok, g->tokens, &tlo, &thi);
@@ -385,8 +386,8 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
         else F("%.6g", tr->train_loss);
         if (g->has_bleu) F("%.6f", g->bleu);
         else F("%s", "");
-        F("%s", a->checkpoint ? a->checkpoint : "last");
-        F("%ld", a->checkpoint ? a->checkpoint_step : tr->steps_done);
+        F("%s", is_best ? "best" : "last");
+        F("%ld", is_best ? a->best_step : tr->steps_done);
         F("%s", cfg->backend ? cfg->backend : "cpu");
         F("%s", cfg->gpu);
         F("%s", lcg_precision_names[cfg->precision]);
@@ -406,12 +407,12 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
 
 int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
                int n_rungs, char *err, size_t err_len) {
-    return csv_append_checkpoint(cfg, tr, rungs, n_rungs, NULL, 0, err, err_len);
+    return csv_append_best(cfg, tr, rungs, n_rungs, NULL, 0, err, err_len);
 }
 
-int csv_append_checkpoint(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
-                          int n_rungs, const char *checkpoint, long step, char *err, size_t err_len) {
-    append_ctx a = {cfg, tr, rungs, n_rungs, checkpoint, step};
+int csv_append_best(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs, int n_rungs,
+                    const lcg_rung_result *best, long best_step, char *err, size_t err_len) {
+    append_ctx a = {cfg, tr, rungs, n_rungs, best, best_step};
     csv_mkdirs_for(cfg->out);
     return lcg_update_file(cfg->out, append_rows, &a, err, err_len);
 }
