@@ -502,7 +502,7 @@ static int run_parse(run_setup *s, int argc, char **argv) {
 /* evaluates the ladder into res and prints the table; 0, or the signal that cut it short (then
  * the trained model is kept in the checkpoint and a line says how to evaluate it) */
 static int eval_ladder_rows(run_setup *s, lcg_backend *b, lcg_rung_result *res, const int *lens, int n_lens,
-                            const lcg_train_result *tr, const char *note) {
+                            const lcg_train_result *tr, const char *note, const float *last_params) {
     lcg_run_cfg *cp = &s->c;
 #define c (*cp)
     char err[768];
@@ -514,7 +514,9 @@ static int eval_ladder_rows(run_setup *s, lcg_backend *b, lcg_rung_result *res, 
         if (eval_rung(&res[i], b, &c, lens[i]) != 0 || lcg_stop_signal) {
             int sig = lcg_stop_signal;
             char kept[4400] = "";
-            if (!c.load && !c.save && train_checkpoint(b, &tr->state, 0, c.ckpt, note, err, sizeof err) != 0)
+            if (last_params) b->ops->set_params(b, last_params); /* b held the best checkpoint's */
+            if (!c.load && !c.save && (train_checkpoint(b, &tr->state, 0, c.ckpt, note, err, sizeof err) != 0 ||
+                                       train_save_best(b, tr, c.ckpt, note, err, sizeof err) != 0))
                 lcg_die("%s", err);
             if (!c.load) {
                 char cmd[4096];
@@ -632,20 +634,24 @@ static int run_execute(run_setup *s) {
     if (c.select_best && !tr.has_best && !c.quiet)
         fprintf(stderr, "lcgbench %s: --select best: no validation score was kept; rows for the last checkpoint only\n",
                 s->cx->cmd);
+    float *last = n_sets == 2 ? LCG_NEW(float, b->n_params) : NULL;
     for (int set = 0; set < n_sets; set++) {
         if (set == 1) {
+            b->ops->get_params(b, last);
             b->ops->set_params(b, tr.best_params);
             printf("best checkpoint: step %ld, %s@%d %.4f\n", tr.best_step, lcg_monitor_names[c.mon_metric], c.mon_len,
                    tr.best_score);
         }
-        int sig = eval_ladder_rows(s, b, res[set], lens, n_lens, &tr, note);
+        int sig = eval_ladder_rows(s, b, res[set], lens, n_lens, &tr, note, set ? last : NULL);
         if (sig) {
+            lcg_free(last);
             train_result_free(&tr);
             lcg_backend_destroy(b);
             lcg_task_release(&c.task);
             return 128 + sig;
         }
     }
+    lcg_free(last);
     int rc = 0;
     if (csv_append_best(&c, &tr, res[0], n_lens, n_sets == 2 ? res[1] : NULL, tr.best_step, err, sizeof err) != 0) {
         fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);

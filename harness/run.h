@@ -112,6 +112,9 @@ typedef struct {
 void train_result_free(lcg_train_result *r);
 /* where the best checkpoint of the resumable checkpoint ckpt is kept: ckpt + ".best" */
 void train_best_path(char *out, size_t n, const char *ckpt);
+/* writes r's best checkpoint (if any) beside ckpt, atomically; 0, or -1 with err */
+int train_save_best(lcg_backend *b, const lcg_train_result *r, const char *ckpt, const char *note, char *err,
+                    size_t err_len);
 
 /* SIGINT/SIGTERM set this; training and evaluation stop at the next step / sample */
 extern volatile sig_atomic_t lcg_stop_signal;

@@ -139,18 +139,23 @@ void train_result_free(lcg_train_result *r) {
 }
 
 /* the best checkpoint so far (the training's, during train_run) */
+int train_save_best(lcg_backend *b, const lcg_train_result *res, const char *ckpt, const char *note, char *err,
+                    size_t err_len);
 static const lcg_train_result *cur_best;
 
 static int save_state(lcg_backend *b, const lcg_train_state *st, const char *path, const char *note, char *err,
                       size_t err_len) {
     int rc = train_checkpoint(b, st, 1, path, note, err, err_len);
-    if (rc == 0 && cur_best && cur_best->has_best) {
-        char bp[4200];
-        train_best_path(bp, sizeof bp, path);
-        rc = checkpoint_write(bp, &b->cfg, b->n_params, cur_best->best_params, NULL, NULL, cur_best->best_step, note,
-                              &cur_best->best_score, sizeof cur_best->best_score, err, err_len);
-    }
-    return rc;
+    return rc == 0 && cur_best ? train_save_best(b, cur_best, path, note, err, err_len) : rc;
+}
+
+int train_save_best(lcg_backend *b, const lcg_train_result *res, const char *ckpt, const char *note, char *err,
+                    size_t err_len) {
+    if (!res->has_best) return 0;
+    char bp[4200];
+    train_best_path(bp, sizeof bp, ckpt);
+    return checkpoint_write(bp, &b->cfg, b->n_params, res->best_params, NULL, NULL, res->best_step, note,
+                            &res->best_score, sizeof res->best_score, err, err_len);
 }
 
 /* the best checkpoint kept beside `ckpt` if it belongs to this run (note) and is not past step */
