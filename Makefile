@@ -224,13 +224,15 @@ bench: deps
 	bench/report.sh
 
 # ---- results: the mini grid, its table and figures, the CI regression guard --------------
-# RESULTS: a directory holding result CSVs (*.csv); `make report` writes its table.{md,csv,tex}
-# and `make plots` its figures/ (gnuplot, PNG and SVG) from them into REPORT: a scratch folder
+# RESULTS: a directory holding result CSVs (*.csv) and any training curves (curves/*.csv);
+# `make report` writes its table.{md,csv,tex} and `make plots` its figures/ (gnuplot, PNG and SVG) from them into REPORT: a scratch folder
 # under $(BUILD) unless named, so nothing committed is rewritten by accident
 # (`make report RESULTS=results/mini REPORT=results/mini` refreshes the committed one)
 RESULTS ?= results/mini
 REPORT ?= $(BUILD)/report/$(subst /,_,$(RESULTS))
 RUNS = $(filter-out $(RESULTS)/table.csv,$(wildcard $(RESULTS)/*.csv))
+# training curves (run --log-csv) kept in RESULTS/curves/: figures/curve-<name> (plots/curves.gp)
+CURVES = $(wildcard $(RESULTS)/curves/*.csv)
 plots: $(BIN)lcgbench
 	@dpkg -s gnuplot-nox >/dev/null 2>&1 || dpkg -s gnuplot >/dev/null 2>&1 || \
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends gnuplot-nox)
@@ -239,6 +241,9 @@ plots: $(BIN)lcgbench
 	@for d in $(REPORT)/plots/*.dat; do t=$$(basename $$d .dat); \
 	  gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t'; task='$$t'" plots/accuracy.gp || exit 1; \
 	  gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-attn'; task='$$t'" plots/diagnostics.gp || exit 1; \
+	done
+	@for c in $(CURVES); do t=$$(basename $$c .csv); \
+	  gnuplot -e "data='$$c'; out='$(REPORT)/figures/curve-$$t'; title='$$t'; cols='$$(head -1 $$c | tr , ' ')'" plots/curves.gp || exit 1; \
 	done; echo "figures in $(REPORT)/figures"
 
 report: $(BIN)lcgbench plots

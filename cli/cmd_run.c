@@ -29,6 +29,7 @@
 
 typedef struct {
     const char *task, *attn, *pos, *eval_lens, *preset, *precision;
+    const char *val_every, *val_lens, *select, *monitor;
     double alpha;
     int show_help;
 } run_names;
@@ -69,6 +70,14 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
         {"device", FL_STR, &c->backend, 0, 0, "NAME", "where the model trains: cpu or cuda (a CUDA=1 build) (cpu)", 0, 0},
         {"precision", FL_STR, &nm->precision, 0, 0, "NAME", "GPU matmuls: fp32 or tf32 (fp32; bf16 not yet)", 0, 0},
+        {"bleu", FL_BOOL, &c->bleu, 0, 0, NULL, "also score corpus BLEU-4 of the greedy generations per length (on for sort)", 0, 0},
+        {"val-every", FL_STR, &nm->val_every, 0, 0, "N|P%", "validate every N steps (or P% of --steps) during training", 0, 0},
+        {"val-lens", FL_STR, &nm->val_lens, 0, 0, "L1,L2,..", "validation lengths (the --monitor's length)", 0, 0},
+        {"val-samples", FL_INT, &c->val_samples, 1, 1 << 24, "N", "validation samples per length, their own stream (100)", 0, 0},
+        {"monitor", FL_STR, &nm->monitor, 0, 0, "METRIC@LEN", "validation score that picks the best checkpoint: exact, token, bleu or loss (lower "
+                                                              "is better) at a validation length (exact@2*(len+vary))", 0, 0},
+        {"select", FL_STR, &nm->select, 0, 0, "last|best", "rows for the last checkpoint, or also for the best by --monitor (last)", 0, 0},
+        {"log-csv", FL_STR, &c->log_csv, 0, 0, "FILE", "training curve: step, loss, lr, grad norm, tok/s, validation scores", 0, 0},
         {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS, else the CPUs this process may use)", 0, 0},
         {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
         {"quiet", FL_BOOL, &c->quiet, 0, 0, NULL, "no progress output", 0, 0},
@@ -100,6 +109,7 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
     c->max_len = 0; /* 16 * (len + vary) */
     c->eval_samples = 100;
     c->eval_min = 20;
+    c->val_samples = 100;
     c->out = "results/runs.csv";
     c->backend = "cpu";
 }
@@ -192,6 +202,100 @@ static void parse_eval_lens(const cli_ctx *cx, lcg_run_cfg *c, const char *s) {
     for (int i = 0; i < c->n_rungs; i++)
         if (!n || c->rungs[i] != c->rungs[n - 1]) c->rungs[n++] = c->rungs[i];
     c->n_rungs = n;
+}
+
+/* a comma-separated list of lengths in [1, 2^24], ascending, each once: the count */
+static int parse_lens(const cli_ctx *cx, const char *flag, const char *s, int *out) {
+    int n = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',') || (*end == ',' && !end[1]) || errno || v < 1 || v > (1 << 24))
+            cli_usage_error(cx, "--%s: '%s' is not a comma-separated list of lengths in [1, 16777216]", flag, s);
+        if (n == LCG_MAX_RUNGS) cli_usage_error(cx, "--%s: at most %d lengths", flag, LCG_MAX_RUNGS);
+        int k = n++;
+        for (; k > 0 && out[k - 1] > v; k--) out[k] = out[k - 1];
+        out[k] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!n) cli_usage_error(cx, "--%s: empty list", flag);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (!m || out[i] != out[m - 1]) out[m++] = out[i];
+    return m;
+}
+
+/* --bleu, --val-every, --val-lens, --val-samples, --monitor, --select, --log-csv */
+static void parse_validation(run_setup *s, const lcg_task *task) {
+    lcg_run_cfg *c = &s->c;
+    run_names *nm = &s->nm;
+    const cli_ctx *cx = s->cx;
+    int cls = task->kind == LCG_TASK_TOKEN_CLS;
+    if (c->bleu && cls) cli_usage_error(cx, "--bleu: task %s classifies tokens (no generations to score)", task->name);
+    if (!cls && strcmp(task->name, "sort") == 0) c->bleu = 1; /* the reference reports it for sort */
+    c->select_best = 0;
+    if (nm->select) {
+        if (strcmp(nm->select, "best") == 0) c->select_best = 1;
+        else if (strcmp(nm->select, "last") != 0) cli_usage_error(cx, "--select: '%s' is not last or best", nm->select);
+    }
+    c->val_every = 0;
+    if (nm->val_every) {
+        const char *v = nm->val_every;
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        int pct = *end == '%' && end[1] == '\0';
+        if (end == v || (*end && !pct) || errno || !(x > 0) || (pct ? x > 100 : x != floor(x) || x > 1e9))
+            cli_usage_error(cx, "--val-every: '%s' is not a step count N >= 1 or a percentage P%% in (0, 100]", v);
+        c->val_every = pct ? (long)floor(c->steps * x / 100) : (long)x;
+        if (c->val_every < 1) c->val_every = 1;
+    }
+    int given[4] = {nm->val_lens != NULL, cli_find_flag(s->fl, s->n_fl, "val-samples", 11)->set == 1, nm->monitor != NULL,
+                    c->select_best};
+    static const char *const names[4] = {"--val-lens", "--val-samples", "--monitor", "--select best"};
+    for (int k = 0; k < 4 && !c->val_every; k++)
+        if (given[k]) cli_usage_error(cx, "%s needs --val-every (validation during training)", names[k]);
+    if (c->log_csv && c->load) cli_usage_error(cx, "--log-csv cannot be combined with --load (nothing is trained)");
+    if (c->log_csv && (strcmp(c->log_csv, c->out) == 0 || (c->save && strcmp(c->log_csv, c->save) == 0)))
+        cli_usage_error(cx, "--log-csv '%s' is also the --out or --save file", c->log_csv);
+    if (!c->val_every) return;
+    if (c->load) cli_usage_error(cx, "--val-every cannot be combined with --load (nothing is trained)");
+    if (c->data) cli_usage_error(cx, "--val-every: validation with --data is not supported yet (the generator's samples only)");
+    if (c->val_every > c->steps) cli_usage_error(cx, "--val-every %ld exceeds --steps %ld: no validation would run", c->val_every, c->steps);
+    c->mon_metric = LCG_MON_EXACT;
+    c->mon_len = 2 * (c->len + c->vary);
+    if (nm->monitor) {
+        const char *at = strchr(nm->monitor, '@');
+        int m = -1;
+        for (int k = 0; k < 4 && at; k++)
+            if ((size_t)(at - nm->monitor) == strlen(lcg_monitor_names[k]) &&
+                strncmp(nm->monitor, lcg_monitor_names[k], (size_t)(at - nm->monitor)) == 0)
+                m = k;
+        char *end;
+        errno = 0;
+        long L = at ? strtol(at + 1, &end, 10) : 0;
+        if (m < 0 || end == at + 1 || *end || errno || L < 1 || L > (1 << 24))
+            cli_usage_error(cx, "--monitor: '%s' is not METRIC@LEN (exact, token, bleu or loss at a length in [1, 16777216])",
+                            nm->monitor);
+        if (m == LCG_MON_BLEU && cls) cli_usage_error(cx, "--monitor bleu: task %s classifies tokens", task->name);
+        c->mon_metric = m;
+        c->mon_len = (int)L;
+    }
+    if (c->mon_metric == LCG_MON_BLEU) c->bleu = 1;
+    if (nm->val_lens) {
+        c->n_val_lens = parse_lens(cx, "val-lens", nm->val_lens, c->val_lens);
+        int found = 0;
+        for (int i = 0; i < c->n_val_lens; i++) found |= c->val_lens[i] == c->mon_len;
+        if (!found) cli_usage_error(cx, "--monitor's length %d is not one of --val-lens %s", c->mon_len, nm->val_lens);
+    } else {
+        c->n_val_lens = 1;
+        c->val_lens[0] = c->mon_len;
+    }
+    for (int i = 0; i < c->n_val_lens; i++) {
+        const char *bad = task->validate(&c->task, c->val_lens[i]);
+        if (bad[0]) cli_usage_error(cx, "--val-lens: %s (length %d)", bad, c->val_lens[i]);
+    }
 }
 
 static long mem_available_bytes(void) {
@@ -352,6 +456,7 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         if (cli_find_flag(fl, n_fl, "warmup", 6)->set == 1) cli_usage_error(s->cx, "--warmup %ld exceeds --steps %ld", c.warmup, c.steps);
         c.warmup = c.steps / 10; /* the default warmup, scaled down for short runs */
     }
+    parse_validation(s, task);
     if (c.load && c.save) cli_usage_error(s->cx, "--save cannot be combined with --load (nothing is trained)");
     if (c.load && c.ckpt_every) cli_usage_error(s->cx, "--checkpoint-every cannot be combined with --load (nothing is trained)");
 
@@ -393,6 +498,47 @@ static int run_parse(run_setup *s, int argc, char **argv) {
     return 0;
 #undef c
 #undef nm
+}
+
+/* evaluates the ladder into res and prints the table; 0, or the signal that cut it short (then
+ * the trained model is kept in the checkpoint and a line says how to evaluate it) */
+static int eval_ladder_rows(run_setup *s, lcg_backend *b, lcg_rung_result *res, const int *lens, int n_lens,
+                            const lcg_train_result *tr, const char *note, const float *last_params) {
+    lcg_run_cfg *cp = &s->c;
+#define c (*cp)
+    char err[768];
+    int bleu = lcg_run_bleu(&c);
+    printf("%8s %7s %8s %17s %8s %9s%s %8s\n", "len", "factor", "exact%", "95% CI", "token%", "loss", bleu ? "    bleu" : "", "sec");
+    for (int i = 0; i < n_lens; i++) {
+        /* SIGINT/SIGTERM during a rung (a worker thread may take it late: checked after too):
+         * no rows, keep the model */
+        if (eval_rung(&res[i], b, &c, lens[i]) != 0 || lcg_stop_signal) {
+            int sig = lcg_stop_signal;
+            char kept[4400] = "";
+            if (last_params) b->ops->set_params(b, last_params); /* b held the best checkpoint's */
+            if (!c.load && !c.save && (train_checkpoint(b, &tr->state, 0, c.ckpt, note, err, sizeof err) != 0 ||
+                                       train_save_best(b, tr, c.ckpt, note, err, sizeof err) != 0))
+                lcg_die("%s", err);
+            if (!c.load) {
+                char cmd[4096];
+                run_resume_command(&c, c.ckpt, cmd, sizeof cmd);
+                snprintf(kept, sizeof kept, "; the trained model is in '%s': '%.4000s' evaluates it", c.ckpt, cmd);
+            }
+            fprintf(stderr, "lcgbench %s: %s while evaluating length %d; no rows written%s\n", s->cx->cmd,
+                    sig == SIGINT ? "interrupted" : "terminated", lens[i], kept);
+            return sig;
+        }
+        double lo, hi;
+        char bl[32] = "";
+        if (bleu) snprintf(bl, sizeof bl, " %7.2f", 100 * res[i].bleu);
+        wilson95(res[i].exact, res[i].samples, &lo, &hi);
+        printf("%8d %7.4g %8.1f   [%5.1f, %5.1f] %8.1f %9.4f%s %8.2f\n", res[i].len, res[i].factor,
+               100.0 * res[i].exact / res[i].samples, 100 * lo, 100 * hi,
+               100.0 * res[i].tokens_ok / res[i].tokens, res[i].loss, bl, res[i].seconds);
+        fflush(stdout);
+    }
+    return 0;
+#undef c
 }
 
 /* trains (or loads), evaluates the ladder, prints the table, appends the CSV rows */
@@ -473,6 +619,7 @@ static int run_execute(run_setup *s) {
     if (!c.load) {
         int sig = train_run(b, &tr, &c, note, c.resume ? &s->ck : NULL);
         if (sig) {
+            train_result_free(&tr);
             lcg_backend_destroy(b);
             lcg_task_release(&c.task);
             return 128 + sig;
@@ -482,44 +629,47 @@ static int run_execute(run_setup *s) {
                     tr.train_seconds, tr.train_tok_s, tr.train_loss);
     }
 
-    lcg_rung_result res[LCG_MAX_RUNGS];
-    printf("%8s %7s %8s %17s %8s %9s %8s\n", "len", "factor", "exact%", "95% CI", "token%", "loss", "sec");
-    for (int i = 0; i < n_lens; i++) {
-        /* SIGINT/SIGTERM during a rung (a worker thread may take it late: checked after too):
-         * no rows, keep the model */
-        if (eval_rung(&res[i], b, &c, lens[i]) != 0 || lcg_stop_signal) {
-            int sig = lcg_stop_signal;
-            char kept[4400] = "";
-            if (!c.load && !c.save && train_checkpoint(b, &tr.state, 0, c.ckpt, note, err, sizeof err) != 0)
-                lcg_die("%s", err);
-            if (!c.load) {
-                char cmd[4096];
-                run_resume_command(&c, c.ckpt, cmd, sizeof cmd);
-                snprintf(kept, sizeof kept, "; the trained model is in '%s': '%.4000s' evaluates it", c.ckpt, cmd);
-            }
-            fprintf(stderr, "lcgbench %s: %s while evaluating length %d; no rows written%s\n", s->cx->cmd,
-                    sig == SIGINT ? "interrupted" : "terminated", lens[i], kept);
+    /* the rows of the last checkpoint; with --select best, then those of the best one */
+    lcg_rung_result res[2][LCG_MAX_RUNGS];
+    int n_sets = c.select_best && tr.has_best ? 2 : 1;
+    if (c.select_best && !tr.has_best && !c.quiet)
+        fprintf(stderr, "lcgbench %s: --select best: no validation score was kept; rows for the last checkpoint only\n",
+                s->cx->cmd);
+    float *last = n_sets == 2 ? LCG_NEW(float, b->n_params) : NULL;
+    for (int set = 0; set < n_sets; set++) {
+        if (set == 1) {
+            b->ops->get_params(b, last);
+            b->ops->set_params(b, tr.best_params);
+            printf("best checkpoint: step %ld, %s@%d %.4f\n", tr.best_step, lcg_monitor_names[c.mon_metric], c.mon_len,
+                   tr.best_score);
+        }
+        int sig = eval_ladder_rows(s, b, res[set], lens, n_lens, &tr, note, set ? last : NULL);
+        if (sig) {
+            lcg_free(last);
+            train_result_free(&tr);
             lcg_backend_destroy(b);
             lcg_task_release(&c.task);
             return 128 + sig;
         }
-        double lo, hi;
-        wilson95(res[i].exact, res[i].samples, &lo, &hi);
-        printf("%8d %7.4g %8.1f   [%5.1f, %5.1f] %8.1f %9.4f %8.2f\n", res[i].len, res[i].factor,
-               100.0 * res[i].exact / res[i].samples, 100 * lo, 100 * hi,
-               100.0 * res[i].tokens_ok / res[i].tokens, res[i].loss, res[i].seconds);
-        fflush(stdout);
     }
+    lcg_free(last);
     int rc = 0;
-    if (csv_append(&c, &tr, res, n_lens, err, sizeof err) != 0 ||
-        (c.layers_out && csv_append_layers(&c, res, n_lens, err, sizeof err) != 0)) {
+    if (csv_append_best(&c, &tr, res[0], n_lens, n_sets == 2 ? res[1] : NULL, tr.best_step, err, sizeof err) != 0 ||
+        (c.layers_out && csv_append_layers(&c, res[0], n_lens, "last", err, sizeof err) != 0) ||
+        (c.layers_out && n_sets == 2 && csv_append_layers(&c, res[1], n_lens, "best", err, sizeof err) != 0)) {
         fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
         s->write_failed = 1;
         rc = 1;
     } else if (!c.quiet) {
-        fprintf(stderr, "appended %d rows to %s\n", n_lens, c.out);
+        fprintf(stderr, "appended %d rows to %s\n", n_sets * n_lens, c.out);
     }
-    if (rc == 0 && c.auto_resume && c.ckpt == s->ckpt_buf) remove(c.ckpt); /* the cell is in the CSV */
+    train_result_free(&tr);
+    if (rc == 0 && c.auto_resume && c.ckpt == s->ckpt_buf) { /* the cell is in the CSV */
+        char bp[4200];
+        train_best_path(bp, sizeof bp, c.ckpt);
+        remove(c.ckpt);
+        remove(bp);
+    }
     lcg_backend_destroy(b);
     lcg_task_release(&c.task);
     return rc;

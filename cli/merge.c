@@ -72,14 +72,16 @@ int cmd_merge(cli_ctx *cx, int argc, char **argv) {
 
     lcg_csv *tab = LCG_NEW(lcg_csv, n_in);
     id_cell *ids = LCG_NEW(id_cell, n_cells + 1);
-    row_ref *slot = LCG_NEW(row_ref, (size_t)(n_cells + 1) * LCG_MAX_RUNGS);
+    /* a row's slot: (cell, checkpoint: 0 last, 1 best, length) */
+    row_ref *slot = LCG_NEW(row_ref, (size_t)(n_cells + 1) * 2 * LCG_MAX_RUNGS);
     char err[1024];
     int c_id = csv_col("run_id"), c_len = csv_col("eval_len"), n_loaded = 0, missing = 0, first_missing = -1;
     long n_rows = 0;
     rc = 1;
     for (int k = 0; k < n_cells; k++) ids[k] = (id_cell){g.cells[k].info.run_id, k};
     qsort(ids, (size_t)n_cells, sizeof *ids, by_id);
-    for (long i = 0; i < (long)(n_cells + 1) * LCG_MAX_RUNGS; i++) slot[i].file = -1;
+    for (long i = 0; i < (long)(n_cells + 1) * 2 * LCG_MAX_RUNGS; i++) slot[i].file = -1;
+    int c_ck = csv_col("checkpoint");
 
     for (int f = 0; f < n_in; f++) {
         if (csv_load(g.inputs[f], &tab[f], err, sizeof err) != 0) {
@@ -111,7 +113,8 @@ int cmd_merge(cli_ctx *cx, int argc, char **argv) {
                         g.inputs[f], r + 2, row[c_len], hit->cell + 1, c->desc);
                 goto done;
             }
-            row_ref *s = &slot[(long)hit->cell * LCG_MAX_RUNGS + j];
+            int best = strcmp(row[c_ck], "best") == 0;
+            row_ref *s = &slot[((long)hit->cell * 2 + best) * LCG_MAX_RUNGS + j];
             if (s->file >= 0) {
                 fprintf(stderr, "lcgbench merge: '%s' row %ld: cell %d (%s) at length %d is also '%s' row %ld (a duplicated cell)\n",
                         g.inputs[f], r + 2, hit->cell + 1, c->desc, len, g.inputs[s->file], s->row + 2);
@@ -122,16 +125,19 @@ int cmd_merge(cli_ctx *cx, int argc, char **argv) {
     }
     for (int k = 0; k < n_cells; k++) {
         const sw_cell *c = &g.cells[k];
-        int have = 0, where = -1;
-        for (int j = 0; j < c->info.n_rows; j++)
-            if (slot[(long)k * LCG_MAX_RUNGS + j].file >= 0) have++, where = slot[(long)k * LCG_MAX_RUNGS + j].file;
-        if (have && have < c->info.n_rows) {
-            fprintf(stderr, "lcgbench merge: cell %d (%s) has %d of its %d rows in '%s': a partial cell\n", k + 1,
-                    c->desc, have, c->info.n_rows, g.inputs[where]);
-            goto done;
-        }
-        if (!have && !missing++) first_missing = k;
-        n_rows += have;
+        int have[2] = {0, 0}, where = -1;
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < c->info.n_rows; j++)
+                if (slot[((long)k * 2 + b) * LCG_MAX_RUNGS + j].file >= 0)
+                    have[b]++, where = slot[((long)k * 2 + b) * LCG_MAX_RUNGS + j].file;
+        for (int b = 0; b < 2; b++)
+            if ((have[b] && have[b] < c->info.n_rows) || (b && have[b] && !have[0])) {
+                fprintf(stderr, "lcgbench merge: cell %d (%s) has %d of its %d %srows in '%s': a partial cell\n", k + 1,
+                        c->desc, have[b], c->info.n_rows, b ? "best-checkpoint " : "", g.inputs[where]);
+                goto done;
+            }
+        if (!have[0] && !missing++) first_missing = k;
+        n_rows += have[0] + have[1];
     }
 
     char *buf = NULL;
@@ -140,8 +146,9 @@ int cmd_merge(cli_ctx *cx, int argc, char **argv) {
     if (!mf) lcg_die("open_memstream failed");
     csv_write_record(mf, lcg_csv_columns, lcg_csv_n_columns);
     for (int k = 0; k < n_cells; k++)
-        for (int j = 0; j < g.cells[k].info.n_rows; j++) {
-            row_ref *s = &slot[(long)k * LCG_MAX_RUNGS + j];
+        for (int j = 0; j < 2 * g.cells[k].info.n_rows; j++) {
+            int b = j >= g.cells[k].info.n_rows;
+            row_ref *s = &slot[((long)k * 2 + b) * LCG_MAX_RUNGS + j - b * g.cells[k].info.n_rows];
             if (s->file >= 0) csv_write_record(mf, (const char *const *)tab[s->file].rows[s->row], lcg_csv_n_columns);
         }
     if (fclose(mf) != 0) lcg_die("building CSV in memory failed");

@@ -52,7 +52,7 @@ int cmd_regress(cli_ctx *cx, int argc, char **argv) {
     }
     int c_id = csv_col("run_id"), c_len = csv_col("eval_len"), c_ex = csv_col("exact_match");
     int c_lo = csv_col("exact_lo"), c_hi = csv_col("exact_hi"), c_task = csv_col("task");
-    int c_attn = csv_col("attn"), c_pos = csv_col("pos"), c_seed = csv_col("seed");
+    int c_attn = csv_col("attn"), c_pos = csv_col("pos"), c_seed = csv_col("seed"), c_ck = csv_col("checkpoint");
     int bad = 0, better = 0;
     if (base.n_rows == 0) {
         fprintf(stderr, "lcgbench regress: '%s' has no rows: a guard with nothing to compare fails\n", base_path);
@@ -78,9 +78,12 @@ int cmd_regress(cli_ctx *cx, int argc, char **argv) {
         char **b = base.rows[r];
         char **c = NULL;
         for (long k = 0; k < cur.n_rows && !c; k++)
-            if (strcmp(cur.rows[k][c_id], b[c_id]) == 0 && strcmp(cur.rows[k][c_len], b[c_len]) == 0) c = cur.rows[k];
+            if (strcmp(cur.rows[k][c_id], b[c_id]) == 0 && strcmp(cur.rows[k][c_len], b[c_len]) == 0 &&
+                strcmp(cur.rows[k][c_ck], b[c_ck]) == 0)
+                c = cur.rows[k];
         char method[128];
-        snprintf(method, sizeof method, "%s/%s seed %s", b[c_attn], b[c_pos], b[c_seed]);
+        snprintf(method, sizeof method, "%s/%s seed %s%s", b[c_attn], b[c_pos], b[c_seed],
+                 strcmp(b[c_ck], "best") == 0 ? " best" : "");
         double ex = atof(b[c_ex]), lo = atof(b[c_lo]), hi = atof(b[c_hi]);
         const char *verdict;
         double now = c ? atof(c[c_ex]) : 0;

@@ -145,9 +145,16 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
             return 1;
         }
         lcg_csv *t = &tables[fi];
+        int c_id = csv_col("run_id"), c_ck = csv_col("checkpoint");
         for (long r = 0; r < t->n_rows; r++) {
             char **row = t->rows[r];
             double val, fac, len;
+            /* a run validated with --select best: its best checkpoint's rows stand for it */
+            int superseded = 0;
+            for (long q = 0; q < t->n_rows && !superseded && strcmp(row[c_ck], "best") != 0; q++)
+                superseded = strcmp(t->rows[q][c_ck], "best") == 0 && strcmp(t->rows[q][c_id], row[c_id]) == 0 &&
+                             strcmp(t->rows[q][c_len], row[c_len]) == 0;
+            if (superseded) continue;
             if (csv_num(t, r, c_val, 0, 1, &val, err, sizeof err) != 0 ||
                 csv_num(t, r, c_factor, 1e-9, 1e12, &fac, err, sizeof err) != 0 ||
                 csv_num(t, r, c_len, 1, 1e9, &len, err, sizeof err) != 0) {

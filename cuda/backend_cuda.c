@@ -177,7 +177,7 @@ static void cuda_fault_undo(lcg_backend *b) {
 /* on the GPU, one sequence at a time; LCG_GPU_EVAL=cpu: on the CPU (see the top) */
 static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
     cuda_state *s = cu(b);
-    if (eval_on_cpu()) {
+    if (eval_on_cpu() || e->greedy_start) { /* greedy continuation (BLEU) needs the CPU decoder's KV cache */
         if (!s->cpu) {
             lcg_backend_opts o = {0};
             s->cpu = lcg_backend_cpu.create(&b->cfg, 0, &o);

@@ -14,10 +14,11 @@
 int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
                int n_rungs, char *err, size_t err_len);
 /* the per-layer attention diagnostics of every rung in long format (one row per rung and layer:
- * run_id, task, attn, pos, seed, device, precision, eval_len, layer, attn_entropy, attn_support,
- * attn_max; numbers a data frame reads as numbers), appended to cfg->layers_out under its lock;
+ * run_id, task, attn, pos, seed, device, precision, checkpoint (last|best), eval_len, layer,
+ * attn_entropy, attn_support, attn_max; numbers a data frame reads as numbers), appended to cfg->layers_out under its lock;
  * 0 or -1 with err. The main CSV keeps its packed "v0;v1" cells for compatibility. */
-int csv_append_layers(const lcg_run_cfg *cfg, const lcg_rung_result *rungs, int n_rungs, char *err, size_t err_len);
+int csv_append_layers(const lcg_run_cfg *cfg, const lcg_rung_result *rungs, int n_rungs, const char *checkpoint, char *err,
+                      size_t err_len);
 /* before any work: cfg->out is a CSV of our schema (or absent) and can be replaced; stale temp
  * files of killed writers are removed. 0 or -1 with err */
 int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len);
@@ -27,17 +28,25 @@ void csv_write_record(FILE *f, const char *const *fields, int n);
 void csv_mkdirs_for(const char *path);
 extern const char *const lcg_csv_columns[];
 extern const int lcg_csv_n_columns;
-/* schema 1, the files written before the device columns: the current columns less device, gpu
- * and precision. Its column i is the current csv_v1_column(i); the current columns it lacks have
- * csv_v1_default (cpu, "", fp32; NULL for the others) */
-extern const int lcg_csv_v1_n_columns;
-int csv_v1_column(int i);
-const char *csv_v1_default(int col);
-/* the name of column i of schema 1 or 2 (the current), NULL past the last */
+/* the current schema; the older ones lack a block of columns (schema 1: before the device
+ * columns; 2: before bleu, checkpoint, checkpoint_step). Column i of schema s is the current
+ * csv_schema_column(s, i); a current column schema s lacks defaults to csv_schema_default
+ * ("", last, the row's steps, cpu, "", fp32), NULL for the others */
+#define LCG_CSV_SCHEMA 3
+int csv_schema_n_columns(int schema);
+int csv_schema_column(int schema, int i);
+const char *csv_schema_default(int schema, int col, const char *steps);
+/* the schema whose header matched (match[s] set) with n_fields fields, the newest; 0 if none */
+int csv_schema_match(const int *match, int n_fields);
+/* the name of column i of schema 1 .. LCG_CSV_SCHEMA, NULL past the last */
 const char *csv_header_name(int schema, int i);
-/* data (n bytes) upgraded to the current schema if it is a valid schema-1 file: 1 and a
+/* data (n bytes) upgraded to the current schema if it is a valid file of an older one: 1 and a
  * malloc'd *out; else 0 (nothing allocated) */
 int csv_upgrade(const char *data, size_t n, char **out, size_t *n_out);
+/* csv_append, and (best not NULL) the rows of the best checkpoint, of step best_step, after
+ * the last checkpoint's, in the same atomic write */
+int csv_append_best(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs, int n_rungs,
+                    const lcg_rung_result *best, long best_step, char *err, size_t err_len);
 
 /* a result CSV read back (harness/csv_read.c): rows of lcg_csv_n_columns string fields */
 typedef struct {

@@ -3,8 +3,10 @@
  * The file is rewritten whole through a temp file and rename, so a reader or a crash never
  * sees a partial row. An existing file must have exactly our header (checked with libcsv's
  * parser); a different schema is an error, never a silently mixed file. The one exception is
- * schema 1 (before the device, gpu and precision columns): appending to such a file upgrades it
- * in place under its lock (its rows are CPU fp32 runs: cpu, "", fp32), and readers fill those in.
+ * an older schema (1: before the device, gpu and precision columns; 2: before bleu, checkpoint and
+ * checkpoint_step): appending to such a file upgrades it in place under its lock (its rows are
+ * the last checkpoints of CPU fp32 runs without BLEU: "", last, the steps, cpu, "", fp32), and
+ * readers fill those in.
  *
  * Before any training, csv_preflight checks the existing file's schema and that the file can
  * be replaced, so a run never computes results it cannot keep.
@@ -30,26 +32,36 @@ const char *const lcg_csv_columns[] = {
     "warmup",      "weight_decay", "clip",     "train_len",   "train_vary",  "eval_len",
     "factor",      "samples",    "exact_match", "exact_lo",   "exact_hi",    "token_acc",
     "token_lo",    "token_hi",   "eval_loss",  "attn_entropy", "attn_support", "attn_max",
-    "train_loss",  "device",     "gpu",        "precision",   "wall_threads", "wall_train_s",
+    "train_loss",  "bleu",       "checkpoint", "checkpoint_step", "device",  "gpu",        "precision",
+    "wall_threads", "wall_train_s",
     "wall_train_tok_s", "wall_eval_s"};
 const int lcg_csv_n_columns = (int)(sizeof lcg_csv_columns / sizeof *lcg_csv_columns);
 
-/* schema 1 (before issue 18): the same columns less device, gpu and precision */
-#define V1_AT 38 /* where the three were inserted: "device" */
-#define V1_NEW 3
-const int lcg_csv_v1_n_columns = (int)(sizeof lcg_csv_columns / sizeof *lcg_csv_columns) - V1_NEW;
+/* the older schemas lack a block of columns at OLD_AT ("bleu"): schema 2 (before issue 21) bleu,
+ * checkpoint and checkpoint_step; schema 1 (before issue 18) those and device, gpu, precision */
+#define OLD_AT 38
+#define STEPS_COL 16 /* "steps" */
+static const int schema_missing[LCG_CSV_SCHEMA + 1] = {0, 6, 3, 0};
 
-int csv_v1_column(int i) { return i < V1_AT ? i : i + V1_NEW; }
+int csv_schema_n_columns(int schema) { return lcg_csv_n_columns - schema_missing[schema]; }
 
-const char *csv_v1_default(int col) {
-    static const char *const def[V1_NEW] = {"cpu", "", "fp32"};
-    return col >= V1_AT && col < V1_AT + V1_NEW ? def[col - V1_AT] : NULL;
+int csv_schema_column(int schema, int i) { return i < OLD_AT ? i : i + schema_missing[schema]; }
+
+const char *csv_schema_default(int schema, int col, const char *steps) {
+    static const char *const def[6] = {"", "last", NULL, "cpu", "", "fp32"};
+    if (col < OLD_AT || col >= OLD_AT + schema_missing[schema]) return NULL;
+    return col == OLD_AT + 2 ? steps : def[col - OLD_AT];
+}
+
+int csv_schema_match(const int *match, int n_fields) {
+    for (int v = LCG_CSV_SCHEMA; v >= 1; v--)
+        if (match[v] && n_fields == csv_schema_n_columns(v)) return v;
+    return 0;
 }
 
 const char *csv_header_name(int schema, int i) {
-    int n = schema == 1 ? lcg_csv_v1_n_columns : lcg_csv_n_columns;
-    if (i < 0 || i >= n) return NULL;
-    return lcg_csv_columns[schema == 1 ? csv_v1_column(i) : i];
+    if (schema < 1 || schema > LCG_CSV_SCHEMA || i < 0 || i >= csv_schema_n_columns(schema)) return NULL;
+    return lcg_csv_columns[csv_schema_column(schema, i)];
 }
 
 void run_cfg_string(const lcg_run_cfg *c, char *out, size_t n) {
@@ -101,7 +113,20 @@ void run_resume_command(const lcg_run_cfg *c, const char *ckpt, char *out, size_
     if (c->backend && strcmp(c->backend, "cpu") != 0) /* the device is no part of the checkpoint */
         k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --device %s", c->backend);
     if (c->precision != LCG_PREC_FP32)
-        snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --precision %s", lcg_precision_names[c->precision]);
+        k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --precision %s", lcg_precision_names[c->precision]);
+    if (c->bleu) k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --bleu");
+    if (c->val_every) {
+        k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --val-every %ld --val-samples %d --monitor %s@%d --select %s --val-lens ",
+                              c->val_every, c->val_samples, lcg_monitor_names[c->mon_metric], c->mon_len,
+                              c->select_best ? "best" : "last");
+        for (int i = 0; i < c->n_val_lens; i++)
+            k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, "%s%d", i ? "," : "", c->val_lens[i]);
+    }
+    if (c->log_csv) {
+        char w[1100];
+        shell_word(c->log_csv, w, sizeof w);
+        snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --log-csv %s", w);
+    }
 }
 
 /* the run id: the settings, and the device and precision when they are not the CPU's fp32 (so
@@ -118,10 +143,10 @@ uint64_t run_cfg_id(const lcg_run_cfg *c) {
 }
 
 /* ---- header check ------------------------------------------------------------------------ */
-/* the header is compared with the current schema (2) and with schema 1; the rows must have the
+/* the header is compared with every schema (1 .. LCG_CSV_SCHEMA); the rows must have the
  * header's field count */
 typedef struct {
-    int col, rows, bad, match[3], schema;
+    int col, rows, bad, match[LCG_CSV_SCHEMA + 1], schema;
     char what[256];
 } header_check;
 
@@ -132,7 +157,7 @@ static void on_field(void *s, size_t n, void *data) {
         h->col++;
         return;
     }
-    for (int v = 1; v <= 2; v++) {
+    for (int v = 1; v <= LCG_CSV_SCHEMA; v++) {
         const char *want = csv_header_name(v, h->col);
         if (!want || strlen(want) != n || memcmp(s, want, n) != 0) h->match[v] = 0;
     }
@@ -148,14 +173,14 @@ static void on_row(int c, void *data) {
     header_check *h = data;
     if (h->bad) return;
     if (h->rows == 0) {
-        h->schema = h->match[2] && h->col == lcg_csv_n_columns ? 2 : h->match[1] && h->col == lcg_csv_v1_n_columns ? 1 : 0;
+        h->schema = csv_schema_match(h->match, h->col);
         if (!h->schema) {
             h->bad = 1;
             if (!h->what[0])
                 snprintf(h->what, sizeof h->what, "header has %d columns, expected %d", h->col, lcg_csv_n_columns);
         }
     } else {
-        int want = h->schema == 1 ? lcg_csv_v1_n_columns : lcg_csv_n_columns;
+        int want = csv_schema_n_columns(h->schema);
         if (h->col != want) {
             h->bad = 1;
             snprintf(h->what, sizeof h->what, "row %d has %d fields, expected %d", h->rows + 1, h->col, want);
@@ -165,11 +190,12 @@ static void on_row(int c, void *data) {
     h->rows++;
 }
 
-/* 0 (with the schema, 1 or 2, in *schema), or -1 with err */
+/* 0 (with the schema, 1 .. LCG_CSV_SCHEMA, in *schema), or -1 with err */
 static int check_existing(const char *path, const char *data, size_t n, int *schema, char *err, size_t err_len) {
     if (n >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) data += 3, n -= 3; /* a UTF-8 BOM (spreadsheets) */
     struct csv_parser p;
-    header_check h = {.match = {0, 1, 1}};
+    header_check h = {.match = {0}};
+    for (int v = 1; v <= LCG_CSV_SCHEMA; v++) h.match[v] = 1;
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0) lcg_die("csv_init failed");
     size_t used = csv_parse(&p, data, n, on_field, on_row, &h);
     int perr = used != n ? csv_error(&p) : 0;
@@ -225,21 +251,24 @@ void csv_mkdirs_for(const char *path) {
     }
 }
 
-/* ---- schema 1 -> 2: the rows as they were, device, gpu and precision inserted ------------- */
+/* ---- an older schema -> the current: the rows as they were, the missing columns inserted ---- */
 typedef struct {
     FILE *f;
-    int col, header;
+    int col, header, schema;
+    char steps[64]; /* this row's steps (before OLD_AT): the default checkpoint_step */
 } upgrader;
 
 static void up_field(void *s, size_t n, void *data) {
     upgrader *u = data;
-    if (u->col == V1_AT)
-        for (int k = 0; k < V1_NEW; k++) put_field(u->f, u->header ? lcg_csv_columns[V1_AT + k] : csv_v1_default(V1_AT + k), 0);
+    if (u->col == OLD_AT)
+        for (int k = 0; k < schema_missing[u->schema]; k++)
+            put_field(u->f, u->header ? lcg_csv_columns[OLD_AT + k] : csv_schema_default(u->schema, OLD_AT + k, u->steps), 0);
     char *v = malloc(n + 1);
     if (!v) lcg_die("out of memory");
     memcpy(v, s, n);
     v[n] = '\0';
-    put_field(u->f, v, u->col == lcg_csv_v1_n_columns - 1);
+    if (u->col == STEPS_COL) snprintf(u->steps, sizeof u->steps, "%s", v); /* "steps" */
+    put_field(u->f, v, u->col == csv_schema_n_columns(u->schema) - 1);
     free(v);
     u->col++;
 }
@@ -254,9 +283,9 @@ static void up_row(int c, void *data) {
 int csv_upgrade(const char *data, size_t n, char **out, size_t *n_out) {
     int schema = 0;
     char err[64];
-    if (!n || check_existing("", data, n, &schema, err, sizeof err) != 0 || schema != 1) return 0;
+    if (!n || check_existing("", data, n, &schema, err, sizeof err) != 0 || schema == LCG_CSV_SCHEMA) return 0;
     if (n >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) data += 3, n -= 3;
-    upgrader u = {.header = 1};
+    upgrader u = {.header = 1, .schema = schema};
     u.f = open_memstream(out, n_out);
     if (!u.f) lcg_die("open_memstream failed");
     struct csv_parser p;
@@ -273,6 +302,8 @@ typedef struct {
     const lcg_train_result *tr;
     const lcg_rung_result *rungs;
     int n_rungs;
+    const lcg_rung_result *best; /* NULL, or the best checkpoint's rows after the last's */
+    long best_step;
 } append_ctx;
 
 /* the file as it is now (under its lock) plus this run's rows */
@@ -283,11 +314,11 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
     const lcg_train_result *tr = a->tr;
     const lcg_rung_result *rungs = a->rungs;
     int n_rungs = a->n_rungs;
-    int schema = 2;
+    int schema = LCG_CSV_SCHEMA;
     if (n_old && check_existing(cfg->out, old, n_old, &schema, err, err_len) != 0) return -1;
     char *buf = NULL, *up = NULL;
     size_t n_buf = 0, n_up = 0;
-    if (schema == 1 && csv_upgrade(old, n_old, &up, &n_up)) old = up, n_old = n_up; /* in place, under the lock */
+    if (schema < LCG_CSV_SCHEMA && csv_upgrade(old, n_old, &up, &n_up)) old = up, n_old = n_up; /* in place, under the lock */
     FILE *f = open_memstream(&buf, &n_buf);
     if (!f) lcg_die("open_memstream failed");
     if (n_old) fwrite(old, 1, n_old, f);
@@ -300,8 +331,9 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
     lcg_task_params_str(&cfg->task, tp, sizeof tp);
     size_t sizes[LCG_N_PARAM_TENSORS];
     size_t n_params = lcg_param_sizes(m, sizes);
-    for (int r = 0; r < n_rungs; r++) {
-        const lcg_rung_result *g = &rungs[r];
+    for (int r = 0; r < (a->best ? 2 : 1) * n_rungs; r++) {
+        int is_best = r >= n_rungs;
+        const lcg_rung_result *g = is_best ? &a->best[r - n_rungs] : &rungs[r];
         double elo, ehi, tlo, thi;
         wilson95(g->exact, g->samples, &elo, &ehi);
         wilson95(g->tokens_ok, g->tokens, &tlo, &thi);
@@ -352,6 +384,10 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
         join_layers(fields[k++], g->attn_max, m->L);
         if (isnan(tr->train_loss)) F("%s", "");
         else F("%.6g", tr->train_loss);
+        if (g->has_bleu) F("%.6f", g->bleu);
+        else F("%s", "");
+        F("%s", is_best ? "best" : "last");
+        F("%ld", is_best ? a->best_step : tr->steps_done);
         F("%s", cfg->backend ? cfg->backend : "cpu");
         F("%s", cfg->gpu);
         F("%s", lcg_precision_names[cfg->precision]);
@@ -371,21 +407,27 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
 
 int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
                int n_rungs, char *err, size_t err_len) {
-    append_ctx a = {cfg, tr, rungs, n_rungs};
+    return csv_append_best(cfg, tr, rungs, n_rungs, NULL, 0, err, err_len);
+}
+
+int csv_append_best(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs, int n_rungs,
+                    const lcg_rung_result *best, long best_step, char *err, size_t err_len) {
+    append_ctx a = {cfg, tr, rungs, n_rungs, best, best_step};
     csv_mkdirs_for(cfg->out);
     return lcg_update_file(cfg->out, append_rows, &a, err, err_len);
 }
 
 /* ---- the long-format per-layer file --------------------------------------------------------- */
-static const char *const layer_columns[] = {"run_id", "task",  "attn",         "pos",          "seed",
-                                            "device", "precision", "eval_len", "layer", "attn_entropy",
-                                            "attn_support", "attn_max"};
+static const char *const layer_columns[] = {"run_id",   "task",     "attn",  "pos",          "seed",
+                                            "device",   "precision", "checkpoint", "eval_len", "layer",
+                                            "attn_entropy", "attn_support", "attn_max"};
 enum { N_LAYER_COLUMNS = sizeof layer_columns / sizeof *layer_columns };
 
 typedef struct {
     const lcg_run_cfg *cfg;
     const lcg_rung_result *rungs;
     int n_rungs;
+    const char *checkpoint; /* last or best */
 } layers_ctx;
 
 /* the header line of the layers file, '\n'-ended, into out */
@@ -415,17 +457,19 @@ static int append_layers(void *ctx, const char *old, size_t n_old, char **out, s
     for (int r = 0; r < a->n_rungs; r++)
         for (int l = 0; l < m->L; l++) {
             const lcg_rung_result *g = &a->rungs[r];
-            fprintf(f, "%016llx,%s,%s,%s,%llu,%s,%s,%d,%d,%.4f,%.4f,%.4f\n", (unsigned long long)run_cfg_id(cfg),
+            fprintf(f, "%016llx,%s,%s,%s,%llu,%s,%s,%s,%d,%d,%.4f,%.4f,%.4f\n", (unsigned long long)run_cfg_id(cfg),
                     cfg->task.task->name, lcg_normalizer_at(m->norm)->name, lcg_posenc_at(m->pos)->name,
                     (unsigned long long)cfg->seed, cfg->backend ? cfg->backend : "cpu",
-                    lcg_precision_names[cfg->precision], g->len, l, g->attn_entropy[l], g->attn_support[l], g->attn_max[l]);
+                    lcg_precision_names[cfg->precision], a->checkpoint, g->len, l, g->attn_entropy[l], g->attn_support[l],
+                    g->attn_max[l]);
         }
     if (fclose(f) != 0) lcg_die("building CSV in memory failed");
     return 0;
 }
 
-int csv_append_layers(const lcg_run_cfg *cfg, const lcg_rung_result *rungs, int n_rungs, char *err, size_t err_len) {
-    layers_ctx a = {cfg, rungs, n_rungs};
+int csv_append_layers(const lcg_run_cfg *cfg, const lcg_rung_result *rungs, int n_rungs, const char *checkpoint, char *err,
+                      size_t err_len) {
+    layers_ctx a = {cfg, rungs, n_rungs, checkpoint};
     csv_mkdirs_for(cfg->layers_out);
     return lcg_update_file(cfg->layers_out, append_layers, &a, err, err_len);
 }
@@ -456,7 +500,7 @@ int csv_preflight(const lcg_run_cfg *cfg, char *err, size_t err_len) {
             snprintf(err, err_len, "cannot read '%s': %s", cfg->layers_out, strerror(errno));
             return -1;
         }
-        layers_ctx a = {cfg, NULL, 0}; /* the header check alone */
+        layers_ctx a = {cfg, NULL, 0, "last"}; /* the header check alone */
         rc = lo && n_old ? append_layers(&a, lo, n_old, &o, &n_o, err, err_len) : 0;
         free(lo), free(o);
     }

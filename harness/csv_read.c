@@ -17,7 +17,7 @@
 typedef struct {
     lcg_csv *t;
     int col, bad, schema; /* schema: the header's, 1 or 2 (the current), once read */
-    int match[3];         /* the header so far matches schema 1, 2 */
+    int match[LCG_CSV_SCHEMA + 1]; /* the header so far matches schema 1, 2, .. */
     size_t cap_rows;
     char **row;   /* the row being read, lcg_csv_n_columns fields */
     char what[256];
@@ -27,18 +27,20 @@ static void on_field(void *s, size_t n, void *data) {
     reader *r = data;
     if (r->bad) return;
     if (r->t->n_rows < 0) { /* header */
-        for (int v = 1; v <= 2; v++) {
+        for (int v = 1; v <= LCG_CSV_SCHEMA; v++) {
             const char *want = csv_header_name(v, r->col);
             if (!want || strlen(want) != n || memcmp(s, want, n) != 0) r->match[v] = 0;
         }
         const char *want = r->col < lcg_csv_n_columns ? lcg_csv_columns[r->col] : "(none)";
-        if (!r->what[0] && !r->match[1] && !r->match[2])
+        int any = 0;
+        for (int v = 1; v <= LCG_CSV_SCHEMA; v++) any |= r->match[v];
+        if (!r->what[0] && !any)
             snprintf(r->what, sizeof r->what, "column %d is '%.*s', expected '%s'", r->col + 1,
                      (int)(n > 40 ? 40 : n), (const char *)s, want);
         r->col++;
         return;
     }
-    int n_cols = r->schema == 1 ? lcg_csv_v1_n_columns : lcg_csv_n_columns;
+    int n_cols = csv_schema_n_columns(r->schema);
     if (r->col >= n_cols) {
         r->col++;
         return;
@@ -47,7 +49,7 @@ static void on_field(void *s, size_t n, void *data) {
     if (!f) lcg_die("out of memory");
     memcpy(f, s, n);
     f[n] = '\0';
-    r->row[r->schema == 1 ? csv_v1_column(r->col) : r->col] = f;
+    r->row[csv_schema_column(r->schema, r->col)] = f;
     r->col++;
 }
 
@@ -65,7 +67,7 @@ static void on_row(int c, void *data) {
     if (r->bad) return;
     lcg_csv *t = r->t;
     if (t->n_rows < 0) {
-        r->schema = r->match[2] && r->col == lcg_csv_n_columns ? 2 : r->match[1] && r->col == lcg_csv_v1_n_columns ? 1 : 0;
+        r->schema = csv_schema_match(r->match, r->col);
         if (!r->schema) {
             r->bad = 1;
             if (!r->what[0])
@@ -76,7 +78,7 @@ static void on_row(int c, void *data) {
         r->col = 0;
         return;
     }
-    int n_cols = r->schema == 1 ? lcg_csv_v1_n_columns : lcg_csv_n_columns;
+    int n_cols = csv_schema_n_columns(r->schema);
     if (r->col != n_cols) {
         r->bad = 1;
         snprintf(r->what, sizeof r->what, "row %ld has %d fields, expected %d", t->n_rows + 2, r->col, n_cols);
@@ -84,9 +86,9 @@ static void on_row(int c, void *data) {
         r->col = 0;
         return;
     }
-    if (r->schema == 1) /* the columns schema 1 lacks: a CPU fp32 run's */
+    if (r->schema < LCG_CSV_SCHEMA) /* the columns an older schema lacks: a CPU fp32 run's last checkpoint */
         for (int i = 0; i < lcg_csv_n_columns; i++) {
-            const char *d = csv_v1_default(i);
+            const char *d = csv_schema_default(r->schema, i, r->row[csv_col("steps")]);
             if (!d) continue;
             r->row[i] = malloc(strlen(d) + 1);
             if (!r->row[i]) lcg_die("out of memory");
@@ -112,7 +114,8 @@ int csv_load(const char *path, lcg_csv *t, char *err, size_t err_len) {
         return -1;
     }
     struct csv_parser p;
-    reader r = {.t = t, .match = {0, 1, 1}};
+    reader r = {.t = t};
+    for (int v = 1; v <= LCG_CSV_SCHEMA; v++) r.match[v] = 1;
     const char *text = data;
     if (n >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) text += 3, n -= 3; /* a UTF-8 BOM (spreadsheets) */
     t->n_rows = -1; /* the header comes first */

@@ -16,8 +16,16 @@
  * over the supervised positions (target tokens and EOS), and so are the attention diagnostics
  * (token classification: exact match = every label right, accuracy per label)
  * (mean entropy, support size and maximum weight of every head's query row, per layer).
+ *
+ * BLEU (cfg->bleu, source->target tasks) needs the greedy generation itself, not only whether
+ * it is exact: it equals the target up to the first wrong argmax of the teacher-forced pass,
+ * whose argmax it then takes; from there the backend continues greedily on its KV cache (the
+ * batch's greedy_start/greedy_next), up to the reference's cap, stopping at EOS. The
+ * prediction (the generated tokens before the first EOS) is scored against the target as
+ * corpus BLEU-4 (bleu.h), summed in sample order.
  */
 #include "run.h"
+#include "bleu.h"
 #include "data.h"
 #include "sequence.h"
 
@@ -72,6 +80,9 @@ typedef struct {
     int V, r0, eos, cls;
     lcg_sample_result *r;
     int all_ok, eos_ok;
+    /* greedy generation (BLEU): gen[gen_cap] the prediction so far, n_gen of it; the first
+     * target position whose argmax is wrong (-1: none yet) and that argmax */
+    int *gen, n_gen, gen_cap, wrong, wrong_tok;
 } eval_ctx;
 
 static void eval_ctx_init(eval_ctx *e, lcg_sample_result *r, int V, const lcg_task_cfg *task, const int *src,
@@ -82,7 +93,8 @@ static void eval_ctx_init(eval_ctx *e, lcg_sample_result *r, int V, const lcg_ta
      * classification; else the last prompt token's (predicting trg[0]) and each target's */
     *e = (eval_ctx){.task = task, .src = src, .trg = trg, .n_src = n_src, .n_trg = n_trg, .V = V,
                     .r0 = cls ? 1 : n_prompt - 1, .eos = lcg_task_tokens(task).eos, .cls = cls, .r = r,
-                    .all_ok = 1, .eos_ok = 0};
+                    .all_ok = 1, .eos_ok = 0, .wrong = -1};
+    e->gen_cap = cls ? 0 : (int)floor(n_prompt * task->task->gen_mult) - n_prompt;
     r->tokens = cls ? n_src : n_trg + 1;
     r->ok = 0;
     r->loss = 0;
@@ -104,11 +116,36 @@ static int eval_input(void *ctx, int s, int *in, int *logits_from) {
 static void eval_logits(void *ctx, int s, int pos, const float *logits) {
     eval_ctx *e = (eval_ctx *)ctx + s;
     int j = pos - e->r0, want = j < e->n_trg ? e->trg[j] : e->eos;
-    int good = argmax(logits, e->V) == want;
+    int a = argmax(logits, e->V), good = a == want;
+    if (!good && e->wrong < 0) e->wrong = j, e->wrong_tok = a;
     e->r->ok += good;
     e->r->loss += nll(logits, e->V, want);
     if (j < e->n_trg || e->cls) e->all_ok &= good;
     else e->eos_ok = good;
+}
+
+/* the greedy generation after the teacher-forced pass: the target up to the first wrong
+ * argmax, then that argmax; a continuation from there if the cap and EOS allow */
+static int eval_greedy_start(void *ctx, int s, int *tok) {
+    eval_ctx *e = (eval_ctx *)ctx + s;
+    int j = e->wrong < 0 || e->wrong > e->gen_cap ? e->gen_cap : e->wrong; /* the target's share */
+    if (j > e->n_trg) j = e->n_trg;
+    memcpy(e->gen, e->trg, sizeof(int) * (size_t)j);
+    e->n_gen = j;
+    if (e->wrong < 0 || e->wrong >= e->gen_cap || e->wrong_tok == e->eos) return -1;
+    e->gen[e->n_gen++] = e->wrong_tok;
+    if (e->n_gen == e->gen_cap) return -1;
+    *tok = e->wrong_tok;
+    return e->r0 + e->wrong + 1; /* BOS src [SEP] trg[0 .. wrong - 1] */
+}
+
+static int eval_greedy_next(void *ctx, int s, int pos, const float *logits) {
+    (void)pos;
+    eval_ctx *e = (eval_ctx *)ctx + s;
+    int a = argmax(logits, e->V);
+    if (a == e->eos) return -1;
+    e->gen[e->n_gen++] = a;
+    return e->n_gen == e->gen_cap ? -1 : a;
 }
 
 /* the exact match and diagnostics of a scored sample */
@@ -144,14 +181,21 @@ int eval_rung_samples(const lcg_run_cfg *cfg, int len) {
 }
 
 void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *trg, int *n_trg) {
+    eval_make_stream(cfg, len, "test", eval_rung_samples(cfg, len), src, n_src, trg, n_trg);
+}
+
+void eval_make_stream(const lcg_run_cfg *cfg, int len, const char *stream, int S, int *src, int *n_src, int *trg,
+                      int *n_trg) {
     const lcg_task_cfg *task = &cfg->task;
     int ms, mt;
     task->task->max_sizes(task, len, &ms, &mt);
-    pcg32 rng = pcg32_derive(cfg->seed, "test", (uint64_t)len);
-    for (int s = 0, S = eval_rung_samples(cfg, len); s < S; s++)
+    pcg32 rng = pcg32_derive(cfg->seed, stream, (uint64_t)len);
+    for (int s = 0; s < S; s++)
         task->task->generate(task, &rng, len, src + (size_t)s * ms, &n_src[s], trg + (size_t)s * mt,
                              &n_trg[s]);
 }
+
+static int eval_rung_from(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len, int val);
 
 /* the test split of length len from cfg->data: at most eval_rung_samples samples, arrays
  * re-allocated to the longest line; returns the count (dies on malformed files) */
@@ -192,31 +236,52 @@ static int load_set(const lcg_run_cfg *cfg, int len, int **src, int *n_src, int 
 }
 
 int eval_rung(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len) {
+    return eval_rung_from(res, b, cfg, len, 0);
+}
+
+int eval_rung_val(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len) {
+    return eval_rung_from(res, b, cfg, len, 1);
+}
+
+/* a test rung, or (val) a validation set of cfg->val_samples from the generator's stream "val" */
+static int eval_rung_from(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len, int val) {
     double t0 = lcg_now();
     char len_s[32];
     snprintf(len_s, sizeof len_s, "%d", len);
-    lcg_test_stop_point("eval", len_s);
+    if (!val) lcg_test_stop_point("eval", len_s);
     const lcg_task_cfg *task = &cfg->task;
-    int S = eval_rung_samples(cfg, len), ms, mt;
+    int S = val ? cfg->val_samples : eval_rung_samples(cfg, len), ms, mt;
     task->task->max_sizes(task, len, &ms, &mt);
     int *src = LCG_NEW(int, (size_t)S * ms), *trg = LCG_NEW(int, (size_t)S * mt);
     int *n_src = LCG_NEW(int, S), *n_trg = LCG_NEW(int, S);
-    if (cfg->data) S = load_set(cfg, len, &src, n_src, &trg, n_trg, &ms, &mt);
+    if (val) eval_make_stream(cfg, len, "val", S, src, n_src, trg, n_trg);
+    else if (cfg->data) S = load_set(cfg, len, &src, n_src, &trg, n_trg, &ms, &mt);
     else eval_make_set(cfg, len, src, n_src, trg, n_trg);
     lcg_sample_result *out = LCG_NEW(lcg_sample_result, S);
     eval_ctx *ctx = LCG_NEW(eval_ctx, S);
     lcg_eval_diag *dg = LCG_NEW(lcg_eval_diag, S);
-    int cap = 0; /* decoder positions: the longest input plus one */
+    int cap = 0, gmax = 0; /* decoder positions: the longest input (or generation) plus one */
     for (int k = 0; k < S; k++) {
         int in = seq_input_len(task, n_src[k], n_trg[k]);
         cap = in + 1 > cap ? in + 1 : cap;
         eval_ctx_init(&ctx[k], &out[k], b->cfg.V, task, src + (size_t)k * ms, n_src[k], trg + (size_t)k * mt, n_trg[k]);
+        int g = ctx[k].gen_cap > 0 ? ctx[k].gen_cap : 0;
+        gmax = g > gmax ? g : gmax;
+        if (g + ctx[k].r0 + 2 > cap) cap = g + ctx[k].r0 + 2;
     }
+    int bleu = lcg_run_bleu(cfg);
+    int *gen = bleu ? LCG_NEW(int, (size_t)S * (gmax ? gmax : 1)) : NULL;
+    for (int k = 0; bleu && k < S; k++) ctx[k].gen = gen + (size_t)k * (gmax ? gmax : 1);
     lcg_eval_batch batch = {.n_seqs = S, .cap = cap, .input = eval_input, .logits = eval_logits, .ctx = ctx,
+                            .greedy_start = bleu ? eval_greedy_start : NULL, .greedy_next = eval_greedy_next,
                             .diag = dg, .stop = &lcg_stop_signal};
     /* an interrupted rung is discarded (a worker thread may take the signal late: checked after too) */
     if (b->ops->eval(b, &batch) == 0 && !lcg_stop_signal)
         for (int k = 0; k < S; k++) eval_ctx_finish(&ctx[k], &dg[k]);
+    lcg_bleu bl;
+    memset(&bl, 0, sizeof bl);
+    for (int k = 0; bleu && !lcg_stop_signal && k < S; k++) bleu_add(&bl, ctx[k].gen, ctx[k].n_gen, ctx[k].trg, ctx[k].n_trg);
+    lcg_free(gen);
     lcg_free(ctx);
     lcg_free(dg);
     memset(res, 0, sizeof *res);
@@ -227,6 +292,8 @@ int eval_rung(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int 
     res->len = len;
     res->factor = (double)len / (cfg->data_max ? cfg->data_max : cfg->len + cfg->vary);
     res->samples = S;
+    res->has_bleu = bleu;
+    res->bleu = bleu ? bleu_score(&bl) : 0;
     double loss = 0;
     double diag[LCG_MAX_LAYERS][3] = {{0}};
     long rows = 0;
@@ -255,3 +322,5 @@ int eval_rung(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int 
     lcg_free(n_trg);
     return 0;
 }
+
+int lcg_run_bleu(const lcg_run_cfg *cfg) { return cfg->bleu && cfg->task.task->kind != LCG_TASK_TOKEN_CLS; }

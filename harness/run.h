@@ -49,9 +49,22 @@ typedef struct {
     const char *backend; /* the model-step backend (model/backend.h), --device: "cpu" or "cuda" */
     int precision;       /* LCG_PREC_* (--precision; the CPU's is fp32) */
     char gpu[128];       /* the backend's device name once created ("" on the CPU), for the CSV */
+    /* validation during training (--val-every; 0 = none): every val_every steps the val_lens
+     * are scored on val_samples samples each; the monitor (metric LCG_MON_* at length mon_len)
+     * picks the best checkpoint, which --select best (select_best) evaluates too */
+    long val_every;
+    int n_val_lens, val_lens[LCG_MAX_RUNGS];
+    int val_samples;
+    int select_best;
+    int mon_metric, mon_len;
+    const char *log_csv; /* --log-csv: the training curve (step, loss, lr, grad norm, tok/s, scores) */
+    int bleu;            /* --bleu: BLEU of greedy generations per rung (on for sort) */
     long log_every;      /* 0 = automatic */
     int quiet;
 } lcg_run_cfg;
+
+enum { LCG_MON_EXACT = 0, LCG_MON_TOKEN, LCG_MON_BLEU, LCG_MON_LOSS }; /* loss: lower is better */
+extern const char *const lcg_monitor_names[4]; /* "exact", "token", "bleu", "loss" */
 
 /* one evaluated rung */
 typedef struct {
@@ -60,6 +73,8 @@ typedef struct {
     int samples;
     long exact, tokens, tokens_ok;
     double loss;         /* mean teacher-forced loss per supervised token */
+    int has_bleu;        /* bleu computed (cfg->bleu, a source->target task) */
+    double bleu;         /* corpus BLEU-4 of the greedy generations, in [0, 1] */
     double seconds;
     /* per layer, means over the query rows of the supervised positions, every head */
     double attn_entropy[LCG_MAX_LAYERS], attn_support[LCG_MAX_LAYERS], attn_max[LCG_MAX_LAYERS];
@@ -88,7 +103,19 @@ typedef struct {
     double train_tok_s;  /* non-pad tokens per second */
     long steps_done;
     lcg_train_state state; /* at the end of training */
+    /* validation (cfg->val_every): the best checkpoint by the monitor, strictly better than
+     * every earlier one (a host copy of its parameters, lcg_free'd by train_result_free) */
+    int has_best;
+    long best_step;
+    double best_score;
+    float *best_params;
 } lcg_train_result;
+void train_result_free(lcg_train_result *r);
+/* where the best checkpoint of the resumable checkpoint ckpt is kept: ckpt + ".best" */
+void train_best_path(char *out, size_t n, const char *ckpt);
+/* writes r's best checkpoint (if any) beside ckpt, atomically; 0, or -1 with err */
+int train_save_best(lcg_backend *b, const lcg_train_result *r, const char *ckpt, const char *note, char *err,
+                    size_t err_len);
 
 /* SIGINT/SIGTERM set this; training and evaluation stop at the next step / sample */
 extern volatile sig_atomic_t lcg_stop_signal;
@@ -110,15 +137,23 @@ lcg_backend *train_backend_create(const lcg_run_cfg *cfg);
  * as a checkpoint; 0, or -1 with err */
 int train_checkpoint(lcg_backend *b, const lcg_train_state *st, int with_optimizer, const char *path,
                      const char *note, char *err, size_t err_len);
+/* whether the rungs score BLEU: asked for, and a source->target task */
+int lcg_run_bleu(const lcg_run_cfg *cfg);
 /* ladder of lengths to evaluate; returns the count */
 int eval_ladder(const lcg_run_cfg *cfg, int *lens);
 /* evaluates one length; returns 0, or -1 if lcg_stop_signal cut it short (res is then invalid) */
 int eval_rung(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len);
+/* the same for validation: cfg->val_samples samples of the stream ("val", len), never the test
+ * samples; the factor is the test rung's */
+int eval_rung_val(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len);
 /* test samples at length len: eval_samples, capped by the token budget (not below eval_min) */
 int eval_rung_samples(const lcg_run_cfg *cfg, int len);
 /* the test samples of a rung, in order (stream "test", len); arrays of S * max size,
  * S = eval_rung_samples */
 void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *trg, int *n_trg);
+/* S samples of the stream (stream, len) (eval_make_set: "test") */
+void eval_make_stream(const lcg_run_cfg *cfg, int len, const char *stream, int S, int *src, int *n_src, int *trg,
+                      int *n_trg);
 
 typedef struct {
     int exact, tokens, ok; /* tokens = supervised positions (target + EOS), ok = argmax hits */

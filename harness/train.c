@@ -12,17 +12,30 @@
  * so a SIGKILL loses at most N steps. A checkpoint carries the optimizer and the data stream,
  * so a resumed run is bitwise the run that was never interrupted.
  *
+ * Validation (--val-every N): every N steps the validation lengths are scored on their own
+ * samples (stream "val", never the test samples) through the backend's evaluation, which
+ * leaves the model and the data stream untouched (so the training is bitwise the same with or
+ * without it), and the monitor's score (exact@512, bleu@256, ...) keeps a host copy of the
+ * parameters when strictly better than every earlier one (loss: lower). The best is written
+ * beside each resumable checkpoint (<ckpt>.best, atomically: a checkpoint whose step is the best
+ * one's, the score in its state), so a resumed run keeps it. --log-csv writes the training
+ * curve: every log step and validation step, the loss, lr, gradient norm, tokens/s, and the
+ * validation scores when computed; a resumed run keeps the rows up to its checkpoint's step.
+ * Validation time is not training time (tok/s and the wall columns exclude it).
+ *
  * Test hooks (environment, see util.h): LCG_TEST_STOP_AT=step:N stops the process after step
  * N; LCG_TEST_NAN=attn@N | grad@N | logits@N poisons step N (huge q/k weights of the last
  * layer, a NaN gradient in its FFN, an infinite LM-head weight) to exercise the detection.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "run.h"
+#include "csv.h"
 #include "data.h"
 #include "sequence.h"
 #include "../model/checkpoint.h"
 #include "../model/optim.h"
 
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
@@ -117,9 +130,131 @@ int train_checkpoint(lcg_backend *b, const lcg_train_state *st, int with_optimiz
     return rc;
 }
 
+void train_best_path(char *out, size_t n, const char *ckpt) { snprintf(out, n, "%s.best", ckpt); }
+
+void train_result_free(lcg_train_result *r) {
+    lcg_free(r->best_params);
+    r->best_params = NULL;
+    r->has_best = 0;
+}
+
+/* the best checkpoint so far (the training's, during train_run) */
+int train_save_best(lcg_backend *b, const lcg_train_result *res, const char *ckpt, const char *note, char *err,
+                    size_t err_len);
+static const lcg_train_result *cur_best;
+
 static int save_state(lcg_backend *b, const lcg_train_state *st, const char *path, const char *note, char *err,
                       size_t err_len) {
-    return train_checkpoint(b, st, 1, path, note, err, err_len);
+    int rc = train_checkpoint(b, st, 1, path, note, err, err_len);
+    return rc == 0 && cur_best ? train_save_best(b, cur_best, path, note, err, err_len) : rc;
+}
+
+int train_save_best(lcg_backend *b, const lcg_train_result *res, const char *ckpt, const char *note, char *err,
+                    size_t err_len) {
+    if (!res->has_best) return 0;
+    char bp[4200];
+    train_best_path(bp, sizeof bp, ckpt);
+    return checkpoint_write(bp, &b->cfg, b->n_params, res->best_params, NULL, NULL, res->best_step, note,
+                            &res->best_score, sizeof res->best_score, err, err_len);
+}
+
+/* the best checkpoint kept beside `ckpt` if it belongs to this run (note) and is not past step */
+static void load_best(lcg_train_result *res, const lcg_backend *b, const char *ckpt, const char *note, long step) {
+    char bp[4200], err[768];
+    train_best_path(bp, sizeof bp, ckpt);
+    lcg_checkpoint ck;
+    if (checkpoint_load(bp, &ck, err, sizeof err) != 0) return;
+    if (strcmp(ck.note, note) == 0 && ck.n_params == b->n_params && ck.step <= step && ck.state_len == sizeof(double)) {
+        res->best_params = LCG_NEW(float, b->n_params);
+        memcpy(res->best_params, ck.params, sizeof(float) * b->n_params);
+        memcpy(&res->best_score, ck.state, sizeof(double));
+        res->best_step = ck.step;
+        res->has_best = 1;
+    }
+    checkpoint_free(&ck);
+}
+
+const char *const lcg_monitor_names[4] = {"exact", "token", "bleu", "loss"};
+
+static double monitor_value(const lcg_rung_result *r, int metric) {
+    switch (metric) {
+    case LCG_MON_EXACT: return (double)r->exact / r->samples;
+    case LCG_MON_TOKEN: return (double)r->tokens_ok / (r->tokens ? r->tokens : 1);
+    case LCG_MON_BLEU: return r->bleu;
+    default: return r->loss;
+    }
+}
+
+/* the training curve (--log-csv) */
+typedef struct {
+    FILE *f;
+    int bleu;
+} curve_log;
+
+static void curve_open(curve_log *lg, const lcg_run_cfg *cfg, long keep_to) {
+    memset(lg, 0, sizeof *lg);
+    if (!cfg->log_csv) return;
+    lg->bleu = lcg_run_bleu(cfg);
+    size_t n = 0;
+    char *old = keep_to > 0 ? lcg_read_file(cfg->log_csv, &n) : NULL;
+    csv_mkdirs_for(cfg->log_csv);
+    lg->f = fopen(cfg->log_csv, "w");
+    if (!lg->f) lcg_die("cannot write '%s': %s", cfg->log_csv, strerror(errno));
+    fprintf(lg->f, "step,loss,lr,grad_norm,tok_s");
+    for (int i = 0; i < cfg->n_val_lens; i++) {
+        int L = cfg->val_lens[i];
+        fprintf(lg->f, ",exact@%d,token@%d,loss@%d", L, L, L);
+        if (lg->bleu) fprintf(lg->f, ",bleu@%d", L);
+    }
+    fprintf(lg->f, "\n");
+    /* a resumed run: the rows of the steps up to its checkpoint, as they were */
+    for (char *line = old ? strchr(old, '\n') : NULL; line && line[1];) {
+        char *next = strchr(line + 1, '\n');
+        if (!next) break;
+        if (atol(line + 1) <= keep_to) fwrite(line + 1, 1, (size_t)(next - line), lg->f);
+        line = next;
+    }
+    free(old);
+    fflush(lg->f);
+}
+
+static void curve_row(curve_log *lg, const lcg_run_cfg *cfg, long step, double loss, double lr, double norm, double tps,
+                      const lcg_rung_result *val) {
+    if (!lg->f) return;
+    fprintf(lg->f, "%ld,%.6g,%.6g,%.6g,%.0f", step, loss, lr, norm, tps);
+    for (int i = 0; i < cfg->n_val_lens; i++) {
+        if (val) fprintf(lg->f, ",%.6f,%.6f,%.6g", monitor_value(&val[i], LCG_MON_EXACT),
+                         monitor_value(&val[i], LCG_MON_TOKEN), val[i].loss);
+        else fprintf(lg->f, ",,,");
+        if (lg->bleu) {
+            if (val) fprintf(lg->f, ",%.6f", val[i].bleu);
+            else fprintf(lg->f, ",");
+        }
+    }
+    fprintf(lg->f, "\n");
+    if (fflush(lg->f) != 0) lcg_die("cannot write '%s': %s", cfg->log_csv, strerror(errno));
+}
+
+/* scores the validation lengths into val; 0, or -1 when a signal cut it short. A strictly
+ * better monitor score keeps the parameters as the best checkpoint */
+static int validate(lcg_backend *b, const lcg_run_cfg *cfg, long step, lcg_train_result *res, lcg_rung_result *val) {
+    for (int i = 0; i < cfg->n_val_lens; i++)
+        if (eval_rung_val(&val[i], b, cfg, cfg->val_lens[i]) != 0) return -1;
+    double score = NAN;
+    for (int i = 0; i < cfg->n_val_lens; i++)
+        if (cfg->val_lens[i] == cfg->mon_len) score = monitor_value(&val[i], cfg->mon_metric);
+    int better = !res->has_best || (cfg->mon_metric == LCG_MON_LOSS ? score < res->best_score : score > res->best_score);
+    if (!cfg->quiet)
+        fprintf(stderr, "validation at step %ld: %s@%d %.4f%s\n", step, lcg_monitor_names[cfg->mon_metric], cfg->mon_len,
+                score, better ? " (best)" : "");
+    if (better && isfinite(score)) {
+        if (!res->best_params) res->best_params = LCG_NEW(float, b->n_params);
+        b->ops->get_params(b, res->best_params);
+        res->best_score = score;
+        res->best_step = step;
+        res->has_best = 1;
+    }
+    return 0;
 }
 
 /* the test hook LCG_TEST_NAN=what@step: the fault to inject before step `step` (0-based) runs,
@@ -159,6 +294,9 @@ static _Noreturn void die_nonfinite(lcg_backend *b, const lcg_train_state *good,
 
 int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note,
               const lcg_checkpoint *resume) {
+    res->has_best = 0;
+    res->best_params = NULL;
+    cur_best = res;
     lcg_batch batch = {0};
     lcg_train_state st = {.step = 0, .rng = pcg32_derive(cfg->seed, "train", 0)};
     lcg_data_reader data;
@@ -177,6 +315,10 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
             if (data_next_cyclic(&data, &cfg->task, &s, &a, &t, &b, err, sizeof err) != 0) lcg_die("%s", err);
         }
     }
+    if (resume && cfg->val_every) load_best(res, b, cfg->resume, note, st.step);
+    curve_log curve;
+    curve_open(&curve, cfg, st.step);
+    lcg_rung_result *val = cfg->val_every ? LCG_NEW(lcg_rung_result, cfg->n_val_lens) : NULL;
     int tty = isatty(fileno(stderr)) && !cfg->quiet;
     long log_every = cfg->log_every > 0 ? cfg->log_every : (cfg->steps >= 10 ? cfg->steps / 10 : 1);
     long tail_from = cfg->steps - (cfg->steps + 9) / 10; /* last 10% of steps */
@@ -226,6 +368,15 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
             fprintf(stderr, "step %ld/%ld loss %.4f lr %.2e tok/s %.0f eta %s\n", step + 1,
                     cfg->steps, loss, (double)lr, tps, eta);
         }
+        int do_val = cfg->val_every && st.step % cfg->val_every == 0;
+        if (do_val) { /* not training time: the clock skips it */
+            double v0 = lcg_now();
+            if (tty) fprintf(stderr, "\n");
+            if (validate(b, cfg, st.step, res, val) != 0) do_val = 0; /* a signal: stopped below */
+            t0 += lcg_now() - v0;
+        }
+        if (do_val || (st.step % log_every == 0) || st.step == cfg->steps)
+            curve_row(&curve, cfg, st.step, loss, lr, norm, tps, do_val ? val : NULL);
         char num[32];
         snprintf(num, sizeof num, "%ld", st.step);
         lcg_test_stop_point("step", num);
@@ -268,5 +419,8 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
     }
     batch_free(&batch);
     if (cfg->data) data_close(&data);
+    if (curve.f && fclose(curve.f) != 0) lcg_die("cannot write '%s': %s", cfg->log_csv, strerror(errno));
+    lcg_free(val);
+    cur_best = NULL;
     return stopped;
 }

@@ -56,6 +56,14 @@ typedef struct {
      * order within a sequence; different sequences may be delivered concurrently */
     void (*logits)(void *ctx, int s, int pos, const float *logits);
     void *ctx;
+    /* optional greedy continuation (NULL: none), after the input's logits: greedy_start returns
+     * how many input positions n0 to keep (1 <= n0 <= the input length) and in *tok the first
+     * token to append at position n0, or -1 for none; the backend then appends tokens one at a
+     * time on its KV cache (never re-running the prefix), handing each position's next-token
+     * logits to greedy_next, which returns the token to append next or -1 to stop. cap covers
+     * every position appended. The diagnostics are the input's alone. */
+    int (*greedy_start)(void *ctx, int s, int *tok);
+    int (*greedy_next)(void *ctx, int s, int pos, const float *logits);
     lcg_eval_diag *diag;                /* n_seqs: each sequence's attention diagnostics */
     const volatile sig_atomic_t *stop;  /* once set, the sequences not yet started are skipped */
 } lcg_eval_batch;

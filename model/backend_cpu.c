@@ -161,6 +161,14 @@ static void eval_one(lcg_decoder *d, int *tok, const lcg_eval_batch *e, int s) {
     decoder_prefill(d, tok, n, from, emit_logits, &x);
     e->diag[s].rows = d->diag_rows;
     memcpy(e->diag[s].sum, d->diag, sizeof e->diag[s].sum);
+    int t, n0 = e->greedy_start ? e->greedy_start(e->ctx, s, &t) : -1;
+    if (n0 < 0) return;
+    d->collect = 0;
+    decoder_truncate(d, n0);
+    while (t >= 0) {
+        const float *logits = decoder_step(d, t, 1);
+        t = e->greedy_next(e->ctx, s, d->n - 1, logits);
+    }
 }
 
 static int cpu_eval(lcg_backend *b, const lcg_eval_batch *e) {

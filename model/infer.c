@@ -55,6 +55,11 @@ void decoder_reset(lcg_decoder *d) {
     memset(d->diag, 0, sizeof d->diag);
 }
 
+void decoder_truncate(lcg_decoder *d, int n) {
+    if (n < 0 || n > d->n) lcg_die("decoder_truncate: %d positions of %d", n, d->n);
+    d->n = n;
+}
+
 void decoder_diag_add(double *acc, const float *p, int n) {
     double ent = 0, mx = 0;
     int support = 0;

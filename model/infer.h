@@ -67,6 +67,8 @@ void decoder_init(lcg_decoder *d, const lcg_model *m, int cap);
 void decoder_free(lcg_decoder *d);
 /* empties the cache and the diagnostics */
 void decoder_reset(lcg_decoder *d);
+/* keeps the first n (<= d->n) positions of the cache: the next step appends at n */
+void decoder_truncate(lcg_decoder *d, int n);
 /* append `token` at position d->n; returns the next-token logits [V] if want_logits, else
  * NULL (skipping the LM head). Dies if the cache is full. */
 const float *decoder_step(lcg_decoder *d, int token, int want_logits);

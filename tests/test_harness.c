@@ -7,6 +7,9 @@
  *     one-pass evaluation agrees sample by sample with explicit greedy decoding under the
  *     reference's generation cap (the oracle below); so do flip-flop, nback (token
  *     classification), reverse and recall within small budgets.
+ *   - BLEU of the greedy generations (the teacher-forced pass continued greedily on the KV
+ *     cache) equals that of a brute-force greedy decode, and validation samples are not the
+ *     test samples.
  * CLI behaviour and CSV determinism across thread counts are in test_cli.c.
  */
 #include "testutil.h"
@@ -14,6 +17,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "../harness/bleu.h"
 #include "../harness/run.h"
 #include "../harness/sequence.h"
 #include "../model/infer.h"
@@ -177,6 +181,86 @@ static int greedy_exact(lcg_decoder *d, const lcg_task_cfg *task, const int *src
     return np == nt && memcmp(pred, trg, sizeof(int) * nt) == 0;
 }
 
+/* explicit greedy decoding: the prediction (before EOS, under the cap) in pred; its length */
+static int greedy_pred(lcg_decoder *d, const lcg_task_cfg *task, const int *src, int ns, int *pred) {
+    lcg_tokens tk = lcg_task_tokens(task);
+    int V = d->m->cfg.V, np = 0;
+    decoder_reset(d);
+    const float *lg = decoder_step(d, tk.bos, 0);
+    for (int j = 0; j < ns; j++) lg = decoder_step(d, src[j], 1);
+    if (task->task->uses_sep) lg = decoder_step(d, tk.sep, 1);
+    int n_prompt = ns + 1 + task->task->uses_sep, cap = (int)floor(n_prompt * task->task->gen_mult);
+    for (int total = n_prompt; total < cap; total++) {
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (lg[v] > lg[best]) best = v;
+        if (best == tk.eos) break;
+        pred[np++] = best;
+        if (total + 1 < cap) lg = decoder_step(d, best, 1);
+    }
+    return np;
+}
+
+/* a half-trained copy model (and sort): BLEU per rung == that of brute-force greedy decodes */
+START_TEST(test_bleu_greedy_equivalence) {
+    const char *task = _i ? "sort" : "copy";
+    lcg_run_cfg c = base_cfg(task);
+    c.steps = 150, c.eval_samples = 60, c.bleu = 1;
+    lcg_backend *b = train_backend_create(&c);
+    lcg_train_result tr;
+    train_run(b, &tr, &c, "", NULL);
+    lcg_decoder d;
+    decoder_init(&d, lcg_backend_cpu_model(b), 3 * 32 + 8);
+    int lens[] = {12, 16, 24}, pred[256], partial = 0;
+    for (int li = 0; li < 3; li++) {
+        lcg_rung_result res;
+        ck_assert_int_eq(eval_rung(&res, b, &c, lens[li]), 0);
+        ck_assert_int_eq(res.has_bleu, 1);
+        int S = res.samples, ms, mt;
+        c.task.task->max_sizes(&c.task, lens[li], &ms, &mt);
+        int *src = LCG_NEW(int, S * ms), *trg = LCG_NEW(int, S * mt), *ns = LCG_NEW(int, S), *nt = LCG_NEW(int, S);
+        eval_make_set(&c, lens[li], src, ns, trg, nt);
+        lcg_bleu bl;
+        memset(&bl, 0, sizeof bl);
+        for (int s = 0; s < S; s++) {
+            int np = greedy_pred(&d, &c.task, src + s * ms, ns[s], pred);
+            bleu_add(&bl, pred, np, trg + s * mt, nt[s]);
+        }
+        double want = bleu_score(&bl);
+        printf("%s bleu at %d: %.6f (exact %ld/%d)\n", task, lens[li], res.bleu, res.exact, S);
+        ck_assert_msg(res.bleu == want, "%s length %d: bleu %.9f, greedy %.9f", task, lens[li], res.bleu, want);
+        partial += res.bleu > 0 && res.bleu < 1;
+        lcg_free(src), lcg_free(trg), lcg_free(ns), lcg_free(nt);
+    }
+    ck_assert_int_gt(partial, 0);
+    decoder_free(&d);
+    /* BLEU is off by default and for token classification */
+    c.bleu = 0;
+    lcg_rung_result r0;
+    eval_rung(&r0, b, &c, 12);
+    ck_assert_int_eq(r0.has_bleu, 0);
+    lcg_backend_destroy(b);
+}
+END_TEST
+
+/* the validation stream ("val", len) shares no sample with the test stream */
+START_TEST(test_val_stream_disjoint) {
+    lcg_run_cfg c = base_cfg("copy");
+    int len = 16, S = 200, ms, mt;
+    c.eval_samples = S;
+    c.task.task->max_sizes(&c.task, len, &ms, &mt);
+    int *src = LCG_NEW(int, 2 * S * ms), *trg = LCG_NEW(int, 2 * S * mt), *ns = LCG_NEW(int, 2 * S),
+        *nt = LCG_NEW(int, 2 * S);
+    eval_make_set(&c, len, src, ns, trg, nt);
+    eval_make_stream(&c, len, "val", S, src + S * ms, ns + S, trg + S * mt, nt + S);
+    for (int a = 0; a < S; a++)
+        for (int v = S; v < 2 * S; v++)
+            ck_assert_msg(ns[a] != ns[v] || memcmp(src + a * ms, src + v * ms, sizeof(int) * ns[a]) != 0,
+                          "test sample %d is validation sample %d", a, v - S);
+    lcg_free(src), lcg_free(trg), lcg_free(ns), lcg_free(nt);
+}
+END_TEST
+
 START_TEST(test_train_copy_smoke_and_greedy_equivalence) {
     lcg_run_cfg c = base_cfg("copy");
     c.steps = 600;
@@ -274,6 +358,8 @@ int main(void) {
     tcase_add_test(tc, test_ladder);
     tcase_add_test(tc, test_train_copy_smoke_and_greedy_equivalence);
     tcase_add_loop_test(tc, test_train_task_smoke, 0, 4);
+    tcase_add_loop_test(tc, test_bleu_greedy_equivalence, 0, 2);
+    tcase_add_test(tc, test_val_stream_disjoint);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -279,17 +279,19 @@ END_TEST
 
 /* ---- the device columns (issue 18): schema-1 files, --device and --precision ---------------- */
 /* the file at src less its columns device, gpu and precision (a file written before them) */
-static void write_schema1(const char *src, const char *dst) {
+/* src (the current schema, last-checkpoint rows without BLEU) as schema 1 (without bleu ..
+ * precision) or schema 2 (without bleu, checkpoint, checkpoint_step) */
+static void write_schema(const char *src, const char *dst, int schema) {
     tu_csv_doc d;
     tu_csv_load(src, &d);
-    int drop[3] = {tu_csv_col(&d, "device"), tu_csv_col(&d, "gpu"), tu_csv_col(&d, "precision")};
-    ck_assert_msg(drop[0] >= 0 && drop[1] == drop[0] + 1 && drop[2] == drop[0] + 2, "device columns");
+    int drop[2] = {tu_csv_col(&d, "bleu"), tu_csv_col(&d, schema == 1 ? "precision" : "checkpoint_step")};
+    ck_assert_msg(drop[0] >= 0 && drop[1] == drop[0] + (schema == 1 ? 5 : 2), "bleu .. precision columns");
     FILE *f = fopen(dst, "w");
     ck_assert_ptr_nonnull(f);
     for (int r = 0; r < d.rows; r++) {
         int first = 1;
         for (int c = 0; c < d.cols[r]; c++) {
-            if (c >= drop[0] && c <= drop[2]) continue;
+            if (c >= drop[0] && c <= drop[1]) continue;
             fprintf(f, "%s%s", first ? "" : ",", d.cell[r][c]);
             first = 0;
         }
@@ -300,6 +302,7 @@ static void write_schema1(const char *src, const char *dst) {
 }
 
 START_TEST(test_device_columns_and_schema1) {
+    for (int schema = 1; schema <= 2; schema++) {
     char dir[64], cur[128], old[128];
     tu_tmpdir(dir, sizeof dir);
     snprintf(cur, sizeof cur, "%s/cur.csv", dir);
@@ -311,9 +314,11 @@ START_TEST(test_device_columns_and_schema1) {
     ck_assert_str_eq(cell(&d, 1, "device"), "cpu");
     ck_assert_str_eq(cell(&d, 1, "gpu"), "");
     ck_assert_str_eq(cell(&d, 1, "precision"), "fp32");
-    tu_csv_free(&d);
     /* a schema-1 file is read (table, regress: its rows are the same CPU runs) ... */
-    write_schema1(cur, old);
+    ck_assert_str_eq(cell(&d, 1, "checkpoint"), "last");
+    ck_assert_str_eq(cell(&d, 1, "checkpoint_step"), cell(&d, 1, "steps"));
+    ck_assert_str_eq(cell(&d, 1, "bleu"), "");
+    write_schema(cur, old, schema);
     expect_status(0, LCG " table %s", old);
     expect_status(0, LCG " regress --baseline %s %s", old, cur);
     ck_assert_ptr_nonnull(strstr(R.err, "0 regressed or missing"));
@@ -333,6 +338,11 @@ START_TEST(test_device_columns_and_schema1) {
     ck_assert_str_eq(cell(&a, 1 + TINY_ROWS, "device"), "cpu");
     tu_csv_free(&a);
     tu_csv_free(&b);
+    tu_csv_free(&d);
+    }
+    char dir[64], cur[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(cur, sizeof cur, "%s/cur.csv", dir);
     /* the flags: --precision is the GPU's; --device cuda needs a CUDA build and a GPU */
     expect_usage("--precision tf32 needs --device cuda", "run --precision tf32 " TINY " --out %s", cur);
     expect_usage("--precision bf16 needs --device cuda", "run --precision bf16 " TINY " --out %s", cur);

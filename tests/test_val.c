@@ -1,0 +1,215 @@
+/*
+ * test_val.c: validation during training, checkpoint selection, BLEU rows and training curves
+ * (issue 21), through the lcgbench binary:
+ *   - every bad value of --val-every, --val-lens, --val-samples, --monitor, --select,
+ *     --log-csv and --bleu is a one-line usage error, before anything is written;
+ *   - validating with --select last leaves the rows exactly those of a run without validation;
+ *   - --select best picks the first step of the highest monitor score in the --log-csv curve
+ *     and appends its rows (checkpoint best, that step) after the last checkpoint's;
+ *   - a run killed after its best validation and resumed writes the rows of the run never
+ *     interrupted (the best is kept beside the checkpoint);
+ *   - sort has a bleu column by default; copy only with --bleu.
+ * The BLEU of greedy generations against brute-force greedy decoding and the disjointness of
+ * the validation and test samples are in test_harness.c.
+ */
+#include "testutil.h"
+
+#include <math.h>
+
+#define LCG "./lcgbench"
+#define MODEL "--task copy --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32"
+#define TINY MODEL " --len 6 --vary 2 --steps 40 --warmup 5 --batch 8 --lr 1e-2 --max-len 32 --eval-samples 10 --quiet"
+#define TINY_ROWS 3 /* 8, 16, 32 */
+#define VAL "--val-every 5 --val-lens 16,32 --val-samples 20 --monitor loss@32"
+
+static tu_result R;
+
+#define expect_usage(csv, need1, need2, ...) tu_expect_fail(&R, 2, csv, need1, need2, LCG " run " __VA_ARGS__)
+
+START_TEST(test_bad_flags) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/x.csv", dir);
+    static const struct {
+        const char *args, *need1, *need2;
+    } bad[] = {
+        {"--val-every 0", "--val-every", "'0'"},
+        {"--val-every -5", "--val-every", NULL},
+        {"--val-every x", "--val-every", NULL},
+        {"--val-every 2.5", "--val-every", NULL},
+        {"--val-every 0%", "--val-every", NULL},
+        {"--val-every 150%", "--val-every", NULL},
+        {"--val-every 5%x", "--val-every", NULL},
+        {"--val-every 41", "--val-every 41", "--steps 40"},
+        {"--val-every 5 --val-lens 0", "--val-lens", NULL},
+        {"--val-every 5 --val-lens 16,x", "--val-lens", NULL},
+        {"--val-every 5 --val-lens ''", "--val-lens", NULL},
+        {"--val-every 5 --val-samples 0", "--val-samples", NULL},
+        {"--val-every 5 --val-samples abc", "--val-samples", NULL},
+        {"--val-every 5 --monitor exact", "--monitor", "METRIC@LEN"},
+        {"--val-every 5 --monitor acc@16", "--monitor", NULL},
+        {"--val-every 5 --monitor exact@0", "--monitor", NULL},
+        {"--val-every 5 --monitor exact@16x", "--monitor", NULL},
+        {"--val-every 5 --monitor exact@32 --val-lens 16", "--monitor", "--val-lens"},
+        {"--val-every 5 --select worst", "--select", "'worst'"},
+        {"--select best", "--select best", "--val-every"},
+        {"--val-lens 16", "--val-lens", "--val-every"},
+        {"--val-samples 5", "--val-samples", "--val-every"},
+        {"--monitor exact@16", "--monitor", "--val-every"},
+        {"--log-csv", "--log-csv", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_usage(csv, bad[i].need1, bad[i].need2, TINY " --out %s %s", csv, bad[i].args);
+    expect_usage(csv, "--log-csv", "--out", TINY " --out %s --log-csv %s", csv, csv);
+    /* token classification has no generations: no BLEU */
+    expect_usage(csv, "--bleu", "nback", "--task nback --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 --len 6 "
+                 "--vary 2 --steps 20 --max-len 16 --eval-samples 5 --quiet --out %s --bleu", csv);
+    expect_usage(csv, "--monitor bleu", "nback", "--task nback --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 "
+                 "--len 6 --vary 2 --steps 20 --max-len 16 --eval-samples 5 --quiet --out %s --val-every 5 "
+                 "--monitor bleu@16", csv);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* validation leaves the training and the rows as they were */
+START_TEST(test_select_last_is_today) {
+    char dir[64], a[128], b[128], log[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    snprintf(log, sizeof log, "%s/curve.csv", dir);
+    tu_expect_status(&R, 0, LCG " run " TINY " --out %s", a);
+    tu_expect_status(&R, 0, LCG " run " TINY " " VAL " --select last --log-csv %s --out %s", log, b);
+    tu_assert_same_csv(a, b, NULL);
+    tu_csv_doc d;
+    tu_csv_load(b, &d);
+    ck_assert_int_eq(d.rows, 1 + TINY_ROWS);
+    ck_assert_str_eq(d.cell[1][tu_csv_col(&d, "checkpoint")], "last");
+    ck_assert_str_eq(d.cell[1][tu_csv_col(&d, "checkpoint_step")], "40");
+    tu_csv_free(&d);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* the step of the best (lowest loss@32, the first of equals) in the curve, and the last */
+static long best_step_of(const char *log, const char *col, int lower) {
+    tu_csv_doc d;
+    tu_csv_load(log, &d);
+    int c = tu_csv_col(&d, col);
+    ck_assert_int_ge(c, 0);
+    long best = -1, n_val = 0;
+    double bv = 0;
+    for (int r = 1; r < d.rows; r++) {
+        if (!d.cell[r][c][0]) continue;
+        double v = atof(d.cell[r][c]);
+        n_val++;
+        if (best < 0 || (lower ? v < bv : v > bv)) best = atol(d.cell[r][0]), bv = v;
+    }
+    ck_assert_int_eq(n_val, 8); /* steps 5, 10, .., 40 */
+    tu_csv_free(&d);
+    return best;
+}
+
+START_TEST(test_select_best_is_argmax) {
+    char dir[64], csv[128], log[128], want[32];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/r.csv", dir);
+    snprintf(log, sizeof log, "%s/curves/c.csv", dir);
+    static const char *const mon[] = {"loss@32", "token@32"};
+    for (int k = 0; k < 2; k++) {
+        remove(csv);
+        tu_expect_status(&R, 0, LCG " run " TINY " --val-every 5 --val-lens 16,32 --val-samples 20 --monitor %s "
+                         "--select best --log-csv %s --out %s", mon[k], log, csv);
+        long best = best_step_of(log, k ? "token@32" : "loss@32", k == 0);
+        printf("monitor %s: best step %ld\n", mon[k], best);
+        snprintf(want, sizeof want, "%ld", best);
+        tu_csv_doc d;
+        tu_csv_load(csv, &d);
+        ck_assert_int_eq(d.rows, 1 + 2 * TINY_ROWS);
+        int cc = tu_csv_col(&d, "checkpoint"), cs = tu_csv_col(&d, "checkpoint_step"), cst = tu_csv_col(&d, "steps");
+        for (int r = 1; r < d.rows; r++) {
+            int is_best = r > TINY_ROWS;
+            ck_assert_str_eq(d.cell[r][cc], is_best ? "best" : "last");
+            ck_assert_str_eq(d.cell[r][cs], is_best ? want : "40");
+            ck_assert_str_eq(d.cell[r][cst], "40");
+        }
+        tu_csv_free(&d);
+    }
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* killed (SIGKILL) after the best validation, resumed from --checkpoint-every: the same rows */
+START_TEST(test_resume_keeps_best) {
+    char dir[64], a[128], b[128], ck[128], log[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
+    snprintf(log, sizeof log, "%s/c.csv", dir);
+    tu_expect_status(&R, 0, LCG " run " TINY " " VAL " --select best --log-csv %s --out %s", log, a);
+    long best = best_step_of(log, "loss@32", 1);
+    ck_assert_msg(best < 35, "the best step %ld is too late to interrupt after it", best);
+    /* stopped (SIGSTOP by the test hook) after step 37, then killed: the checkpoint of step 35 */
+    tu_run(&R, "sh -c 'LCG_TEST_STOP_AT=step:37 " LCG " run " TINY " " VAL " --select best --checkpoint-every 5 "
+               "--save %s --out %s & p=$!; while ! grep -q \"^State:.*T\" /proc/$p/status 2>/dev/null; do sleep 0.05; "
+               "done; kill -9 $p; wait $p; exit 0'", ck, b);
+    ck_assert_msg(tu_exists(ck), "no checkpoint after the kill: %s", R.err);
+    char bp[160];
+    snprintf(bp, sizeof bp, "%s.best", ck);
+    ck_assert_msg(tu_exists(bp), "no best checkpoint beside %s", ck);
+    ck_assert_int_eq(tu_exists(b), 0);
+    tu_expect_status(&R, 0, LCG " run --resume %s --quiet --eval-samples 10 --max-len 32 " VAL " --select best --out %s",
+                     ck, b);
+    tu_assert_same_csv(a, b, NULL);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+START_TEST(test_bleu_column) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/r.csv", dir);
+    tu_expect_status(&R, 0, LCG " run " TINY " --out %s", csv);
+    tu_expect_status(&R, 0, LCG " run " TINY " --seed 2 --bleu --out %s", csv);
+    tu_expect_status(&R, 0, LCG " run --task sort --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 --len 6 --vary 2 "
+                     "--steps 40 --warmup 5 --batch 8 --max-len 32 --eval-samples 10 --quiet --out %s", csv);
+    tu_csv_doc d;
+    tu_csv_load(csv, &d);
+    ck_assert_int_eq(d.rows, 1 + 3 * TINY_ROWS);
+    int c = tu_csv_col(&d, "bleu");
+    for (int r = 1; r < d.rows; r++) {
+        const char *v = d.cell[r][c];
+        if (r <= TINY_ROWS) ck_assert_str_eq(v, "");
+        else ck_assert_msg(v[0] && atof(v) >= 0 && atof(v) <= 1, "row %d: bleu '%s'", r, v);
+    }
+    tu_csv_free(&d);
+    /* the greedy generations, hence BLEU, do not depend on the thread count */
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/t1.csv", dir);
+    snprintf(b, sizeof b, "%s/t2.csv", dir);
+    for (int t = 1; t <= 2; t++)
+        tu_expect_status(&R, 0, "OMP_NUM_THREADS=%d " LCG " run --task sort --layers 2 --dim 16 --heads 2 --head-dim 8 "
+                         "--ffn 32 --len 6 --vary 2 --steps 40 --warmup 5 --batch 8 --max-len 32 --eval-samples 1 "
+                         "--eval-lens 8,32 --quiet --out %s", t, t == 1 ? a : b);
+    tu_assert_same_csv(a, b, NULL);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+int main(void) {
+    if (access(LCG, X_OK) != 0) {
+        fprintf(stderr, "test_val: %s not found; run from the repository root after 'make lcgbench'\n", LCG);
+        return 1;
+    }
+    Suite *s = suite_create("val");
+    TCase *tc = tcase_create("val");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_bad_flags);
+    tcase_add_test(tc, test_select_last_is_today);
+    tcase_add_test(tc, test_select_best_is_argmax);
+    tcase_add_test(tc, test_resume_keeps_best);
+    tcase_add_test(tc, test_bleu_column);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
