@@ -144,8 +144,9 @@ $(ASAN_DIR)/lcgbench: $(ASAN_OBJS) $(call objs,$(ASAN_DIR),$(CLI_SRCS))
 # plus tiny end-to-end runs of the sanitized binary: training, evaluation, gen, --data, load,
 # a non-finite step and the resume from its checkpoint
 ASAN_RUN := --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 --steps 20 --warmup 5 --batch 8 --eval-samples 8 --quiet
+# (./lcgbench too: test_model's PyTorch cross-check reads the registries' names from it)
 test-asan: deps
-	@$(MAKE) --no-print-directory $(addprefix $(ASAN_DIR)/tests/,$(ASAN_TESTS)) $(ASAN_DIR)/lcgbench
+	@$(MAKE) --no-print-directory $(BIN)lcgbench $(addprefix $(ASAN_DIR)/tests/,$(ASAN_TESTS)) $(ASAN_DIR)/lcgbench
 	@export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 CK_DEFAULT_TIMEOUT=600; \
 	fail=0; for t in $(ASAN_TESTS); do $(ASAN_DIR)/tests/$$t || fail=1; done; \
 	d=$$(mktemp -d); \
