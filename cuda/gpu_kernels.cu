@@ -530,6 +530,58 @@ __device__ double ent_warp_tau(const double *x, int n, double alpha, int mode, d
     return tau;
 }
 
+/* the entmax threshold of one row held in memory, x[0..nx) (the row's keys, or a superset of its
+ * support), a warp at a time: Newton on f(tau) = sum (am1 (x - max) - tau)_+^c - 1 from -1, then
+ * bisection over [-1, -n^(1 - alpha)] if Newton fails; in double, each lane summing its keys
+ * j = lane, lane + 32, ... and the warp reducing them (so every caller gets the same bits for the
+ * same keys). n: the row's length (the bracket). Shared by training's plain rows and evaluation. */
+__device__ double ent_warp_tau_mem(const float *x, int nx, double dmx, double alpha, int mode, int n, int lane) {
+    double am1 = alpha - 1.0, c = 1.0 / am1;
+    double tau = -1.0;
+    int prev_k = -1, ok = 0;
+    for (int it = 0; it < 100; it++) {
+        double fs = 0, fps = 0;
+        int k = 0;
+        for (int j = lane; j < nx; j += 32) {
+            double tt = am1 * ((double)x[j] - dmx) - tau;
+            if (tt <= 0) continue;
+            double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
+            fs += tc1 * tt;
+            fps += tc1;
+            k++;
+        }
+        double S = warp_sum_d(fs), P = warp_sum_d(fps), f = S - 1.0;
+        k = warp_sum_i(k);
+        if (!isfinite(f) || !(P > 0)) break;
+        if (fabs(f) <= 1e-13 && k == prev_k) {
+            ok = 1;
+            break;
+        }
+        double next = tau + ent_newton_step(S, P, alpha, mode);
+        if (next == tau) {
+            ok = fabs(f) <= 1e-9;
+            break;
+        }
+        tau = next;
+        prev_k = k;
+    }
+    if (!ok) {
+        double lo = -1.0, dt = -pow((double)n, 1.0 - alpha) - lo, tm = lo;
+        for (int it = 0; it < 80; it++) {
+            dt *= 0.5;
+            tm = lo + dt;
+            double fs = 0;
+            for (int j = lane; j < nx; j += 32) {
+                double tt = am1 * ((double)x[j] - dmx) - tm;
+                if (tt > 0) fs += ent_pow(tt, c, mode);
+            }
+            if (warp_sum_d(fs) - 1.0 >= 0) lo = tm;
+        }
+        tau = lo;
+    }
+    return tau;
+}
+
 /* the plain path of att_row_forward_kernel: keys through memory, any T */
 __device__ void att_row_forward_plain(float *p, float f, float m, int row, double alpha, int mode, int t, int T,
                                       int lane) {
@@ -569,48 +621,7 @@ __device__ void att_row_forward_plain(float *p, float f, float m, int row, doubl
         return;
     }
     double am1 = alpha - 1.0, c = 1.0 / am1, dmx = (double)mx;
-    double tau = -1.0;
-    int prev_k = -1, ok = 0;
-    for (int it = 0; it < 100; it++) {
-        double fs = 0, fps = 0;
-        int k = 0;
-        for (int j = lane; j < n; j += 32) {
-            double tt = am1 * ((double)p[j] - dmx) - tau;
-            if (tt <= 0) continue;
-            double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
-            fs += tc1 * tt;
-            fps += tc1;
-            k++;
-        }
-        double S = warp_sum_d(fs), P = warp_sum_d(fps), f = S - 1.0;
-        k = warp_sum_i(k);
-        if (!isfinite(f) || !(P > 0)) break;
-        if (fabs(f) <= 1e-13 && k == prev_k) {
-            ok = 1;
-            break;
-        }
-        double next = tau + ent_newton_step(S, P, alpha, mode);
-        if (next == tau) {
-            ok = fabs(f) <= 1e-9;
-            break;
-        }
-        tau = next;
-        prev_k = k;
-    }
-    if (!ok) {
-        double lo = -1.0, dt = -pow((double)n, 1.0 - alpha) - lo, tm = lo;
-        for (int it = 0; it < 80; it++) {
-            dt *= 0.5;
-            tm = lo + dt;
-            double fs = 0;
-            for (int j = lane; j < n; j += 32) {
-                double tt = am1 * ((double)p[j] - dmx) - tm;
-                if (tt > 0) fs += ent_pow(tt, c, mode);
-            }
-            if (warp_sum_d(fs) - 1.0 >= 0) lo = tm;
-        }
-        tau = lo;
-    }
+    double tau = ent_warp_tau_mem(p, n, dmx, alpha, mode, n, lane);
     double sum = 0;
     for (int j = lane; j < n; j += 32) {
         double tt = am1 * ((double)p[j] - dmx) - tau;
@@ -839,48 +850,7 @@ __device__ void eval_row_entmax(float *p, float *cand, float f, float m, double 
         nc += __popc(b);
     }
     __syncwarp();
-    double tau = -1.0;
-    int prev_k = -1, ok = 0;
-    for (int it = 0; it < 100; it++) {
-        double fs = 0, fps = 0;
-        int k = 0;
-        for (int j = lane; j < nc; j += 32) {
-            double tt = am1 * ((double)cand[j] - dmx) - tau;
-            if (tt <= 0) continue;
-            double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
-            fs += tc1 * tt;
-            fps += tc1;
-            k++;
-        }
-        double S = warp_sum_d(fs), P = warp_sum_d(fps), fv = S - 1.0;
-        k = warp_sum_i(k);
-        if (!isfinite(fv) || !(P > 0)) break;
-        if (fabs(fv) <= 1e-13 && k == prev_k) {
-            ok = 1;
-            break;
-        }
-        double next = tau + ent_newton_step(S, P, alpha, mode);
-        if (next == tau) {
-            ok = fabs(fv) <= 1e-9;
-            break;
-        }
-        tau = next;
-        prev_k = k;
-    }
-    if (!ok) {
-        double lo = -1.0, dt = -pow((double)n, 1.0 - alpha) - lo, tm = lo;
-        for (int it = 0; it < 80; it++) {
-            dt *= 0.5;
-            tm = lo + dt;
-            double fs = 0;
-            for (int j = lane; j < nc; j += 32) {
-                double tt = am1 * ((double)cand[j] - dmx) - tm;
-                if (tt > 0) fs += ent_pow(tt, c, mode);
-            }
-            if (warp_sum_d(fs) - 1.0 >= 0) lo = tm;
-        }
-        tau = lo;
-    }
+    double tau = ent_warp_tau_mem(cand, nc, dmx, alpha, mode, n, lane);
     double sum = 0;
     for (int j = lane; j < nc; j += 32) {
         double tt = am1 * ((double)cand[j] - dmx) - tau;
