@@ -38,6 +38,17 @@ static int count_rows(const char *path, const char *needle) {
     return n;
 }
 
+/* field col of data row `row` (1-based, after the header) of the CSV at path equals want */
+static void expect_cell(const char *path, int row, const char *col, const char *want) {
+    tu_csv_doc doc;
+    tu_csv_load(path, &doc);
+    int c = tu_csv_col(&doc, col);
+    ck_assert_msg(c >= 0 && row < doc.rows, "%s: no row %d / column %s", path, row, col);
+    ck_assert_msg(strcmp(doc.cell[row][c], want) == 0, "%s row %d %s: '%s', expected '%s'", path, row, col,
+                  doc.cell[row][c], want);
+    tu_csv_free(&doc);
+}
+
 START_TEST(concurrent_runs_keep_every_row) {
     char d[64], cmd[4096];
     tu_tmpdir(d, sizeof d);
@@ -238,14 +249,10 @@ START_TEST(eval_lens_deduplicated) {
     tu_tmpdir(d, sizeof d);
     tu_expect_status(&R, 0, LCG " run " T " --eval-lens 16,8,12,8,16 --out %s/e.csv", d);
     snprintf(path, sizeof path, "%s/e.csv", d);
-    tu_csv_doc doc;
-    tu_csv_load(path, &doc);
-    ck_assert_int_eq(doc.rows, 4);
-    int c = tu_csv_col(&doc, "eval_len");
-    ck_assert_str_eq(doc.cell[1][c], "8");
-    ck_assert_str_eq(doc.cell[2][c], "12");
-    ck_assert_str_eq(doc.cell[3][c], "16");
-    tu_csv_free(&doc);
+    ck_assert_int_eq(count_rows(path, NULL), 3);
+    expect_cell(path, 1, "eval_len", "8");
+    expect_cell(path, 2, "eval_len", "12");
+    expect_cell(path, 3, "eval_len", "16");
     tu_rm_tmpdir(d);
 }
 END_TEST
@@ -289,10 +296,7 @@ START_TEST(last_flag_wins) {
     tu_tmpdir(d, sizeof d);
     tu_expect_status(&R, 0, LCG " run " T " --seed 1 --seed 2 --out %s/l.csv", d);
     snprintf(path, sizeof path, "%s/l.csv", d);
-    tu_csv_doc doc;
-    tu_csv_load(path, &doc);
-    ck_assert_str_eq(doc.cell[1][tu_csv_col(&doc, "seed")], "2");
-    tu_csv_free(&doc);
+    expect_cell(path, 1, "seed", "2");
     tu_expect_status(&R, 0, LCG " run -h");
     ck_assert_ptr_nonnull(strstr(R.out, "usage: lcgbench run"));
     tu_rm_tmpdir(d);
@@ -309,12 +313,9 @@ START_TEST(data_files_decide) {
     tu_expect_status(&R, 0, LCG " run --task copy --data %s/c --layers 1 --dim 16 --heads 2 --head-dim 8 --ffn 32 "
                      "--steps 5 --warmup 1 --batch 8 --eval-samples 8 --threads 1 --quiet --out %s/d.csv", d, d);
     snprintf(path, sizeof path, "%s/d.csv", d);
-    tu_csv_doc doc;
-    tu_csv_load(path, &doc);
-    ck_assert_str_eq(doc.cell[1][tu_csv_col(&doc, "train_len")], "48");
-    ck_assert_str_eq(doc.cell[1][tu_csv_col(&doc, "train_vary")], "16");
-    ck_assert_str_eq(doc.cell[1][tu_csv_col(&doc, "factor")], "1");
-    tu_csv_free(&doc);
+    expect_cell(path, 1, "train_len", "48");
+    expect_cell(path, 1, "train_vary", "16");
+    expect_cell(path, 1, "factor", "1");
     /* a bad line deep in train.src: refused before the first step, no rows, no checkpoint */
     tu_expect_status(&R, 0, "sed -i '250s/.*/1 2 x 4/' %s/c/train.src", d);
     tu_expect_fail(&R, 1, NULL, "train.src:250", "not a token id", LCG " run --task copy --data %s/c --steps 500 "
