@@ -91,10 +91,10 @@ static size_t offset_of(const cuda_state *s, int t) {
 static double cuda_forward_backward(lcg_backend *b, const int *tok, const int *targets, const unsigned char *mask,
                                     int B, int T) {
     cuda_state *s = cu(b);
-    double loss = gpu_model_forward(s->g, tok, targets, mask, B, T);
-    if (!isfinite(loss)) return loss; /* the caller diagnoses the activations as they are */
-    gpu_model_zero_grad(s->g);
-    gpu_model_backward(s->g);
+    /* forward and backward in one go (a CUDA graph); with a non-finite loss the caller diagnoses
+     * the forward's activations, which the backward leaves as they are, and takes no step */
+    double loss = gpu_model_train_step(s->g, tok, targets, mask, B, T);
+    if (!isfinite(loss)) return loss;
     if (s->fault_grad) { /* a NaN in the last layer's FFN gradient (as the CPU backend) */
         gpu_model_set_grad(s->g, offset_of(s, LCG_P_WDOWN) + (size_t)(b->cfg.L - 1) * (s->sizes[LCG_P_WDOWN] / (size_t)b->cfg.L), NAN);
         s->fault_grad = 0;

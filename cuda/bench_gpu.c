@@ -2,8 +2,9 @@
  * bench_gpu.c: training tokens/s of the device model (gpu_model.h) on the paper's
  * architectures, per precision and normalizer, with where a step's time goes (forward,
  * backward, optimizer; the attention alone). Random tokens, every position in the loss; the
- * timed loop is the trainer's: forward (returns the loss: a sync), zero_grad, backward,
- * clip + AdamW (returns the norm: a sync).
+ * timed loop is the trainer's: gpu_model_train_step (forward + backward + the gradient norm, a CUDA
+ * graph; one sync for the loss and norm), then clip + AdamW (queued, no sync); LCG_GPU_GRAPH=0
+ * launches the kernels one by one instead.
  *
  * Evaluation: `bench_gpu eval LEN NORM [cpu]` times one sequence of LEN random tokens through
  * gpu_model_eval (the GPU prefill; the last 512 positions' logits and diagnostics, as a sample's
@@ -50,22 +51,21 @@ static void bench(const arch *a, int norm, int pos, gpu_precision prec, int step
     int *tok = LCG_NEW(int, N), *tgt = LCG_NEW(int, N);
     unsigned char *mask = LCG_NEW(unsigned char, N);
     for (int i = 0; i < N; i++) tok[i] = (int)pcg32_below(&r, (uint32_t)a->V), tgt[i] = tok[i], mask[i] = 1;
-    double tf = 0, tb = 0, to = 0, loss = 0;
+    double tf = 0, to = 0, loss = 0;
     for (int s = -warmup; s < steps; s++) {
         double t0 = lcg_now();
-        loss = gpu_model_forward(m, tok, tgt, mask, a->B, a->T);
+        loss = gpu_model_train_step(m, tok, tgt, mask, a->B, a->T);
         double t1 = lcg_now();
-        gpu_model_zero_grad(m);
-        gpu_model_backward(m);
-        double t2 = lcg_now();
         gpu_adamw_step(m, 1e-3f, 1.0);
-        double t3 = lcg_now();
-        if (s >= 0) tf += t1 - t0, tb += t2 - t1, to += t3 - t2;
+        double t2 = lcg_now();
+        if (s >= 0) tf += t1 - t0, to += t2 - t1;
     }
-    double total = tf + tb + to, tps = (double)N * steps / total;
-    printf("%-7s %-5s %-9s %-5s  %8.3fM tok/s  step %7.3f ms = fwd %6.3f + bwd %6.3f + opt %6.3f  (loss %.3f)\n", a->name,
+    gpu_sync();
+    double total = tf + to, tps = (double)N * steps / total;
+    const char *gr = getenv("LCG_GPU_GRAPH");
+    printf("%-7s %-5s %-9s %-5s  %8.3fM tok/s  step %7.3f ms = fwd+bwd %6.3f + opt %6.3f%s  (loss %.3f)\n", a->name,
            prec == GPU_TF32 ? "tf32" : "fp32", lcg_normalizer_at(norm)->name, lcg_posenc_at(pos)->name, tps / 1e6,
-           1e3 * total / steps, 1e3 * tf / steps, 1e3 * tb / steps, 1e3 * to / steps, loss);
+           1e3 * total / steps, 1e3 * tf / steps, 1e3 * to / steps, gr && atoi(gr) == 0 ? " (no graph)" : "", loss);
     fflush(stdout);
     gpu_model_destroy(m);
     lcg_free(p);

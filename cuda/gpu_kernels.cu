@@ -42,6 +42,8 @@ static void cublas_check(cublasStatus_t s, const char *what, const char *file, i
 
 static cudaStream_t g_stream = 0;
 static cublasHandle_t g_cublas = NULL;
+static void *g_cublas_ws = NULL;
+enum { CUBLAS_WS_BYTES = 32 << 20 };
 static gpu_precision g_prec = GPU_FP32;
 
 int gpu_device_usable(char *why, size_t n) {
@@ -111,12 +113,37 @@ void gpu_upload_async(void *d, const void *h, size_t bytes) {
 void gpu_memset0(void *d, size_t bytes) { CK(cudaMemsetAsync(d, 0, bytes, g_stream)); }
 void gpu_sync(void) { CK(cudaStreamSynchronize(g_stream)); }
 
+/* ---- CUDA graphs: the work queued on the stream between begin and end, replayed as one launch ---- */
+void *gpu_graph_capture_begin(void) {
+    CK(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeRelaxed));
+    return NULL;
+}
+void *gpu_graph_capture_end(void) {
+    cudaGraph_t g;
+    cudaGraphExec_t ex;
+    CK(cudaStreamEndCapture(g_stream, &g));
+    CK(cudaGraphInstantiate(&ex, g, 0));
+    CK(cudaGraphDestroy(g));
+    return (void *)ex;
+}
+void gpu_graph_launch(void *exec) { CK(cudaGraphLaunch((cudaGraphExec_t)exec, g_stream)); }
+void gpu_graph_destroy(void *exec) {
+    if (exec) CK(cudaGraphExecDestroy((cudaGraphExec_t)exec));
+}
+
 void gk_init(gpu_precision prec) {
     if (prec == GPU_BF16) {
         fprintf(stderr, "lcgbench: --precision bf16 is not implemented on the GPU yet\n");
         exit(1);
     }
-    if (!g_cublas) CKB(cublasCreate(&g_cublas));
+    if (!g_cublas) {
+        /* a stream of our own (graph capture needs one other than the legacy default stream), and
+         * a cuBLAS workspace fixed up front, so captured GEMMs allocate nothing */
+        CK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
+        CKB(cublasCreate(&g_cublas));
+        CK(cudaMalloc(&g_cublas_ws, CUBLAS_WS_BYTES));
+        CKB(cublasSetWorkspace(g_cublas, g_cublas_ws, CUBLAS_WS_BYTES));
+    }
     CKB(cublasSetStream(g_cublas, g_stream));
     /* pedantic FP32: no reduced-precision shortcut anywhere in the library's choice */
     CKB(cublasSetMathMode(g_cublas, prec == GPU_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
@@ -1388,7 +1415,8 @@ void gk_lenscale_backward(float *da, gk_lenscale_w *g, float *dz, double *part, 
 
 /* ---- loss ------------------------------------------------------------------------------------------ */
 __global__ void crossentropy_kernel(float *losses, float *dlogits, const float *logits, const int *targets,
-                                    const unsigned char *mask, float scale, int N, int V) {
+                                    const unsigned char *mask, float scale, const float *scale_dev, int N, int V) {
+    if (scale_dev) scale = *scale_dev;
     int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (n >= N) return;
     const float *l = logits + (size_t)n * V;
@@ -1414,12 +1442,17 @@ __global__ void crossentropy_kernel(float *losses, float *dlogits, const float *
 }
 void gk_crossentropy_forward(float *losses, const float *logits, const int *targets, const unsigned char *mask, int N,
                              int V) {
-    crossentropy_kernel<<<nblocks(N, 8), 256, 0, g_stream>>>(losses, NULL, logits, targets, mask, 0, N, V);
+    crossentropy_kernel<<<nblocks(N, 8), 256, 0, g_stream>>>(losses, NULL, logits, targets, mask, 0, NULL, N, V);
     CK_LAUNCH("crossentropy_forward");
 }
 void gk_crossentropy_backward(float *dlogits, const float *logits, const int *targets, const unsigned char *mask,
                               float scale, int N, int V) {
-    crossentropy_kernel<<<nblocks(N, 8), 256, 0, g_stream>>>(NULL, dlogits, logits, targets, mask, scale, N, V);
+    crossentropy_kernel<<<nblocks(N, 8), 256, 0, g_stream>>>(NULL, dlogits, logits, targets, mask, scale, NULL, N, V);
+    CK_LAUNCH("crossentropy_backward");
+}
+void gk_crossentropy_backward_dev(float *dlogits, const float *logits, const int *targets, const unsigned char *mask,
+                                  const float *scale, int N, int V) {
+    crossentropy_kernel<<<nblocks(N, 8), 256, 0, g_stream>>>(NULL, dlogits, logits, targets, mask, 0, scale, N, V);
     CK_LAUNCH("crossentropy_backward");
 }
 

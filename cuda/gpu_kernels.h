@@ -35,6 +35,13 @@ void *gpu_malloc_host(size_t bytes);                        /* pinned; fatal on 
 void gpu_free_host(void *h);
 void gpu_upload_async(void *d, const void *h, size_t bytes); /* on the stream (h: pinned, kept) */
 void gpu_sync(void);                                        /* waits for the stream; fatal on error */
+/* CUDA graphs: everything queued on the stream between begin and end (nothing may synchronize in
+ * between) becomes one executable graph, replayed by gpu_graph_launch with the buffers and kernel
+ * arguments it was captured with; handles are cudaGraphExec_t */
+void *gpu_graph_capture_begin(void);
+void *gpu_graph_capture_end(void);
+void gpu_graph_launch(void *exec);
+void gpu_graph_destroy(void *exec);
 
 /* matmul precision: plain FP32 arithmetic (parity with the CPU), or TF32 tensor cores */
 typedef enum { GPU_FP32 = 0, GPU_TF32 = 1, GPU_BF16 = 2 /* not yet */ } gpu_precision;
@@ -140,6 +147,10 @@ void gk_crossentropy_forward(float *losses /* N */, const float *logits /* N,V *
                              const unsigned char *mask /* N */, int N, int V);
 void gk_crossentropy_backward(float *dlogits /* N,V */, const float *logits /* N,V */, const int *targets /* N */,
                               const unsigned char *mask /* N */, float scale, int N, int V);
+/* the same with the scale read from device memory when the kernel runs (a captured graph's
+ * batches differ in their number of masked positions) */
+void gk_crossentropy_backward_dev(float *dlogits /* N,V */, const float *logits /* N,V */, const int *targets /* N */,
+                                  const unsigned char *mask /* N */, const float *scale /* 1, device */, int N, int V);
 /* out[0] = sum x[0..n) in double, one block in a fixed order */
 void gk_sum(double *out /* 1 */, const float *x, size_t n);
 /* out[0] = sum x^2 (double); part: gk_sqsum_parts() doubles */

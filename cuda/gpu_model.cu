@@ -8,7 +8,13 @@
  * projections and FFN at once, attention by gk_eval_attention's blocks of query rows, the LM head
  * on the requested rows; its buffers (O(n)) are separate from training's.
  *
- * Not here: token-by-token decoding, CUDA graphs, bf16.
+ * The training step (gpu_model_train_step: forward, backward, the gradient's squared norm) is
+ * captured once per sequence length as a CUDA graph and replayed: one launch and one host
+ * synchronization (the loss and the norm) per step; LCG_GPU_GRAPH=0 issues the kernels one by one.
+ * Everything in it that changes from batch to batch lives in device memory (tokens, targets,
+ * mask, 1 / masked positions), uploaded by the graph's own copies from pinned host buffers.
+ *
+ * Not here: token-by-token decoding, bf16.
  */
 #include "gpu_model.h"
 
@@ -77,6 +83,13 @@ struct gpu_model {
     int *tok, *targets, *idx, *off;
     unsigned char *mask;
     int *h_stage;                     /* pinned host copy of imem: one upload per batch */
+    float *inv_n, *h_inv_n;           /* 1 / (masked positions): device, pinned host */
+    /* the training step as CUDA graphs (gpu_model_train_step), one per sequence length T at batch
+     * graph_B, dropped whenever the activations move (ensure_acts) or B changes */
+    int use_graph, graph_B, graph_cap;
+    void **graphs;                    /* [graph_cap] cudaGraphExec_t by T, or NULL */
+    double h_sq;                      /* the last train step's squared gradient norm ... */
+    int sq_ready;                     /* ... not yet used by gpu_adamw_step */
     /* evaluation: capacity (positions) and one allocation for its buffers */
     int ev_cap;
     size_t ev_scr_n;                  /* floats of ev_scr */
@@ -137,12 +150,24 @@ gpu_model *gpu_model_create(const lcg_config *cfg, const float *params_host, gpu
     m->scale = nz->scale;
     m->alpha = cfg->alpha;
     lcg_scaled_heads(cfg, &m->h0);
+    m->h_inv_n = (float *)gpu_malloc_host(sizeof(float));
+    const char *e = getenv("LCG_GPU_GRAPH"); /* benchmark switch: 0 = no graphs */
+    m->use_graph = !e || atoi(e) != 0;
     gpu_sync();
     return m;
 }
 
+static void drop_graphs(gpu_model *m) {
+    for (int t = 0; t < m->graph_cap; t++) gpu_graph_destroy(m->graphs[t]);
+    free(m->graphs);
+    m->graphs = NULL;
+    m->graph_cap = 0;
+}
+
 void gpu_model_destroy(gpu_model *m) {
     if (!m) return;
+    drop_graphs(m);
+    gpu_free_host(m->h_inv_n);
     gpu_free(m->mem);
     gpu_free(m->slopes);
     gpu_free(m->acts_mem);
@@ -160,6 +185,7 @@ size_t gpu_model_n_params(const gpu_model *m) { return m->n_params; }
 
 static void ensure_acts(gpu_model *m, int B, int T) {
     if (B <= m->cap_B && T <= m->cap_T) return;
+    drop_graphs(m); /* they hold the old buffers' addresses */
     if (B < m->cap_B) B = m->cap_B;
     if (T < m->cap_T) T = m->cap_T;
     const lcg_config *c = &m->cfg;
@@ -200,6 +226,7 @@ static void ensure_acts(gpu_model *m, int B, int T) {
     m->part = m->dmem;
     m->sq_part = m->part + n_part;
     m->scalars = m->sq_part + n_sq;
+    m->inv_n = (float *)(m->scalars + 4);
     gpu_free(m->imem);
     gpu_free_host(m->h_stage);
     size_t n_int = 3 * N + V + 1 + (N + 3) / 4;
@@ -226,9 +253,10 @@ static gk_lenscale_w layer_ls(const gpu_model *m, float *const *t, int l) {
     return w;
 }
 
-double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const unsigned char *mask, int B, int T) {
-    const lcg_config *c = &m->cfg;
-    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V, N = B * T;
+/* the host half of a forward: checks the tokens, sizes the buffers and stages the batch in pinned
+ * memory (laid out as the device buffers: arrays of the capacity's rows, not N); 1 with a loss */
+static int stage_batch(gpu_model *m, const int *tok, const int *targets, const unsigned char *mask, int B, int T) {
+    int V = m->cfg.V, N = B * T;
     for (int n = 0; n < N; n++)
         if (tok[n] < 0 || tok[n] >= V || (targets && mask && mask[n] && (targets[n] < 0 || targets[n] >= V))) {
             fprintf(stderr, "lcgbench: token %d at row %d outside the vocabulary [0, %d)\n",
@@ -236,14 +264,10 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
             exit(1);
         }
     ensure_acts(m, B, T);
-    gpu_acts *a = &m->a;
-    float **w = m->params;
     m->B = B;
     m->T = T;
     m->n_mask = 0;
-    /* the batch, staged in pinned memory for one asynchronous copy (the previous one is done:
-     * every forward ends with a synchronizing copy of the loss) */
-    /* laid out as the device buffers (ensure_acts): arrays of the capacity's rows, not N */
+    /* the previous batch's copies are done: every step ends with a synchronizing download */
     size_t NC = (size_t)m->cap_B * m->cap_T;
     int *h_tok = m->h_stage, *h_tgt = h_tok + NC, *h_idx = h_tgt + NC, *h_off = h_idx + NC;
     unsigned char *h_mask = (unsigned char *)(h_off + V + 1);
@@ -252,8 +276,24 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
     if (with_loss) {
         for (int n = 0; n < N; n++) h_tgt[n] = mask[n] ? targets[n] : 0, h_mask[n] = mask[n] != 0;
         gk_token_csr(h_off, h_idx, tok, N, V); /* for the embedding's backward */
+        for (int n = 0; n < N; n++) m->n_mask += mask[n] != 0;
+        *m->h_inv_n = m->n_mask ? (float)(1.0 / m->n_mask) : 0.0f;
     }
-    gpu_upload_async(m->imem, m->h_stage, with_loss ? (size_t)((h_mask + N) - (unsigned char *)h_tok) : sizeof(int) * N);
+    return with_loss;
+}
+
+/* the device half: the staged batch's copies, then the forward (and with a loss, its sum into
+ * scalars[0]); queued on the stream, nothing synchronizes (a graph may capture it) */
+static void forward_device(gpu_model *m, int with_loss) {
+    const lcg_config *c = &m->cfg;
+    int B = m->B, T = m->T, L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V, N = B * T;
+    gpu_acts *a = &m->a;
+    float **w = m->params;
+    size_t NC = (size_t)m->cap_B * m->cap_T;
+    unsigned char *h_mask = (unsigned char *)(m->h_stage + 3 * NC + V + 1);
+    gpu_upload_async(m->imem, m->h_stage,
+                     with_loss ? (size_t)((h_mask + N) - (unsigned char *)m->h_stage) : sizeof(int) * N);
+    if (with_loss) gpu_upload_async(m->inv_n, m->h_inv_n, sizeof(float));
 
     gk_encoder_forward(a->enc, m->tok, w[LCG_P_EMB], N, C);
     const float *x = a->enc;
@@ -291,22 +331,30 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
     }
     gk_rmsnorm_forward(a->ln_f, a->rs_f, x, w[LCG_P_LN_F], N, C);
     gk_matmul_forward(a->logits, a->ln_f, w[LCG_P_LM], N, C, V);
-    if (!targets || !mask) {
+    if (!with_loss) return;
+    gk_crossentropy_forward(a->losses, a->logits, m->targets, m->mask, N, V);
+    gk_sum(m->scalars, a->losses, (size_t)N);
+}
+
+double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const unsigned char *mask, int B, int T) {
+    int with_loss = stage_batch(m, tok, targets, mask, B, T);
+    forward_device(m, with_loss);
+    if (!with_loss) {
         gpu_sync();
         return 0;
     }
-    for (int n = 0; n < N; n++) m->n_mask += mask[n] != 0;
-    gk_crossentropy_forward(a->losses, a->logits, m->targets, m->mask, N, V);
-    gk_sum(m->scalars, a->losses, (size_t)N);
     double sum;
     gpu_download(&sum, m->scalars, sizeof sum);
     return m->n_mask ? sum / m->n_mask : 0;
 }
 
-void gpu_model_zero_grad(gpu_model *m) { gpu_memset0(m->mem + m->n_params, sizeof(float) * m->n_params); }
+void gpu_model_zero_grad(gpu_model *m) {
+    m->sq_ready = 0;
+    gpu_memset0(m->mem + m->n_params, sizeof(float) * m->n_params);
+}
 
-void gpu_model_backward(gpu_model *m) {
-    if (m->n_mask == 0) return;
+/* the backward of the last forward, queued on the stream (nothing synchronizes) */
+static void backward_device(gpu_model *m) {
     const lcg_config *c = &m->cfg;
     int B = m->B, T = m->T;
     int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V, N = B * T;
@@ -314,7 +362,7 @@ void gpu_model_backward(gpu_model *m) {
     float **w = m->params, **g = m->grads;
     size_t NC = (size_t)N * C;
 
-    gk_crossentropy_backward(a->dlogits, a->logits, m->targets, m->mask, (float)(1.0 / m->n_mask), N, V);
+    gk_crossentropy_backward_dev(a->dlogits, a->logits, m->targets, m->mask, m->inv_n, N, V);
     gk_matmul_backward(a->dC, g[LCG_P_LM], a->dlogits, a->ln_f, w[LCG_P_LM], N, C, V, 0);
     gpu_memset0(a->dres, sizeof(float) * NC);
     const float *x_last = a->res2 + (size_t)(L - 1) * NC;
@@ -354,7 +402,54 @@ void gpu_model_backward(gpu_model *m) {
                             w[LCG_P_LN_IN] + (size_t)l * C, a->rs_in + (size_t)l * N, N, C);
     }
     gk_encoder_backward(g[LCG_P_EMB], a->dres, m->off, m->idx, V, C);
+}
+
+void gpu_model_backward(gpu_model *m) {
+    m->sq_ready = 0;
+    if (m->n_mask == 0) return;
+    backward_device(m);
     gpu_sync();
+}
+
+/* forward, zeroed gradients, backward and the gradient's squared norm (scalars[1]) */
+static void train_device(gpu_model *m) {
+    forward_device(m, 1);
+    gpu_memset0(m->mem + m->n_params, sizeof(float) * m->n_params);
+    backward_device(m);
+    gk_sqsum(m->scalars + 1, m->sq_part, m->mem + m->n_params, m->n_params);
+}
+
+double gpu_model_train_step(gpu_model *m, const int *tok, const int *targets, const unsigned char *mask, int B, int T) {
+    stage_batch(m, tok, targets, mask, B, T);
+    if (m->n_mask == 0) { /* nothing to learn from: the forward, zero gradients (as the CPU) */
+        forward_device(m, 1);
+        gpu_model_zero_grad(m);
+        gk_sqsum(m->scalars + 1, m->sq_part, m->mem + m->n_params, m->n_params);
+    } else if (m->use_graph) {
+        if (B != m->graph_B) drop_graphs(m);
+        if (!m->graphs) {
+            m->graphs = (void **)calloc((size_t)m->cap_T + 1, sizeof *m->graphs);
+            if (!m->graphs) {
+                fprintf(stderr, "lcgbench: out of host memory\n");
+                exit(1);
+            }
+            m->graph_cap = m->cap_T + 1;
+            m->graph_B = B;
+        }
+        if (!m->graphs[T]) {
+            gpu_graph_capture_begin();
+            train_device(m);
+            m->graphs[T] = gpu_graph_capture_end();
+        }
+        gpu_graph_launch(m->graphs[T]);
+    } else {
+        train_device(m);
+    }
+    double s[2];
+    gpu_download(s, m->scalars, sizeof s);
+    m->h_sq = s[1];
+    m->sq_ready = 1;
+    return m->n_mask ? s[0] / m->n_mask : 0;
 }
 
 void gpu_adamw_init(gpu_model *m, float beta1, float beta2, float eps, float weight_decay) {
@@ -368,7 +463,9 @@ void gpu_adamw_init(gpu_model *m, float beta1, float beta2, float eps, float wei
 
 double gpu_adamw_step(gpu_model *m, float lr, double clip) {
     if (!m->dmem) ensure_acts(m, 1, 1);
-    gk_sqsum(m->scalars + 1, m->sq_part, m->mem + m->n_params, m->n_params);
+    int known = m->sq_ready; /* the train step's norm, of the gradients as they still are */
+    m->sq_ready = 0;
+    if (!known) gk_sqsum(m->scalars + 1, m->sq_part, m->mem + m->n_params, m->n_params);
     m->t++;
     /* optim.c's constants, computed the same way on the host */
     float b1 = m->beta1, b2 = m->beta2;
@@ -376,8 +473,8 @@ double gpu_adamw_step(gpu_model *m, float lr, double clip) {
     float decay = 1.0f - lr * m->weight_decay, step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2);
     gk_clip_adamw(m->mem, m->mem + m->n_params, m->adam_m, m->adam_v, m->scalars + 1, clip, b1, b2, m->eps, decay,
                   step, rbc2, m->n_params);
-    double sq;
-    gpu_download(&sq, m->scalars + 1, sizeof sq);
+    double sq = m->h_sq;
+    if (!known) gpu_download(&sq, m->scalars + 1, sizeof sq); /* else nothing waits for the update */
     if (!isfinite(sq)) m->t--; /* nothing was updated (as the CPU skips adamw_update) */
     return sqrt(sq);
 }
@@ -447,6 +544,7 @@ void gpu_adamw_set_state(gpu_model *m, const float *m_host, const float *v_host,
 }
 
 void gpu_model_set_grad(gpu_model *m, size_t i, float v) {
+    m->sq_ready = 0;
     if (i < m->n_params) gpu_upload(m->mem + m->n_params + i, &v, sizeof v);
 }
 

@@ -5,8 +5,8 @@
  * in the CPU model's exact layout (one float block, tensors in lcg_param enum order), so
  * checkpoints move freely between the two.
  *
- * Training, and the evaluation of whole sequences (gpu_model_eval, the prefill's arithmetic); no
- * token-by-token decoding, no CUDA graph yet. One model per process (the
+ * Training (one step per call as a CUDA graph: gpu_model_train_step), and the evaluation of whole
+ * sequences (gpu_model_eval, the prefill's arithmetic); no token-by-token decoding. One model per process (the
  * cuBLAS handle and stream are the kernels' module state). Errors from CUDA or cuBLAS print one
  * line and exit 1; gpu_model_create returns NULL with a message when no GPU can be used.
  */
@@ -37,6 +37,12 @@ double gpu_model_forward(gpu_model *m, const int *tok, const int *targets, const
 void gpu_model_zero_grad(gpu_model *m);
 /* gradient of the last forward's mean loss, accumulated into the gradients */
 void gpu_model_backward(gpu_model *m);
+
+/* one training step's device work: forward (mean loss returned), gradients zeroed, backward, and
+ * the gradient norm that the next gpu_adamw_step then uses without computing or waiting for it;
+ * as a CUDA graph per T (captured on first use), unless LCG_GPU_GRAPH=0. Same arithmetic, same
+ * bits as gpu_model_forward + zero_grad + backward. Needs targets and mask. */
+double gpu_model_train_step(gpu_model *m, const int *tok, const int *targets, const unsigned char *mask, int B, int T);
 
 /* AdamW as optim.h's adamw_init: zeroes the moments and the step count */
 void gpu_adamw_init(gpu_model *m, float beta1, float beta2, float eps, float weight_decay);

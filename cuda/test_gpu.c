@@ -480,6 +480,64 @@ static void test_interchange(void) {
     model_free(&cm);
 }
 
+/* the training step as a CUDA graph (gpu_model_train_step) against the same kernels launched one
+ * by one (forward, zero_grad, backward, then the optimizer's own norm): the same bits in the
+ * losses, norms, parameters and AdamW state, over batches whose T changes (graphs per T), grows
+ * (the activations move: graphs dropped), with nothing masked (no graph), and a gradient set to
+ * NaN after a graph's step (the norm is recomputed: the update skipped) */
+static void test_graph(void) {
+    lcg_config cfg = {.V = 13, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = LCG_NORM_ASENTMAX,
+                      .pos = LCG_POS_ROPE, .alpha = 1.5f};
+    lcg_model cm;
+    model_init(&cm, &cfg, 8);
+    size_t np = cm.n_params;
+    char err[256];
+    gpu_model *ga = gpu_model_create(&cfg, cm.params_mem, GPU_FP32, err, sizeof err);
+    if (!ga) lcg_die("%s", err);
+    gpu_model *gb = gpu_model_create(&cfg, cm.params_mem, GPU_FP32, err, sizeof err);
+    if (!gb) lcg_die("%s", err);
+    gpu_adamw_init(ga, 0.9f, 0.99f, 1e-8f, 0.01f);
+    gpu_adamw_init(gb, 0.9f, 0.99f, 1e-8f, 0.01f);
+    int B = 4, Ts[] = {15, 9, 15, 21, 9, 21, 3, 15};
+    int *tok = LCG_NEW(int, B * 21), *tgt = LCG_NEW(int, B * 21);
+    unsigned char *mask = LCG_NEW(unsigned char, B * 21);
+    int same = 1;
+    for (int s = 0; s < (int)(sizeof Ts / sizeof *Ts); s++) {
+        int T = Ts[s];
+        make_batch(tok, tgt, mask, B, T, cfg.V);
+        if (T == 3) memset(mask, 0, (size_t)B * T); /* nothing to learn from */
+        double la = gpu_model_forward(ga, tok, tgt, mask, B, T);
+        gpu_model_zero_grad(ga);
+        gpu_model_backward(ga);
+        double na = gpu_adamw_step(ga, 1e-2f, 1.0);
+        double lb = gpu_model_train_step(gb, tok, tgt, mask, B, T);
+        double nb = gpu_adamw_step(gb, 1e-2f, 1.0);
+        same &= memcmp(&la, &lb, sizeof la) == 0 && memcmp(&na, &nb, sizeof na) == 0;
+    }
+    float *pa = LCG_NEW(float, np), *pb = LCG_NEW(float, np), *ma = LCG_NEW(float, np), *mb = LCG_NEW(float, np);
+    float *va = LCG_NEW(float, np), *vb = LCG_NEW(float, np);
+    long ta, tb;
+    gpu_model_get_params(ga, pa), gpu_model_get_params(gb, pb);
+    gpu_adamw_get_state(ga, ma, va, &ta), gpu_adamw_get_state(gb, mb, vb, &tb);
+    check_true("graph: train steps (T 15, 9, 15, 21, 9, 21, unmasked, 15) give the losses, norms, parameters and "
+               "AdamW state of the kernels launched one by one, bitwise",
+               same && !memcmp(pa, pb, sizeof(float) * np) && !memcmp(ma, mb, sizeof(float) * np) &&
+                   !memcmp(va, vb, sizeof(float) * np) && ta == tb);
+    make_batch(tok, tgt, mask, B, 15, cfg.V);
+    gpu_model_train_step(gb, tok, tgt, mask, B, 15);
+    gpu_model_set_grad(gb, 7, NAN);
+    double nn = gpu_adamw_step(gb, 1e-2f, 1.0);
+    gpu_model_get_params(gb, pa);
+    gpu_adamw_get_state(gb, ma, va, &ta);
+    check_true("graph: a gradient set to NaN after the graph's step: non-finite norm, nothing updated",
+               !isfinite(nn) && !memcmp(pa, pb, sizeof(float) * np) && ta == tb);
+    lcg_free(pa), lcg_free(pb), lcg_free(ma), lcg_free(mb), lcg_free(va), lcg_free(vb);
+    lcg_free(tok), lcg_free(tgt), lcg_free(mask);
+    gpu_model_destroy(ga);
+    gpu_model_destroy(gb);
+    model_free(&cm);
+}
+
 /* ---- training -------------------------------------------------------------------------------- */
 /* a copy task: [src(S) SEP src(S)], predicting the copy; V-1 is SEP */
 static void copy_batch(pcg32 *r, int *tok, int *tgt, unsigned char *mask, int B, int S, int V) {
@@ -507,9 +565,7 @@ static void train_gpu(const lcg_config *cfg, const float *init, int steps, doubl
     pcg32 r = pcg32_derive(11, "copy", 0);
     for (int s = 0; s < steps; s++) {
         copy_batch(&r, tok, tgt, mask, B, S, cfg->V);
-        losses[s] = gpu_model_forward(gm, tok, tgt, mask, B, T);
-        gpu_model_zero_grad(gm);
-        gpu_model_backward(gm);
+        losses[s] = gpu_model_train_step(gm, tok, tgt, mask, B, T); /* the trainer's path: a graph */
         gpu_adamw_step(gm, (float)(3e-3 * lr_cosine(s, 20, steps)), 1.0);
     }
     gpu_model_get_params(gm, p_out);
@@ -681,6 +737,7 @@ int main(int argc, char **argv) {
     test_loss_optim();
     test_model();
     test_interchange();
+    test_graph();
     test_eval(quick);
     if (!quick) {
         test_training(LCG_NORM_SOFTMAX, LCG_POS_ROPE);
