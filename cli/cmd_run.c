@@ -77,7 +77,7 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"monitor", FL_STR, &nm->monitor, 0, 0, "METRIC@LEN", "validation score that picks the best checkpoint: exact, token, bleu or loss (lower "
                                                               "is better) at a validation length (exact@2*(len+vary))", 0, 0},
         {"select", FL_STR, &nm->select, 0, 0, "last|best", "rows for the last checkpoint, or also for the best by --monitor (last)", 0, 0},
-        {"log-csv", FL_STR, &c->log_csv, 0, 0, "FILE", "training curve: step, loss, lr, grad norm, tok/s, validation scores", 0, 0},
+        {"log-csv", FL_STR, &c->log_csv, 0, 0, "FILE", "training curve: step, loss, lr, grad norm, tok/s, validation scores ({run_id} in FILE: the run id)", 0, 0},
         {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS, else the CPUs this process may use)", 0, 0},
         {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
         {"quiet", FL_BOOL, &c->quiet, 0, 0, NULL, "no progress output", 0, 0},
@@ -127,8 +127,9 @@ typedef struct {
     char *note;              /* the checkpoint's note, split in place: string flags point here */
     cli_flag fl[64];
     int n_fl;
-    char preset_buf[4][512]; /* the preset's settings, split in place: string flags point here */
+    char preset_buf[8][512]; /* the preset's settings, split in place: string flags point here */
     char ckpt_buf[4200];     /* the derived checkpoint path */
+    char log_buf[4200];      /* --log-csv with {run_id} replaced */
 } run_setup;
 
 /* apply "key=value;..." (a checkpoint note) to the flags; a flag given on the command line
@@ -375,7 +376,7 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         if (!lcg_preset_known(nmp->preset)) cli_usage_error(s->cx, "--preset: unknown preset '%s' (%s)", nmp->preset, lcg_preset_names());
         if (load) cli_usage_error(s->cx, "--preset cannot be combined with --%s (the checkpoint has its settings)", s->resuming ? "resume" : "load");
         const char *set;
-        for (int k = 0; k < 4 && (set = lcg_preset_settings(nmp->preset, task->name, k)); k++) {
+        for (int k = 0; k < 8 && (set = lcg_preset_settings(nmp->preset, task->name, k)); k++) {
             snprintf(s->preset_buf[k], sizeof s->preset_buf[k], "%s", set);
             apply_settings(fl, n_fl, s->preset_buf[k], nmp->preset);
         }
@@ -493,6 +494,18 @@ static int run_parse(run_setup *s, int argc, char **argv) {
             snprintf(s->ckpt_buf, sizeof s->ckpt_buf, "%.*slcgbench-%016llx.ckpt", slash ? (int)(slash - c.out + 1) : 0,
                      c.out, (unsigned long long)run_cfg_id(&c));
             c.ckpt = s->ckpt_buf;
+        }
+    }
+    /* --log-csv: "{run_id}" becomes the run's id, so each cell of a sweep keeps its own curve */
+    if (c.log_csv) {
+        const char *at = strstr(c.log_csv, "{run_id}");
+        if (!at && s->cell)
+            cli_usage_error(s->cx, "--log-csv '%s' in a sweep: every cell would write that file; put {run_id} in its name",
+                            c.log_csv);
+        if (at) {
+            snprintf(s->log_buf, sizeof s->log_buf, "%.*s%016llx%s", (int)(at - c.log_csv), c.log_csv,
+                     (unsigned long long)run_cfg_id(&c), at + 8);
+            c.log_csv = s->log_buf;
         }
     }
     return 0;
