@@ -5,8 +5,8 @@
  *
  *   paper  the reference's per-experiment settings (spec §3.2, §1.5): architecture, lr,
  *          warmup, steps of one epoch at batch 128, NAPE, training lengths 32-64, the
- *          reference's evaluation lengths and 1000 test samples, and its model selection
- *          (spec §2): validation every 10% or 5% of the steps on 1000 samples of the monitor's
+ *          reference's evaluation lengths (reverse's with its 1.5x rung, 96) and 1000 test
+ *          samples, and its model selection (spec §2): validation every 10% or 5% of the steps on 1000 samples of the monitor's
  *          length, the best checkpoint by its monitor (copy, reverse, flip-flop exact@512, sort
  *          bleu@256, mqmtar exact@1024) tested beside the last. Tasks the reference has no
  *          config for (recall, count, nback) take copy's architecture and schedule, and no
@@ -38,7 +38,7 @@ static const preset_entry presets[] = {
     {"paper", "*", "pos=nape;batch=128;weight-decay=0;clip=1;len=48;vary=16;eval-samples=1000;max-len=4096;"
                    "layers=2;dim=256;heads=16;head-dim=16;ffn=1024;lr=1e-3;warmup=20000;steps=156250"},
     {"paper", "sort", "heads=8;head-dim=32;lr=4e-4;steps=312500"},
-    {"paper", "reverse", "layers=6;heads=8;head-dim=32;lr=4e-4;steps=234375;max-len=512"},
+    {"paper", "reverse", "layers=6;heads=8;head-dim=32;lr=4e-4;steps=234375;max-len=512;eval-lens=64,96,128,256,512"},
     {"paper", "mqmtar", "layers=4;dim=512;heads=16;head-dim=32;lr=2e-4;steps=390625;max-len=65536"},
     {"paper", "flip-flop", "layers=4;heads=8;head-dim=256;ffn=512;lr=1e-5;warmup=10000;steps=78125"},
     {"paper", "count", "len=96;vary=32;steps=78125"},
