@@ -6,8 +6,8 @@
  *   paper  the reference's per-experiment settings (spec §3.2, §1.5): architecture, lr,
  *          warmup, steps of one epoch at batch 128, NAPE, training lengths 32-64, the
  *          reference's evaluation lengths (reverse's with its 1.5x rung, 96) and 1000 test
- *          samples, and its model selection (spec §2): validation every 10% or 5% of the steps on 1000 samples of the monitor's
- *          length, the best checkpoint by its monitor (copy, reverse, flip-flop exact@512, sort
+ *          samples, and its model selection (spec §2): validation every 10% or 5% of the
+ *          steps on 1000 samples of the monitor's length, the best checkpoint by its monitor (copy, reverse, flip-flop exact@512, sort
  *          bleu@256, mqmtar exact@1024) tested beside the last. Tasks the reference has no
  *          config for (recall, count, nback) take copy's architecture and schedule, and no
  *          validation.
