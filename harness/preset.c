@@ -7,10 +7,10 @@
  *          warmup, steps of one epoch at batch 128, NAPE, training lengths 32-64, the
  *          reference's evaluation lengths (reverse's with its 1.5x rung, 96) and 1000 test
  *          samples, and its model selection (spec §2): validation every 10% or 5% of the
- *          steps on 1000 samples of the monitor's length, the best checkpoint by its monitor (copy, reverse, flip-flop exact@512, sort
- *          bleu@256, mqmtar exact@1024) tested beside the last. Tasks the reference has no
- *          config for (recall, count, nback) take copy's architecture and schedule, and no
- *          validation.
+ *          steps on 1000 samples of the monitor's length, the best checkpoint by its monitor
+ *          (copy, reverse, flip-flop exact@512, sort bleu@256, mqmtar exact@1024) tested
+ *          beside the last. Tasks the reference has no config for (recall, count, nback)
+ *          take copy's architecture and schedule, and no validation.
  *   gpu    the paper preset at 15% of its steps (warmup ~4% of them), for one GPU: the whole
  *          Table 1 grid in about 2 GPU-hours on an H200 (results/paper/). Validation on 200
  *          samples instead of 1000; at most 500 test samples per length, and at most
