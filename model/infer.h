@@ -67,8 +67,9 @@ typedef struct lcg_decoder_s {
     int collect;
     long diag_rows;                   /* query rows summed, per layer */
     double diag[LCG_MAX_LAYERS][3];   /* L: entropy, support, max */
-    /* optional hooks of decoder_prefill on the rows >= logits_from (NULL: none; decoder_init
-     * clears them, decoder_reset keeps them): each attention row, each final representation */
+    /* optional hooks (NULL: none; decoder_init clears them, decoder_reset keeps them): each
+     * attention row (decoder_prefill: of the rows >= logits_from; decoder_step: every row) and
+     * each final representation (decoder_prefill, the same rows) */
     lcg_row_observer observe;
     void *observe_ctx;
     lcg_hidden_fn hidden;
