@@ -18,8 +18,10 @@
  * content id 3 + i), so it needs no prepare; its samples are the same as before this file
  * generalized it. Unlike the reference, the filler layout is drawn from the seeded generator.
  *
- * Answer positions: a value token of query j reads the queried row's block, key(k) 1 value(v)
- * (the key that matches, its separator and the value); the query separator 2 and EOS have none.
+ * Answer positions: a value token of query j reads the queried pair's whole block, key(k) 1
+ * value(v) 0 (the key that matches, its separator, the value and the block's closing filler,
+ * which a model may use as the value's carrier: results/mini/mechanism has one that reads only
+ * there); the query separator 2 and EOS have none.
  */
 #include "task.h"
 
@@ -262,10 +264,10 @@ static int assoc_answer(const lcg_task_cfg *cfg, const int *src, int n_src, cons
     int per = 1 + s.v, j = t / per, q0 = n_src - s.q * (1 + s.k);
     if (t >= n_trg || t % per == 0 || j >= s.q || q0 < 0) return 0;
     const int *key = src + q0 + j * (1 + s.k) + 1;
-    for (int p = 0; p + s.k + s.v < q0; p++) {
+    for (int p = 0; p + s.k + s.v + 1 < q0; p++) {
         if (src[p + s.k] != 1 || memcmp(src + p, key, sizeof(int) * (size_t)s.k) != 0) continue;
-        for (int d = 0; d < s.k + 1 + s.v; d++) pos[d] = p + d;
-        return s.k + 1 + s.v;
+        for (int d = 0; d < s.k + s.v + 2; d++) pos[d] = p + d;
+        return s.k + s.v + 2;
     }
     return 0;
 }

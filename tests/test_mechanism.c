@@ -156,10 +156,11 @@ START_TEST(test_answer_positions) {
                 } else if (!strcmp(names[k], "recall") || !strcmp(names[k], "mqmtar")) {
                     int kl = 1, vl = 1;
                     if (!strcmp(names[k], "mqmtar")) kl = (int)t.p[1], vl = (int)t.p[2];
-                    if (s < nt && s % (1 + vl)) { /* a value token: key 1 value, the value holds it */
-                        ck_assert_int_eq(n, kl + 1 + vl);
+                    if (s < nt && s % (1 + vl)) { /* a value token: key 1 value 0, the value holds it */
+                        ck_assert_int_eq(n, kl + vl + 2);
                         ck_assert_int_eq(src[pos[kl]], 1);
                         ck_assert_int_eq(src[pos[kl + (s % (1 + vl))]], trg[s]);
+                        ck_assert_int_eq(src[pos[kl + vl + 1]], 0);
                     } else {
                         ck_assert_int_eq(n, 0);
                     }
