@@ -251,11 +251,11 @@ plots: $(BIN)lcgbench
 	  if awk '!/^"/ && NF >= 14 && $$11 ~ /^[0-9.e+-]+$$/ {f = 1} END {exit !f}' $$d; then \
 	    gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-mechanism'; task='$$t'" plots/mechanism.gp || exit 1; fi; \
 	done
-	@if [ -n "$(MAPS)" ]; then files=; labels=; for c in $(MAPS); do n=$$(basename $$c .ckpt); \
+	@if [ -n "$(MAPS)" ]; then mkdir -p $(REPORT)/maps; files=; labels=; for c in $(MAPS); do n=$$(basename $$c .ckpt); \
 	  for L in $(MAP_LENS); do \
 	    ./$(BIN)lcgbench attnmap --load $$c --len $$L --out $(REPORT)/figures/map-$$n-$$L.png \
-	      --data-out $(REPORT)/plots/map-$$n-$$L.dat --threads 1 || exit 1; \
-	    files="$$files $(REPORT)/plots/map-$$n-$$L.dat"; labels="$$labels|$$n, length $$L"; done; done; \
+	      --data-out $(REPORT)/maps/map-$$n-$$L.dat --threads 1 || exit 1; \
+	    files="$$files $(REPORT)/maps/map-$$n-$$L.dat"; labels="$$labels|$${n#*-}, $$L"; done; done; \
 	  gnuplot -e "files='$$files'; labels='$${labels#|}'; out='$(REPORT)/figures/maps-panel.png'; title='attention of the last layer, one test sample (answers: red circles)'" plots/attnpanel.gp || exit 1; fi
 	@for c in $(CURVES); do t=$$(basename $$c .csv); \
 	  gnuplot -e "data='$$c'; out='$(REPORT)/figures/curve-$$t'; title='$$t'; cols='$$(head -1 $$c | tr , ' ')'" plots/curves.gp || exit 1; \
