@@ -232,6 +232,12 @@ bench: deps
 RESULTS ?= results/mini
 REPORT ?= $(BUILD)/report/$(subst /,_,$(RESULTS))
 RUNS = $(filter-out $(RESULTS)/table.csv,$(wildcard $(RESULTS)/*.csv))
+# the mechanism (issue 20): figures/<task>-mechanism (plots/mechanism.gp) for the tasks whose rows
+# have the relevant-key mass; and, for every checkpoint RESULTS/mechanism/*.ckpt, its attention
+# maps at the lengths MAP_LENS (figures/map-<name>-<len>.png) and one panel of them all
+# (figures/maps-panel.png, plots/attnpanel.gp). MAP_LENS: 1x and 64x of the mini recall runs.
+MAPS = $(sort $(wildcard $(RESULTS)/mechanism/*.ckpt $(RESULTS)/*.ckpt))
+MAP_LENS ?= 24 1536
 # training curves (run --log-csv) kept in RESULTS/curves/: figures/curve-<name> (plots/curves.gp)
 CURVES = $(wildcard $(RESULTS)/curves/*.csv)
 plots: $(BIN)lcgbench
@@ -242,7 +248,15 @@ plots: $(BIN)lcgbench
 	@for d in $(REPORT)/plots/*.dat; do t=$$(basename $$d .dat); \
 	  gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t'; task='$$t'" plots/accuracy.gp || exit 1; \
 	  gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-attn'; task='$$t'" plots/diagnostics.gp || exit 1; \
+	  if awk '!/^"/ && NF >= 14 && $$11 ~ /^[0-9.e+-]+$$/ {f = 1} END {exit !f}' $$d; then \
+	    gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-mechanism'; task='$$t'" plots/mechanism.gp || exit 1; fi; \
 	done
+	@if [ -n "$(MAPS)" ]; then mkdir -p $(REPORT)/maps; files=; labels=; for c in $(MAPS); do n=$$(basename $$c .ckpt); \
+	  for L in $(MAP_LENS); do \
+	    ./$(BIN)lcgbench attnmap --load $$c --len $$L --out $(REPORT)/figures/map-$$n-$$L.png \
+	      --data-out $(REPORT)/maps/map-$$n-$$L.dat --threads 1 || exit 1; \
+	    files="$$files $(REPORT)/maps/map-$$n-$$L.dat"; labels="$$labels|$${n#*-}, $$L"; done; done; \
+	  gnuplot -e "files='$$files'; labels='$${labels#|}'; out='$(REPORT)/figures/maps-panel.png'; title='attention of the last layer, one test sample (answers: red circles)'" plots/attnpanel.gp || exit 1; fi
 	@for c in $(CURVES); do t=$$(basename $$c .csv); \
 	  gnuplot -e "data='$$c'; out='$(REPORT)/figures/curve-$$t'; title='$$t'; cols='$$(head -1 $$c | tr , ' ')'" plots/curves.gp || exit 1; \
 	done; echo "figures in $(REPORT)/figures"

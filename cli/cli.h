@@ -80,6 +80,7 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv);
 int cmd_merge(cli_ctx *cx, int argc, char **argv);
 int cmd_table(cli_ctx *cx, int argc, char **argv);
 int cmd_regress(cli_ctx *cx, int argc, char **argv);
+int cmd_attnmap(cli_ctx *cx, int argc, char **argv);
 /* `lcgbench <argv[1]> ...`: the command table's dispatch (main.c; main calls it with a fresh
  * context, the CLI fuzzer with its own) */
 int cli_main(cli_ctx *cx, int argc, char **argv);

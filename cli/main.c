@@ -25,6 +25,7 @@ static const struct {
     {"table", cmd_table, "result CSVs as the paper's Table 1 (Markdown, CSV, LaTeX) or plot data"},
     {"regress", cmd_regress, "compare a result CSV with a committed baseline (the CI guard)"},
     {"gen", cmd_gen, "write a task's samples in the reference's file format (for run --data)"},
+    {"attnmap", cmd_attnmap, "draw one sample's attention, layer x head, at a length, answers marked (gnuplot)"},
     {"help", cmd_help, "this text; 'lcgbench help <command|tasks|attn|pos|presets>' for more"},
 };
 enum { N_COMMANDS = (int)(sizeof commands / sizeof *commands) };

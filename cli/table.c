@@ -2,8 +2,8 @@
  * table.c: `lcgbench table`, result CSVs -> the paper's Table 1 layout: one row per (task,
  * method), one column per length factor (ID, 2x, 4x, ...), each cell the mean +- standard
  * deviation over seeds of exact match (or token accuracy), as Markdown, CSV or LaTeX; and
- * `--format dat`, one gnuplot data file per task (accuracy and attention diagnostics vs
- * length, a block per method) for the scripts in plots/.
+ * `--format dat`, one gnuplot data file per task (accuracy, attention diagnostics and the
+ * mechanism columns vs length, a block per method) for the scripts in plots/.
  *
  * A method is every setting but the seed: rows that differ in anything else (steps, width,
  * ...) are different methods, labelled by the first setting that tells them apart. Rows come
@@ -38,6 +38,9 @@ typedef struct {
     /* [factor][seed]: metric and the layer-mean diagnostics; NAN = missing */
     double v[TB_MAX_FACTORS][TB_MAX_SEEDS], ent[TB_MAX_FACTORS][TB_MAX_SEEDS];
     double sup[TB_MAX_FACTORS][TB_MAX_SEEDS], mx[TB_MAX_FACTORS][TB_MAX_SEEDS];
+    /* relevant-key mass (the best head of the best layer; the heads' mean, averaged over
+     * layers) and collapse; NAN = not measured (older CSVs, tasks without answer positions) */
+    double mass[TB_MAX_FACTORS][TB_MAX_SEEDS], mmean[TB_MAX_FACTORS][TB_MAX_SEEDS], coll[TB_MAX_FACTORS][TB_MAX_SEEDS];
     int lens[TB_MAX_FACTORS]; /* eval length at each factor (that of the first row) */
 } tb_method;
 
@@ -52,6 +55,28 @@ static double layer_mean(const char *s) {
         p = *end == ';' ? end + 1 : NULL;
     }
     return n ? sum / n : NAN;
+}
+
+/* a number cell, NAN if empty or not a number */
+static double cell_num(const char *s) {
+    char *end;
+    double v = s && *s ? strtod(s, &end) : NAN;
+    return s && *s && !*end ? v : NAN;
+}
+
+/* over the layers' columns rel_mass_<which>_l0..: the maximum (max) or the mean; NAN if none */
+static double mass_over_layers(char **row, const char *which, int max) {
+    double acc = NAN;
+    int n = 0;
+    for (int l = 0; l < LCG_CSV_MECH_LAYERS; l++) {
+        char name[64];
+        snprintf(name, sizeof name, "rel_mass_%s_l%d", which, l);
+        double v = cell_num(row[csv_col(name)]);
+        if (isnan(v)) continue;
+        acc = isnan(acc) ? v : max ? fmax(acc, v) : acc + v;
+        n++;
+    }
+    return max || !n ? acc : acc / n;
 }
 
 static void stats(const double *v, int n, double *mean, double *sd, int *count) {
@@ -177,7 +202,8 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
                 for (int k = 0; k < N_KEYS; k++) meth[m].key[k] = row[c_key[k]];
                 for (int f = 0; f < TB_MAX_FACTORS; f++)
                     for (int s = 0; s < TB_MAX_SEEDS; s++)
-                        meth[m].v[f][s] = meth[m].ent[f][s] = meth[m].sup[f][s] = meth[m].mx[f][s] = NAN;
+                        meth[m].v[f][s] = meth[m].ent[f][s] = meth[m].sup[f][s] = meth[m].mx[f][s] =
+                            meth[m].mass[f][s] = meth[m].mmean[f][s] = meth[m].coll[f][s] = NAN;
                 n_meth++;
             }
             tb_method *M = &meth[m];
@@ -200,6 +226,9 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
             M->ent[f][s] = layer_mean(row[c_ent]);
             M->sup[f][s] = layer_mean(row[c_sup]);
             M->mx[f][s] = layer_mean(row[c_max]);
+            M->mass[f][s] = mass_over_layers(row, "best", 1);
+            M->mmean[f][s] = mass_over_layers(row, "mean", 0);
+            M->coll[f][s] = cell_num(row[csv_col("collapse")]);
             M->lens[f] = (int)len;
         }
     }
@@ -251,7 +280,8 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
             for (int m = 0; m < n_meth; m++) {
                 tb_method *M = &meth[m];
                 if (strcmp(M->key[0], tasks[t]) != 0) continue;
-                fprintf(o, "%s\"%s\" len %s_mean %s_std %s_min %s_max seeds entropy support max_weight\n",
+                fprintf(o, "%s\"%s\" len %s_mean %s_std %s_min %s_max seeds entropy support max_weight rel_mass "
+                           "rel_mass_sd rel_mass_heads collapse\n",
                         blocks++ ? "\n\n" : "", M->label, metric, metric, metric, metric);
                 for (int i = 0; i < n_factors; i++) {
                     int f = order[i], k;
@@ -264,8 +294,13 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
                     stats(M->ent[f], M->n_seeds, &e, &dummy, &k);
                     stats(M->sup[f], M->n_seeds, &s, &dummy, &k);
                     stats(M->mx[f], M->n_seeds, &x, &dummy, &k);
-                    fprintf(o, "%g %d %.4f %.4f %.4f %.4f %d %.6g %.6g %.6g\n", factors[f], M->lens[f], mean, sd, lo, hi,
-                            k, e, s, x);
+                    double ms, msd, mm, cl;
+                    int km;
+                    stats(M->mass[f], M->n_seeds, &ms, &msd, &km);
+                    stats(M->mmean[f], M->n_seeds, &mm, &dummy, &km);
+                    stats(M->coll[f], M->n_seeds, &cl, &dummy, &km);
+                    fprintf(o, "%g %d %.4f %.4f %.4f %.4f %d %.6g %.6g %.6g %.6g %.6g %.6g %.6g\n", factors[f], M->lens[f],
+                            mean, sd, lo, hi, k, e, s, x, ms, msd, mm, cl);
                 }
             }
             if (fclose(o) != 0) lcg_die("building the table in memory failed");

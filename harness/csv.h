@@ -28,11 +28,16 @@ void csv_write_record(FILE *f, const char *const *fields, int n);
 void csv_mkdirs_for(const char *path);
 extern const char *const lcg_csv_columns[];
 extern const int lcg_csv_n_columns;
-/* the current schema; the older ones lack a block of columns (schema 1: before the device
- * columns; 2: before bleu, checkpoint, checkpoint_step). Column i of schema s is the current
- * csv_schema_column(s, i); a current column schema s lacks defaults to csv_schema_default
- * ("", last, the row's steps, cpu, "", fp32), NULL for the others */
-#define LCG_CSV_SCHEMA 3
+/* the current schema; the older ones lack blocks of columns (schema 1: before the device
+ * columns; 2: before bleu, checkpoint, checkpoint_step; 3: before the mechanism columns).
+ * Column i of schema s is the current csv_schema_column(s, i); a current column schema s lacks
+ * defaults to csv_schema_default ("", last, the row's steps, cpu, "", fp32; "" for the
+ * mechanism), NULL for the others */
+#define LCG_CSV_SCHEMA 4
+/* schema 4's mechanism columns: rel_mass_best_l0 .. l7, rel_mass_mean_l0 .. l7 (layers past the
+ * eighth are not reported), collapse */
+#define LCG_CSV_MECH_LAYERS 8
+#define LCG_CSV_MECH_COLUMNS (2 * LCG_CSV_MECH_LAYERS + 1)
 int csv_schema_n_columns(int schema);
 int csv_schema_column(int schema, int i);
 const char *csv_schema_default(int schema, int col, const char *steps);

@@ -4,9 +4,10 @@
  * sees a partial row. An existing file must have exactly our header (checked with libcsv's
  * parser); a different schema is an error, never a silently mixed file. The one exception is
  * an older schema (1: before the device, gpu and precision columns; 2: before bleu, checkpoint and
- * checkpoint_step): appending to such a file upgrades it in place under its lock (its rows are
- * the last checkpoints of CPU fp32 runs without BLEU: "", last, the steps, cpu, "", fp32), and
- * readers fill those in.
+ * checkpoint_step; 3: before the relevant-key mass and collapse columns): appending to such a
+ * file upgrades it in place under its lock (its rows are the last checkpoints of CPU fp32 runs
+ * without BLEU or mechanism columns: "", last, the steps, cpu, "", fp32, empty), and readers
+ * fill those in.
  *
  * Before any training, csv_preflight checks the existing file's schema and that the file can
  * be replaced, so a run never computes results it cannot keep.
@@ -32,24 +33,51 @@ const char *const lcg_csv_columns[] = {
     "warmup",      "weight_decay", "clip",     "train_len",   "train_vary",  "eval_len",
     "factor",      "samples",    "exact_match", "exact_lo",   "exact_hi",    "token_acc",
     "token_lo",    "token_hi",   "eval_loss",  "attn_entropy", "attn_support", "attn_max",
+    "rel_mass_best_l0", "rel_mass_best_l1", "rel_mass_best_l2", "rel_mass_best_l3",
+    "rel_mass_best_l4", "rel_mass_best_l5", "rel_mass_best_l6", "rel_mass_best_l7",
+    "rel_mass_mean_l0", "rel_mass_mean_l1", "rel_mass_mean_l2", "rel_mass_mean_l3",
+    "rel_mass_mean_l4", "rel_mass_mean_l5", "rel_mass_mean_l6", "rel_mass_mean_l7", "collapse",
     "train_loss",  "bleu",       "checkpoint", "checkpoint_step", "device",  "gpu",        "precision",
     "wall_threads", "wall_train_s",
     "wall_train_tok_s", "wall_eval_s"};
 const int lcg_csv_n_columns = (int)(sizeof lcg_csv_columns / sizeof *lcg_csv_columns);
 
-/* the older schemas lack a block of columns at OLD_AT ("bleu"): schema 2 (before issue 21) bleu,
- * checkpoint and checkpoint_step; schema 1 (before issue 18) those and device, gpu, precision */
-#define OLD_AT 38
+/* the older schemas lack blocks of columns, each introduced by a schema: the mechanism columns
+ * (schema 4, issue 20) after attn_max; bleu, checkpoint and checkpoint_step (3, issue 21) and
+ * device, gpu, precision (2, issue 18) after train_loss */
+#define MECH_AT 37 /* "rel_mass_best_l0" */
+#define OLD_AT (MECH_AT + LCG_CSV_MECH_COLUMNS + 1) /* "bleu" */
 #define STEPS_COL 16 /* "steps" */
-static const int schema_missing[LCG_CSV_SCHEMA + 1] = {0, 6, 3, 0};
+static const struct {
+    int at, n, since;
+} blocks[] = {{MECH_AT, LCG_CSV_MECH_COLUMNS, 4}, {OLD_AT, 3, 3}, {OLD_AT + 3, 3, 2}};
+enum { N_BLOCKS = sizeof blocks / sizeof *blocks };
 
-int csv_schema_n_columns(int schema) { return lcg_csv_n_columns - schema_missing[schema]; }
+/* the block holding current column col that schema lacks, or -1 */
+static int missing_block(int schema, int col) {
+    for (int b = 0; b < N_BLOCKS; b++)
+        if (schema < blocks[b].since && col >= blocks[b].at && col < blocks[b].at + blocks[b].n) return b;
+    return -1;
+}
 
-int csv_schema_column(int schema, int i) { return i < OLD_AT ? i : i + schema_missing[schema]; }
+int csv_schema_n_columns(int schema) {
+    int n = lcg_csv_n_columns;
+    for (int b = 0; b < N_BLOCKS; b++)
+        if (schema < blocks[b].since) n -= blocks[b].n;
+    return n;
+}
+
+int csv_schema_column(int schema, int i) {
+    for (int c = 0; c < lcg_csv_n_columns; c++)
+        if (missing_block(schema, c) < 0 && i-- == 0) return c;
+    return lcg_csv_n_columns;
+}
 
 const char *csv_schema_default(int schema, int col, const char *steps) {
     static const char *const def[6] = {"", "last", NULL, "cpu", "", "fp32"};
-    if (col < OLD_AT || col >= OLD_AT + schema_missing[schema]) return NULL;
+    int b = missing_block(schema, col);
+    if (b < 0) return NULL;
+    if (b == 0) return ""; /* mechanism: not measured */
     return col == OLD_AT + 2 ? steps : def[col - OLD_AT];
 }
 
@@ -260,9 +288,9 @@ typedef struct {
 
 static void up_field(void *s, size_t n, void *data) {
     upgrader *u = data;
-    if (u->col == OLD_AT)
-        for (int k = 0; k < schema_missing[u->schema]; k++)
-            put_field(u->f, u->header ? lcg_csv_columns[OLD_AT + k] : csv_schema_default(u->schema, OLD_AT + k, u->steps), 0);
+    int cur = csv_schema_column(u->schema, u->col), prev = u->col ? csv_schema_column(u->schema, u->col - 1) : -1;
+    for (int c = prev + 1; c < cur; c++) /* the columns the schema lacks before this one */
+        put_field(u->f, u->header ? lcg_csv_columns[c] : csv_schema_default(u->schema, c, u->steps), 0);
     char *v = malloc(n + 1);
     if (!v) lcg_die("out of memory");
     memcpy(v, s, n);
@@ -327,7 +355,7 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
     free(up);
 
     const lcg_config *m = &cfg->model;
-    char tp[256], fields[64][256];
+    char tp[256], fields[96][256];
     lcg_task_params_str(&cfg->task, tp, sizeof tp);
     size_t sizes[LCG_N_PARAM_TENSORS];
     size_t n_params = lcg_param_sizes(m, sizes);
@@ -382,6 +410,12 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
         join_layers(fields[k++], g->attn_entropy, m->L);
         join_layers(fields[k++], g->attn_support, m->L);
         join_layers(fields[k++], g->attn_max, m->L);
+        for (int w = 0; w < 2; w++) /* relevant-key mass, best head then mean, one column per layer */
+            for (int l = 0; l < LCG_CSV_MECH_LAYERS; l++)
+                if (g->mass_rows > 0 && l < m->L) F("%.6f", w ? g->mass_mean[l] : g->mass_best[l]);
+                else F("%s", "");
+        if (g->collapse_n >= 2) F("%.6f", g->collapse);
+        else F("%s", "");
         if (isnan(tr->train_loss)) F("%s", "");
         else F("%.6g", tr->train_loss);
         if (g->has_bleu) F("%.6f", g->bleu);

@@ -23,6 +23,14 @@
  * batch's greedy_start/greedy_next), up to the reference's cap, stopping at EOS. The
  * prediction (the generated tokens before the first EOS) is scored against the target as
  * corpus BLEU-4 (bleu.h), summed in sample order.
+ *
+ * Mechanism (test rungs, tasks with answer_pos): each supervised step's answer positions are
+ * laid out per sample (consecutive steps with the same positions share them, so the layout is
+ * O(n): sort's equal tokens are one list), the backend shows each attention row of those steps
+ * (batch attn_row) and the weight on the answer positions goes to a slot of its own (row,
+ * layer, head); the slots are summed in sample, row order, so the relevant-key mass is bitwise
+ * the same for any thread count. The final-layer representation at each sample's last answer
+ * row gives the collapse (mean pairwise cosine similarity across samples).
  */
 #include "run.h"
 #include "bleu.h"
@@ -83,6 +91,15 @@ typedef struct {
     /* greedy generation (BLEU): gen[gen_cap] the prediction so far, n_gen of it; the first
      * target position whose argmax is wrong (-1: none yet) and that argmax */
     int *gen, n_gen, gen_cap, wrong, wrong_tok;
+    /* relevant-key mass (eval_ctx_answers): step t (position r0 + t, t < n_steps) reads the
+     * input positions ans_pos[ans_off[t] ..][ans_len[t]] (ascending) and writes its row slot
+     * ans_slot[t] (-1: no answer) of mass [n_ans, L, H], NAN until the backend shows the row */
+    int n_steps, n_ans, L, H, C;
+    int *ans_off, *ans_len, *ans_slot, *ans_pos;
+    double *mass;
+    /* collapse: the final-layer representation [C] at position rep_pos (-1: none), rep_ok once seen */
+    float *rep;
+    int rep_pos, rep_ok;
 } eval_ctx;
 
 static void eval_ctx_init(eval_ctx *e, lcg_sample_result *r, int V, const lcg_task_cfg *task, const int *src,
@@ -98,6 +115,122 @@ static void eval_ctx_init(eval_ctx *e, lcg_sample_result *r, int V, const lcg_ta
     r->tokens = cls ? n_src : n_trg + 1;
     r->ok = 0;
     r->loss = 0;
+}
+
+/* lays out the answer positions of e's supervised steps (the task's answer_pos) for a model of
+ * L layers, H heads, width C; nothing when the task declares none */
+static void eval_ctx_answers(eval_ctx *e, int L, int H, int C) {
+    const lcg_task *tk = e->task->task;
+    e->rep_pos = -1;
+    if (!tk->answer_pos) return;
+    e->n_steps = e->cls ? e->n_src : e->n_trg + 1;
+    e->L = L, e->H = H, e->C = C;
+    e->ans_off = LCG_NEW(int, 3 * (size_t)e->n_steps);
+    e->ans_len = e->ans_off + e->n_steps, e->ans_slot = e->ans_len + e->n_steps;
+    int *cur = LCG_NEW(int, e->n_src + 1), cap = e->n_src + 16, used = 0, prev = -1;
+    e->ans_pos = LCG_NEW(int, cap);
+    for (int t = 0; t < e->n_steps; t++) {
+        int n = tk->answer_pos(e->task, e->src, e->n_src, e->trg, e->n_trg, t, cur), k = 0;
+        for (int a = 0; a < n; a++) /* input positions (after BOS) the step's row can see */
+            if (cur[a] >= 0 && cur[a] < e->n_src && 1 + cur[a] <= e->r0 + t) cur[k++] = 1 + cur[a];
+        e->ans_len[t] = k, e->ans_slot[t] = k ? e->n_ans++ : -1;
+        if (k && prev >= 0 && e->ans_len[prev] == k &&
+            memcmp(e->ans_pos + e->ans_off[prev], cur, sizeof(int) * (size_t)k) == 0) {
+            e->ans_off[t] = e->ans_off[prev]; /* the same positions as the last answer step */
+        } else {
+            if (used + k > cap) {
+                int nc = 2 * cap > used + k ? 2 * cap : used + k, *np = LCG_NEW(int, nc);
+                memcpy(np, e->ans_pos, sizeof(int) * (size_t)used);
+                lcg_free(e->ans_pos);
+                e->ans_pos = np, cap = nc;
+            }
+            memcpy(e->ans_pos + used, cur, sizeof(int) * (size_t)k);
+            e->ans_off[t] = used, used += k;
+        }
+        if (k) prev = t, e->rep_pos = e->r0 + t;
+    }
+    lcg_free(cur);
+    e->mass = LCG_NEW(double, (size_t)(e->n_ans ? e->n_ans : 1) * L * H);
+    for (size_t k = 0; k < (size_t)e->n_ans * L * H; k++) e->mass[k] = NAN;
+    e->rep = LCG_NEW(float, C);
+}
+
+static void eval_ctx_free(eval_ctx *e) {
+    lcg_free(e->ans_off), lcg_free(e->ans_pos), lcg_free(e->mass), lcg_free(e->rep);
+    e->ans_off = e->ans_pos = NULL, e->mass = NULL, e->rep = NULL;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* one attention row of a supervised step: its weight on the step's answer positions */
+static void eval_attn_row(void *ctx, int s, int l, int h, int i, const int *j, const float *p, int n) {
+    eval_ctx *e = (eval_ctx *)ctx + s;
+    int t = i - e->r0;
+    if (!e->mass || t < 0 || t >= e->n_steps || e->ans_slot[t] < 0) return;
+    const int *a = e->ans_pos + e->ans_off[t];
+    int na = e->ans_len[t];
+    double m = 0;
+    if (!j) {
+        for (int k = 0; k < na; k++)
+            if (a[k] < n) m += p[a[k]];
+    } else {
+        for (int k = 0; k < n; k++)
+            if (bsearch(&j[k], a, (size_t)na, sizeof *a, cmp_int)) m += p[k];
+    }
+    e->mass[((size_t)e->ans_slot[t] * e->L + l) * e->H + h] = m;
+}
+
+static void eval_hidden(void *ctx, int s, int pos, const float *x) {
+    eval_ctx *e = (eval_ctx *)ctx + s;
+    if (pos != e->rep_pos || !e->rep) return;
+    memcpy(e->rep, x, sizeof(float) * (size_t)e->C);
+    e->rep_ok = 1;
+}
+
+/* the rung's relevant-key mass and collapse from its samples' slots, summed in sample order */
+static void eval_mechanism(lcg_rung_result *res, const eval_ctx *ctx, int S, int L, int H, int C) {
+    double *sum = LCG_NEW(double, (size_t)L * H), *u = LCG_NEW(double, C), *U = LCG_NEW(double, C), uu = 0;
+    long rows = 0;
+    for (int s = 0; s < S; s++) {
+        const eval_ctx *e = &ctx[s];
+        if (!e->mass || !e->n_ans) continue;
+        size_t n = (size_t)e->n_ans * L * H, k;
+        for (k = 0; k < n && !isnan(e->mass[k]); k++) {}
+        if (k < n) continue; /* the backend did not show these rows */
+        for (int r = 0; r < e->n_ans; r++)
+            for (int x = 0; x < L * H; x++) sum[x] += e->mass[(size_t)r * L * H + x];
+        rows += e->n_ans;
+    }
+    res->mass_rows = rows;
+    for (int l = 0; rows && l < L; l++) {
+        int best = 0;
+        double all = 0;
+        for (int h = 0; h < H; h++) {
+            all += sum[l * H + h];
+            if (sum[l * H + h] > sum[l * H + best]) best = h;
+        }
+        res->mass_head[l] = best;
+        res->mass_best[l] = sum[l * H + best] / rows;
+        res->mass_mean[l] = all / H / rows;
+    }
+    int n = 0;
+    for (int s = 0; s < S; s++) {
+        const eval_ctx *e = &ctx[s];
+        if (!e->rep_ok) continue;
+        double nn = 0;
+        for (int c = 0; c < C; c++) nn += (double)e->rep[c] * e->rep[c];
+        nn = nn > 0 ? 1 / sqrt(nn) : 0;
+        for (int c = 0; c < C; c++) u[c] = e->rep[c] * nn, U[c] += u[c], uu += u[c] * u[c];
+        n++;
+    }
+    double UU = 0;
+    for (int c = 0; c < C; c++) UU += U[c] * U[c];
+    res->collapse_n = n;
+    res->collapse = n >= 2 ? (UU - uu) / ((double)n * (n - 1)) : 0;
+    lcg_free(sum), lcg_free(u), lcg_free(U);
 }
 
 /* the whole teacher-forced input: BOS src [SEP] trg (token classification: BOS src) */
@@ -265,6 +398,7 @@ static int eval_rung_from(lcg_rung_result *res, lcg_backend *b, const lcg_run_cf
         int in = seq_input_len(task, n_src[k], n_trg[k]);
         cap = in + 1 > cap ? in + 1 : cap;
         eval_ctx_init(&ctx[k], &out[k], b->cfg.V, task, src + (size_t)k * ms, n_src[k], trg + (size_t)k * mt, n_trg[k]);
+        if (!val) eval_ctx_answers(&ctx[k], b->cfg.L, b->cfg.H, b->cfg.C);
         int g = ctx[k].gen_cap > 0 ? ctx[k].gen_cap : 0;
         gmax = g > gmax ? g : gmax;
         if (g + ctx[k].r0 + 2 > cap) cap = g + ctx[k].r0 + 2;
@@ -274,7 +408,8 @@ static int eval_rung_from(lcg_rung_result *res, lcg_backend *b, const lcg_run_cf
     for (int k = 0; bleu && k < S; k++) ctx[k].gen = gen + (size_t)k * (gmax ? gmax : 1);
     lcg_eval_batch batch = {.n_seqs = S, .cap = cap, .input = eval_input, .logits = eval_logits, .ctx = ctx,
                             .greedy_start = bleu ? eval_greedy_start : NULL, .greedy_next = eval_greedy_next,
-                            .diag = dg, .stop = &lcg_stop_signal};
+                            .diag = dg, .stop = &lcg_stop_signal, .attn_row = val ? NULL : eval_attn_row,
+                            .hidden = val ? NULL : eval_hidden};
     /* an interrupted rung is discarded (a worker thread may take the signal late: checked after too) */
     if (b->ops->eval(b, &batch) == 0 && !lcg_stop_signal)
         for (int k = 0; k < S; k++) eval_ctx_finish(&ctx[k], &dg[k]);
@@ -282,9 +417,11 @@ static int eval_rung_from(lcg_rung_result *res, lcg_backend *b, const lcg_run_cf
     memset(&bl, 0, sizeof bl);
     for (int k = 0; bleu && !lcg_stop_signal && k < S; k++) bleu_add(&bl, ctx[k].gen, ctx[k].n_gen, ctx[k].trg, ctx[k].n_trg);
     lcg_free(gen);
-    lcg_free(ctx);
     lcg_free(dg);
     memset(res, 0, sizeof *res);
+    if (!lcg_stop_signal) eval_mechanism(res, ctx, S, b->cfg.L, b->cfg.H, b->cfg.C);
+    for (int k = 0; k < S; k++) eval_ctx_free(&ctx[k]);
+    lcg_free(ctx);
     if (lcg_stop_signal) {
         lcg_free(out), lcg_free(src), lcg_free(trg), lcg_free(n_src), lcg_free(n_trg);
         return -1;

@@ -78,6 +78,19 @@ typedef struct {
     double seconds;
     /* per layer, means over the query rows of the supervised positions, every head */
     double attn_entropy[LCG_MAX_LAYERS], attn_support[LCG_MAX_LAYERS], attn_max[LCG_MAX_LAYERS];
+    /* relevant-key mass (a task with answer_pos, a backend that shows its attention rows):
+     * per layer, the attention weight on the step's answer positions, averaged over the
+     * answer rows (supervised steps that have answer positions) of every sample, for the
+     * head with the largest such mean (mass_best, that head mass_head) and averaged over the
+     * heads (mass_mean); mass_rows answer rows (0: not measured) */
+    long mass_rows;
+    double mass_best[LCG_MAX_LAYERS], mass_mean[LCG_MAX_LAYERS];
+    int mass_head[LCG_MAX_LAYERS];
+    /* representational collapse: the mean cosine similarity over pairs of samples of their
+     * final-layer representations (the LM head's input) at their last answer row; collapse_n
+     * samples (< 2: not measured) */
+    int collapse_n;
+    double collapse;
 } lcg_rung_result;
 
 /* what a checkpoint carries besides the model and AdamW so an interrupted run resumes bit

@@ -65,6 +65,13 @@ typedef struct {
     int (*greedy_start)(void *ctx, int s, int *tok);
     int (*greedy_next)(void *ctx, int s, int pos, const float *logits);
     lcg_eval_diag *diag;                /* n_seqs: each sequence's attention diagnostics */
+    /* optional (NULL: none), on the input's positions >= logits_from only: every attention row
+     * (layer l, head h, query row i: the keys j[k], ascending, with weights p[k] > 0, k < n; or,
+     * j == NULL, the whole row p[0 .. n-1]), called concurrently, once per (s, l, h, i); and
+     * the final-layer representation x [C] (the LM head's input) of each such position. A
+     * backend that cannot show them (the GPU's, today) never calls them. */
+    void (*attn_row)(void *ctx, int s, int l, int h, int i, const int *j, const float *p, int n);
+    void (*hidden)(void *ctx, int s, int pos, const float *x);
     const volatile sig_atomic_t *stop;  /* once set, the sequences not yet started are skipped */
 } lcg_eval_batch;
 

@@ -154,11 +154,24 @@ static void emit_logits(void *ctx, int pos, const float *logits) {
     x->e->logits(x->e->ctx, x->s, pos, logits);
 }
 
+static void emit_row(void *ctx, int l, int h, int i, const int *j, const float *p, int n) {
+    eval_emit *x = ctx;
+    x->e->attn_row(x->e->ctx, x->s, l, h, i, j, p, n);
+}
+
+static void emit_hidden(void *ctx, int pos, const float *v) {
+    eval_emit *x = ctx;
+    x->e->hidden(x->e->ctx, x->s, pos, v);
+}
+
 static void eval_one(lcg_decoder *d, int *tok, const lcg_eval_batch *e, int s) {
     int from = 0, n = e->input(e->ctx, s, tok, &from);
     eval_emit x = {e, s};
     decoder_reset(d);
+    d->observe = e->attn_row ? emit_row : NULL, d->observe_ctx = &x;
+    d->hidden = e->hidden ? emit_hidden : NULL, d->hidden_ctx = &x;
     decoder_prefill(d, tok, n, from, emit_logits, &x);
+    d->observe = NULL, d->hidden = NULL;
     e->diag[s].rows = d->diag_rows;
     memcpy(e->diag[s].sum, d->diag, sizeof e->diag[s].sum);
     int t, n0 = e->greedy_start ? e->greedy_start(e->ctx, s, &t) : -1;

@@ -108,6 +108,7 @@ const float *decoder_step(lcg_decoder *d, int token, int want_logits) {
             tile_row_scores(d->scores, q, kt + (size_t)h * D * d->ldk, d->ldk, i + 1, D, i, f, slope);
             row->eval(d->probs, d->scores, i + 1, alpha); /* the entmax family: the evaluation's solve */
             if (d->collect) decoder_diag_add(d->diag[l], d->probs, i + 1);
+            if (d->observe) d->observe(d->observe_ctx, l, h, i, NULL, d->probs, i + 1);
             float *o = d->atty + h * D;
             for (int e = 0; e < D; e++) o[e] = 0;
             for (int j = 0; j <= i; j++) {

@@ -25,6 +25,15 @@
 #define LCG_QUERY_BLOCK 64 /* query rows per prefill attention task */
 #define LCG_PF_CHUNK 128  /* rows per projection chunk of the prefill */
 
+/* sees one attention row of a prefill (decoder's observe): layer l, head h, query row i, the
+ * keys j[k] (ascending) with their weights p[k] > 0, k < n; or (j == NULL) the whole row
+ * p[0 .. n-1]. Called from the prefill's worker threads, concurrently, once per (l, h, i) of
+ * the rows >= logits_from; the pointers are valid during the call only. */
+typedef void (*lcg_row_observer)(void *ctx, int l, int h, int i, const int *j, const float *p, int n);
+/* receives the final-layer representation (the final norm's output, the LM head's input) [C]
+ * of position pos (decoder's hidden) */
+typedef void (*lcg_hidden_fn)(void *ctx, int pos, const float *x);
+
 typedef struct lcg_decoder_s {
     const lcg_model *m;
     int cap;        /* positions the cache holds */
@@ -58,6 +67,13 @@ typedef struct lcg_decoder_s {
     int collect;
     long diag_rows;                   /* query rows summed, per layer */
     double diag[LCG_MAX_LAYERS][3];   /* L: entropy, support, max */
+    /* optional hooks (NULL: none; decoder_init clears them, decoder_reset keeps them): each
+     * attention row (decoder_prefill: of the rows >= logits_from; decoder_step: every row) and
+     * each final representation (decoder_prefill, the same rows) */
+    lcg_row_observer observe;
+    void *observe_ctx;
+    lcg_hidden_fn hidden;
+    void *hidden_ctx;
 } lcg_decoder;
 
 /* bytes a decoder of capacity cap needs (for the memory check before evaluation); its prefill

@@ -24,7 +24,8 @@
  *          given, and A.V is summed over the support in key order: bitwise decoder_step's
  *          result (decoder_step uses the same solve on its unpruned row).
  *      Attention diagnostics on the requested rows: from the support (entmax), or from the
- *      row recomputed the reference way (softmax; only those rows).
+ *      row recomputed the reference way (softmax; only those rows); the same rows go to the
+ *      decoder's observer when it has one (the relevant-key mass, attention maps).
  *   3. output projection, norms, FFN per chunk; then the LM head on the requested rows.
  *
  * Memory: the cache, qa/aa/xa (n x C each), and per thread a score tile plus candidate space
@@ -162,6 +163,7 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
                 tile_row_scores(w->rs, q + (size_t)r * HD, kt, ldk, i + 1, D, i, f[r], slope);
                 row->eval(w->rp, w->rs, i + 1, alpha);
                 decoder_diag_add(acc, w->rp, i + 1);
+                if (d->observe) d->observe(d->observe_ctx, l, h, i, NULL, w->rp, i + 1);
             }
             continue;
         }
@@ -193,6 +195,7 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
             for (int e = 0; e < D; e++) out[e] += p * v[e];
         }
         if (acc) decoder_diag_add(acc, w->sp, ns < 0 ? -ns : ns); /* the zeros it skips add nothing */
+        if (acc && d->observe) d->observe(d->observe_ctx, l, h, i, w->sj, w->sp, ns < 0 ? -ns : ns);
     }
 }
 
@@ -267,6 +270,7 @@ void decoder_prefill(lcg_decoder *d, const int *tok, int n, int logits_from, lcg
     for (int a = r0; a < n1; a += LCG_PF_CHUNK) { /* the LM head on the requested rows */
         int R = n1 - a < LCG_PF_CHUNK ? n1 - a : LCG_PF_CHUNK;
         rmsnorm_forward(d->ch_h, d->ch_r, d->xa + (size_t)a * C, w[LCG_P_LN_F], R, C);
+        for (int r = 0; d->hidden && r < R; r++) d->hidden(d->hidden_ctx, a + r, d->ch_h + (size_t)r * C);
         matmul_forward(d->ch_w, d->ch_h, w[LCG_P_LM], R, C, V);
         for (int r = 0; r < R; r++)
             if (emit) emit(ctx, a + r, d->ch_w + (size_t)r * V);

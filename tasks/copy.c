@@ -5,6 +5,8 @@
  *   reverse  target = the source reversed
  * They share the source draw, sizes and validation; only the target and the reference's
  * generation cap (copy, reverse 2.2; sort 2.1) differ. No other source distribution.
+ * Answer positions: copy's step t reads src[t], reverse's src[n - 1 - t], sort's every source
+ * occurrence of the token it emits (any duplicate will do).
  */
 #include "task.h"
 
@@ -59,16 +61,45 @@ static void reverse_generate(const lcg_task_cfg *cfg, pcg32 *rng, int len, int *
     for (int i = 0; i < len; i++) trg[i] = src[len - 1 - i];
 }
 
-/* one registry entry; only name, help, target and generation cap vary */
-#define IID_TASK(NAME, HELP, MULT, GEN)                                                       \
+static int copy_answer(const lcg_task_cfg *cfg, const int *src, int n_src, const int *trg, int n_trg, int t,
+                       int *pos) {
+    (void)cfg, (void)src, (void)trg;
+    if (t >= n_trg || t >= n_src) return 0;
+    pos[0] = t;
+    return 1;
+}
+
+static int reverse_answer(const lcg_task_cfg *cfg, const int *src, int n_src, const int *trg, int n_trg, int t,
+                          int *pos) {
+    (void)cfg, (void)src, (void)trg;
+    if (t >= n_trg || t >= n_src) return 0;
+    pos[0] = n_src - 1 - t;
+    return 1;
+}
+
+static int sort_answer(const lcg_task_cfg *cfg, const int *src, int n_src, const int *trg, int n_trg, int t,
+                       int *pos) {
+    (void)cfg;
+    int n = 0;
+    for (int j = 0; t < n_trg && j < n_src; j++)
+        if (src[j] == trg[t]) pos[n++] = j;
+    return n;
+}
+
+/* one registry entry; only name, help, target, answer positions and generation cap vary */
+#define IID_TASK(NAME, HELP, MULT, GEN, ANS)                                                  \
     {                                                                                         \
         .name = NAME, .help = HELP, .n_params = 1,                                            \
         .params = {{"vocab", 32, 2, 1 << 20, 1, "data vocabulary size"}},                     \
         .kind = LCG_TASK_SRC_TRG, .uses_sep = 1, .gen_mult = MULT, .def_len = 48,             \
         .def_vary = 16, .cpu_len = 16, .cpu_vary = 8, .max_token = iid_max_token,             \
         .max_sizes = iid_max_sizes, .validate = iid_validate, .generate = GEN,                \
+        .answer_pos = ANS,                                                                    \
     }
 
-const lcg_task lcg_task_copy = IID_TASK("copy", "copy the source sequence", 2.2, copy_generate);
-const lcg_task lcg_task_sort = IID_TASK("sort", "sort the source ascending (duplicates kept)", 2.1, sort_generate);
-const lcg_task lcg_task_reverse = IID_TASK("reverse", "reverse the source sequence", 2.2, reverse_generate);
+const lcg_task lcg_task_copy = IID_TASK("copy", "copy the source sequence", 2.2, copy_generate,
+                                    copy_answer);
+const lcg_task lcg_task_sort = IID_TASK("sort", "sort the source ascending (duplicates kept)", 2.1,
+                                    sort_generate, sort_answer);
+const lcg_task lcg_task_reverse = IID_TASK("reverse", "reverse the source sequence", 2.2,
+                                       reverse_generate, reverse_answer);

@@ -8,7 +8,8 @@
  * write-prob defaults to 0.1, the value of the data the reference trained on (its data
  * directory, W&B project and generator default); the reference README's command says 0.8
  * (spec §1.5, §8 item 2). Odd lengths give the same 2P - 1 tokens as L - 1; there is no
- * vocabulary parameter (the reference's vocab_size is unused here).
+ * vocabulary parameter (the reference's vocab_size is unused here). Answer position: the bit
+ * of the last write (the answer step; EOS has none).
  */
 #include "task.h"
 
@@ -50,6 +51,18 @@ static void ff_generate(const lcg_task_cfg *cfg, pcg32 *rng, int len, int *src, 
     *n_trg = 1;
 }
 
+static int ff_answer(const lcg_task_cfg *cfg, const int *src, int n_src, const int *trg, int n_trg, int t,
+                     int *pos) {
+    (void)cfg, (void)trg, (void)n_trg;
+    if (t != 0) return 0;
+    for (int k = n_src - 3; k >= 0; k -= 2) /* commands at even indices, each followed by its bit */
+        if (src[k] == FF_WRITE) {
+            pos[0] = k + 1;
+            return 1;
+        }
+    return 0;
+}
+
 const lcg_task lcg_task_flipflop = {
     .name = "flip-flop",
     .help = "flip-flop language: the bit of the last write, at the read",
@@ -66,4 +79,5 @@ const lcg_task lcg_task_flipflop = {
     .max_sizes = ff_max_sizes,
     .validate = ff_validate,
     .generate = ff_generate,
+    .answer_pos = ff_answer,
 };

@@ -3,6 +3,7 @@
  * in [1, vocab-1] (length L + 1); label i: the token n positions back, src[i - n], or 0 for
  * i < n. Token 0 only opens the source, so a label 0 means "nothing n back yet".
  *
+ * Answer position of label i: the source token n back (none for i < n).
  * Only the single-lag form: no match/no-match labels and no lures; n is fixed per run.
  */
 #include "task.h"
@@ -33,6 +34,15 @@ static void nback_generate(const lcg_task_cfg *cfg, pcg32 *rng, int len, int *sr
     *n_src = *n_trg = len + 1;
 }
 
+static int nback_answer(const lcg_task_cfg *cfg, const int *src, int n_src, const int *trg, int n_trg, int t,
+                        int *pos) {
+    (void)src, (void)trg, (void)n_trg;
+    int N = (int)cfg->p[P_N];
+    if (t < N || t >= n_src) return 0;
+    pos[0] = t - N;
+    return 1;
+}
+
 const lcg_task lcg_task_nback = {
     .name = "nback",
     .help = "n-back: per token, the token n positions earlier",
@@ -51,4 +61,5 @@ const lcg_task lcg_task_nback = {
     .validate = nback_validate,
     .generate = nback_generate,
     .n_labels = nback_n_labels,
+    .answer_pos = nback_answer,
 };

@@ -17,6 +17,11 @@
  * recall is k = v = 1, num-q = 1, vocab = abc with the identity vocabulary (tuple i is the
  * content id 3 + i), so it needs no prepare; its samples are the same as before this file
  * generalized it. Unlike the reference, the filler layout is drawn from the seeded generator.
+ *
+ * Answer positions: a value token of query j reads the queried pair's whole block, key(k) 1
+ * value(v) 0 (the key that matches, its separator, the value and the block's closing filler,
+ * which a model may use as the value's carrier: results/mini/mechanism has one that reads only
+ * there); the query separator 2 and EOS have none.
  */
 #include "task.h"
 
@@ -251,6 +256,22 @@ static void assoc_generate(const lcg_task_cfg *cfg, pcg32 *rng, int len, int *sr
     free(keys);
 }
 
+/* target step t: query t / (1 + v), part t % (1 + v) (0: the separator 2, none) */
+static int assoc_answer(const lcg_task_cfg *cfg, const int *src, int n_src, const int *trg, int n_trg, int t,
+                        int *pos) {
+    (void)trg;
+    spec s = get_spec(cfg);
+    int per = 1 + s.v, j = t / per, q0 = n_src - s.q * (1 + s.k);
+    if (t >= n_trg || t % per == 0 || j >= s.q || q0 < 0) return 0;
+    const int *key = src + q0 + j * (1 + s.k) + 1;
+    for (int p = 0; p + s.k + s.v + 1 < q0; p++) {
+        if (src[p + s.k] != 1 || memcmp(src + p, key, sizeof(int) * (size_t)s.k) != 0) continue;
+        for (int d = 0; d < s.k + s.v + 2; d++) pos[d] = p + d;
+        return s.k + s.v + 2;
+    }
+    return 0;
+}
+
 const lcg_task lcg_task_recall = {
     .name = "recall",
     .help = "associative recall: key/value pairs in filler, one query",
@@ -267,6 +288,7 @@ const lcg_task lcg_task_recall = {
     .max_sizes = assoc_max_sizes,
     .validate = assoc_validate,
     .generate = assoc_generate,
+    .answer_pos = assoc_answer,
 };
 
 const lcg_task lcg_task_mqmtar = {
@@ -291,4 +313,5 @@ const lcg_task lcg_task_mqmtar = {
     .generate = assoc_generate,
     .prepare = assoc_prepare,
     .release = assoc_release,
+    .answer_pos = assoc_answer,
 };

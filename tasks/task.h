@@ -17,6 +17,8 @@
  * bos = M+2, eos = M+3, mask = M+4, sep = M+5, vocabulary M+6.
  *
  * Adding a task = a generator file and one entry in registry.c. Tasks know nothing of models.
+ * A task whose answers sit at known source positions declares them (answer_pos); the
+ * evaluation then reports the attention mass on those positions (relevant-key mass).
  */
 #ifndef LCG_TASK_H
 #define LCG_TASK_H
@@ -70,6 +72,13 @@ typedef struct lcg_task {
      * vocabulary), kept in cfg->state; release frees it. NULL when the task has none. */
     void (*prepare)(lcg_task_cfg *cfg, uint64_t seed);
     void (*release)(lcg_task_cfg *cfg);
+    /* optional ("where is the answer"): the source indices (0-based in src, ascending, distinct)
+     * holding what supervised step t must read, into pos (room for n_src); returns their
+     * count, 0 when step t has none (a separator, EOS). Steps: t = 0 .. n_trg for
+     * source->target (t = n_trg predicts EOS), t = 0 .. n_src - 1 (the labels) for token
+     * classification. NULL: the task declares no answer positions (count). */
+    int (*answer_pos)(const lcg_task_cfg *cfg, const int *src, int n_src, const int *trg, int n_trg, int t,
+                      int *pos);
 } lcg_task;
 
 const lcg_task *lcg_task_find(const char *name);

@@ -160,7 +160,7 @@ static inline void tu_expect_fail(tu_result *r, int status, const char *nofile, 
 
 /* ---- CSV: a small RFC 4180 reader (quoted fields, "" escapes, newlines inside quotes) ----- */
 #define TU_CSV_MAX_ROWS 64
-#define TU_CSV_MAX_COLS 64
+#define TU_CSV_MAX_COLS 96
 
 /* row 0 is the header; cells are malloc'd, freed by tu_csv_free */
 typedef struct {
