@@ -353,7 +353,7 @@ int sw_grid_build(sw_grid *g, cli_ctx *cx, int mode, int argc, char **argv) {
         const char **opt = strcmp(a, "--workers") == 0 ? &workers : strcmp(a, "--gpus") == 0 ? &gpus
                          : strcmp(a, "--timeline") == 0 ? &g->timeline : NULL;
         if (opt) {
-            if (i + 1 >= argc) cli_usage_error(cx, "%s needs a value", a);
+            if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) cli_usage_error(cx, "%s needs a value", a);
             if (*opt) cli_usage_error(cx, "%s given twice", a);
             *opt = argv[++i];
             continue;
