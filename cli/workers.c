@@ -262,7 +262,7 @@ int sweep_workers(sw_grid *g, int claims, double t0) {
     double t_all = lcg_now() - t0;
     for (int w = 0; w < n_w; w++) {
         if (W[w].cells)
-            fprintf(stderr, "lcgbench sweep: %s: %d cell%s, busy %.2f s, idle %.2f s between cells\n", names[w],
+            fprintf(stderr, "lcgbench sweep: %s: %d cell%s, busy %.2f s, idle %.3f s between cells\n", names[w],
                     W[w].cells, W[w].cells == 1 ? "" : "s", W[w].busy, W[w].idle);
         sw_child_env_free(W[w].env);
     }
