@@ -76,6 +76,13 @@ int sw_visible_gpus(char out[][32], int max);
 /* the cells of g run by g->workers child processes (workers.c); claims is the sweep's claim
  * descriptor, t0 its start; returns the sweep's exit status */
 int sweep_workers(sw_grid *g, int claims, double t0);
+/* --timeline: the file opened for appending (its header written when new), or NULL after a
+ * message; a row for cell k run by `worker` on `gpu` ("" on the CPU) from start to end (Unix
+ * seconds: sw_unix_now) with its status (done, failed, stopped, elsewhere) */
+FILE *sw_timeline_open(const sw_grid *g);
+void sw_timeline_row(FILE *tl, const sw_grid *g, int k, int worker, const char *gpu, double start, double end,
+                     const char *status);
+double sw_unix_now(void);
 /* puts the rows of g's cells in grid order in its CSV (csv_order_runs); 0, or 1 after a message */
 int sw_order_rows(const sw_grid *g);
 

@@ -41,7 +41,7 @@ static void sweep_help(void) {
            "  --gpus LIST|N            with --device cuda: one cell per GPU at a time, each child with\n"
            "                           CUDA_VISIBLE_DEVICES set to its GPU (0,1,2,3; 0,0: two on GPU 0;\n"
            "                           N: 0..N-1)\n"
-           "  --timeline FILE          with --workers/--gpus: append each cell's start and end (CSV)\n"
+           "  --timeline FILE          append each cell's start and end, worker and GPU to FILE (CSV)\n"
            "  --dry-run                list the cells, done or to do, and run none\n"
            "  --help                   show this help\n"
            "Every other flag goes to each run unchanged (e.g. --preset mini, --out FILE, --threads N).\n"
@@ -171,6 +171,12 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
         sw_grid_free(&g);
         return rc;
     }
+    FILE *tl = g.timeline && !g.dry ? sw_timeline_open(&g) : NULL;
+    if (g.timeline && !g.dry && !tl) {
+        lcg_claim_close(claims);
+        sw_grid_free(&g);
+        return 1;
+    }
     for (int k = 0; k < n_cells && !g.dry; k++) {
         if (cells[k].done || !cells[k].mine) continue;
         uint64_t key = cells[k].info.run_id;
@@ -183,11 +189,14 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
         }
         fprintf(stderr, "[sweep %d/%d] %s\n", k + 1, n_cells, cells[k].desc);
         lcg_run_info info;
+        double u_start = sw_unix_now();
         int rc = cli_run_cell(cx, cells[k].argc, cells[k].argv, 1, &info);
+        if (tl) sw_timeline_row(tl, &g, k, 0, "", u_start, sw_unix_now(), lcg_stop_signal ? "stopped" : rc ? "failed" : "done");
         lcg_unclaim(claims, key);
         if (lcg_stop_signal) { /* SIGINT/SIGTERM: the cell said what it kept; no further cells */
             fprintf(stderr, "lcgbench sweep: stopped in cell %d (%s); run the same command again to continue\n",
                     k + 1, cells[k].desc);
+            if (tl) fclose(tl);
             sw_grid_free(&g);
             return 128 + lcg_stop_signal;
         }
@@ -198,6 +207,7 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
                 fprintf(stderr, "lcgbench sweep: stopped: %s could not be written; fix that and run the same command "
                                 "again\n", g.out);
                 lcg_claim_close(claims);
+                if (tl) fclose(tl);
                 sw_grid_free(&g);
                 return 1;
             }
@@ -212,6 +222,7 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
         fprintf(stderr, "lcgbench sweep: %d cell%s left to another sweep running on %s\n", elsewhere,
                 elsewhere == 1 ? " was" : "s were", g.out);
     lcg_claim_close(claims);
+    if (tl && fclose(tl) != 0) fprintf(stderr, "lcgbench sweep: --timeline: writing '%s' failed\n", g.timeline);
     sw_grid_free(&g);
     return failed ? 1 : 0;
 }

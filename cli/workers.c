@@ -74,7 +74,29 @@ int sw_order_rows(const sw_grid *g) {
     return 0;
 }
 
-static double unix_now(void) {
+FILE *sw_timeline_open(const sw_grid *g) {
+    csv_mkdirs_for(g->timeline);
+    FILE *probe = fopen(g->timeline, "r");
+    int fresh = !probe;
+    if (probe) fclose(probe);
+    FILE *tl = fopen(g->timeline, "a");
+    if (!tl) {
+        fprintf(stderr, "lcgbench sweep: --timeline: cannot write '%s': %s\n", g->timeline, strerror(errno));
+        return NULL;
+    }
+    if (fresh) fprintf(tl, "cell,run_id,worker,gpu,start_unix,end_unix,seconds,status\n");
+    fflush(tl);
+    return tl;
+}
+
+void sw_timeline_row(FILE *tl, const sw_grid *g, int k, int worker, const char *gpu, double start, double end,
+                     const char *status) {
+    fprintf(tl, "%d,%016llx,%d,%s,%.3f,%.3f,%.3f,%s\n", k + 1, (unsigned long long)g->cells[k].info.run_id, worker,
+            gpu, start, end, end - start, status);
+    fflush(tl);
+}
+
+double sw_unix_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
@@ -158,19 +180,9 @@ int sweep_workers(sw_grid *g, int claims, double t0) {
     else
         fprintf(stderr, "lcgbench sweep: %d workers, %d thread%s each\n", n_w, per, per == 1 ? "" : "s");
     FILE *tl = NULL;
-    if (g->timeline) {
-        csv_mkdirs_for(g->timeline);
-        FILE *probe = fopen(g->timeline, "r");
-        int fresh = !probe;
-        if (probe) fclose(probe);
-        tl = fopen(g->timeline, "a");
-        if (!tl) {
-            fprintf(stderr, "lcgbench sweep: --timeline: cannot write '%s': %s\n", g->timeline, strerror(errno));
-            for (int w = 0; w < n_w; w++) sw_child_env_free(W[w].env);
-            return 1;
-        }
-        if (fresh) fprintf(tl, "cell,run_id,worker,gpu,start_unix,end_unix,seconds,status\n");
-        fflush(tl);
+    if (g->timeline && !(tl = sw_timeline_open(g))) {
+        for (int w = 0; w < n_w; w++) sw_child_env_free(W[w].env);
+        return 1;
     }
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -179,7 +191,7 @@ int sweep_workers(sw_grid *g, int claims, double t0) {
     w_sig = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    double u0 = unix_now() - (lcg_now() - t0); /* the sweep's start as a Unix time */
+    double u0 = sw_unix_now() - (lcg_now() - t0); /* the sweep's start as a Unix time */
 
     int next = 0, running = 0, ran = 0, failed = 0, elsewhere = 0, stop = 0, stopped = 0;
     for (;;) {
@@ -250,12 +262,7 @@ int sweep_workers(sw_grid *g, int claims, double t0) {
                 stop = 1;
             }
         }
-        if (tl) {
-            double a = u0 + (W[w].t0 - t0), b = u0 + (t1 - t0);
-            fprintf(tl, "%d,%016llx,%d,%s,%.3f,%.3f,%.3f,%s\n", k + 1, (unsigned long long)c->info.run_id, w,
-                    g->gpus_set ? g->gpu[w] : "", a, b, b - a, status);
-            fflush(tl);
-        }
+        if (tl) sw_timeline_row(tl, g, k, w, g->gpus_set ? g->gpu[w] : "", u0 + (W[w].t0 - t0), u0 + (t1 - t0), status);
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -443,6 +443,15 @@ START_TEST(test_workers_usage) {
     /* merge takes the sweep's flags as they were given, these too */
     char dir[64];
     tu_tmpdir(dir, sizeof dir);
+    /* a serial sweep's --timeline: one row per cell run, on worker 0 */
+    tu_run(&R, LCG " sweep --task copy --attn softmax,ssmax " RUNF " --timeline %s/tl.csv --out %s/s.csv", dir, dir);
+    ck_assert_msg(R.status == 0, "serial --timeline: %d %s", R.status, R.err);
+    char tlp[128];
+    snprintf(tlp, sizeof tlp, "%s/tl.csv", dir);
+    char *t = tu_read_all(tlp, NULL);
+    ck_assert_msg(t && tu_count_lines(t) == 3 && strstr(t, "\n1,") && strstr(t, "\n2,") && strstr(t, ",0,,") &&
+                      strstr(t, ",done\n"), "serial timeline: %s", t);
+    free(t);
     tu_run(&R, LCG " merge --workers 2 --out %s/m.csv " GRID " " RUNF " %s", dir, g_ref);
     ck_assert_msg(R.status == 0, "merge with --workers: %d %s", R.status, R.err);
     tu_rm_tmpdir(dir);
