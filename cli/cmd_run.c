@@ -77,7 +77,7 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"monitor", FL_STR, &nm->monitor, 0, 0, "METRIC@LEN", "validation score that picks the best checkpoint: exact, token, bleu or loss (lower "
                                                               "is better) at a validation length (exact@2*(len+vary))", 0, 0},
         {"select", FL_STR, &nm->select, 0, 0, "last|best", "rows for the last checkpoint, or also for the best by --monitor (last)", 0, 0},
-        {"log-csv", FL_STR, &c->log_csv, 0, 0, "FILE", "training curve: step, loss, lr, grad norm, tok/s, validation scores", 0, 0},
+        {"log-csv", FL_STR, &c->log_csv, 0, 0, "FILE", "training curve: step, loss, lr, grad norm, tok/s, validation scores; {run_id}, {task}, {attn}, {pos}, {seed} in FILE are the run's", 0, 0},
         {"threads", FL_INT, &c->threads, 1, 1024, "N", "OpenMP threads (OMP_NUM_THREADS, else the CPUs this process may use)", 0, 0},
         {"log-every", FL_LONG, &c->log_every, 1, 1e9, "N", "steps between log lines off a terminal", 0, 0},
         {"quiet", FL_BOOL, &c->quiet, 0, 0, NULL, "no progress output", 0, 0},
@@ -127,8 +127,9 @@ typedef struct {
     char *note;              /* the checkpoint's note, split in place: string flags point here */
     cli_flag fl[64];
     int n_fl;
-    char preset_buf[4][512]; /* the preset's settings, split in place: string flags point here */
+    char preset_buf[8][512]; /* the preset's settings, split in place: string flags point here */
     char ckpt_buf[4200];     /* the derived checkpoint path */
+    char log_buf[4200];      /* --log-csv with {run_id}, {task}, ... replaced */
 } run_setup;
 
 /* apply "key=value;..." (a checkpoint note) to the flags; a flag given on the command line
@@ -375,7 +376,7 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         if (!lcg_preset_known(nmp->preset)) cli_usage_error(s->cx, "--preset: unknown preset '%s' (%s)", nmp->preset, lcg_preset_names());
         if (load) cli_usage_error(s->cx, "--preset cannot be combined with --%s (the checkpoint has its settings)", s->resuming ? "resume" : "load");
         const char *set;
-        for (int k = 0; k < 4 && (set = lcg_preset_settings(nmp->preset, task->name, k)); k++) {
+        for (int k = 0; k < 8 && (set = lcg_preset_settings(nmp->preset, task->name, k)); k++) {
             snprintf(s->preset_buf[k], sizeof s->preset_buf[k], "%s", set);
             apply_settings(fl, n_fl, s->preset_buf[k], nmp->preset);
         }
@@ -494,6 +495,32 @@ static int run_parse(run_setup *s, int argc, char **argv) {
                      c.out, (unsigned long long)run_cfg_id(&c));
             c.ckpt = s->ckpt_buf;
         }
+    }
+    /* --log-csv: {run_id}, {task}, {attn}, {pos} and {seed} become the run's, so each cell of a
+     * sweep keeps its own curve */
+    if (c.log_csv) {
+        char id[24], seed[24];
+        snprintf(id, sizeof id, "%016llx", (unsigned long long)run_cfg_id(&c));
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)c.seed);
+        const char *keys[5] = {"{run_id}", "{task}", "{attn}", "{pos}", "{seed}"};
+        const char *vals[5] = {id, c.task.task->name, lcg_normalizer_at(c.model.norm)->name, lcg_posenc_at(c.model.pos)->name,
+                               seed};
+        int used[5] = {0};
+        size_t o = 0;
+        for (const char *p = c.log_csv; *p && o + 1 < sizeof s->log_buf;) {
+            int k = 0;
+            while (k < 5 && strncmp(p, keys[k], strlen(keys[k])) != 0) k++;
+            if (k < 5) {
+                o += (size_t)snprintf(s->log_buf + o, sizeof s->log_buf - o, "%s", vals[k]);
+                p += strlen(keys[k]);
+                used[k] = 1;
+            } else s->log_buf[o++] = *p++;
+        }
+        s->log_buf[o < sizeof s->log_buf ? o : sizeof s->log_buf - 1] = '\0';
+        if (s->cell && !used[0] && !(used[1] && used[2] && used[3] && used[4]))
+            cli_usage_error(s->cx, "--log-csv '%s' in a sweep: cells would share that file; put {run_id} (or {task}, "
+                            "{attn}, {pos} and {seed}) in its name", c.log_csv);
+        c.log_csv = s->log_buf;
     }
     return 0;
 #undef c

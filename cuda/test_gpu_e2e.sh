@@ -18,6 +18,7 @@
 #     workers' idle time between cells is printed as info;
 #   - bad inputs: --precision bf16, --precision tf32 on the CPU, an unknown device, --gpus
 #     without --device cuda, a bad --gpus list.
+#   - a run stopped by timeout(1) writes its checkpoint (two SIGTERMs are one request);
 # Prints one line per check and "N passed, N failed"; exit 1 if any failed. Informational lines
 # ("info:") compare the GPU's and the CPU's training of the same seed.
 set -u
@@ -152,6 +153,14 @@ for f in logits grad; do
     ok "--resume on the GPU after it" || bad "--resume on the GPU: $(head -2 "$d/e")"
   rm -f "$d/n.ckpt" "$d/nc.ckpt"
 done
+
+# under timeout(1) (a SIGTERM to the run, then one to its process group, microseconds apart; the
+# CUDA runtime's threads can take the first): one stop request, the checkpoint written
+timeout -s TERM 4 "$LCG" run --device cuda $BASE --steps 100000000 --save "$d/t.ckpt" --out "$d/t.csv" >/dev/null 2>"$d/e"
+rc=$?
+if [ $rc = 124 ] && [ -s "$d/t.ckpt" ] && grep -q "terminated at step" "$d/e" && [ ! -e "$d/t.csv" ]; then
+  ok "stopped by timeout(1): the checkpoint written ('$(cut -c1-60 "$d/e")...')"
+else bad "stopped by timeout(1): exit $rc, checkpoint $( [ -s "$d/t.ckpt" ] && echo written || echo missing): $(head -2 "$d/e")"; fi
 
 # one cell per GPU worker: --gpus 0,0 (two children on GPU 0) gives the serial sweep's CSV
 GRID="--task copy --attn softmax,asentmax --pos nape --seed 1,2"

@@ -43,17 +43,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 volatile sig_atomic_t lcg_stop_signal;
 
-static void on_stop_signal(int sig) { lcg_stop_signal = sig; }
+/* The first SIGINT/SIGTERM asks the run to stop at its next step (or rung) and keep a resumable
+ * checkpoint; a second one kills, unless it comes within a second of the first: that is one
+ * request delivered twice (timeout(1) signals its child, then the child's whole process group, so
+ * `timeout 600 lcgbench ...` sends two SIGTERMs; the second killed runs mid-checkpoint). */
+static struct timespec stop_signal_at;
+
+static void on_stop_signal(int sig) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* async-signal-safe (POSIX.1-2008) */
+    if (!lcg_stop_signal) {
+        stop_signal_at = now;
+        lcg_stop_signal = sig;
+        return;
+    }
+    double dt = (double)(now.tv_sec - stop_signal_at.tv_sec) + 1e-9 * (double)(now.tv_nsec - stop_signal_at.tv_nsec);
+    if (dt < 1.0) return;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 void lcg_catch_stop_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND; /* the second ^C kills */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

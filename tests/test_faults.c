@@ -274,6 +274,28 @@ START_TEST(test_sigint_resume_identical) {
     ck_assert_msg(atof(tps) > 0, "resumed after training: wall_train_tok_s %s", tps);
     free(tps);
 
+    /* under timeout(1), which sends its SIGTERM to the run and then to the run's process group
+     * (two within microseconds: one request, not "a second ^C"), the checkpoint is still written */
+    remove(ckpt);
+    remove(csv);
+    snprintf(errpath, sizeof errpath, "%s/stderr", dir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int err = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (err < 0) _exit(99);
+        dup2(err, 2);
+        execlp("timeout", "timeout", "-s", "TERM", "1", LCG, "run", "--task", "copy", "--layers", "2", "--dim", "16",
+               "--heads", "2", "--head-dim", "8", "--ffn", "32", "--len", "6", "--vary", "2", "--steps", "100000000", "--batch", "8",
+               "--quiet", "--save", ckpt, "--out", csv, (char *)NULL);
+        _exit(98);
+    }
+    proc_result r;
+    finish(pid, errpath, &r);
+    ck_assert_msg(r.status == 124 && strstr(r.err, "terminated at step ") && strstr(r.err, ckpt),
+                  "under timeout: exit %d: %s", r.status, r.err);
+    ck_assert_msg(tu_exists(ckpt) && !tu_exists(csv), "under timeout: no checkpoint at %s, or rows written", ckpt);
+
     /* interrupted twice: the resumed run is interrupted again and resumed again */
     remove(csv);
     snprintf(args, sizeof args, TINY " --save %s --out %s", ckpt, csv);

@@ -57,6 +57,16 @@ START_TEST(test_preset_values_and_overrides) {
     ck_assert_str_eq(cell(&d, 1, "dim"), "16");
     tu_csv_free(&d);
     expect_usage("unknown preset 'huge'", "run --preset huge");
+    /* a preset with a base: gpu's own settings first (steps), then paper's (architecture) */
+    expect_status(0, LCG " run --preset gpu --task sort --steps 2 --warmup 1 --val-every 1 --val-samples 2 --monitor "
+                        "exact@16 --batch 2 --len 6 --vary 2 --eval-samples 2 --max-len 12 --dim 16 --ffn 16 --heads 2 "
+                        "--head-dim 8 --quiet --out %s/g.csv", dir);
+    snprintf(csv, sizeof csv, "%s/g.csv", dir);
+    tu_csv_load(csv, &d);
+    ck_assert_str_eq(cell(&d, 1, "lr"), "0.0004");  /* paper's sort */
+    ck_assert_str_eq(cell(&d, 1, "layers"), "2");   /* paper's every task */
+    ck_assert_str_eq(cell(&d, 1, "pos"), "nape");
+    tu_csv_free(&d);
     tu_rm_tmpdir(dir);
 }
 END_TEST
@@ -67,6 +77,8 @@ START_TEST(test_preset_help_lists_every_task) {
     ck_assert_ptr_nonnull(strstr(R.out, "mini:"));
     ck_assert_ptr_nonnull(strstr(R.out, "ci:"));
     ck_assert_ptr_nonnull(strstr(R.out, "steps=390625")); /* paper mqmtar, spec §3.2 */
+    ck_assert_ptr_nonnull(strstr(R.out, "gpu:"));
+    ck_assert_ptr_nonnull(strstr(R.out, "steps=58594;warmup=2500")); /* gpu mqmtar: 15% of the paper's */
 }
 END_TEST
 

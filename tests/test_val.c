@@ -166,6 +166,25 @@ START_TEST(test_resume_keeps_best) {
 }
 END_TEST
 
+/* a sweep's cells each keep their curve: {run_id} in --log-csv names the cell; without it, a
+ * one-line usage error before any work */
+START_TEST(test_sweep_curves) {
+    char dir[64], csv[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/s.csv", dir);
+    tu_expect_fail(&R, 2, csv, "--log-csv", "{run_id}", LCG " sweep " TINY " --seed 1,2 --log-csv %s/c.csv --out %s", dir, csv);
+    tu_expect_status(&R, 0, LCG " sweep " TINY " --seed 1,2 --log-csv %s/curves/{run_id}.csv --out %s", dir, csv);
+    char *ids = tu_csv_column(csv, "run_id");
+    for (char *save = NULL, *id = strtok_r(ids, "\n", &save); id; id = strtok_r(NULL, "\n", &save)) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/curves/%s.csv", dir, id);
+        ck_assert_msg(tu_exists(path), "no curve %s for run %s", path, id);
+    }
+    free(ids);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
 START_TEST(test_bleu_column) {
     char dir[64], csv[128];
     tu_tmpdir(dir, sizeof dir);
@@ -210,6 +229,7 @@ int main(void) {
     tcase_add_test(tc, test_select_best_is_argmax);
     tcase_add_test(tc, test_resume_keeps_best);
     tcase_add_test(tc, test_bleu_column);
+    tcase_add_test(tc, test_sweep_curves);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
