@@ -736,6 +736,7 @@ int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *
         info->run_id = run_cfg_id(&s->c);
         info->n_rows = eval_ladder(&s->c, info->lens);
         snprintf(info->out, sizeof info->out, "%s", s->c.out);
+        snprintf(info->device, sizeof info->device, "%s", s->c.backend ? s->c.backend : "cpu");
         info->write_failed = 0;
         if (execute) rc = run_execute(s);
         info->write_failed = s->write_failed;

@@ -21,6 +21,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "grid.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,13 +242,99 @@ char **sw_child_argv(const sw_cell *c, const char *exe, const char *out, int thr
     return a;
 }
 
+extern char **environ;
+
+char **sw_child_env(const char *cvd) {
+    int n = 0;
+    while (environ[n]) n++;
+    char **env = LCG_NEW(char *, n + 2);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21) != 0) env[m++] = environ[i];
+    size_t len = strlen(cvd) + 22;
+    env[m] = malloc(len);
+    if (!env[m]) lcg_die("out of memory");
+    snprintf(env[m], len, "CUDA_VISIBLE_DEVICES=%s", cvd);
+    env[m + 1] = NULL;
+    return env;
+}
+
+void sw_child_env_free(char **env) {
+    if (!env) return;
+    int m = 0;
+    while (env[m + 1]) m++;
+    free(env[m]); /* ours is the last */
+    lcg_free(env);
+}
+
+int sw_visible_gpus(char out[][32], int max) {
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    int n = 0;
+    if (cvd) {
+        char *copy = sw_strdup(cvd);
+        for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save))
+            snprintf(out[n++], 32, "%s", tok);
+        free(copy);
+        return n;
+    }
+    DIR *d = opendir("/proc/driver/nvidia/gpus");
+    if (!d) return 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    if (n > max) n = max;
+    for (int i = 0; i < n; i++) snprintf(out[i], 32, "%d", i);
+    return n;
+}
+
+/* --gpus LIST (indices, e.g. 0,1,2,3 or 0,0) or N (0..N-1): each entry one worker's GPU, as
+ * an entry of this process's CUDA_VISIBLE_DEVICES when that is set */
+static void parse_gpus(sw_grid *g, const char *v) {
+    const cli_ctx *cx = g->cx;
+    int idx[SW_MAX_WORKERS], n = 0;
+    const char *p = v;
+    if (!*v) cli_usage_error(cx, "--gpus is empty (GPU indices like 0,1,2,3, or a count N)");
+    while (*p) {
+        char *end;
+        errno = 0;
+        long x = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
+        if (x < 0 || errno || end == p || (*end && *end != ',') || x > 1023)
+            cli_usage_error(cx, "--gpus: bad list '%s' (GPU indices like 0,1,2,3 or 0,0, or a count N)", v);
+        if (n == SW_MAX_WORKERS) cli_usage_error(cx, "--gpus: more than %d entries", SW_MAX_WORKERS);
+        idx[n++] = (int)x;
+        p = end;
+        if (*p == ',') {
+            p++;
+            if (!*p) cli_usage_error(cx, "--gpus: bad list '%s' (GPU indices like 0,1,2,3 or 0,0, or a count N)", v);
+        }
+    }
+    if (n == 1 && !strchr(v, ',')) { /* a count */
+        int count = idx[0];
+        if (count < 1) cli_usage_error(cx, "--gpus: a count must be at least 1, got '%s'", v);
+        if (count > SW_MAX_WORKERS) cli_usage_error(cx, "--gpus: more than %d GPUs", SW_MAX_WORKERS);
+        for (n = 0; n < count; n++) idx[n] = n;
+    }
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    char vis[SW_MAX_WORKERS * 4][32];
+    int n_vis = cvd ? sw_visible_gpus(vis, SW_MAX_WORKERS * 4) : 0;
+    for (int w = 0; w < n; w++) {
+        if (cvd && idx[w] >= n_vis)
+            cli_usage_error(cx, "--gpus: GPU %d is not among the %d of CUDA_VISIBLE_DEVICES=%s (indices count from 0)",
+                            idx[w], n_vis, cvd);
+        if (cvd) snprintf(g->gpu[w], sizeof g->gpu[w], "%s", vis[idx[w]]);
+        else snprintf(g->gpu[w], sizeof g->gpu[w], "%d", idx[w]);
+    }
+    g->workers = n;
+    g->gpus_set = 1;
+}
+
 int sw_grid_build(sw_grid *g, cli_ctx *cx, int mode, int argc, char **argv) {
     memset(g, 0, sizeof *g);
     g->cx = cx;
     sw_parsed *P = LCG_NEW(sw_parsed, 1);
     g->priv = P;
     sw_section *sec = P->sec;
-    const char *grid = NULL, *dims[4] = {NULL, NULL, NULL, NULL}, *shard = NULL;
+    const char *grid = NULL, *dims[4] = {NULL, NULL, NULL, NULL}, *shard = NULL, *workers = NULL, *gpus = NULL;
     char **pass = P->pass = LCG_NEW(char *, argc + 1);
     g->inputs = LCG_NEW(char *, argc + 1);
     int n_pass = 0;
@@ -256,6 +343,19 @@ int sw_grid_build(sw_grid *g, cli_ctx *cx, int mode, int argc, char **argv) {
         if (strcmp(a, "--help") == 0) return -1;
         if (mode == SW_SWEEP && strcmp(a, "--dry-run") == 0) {
             g->dry = 1;
+            continue;
+        }
+        if (mode == SW_SWEEP && strcmp(a, "--child") == 0) {
+            g->child = 1;
+            continue;
+        }
+        /* how a sweep spreads its cells: merge takes the same flags and ignores them */
+        const char **opt = strcmp(a, "--workers") == 0 ? &workers : strcmp(a, "--gpus") == 0 ? &gpus
+                         : strcmp(a, "--timeline") == 0 ? &g->timeline : NULL;
+        if (opt) {
+            if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) cli_usage_error(cx, "%s needs a value", a);
+            if (*opt) cli_usage_error(cx, "%s given twice", a);
+            *opt = argv[++i];
             continue;
         }
         int d = -1, is_grid = strcmp(a, "--grid") == 0, is_shard = mode == SW_SWEEP && strcmp(a, "--shard") == 0;
@@ -292,6 +392,19 @@ int sw_grid_build(sw_grid *g, cli_ctx *cx, int mode, int argc, char **argv) {
         g->shard_k = (int)k;
         g->shard_n = (int)n;
     }
+    if (workers && gpus) cli_usage_error(cx, "--workers cannot be combined with --gpus (each GPU of --gpus is a worker)");
+    if (workers) {
+        char *end;
+        errno = 0;
+        long w = strtol(workers, &end, 10);
+        if (end == workers || *end || errno || w < 1 || w > SW_MAX_WORKERS)
+            cli_usage_error(cx, "--workers must be a whole number from 1 to %d, got '%s'", SW_MAX_WORKERS, workers);
+        g->workers = (int)w;
+    }
+    if (gpus) parse_gpus(g, gpus);
+    if (g->timeline && !*g->timeline) cli_usage_error(cx, "--timeline is empty");
+    if (g->child && (g->workers || g->timeline))
+        cli_usage_error(cx, "--child is the cell of one worker: it takes no --workers, --gpus or --timeline");
     if (mode == SW_MERGE) {
         if (!g->merge_out) cli_usage_error(cx, "--out is required");
         if (!g->n_inputs) cli_usage_error(cx, "no input CSVs");
@@ -359,6 +472,16 @@ int sw_grid_build(sw_grid *g, cli_ctx *cx, int mode, int argc, char **argv) {
         for (int j = 0; j < k; j++)
             if (cells[j].info.run_id == cells[k].info.run_id)
                 cli_usage_error(cx, "cells %d (%s) and %d (%s) are the same run", j + 1, cells[j].desc, k + 1, cells[k].desc);
+    }
+    /* --gpus runs GPU cells; --workers CPU cells */
+    for (int k = 0; k < n_cells && mode == SW_SWEEP && g->workers; k++) {
+        int cuda = strcmp(cells[k].info.device, "cuda") == 0;
+        if (g->gpus_set && !cuda)
+            cli_usage_error(cx, "--gpus needs --device cuda: cell %d (%s) runs on %s", k + 1, cells[k].desc,
+                            cells[k].info.device);
+        if (!g->gpus_set && cuda)
+            cli_usage_error(cx, "--workers runs CPU cells: cell %d (%s) runs on cuda; give --gpus LIST (one worker per GPU)",
+                            k + 1, cells[k].desc);
     }
     g->out = n_cells ? cells[0].info.out : "";
     for (int i = 0; n_cells && i < cells[0].argc; i++)

@@ -10,6 +10,7 @@
 
 #define SW_MAX_LIST 64
 #define SW_MAX_ARGS 128
+#define SW_MAX_WORKERS 64
 
 typedef struct {
     char *argv[SW_MAX_ARGS * 2 + 16]; /* the run flags of this cell */
@@ -31,6 +32,12 @@ typedef struct {
     int dry;                /* sweep --dry-run */
     int shard_k, shard_n;   /* sweep --shard K/N (0/0 without) */
     int threads_set;        /* --threads given (passed on to every run) */
+    int workers;            /* sweep --workers N or the entries of --gpus: cells in child processes
+                             * (0: in this process, one after another) */
+    int gpus_set;           /* --gpus given: worker w runs on GPU gpu[w] */
+    char gpu[SW_MAX_WORKERS][32]; /* its CUDA_VISIBLE_DEVICES (an entry of this process's, if set) */
+    int child;              /* --child: one worker's cell (workers.c starts it); quiet summary */
+    const char *timeline;   /* --timeline FILE: each cell's start and end, appended as CSV */
     const char *merge_out;  /* merge --out */
     char **inputs;          /* merge's input CSVs */
     int n_inputs;
@@ -59,5 +66,24 @@ int sweep_mpi(sw_grid *g);
  * then "run", the cell's flags with --out replaced, and --threads if threads > 0; malloc'd
  * array of pointers into the cell and into out/threads_buf, NULL-terminated */
 char **sw_child_argv(const sw_cell *c, const char *exe, const char *out, int threads, char *threads_buf);
+/* this process's environment with CUDA_VISIBLE_DEVICES=cvd (malloc'd array, NULL-terminated;
+ * the strings are environ's but one, also malloc'd: free with sw_child_env_free) */
+char **sw_child_env(const char *cvd);
+void sw_child_env_free(char **env);
+/* the GPUs this process may use according to CUDA_VISIBLE_DEVICES (its entries in out, at most
+ * max), else /proc/driver/nvidia/gpus (entries "0".."n-1"); their count, 0 if unknown */
+int sw_visible_gpus(char out[][32], int max);
+/* the cells of g run by g->workers child processes (workers.c); claims is the sweep's claim
+ * descriptor, t0 its start; returns the sweep's exit status */
+int sweep_workers(sw_grid *g, int claims, double t0);
+/* --timeline: the file opened for appending (its header written when new), or NULL after a
+ * message; a row for cell k run by `worker` on `gpu` ("" on the CPU) from start to end (Unix
+ * seconds: sw_unix_now) with its status (done, failed, stopped, elsewhere) */
+FILE *sw_timeline_open(const sw_grid *g);
+void sw_timeline_row(FILE *tl, const sw_grid *g, int k, int worker, const char *gpu, double start, double end,
+                     const char *status);
+double sw_unix_now(void);
+/* puts the rows of g's cells in grid order in its CSV (csv_order_runs); 0, or 1 after a message */
+int sw_order_rows(const sw_grid *g);
 
 #endif

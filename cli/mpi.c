@@ -20,6 +20,11 @@
  * the CPUs it may run on: each CPU of its affinity mask counts 1/k when k ranks of the node
  * may use it (ranks bound to their own cores get all of theirs; unbound ranks split them).
  *
+ * GPUs: when the cells run on cuda, each rank's runs see one GPU: the one of its rank on the
+ * node (its local rank) modulo the GPUs it may use (--gpus LIST, else this process's
+ * CUDA_VISIBLE_DEVICES, else the GPUs the driver lists), through CUDA_VISIBLE_DEVICES in the
+ * child's environment; rank 0's [sweep k/n] lines name each rank's GPU.
+ *
  * It does not survive the death of a rank itself (MPI aborts the job; rerun to resume), and
  * it does not need a shared file system: rows travel by MPI, temp files stay node-local.
  */
@@ -43,11 +48,12 @@ extern char **environ;
 enum { TAG_ASK = 1, TAG_CELL = 2 };
 
 /* ---- the local share of CPUs ------------------------------------------------------------- */
-static int local_threads(void) {
+static int local_threads(int *local_rank) {
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     int n_local;
     MPI_Comm_size(node, &n_local);
+    MPI_Comm_rank(node, local_rank);
     cpu_set_t mine;
     CPU_ZERO(&mine);
     if (sched_getaffinity(0, sizeof mine, &mine) != 0) CPU_SET(0, &mine);
@@ -75,6 +81,8 @@ typedef struct {
 } child;
 
 static volatile pid_t g_child = -1;
+static char **g_env;                /* the runs' environment: environ, or with this rank's GPU */
+static char (*g_rank_gpu)[32];      /* rank 0: each rank's GPU ("" without) */
 
 /* a rank stopped by the launcher (scancel, Ctrl-C on mpirun) takes its run with it */
 static void on_signal(int sig) {
@@ -97,7 +105,7 @@ static void child_start(child *ch, const sw_grid *g, int k, int threads, int ran
     char tbuf[16];
     char **argv = sw_child_argv(&g->cells[k], exe, ch->tmp, threads, tbuf);
     pid_t pid;
-    int e = posix_spawn(&pid, exe, NULL, NULL, argv, environ);
+    int e = posix_spawn(&pid, exe, NULL, NULL, argv, g_env ? g_env : environ);
     lcg_free(argv);
     if (e != 0) lcg_die("cannot start '%s run': %s", exe, strerror(e));
     ch->pid = g_child = pid;
@@ -247,7 +255,8 @@ static int coordinate(const sw_grid *g, int size, int threads) {
         int progress = 0;
         if (local.pid < 0 && next < n_todo) {
             int k = todo[next++];
-            fprintf(stderr, "[sweep %d/%d] %s: rank 0\n", k + 1, g->n_cells, g->cells[k].desc);
+            fprintf(stderr, "[sweep %d/%d] %s: rank 0%s%s%s\n", k + 1, g->n_cells, g->cells[k].desc,
+                    g_rank_gpu[0][0] ? " (gpu " : "", g_rank_gpu[0], g_rank_gpu[0][0] ? ")" : "");
             child_start(&local, g, k, threads, 0);
             progress = 1;
         }
@@ -290,7 +299,10 @@ static int coordinate(const sw_grid *g, int size, int threads) {
                 record(&C, hdr[0], ms.MPI_SOURCE, hdr[1], rows, n, secs);
             }
             int k = next < n_todo ? todo[next++] : -1;
-            if (k >= 0) fprintf(stderr, "[sweep %d/%d] %s: rank %d\n", k + 1, g->n_cells, g->cells[k].desc, ms.MPI_SOURCE);
+            const char *gn = g_rank_gpu[ms.MPI_SOURCE];
+            if (k >= 0)
+                fprintf(stderr, "[sweep %d/%d] %s: rank %d%s%s%s\n", k + 1, g->n_cells, g->cells[k].desc, ms.MPI_SOURCE,
+                        gn[0] ? " (gpu " : "", gn, gn[0] ? ")" : "");
             else remote--;
             MPI_Send(&k, 1, MPI_INT, ms.MPI_SOURCE, TAG_CELL, MPI_COMM_WORLD);
             progress = 1;
@@ -350,7 +362,19 @@ int sweep_mpi(sw_grid *g) {
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGHUP, on_signal);
-    int threads = local_threads(); /* collective: every rank */
+    int local_rank = 0;
+    int threads = local_threads(&local_rank); /* collective: every rank */
+    /* this rank's GPU when the cells run on cuda: local rank mod the GPUs it may use */
+    char mine[32] = "", vis[SW_MAX_WORKERS * 4][32];
+    int cuda = 0;
+    for (int k = 0; k < g->n_cells; k++) cuda |= strcmp(g->cells[k].info.device, "cuda") == 0;
+    int n_vis = g->gpus_set ? g->workers : cuda ? sw_visible_gpus(vis, SW_MAX_WORKERS * 4) : 0;
+    if (n_vis > 0) {
+        snprintf(mine, sizeof mine, "%s", g->gpus_set ? g->gpu[local_rank % n_vis] : vis[local_rank % n_vis]);
+        g_env = sw_child_env(mine);
+    }
+    g_rank_gpu = lcg_alloc(sizeof *g_rank_gpu * (size_t)size);
+    MPI_Gather(mine, 32, MPI_CHAR, g_rank_gpu, 32, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (g->threads_set || getenv("OMP_NUM_THREADS")) threads = 0; /* the runs take the user's */
     int ok = 1;
     if (rank == 0) ok = sw_mark_done(g, g->out) >= 0;
@@ -364,5 +388,7 @@ int sweep_mpi(sw_grid *g) {
         }
     }
     MPI_Finalize();
+    sw_child_env_free(g_env);
+    lcg_free(g_rank_gpu);
     return rc;
 }

@@ -12,7 +12,12 @@
 #     length, eval loss and attention diagnostics within 1e-4 relative (plus the CSV's last digit);
 #   - CPU and GPU rows of one configuration are different sweep cells, each skipped once done;
 #   - a non-finite step on the GPU (LCG_TEST_NAN) stops with one line and resumes;
-#   - bad inputs: --precision bf16, --precision tf32 on the CPU, an unknown device.
+#   - `sweep --device cuda --gpus 0,0` (two worker processes sharing GPU 0) of a 4-cell grid gives
+#     the serial GPU sweep's CSV outside wall_*, and so does `mpirun -np 2 lcgbench-mpi sweep
+#     --device cuda` (both ranks on GPU 0; where mpirun and a CUDA lcgbench-mpi exist); the
+#     workers' idle time between cells is printed as info;
+#   - bad inputs: --precision bf16, --precision tf32 on the CPU, an unknown device, --gpus
+#     without --device cuda, a bad --gpus list.
 #   - a run stopped by timeout(1) writes its checkpoint (two SIGTERMs are one request);
 # Prints one line per check and "N passed, N failed"; exit 1 if any failed. Informational lines
 # ("info:") compare the GPU's and the CPU's training of the same seed.
@@ -55,6 +60,8 @@ SMALL="$BASE --steps 1000"
 expect 2 "--precision bf16" "$LCG" run --precision bf16 $SMALL --out "$d/x.csv"
 expect 2 "--precision tf32 on the CPU" "$LCG" run --precision tf32 $SMALL --out "$d/x.csv"
 expect 2 "--device unknown" "$LCG" run --device tpu $SMALL --out "$d/x.csv"
+expect 2 "sweep --gpus without --device cuda" "$LCG" sweep --gpus 0,1 $SMALL --out "$d/x.csv"
+expect 2 "sweep --gpus with a bad list" "$LCG" sweep --device cuda --gpus 0,,1 $SMALL --out "$d/x.csv"
 
 # the first GPU run: its error, if any, says why there is no GPU (one line, exit 1)
 "$LCG" run --device cuda $SMALL --attn asentmax --pos nape --out "$d/g1.csv" --save "$d/g.ckpt" >/dev/null 2>"$d/e"
@@ -154,6 +161,31 @@ rc=$?
 if [ $rc = 124 ] && [ -s "$d/t.ckpt" ] && grep -q "terminated at step" "$d/e" && [ ! -e "$d/t.csv" ]; then
   ok "stopped by timeout(1): the checkpoint written ('$(cut -c1-60 "$d/e")...')"
 else bad "stopped by timeout(1): exit $rc, checkpoint $( [ -s "$d/t.ckpt" ] && echo written || echo missing): $(head -2 "$d/e")"; fi
+
+# one cell per GPU worker: --gpus 0,0 (two children on GPU 0) gives the serial sweep's CSV
+GRID="--task copy --attn softmax,asentmax --pos nape --seed 1,2"
+"$LCG" sweep --device cuda $GRID $BASE --steps 200 --out "$d/gs.csv" >/dev/null 2>"$d/e" || bad "serial GPU sweep: $(tail -2 "$d/e")"
+"$LCG" sweep --device cuda --gpus 0,0 --timeline "$d/tl.csv" $GRID $BASE --steps 200 --out "$d/gw.csv" >/dev/null 2>"$d/e"
+rc=$?
+if [ $rc = 0 ] && [ -s "$d/gs.csv" ] && [ "$(strip_csv "$d/gs.csv")" = "$(strip_csv "$d/gw.csv")" ] &&
+   grep -q "2 workers on GPUs 0,0" "$d/e" && [ "$(grep -c ',done$' "$d/tl.csv")" = 4 ]
+then ok "sweep --gpus 0,0 (2 workers on GPU 0): the serial GPU sweep's CSV outside wall_*, 4 cells in the timeline"
+else bad "sweep --gpus 0,0: exit $rc: $(grep -v '^ ' "$d/e" | tail -4)"; diff <(strip_csv "$d/gs.csv") <(strip_csv "$d/gw.csv") | head -4; fi
+grep "idle" "$d/e" | sed 's/^lcgbench sweep: /info: --gpus 0,0: /'
+# the MPI sweep: ranks map to local rank mod the visible GPUs (here both to GPU 0)
+MPI_LCG="$(dirname "$LCG")/lcgbench-mpi"
+if command -v mpirun >/dev/null 2>&1 && [ -x "$MPI_LCG" ] &&
+   "$MPI_LCG" sweep --device cuda $GRID $BASE --steps 200 --out "$d/gm.csv" --dry-run >/dev/null 2>&1; then
+  root=""; [ "$(id -u)" = 0 ] && root="--allow-run-as-root"
+  CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0} timeout 600 mpirun $root --oversubscribe -np 2 -x CUDA_VISIBLE_DEVICES \
+    "$MPI_LCG" sweep --device cuda $GRID $BASE --steps 200 --out "$d/gm.csv" >/dev/null 2>"$d/e"
+  rc=$?
+  if [ $rc = 0 ] && [ "$(strip_csv "$d/gs.csv")" = "$(strip_csv "$d/gm.csv")" ] && grep -q "rank 1 (gpu " "$d/e"
+  then ok "mpirun -np 2 lcgbench-mpi sweep --device cuda: the serial GPU sweep's CSV; $(grep -o 'rank 1 (gpu [^)]*)' "$d/e" | head -1)"
+  else bad "mpirun -np 2 sweep --device cuda: exit $rc: $(tail -3 "$d/e")"; fi
+else
+  echo "info: the MPI GPU sweep not checked (needs mpirun and $MPI_LCG built with CUDA=1 MPI=1)"
+fi
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

@@ -52,6 +52,11 @@ int csv_upgrade(const char *data, size_t n, char **out, size_t *n_out);
  * the last checkpoint's, in the same atomic write */
 int csv_append_best(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs, int n_rungs,
                     const lcg_rung_result *best, long best_step, char *err, size_t err_len);
+/* the blocks of rows of the given runs (a run's consecutive rows) put back in the order of
+ * run_ids, pass by pass, into the places they held, other rows untouched (harness/csv_order.c):
+ * what a sweep whose cells finished out of order does to its CSV. 0 (already in order, the
+ * file untouched), 1 (rewritten atomically under its lock), or -1 with err */
+int csv_order_runs(const char *path, const uint64_t *run_ids, int n_runs, char *err, size_t err_len);
 
 /* a result CSV read back (harness/csv_read.c): rows of lcg_csv_n_columns string fields */
 typedef struct {

@@ -6,7 +6,11 @@
  *   - as shards (`sweep --shard K/3`, uneven) merged with `lcgbench merge` in any input order;
  *   - under `mpirun -np 2 --oversubscribe ./lcgbench-mpi sweep` (skipped, saying so, where
  *     mpirun or lcgbench-mpi is missing), fresh and resumed from a partial CSV;
- *   - interrupted (killed after a couple of cells) and run again, and resumed from a prefix.
+ *   - interrupted (killed after a couple of cells) and run again, and resumed from a prefix;
+ *   - by 2 workers (`sweep --workers 2`: cells in child processes, side by side), fresh,
+ *     interrupted by SIGINT and SIGTERM mid-cell and resumed, and a serial or 2-worker sweep
+ *     resuming a file whose cells are out of grid order (with another run's rows among them,
+ *     left in place); --workers/--gpus usage errors and --timeline's rows.
  *
  * "The same CSV" means every column but wall_* (timings and thread counts) byte for byte, in
  * the same order, header included; the rest of a row is a pure function of its settings.
@@ -277,6 +281,183 @@ START_TEST(test_shard_usage) {
 }
 END_TEST
 
+/* ---- workers: cells in child processes ---------------------------------------------------- */
+START_TEST(test_workers_same_as_serial) {
+    char dir[64], out[128], tl[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/w.csv", dir);
+    snprintf(tl, sizeof tl, "%s/timeline.csv", dir);
+    tu_run(&R, LCG " sweep " GRID " " RUNF " --workers 2 --timeline %s --out %s", tl, out);
+    ck_assert_msg(R.status == 0, "--workers 2: exit %d: %s", R.status, R.err);
+    ck_assert_msg(strstr(R.err, "2 workers, 1 thread each") && strstr(R.err, "ran 8 cells on 2 workers") &&
+                      strstr(R.err, "worker 0: ") && strstr(R.err, "idle"),
+                  "--workers 2: %s", R.err);
+    expect_same_as_serial(out, "sweep --workers 2");
+    /* the timeline: a header and one row per cell, each done, end >= start */
+    char *t = tu_read_all(tl, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(tu_count_lines(t), 1 + N_CELLS);
+    ck_assert_msg(strncmp(t, "cell,run_id,worker,gpu,start_unix,end_unix,seconds,status\n", 58) == 0, "%s", t);
+    for (const char *p = strchr(t, '\n') + 1; *p; p = strchr(p, '\n') + 1) {
+        double a, b;
+        char status[16];
+        ck_assert_msg(sscanf(p, "%*d,%*16[0-9a-f],%*d,,%lf,%lf,%*f,%15[a-z]", &a, &b, status) == 3, "timeline row %s", p);
+        ck_assert_msg(b >= a && strcmp(status, "done") == 0, "timeline row %s", p);
+    }
+    free(t);
+    /* a rerun runs nothing and leaves the file as it was */
+    char *before = tu_read_all(out, NULL);
+    tu_run(&R, LCG " sweep " GRID " " RUNF " --workers 3 --out %s", out);
+    ck_assert_msg(R.status == 0 && strstr(R.err, "0 to run"), "rerun: exit %d: %s", R.status, R.err);
+    char *after = tu_read_all(out, NULL);
+    ck_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* starts `cmd` in its own process group with stderr to errf; returns its pid */
+static pid_t start_bg(const char *cmd, const char *errf) {
+    char full[2048];
+    snprintf(full, sizeof full, "exec %s >/dev/null 2>%s", cmd, errf);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    return pid;
+}
+
+/* waits (at most 60 s) until errf holds `need` count times */
+static void wait_for(const char *errf, const char *need, int count) {
+    for (int i = 0; i < 3000; i++) {
+        char *t = tu_read_all(errf, NULL);
+        int n = 0;
+        for (const char *p = t; p && (p = strstr(p, need)); p++) n++;
+        free(t);
+        if (n >= count) return;
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+    ck_abort_msg("'%s' did not appear %d times in %s", need, count, errf);
+}
+
+/* a 2-worker sweep stopped by SIGINT, then by SIGTERM, each while both workers train (sent to
+ * the sweep alone: it passes them on), then run to the end: the serial sweep's CSV, the cut
+ * cells continued from their checkpoints */
+START_TEST(test_workers_interrupted) {
+#define LONGF "--layers 1 --dim 16 --heads 2 --head-dim 8 --ffn 32 --steps 1500 --batch 8 --eval-samples 8 --quiet --max-len 96 --threads 1"
+#define GRID4 "--task copy,reverse --attn softmax,ssmax"
+    char dir[64], ref[128], out[128], errf[128], cmd[1024];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(ref, sizeof ref, "%s/serial.csv", dir);
+    snprintf(out, sizeof out, "%s/w.csv", dir);
+    snprintf(errf, sizeof errf, "%s/err", dir);
+    tu_run(&R, LCG " sweep " GRID4 " " LONGF " --out %s", ref);
+    ck_assert_msg(R.status == 0, "serial: exit %d: %s", R.status, R.err);
+    snprintf(cmd, sizeof cmd, LCG " sweep " GRID4 " " LONGF " --workers 2 --out %s", out);
+    const int sigs[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = start_bg(cmd, errf);
+        wait_for(errf, ": worker 1, start", 1);
+        nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL); /* both train */
+        kill(pid, sigs[i]);
+        int st;
+        waitpid(pid, &st, 0);
+        char *e = tu_read_all(errf, NULL);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 128 + sigs[i], "signal %d: wait status %d: %s", sigs[i], st, e);
+        ck_assert_msg(strstr(e, "stopped (") && strstr(e, "run the same command again"), "signal %d: %s", sigs[i], e);
+        ck_assert_msg(strstr(e, "checkpoint written"), "signal %d: no checkpoint: %s", sigs[i], e);
+        if (i == 1) ck_assert_msg(strstr(e, "continuing from"), "no cell continued from its checkpoint: %s", e);
+        free(e);
+        char *t = tu_read_all(out, NULL); /* whole cells only */
+        ck_assert_msg(!t || (tu_count_lines(t) - 1) % ROWS_PER_CELL == 0, "a partial cell: %s", t);
+        free(t);
+    }
+    tu_run(&R, "%s", cmd);
+    ck_assert_msg(R.status == 0 && strstr(R.err, "continuing from"), "resume: exit %d: %s", R.status, R.err);
+    tu_assert_same_csv(ref, out, NULL);
+    tu_run(&R, "ls %s | grep -c ckpt", dir); /* the cells' checkpoints are gone */
+    ck_assert_msg(atoi(R.out) == 0, "checkpoints left: %s", R.out);
+    tu_rm_tmpdir(dir);
+#undef LONGF
+#undef GRID4
+}
+END_TEST
+
+/* a file whose grid cells are out of order (the reverse cells first, as a parallel sweep can
+ * leave it) with another run's rows among them: a serial sweep and a 2-worker sweep resuming it
+ * end with the serial CSV's order, the other run's rows kept once, in their place */
+START_TEST(test_resume_out_of_order) {
+    char dir[64], out[128], seed3[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(seed3, sizeof seed3, "%s/seed3.csv", dir);
+    tu_run(&R, LCG " sweep --task copy --attn softmax --seed 3 " RUNF " --out %s", seed3);
+    ck_assert_msg(R.status == 0, "seed 3: %s", R.err);
+    char *s3 = tu_read_all(seed3, NULL), id[17];
+    memcpy(id, strchr(s3, '\n') + 1, 16);
+    id[16] = '\0';
+    free(s3);
+    for (int workers = 0; workers <= 2; workers += 2) {
+        char extra[32] = "";
+        if (workers) snprintf(extra, sizeof extra, "--workers %d", workers);
+        snprintf(out, sizeof out, "%s/o%d.csv", dir, workers);
+        tu_run(&R, LCG " sweep --task reverse --attn softmax,ssmax --seed 1,2 " RUNF " --out %s", out);
+        ck_assert_msg(R.status == 0, "reverse cells: %s", R.err);
+        tu_run(&R, LCG " sweep --task copy --attn softmax --seed 3 " RUNF " --out %s", out);
+        ck_assert_msg(R.status == 0, "seed 3: %s", R.err);
+        tu_run(&R, LCG " sweep " GRID " " RUNF " %s --out %s", extra, out);
+        ck_assert_msg(R.status == 0 && strstr(R.err, "4 already in"), "resume %s: exit %d: %s", extra, R.status, R.err);
+        /* the other run's rows: still there, once, after the 4th cell's (where they were) */
+        tu_run(&R, "grep -n '^%s,' %s | cut -d: -f1 | tr '\\n' ' '", id, out);
+        char want[64];
+        snprintf(want, sizeof want, "%d %d %d ", 2 + 4 * ROWS_PER_CELL, 3 + 4 * ROWS_PER_CELL, 4 + 4 * ROWS_PER_CELL);
+        ck_assert_msg(strcmp(R.out, want) == 0, "%s: the seed 3 rows at lines %s, expected %s", extra, R.out, want);
+        char rest[160];
+        snprintf(rest, sizeof rest, "%s.rest", out);
+        tu_run(&R, "grep -v '^%s,' %s >%s", id, out, rest);
+        expect_same_as_serial(rest, workers ? "2 workers resuming an out-of-order file" : "a serial sweep resuming an out-of-order file");
+    }
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+START_TEST(test_workers_usage) {
+    const char *bad[] = {"--workers 0",        "--workers 65",     "--workers x",     "--workers 2 --gpus 0",
+                         "--gpus 0,1",         "--gpus 2",         "--gpus x",        "--gpus 0,",
+                         "--gpus ,0",          "--gpus 0,,1",      "--gpus -1",       "--gpus 0",
+                         "--gpus 1.5",         "--gpus ''",        "--workers",       "--workers 2 --workers 3",
+                         "--child --workers 2"};
+    const char *need[] = {"--workers",   "--workers", "--workers", "--workers", "--device cuda", "--device cuda",
+                          "--gpus",      "--gpus",    "--gpus",    "--gpus",    "--gpus",        "at least 1",
+                          "--gpus",      "--gpus",    "--workers", "twice",     "--child"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tu_run(&R, LCG " sweep " GRID " " RUNF " %s --out /tmp/lcgtest-never.csv", bad[i]);
+        ck_assert_msg(R.status == 2 && tu_count_lines(R.err) == 1 && strstr(R.err, need[i]),
+                      "%s: exit %d, stderr %s", bad[i], R.status, R.err);
+        ck_assert(!tu_exists("/tmp/lcgtest-never.csv"));
+    }
+    /* merge takes the sweep's flags as they were given, these too */
+    char dir[64];
+    tu_tmpdir(dir, sizeof dir);
+    /* a serial sweep's --timeline: one row per cell run, on worker 0 */
+    tu_run(&R, LCG " sweep --task copy --attn softmax,ssmax " RUNF " --timeline %s/tl.csv --out %s/s.csv", dir, dir);
+    ck_assert_msg(R.status == 0, "serial --timeline: %d %s", R.status, R.err);
+    char tlp[128];
+    snprintf(tlp, sizeof tlp, "%s/tl.csv", dir);
+    char *t = tu_read_all(tlp, NULL);
+    ck_assert_msg(t && tu_count_lines(t) == 3 && strstr(t, "\n1,") && strstr(t, "\n2,") && strstr(t, ",0,,") &&
+                      strstr(t, ",done\n"), "serial timeline: %s", t);
+    free(t);
+    tu_run(&R, LCG " merge --workers 2 --out %s/m.csv " GRID " " RUNF " %s", dir, g_ref);
+    ck_assert_msg(R.status == 0, "merge with --workers: %d %s", R.status, R.err);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
 /* ---- MPI ---------------------------------------------------------------------------------- */
 /* the mpirun command line prefix, or NULL (with the reason) when MPI cannot be tested here */
 static const char *mpirun_prefix(char *buf, size_t n) {
@@ -388,6 +569,10 @@ static Suite *sweep_suite(void) {
     tcase_add_test(tc, test_shards_merged);
     tcase_add_test(tc, test_merge_rejects);
     tcase_add_test(tc, test_shard_usage);
+    tcase_add_test(tc, test_workers_same_as_serial);
+    tcase_add_test(tc, test_workers_interrupted);
+    tcase_add_test(tc, test_resume_out_of_order);
+    tcase_add_test(tc, test_workers_usage);
     tcase_add_test(tc, test_mpi_same_as_serial);
     tcase_add_test(tc, test_mpi_failed_cell);
     tcase_add_test(tc, test_plain_binary_refuses_mpirun);
