@@ -42,7 +42,9 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default copy", 1, 0},
         {"preset", FL_STR, &nm->preset, 0, 0, "NAME", "settings bundle (see 'lcgbench help presets'); flags override it", 0, 0},
         {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer (see 'lcgbench help attn'); default softmax", 1, 0},
-        {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "alpha of entmax, asentmax, entmax-learn: (1, 2], default 1.5", 1, 0},
+        /* the range of any normalizer's parameter (a checkpoint's note holds topk's +-K here);
+         * --alpha itself is checked against (1, 2] once the normalizer is known */
+        {"alpha", FL_DOUBLE, &nm->alpha, -LCG_TOPK_MAX, LCG_TOPK_MAX, "X", "alpha of entmax, asentmax, entmax-learn: (1, 2], default 1.5", 1, 0},
         {"topk", FL_INT, &nm->topk, 1, LCG_TOPK_MAX, "K", "k of --attn topk: the k largest scores of a row (8)", 0, 0},
         {"topk-rule", FL_STR, &nm->topk_rule, 0, 0, "RULE", "k of --attn topk: fixed (K) or div-2 (max(K, keys/2), the reference's) (fixed)", 0, 0},
         {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding (see 'lcgbench help pos'); default rope", 1, 0},
@@ -430,7 +432,7 @@ static int run_parse(run_setup *s, int argc, char **argv) {
             c.model.alpha = par;
         }
     }
-    if (norm->has_alpha && !(c.model.alpha > 1.0f))
+    if (norm->has_alpha && !(c.model.alpha > 1.0f && c.model.alpha <= 2.0f))
         cli_usage_error(s->cx, "--alpha must be in (1, 2] for %s (1 is softmax: use --attn softmax)", norm->name);
     if (dev->supports && !dev->supports(&c.model, err, sizeof err)) cli_usage_error(s->cx, "%s", err);
     if (dev->available && !dev->available(err, sizeof err)) {
