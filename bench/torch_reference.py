@@ -522,7 +522,10 @@ def attention_block(h, wqkv, wo, ls, cfg):
         q, k = rope(q), rope(k)
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # B, H, T, D
     c = length_scale(h, ls, cfg) if NORM_SCALE[cfg["norm"]] != SCALE_NONE else None
-    out = causal_attention(q, k, v, alibi_slopes(cfg["pos"], H), cfg["norm"], cfg["alpha"], c)
+    slopes = alibi_slopes(cfg["pos"], H)
+    if NORM_ROW[cfg["norm"]] == ROW_STICK:  # stick-breaking takes no ALiBi term (z = q.k / sqrt(D))
+        slopes = torch.zeros_like(slopes)
+    out = causal_attention(q, k, v, slopes, cfg["norm"], cfg["alpha"], c)
     return out.transpose(1, 2).reshape(B, T, H * D) @ wo
 
 

@@ -67,6 +67,9 @@ typedef struct {
      * training recomputes the row's scores for it */
     void (*bwd_s)(float *ds, const float *p, const float *dp, const float *s, int n, double alpha);
     void (*bwd_s_f64)(double *ds, const double *p, const double *dp, const double *s, int n, double alpha);
+    /* 1: the row takes no ALiBi/NAPE bias (stick-break: z = c q.k/sqrt(D) as the reference);
+     * the model's slopes are 0 for it whatever --pos says (RoPE still rotates q and k) */
+    int no_bias;
 } lcg_row_fn;
 
 /* the row function LCG_ROW_* (dies on an unknown one: a programming error) */

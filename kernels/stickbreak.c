@@ -5,9 +5,9 @@
  *
  *   A_ij = sigma(z_ij) * prod_{j<m<i} (1 - sigma(z_im)),
  *
- * z = the caller's score (q.k/sqrt(D), times the length scale, plus the ALiBi/NAPE slope term
- * when the position encoding has one: the reference has no ALiBi here, lcgbench lets every
- * encoding through). The remainder 1 - sum A is dropped, so a row need not sum to 1 (row 0 is
+ * z = the caller's score, q.k/sqrt(D) (RoPE'd under rope): the row table marks this row
+ * no_bias, so the model gives it no ALiBi/NAPE term, as the reference (under alibi and nape
+ * stick-break is NoPE). The remainder 1 - sum A is dropped, so a row need not sum to 1 (row 0 is
  * all zeros). Computed in log space, in double, newest key first:
  * log A_ij = log sigma(z_ij) + sum_{j<m<i} log sigma(-z_im), with log sigma(x) = -softplus(-x);
  * once that running sum is below -800 every older weight underflows and is exactly 0. The only

@@ -4,7 +4,7 @@
  * end to end (CSV rows, the topk parameter in the alpha column, the table's label); every bad
  * value of --topk / --topk-rule is a one-line usage error, as are the flags on a normalizer
  * without k; a topk checkpoint reloads with its k and rule and refuses a different one; the
- * CSV is the same on 1 and 2 threads; parity through gen -> --data gives the generator run's
+ * CSV is the same on 1 and 2 threads; stick-break under nape is the nope model; parity through gen -> --data gives the generator run's
  * rows. The kernels are tested in tests/test_rows.c, the model paths in tests/test_model.c.
  */
 #include "testutil.h"
@@ -133,6 +133,11 @@ START_TEST(test_checkpoint_and_threads) {
         expect_ok("run " TINY " --attn %s --pos alibi --threads 2 --out %s", names[i], b);
         tu_assert_same_csv(a, b, NULL);
     }
+    /* stick-break takes no ALiBi term: under alibi and nape it is the nope model */
+    snprintf(a, sizeof a, "%s/sb_nope.csv", dir), snprintf(b, sizeof b, "%s/sb_nape.csv", dir);
+    expect_ok("run " TINY " --attn stick-break --pos nope --threads 1 --out %s", a);
+    expect_ok("run " TINY " --attn stick-break --pos nape --threads 1 --out %s", b);
+    tu_assert_same_csv(a, b, "pos run_id");
     tu_rm_tmpdir(dir);
 }
 END_TEST
