@@ -30,6 +30,11 @@ checksum. The normalizers (ids as in kernels/kernels.h):
   4   asentmax      alpha-entmax         c = 1 + softplus(a.Wb[:, k] + bb_k)
                                                * l^(2 tanh(a.Wg[:, k] + bg_k))
   5   entmax-learn  alpha-entmax         c = 1 + beta_k l^gamma_k
+  6   topk          softmax over the     -
+                    k largest (k = K, or max(K, keys // 2) for the div-2 rule; ties: newest first)
+  7   stick-break   sigma(z_ij) prod_{j<m<i} (1 - sigma(z_im)), j < i, in log space       -
+  8   adaptive-     softmax(beta s), beta = max(P(H), 1) if H(softmax(s)) > 0.5 else 1  -
+      softmax       (P in ascending powers, as the reference; gradients through beta)
 
 with l = ln(pos + 2), pos the 0-based token index in the sequence, and a the layer's RMS-normed
 input (the q/k/v projection's input). c multiplies the scores of the scaled heads:
@@ -120,19 +125,28 @@ def registry_names(topic):
 # ids -> names from the registry; the semantics of each name below are this file's own
 POS_NAMES = registry_names("pos")
 NORM_NAMES = registry_names("attn")
-NORM_SOFTMAX, NORM_ENTMAX, NORM_SPARSEMAX, NORM_SSMAX, NORM_ASENTMAX, NORM_ENTMAX_LEARN = (
+(NORM_SOFTMAX, NORM_ENTMAX, NORM_SPARSEMAX, NORM_SSMAX, NORM_ASENTMAX, NORM_ENTMAX_LEARN, NORM_TOPK,
+ NORM_STICK, NORM_ADAPTIVE) = (
     {v: k for k, v in NORM_NAMES.items()}.get(n, -1 - i)
-    for i, n in enumerate(("softmax", "entmax", "sparsemax", "ssmax", "asentmax", "entmax-learn")))
+    for i, n in enumerate(("softmax", "entmax", "sparsemax", "ssmax", "asentmax", "entmax-learn", "topk",
+                           "stick-break", "adaptive-softmax")))
 # the row function of each normalizer, its query length scaling, and its alpha rule: None =
 # takes alpha in (1, 2] from the checkpoint, else the only value allowed (as in kernels/registry.c)
-ROW_SOFTMAX, ROW_ENTMAX = "softmax", "entmax"
+ROW_SOFTMAX, ROW_ENTMAX, ROW_TOPK, ROW_STICK, ROW_ADAPTIVE = "softmax", "entmax", "topk", "stick", "adaptive"
 SCALE_NONE, SCALE_SSMAX, SCALE_ADAPT, SCALE_LEARN = "none", "ssmax", "adapt", "learn"
 NORM_ROW = {NORM_SOFTMAX: ROW_SOFTMAX, NORM_ENTMAX: ROW_ENTMAX, NORM_SPARSEMAX: ROW_ENTMAX,
-            NORM_SSMAX: ROW_SOFTMAX, NORM_ASENTMAX: ROW_ENTMAX, NORM_ENTMAX_LEARN: ROW_ENTMAX}
+            NORM_SSMAX: ROW_SOFTMAX, NORM_ASENTMAX: ROW_ENTMAX, NORM_ENTMAX_LEARN: ROW_ENTMAX,
+            NORM_TOPK: ROW_TOPK, NORM_STICK: ROW_STICK, NORM_ADAPTIVE: ROW_ADAPTIVE}
 NORM_SCALE = {NORM_SOFTMAX: SCALE_NONE, NORM_ENTMAX: SCALE_NONE, NORM_SPARSEMAX: SCALE_NONE,
-              NORM_SSMAX: SCALE_SSMAX, NORM_ASENTMAX: SCALE_ADAPT, NORM_ENTMAX_LEARN: SCALE_LEARN}
+              NORM_SSMAX: SCALE_SSMAX, NORM_ASENTMAX: SCALE_ADAPT, NORM_ENTMAX_LEARN: SCALE_LEARN,
+              NORM_TOPK: SCALE_NONE, NORM_STICK: SCALE_NONE, NORM_ADAPTIVE: SCALE_NONE}
+# topk's "alpha" is its row parameter: +K (k = K) or -K (k = max(K, keys // 2)), an integer
 NORM_FIXED_ALPHA = {NORM_SOFTMAX: 1.0, NORM_ENTMAX: None, NORM_SPARSEMAX: 2.0, NORM_SSMAX: 1.0,
-                    NORM_ASENTMAX: None, NORM_ENTMAX_LEARN: None}
+                    NORM_ASENTMAX: None, NORM_ENTMAX_LEARN: None, NORM_TOPK: "k", NORM_STICK: 1.0,
+                    NORM_ADAPTIVE: 1.0}
+# adaptive-temperature softmax: P(H) = sum_k c_k H^k, ascending powers as the reference evaluates
+ADAPT_POLY = (-0.037, 0.481, -2.3, 4.917, -1.791)
+ADAPT_EPS, ADAPT_H0 = 1e-9, 0.5
 LS_DELTA, LS_RHO = 1.0, 2.0  # c = delta + ... l^(rho tanh(.)) (learn, adapt)
 ENTMAX_BISECT_ITERS = 100
 
@@ -233,9 +247,12 @@ def check_config(cfg):
     if cfg["norm"] not in NORM_ROW:
         return f"attention normalizer {NORM_NAMES[cfg['norm']]} has no PyTorch counterpart here"
     a, name, fixed = cfg["alpha"], NORM_NAMES[cfg["norm"]], NORM_FIXED_ALPHA[cfg["norm"]]
-    if fixed is None and not 1.0 < a <= 2.0:
+    if fixed == "k":
+        if a != int(a) or not 1 <= abs(a) <= 1 << 20:
+            return f"topk parameter {a!r} is no integer K with 1 <= |K| <= 2^20"
+    elif fixed is None and not 1.0 < a <= 2.0:
         return f"alpha {a!r} outside (1, 2] for {name}"
-    if fixed is not None and a != fixed:
+    elif fixed is not None and a != fixed:
         return f"alpha {a!r} for {name}, which has none"
     if cfg["pos"] not in POS_NAMES:
         return f"unknown position encoding id {cfg['pos']}"
@@ -426,6 +443,49 @@ def length_scale(h, ls, cfg):
     return torch.cat([torch.ones(B, h0, T, dtype=torch.float64), c], dim=1)
 
 
+def topk_weights(scores, future, param):
+    """softmax over the k largest causal scores of each row, the rest 0; k = K, or
+    max(K, keys // 2) for a negative parameter (keys = i + 1). A key's rank counts the keys
+    above it plus the NEWER keys equal to it (the ties rule: newest first); it is kept when its
+    rank is below k. Written as a rank count, not a selection."""
+    T = scores.shape[-1]
+    K = int(abs(param))
+    n = torch.arange(1, T + 1)
+    kk = torch.maximum(torch.full((T,), K), n // 2) if param < 0 else torch.full((T,), K)
+    s = scores.detach().masked_fill(future, float("-inf"))
+    a, b = s[..., :, :, None], s[..., :, None, :]  # [.., i, j, 1] vs [.., i, 1, j']
+    jj = torch.arange(T)
+    newer = (jj[None, :] > jj[:, None])  # [j, j']: j' newer than j
+    rank = ((b > a) | ((b == a) & newer)).sum(-1)  # [.., i, j]
+    keep = (rank < kk[:, None]) & ~future
+    return torch.softmax(scores.masked_fill(~keep, float("-inf")), dim=-1)
+
+
+def stick_break_weights(scores, future):
+    """A_ij = sigma(z_ij) prod_{j<m<i} (1 - sigma(z_im)) for j < i, else 0: in log space,
+    log A_ij = logsigmoid(z_ij) + sum_m [j < m < i] logsigmoid(-z_im)"""
+    T = scores.shape[-1]
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    past = (j < i)[None, None]
+    ls_neg = torch.nn.functional.logsigmoid(-scores).masked_fill(~past, 0.0)  # m < i only
+    later = (i > j).double()  # [m, j]: 1 where m > j
+    tail = ls_neg @ later  # [.., i, j] = sum_{m > j, m < i} logsigmoid(-z_im)
+    logw = torch.nn.functional.logsigmoid(scores) + tail
+    return torch.exp(logw).masked_fill(~past, 0.0)
+
+
+def adaptive_softmax_weights(scores, future):
+    """p0 = softmax(s); H = -sum p0 log(p0 + 1e-9); beta = max(P(H), 1) if H > 0.5 else 1
+    (P in ascending powers); softmax(beta s). Gradients flow through beta (autograd)."""
+    masked = scores.masked_fill(future, float("-inf"))
+    p0 = torch.softmax(masked, dim=-1)
+    H = -(p0 * torch.log(p0 + ADAPT_EPS)).sum(-1, keepdim=True)
+    P = sum(c * H ** k for k, c in enumerate(ADAPT_POLY))
+    beta = torch.where(H > ADAPT_H0, torch.clamp(P, min=1.0), torch.ones_like(H))
+    return torch.softmax((scores * beta).masked_fill(future, float("-inf")), dim=-1)
+
+
 def causal_attention(q, k, v, slopes, norm, alpha, c=None):
     """q, k, v [B, H, T, D]; s_ij = c_ih q_i.k_j / sqrt(D) + slope_h (j - i) for j <= i (c the
     length scaling [B, H, T], 1 if None), normalized over j <= i by softmax or alpha-entmax
@@ -437,8 +497,15 @@ def causal_attention(q, k, v, slopes, norm, alpha, c=None):
     if c is not None:
         scores = scores * c[..., None]
     scores = scores + slopes[None, :, None, None] * (j - i).double()[None, None]
+    future = (j > i)[None, None]
     if NORM_ROW[norm] == ROW_SOFTMAX:
-        weights = torch.softmax(scores.masked_fill((j > i)[None, None], float("-inf")), dim=-1)
+        weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+    elif NORM_ROW[norm] == ROW_TOPK:
+        weights = topk_weights(scores, future, alpha)
+    elif NORM_ROW[norm] == ROW_STICK:
+        weights = stick_break_weights(scores, future)
+    elif NORM_ROW[norm] == ROW_ADAPTIVE:
+        weights = adaptive_softmax_weights(scores, future)
     else:
         valid = (j <= i)[None, None].expand(scores.shape)
         weights = MaskedEntmax.apply(scores, valid, 2.0 if norm == NORM_SPARSEMAX else alpha)
@@ -455,7 +522,10 @@ def attention_block(h, wqkv, wo, ls, cfg):
         q, k = rope(q), rope(k)
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # B, H, T, D
     c = length_scale(h, ls, cfg) if NORM_SCALE[cfg["norm"]] != SCALE_NONE else None
-    out = causal_attention(q, k, v, alibi_slopes(cfg["pos"], H), cfg["norm"], cfg["alpha"], c)
+    slopes = alibi_slopes(cfg["pos"], H)
+    if NORM_ROW[cfg["norm"]] == ROW_STICK:  # stick-breaking takes no ALiBi term (z = q.k / sqrt(D))
+        slopes = torch.zeros_like(slopes)
+    out = causal_attention(q, k, v, slopes, cfg["norm"], cfg["alpha"], c)
     return out.transpose(1, 2).reshape(B, T, H * D) @ wo
 
 
@@ -558,6 +628,8 @@ def check_case(ckpt, batch, expect, tol):
     norm = NORM_NAMES[cfg["norm"]]
     if NORM_FIXED_ALPHA[cfg["norm"]] is None:
         norm += f"(alpha={cfg['alpha']:.9g})"
+    elif NORM_FIXED_ALPHA[cfg["norm"]] == "k":
+        norm += f"(k={int(abs(cfg['alpha']))}{',div-2' if cfg['alpha'] < 0 else ''})"
     config = (f"norm={norm} pos={POS_NAMES[cfg['pos']]} V={cfg['V']} L={cfg['L']} C={cfg['C']} "
               f"H={cfg['H']} D={cfg['D']} F={cfg['F']} B={B} T={T} "
               f"masked={int((mask != 0).sum())}")

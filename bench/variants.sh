@@ -26,8 +26,8 @@ for rep in $(seq "$reps"); do
     [ "${best[$attn]:-0}" -ge "$tps" ] || best[$attn]=$tps
   done
 done
-printf '%-14s %12s %10s\n' attn "tok/s" "vs softmax"
+printf '%-16s %12s %10s\n' attn "tok/s" "vs softmax"
 base=${best[softmax]}
 for attn in $variants; do
-  awk -v a="$attn" -v t="${best[$attn]}" -v b="$base" 'BEGIN { printf "%-14s %12d %9.2fx\n", a, t, t / b }'
+  awk -v a="$attn" -v t="${best[$attn]}" -v b="$base" 'BEGIN { printf "%-16s %12d %9.2fx\n", a, t, t / b }'
 done

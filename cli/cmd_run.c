@@ -30,7 +30,9 @@
 typedef struct {
     const char *task, *attn, *pos, *eval_lens, *preset, *precision;
     const char *val_every, *val_lens, *select, *monitor;
+    const char *topk_rule;
     double alpha;
+    int topk;
     int show_help;
 } run_names;
 
@@ -40,7 +42,11 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"task", FL_STR, &nm->task, 0, 0, "NAME", "task (see 'lcgbench help tasks'); default copy", 1, 0},
         {"preset", FL_STR, &nm->preset, 0, 0, "NAME", "settings bundle (see 'lcgbench help presets'); flags override it", 0, 0},
         {"attn", FL_STR, &nm->attn, 0, 0, "NAME", "attention normalizer (see 'lcgbench help attn'); default softmax", 1, 0},
-        {"alpha", FL_DOUBLE, &nm->alpha, 1, 2, "X", "alpha of entmax, asentmax, entmax-learn: (1, 2], default 1.5", 1, 0},
+        /* the range of any normalizer's parameter (a checkpoint's note holds topk's +-K here);
+         * --alpha itself is checked against (1, 2] once the normalizer is known */
+        {"alpha", FL_DOUBLE, &nm->alpha, -LCG_TOPK_MAX, LCG_TOPK_MAX, "X", "alpha of entmax, asentmax, entmax-learn: (1, 2], default 1.5", 1, 0},
+        {"topk", FL_INT, &nm->topk, 1, LCG_TOPK_MAX, "K", "k of --attn topk: the k largest scores of a row (8)", 0, 0},
+        {"topk-rule", FL_STR, &nm->topk_rule, 0, 0, "RULE", "k of --attn topk: fixed (K) or div-2 (max(K, keys/2), the reference's) (fixed)", 0, 0},
         {"pos", FL_STR, &nm->pos, 0, 0, "NAME", "position encoding (see 'lcgbench help pos'); default rope", 1, 0},
         {"layers", FL_INT, &m->L, 1, 64, "N", "transformer layers (2)", 1, 0},
         {"dim", FL_INT, &m->C, 2, 8192, "N", "model width C (64)", 1, 0},
@@ -402,10 +408,6 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         if (p == LCG_PREC_BF16) cli_usage_error(s->cx, "--precision bf16: not implemented yet (fp32, tf32)");
         c.precision = p;
     }
-    if (dev->available && !dev->available(err, sizeof err)) {
-        fprintf(stderr, "lcgbench %s: --device %s: %s\n", s->cx->cmd, c.backend, err);
-        return -1;
-    }
     const lcg_normalizer *norm = lcg_normalizer_find(nm.attn);
     if (!norm) cli_usage_error(s->cx, "--attn: unknown normalizer '%s'; 'lcgbench help attn' lists them", nm.attn);
     const lcg_posenc *pos = lcg_posenc_find(nm.pos);
@@ -415,8 +417,29 @@ static int run_parse(run_setup *s, int argc, char **argv) {
     c.model.norm = norm->id;
     c.model.pos = pos->id;
     c.model.alpha = (float)(isnan(nm.alpha) ? norm->alpha_def : nm.alpha);
-    if (norm->has_alpha && !(c.model.alpha > 1.0f))
+    {   /* topk's row parameter: +K (fixed) or -K (div-2), in the alpha slot */
+        int k_set = cli_find_flag(fl, n_fl, "topk", 4)->set, r_set = cli_find_flag(fl, n_fl, "topk-rule", 9)->set;
+        if ((k_set || r_set) && !norm->has_topk)
+            cli_usage_error(s->cx, "--%s: normalizer '%s' has no k (only topk)", k_set ? "topk" : "topk-rule", norm->name);
+        if (r_set && strcmp(nm.topk_rule, "fixed") != 0 && strcmp(nm.topk_rule, "div-2") != 0)
+            cli_usage_error(s->cx, "--topk-rule: unknown rule '%s' (fixed, div-2)", nm.topk_rule);
+        if (norm->has_topk && (k_set || r_set)) {
+            int K = k_set ? nm.topk : !isnan(nm.alpha) ? (int)fabs(nm.alpha) : (int)norm->alpha_def;
+            int div2 = r_set ? strcmp(nm.topk_rule, "div-2") == 0 : !isnan(nm.alpha) && nm.alpha < 0;
+            float par = (float)(div2 ? -K : K);
+            if (!isnan(nm.alpha) && par != (float)nm.alpha) /* the checkpoint's k and rule */
+                cli_usage_error(s->cx, "--topk %d --topk-rule %s conflicts with the checkpoint '%s' (k %d, rule %s)", K,
+                                par < 0 ? "div-2" : "fixed", s->load, (int)fabs(nm.alpha), nm.alpha < 0 ? "div-2" : "fixed");
+            c.model.alpha = par;
+        }
+    }
+    if (norm->has_alpha && !(c.model.alpha > 1.0f && c.model.alpha <= 2.0f))
         cli_usage_error(s->cx, "--alpha must be in (1, 2] for %s (1 is softmax: use --attn softmax)", norm->name);
+    if (dev->supports && !dev->supports(&c.model, err, sizeof err)) cli_usage_error(s->cx, "%s", err);
+    if (dev->available && !dev->available(err, sizeof err)) {
+        fprintf(stderr, "lcgbench %s: --device %s: %s\n", s->cx->cmd, c.backend, err);
+        return -1;
+    }
     c.model.V = lcg_task_out_vocab(&c.task);
     const char *bad = lcg_config_check(&c.model);
     if (bad[0]) cli_usage_error(s->cx, "%s", bad);

@@ -119,7 +119,7 @@ static int cmd_help(cli_ctx *cx, int argc, char **argv) {
     }
     if (strcmp(t, "attn") == 0) {
         for (int i = 0; lcg_normalizer_at(i); i++)
-            printf("%-13s %s\n", lcg_normalizer_at(i)->name, lcg_normalizer_at(i)->help);
+            printf("%-16s %s\n", lcg_normalizer_at(i)->name, lcg_normalizer_at(i)->help);
         return 0;
     }
     if (strcmp(t, "pos") == 0) {

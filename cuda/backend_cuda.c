@@ -47,7 +47,21 @@ static int cuda_available(char *why, size_t n) {
     return 0;
 }
 
+/* the row functions the device kernels implement: softmax and the entmax family (topk,
+ * stick-break and adaptive-softmax are CPU-only so far) */
+static int cuda_supports(const lcg_config *cfg, char *why, size_t n) {
+    const lcg_normalizer *nz = lcg_normalizer_at(cfg->norm);
+    if (nz && (nz->row == LCG_ROW_SOFTMAX || nz->row == LCG_ROW_ENTMAX || nz->row == LCG_ROW_SPARSEMAX)) return 1;
+    snprintf(why, n, "--attn %s is not implemented on the cuda backend", nz ? nz->name : "?");
+    return 0;
+}
+
 static lcg_backend *cuda_create(const lcg_config *cfg, uint64_t seed, const lcg_backend_opts *o) {
+    char why[160];
+    if (!cuda_supports(cfg, why, sizeof why)) {
+        fprintf(stderr, "lcgbench: %s\n", why);
+        exit(1);
+    }
     if (o->precision != LCG_PREC_FP32 && o->precision != LCG_PREC_TF32) {
         fprintf(stderr, "lcgbench: precision %s is not implemented on the GPU yet\n", lcg_precision_names[o->precision]);
         exit(1);
@@ -218,6 +232,7 @@ static size_t cuda_eval_bytes(const lcg_config *cfg, int cap, int threads) {
 const lcg_backend_ops lcg_backend_cuda = {
     .name = "cuda",
     .available = cuda_available,
+    .supports = cuda_supports,
     .create = cuda_create,
     .destroy = cuda_destroy,
     .forward_backward = cuda_forward_backward,

@@ -40,9 +40,11 @@ void KFN(softmax_row_backward)(real *ds, const real *p, const real *dp, int n, d
 #ifdef LCG_F64
 #define ROW_FWD fwd_f64
 #define ROW_BWD bwd_f64
+#define ROW_BWD_S bwd_s_f64
 #else
 #define ROW_FWD fwd
 #define ROW_BWD bwd
+#define ROW_BWD_S bwd_s
 #endif
 
 void KFN(norm_row_forward)(real *p, const real *s, int n, int row, double alpha) {
@@ -53,7 +55,15 @@ void KFN(norm_row_forward)(real *p, const real *s, int n, int row, double alpha)
 void KFN(norm_row_backward)(real *ds, const real *p, const real *dp, int n, int row,
                             double alpha) {
     const lcg_row_fn *r = lcg_row_at(row);
+    if (!r->ROW_BWD) lcg_die("row function %s needs the scores in its backward", r->name);
     r->ROW_BWD(ds, p, dp, n, lcg_row_alpha(r, alpha));
+}
+
+void KFN(norm_row_backward_s)(real *ds, const real *p, const real *dp, const real *s, int n, int row,
+                              double alpha) {
+    const lcg_row_fn *r = lcg_row_at(row);
+    if (r->ROW_BWD_S) r->ROW_BWD_S(ds, p, dp, s, n, lcg_row_alpha(r, alpha));
+    else r->ROW_BWD(ds, p, dp, n, lcg_row_alpha(r, alpha));
 }
 
 /* ---- causal attention over a materialized block --------------------------------------------
@@ -291,26 +301,39 @@ void KFN(attention_forward)(real *out, real *att, const real *qkv, const real *q
 void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const real *qkv,
                              const real *qscale, const real *att, const float *slopes, int row,
                              double alpha, int B, int T, int H, int D) {
-    (void)slopes; /* the ALiBi bias is constant: no gradient */
+    /* the ALiBi bias is constant: no gradient (slopes only rebuild scores for need_s rows) */
     int HD = H * D, C3 = 3 * HD;
     real scale = (real)(1.0 / sqrt((double)D));
 #if !defined(LCG_F64)
     int fast = D == 16 && lcg_attention_fast;
 #endif
+    /* rows whose backward needs the scores: recomputed as the forward computed them */
+    int need_s = lcg_row_at(row)->ROW_BWD_S != NULL;
 #pragma omp parallel
     {
         /* padded by 16 for row_scores16; ds holds a block of ATT_RB rows */
         real *dp = LCG_NEW(real, T + 16), *ds = LCG_NEW(real, (size_t)ATT_RB * T), *vt = LCG_NEW(real, (size_t)D * T + 16);
         real *u = LCG_NEW(real, D);
+        real *s = need_s ? LCG_NEW(real, T + 16) : NULL, *kt = need_s ? LCG_NEW(real, (size_t)D * T + 16) : NULL;
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
             const real *base = qkv + (size_t)b * T * C3;
             real *dbase = dqkv + (size_t)b * T * C3;
             gather_t(vt, base + 2 * HD + h * D, T, C3, D);
+            if (need_s) gather_t(kt, base + HD + h * D, T, C3, D);
             for (int t = 0; t < T; t++) {
                 const real *p = att + ((size_t)bh * T + t) * T;
                 const real *g = dout + ((size_t)b * T + t) * HD + h * D;
+                if (need_s) { /* the forward's scores of row t, the same code */
+#if !defined(LCG_F64)
+                    if (fast) row_scores16(s, base + (size_t)t * C3 + h * D, kt, t + 1, T);
+                    else
+#endif
+                        row_scores(s, base + (size_t)t * C3 + h * D, kt, t + 1, T, D);
+                    real fs = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale, m = (real)slopes[h];
+                    for (int j = 0; j <= t; j++) s[j] = s[j] * fs + m * (real)(j - t);
+                }
 #if !defined(LCG_F64)
                 if (fast) {
                     row_scores16(dp, g, vt, t + 1, T); /* dp_j = g . v_j */
@@ -323,7 +346,7 @@ void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const 
                         }
                     /* ds of the block's rows; q and k gradients after each block of ATT_RB rows */
                     int t0 = t - t % ATT_RB;
-                    KFN(norm_row_backward)(ds + (size_t)(t - t0) * T, p, dp, t + 1, row, alpha);
+                    KFN(norm_row_backward_s)(ds + (size_t)(t - t0) * T, p, dp, s, t + 1, row, alpha);
                     if (t % ATT_RB == ATT_RB - 1 || t == T - 1)
                         dqk_rows16(dbase, base, ds, qscale, dqscale, scale, b, h, t0, t - t0 + 1, T, H);
                     continue;
@@ -335,7 +358,7 @@ void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const 
                     real *dv = dbase + (size_t)j * C3 + 2 * HD + h * D;
                     for (int d = 0; d < D; d++) dv[d] += p[j] * g[d];
                 }
-                KFN(norm_row_backward)(ds, p, dp, t + 1, row, alpha);
+                KFN(norm_row_backward_s)(ds, p, dp, s, t + 1, row, alpha);
                 /* s_tj = f * q_t.k_j + bias, f = scale * c_t:  dq_t = f * u, dk_j += f * ds_j q_t,
                  * dc_t = scale * q_t.u, with u = sum_j ds_j k_j */
                 size_t ci = ((size_t)b * T + t) * H + h;
@@ -361,5 +384,7 @@ void KFN(attention_backward)(real *dqkv, real *dqscale, const real *dout, const 
         lcg_free(ds);
         lcg_free(vt);
         lcg_free(u);
+        lcg_free(s);
+        lcg_free(kt);
     }
 }

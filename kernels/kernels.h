@@ -42,14 +42,18 @@ extern int lcg_attention_fast;
  * registry.c's normalizer table; a new row function is its kernels plus one entry in the row
  * table, which training (norm_row_forward/backward), the decoder (decoder_step) and the
  * prefill all dispatch through. */
-enum { LCG_ROW_SOFTMAX = 0, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX, LCG_ROW_COUNT };
+enum { LCG_ROW_SOFTMAX = 0, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX, LCG_ROW_TOPK, LCG_ROW_STICK, LCG_ROW_ADAPTIVE, LCG_ROW_COUNT };
+/* how evaluation (the prefill) runs a row function: online softmax, the pruned entmax stream, or
+ * the generic path that scores each query row in full (O(n)) and calls the row's eval */
+enum { LCG_EVAL_ONLINE = 0, LCG_EVAL_ENTMAX = 1, LCG_EVAL_ROW = 2 };
 
 typedef struct {
     const char *name;
-    /* 1: the entmax family, exact zeros at or below a threshold tau: evaluation solves tau on
-     * the support (entmax_support_solve, the same bits for any superset of it) and the
-     * prefill keeps only the keys above a running bound on tau; 0: dense (softmax: the
-     * prefill's online softmax) */
+    /* LCG_EVAL_ENTMAX (1): the entmax family, exact zeros at or below a threshold tau:
+     * evaluation solves tau on the support (entmax_support_solve, the same bits for any
+     * superset of it) and the prefill keeps only the keys above a running bound on tau;
+     * LCG_EVAL_ONLINE (0): dense (softmax: the prefill's online softmax); LCG_EVAL_ROW (2):
+     * the prefill scores each query row in full and calls eval, as decoder_step does */
     int sparse;
     double alpha; /* > 0: the alpha this row always uses (sparsemax: 2); 0: the normalizer's */
     /* training rows (float and double): weights p[n] of scores s[n]; the backward writes ds */
@@ -59,6 +63,13 @@ typedef struct {
     void (*bwd_f64)(double *ds, const double *p, const double *dp, int n, double alpha);
     /* evaluation's row (decoder_step, the prefill's diagnostics) */
     void (*eval)(float *p, const float *s, int n, double alpha);
+    /* rows whose backward needs the scores too (stick-break, adaptive-softmax; bwd is NULL):
+     * training recomputes the row's scores for it */
+    void (*bwd_s)(float *ds, const float *p, const float *dp, const float *s, int n, double alpha);
+    void (*bwd_s_f64)(double *ds, const double *p, const double *dp, const double *s, int n, double alpha);
+    /* 1: the row takes no ALiBi/NAPE bias (stick-break: z = c q.k/sqrt(D) as the reference);
+     * the model's slopes are 0 for it whatever --pos says (RoPE still rotates q and k) */
+    int no_bias;
 } lcg_row_fn;
 
 /* the row function LCG_ROW_* (dies on an unknown one: a programming error) */
@@ -73,6 +84,9 @@ enum {
     LCG_NORM_SSMAX,
     LCG_NORM_ASENTMAX,
     LCG_NORM_ENTMAX_LEARN,
+    LCG_NORM_TOPK,
+    LCG_NORM_STICK,
+    LCG_NORM_ADAPTIVE,
     LCG_NORM_COUNT
 };
 
@@ -84,6 +98,9 @@ typedef struct {
     int has_alpha;    /* accepts --alpha */
     double alpha_def; /* default alpha (1 for softmax, 2 for sparsemax) */
     const char *help;
+    /* 1: takes --topk K and --topk-rule; the row parameter (the config's alpha slot) is then
+     * +K (rule fixed) or -K (rule div-2), default +alpha_def */
+    int has_topk;
 } lcg_normalizer;
 
 const lcg_normalizer *lcg_normalizer_find(const char *name);

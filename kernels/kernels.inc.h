@@ -83,6 +83,10 @@ void KFN(norm_row_forward)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n
                            double alpha);
 void KFN(norm_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */,
                             const LCG_REAL *dp /* n */, int n, int norm, double alpha);
+/* the same for any row function, given the row's scores s too (the rows with bwd_s need them;
+ * the others ignore s) */
+void KFN(norm_row_backward_s)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */, const LCG_REAL *dp /* n */,
+                              const LCG_REAL *s /* n */, int n, int norm, double alpha);
 
 /* alpha-entmax and sparsemax rows (entmax.c), 1 < alpha <= 2. Each forward works on
  * x = (alpha-1)(s - max s), writes p (sums to 1, exact zeros off the support) and returns the
@@ -123,6 +127,21 @@ void KFN(sparsemax_row_fwd)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int 
 void KFN(entmax_row_eval_fwd)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
 void KFN(entmax_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */,
                               const LCG_REAL *g /* n */, int n, double alpha);
+
+/* top-k, stick-breaking and adaptive-temperature softmax rows (topk.c, stickbreak.c,
+ * adaptive.c; the definitions are atop each file). topk_row's parameter is +K (k = K) or -K
+ * (k = max(K, n/2)); topk_row_k is that k. The backwards of stick-break and adaptive-softmax
+ * take the row's scores; top-k's is softmax_row_backward. adaptive_softmax_beta is a row's
+ * temperature. */
+void KFN(topk_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double param);
+int KFN(topk_row_k)(double param, int n);
+void KFN(stickbreak_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
+void KFN(stickbreak_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */, const LCG_REAL *g /* n */,
+                                  const LCG_REAL *s /* n */, int n, double alpha);
+void KFN(adaptive_softmax_row)(LCG_REAL *p /* n */, const LCG_REAL *s /* n */, int n, double alpha);
+void KFN(adaptive_softmax_row_backward)(LCG_REAL *ds /* n */, const LCG_REAL *p /* n */, const LCG_REAL *g /* n */,
+                                        const LCG_REAL *s /* n */, int n, double alpha);
+double KFN(adaptive_softmax_beta)(const LCG_REAL *s /* n */, int n);
 
 /* masked softmax cross-entropy. losses[n] = -log softmax(logits[n])[target[n]] where
  * mask[n], else 0. Backward writes dlogits = (softmax - onehot) * scale on masked rows. */

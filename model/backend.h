@@ -79,6 +79,9 @@ typedef struct {
     const char *name;
     /* 1 if this backend can run here; else 0 with the reason in why[n] (NULL: always) */
     int (*available)(char *why, size_t n);
+    /* 1 if this backend implements cfg's normalizer and encoding; else 0 with one line saying
+     * which is not (NULL: every one). Checked before any work. */
+    int (*supports)(const lcg_config *cfg, char *why, size_t n);
     /* a model of cfg; on a failure it cannot recover from (no device, out of device memory)
      * prints one line and exits 1 */
     lcg_backend *(*create)(const lcg_config *cfg, uint64_t seed, const lcg_backend_opts *opts);

@@ -4,6 +4,7 @@
  */
 #include "model.h"
 
+#include <math.h>
 #include <stdio.h>
 
 const char *const lcg_param_names[LCG_N_PARAM_TENSORS] = {
@@ -52,7 +53,12 @@ const char *lcg_config_check(const lcg_config *c) {
     else if (!lcg_posenc_at(c->pos)) snprintf(msg, sizeof msg, "unknown position encoding id %d", c->pos);
     else if (lcg_normalizer_at(c->norm)->has_alpha && !(c->alpha > 1.0f && c->alpha <= 2.0f))
         snprintf(msg, sizeof msg, "alpha %g outside (1, 2] for %s", (double)c->alpha, lcg_normalizer_at(c->norm)->name);
-    else if (!lcg_normalizer_at(c->norm)->has_alpha && c->alpha != (float)lcg_normalizer_at(c->norm)->alpha_def)
+    else if (lcg_normalizer_at(c->norm)->has_topk &&
+             !(c->alpha == (float)(int)c->alpha && fabsf(c->alpha) >= 1.0f && fabsf(c->alpha) <= (float)LCG_TOPK_MAX))
+        snprintf(msg, sizeof msg, "topk parameter %g for %s: K must be an integer in [1, %d]", (double)c->alpha,
+                 lcg_normalizer_at(c->norm)->name, LCG_TOPK_MAX);
+    else if (!lcg_normalizer_at(c->norm)->has_alpha && !lcg_normalizer_at(c->norm)->has_topk &&
+             c->alpha != (float)lcg_normalizer_at(c->norm)->alpha_def)
         snprintf(msg, sizeof msg, "alpha %g for %s, which has none", (double)c->alpha, lcg_normalizer_at(c->norm)->name);
     else msg[0] = '\0';
     return msg;

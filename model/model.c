@@ -28,6 +28,8 @@ void KFN(model_init)(KFN(lcg_model) *m, const lcg_config *cfg, uint64_t seed) {
     m->slopes = LCG_NEW(float, cfg->H);
     lcg_posenc_slopes(m->slopes, cfg->pos, cfg->H);
     const lcg_normalizer *nz = lcg_normalizer_at(cfg->norm);
+    if (lcg_row_at(nz->row)->no_bias) /* stick-break: no ALiBi term, as the reference */
+        for (int h = 0; h < cfg->H; h++) m->slopes[h] = 0;
     m->row = nz->row;
     m->scale = nz->scale;
     lcg_scaled_heads(cfg, &m->h0);

@@ -19,6 +19,7 @@
 #include "../kernels/kernels.h"
 
 #define LCG_MAX_HEADS 256
+#define LCG_TOPK_MAX (1 << 20) /* the largest --topk */
 #define LCG_MAX_LAYERS 64
 
 typedef struct {
@@ -30,7 +31,8 @@ typedef struct {
     int F;       /* FFN width (per GeGLU half) */
     int norm;    /* LCG_NORM_* */
     int pos;     /* LCG_POS_* */
-    float alpha; /* normalizer parameter (1 for softmax) */
+    float alpha; /* normalizer parameter: alpha (1 for softmax); for topk +K (rule fixed) or -K
+                  * (rule div-2), an integer of magnitude <= LCG_TOPK_MAX */
 } lcg_config;
 
 enum {

@@ -14,6 +14,9 @@
  *      summed over e in order, as tile_row_scores does), and:
  *        softmax family: online softmax (running max and sum, rescaled when the max grows),
  *          A.V accumulated tile by tile; never a full score row.
+ *        generic rows (top-k, stick-break, adaptive-softmax: LCG_EVAL_ROW): each query row
+ *          scored in full (tile_row_scores, O(n) scratch), the row's eval, A.V in key order:
+ *          decoder_step's computation, so the same bits.
  *        entmax family: only keys above a running safe lower bound of tau are kept
  *          (kernels/entmax_stream.c, es_*): the
  *          max bound M - 1/(alpha-1) and the top-8 bound while the tiles stream, raised by a few
@@ -88,13 +91,30 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
     const lcg_model *m = d->m;
     const lcg_config *cf = &m->cfg;
     const lcg_row_fn *row = lcg_row_at(m->row);
-    int H = cf->H, D = cf->D, HD = H * D, nr = i1 - i0, entmax = row->sparse;
+    int H = cf->H, D = cf->D, HD = H * D, nr = i1 - i0, entmax = row->sparse == LCG_EVAL_ENTMAX;
     size_t ldk = (size_t)d->ldk;
     const float *kt = d->kt + ((size_t)l * HD + (size_t)h * D) * ldk;
     const float *vc = d->vc + (size_t)l * d->cap * HD + (size_t)h * D;
     const float *q = d->qa + (size_t)i0 * HD + h * D;
     float slope = m->slopes[h], scale = (float)(1.0 / sqrt((double)D));
     double alpha = lcg_row_alpha(row, cf->alpha), am1 = alpha - 1.0;
+    if (row->sparse == LCG_EVAL_ROW) { /* each row in full, as decoder_step: the same bits */
+        for (int r = 0; r < nr; r++) {
+            int i = i0 + r;
+            float fr = m->scale ? scale * d->cqa[(size_t)i * H + h] : scale, *out = d->aa + (size_t)i * HD + h * D;
+            tile_row_scores(w->rs, q + (size_t)r * HD, kt, ldk, i + 1, D, i, fr, slope);
+            row->eval(w->rp, w->rs, i + 1, alpha);
+            if (i >= r0) decoder_diag_add(dg + ((size_t)(i - r0) * H + h) * 3, w->rp, i + 1);
+            for (int e = 0; e < D; e++) out[e] = 0;
+            for (int j = 0; j <= i; j++) {
+                float p = w->rp[j];
+                if (p == 0) continue;
+                const float *v = vc + (size_t)j * HD;
+                for (int e = 0; e < D; e++) out[e] += p * v[e];
+            }
+        }
+        return;
+    }
     float f[BQ], M[BQ], tmx[BQ];
     double lsum[BQ];
     int nc[BQ], bad[BQ];

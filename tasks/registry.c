@@ -17,6 +17,7 @@
     X(recall)        \
     X(mqmtar)        \
     X(flipflop)      \
+    X(parity)        \
     X(count)         \
     X(nback)
 

@@ -109,12 +109,14 @@ END_TEST
  * query scale and ALiBi slopes, at lengths that end mid-block and span two 64-key blocks */
 START_TEST(test_attention_fast_is_plain) {
     pcg32 r = pcg32_derive(21, "t", 0);
-    const int rows[] = {LCG_ROW_SOFTMAX, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX}, lens[] = {37, 70};
+    const int rows[] = {LCG_ROW_SOFTMAX, LCG_ROW_ENTMAX, LCG_ROW_SPARSEMAX, LCG_ROW_TOPK, LCG_ROW_STICK, LCG_ROW_ADAPTIVE},
+              lens[] = {37, 70};
     int B = 2, H = 2, D = 16;
     float slopes[2] = {0.5f, 0};
     for (int li = 0; li < 2; li++)
-        for (int ri = 0; ri < 3; ri++)
+        for (int ri = 0; ri < (int)(sizeof rows / sizeof *rows); ri++)
             for (int scaled = 0; scaled < 2; scaled++) {
+                double par = rows[ri] == LCG_ROW_TOPK ? -5 : 1.5; /* topk: k = max(5, keys/2) */
                 int T = lens[li], nq = B * T * 3 * H * D, no = B * T * H * D, ns = B * T * H, na = B * H * T * T;
                 float *qkv = LCG_NEW(float, nq), *dout = LCG_NEW(float, no), *qs = LCG_NEW(float, ns);
                 float *out[2], *att[2], *dqkv[2], *dqs[2];
@@ -125,15 +127,12 @@ START_TEST(test_attention_fast_is_plain) {
                     out[k] = LCG_NEW(float, no), att[k] = LCG_NEW(float, na);
                     dqkv[k] = LCG_NEW(float, nq), dqs[k] = LCG_NEW(float, ns); /* zeroed: both accumulate */
                     lcg_attention_fast = k;
-                    attention_forward(out[k], att[k], qkv, scaled ? qs : NULL, slopes, rows[ri], 1.5, B, T, H, D);
+                    attention_forward(out[k], att[k], qkv, scaled ? qs : NULL, slopes, rows[ri], par, B, T, H, D);
                     attention_backward(dqkv[k], scaled ? dqs[k] : NULL, dout, qkv, scaled ? qs : NULL, att[k], slopes,
-                                       rows[ri], 1.5, B, T, H, D);
+                                       rows[ri], par, B, T, H, D);
                 }
                 lcg_attention_fast = 1;
-                const char *what = lcg_normalizer_at(rows[ri] == LCG_ROW_SOFTMAX   ? LCG_NORM_SOFTMAX
-                                                     : rows[ri] == LCG_ROW_ENTMAX ? LCG_NORM_ENTMAX
-                                                                                  : LCG_NORM_SPARSEMAX)
-                                       ->name;
+                const char *what = lcg_row_at(rows[ri])->name;
                 ck_assert_msg(memcmp(out[0], out[1], sizeof(float) * no) == 0, "%s T=%d scaled=%d: output", what, T, scaled);
                 ck_assert_msg(memcmp(att[0], att[1], sizeof(float) * na) == 0, "%s T=%d: weights", what, T);
                 ck_assert_msg(memcmp(dqkv[0], dqkv[1], sizeof(float) * nq) == 0, "%s T=%d scaled=%d: dqkv", what, T, scaled);
