@@ -30,7 +30,9 @@
  * (batch attn_row) and the weight on the answer positions goes to a slot of its own (row,
  * layer, head); the slots are summed in sample, row order, so the relevant-key mass is bitwise
  * the same for any thread count. The final-layer representation at each sample's last answer
- * row gives the collapse (mean pairwise cosine similarity across samples).
+ * row gives the collapse (mean pairwise cosine similarity across samples). A backend that cannot
+ * show whole rows (the GPU's) is handed the same answers as per-row key lists (batch keys) and
+ * writes the mass into the same slots; the CPU's shows the rows.
  */
 #include "run.h"
 #include "bleu.h"
@@ -97,6 +99,10 @@ typedef struct {
     int n_steps, n_ans, L, H, C;
     int *ans_off, *ans_len, *ans_slot, *ans_pos;
     double *mass;
+    /* the same answers by slot for a backend that takes keys (batch keys: eval_keys): each slot's
+     * row, offset and length (key_mem [3 n_ans]), mass the same array */
+    lcg_eval_keys keys;
+    int *key_mem;
     /* collapse: the final-layer representation [C] at position rep_pos (-1: none), rep_ok once seen */
     float *rep;
     int rep_pos, rep_ok;
@@ -153,11 +159,15 @@ static void eval_ctx_answers(eval_ctx *e, int L, int H, int C) {
     e->mass = LCG_NEW(double, (size_t)(e->n_ans ? e->n_ans : 1) * L * H);
     for (size_t k = 0; k < (size_t)e->n_ans * L * H; k++) e->mass[k] = NAN;
     e->rep = LCG_NEW(float, C);
+    int *kr = e->key_mem = LCG_NEW(int, 3 * (size_t)(e->n_ans ? e->n_ans : 1)), *ko = kr + e->n_ans, *kl = ko + e->n_ans;
+    for (int t = 0, q; t < e->n_steps; t++) /* slots in step order: rows ascending */
+        if ((q = e->ans_slot[t]) >= 0) kr[q] = e->r0 + t, ko[q] = e->ans_off[t], kl[q] = e->ans_len[t];
+    e->keys = (lcg_eval_keys){.n_rows = e->n_ans, .row = kr, .off = ko, .len = kl, .key = e->ans_pos, .mass = e->mass};
 }
 
 static void eval_ctx_free(eval_ctx *e) {
-    lcg_free(e->ans_off), lcg_free(e->ans_pos), lcg_free(e->mass), lcg_free(e->rep);
-    e->ans_off = e->ans_pos = NULL, e->mass = NULL, e->rep = NULL;
+    lcg_free(e->ans_off), lcg_free(e->ans_pos), lcg_free(e->mass), lcg_free(e->rep), lcg_free(e->key_mem);
+    e->ans_off = e->ans_pos = e->key_mem = NULL, e->mass = NULL, e->rep = NULL;
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -181,6 +191,12 @@ static void eval_attn_row(void *ctx, int s, int l, int h, int i, const int *j, c
             if (bsearch(&j[k], a, (size_t)na, sizeof *a, cmp_int)) m += p[k];
     }
     e->mass[((size_t)e->ans_slot[t] * e->L + l) * e->H + h] = m;
+}
+
+/* the same rows for a backend that computes the mass itself (into the same slots) */
+static const lcg_eval_keys *eval_keys(void *ctx, int s) {
+    eval_ctx *e = (eval_ctx *)ctx + s;
+    return e->mass && e->n_ans ? &e->keys : NULL;
 }
 
 static void eval_hidden(void *ctx, int s, int pos, const float *x) {
@@ -409,7 +425,7 @@ static int eval_rung_from(lcg_rung_result *res, lcg_backend *b, const lcg_run_cf
     lcg_eval_batch batch = {.n_seqs = S, .cap = cap, .input = eval_input, .logits = eval_logits, .ctx = ctx,
                             .greedy_start = bleu ? eval_greedy_start : NULL, .greedy_next = eval_greedy_next,
                             .diag = dg, .stop = &lcg_stop_signal, .attn_row = val ? NULL : eval_attn_row,
-                            .hidden = val ? NULL : eval_hidden};
+                            .hidden = val ? NULL : eval_hidden, .keys = val ? NULL : eval_keys};
     /* an interrupted rung is discarded (a worker thread may take the signal late: checked after too) */
     if (b->ops->eval(b, &batch) == 0 && !lcg_stop_signal)
         for (int k = 0; k < S; k++) eval_ctx_finish(&ctx[k], &dg[k]);

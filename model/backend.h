@@ -45,6 +45,19 @@ typedef struct {
     double sum[LCG_MAX_LAYERS][3];
 } lcg_eval_diag;
 
+/* the relevant keys of one sequence's rows of interest, for a backend that cannot show whole
+ * attention rows (batch keys, the alternative to attn_row): CSR-like lists in host memory, owned
+ * by the caller. Rows may share one list (equal off and len): sort's rows of one token. */
+typedef struct {
+    int n_rows;       /* rows of interest */
+    const int *row;   /* [n_rows] their query positions, ascending, each >= the input's logits_from */
+    const int *off;   /* [n_rows] row r's keys are key[off[r] .. off[r] + len[r] - 1], ... */
+    const int *len;   /* [n_rows] ... ascending, each in [0, row[r]] ... */
+    const int *key;   /* ... (len[r] >= 1) */
+    double *mass;     /* [n_rows, L, H] out: the sum of row r's attention weights over its keys in
+                       * layer l, head h (in double; NaN where the row's weights are) */
+} lcg_eval_keys;
+
 /* a batch of sequences to evaluate (teacher-forced, one pass each) */
 typedef struct {
     int n_seqs;
@@ -69,9 +82,15 @@ typedef struct {
      * (layer l, head h, query row i: the keys j[k], ascending, with weights p[k] > 0, k < n; or,
      * j == NULL, the whole row p[0 .. n-1]), called concurrently, once per (s, l, h, i); and
      * the final-layer representation x [C] (the LM head's input) of each such position. A
-     * backend that cannot show them (the GPU's, today) never calls them. */
+     * backend that cannot show whole rows (the GPU's) never calls attn_row; it asks for keys
+     * instead. */
     void (*attn_row)(void *ctx, int s, int l, int h, int i, const int *j, const float *p, int n);
     void (*hidden)(void *ctx, int s, int pos, const float *x);
+    /* optional (NULL, or NULL returned: none): sequence s's rows of interest and their keys,
+     * asked for once per sequence before its pass and valid until the batch's eval returns. A
+     * backend either calls attn_row for every row (the CPU's, which ignores keys) or fills each
+     * keys' mass (the GPU's); a caller hands both and reads the mass it gets either way. */
+    const lcg_eval_keys *(*keys)(void *ctx, int s);
     const volatile sig_atomic_t *stop;  /* once set, the sequences not yet started are skipped */
 } lcg_eval_batch;
 

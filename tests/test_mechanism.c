@@ -7,7 +7,9 @@
  *     NoPE) has relevant-key mass 1 on that head, for softmax, α-entmax and sparsemax, and the
  *     mean over heads is the average of that head and a uniform one;
  *   - the mass and collapse of a random recall model are bitwise the same on 1 and 2 threads,
- *     in [0, 1] and [-1, 1].
+ *     in [0, 1] and [-1, 1];
+ *   - the batch's per-row key lists (what a backend without whole rows, the GPU's, computes the
+ *     mass from) give bitwise the attn_row path's mass (recall, sort, copy).
  * The CSV columns and the attention map are exercised end to end in test_attnmap.c.
  */
 #include "testutil.h"
@@ -213,6 +215,85 @@ START_TEST(test_mass_threads_bitwise) {
 }
 END_TEST
 
+/* ---- the batch's keys (the GPU's way to the mass) against attn_row: a CPU backend whose eval
+ * computes the mass from the harness's key lists itself, as a backend without whole rows would,
+ * and never shows the harness a row ---------------------------------------------------------- */
+static const lcg_eval_keys *kp_keys[64];
+static int kp_L, kp_H;
+
+static int kp_cmp(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* one row shown by the CPU prefill: its weight on the row's keys, summed in key order */
+static void kp_row(void *ctx, int s, int l, int h, int i, const int *j, const float *p, int n) {
+    (void)ctx;
+    const lcg_eval_keys *k = kp_keys[s];
+    const int *at = k ? bsearch(&i, k->row, (size_t)k->n_rows, sizeof(int), kp_cmp) : NULL;
+    if (!at) return;
+    int r = (int)(at - k->row);
+    double m = 0;
+    for (int a = 0; a < k->len[r]; a++) {
+        int key = k->key[k->off[r] + a];
+        if (!j) m += p[key];
+        else {
+            const int *f = bsearch(&key, j, (size_t)n, sizeof(int), kp_cmp);
+            if (f) m += p[f - j];
+        }
+    }
+    k->mass[((size_t)r * kp_L + l) * kp_H + h] = m;
+}
+
+static int kp_eval(lcg_backend *b, const lcg_eval_batch *e) {
+    ck_assert_ptr_nonnull(e->keys);
+    ck_assert_int_le(e->n_seqs, 64);
+    for (int s = 0; s < e->n_seqs; s++) {
+        const lcg_eval_keys *k = kp_keys[s] = e->keys(e->ctx, s);
+        for (int r = 0; k && r < k->n_rows; r++) { /* rows ascending and supervised, keys ascending in [0, row] */
+            ck_assert(r == 0 || k->row[r] > k->row[r - 1]);
+            ck_assert_int_ge(k->len[r], 1);
+            for (int a = 0; a < k->len[r]; a++) {
+                int key = k->key[k->off[r] + a];
+                ck_assert(key >= 0 && key <= k->row[r] && (a == 0 || key > k->key[k->off[r] + a - 1]));
+            }
+        }
+    }
+    lcg_eval_batch e2 = *e;
+    e2.attn_row = kp_row;
+    kp_L = b->cfg.L, kp_H = b->cfg.H;
+    return lcg_backend_cpu.eval(b, &e2);
+}
+
+START_TEST(test_mass_keys_path) {
+    static const char *tasks[] = {"recall", "sort", "copy"};
+    lcg_run_cfg c;
+    memset(&c, 0, sizeof c);
+    lcg_task_defaults(&c.task, lcg_task_find(tasks[_i]));
+    c.model = (lcg_config){.L = 2, .C = 32, .H = 4, .D = 8, .F = 64, .norm = _i == 1 ? LCG_NORM_SOFTMAX : LCG_NORM_ASENTMAX,
+                           .pos = _i == 2 ? LCG_POS_ROPE : LCG_POS_NAPE, .alpha = _i == 1 ? 1.0f : 1.5f};
+    c.model.V = lcg_task_out_vocab(&c.task);
+    c.seed = 7, c.batch = 8, c.len = 24, c.vary = 0, c.max_len = 48, c.eval_samples = 12, c.quiet = 1;
+    lcg_backend *b = train_backend_create(&c);
+    lcg_rung_result r1, r2;
+    ck_assert_int_eq(eval_rung(&r1, b, &c, 48), 0);
+    lcg_backend_ops ops = lcg_backend_cpu;
+    ops.eval = kp_eval;
+    b->ops = &ops;
+    ck_assert_int_eq(eval_rung(&r2, b, &c, 48), 0);
+    b->ops = &lcg_backend_cpu;
+    ck_assert_int_gt(r1.mass_rows, 0);
+    ck_assert_int_eq(r1.mass_rows, r2.mass_rows);
+    for (int l = 0; l < c.model.L; l++) {
+        ck_assert(memcmp(&r1.mass_best[l], &r2.mass_best[l], sizeof(double)) == 0);
+        ck_assert(memcmp(&r1.mass_mean[l], &r2.mass_mean[l], sizeof(double)) == 0);
+        ck_assert_int_eq(r1.mass_head[l], r2.mass_head[l]);
+    }
+    ck_assert(memcmp(&r1.collapse, &r2.collapse, sizeof(double)) == 0);
+    lcg_backend_destroy(b);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("mechanism");
     TCase *tc = tcase_create("core");
@@ -220,6 +301,7 @@ int main(void) {
     tcase_add_test(tc, test_answer_positions);
     tcase_add_loop_test(tc, test_hand_built_mass_is_one, 0, 3);
     tcase_add_loop_test(tc, test_mass_threads_bitwise, 0, 2);
+    tcase_add_loop_test(tc, test_mass_keys_path, 0, 3);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
