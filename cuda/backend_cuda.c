@@ -6,7 +6,9 @@
  * the CPU layout, so checkpoints are interchangeable.
  *
  * Evaluation runs on the GPU (gpu_model_eval: the prefill's pass over each whole sequence, O(n)
- * device memory, one sequence at a time, the logits delivered in position order). LCG_GPU_EVAL=cpu
+ * device memory, one sequence at a time, the logits delivered in position order). The mechanism:
+ * the relevant-key mass of the rows the batch's keys name (never attn_row: no whole rows cross to
+ * the host), the final representations through hidden. LCG_GPU_EVAL=cpu
  * takes the old path for comparison: a CPU backend (created on the first eval) receives the GPU's
  * parameters and runs its decoder's prefill. Not here: bf16, several GPUs.
  */
@@ -188,6 +190,17 @@ static void cuda_fault_undo(lcg_backend *b) {
     s->fault_keep = NULL;
 }
 
+/* the final representations of gpu_model_eval, handed on as the batch's hidden */
+typedef struct {
+    const lcg_eval_batch *e;
+    int s;
+} hidden_emit;
+
+static void emit_hidden(void *ctx, int pos, const float *x) {
+    hidden_emit *h = ctx;
+    h->e->hidden(h->e->ctx, h->s, pos, x);
+}
+
 /* on the GPU, one sequence at a time; LCG_GPU_EVAL=cpu: on the CPU (see the top) */
 static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
     cuda_state *s = cu(b);
@@ -213,7 +226,14 @@ static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
         int from = 0, n = e->input(e->ctx, q, s->ev_tok, &from);
         double dg[LCG_MAX_LAYERS * 3];
         if (from < 0) from = 0;
-        gpu_model_eval(s->g, s->ev_tok, n, from, s->ev_logits, dg);
+        /* the mechanism: the mass of the rows the caller names, the final representations */
+        const lcg_eval_keys *k = e->keys ? e->keys(e->ctx, q) : NULL;
+        hidden_emit he = {e, q};
+        gpu_eval_mech mech = {.hidden = e->hidden ? emit_hidden : NULL, .ctx = &he};
+        if (k && k->n_rows > 0)
+            mech.n_rows = k->n_rows, mech.row = k->row, mech.off = k->off, mech.len = k->len, mech.key = k->key,
+            mech.mass = k->mass;
+        gpu_model_eval(s->g, s->ev_tok, n, from, s->ev_logits, dg, &mech);
         for (int i = from; i < n; i++) e->logits(e->ctx, q, i, s->ev_logits + (size_t)(i - from) * V);
         e->diag[q].rows = n > from ? (long)(n - from) * b->cfg.H : 0;
         memset(e->diag[q].sum, 0, sizeof e->diag[q].sum);
@@ -226,7 +246,8 @@ static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
 /* host bytes (the device's are checked when allocated: one line and exit 1 if they do not fit) */
 static size_t cuda_eval_bytes(const lcg_config *cfg, int cap, int threads) {
     if (eval_on_cpu()) return lcg_backend_cpu.eval_bytes(cfg, cap, threads);
-    return (size_t)cap * (sizeof(int) + sizeof(float) * (size_t)cfg->V + sizeof(double) * 3 * (size_t)cfg->H);
+    return (size_t)cap * (sizeof(int) + sizeof(float) * (size_t)cfg->V + sizeof(double) * 3 * (size_t)cfg->H) +
+           sizeof(float) * 1024 * (size_t)cfg->C; /* gpu_model_eval's chunk of final representations */
 }
 
 const lcg_backend_ops lcg_backend_cuda = {

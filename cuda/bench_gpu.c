@@ -9,8 +9,9 @@
  * Evaluation: `bench_gpu eval LEN NORM [cpu]` times one sequence of LEN random tokens through
  * gpu_model_eval (the GPU prefill; the last 512 positions' logits and diagnostics, as a sample's
  * answer) on the mqmtar architecture (model_init's weights, NAPE), the second of two calls (the
- * first allocates), and with `cpu` the CPU's decoder_prefill on every OpenMP thread, and the two
- * logits' relative difference.
+ * first allocates), then once more with the mechanism (gpu_eval_mech: those rows' mass on 4 keys
+ * each, their final representations), and with `cpu` the CPU's decoder_prefill on every OpenMP
+ * thread, and the two logits' relative difference.
  *
  * Usage: bench_gpu [steps [ARCH NORM PREC [warmup]]]   (default: 30 timed steps after 3 warm-up
  * steps of every architecture, normalizer and precision; ARCH copy|mqmtar|bench, NORM a normalizer
@@ -117,6 +118,10 @@ static void emit_cpu(void *ctx, int pos, const float *logits) {
     memcpy(x->lg + (size_t)(pos - x->from) * x->V, logits, sizeof(float) * x->V);
 }
 
+static void bench_hidden(void *ctx, int pos, const float *x) {
+    (void)ctx, (void)pos, (void)x;
+}
+
 /* one sequence of n random tokens through the GPU prefill (and the CPU's with cpu) */
 static void bench_eval(const arch *a, int n, int norm, int cpu) {
     lcg_config cfg = {.V = a->V, .L = a->L, .C = a->C, .H = a->H, .D = a->D, .F = a->F, .norm = norm,
@@ -132,13 +137,31 @@ static void bench_eval(const arch *a, int n, int norm, int cpu) {
     size_t nl = (size_t)(n - from) * a->V;
     float *lg = LCG_NEW(float, nl), *lc = LCG_NEW(float, nl);
     double dg[LCG_MAX_LAYERS * 3], t0 = lcg_now();
-    gpu_model_eval(m, tok, n, from, lg, dg);
+    gpu_model_eval(m, tok, n, from, lg, dg, NULL);
     double t1 = lcg_now();
-    gpu_model_eval(m, tok, n, from, lg, dg);
+    gpu_model_eval(m, tok, n, from, lg, dg, NULL);
     double t2 = lcg_now();
     printf("eval %s %s n=%d: gpu %.3f s (first call, allocating: %.3f s), %.0f MiB of device buffers, "
            "support/row layer 0: %.1f\n", a->name, lcg_normalizer_at(norm)->name, n, t2 - t1, t1 - t0,
            gpu_model_eval_bytes(&cfg, n) / 1048576.0, dg[1] / ((double)(n - from) * a->H));
+    /* with the mechanism: every requested row's mass on a block of 4 keys (recall's shape), and
+     * the final representations */
+    int nr = n - from, nk = 4 * nr, *row = LCG_NEW(int, 3 * (size_t)nr), *off = row + nr, *len = off + nr;
+    int *key = LCG_NEW(int, nk);
+    double *mass = LCG_NEW(double, (size_t)nr * a->L * a->H);
+    for (int q = 0; q < nr; q++) {
+        int i = from + q, k0 = i >= 4 ? (int)pcg32_below(&r, (uint32_t)(i - 3)) : 0;
+        row[q] = i, off[q] = 4 * q, len[q] = i >= 4 ? 4 : 1;
+        for (int k = 0; k < len[q]; k++) key[4 * q + k] = k0 + k;
+    }
+    gpu_eval_mech mech = {.n_rows = nr, .row = row, .off = off, .len = len, .key = key, .mass = mass,
+                          .hidden = bench_hidden, .ctx = NULL};
+    double t5 = lcg_now();
+    gpu_model_eval(m, tok, n, from, lg, dg, &mech);
+    double t6 = lcg_now();
+    printf("eval %s %s n=%d: gpu with the mechanism (%d rows' mass, 4 keys each; their representations) %.3f s\n",
+           a->name, lcg_normalizer_at(norm)->name, n, nr, t6 - t5);
+    lcg_free(row), lcg_free(key), lcg_free(mass);
     fflush(stdout);
     if (cpu) {
         lcg_decoder d;

@@ -927,6 +927,23 @@ __global__ void eval_row_kernel(float *S, float *cand, double *diag, const float
     a[0] = ent, a[1] = sup, a[2] = mx;
 }
 
+/* The relevant-key mass (the mechanism columns): rows of interest a .. a+nr-1, all inside the
+ * block whose weights eval_row_kernel just left in S (row t, head h at S + (h R + t - i0) ld, the
+ * row function's own weights: every normalizer and position encoding as applied); a warp per
+ * (row, head) sums the weights at the row's keys in double, lane-strided, then a butterfly. */
+__global__ void eval_mass_kernel(double *mass, const float *S, const int *row, const int *off, const int *len,
+                                 const int *key, int a, int nr, int l, int L, int i0, int R, int H, int ld) {
+    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (w >= nr * H) return;
+    int r = a + w / H, h = w % H, nk = len[r];
+    const float *p = S + ((size_t)h * R + (row[r] - i0)) * ld;
+    const int *k = key + off[r];
+    double m = 0;
+    for (int q = lane; q < nk; q += 32) m += (double)p[k[q]];
+    m = warp_sum_d(m);
+    if (lane == 0) mass[((size_t)r * L + l) * H + h] = m;
+}
+
 /* ---- fused attention: one block per (b, h), the head's keys and values in shared memory ----------
  * Forward: a warp per query row computes its scores from registers (q) and shared memory (k), the
  * row function in registers, writes the weights (kept for the backward) and p.V. Backward: the
@@ -1548,4 +1565,12 @@ void gk_eval_attention(float *out, double *diag, float *scratch, const float *qk
     CK_LAUNCH("eval_row");
     gemm_rm(0, 0, R, D, nk, 1.0f, scratch, ld, (long long)R * ld, qkv + 2 * HD, 3 * HD, D, 0.0f,
             out + (size_t)i0 * HD, HD, D, H);
+}
+
+void gk_eval_mass(double *mass, const float *scratch, const int *row, const int *off, const int *len, const int *key,
+                  int a, int nr, int l, int L, int i0, int R, int H, int ld) {
+    if (nr <= 0) return;
+    eval_mass_kernel<<<nblocks((size_t)nr * H, 8), 256, 0, g_stream>>>(mass, scratch, row, off, len, key, a, nr, l, L,
+                                                                      i0, R, H, ld);
+    CK_LAUNCH("eval_mass");
 }

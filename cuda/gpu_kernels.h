@@ -128,6 +128,12 @@ int gk_eval_block_rows(int n, int H);
 void gk_eval_attention(float *out /* n,HD */, double *diag /* (n-r0),H,3 */, float *scratch /* (1|2),H,R,ld */,
                        const float *qkv /* n,3HD */, const float *qscale /* n,H or NULL */, const float *slopes /* H */,
                        int row, double alpha, int i0, int R, int r0, int H, int D, int ld);
+/* the relevant-key mass of the rows of interest a .. a+nr-1 (row[] ascending, all inside the block
+ * i0 .. i0+R-1 that gk_eval_attention just ran, before the next block reuses scratch): mass[(r L +
+ * l) H + h] = the sum of the weights of row row[r], head h on its keys key[off[r] .. off[r] +
+ * len[r] - 1] (each <= row[r]), in double, in a fixed order (no atomics). All pointers device. */
+void gk_eval_mass(double *mass /* rows,L,H */, const float *scratch, const int *row, const int *off, const int *len,
+                  const int *key, int a, int nr, int l, int L, int i0, int R, int H, int ld);
 
 /* length scaling (lenscale.c): w points at one layer's tensors (device), NULL where absent.
  * adapt's pre-activations z = a @ [wb | wg] (no biases; GEMMs) are written by the forward and

@@ -99,6 +99,11 @@ struct gpu_model {
     double *ev_diag;                  /* cap, H, 3 */
     int *ev_tok;                      /* cap */
     double *h_diag;                   /* host copy of ev_diag */
+    /* the mechanism (gpu_eval_mech): rows of interest row | off | len | keys, their mass */
+    int *ev_kmem;
+    size_t ev_kcap;                   /* ints of ev_kmem */
+    double *ev_mass;
+    size_t ev_mcap;                   /* doubles of ev_mass */
 };
 
 static void point(float **t, float *mem, const size_t *sizes) {
@@ -178,6 +183,8 @@ void gpu_model_destroy(gpu_model *m) {
     gpu_free(m->ev_tok);
     gpu_free(m->ev_diag);
     free(m->h_diag);
+    gpu_free(m->ev_kmem);
+    gpu_free(m->ev_mass);
     free(m);
 }
 
@@ -599,7 +606,45 @@ static void eval_ensure(gpu_model *m, int n) {
     m->ev_cap = n;
 }
 
-void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits_host, double *diag) {
+/* uploads mech's rows and keys (checked) into ev_kmem; returns the key lists' extent (0: no rows) */
+static size_t eval_keys_upload(gpu_model *m, const gpu_eval_mech *mech, int n) {
+    int nr = mech ? mech->n_rows : 0;
+    if (nr <= 0) return 0;
+    size_t nk = 0;
+    for (int r = 0; r < nr; r++) {
+        int ok = mech->row[r] >= 0 && mech->row[r] < n && (r == 0 || mech->row[r] > mech->row[r - 1]) &&
+                 mech->off[r] >= 0 && mech->len[r] >= 1;
+        for (int a = 0; ok && a < mech->len[r]; a++) {
+            int k = mech->key[mech->off[r] + a];
+            ok = k >= 0 && k <= mech->row[r] && (a == 0 || k > mech->key[mech->off[r] + a - 1]);
+        }
+        if (!ok) {
+            fprintf(stderr, "lcgbench: row of interest %d (position %d) out of order or range, or its keys\n", r, mech->row[r]);
+            exit(1);
+        }
+        size_t end = (size_t)mech->off[r] + mech->len[r];
+        nk = end > nk ? end : nk;
+    }
+    size_t need = 3 * (size_t)nr + nk, nm = (size_t)nr * m->cfg.L * m->cfg.H;
+    if (need > m->ev_kcap) {
+        gpu_free(m->ev_kmem);
+        m->ev_kmem = (int *)gpu_malloc(sizeof(int) * need);
+        m->ev_kcap = need;
+    }
+    if (nm > m->ev_mcap) {
+        gpu_free(m->ev_mass);
+        m->ev_mass = (double *)gpu_malloc(sizeof(double) * nm);
+        m->ev_mcap = nm;
+    }
+    gpu_upload(m->ev_kmem, mech->row, sizeof(int) * nr);
+    gpu_upload(m->ev_kmem + nr, mech->off, sizeof(int) * nr);
+    gpu_upload(m->ev_kmem + 2 * (size_t)nr, mech->len, sizeof(int) * nr);
+    gpu_upload(m->ev_kmem + 3 * (size_t)nr, mech->key, sizeof(int) * nk);
+    return nk;
+}
+
+void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits_host, double *diag,
+                    const gpu_eval_mech *mech) {
     const lcg_config *c = &m->cfg;
     int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V;
     memset(diag, 0, sizeof(double) * 3 * L);
@@ -611,6 +656,8 @@ void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits
             exit(1);
         }
     eval_ensure(m, n);
+    int nr = eval_keys_upload(m, mech, n) ? mech->n_rows : 0; /* rows of interest */
+    const int *krow = m->ev_kmem, *koff = krow + nr, *klen = koff + nr, *kkey = klen + nr;
     float **w = m->params, *x = m->ev_x;
     int ld = gk_eval_ld(n), R = gk_eval_block_rows(n, H);
     size_t per_row = (size_t)(lcg_row_at(m->row)->sparse ? 2 : 1) * H * ld; /* scores (and entmax candidates) */
@@ -627,9 +674,14 @@ void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits
             gk_lenscale_w ls = layer_ls(m, w, l);
             gk_lenscale_forward(qs, m->ev_z, m->ev_ln, &ls, m->scale, m->h0, n, n, C, H);
         }
-        for (int i0 = 0; i0 < n; i0 += R)
+        for (int i0 = 0, a = 0; i0 < n; i0 += R) {
+            int Rb = n - i0 < R ? n - i0 : R, b = a;
             gk_eval_attention(m->ev_att, from < n ? m->ev_diag : NULL, m->ev_scr, m->ev_qkv, qs, m->slopes, m->row,
-                              alpha, i0, n - i0 < R ? n - i0 : R, from, H, D, ld);
+                              alpha, i0, Rb, from, H, D, ld);
+            while (b < nr && mech->row[b] < i0 + Rb) b++; /* the rows of interest in this block: a .. b-1 */
+            gk_eval_mass(m->ev_mass, m->ev_scr, krow, koff, klen, kkey, a, b - a, l, L, i0, Rb, H, ld);
+            a = b;
+        }
         gk_matmul_forward(m->ev_t1, m->ev_att, w[LCG_P_WO] + (size_t)l * HD * C, n, HD, C);
         gk_rmsnorm_forward(m->ev_t2, m->ev_rstd, m->ev_t1, w[LCG_P_LN_PA] + (size_t)l * C, n, C);
         gk_add(x, x, m->ev_t2, (size_t)n * C);
@@ -646,6 +698,7 @@ void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits
                 for (int k = 0; k < 3; k++) diag[l * 3 + k] += m->h_diag[i + k];
         }
     }
+    if (nr) gpu_download(mech->mass, m->ev_mass, sizeof(double) * nr * L * H);
     if (from >= n) {
         gpu_sync();
         return;
@@ -653,4 +706,19 @@ void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits
     gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x + (size_t)from * C, w[LCG_P_LN_F], n - from, C);
     gk_matmul_forward(m->ev_logits, m->ev_ln, w[LCG_P_LM], n - from, C, V);
     gpu_download(logits_host, m->ev_logits, sizeof(float) * (size_t)(n - from) * V);
+    if (mech && mech->hidden) { /* the LM head's input, in chunks of rows through a host buffer */
+        enum { CH = 1024 };
+        int ch = n - from < CH ? n - from : CH;
+        float *h = (float *)malloc(sizeof(float) * (size_t)ch * C);
+        if (!h) {
+            fprintf(stderr, "lcgbench: out of host memory\n");
+            exit(1);
+        }
+        for (int a = from; a < n; a += ch) {
+            int k = n - a < ch ? n - a : ch;
+            gpu_download(h, m->ev_ln + (size_t)(a - from) * C, sizeof(float) * (size_t)k * C);
+            for (int r = 0; r < k; r++) mech->hidden(mech->ctx, a + r, h + (size_t)r * C);
+        }
+        free(h);
+    }
 }

@@ -55,13 +55,28 @@ double gpu_adamw_step(gpu_model *m, float lr, double clip);
  * the embeddings; -1 if all are finite), from host copies of the device activations */
 int gpu_model_find_nonfinite(const gpu_model *m, char *what, size_t n);
 
+/* what gpu_model_eval can show of the mechanism (model/backend.h's lcg_eval_keys and hidden),
+ * host memory; either part may be absent (n_rows 0, hidden NULL) */
+typedef struct {
+    /* rows of interest row[n_rows] (ascending, < n), row r's keys key[off[r] .. off[r] + len[r] - 1]
+     * (each in [0, row[r]]); mass [n_rows, L, H] receives each one's summed attention weights */
+    int n_rows;
+    const int *row, *off, *len, *key;
+    double *mass;
+    /* the final norm's output (the LM head's input) [C] of each position from .. n-1, in order */
+    void (*hidden)(void *ctx, int pos, const float *x);
+    void *ctx;
+} gpu_eval_mech;
+
 /* evaluation of one sequence tok[n] (host), teacher-forced, as decoder_prefill from an empty cache:
  * the logits of positions from .. n-1 into logits_host [(n - from), V], and per layer the
  * attention diagnostics of those positions (every head's row: entropy, support, max weight)
- * summed into diag[l * 3 + k] in row, then head order (written, not accumulated). Device memory
- * O(n) (gk_eval_attention's blocks of score rows), kept for the next call while n fits. Tokens
- * outside [0, V): one-line error, exit 1. */
-void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits_host, double *diag /* L*3 */);
+ * summed into diag[l * 3 + k] in row, then head order (written, not accumulated); mech (NULL:
+ * none) the relevant-key mass and final representations. Device memory O(n) (gk_eval_attention's
+ * blocks of score rows; plus the key lists), kept for the next call while n fits. Tokens outside
+ * [0, V), rows or keys out of order or range: one-line error, exit 1. */
+void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits_host, double *diag /* L*3 */,
+                    const gpu_eval_mech *mech);
 /* device bytes gpu_model_eval needs for sequences of up to n tokens */
 size_t gpu_model_eval_bytes(const lcg_config *cfg, int n);
 

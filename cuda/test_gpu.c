@@ -15,6 +15,12 @@
  *             one and several query blocks, and 16,384 tokens for softmax and asentmax: logits
  *             <= 1e-4 relative, diagnostics close, every position's argmax the same except
  *             near-ties (reported); a repeated GPU evaluation is bitwise identical
+ *   mech      the mechanism of gpu_model_eval (gpu_eval_mech) against the CPU prefill's rows
+ *             (observe, hidden): softmax, entmax 1.5, asentmax, ssmax x NAPE, RoPE (and sparsemax
+ *             + ALiBi, entmax + NoPE), key lists shaped as copy's, recall's and sort's answers,
+ *             one and several query blocks: relevant-key mass per (row, layer, head) within 1e-5
+ *             absolute, the final representations 1e-4 relative, their collapse within 1e-5; a
+ *             repeat gives the same bits and the logits are those of an evaluation without it
  *
  * Not here: timings (bench_gpu.c), bf16.
  */
@@ -662,9 +668,9 @@ static void test_eval_case(int norm, int pos, double alpha, int n, int rows) {
     decoder_prefill(&d, tok, n, from, emit_cpu, &ec);
     double t1 = lcg_now(), dg[LCG_MAX_LAYERS * 3], dg2[LCG_MAX_LAYERS * 3];
     gk_eval_rows = rows;
-    gpu_model_eval(gm, tok, n, from, lg, dg);
+    gpu_model_eval(gm, tok, n, from, lg, dg, NULL);
     double t2 = lcg_now();
-    gpu_model_eval(gm, tok, n, from, lg2, dg2);
+    gpu_model_eval(gm, tok, n, from, lg2, dg2, NULL);
     gk_eval_rows = 0;
     const char *nn = lcg_normalizer_at(norm)->name, *pn = lcg_posenc_at(pos)->name;
     double e = rel_err(lg, lc, nl);
@@ -724,6 +730,170 @@ static void test_eval(int quick) {
     test_eval_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 1.5, 16384, 0);
 }
 
+/* ---- the mechanism: relevant-key mass and final representations, GPU vs the CPU prefill ------- */
+typedef struct {
+    const gpu_eval_mech *k; /* the rows of interest and their keys */
+    double *mass;           /* [n_rows, L, H] */
+    float *hid;             /* [n - from, C] */
+    int from, L, H, C;
+} mech_ctx;
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* a row the CPU prefill shows: its weight on the row's keys (harness/eval.c's sum, in key order) */
+static void mech_row(void *ctx, int l, int h, int i, const int *j, const float *p, int n) {
+    mech_ctx *x = ctx;
+    const gpu_eval_mech *k = x->k;
+    const int *at = bsearch(&i, k->row, (size_t)k->n_rows, sizeof(int), cmp_int);
+    if (!at) return;
+    int r = (int)(at - k->row);
+    double m = 0;
+    for (int a = 0; a < k->len[r]; a++) {
+        int key = k->key[k->off[r] + a];
+        if (!j) m += p[key];
+        else {
+            const int *f = bsearch(&key, j, (size_t)n, sizeof(int), cmp_int);
+            if (f) m += p[f - j];
+        }
+    }
+    x->mass[((size_t)r * x->L + l) * x->H + h] = m;
+}
+
+static void mech_hidden(void *ctx, int pos, const float *v) {
+    mech_ctx *x = ctx;
+    memcpy(x->hid + (size_t)(pos - x->from) * x->C, v, sizeof(float) * x->C);
+}
+
+/* harness/eval.c's collapse over the final representations of rows row[0 .. nr) */
+static double collapse_of(const float *hid, int from, int C, const int *row, int nr) {
+    double *U = LCG_NEW(double, C), uu = 0, UU = 0;
+    for (int q = 0; q < nr; q++) {
+        const float *x = hid + (size_t)(row[q] - from) * C;
+        double nn = 0;
+        for (int c = 0; c < C; c++) nn += (double)x[c] * x[c];
+        nn = nn > 0 ? 1 / sqrt(nn) : 0;
+        for (int c = 0; c < C; c++) {
+            double u = x[c] * nn;
+            U[c] += u, uu += u * u;
+        }
+    }
+    for (int c = 0; c < C; c++) UU += U[c] * U[c];
+    lcg_free(U);
+    return nr >= 2 ? (UU - uu) / ((double)nr * (nr - 1)) : 0;
+}
+
+/* key lists shaped as the tasks' answers: copy (one key per supervised row), recall (a block of 4
+ * keys, every third row, one list shared), sort (every earlier occurrence of a token, the token
+ * changing every 5 rows: consecutive rows share a list) */
+enum { SHAPE_COPY, SHAPE_RECALL, SHAPE_SORT };
+static const char *const shape_names[] = {"copy", "recall", "sort"};
+
+static int make_keys(int shape, const int *tok, int n, int from, int V, int *row, int *off, int *len, int *key) {
+    int nr = 0, nk = 0, b0 = (int)pcg32_below(&rng, (uint32_t)(from > 4 ? from - 4 : 1));
+    for (int i = from; i < n; i++) {
+        if (shape == SHAPE_COPY) {
+            row[nr] = i, off[nr] = nk, len[nr] = 1, key[nk++] = (int)pcg32_below(&rng, (uint32_t)i + 1), nr++;
+        } else if (shape == SHAPE_RECALL) {
+            if ((i - from) % 3) continue;
+            if (nr == 0)
+                for (int k = 0; k < 4; k++) key[nk++] = b0 + k < i ? b0 + k : i;
+            row[nr] = i, off[nr] = 0, len[nr] = nk, nr++;
+        } else {
+            int v = ((i - from) / 5) % V, start = nk;
+            if ((i - from) % 5 && nr > 0) { /* the same token: the same list */
+                row[nr] = i, off[nr] = off[nr - 1], len[nr] = len[nr - 1], nr++;
+                continue;
+            }
+            for (int j = 0; j < from; j++)
+                if (tok[j] == v) key[nk++] = j;
+            if (nk == start) continue;
+            row[nr] = i, off[nr] = start, len[nr] = nk - start, nr++;
+        }
+    }
+    return nr;
+}
+
+static double worst_mass = 0, worst_collapse = 0;
+
+static void test_mech_case(int norm, int pos, int n, int rows, int shape) {
+    double alpha = lcg_normalizer_at(norm)->alpha_def;
+    lcg_config cfg = {.V = 16, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = norm, .pos = pos, .alpha = (float)alpha};
+    lcg_model cm;
+    model_init(&cm, &cfg, 23 + (uint64_t)norm * 7 + (uint64_t)pos);
+    for (size_t i = 0; i < cm.sizes[LCG_P_WQKV]; i++) cm.params.t[LCG_P_WQKV][i] *= 6.0f; /* sharp rows */
+    char err[256], name[200];
+    gpu_model *gm = gpu_model_create(&cfg, cm.params_mem, GPU_FP32, err, sizeof err);
+    if (!gm) lcg_die("%s", err);
+    int from = n / 3, V = cfg.V, L = cfg.L, H = cfg.H, C = cfg.C, *tok = LCG_NEW(int, n);
+    for (int i = 0; i < n; i++) tok[i] = (int)pcg32_below(&rng, (uint32_t)V);
+    int *row = LCG_NEW(int, 3 * (size_t)n), *off = row + n, *len = off + n, *key = LCG_NEW(int, ((size_t)n / 5 + 2) * n);
+    int nr = make_keys(shape, tok, n, from, V, row, off, len, key);
+    size_t nm = (size_t)nr * L * H, nl = (size_t)(n - from) * V, nh = (size_t)(n - from) * C;
+    double *mc = LCG_NEW(double, nm ? nm : 1), *mg = LCG_NEW(double, nm ? nm : 1), *mg2 = LCG_NEW(double, nm ? nm : 1);
+    for (size_t k = 0; k < nm; k++) mc[k] = mg[k] = mg2[k] = NAN;
+    float *hc = LCG_NEW(float, nh), *hg = LCG_NEW(float, nh), *lg = LCG_NEW(float, nl), *lg0 = LCG_NEW(float, nl);
+    gpu_eval_mech km = {.n_rows = nr, .row = row, .off = off, .len = len, .key = key};
+    mech_ctx xc = {&km, mc, hc, from, L, H, C}, xg = {&km, mg, hg, from, L, H, C};
+    lcg_decoder d;
+    decoder_init(&d, &cm, n);
+    decoder_reset(&d);
+    d.observe = mech_row, d.observe_ctx = &xc, d.hidden = mech_hidden, d.hidden_ctx = &xc;
+    decoder_prefill(&d, tok, n, from, NULL, NULL);
+    double dg[LCG_MAX_LAYERS * 3];
+    gk_eval_rows = rows;
+    gpu_eval_mech mech = km;
+    mech.mass = mg, mech.hidden = mech_hidden, mech.ctx = &xg;
+    gpu_model_eval(gm, tok, n, from, lg, dg, &mech);
+    gpu_eval_mech mech2 = km;
+    mech2.mass = mg2;
+    gpu_model_eval(gm, tok, n, from, lg, dg, &mech2);
+    gpu_model_eval(gm, tok, n, from, lg0, dg, NULL);
+    gk_eval_rows = 0;
+    double e = nr ? 0 : NAN;
+    for (size_t k = 0; k < nm; k++) {
+        double x = fabs(mg[k] - mc[k]);
+        if (!(x <= e)) e = x; /* NaN sticks */
+    }
+    if (!(e <= worst_mass)) worst_mass = e;
+    const char *nn = lcg_normalizer_at(norm)->name, *pn = lcg_posenc_at(pos)->name;
+    snprintf(name, sizeof name, "mech %s %s n=%d%s %s: mass of %d rows x %d layers x %d heads, abs", nn, pn, n,
+             rows ? " (blocks of 64)" : "", shape_names[shape], nr, L, H);
+    check(name, e, 1e-5);
+    snprintf(name, sizeof name, "mech %s %s n=%d %s: final representations of %d rows", nn, pn, n, shape_names[shape], n - from);
+    check(name, rel_err(hg, hc, nh), 1e-4);
+    int pick[8], np = nr < 8 ? nr : 8;
+    for (int q = 0; q < np; q++) pick[q] = row[(size_t)q * nr / np];
+    double cc = collapse_of(hc, from, C, pick, np), cg = collapse_of(hg, from, C, pick, np), ce = fabs(cg - cc);
+    if (!(ce <= worst_collapse)) worst_collapse = ce;
+    snprintf(name, sizeof name, "mech %s %s n=%d %s: collapse of %d rows (%.4f), abs", nn, pn, n, shape_names[shape], np, cc);
+    check(name, ce, 1e-5);
+    snprintf(name, sizeof name, "mech %s %s n=%d %s: repeated bitwise, logits unchanged by it", nn, pn, n, shape_names[shape]);
+    check_true(name, memcmp(mg, mg2, sizeof(double) * nm) == 0 && memcmp(lg, lg0, sizeof(float) * nl) == 0);
+    decoder_free(&d);
+    lcg_free(tok), lcg_free(row), lcg_free(key), lcg_free(mc), lcg_free(mg), lcg_free(mg2);
+    lcg_free(hc), lcg_free(hg), lcg_free(lg), lcg_free(lg0);
+    gpu_model_destroy(gm);
+    model_free(&cm);
+}
+
+static void test_mech(int quick) {
+    int norms[] = {LCG_NORM_SOFTMAX, LCG_NORM_ENTMAX, LCG_NORM_ASENTMAX, LCG_NORM_SSMAX}, k = 0;
+    for (int a = 0; a < 4; a++)
+        for (int p = 0; p < 2; p++, k++) {
+            int pos = p ? LCG_POS_ROPE : LCG_POS_NAPE;
+            test_mech_case(norms[a], pos, 300, 64, k % 3);
+            test_mech_case(norms[a], pos, 45, 0, (k + 1) % 3);
+        }
+    test_mech_case(LCG_NORM_SPARSEMAX, LCG_POS_ALIBI, 300, 0, SHAPE_SORT);
+    test_mech_case(LCG_NORM_ENTMAX, LCG_POS_NOPE, 300, 0, SHAPE_RECALL);
+    if (quick) return;
+    test_mech_case(LCG_NORM_SOFTMAX, LCG_POS_ROPE, 4096, 0, SHAPE_COPY);
+    test_mech_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 4096, 0, SHAPE_RECALL);
+}
+
 int main(int argc, char **argv) {
     char why[256];
     if (!gpu_device_usable(why, sizeof why)) {
@@ -746,13 +916,15 @@ int main(int argc, char **argv) {
     test_interchange();
     test_graph();
     test_eval(quick);
+    test_mech(quick);
     if (!quick) {
         test_training(LCG_NORM_SOFTMAX, LCG_POS_ROPE);
         test_training(LCG_NORM_ASENTMAX, LCG_POS_NAPE);
         test_training(LCG_NORM_ENTMAX, LCG_POS_ALIBI);
     }
     printf("worst model gradient rel err %.3e, worst training loss rel err %.3e, worst eval logits rel err %.3e "
-           "(%d near-ties)\n", worst_model, worst_train, worst_eval, worst_eval_ties);
+           "(%d near-ties), worst mass abs err %.3e, worst collapse abs err %.3e\n", worst_model, worst_train, worst_eval,
+           worst_eval_ties, worst_mass, worst_collapse);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -9,7 +9,8 @@
 #     counts (a sample that differs is reported as a near-tie, and fails the check);
 #   - the GPU's evaluation (the GPU prefill) against LCG_GPU_EVAL=cpu (the CPU's prefill with the
 #     GPU's parameters) on the same run: the same exact match and token accuracy at every
-#     length, eval loss and attention diagnostics within 1e-4 relative (plus the CSV's last digit);
+#     length, eval loss and attention diagnostics within 1e-4 relative (plus the CSV's last digit),
+#     and the mechanism columns (relevant-key mass, collapse) filled and within 1e-4 absolute;
 #   - CPU and GPU rows of one configuration are different sweep cells, each skipped once done;
 #   - a non-finite step on the GPU (LCG_TEST_NAN) stops with one line and resumes;
 #   - `sweep --device cuda --gpus 0,0` (two worker processes sharing GPU 0) of a 4-cell grid gives
@@ -123,6 +124,28 @@ set -- $close
 if [ "${1:-}" = same ] && python3 -c "import sys; sys.exit(not float('${2:-nan}') <= 1)"; then
   ok "GPU evaluation vs LCG_GPU_EVAL=cpu: the same exact match and token accuracy, loss and diagnostics within 1e-4 relative plus the last printed digit (worst $2 of that)"
 else bad "GPU evaluation vs LCG_GPU_EVAL=cpu: exact/token ${1:-?}, worst loss/diagnostic rel diff ${2:-?} (a near-tie?): $(col "$d/g1.csv" exact_match | tr '\n' ' ') vs $(col "$d/ge.csv" exact_match | tr '\n' ' ')"; fi
+
+# the mechanism columns from the GPU's own evaluation (the batch's keys and hidden): filled at every
+# length (2 layers: l0, l1) and within 1e-4 absolute (plus the last printed digit) of the CPU's
+mech=$(python3 - "$d/g1.csv" "$d/ge.csv" <<'EOF'
+import csv, sys
+a, b = (list(csv.DictReader(open(f))) for f in sys.argv[1:3])
+cols = ["rel_mass_best_l0", "rel_mass_best_l1", "rel_mass_mean_l0", "rel_mass_mean_l1", "collapse"]
+filled, worst = len(a) == len(b) and len(a) > 0, 0.0
+for x, y in zip(a, b):
+    for k in cols:
+        if not x[k] or not y[k]:
+            filled = False
+            continue
+        worst = max(worst, abs(float(x[k]) - float(y[k])))
+    filled &= x["rel_mass_best_l2"] == "" == y["rel_mass_best_l2"]
+print("filled" if filled else "empty", "%.2e" % worst)
+EOF
+)
+set -- $mech
+if [ "${1:-}" = filled ] && python3 -c "import sys; sys.exit(not float('${2:-nan}') <= 1e-4 + 1e-6)"; then
+  ok "the mechanism columns of the GPU's evaluation: filled at every length, within 1e-4 of LCG_GPU_EVAL=cpu's (worst $2; layer-1 best-head mass $(col "$d/g1.csv" rel_mass_best_l1 | tr '\n' ' ')vs $(col "$d/ge.csv" rel_mass_best_l1 | tr '\n' ' '))"
+else bad "the mechanism columns of the GPU's evaluation: ${1:-?}, worst abs diff ${2:-?}: mass $(col "$d/g1.csv" rel_mass_best_l1 | tr '\n' ' ')vs $(col "$d/ge.csv" rel_mass_best_l1 | tr '\n' ' '); collapse $(col "$d/g1.csv" collapse | tr '\n' ' ')vs $(col "$d/ge.csv" collapse | tr '\n' ' ')"; fi
 
 # the same seed trained on the CPU (informational: fp32 sums in another order)
 "$LCG" run $SMALL --attn asentmax --pos nape --out "$d/cpu.csv" >/dev/null 2>&1 &&
