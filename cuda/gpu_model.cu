@@ -619,7 +619,8 @@ static size_t eval_keys_upload(gpu_model *m, const gpu_eval_mech *mech, int n) {
             ok = k >= 0 && k <= mech->row[r] && (a == 0 || k > mech->key[mech->off[r] + a - 1]);
         }
         if (!ok) {
-            fprintf(stderr, "lcgbench: row of interest %d (position %d) out of order or range, or its keys\n", r, mech->row[r]);
+            fprintf(stderr, "lcgbench: row of interest %d (position %d) out of order or range, or its keys\n", r,
+                    mech->row[r]);
             exit(1);
         }
         size_t end = (size_t)mech->off[r] + mech->len[r];

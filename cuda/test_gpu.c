@@ -820,7 +820,8 @@ static double worst_mass = 0, worst_collapse = 0;
 
 static void test_mech_case(int norm, int pos, int n, int rows, int shape) {
     double alpha = lcg_normalizer_at(norm)->alpha_def;
-    lcg_config cfg = {.V = 16, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = norm, .pos = pos, .alpha = (float)alpha};
+    lcg_config cfg = {.V = 16, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = norm, .pos = pos,
+                      .alpha = (float)alpha};
     lcg_model cm;
     model_init(&cm, &cfg, 23 + (uint64_t)norm * 7 + (uint64_t)pos);
     for (size_t i = 0; i < cm.sizes[LCG_P_WQKV]; i++) cm.params.t[LCG_P_WQKV][i] *= 6.0f; /* sharp rows */
@@ -829,7 +830,8 @@ static void test_mech_case(int norm, int pos, int n, int rows, int shape) {
     if (!gm) lcg_die("%s", err);
     int from = n / 3, V = cfg.V, L = cfg.L, H = cfg.H, C = cfg.C, *tok = LCG_NEW(int, n);
     for (int i = 0; i < n; i++) tok[i] = (int)pcg32_below(&rng, (uint32_t)V);
-    int *row = LCG_NEW(int, 3 * (size_t)n), *off = row + n, *len = off + n, *key = LCG_NEW(int, ((size_t)n / 5 + 2) * n);
+    int *row = LCG_NEW(int, 3 * (size_t)n), *off = row + n, *len = off + n;
+    int *key = LCG_NEW(int, ((size_t)n / 5 + 2) * n); /* sort: a list of < from keys per 5 rows */
     int nr = make_keys(shape, tok, n, from, V, row, off, len, key);
     size_t nm = (size_t)nr * L * H, nl = (size_t)(n - from) * V, nh = (size_t)(n - from) * C;
     double *mc = LCG_NEW(double, nm ? nm : 1), *mg = LCG_NEW(double, nm ? nm : 1), *mg2 = LCG_NEW(double, nm ? nm : 1);
@@ -862,15 +864,16 @@ static void test_mech_case(int norm, int pos, int n, int rows, int shape) {
     snprintf(name, sizeof name, "mech %s %s n=%d%s %s: mass of %d rows x %d layers x %d heads, abs", nn, pn, n,
              rows ? " (blocks of 64)" : "", shape_names[shape], nr, L, H);
     check(name, e, 1e-5);
-    snprintf(name, sizeof name, "mech %s %s n=%d %s: final representations of %d rows", nn, pn, n, shape_names[shape], n - from);
+    const char *sn = shape_names[shape];
+    snprintf(name, sizeof name, "mech %s %s n=%d %s: final representations of %d rows", nn, pn, n, sn, n - from);
     check(name, rel_err(hg, hc, nh), 1e-4);
     int pick[8], np = nr < 8 ? nr : 8;
     for (int q = 0; q < np; q++) pick[q] = row[(size_t)q * nr / np];
     double cc = collapse_of(hc, from, C, pick, np), cg = collapse_of(hg, from, C, pick, np), ce = fabs(cg - cc);
     if (!(ce <= worst_collapse)) worst_collapse = ce;
-    snprintf(name, sizeof name, "mech %s %s n=%d %s: collapse of %d rows (%.4f), abs", nn, pn, n, shape_names[shape], np, cc);
+    snprintf(name, sizeof name, "mech %s %s n=%d %s: collapse of %d rows (%.4f), abs", nn, pn, n, sn, np, cc);
     check(name, ce, 1e-5);
-    snprintf(name, sizeof name, "mech %s %s n=%d %s: repeated bitwise, logits unchanged by it", nn, pn, n, shape_names[shape]);
+    snprintf(name, sizeof name, "mech %s %s n=%d %s: repeated bitwise, logits unchanged by it", nn, pn, n, sn);
     check_true(name, memcmp(mg, mg2, sizeof(double) * nm) == 0 && memcmp(lg, lg0, sizeof(float) * nl) == 0);
     decoder_free(&d);
     lcg_free(tok), lcg_free(row), lcg_free(key), lcg_free(mc), lcg_free(mg), lcg_free(mg2);
@@ -923,8 +926,8 @@ int main(int argc, char **argv) {
         test_training(LCG_NORM_ENTMAX, LCG_POS_ALIBI);
     }
     printf("worst model gradient rel err %.3e, worst training loss rel err %.3e, worst eval logits rel err %.3e "
-           "(%d near-ties), worst mass abs err %.3e, worst collapse abs err %.3e\n", worst_model, worst_train, worst_eval,
-           worst_eval_ties, worst_mass, worst_collapse);
+           "(%d near-ties), worst mass abs err %.3e, worst collapse abs err %.3e\n", worst_model, worst_train,
+           worst_eval, worst_eval_ties, worst_mass, worst_collapse);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -159,7 +159,8 @@ static void eval_ctx_answers(eval_ctx *e, int L, int H, int C) {
     e->mass = LCG_NEW(double, (size_t)(e->n_ans ? e->n_ans : 1) * L * H);
     for (size_t k = 0; k < (size_t)e->n_ans * L * H; k++) e->mass[k] = NAN;
     e->rep = LCG_NEW(float, C);
-    int *kr = e->key_mem = LCG_NEW(int, 3 * (size_t)(e->n_ans ? e->n_ans : 1)), *ko = kr + e->n_ans, *kl = ko + e->n_ans;
+    int *kr = e->key_mem = LCG_NEW(int, 3 * (size_t)(e->n_ans ? e->n_ans : 1));
+    int *ko = kr + e->n_ans, *kl = ko + e->n_ans;
     for (int t = 0, q; t < e->n_steps; t++) /* slots in step order: rows ascending */
         if ((q = e->ans_slot[t]) >= 0) kr[q] = e->r0 + t, ko[q] = e->ans_off[t], kl[q] = e->ans_len[t];
     e->keys = (lcg_eval_keys){.n_rows = e->n_ans, .row = kr, .off = ko, .len = kl, .key = e->ans_pos, .mass = e->mass};

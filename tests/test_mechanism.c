@@ -270,7 +270,8 @@ START_TEST(test_mass_keys_path) {
     lcg_run_cfg c;
     memset(&c, 0, sizeof c);
     lcg_task_defaults(&c.task, lcg_task_find(tasks[_i]));
-    c.model = (lcg_config){.L = 2, .C = 32, .H = 4, .D = 8, .F = 64, .norm = _i == 1 ? LCG_NORM_SOFTMAX : LCG_NORM_ASENTMAX,
+    c.model = (lcg_config){.L = 2, .C = 32, .H = 4, .D = 8, .F = 64,
+                           .norm = _i == 1 ? LCG_NORM_SOFTMAX : LCG_NORM_ASENTMAX,
                            .pos = _i == 2 ? LCG_POS_ROPE : LCG_POS_NAPE, .alpha = _i == 1 ? 1.0f : 1.5f};
     c.model.V = lcg_task_out_vocab(&c.task);
     c.seed = 7, c.batch = 8, c.len = 24, c.vary = 0, c.max_len = 48, c.eval_samples = 12, c.quiet = 1;
