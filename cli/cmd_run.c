@@ -136,6 +136,11 @@ typedef struct {
     char preset_buf[8][512]; /* the preset's settings, split in place: string flags point here */
     char ckpt_buf[4200];     /* the derived checkpoint path */
     char log_buf[4200];      /* --log-csv with {run_id}, {task}, ... replaced */
+    /* the finished test rungs (eval_progress.c), kept beside the checkpoint while evaluating */
+    char prog_path[4300];    /* "" when the run has no resumable checkpoint (--load) */
+    long prog_step;
+    lcg_rung_result prog[2][LCG_MAX_RUNGS];
+    int prog_done[2][LCG_MAX_RUNGS];
 } run_setup;
 
 /* apply "key=value;..." (a checkpoint note) to the flags; a flag given on the command line
@@ -552,7 +557,7 @@ static int run_parse(run_setup *s, int argc, char **argv) {
 
 /* evaluates the ladder into res and prints the table; 0, or the signal that cut it short (then
  * the trained model is kept in the checkpoint and a line says how to evaluate it) */
-static int eval_ladder_rows(run_setup *s, lcg_backend *b, lcg_rung_result *res, const int *lens, int n_lens,
+static int eval_ladder_rows(run_setup *s, lcg_backend *b, int set, lcg_rung_result *res, const int *lens, int n_lens,
                             const lcg_train_result *tr, const char *note, const float *last_params) {
     lcg_run_cfg *cp = &s->c;
 #define c (*cp)
@@ -560,9 +565,11 @@ static int eval_ladder_rows(run_setup *s, lcg_backend *b, lcg_rung_result *res, 
     int bleu = lcg_run_bleu(&c);
     printf("%8s %7s %8s %17s %8s %9s%s %8s\n", "len", "factor", "exact%", "95% CI", "token%", "loss", bleu ? "    bleu" : "", "sec");
     for (int i = 0; i < n_lens; i++) {
+        /* a rung finished before an interruption (CKPT.rungs): its result, not evaluated again */
+        if (s->prog_done[set][i]) res[i] = s->prog[set][i];
         /* SIGINT/SIGTERM during a rung (a worker thread may take it late: checked after too):
-         * no rows, keep the model */
-        if (eval_rung(&res[i], b, &c, lens[i]) != 0 || lcg_stop_signal) {
+         * no rows, keep the model and the rungs finished */
+        else if (eval_rung(&res[i], b, &c, lens[i]) != 0 || lcg_stop_signal) {
             int sig = lcg_stop_signal;
             char kept[4400] = "";
             if (last_params) b->ops->set_params(b, last_params); /* b held the best checkpoint's */
@@ -574,9 +581,21 @@ static int eval_ladder_rows(run_setup *s, lcg_backend *b, lcg_rung_result *res, 
                 run_resume_command(&c, c.ckpt, cmd, sizeof cmd);
                 snprintf(kept, sizeof kept, "; the trained model is in '%s': '%.4000s' evaluates it", c.ckpt, cmd);
             }
-            fprintf(stderr, "lcgbench %s: %s while evaluating length %d; no rows written%s\n", s->cx->cmd,
-                    sig == SIGINT ? "interrupted" : "terminated", lens[i], kept);
+            int n_kept = 0;
+            for (int k = 0; k < 2 * LCG_MAX_RUNGS; k++) n_kept += s->prog_done[k / LCG_MAX_RUNGS][k % LCG_MAX_RUNGS];
+            char kept_rungs[96] = "";
+            if (n_kept && s->prog_path[0]) { /* beside the checkpoint, which holds the model they describe */
+                if (eval_progress_save(s->prog_path, note, s->prog_step, n_lens, s->prog, s->prog_done, err, sizeof err) != 0)
+                    lcg_die("%s", err);
+                snprintf(kept_rungs, sizeof kept_rungs, " (%d finished length%s kept for the resumed run)", n_kept,
+                         n_kept == 1 ? "" : "s");
+            }
+            fprintf(stderr, "lcgbench %s: %s while evaluating length %d; no rows written%s%s\n", s->cx->cmd,
+                    sig == SIGINT ? "interrupted" : "terminated", lens[i], kept_rungs, kept);
             return sig;
+        } else { /* finished: kept in CKPT.rungs if an interruption comes later */
+            s->prog[set][i] = res[i];
+            s->prog_done[set][i] = 1;
         }
         double lo, hi;
         char bl[32] = "";
@@ -666,6 +685,11 @@ static int run_execute(run_setup *s) {
             train_state_unpack(&st, s->ck.state, s->ck.state_len, err, sizeof err) == 0 && st.tail_n > 0)
             tr.train_loss = st.tail_loss / st.tail_n;
     }
+    if (!c.load && c.ckpt && !(c.resume && s->ck.step == c.steps)) { /* rungs of an earlier training: stale */
+        char rp[4300];
+        eval_progress_path(rp, sizeof rp, c.ckpt);
+        remove(rp);
+    }
     if (!c.load) {
         int sig = train_run(b, &tr, &c, note, c.resume ? &s->ck : NULL);
         if (sig) {
@@ -679,8 +703,19 @@ static int run_execute(run_setup *s) {
                     tr.train_seconds, tr.train_tok_s, tr.train_loss);
     }
 
-    /* the rows of the last checkpoint; with --select best, then those of the best one */
+    /* the rows of the last checkpoint; with --select best, then those of the best one; rungs
+     * finished by an earlier process of this run are taken from CKPT.rungs */
     lcg_rung_result res[2][LCG_MAX_RUNGS];
+    s->prog_path[0] = '\0';
+    memset(s->prog_done, 0, sizeof s->prog_done);
+    if (!c.load && c.ckpt) {
+        eval_progress_path(s->prog_path, sizeof s->prog_path, c.ckpt);
+        s->prog_step = tr.steps_done;
+        int n_kept = eval_progress_load(s->prog_path, note, s->prog_step, lens, n_lens, s->prog, s->prog_done);
+        if (n_kept && !c.quiet)
+            fprintf(stderr, "lcgbench %s: %d length%s evaluated before the interruption, kept in '%s'\n", s->cx->cmd,
+                    n_kept, n_kept == 1 ? "" : "s", s->prog_path);
+    }
     int n_sets = c.select_best && tr.has_best ? 2 : 1;
     if (c.select_best && !tr.has_best && !c.quiet)
         fprintf(stderr, "lcgbench %s: --select best: no validation score was kept; rows for the last checkpoint only\n",
@@ -693,7 +728,7 @@ static int run_execute(run_setup *s) {
             printf("best checkpoint: step %ld, %s@%d %.4f\n", tr.best_step, lcg_monitor_names[c.mon_metric], c.mon_len,
                    tr.best_score);
         }
-        int sig = eval_ladder_rows(s, b, res[set], lens, n_lens, &tr, note, set ? last : NULL);
+        int sig = eval_ladder_rows(s, b, set, res[set], lens, n_lens, &tr, note, set ? last : NULL);
         if (sig) {
             lcg_free(last);
             train_result_free(&tr);
@@ -714,6 +749,7 @@ static int run_execute(run_setup *s) {
         fprintf(stderr, "appended %d rows to %s\n", n_sets * n_lens, c.out);
     }
     train_result_free(&tr);
+    if (rc == 0 && s->prog_path[0]) remove(s->prog_path); /* the rungs are in the CSV */
     if (rc == 0 && c.auto_resume && c.ckpt == s->ckpt_buf) { /* the cell is in the CSV */
         char bp[4200];
         train_best_path(bp, sizeof bp, c.ckpt);

@@ -186,7 +186,7 @@ if [ $rc = 124 ] && [ -s "$d/t.ckpt" ] && grep -q "terminated at step" "$d/e" &&
 else bad "stopped by timeout(1): exit $rc, checkpoint $( [ -s "$d/t.ckpt" ] && echo written || echo missing): $(head -2 "$d/e")"; fi
 
 # one cell per GPU worker: --gpus 0,0 (two children on GPU 0) gives the serial sweep's CSV
-GRID="--task copy --attn softmax,asentmax --pos nape --seed 1,2"
+GRID="--attn softmax,asentmax --pos nape --seed 1,2" # BASE names the task
 "$LCG" sweep --device cuda $GRID $BASE --steps 200 --out "$d/gs.csv" >/dev/null 2>"$d/e" || bad "serial GPU sweep: $(tail -2 "$d/e")"
 "$LCG" sweep --device cuda --gpus 0,0 --timeline "$d/tl.csv" $GRID $BASE --steps 200 --out "$d/gw.csv" >/dev/null 2>"$d/e"
 rc=$?

@@ -130,6 +130,16 @@ void train_best_path(char *out, size_t n, const char *ckpt);
 int train_save_best(lcg_backend *b, const lcg_train_result *r, const char *ckpt, const char *note, char *err,
                     size_t err_len);
 
+/* the finished test rungs of a run, kept beside its resumable checkpoint (eval_progress.c):
+ * path = ckpt + ".rungs"; load fills res[set][i] and done[set][i] for the rungs of lens the file
+ * holds for this run (note) at this training step (0 found if it is absent or another run's);
+ * save rewrites it atomically with every done rung (0, or -1 with err) */
+void eval_progress_path(char *out, size_t n, const char *ckpt);
+int eval_progress_load(const char *path, const char *note, long step, const int *lens, int n_lens,
+                       lcg_rung_result res[2][LCG_MAX_RUNGS], int done[2][LCG_MAX_RUNGS]);
+int eval_progress_save(const char *path, const char *note, long step, int n_lens,
+                       lcg_rung_result res[2][LCG_MAX_RUNGS], int done[2][LCG_MAX_RUNGS], char *err, size_t err_len);
+
 /* SIGINT/SIGTERM set this; training and evaluation stop at the next step / sample */
 extern volatile sig_atomic_t lcg_stop_signal;
 /* installs the handler (once per process); a second signal of the same kind kills at once */

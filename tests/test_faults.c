@@ -265,10 +265,21 @@ START_TEST(test_sigint_resume_identical) {
     remove(csv);
     snprintf(ckpt, sizeof ckpt, "%s/m.ckpt", dir);
     snprintf(args, sizeof args, TINY " --save %s --out %s", ckpt, csv);
-    interrupt_at(dir, "eval:16", SIGTERM, args, csv, ckpt, "terminated while evaluating length 16; no rows written");
-    snprintf(args, sizeof args, "run --resume %s --max-len 24 --eval-samples 10 --quiet --out %s", ckpt, csv);
+    interrupt_at(dir, "eval:16", SIGTERM, args, csv, ckpt,
+                 "terminated while evaluating length 16; no rows written (1 finished length kept for the resumed run)");
+    /* length 8, finished before the signal, is kept beside the checkpoint; the resumed run
+     * takes it from there (and says so) and removes the file once the rows are in the CSV */
+    char rungs[160];
+    snprintf(rungs, sizeof rungs, "%s.rungs", ckpt);
+    ck_assert_msg(tu_exists(rungs), "no %s after the interrupted evaluation", rungs);
+    snprintf(args, sizeof args, "run --resume %s --max-len 24 --eval-samples 10 --out %s", ckpt, csv);
     run_ok("OMP_NUM_THREADS=1", dir, args);
+    char said[8192], errp[192];
+    snprintf(errp, sizeof errp, "%s/stderr", dir);
+    tu_slurp(errp, said, sizeof said);
+    ck_assert_msg(strstr(said, "1 length evaluated before the interruption"), "resumed run: %s", said);
     tu_assert_same_csv(ref, csv, NULL);
+    ck_assert_msg(!tu_exists(rungs), "%s left after the rows were written", rungs);
     /* the checkpoint kept the training time: the rows report it, not the resumed process's zero */
     char *tps = tu_csv_column(csv, "wall_train_tok_s");
     ck_assert_msg(atof(tps) > 0, "resumed after training: wall_train_tok_s %s", tps);
