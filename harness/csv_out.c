@@ -454,7 +454,11 @@ int csv_append_best(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lc
 /* ---- the long-format per-layer file --------------------------------------------------------- */
 static const char *const layer_columns[] = {"run_id",   "task",     "attn",  "pos",          "seed",
                                             "device",   "precision", "checkpoint", "eval_len", "layer",
-                                            "attn_entropy", "attn_support", "attn_max"};
+                                            "attn_entropy", "attn_support", "attn_max", "rel_mass_best",
+                                            "rel_mass_head", "rel_mass_mean"};
+/* the per-layer header before the relevant-key mass columns: such a file is named in the error */
+static const char layers_header_old[] =
+    "run_id,task,attn,pos,seed,device,precision,checkpoint,eval_len,layer,attn_entropy,attn_support,attn_max\n";
 enum { N_LAYER_COLUMNS = sizeof layer_columns / sizeof *layer_columns };
 
 typedef struct {
@@ -478,6 +482,12 @@ static int append_layers(void *ctx, const char *old, size_t n_old, char **out, s
     char header[512];
     layers_header(header, sizeof header);
     size_t hl = strlen(header);
+    size_t ol = sizeof layers_header_old - 1;
+    if (n_old >= ol && memcmp(old, layers_header_old, ol) == 0) {
+        snprintf(err, err_len, "'%s' has the per-layer columns of an earlier lcgbench (without rel_mass_best, "
+                 "rel_mass_head, rel_mass_mean); write to a new file", cfg->layers_out);
+        return -1;
+    }
     if (n_old && (n_old < hl || memcmp(old, header, hl) != 0 || old[n_old - 1] != '\n')) {
         snprintf(err, err_len, "'%s' is not a lcgbench per-layer file (its first line is not '%.*s'); write to a new file",
                  cfg->layers_out, (int)hl - 1, header);
@@ -491,11 +501,15 @@ static int append_layers(void *ctx, const char *old, size_t n_old, char **out, s
     for (int r = 0; r < a->n_rungs; r++)
         for (int l = 0; l < m->L; l++) {
             const lcg_rung_result *g = &a->rungs[r];
-            fprintf(f, "%016llx,%s,%s,%s,%llu,%s,%s,%s,%d,%d,%.4f,%.4f,%.4f\n", (unsigned long long)run_cfg_id(cfg),
+            fprintf(f, "%016llx,%s,%s,%s,%llu,%s,%s,%s,%d,%d,%.4f,%.4f,%.4f", (unsigned long long)run_cfg_id(cfg),
                     cfg->task.task->name, lcg_normalizer_at(m->norm)->name, lcg_posenc_at(m->pos)->name,
                     (unsigned long long)cfg->seed, cfg->backend ? cfg->backend : "cpu",
                     lcg_precision_names[cfg->precision], a->checkpoint, g->len, l, g->attn_entropy[l], g->attn_support[l],
                     g->attn_max[l]);
+            /* the relevant-key mass of every layer (the main CSV stops at layer 7); empty where
+             * the task declares no answer positions */
+            if (g->mass_rows > 0) fprintf(f, ",%.6f,%d,%.6f\n", g->mass_best[l], g->mass_head[l], g->mass_mean[l]);
+            else fputs(",,,\n", f);
         }
     if (fclose(f) != 0) lcg_die("building CSV in memory failed");
     return 0;

@@ -378,9 +378,29 @@ START_TEST(layers_long_format) {
             for (int k = 0; k < layer; k++) v = strtok(NULL, ";");
             ck_assert_str_eq(l.cell[r][tu_csv_col(&l, cols[c])], v);
         }
+        /* the relevant-key mass (copy declares its answers): the main CSV's per-layer columns */
+        const char *mass[] = {"rel_mass_best", "rel_mass_mean"};
+        for (int c = 0; c < 2; c++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s_l%d", mass[c], layer);
+            const char *v = l.cell[r][tu_csv_col(&l, mass[c])];
+            ck_assert_msg(*v, "%s empty", mass[c]);
+            ck_assert_str_eq(v, m.cell[mr][tu_csv_col(&m, name)]);
+        }
+        int head = atoi(l.cell[r][tu_csv_col(&l, "rel_mass_head")]);
+        ck_assert(head >= 0 && head < 2);
     }
     tu_csv_free(&m);
     tu_csv_free(&l);
+    /* a per-layer file of an earlier version (no mass columns): refused in one line, untouched */
+    char opath[160];
+    snprintf(opath, sizeof opath, "%s/old.csv", d);
+    FILE *of = fopen(opath, "w");
+    ck_assert_ptr_nonnull(of);
+    fputs("run_id,task,attn,pos,seed,device,precision,checkpoint,eval_len,layer,attn_entropy,attn_support,attn_max\n", of);
+    fclose(of);
+    tu_expect_fail(&R, 1, NULL, "per-layer columns of an earlier lcgbench", NULL,
+                   LCG " run " T " --out %s/y.csv --layers-out %s", d, opath);
     tu_expect_fail(&R, 1, NULL, "same file", NULL, LCG " run " T " --out %s --layers-out %s", path, path);
     tu_expect_fail(&R, 1, NULL, "not a lcgbench per-layer file", NULL, LCG " run " T " --out %s/x.csv --layers-out %s",
                    d, path);
