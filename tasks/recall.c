@@ -319,7 +319,7 @@ const lcg_task lcg_task_mqmtar = {
                {"num-q", 4, 1, 1 << 16, 1, "queries per sample (drawn with replacement)"},
                {"kv-density", 0.8, 1e-9, 1, 0, "fraction of the length taken by pairs"},
                {"vocab", 10000, 1, 1 << 20, 1, "distinct key tuples and value tuples per run (per split with split-vocab 1)"},
-               {"split-vocab", 0, 0, 1, 1, "1: training, each validation and each test length draw their own vocabulary, as the reference (0)", 1}},
+               {"split-vocab", 0, 0, 1, 1, "1: training, every validation and every test length draw their own vocabulary, as the reference; 0: one per run", 1}},
     .uses_sep = 1,
     .gen_mult = 2.2,
     .def_len = 48,
