@@ -63,7 +63,10 @@ int cmd_gen(cli_ctx *cx, int argc, char **argv) {
     mkdir(out, 0777);
     lcg_task_prepare(&tc, seed);
     pcg32 rng = is_test ? pcg32_derive(seed, "test", (uint64_t)len) : pcg32_derive(seed, "train", 0);
-    int rc = data_write_split(out, name, format, &tc, &rng, count, len, is_test ? -1 : vary, err, sizeof err);
+    lcg_task_cfg st; /* as run draws the split: the same samples, its vocabulary included */
+    lcg_task_split(&st, &tc, seed, is_test ? "test" : "train", is_test ? (uint64_t)len : 0);
+    int rc = data_write_split(out, name, format, &st, &rng, count, len, is_test ? -1 : vary, err, sizeof err);
+    lcg_task_split_release(&st, &tc);
     lcg_task_release(&tc);
     if (rc != 0) {
         fprintf(stderr, "lcgbench gen: %s\n", err);

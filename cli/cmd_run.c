@@ -60,6 +60,7 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"warmup", FL_LONG, &c->warmup, 0, 1e9, "N", "linear warmup steps (100; steps/10 if fewer steps)", 1, 0},
         {"weight-decay", FL_DOUBLE, &c->weight_decay, 0, 10, "X", "AdamW weight decay (0)", 1, 0},
         {"clip", FL_DOUBLE, &c->clip, 0, 1e9, "X", "clip gradients to this global norm, 0 = off (1)", 1, 0},
+        {"freeze-token0", FL_BOOL, &c->freeze_token0, 0, 0, NULL, "the reference's padding_idx = 0: data token 0's embedding is zero and never trained (off)", 1, 0},
         {"len", FL_INT, &c->len, 1, 1 << 20, "N", "training length (the task's quick default: 16, 48 for count and mqmtar)", 1, 0},
         {"vary", FL_INT, &c->vary, 0, 1 << 20, "N", "training lengths are len +- vary (8; 16 for count and mqmtar)", 1, 0},
         {"max-len", FL_INT, &c->max_len, 1, 1 << 24, "N", "ladder: (len+vary)*2^k up to this (16*(len+vary))", 0, 0},
@@ -150,14 +151,16 @@ static void apply_note(run_setup *s, const char *note, const char *path) {
     int n = s->n_fl;
     char *copy = s->note = strdup(note);
     if (!copy) lcg_die("out of memory");
+    char in_note[64] = {0}; /* the flags the note names */
     for (char *save = NULL, *kv = strtok_r(copy, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
         char *eq = strchr(kv, '=');
         if (!eq) continue;
         *eq = '\0';
         cli_flag *f = cli_find_flag(fl, n, kv, strlen(kv));
         if (!f || !(f->in_note || (s->resuming && strcmp(kv, "data") == 0))) continue;
+        if (f - fl < 64) in_note[f - fl] = 1;
         unsigned char tmp[16] = {0}, cur[16] = {0};
-        size_t sz = f->kind == FL_INT ? sizeof(int) : f->kind == FL_STR ? sizeof(char *) : 8;
+        size_t sz = f->kind == FL_INT || f->kind == FL_BOOL ? sizeof(int) : f->kind == FL_STR ? sizeof(char *) : 8;
         if (cli_parse_value(f, eq + 1, tmp)) cli_usage_error(s->cx, "checkpoint '%s' has a bad %s '%s'", path, kv, eq + 1);
         memcpy(cur, f->ptr, sz);
         if (f->set) {
@@ -167,6 +170,19 @@ static void apply_note(run_setup *s, const char *note, const char *path) {
             *(char **)f->ptr = eq + 1; /* inside s->note */
         } else {
             memcpy(f->ptr, tmp, sz);
+        }
+    }
+    /* the options a note leaves out when off (run_cfg_string, a task parameter's omit_default):
+     * a checkpoint without one was trained without it */
+    for (int i = 0; i < n && i < 64; i++) {
+        cli_flag *f = &fl[i];
+        if (in_note[i] || f->set != 1 || !f->in_note) continue;
+        if (f->kind == FL_BOOL && *(int *)f->ptr)
+            cli_usage_error(s->cx, "--%s conflicts with the checkpoint '%s' (trained without it)", f->name, path);
+        if (f->kind == FL_TASKP) {
+            const lcg_task_param *p = &s->c.task.task->params[(double *)f->ptr - s->c.task.p];
+            if (p->omit_default && *(double *)f->ptr != p->def)
+                cli_usage_error(s->cx, "--%s conflicts with the checkpoint '%s' (%s=%.10g)", f->name, path, f->name, p->def);
         }
     }
 }

@@ -76,6 +76,10 @@ const char *cli_parse_value(const cli_flag *f, const char *s, void *dst) {
         if (!*s) return "must not be empty";
         *(const char **)dst = s;
         return NULL;
+    case FL_BOOL: /* a checkpoint's note or a preset: 0 or 1 (the command line takes no value) */
+        if (strcmp(s, "0") != 0 && strcmp(s, "1") != 0) return "expected 0 or 1";
+        *(int *)dst = s[0] == '1';
+        return NULL;
     default: return "cannot take a value";
     }
 }

@@ -78,6 +78,7 @@ static lcg_backend *cuda_create(const lcg_config *cfg, uint64_t seed, const lcg_
         exit(1);
     }
     gpu_adamw_init(s->g, o->beta1, o->beta2, o->eps, o->weight_decay);
+    if (o->freeze_token0) gpu_model_freeze_token0(s->g, 1);
     size_t n = lcg_param_sizes(cfg, s->sizes);
     model_free(&init);
     s->host = LCG_NEW(float, n);

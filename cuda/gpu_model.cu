@@ -88,6 +88,7 @@ struct gpu_model {
      * graph_B, dropped whenever the activations move (ensure_acts) or B changes */
     int use_graph, graph_B, graph_cap;
     void **graphs;                    /* [graph_cap] cudaGraphExec_t by T, or NULL */
+    int freeze0;                      /* gpu_model_freeze_token0: embedding row 0 stays zero */
     double h_sq;                      /* the last train step's squared gradient norm ... */
     int sq_ready;                     /* ... not yet used by gpu_adamw_step */
     /* evaluation: capacity (positions) and one allocation for its buffers */
@@ -409,6 +410,14 @@ static void backward_device(gpu_model *m) {
                             w[LCG_P_LN_IN] + (size_t)l * C, a->rs_in + (size_t)l * N, N, C);
     }
     gk_encoder_backward(g[LCG_P_EMB], a->dres, m->off, m->idx, V, C);
+    if (m->freeze0) gpu_memset0(g[LCG_P_EMB], sizeof(float) * C); /* row 0, before the norm */
+}
+
+void gpu_model_freeze_token0(gpu_model *m, int on) {
+    drop_graphs(m); /* captured without (or with) the row's zeroing */
+    m->freeze0 = on != 0;
+    if (m->freeze0) gpu_memset0(m->params[LCG_P_EMB], sizeof(float) * m->cfg.C);
+    gpu_sync();
 }
 
 void gpu_model_backward(gpu_model *m) {

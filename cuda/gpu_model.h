@@ -44,6 +44,10 @@ void gpu_model_backward(gpu_model *m);
  * bits as gpu_model_forward + zero_grad + backward. Needs targets and mask. */
 double gpu_model_train_step(gpu_model *m, const int *tok, const int *targets, const unsigned char *mask, int B, int T);
 
+/* the reference's padding_idx = 0 (on != 0): zeroes embedding row 0 now and, after every
+ * backward, its gradient, before the norm that clipping uses, so AdamW never moves it */
+void gpu_model_freeze_token0(gpu_model *m, int on);
+
 /* AdamW as optim.h's adamw_init: zeroes the moments and the step count */
 void gpu_adamw_init(gpu_model *m, float beta1, float beta2, float eps, float weight_decay);
 /* grad_clip(clip) then adamw_update(lr), on the device; returns the gradient norm before clipping.

@@ -9,6 +9,8 @@
  *             normalizer and position encoding on a small config
  *   training  200 fp32 steps of a copy task on both from the same init: losses agree to
  *             1e-4 relative at every step; a repeated GPU run is bitwise identical
+ *   freeze    --freeze-token0 (padding_idx = 0): embedding row 0 and its AdamW moments stay
+ *             exactly 0 on the GPU, whose steps follow the CPU backend's
  *
  *   eval      gpu_model_eval (the GPU prefill) against the CPU's decoder_prefill on random models
  *             (attention sharpened) for every normalizer and position encoding at a few lengths,
@@ -26,6 +28,7 @@
  */
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
+#include "../model/backend.h"
 #include "../model/infer.h"
 #include "../model/model.h"
 #include "../model/optim.h"
@@ -633,6 +636,73 @@ static void test_training(int norm, int pos) {
     model_free(&cm);
 }
 
+/* ---- --freeze-token0 ---------------------------------------------------------------------------- */
+/* the reference's padding_idx = 0 on both backends (opts.freeze_token0): the GPU's embedding row 0
+ * and its AdamW moments stay exactly 0 over training steps with weight decay (the graph's path, as
+ * lcgbench trains), its gradient is zero before the norm in the kernels launched one by one too,
+ * and the losses, norms (row 0 excluded) and parameters follow the CPU backend's */
+static void test_freeze_token0(void) {
+    lcg_config cfg = {.V = 12, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = LCG_NORM_SOFTMAX,
+                      .pos = LCG_POS_NAPE, .alpha = 1.0f};
+    lcg_backend_opts o = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f, .freeze_token0 = 1};
+    lcg_backend *bc = lcg_backend_create("cpu", &cfg, 21, &o), *bg = lcg_backend_create("cuda", &cfg, 21, &o);
+    size_t np = bc->n_params, C = (size_t)cfg.C;
+    int B = 8, S = 10, T = 2 * S + 1, steps = 10, zero = 1, has0 = 1;
+    int *tok = LCG_NEW(int, B * T), *tgt = LCG_NEW(int, B * T);
+    unsigned char *mask = LCG_NEW(unsigned char, B * T);
+    float *pc = LCG_NEW(float, np), *pg = LCG_NEW(float, np), *m = LCG_NEW(float, np), *v = LCG_NEW(float, np);
+    bg->ops->get_params(bg, pg);
+    bc->ops->get_params(bc, pc);
+    for (size_t i = 0; i < C; i++) zero &= pg[i] == 0.0f;
+    check_true("freeze-token0: the GPU's initial parameters are the CPU's, embedding row 0 zero",
+               zero && !memcmp(pg, pc, sizeof(float) * np));
+    pcg32 r = pcg32_derive(12, "copy", 0);
+    double worst_loss = 0, worst_norm = 0;
+    for (int s = 0; s < steps; s++) {
+        copy_batch(&r, tok, tgt, mask, B, S, cfg.V);
+        int n0 = 0;
+        for (int i = 0; i < B * T; i++) n0 += tok[i] == 0;
+        has0 &= n0 > 0;
+        double lc = bc->ops->forward_backward(bc, tok, tgt, mask, B, T);
+        double lg = bg->ops->forward_backward(bg, tok, tgt, mask, B, T);
+        double nc = bc->ops->optimizer_step(bc, 1.0, 1e-2f), ng = bg->ops->optimizer_step(bg, 1.0, 1e-2f);
+        double el = fabs(lg - lc) / fabs(lc), en = fabs(ng - nc) / nc;
+        if (!(el <= worst_loss)) worst_loss = el;
+        if (!(en <= worst_norm)) worst_norm = en;
+        long t;
+        bg->ops->get_params(bg, pg);
+        bg->ops->get_optimizer(bg, m, v, &t);
+        for (size_t i = 0; i < C; i++) zero &= pg[i] == 0.0f && m[i] == 0.0f && v[i] == 0.0f;
+    }
+    bc->ops->get_params(bc, pc);
+    check_true("freeze-token0: GPU embedding row 0 and its AdamW moments exactly 0 after 10 steps (decay 0.1, "
+               "token 0 in every batch)", zero && has0);
+    check("freeze-token0: GPU losses as the CPU's, worst step", worst_loss, 1e-5);
+    check("freeze-token0: GPU gradient norms (row 0 excluded) as the CPU's, worst step", worst_norm, 1e-4);
+    check("freeze-token0: GPU parameters after 10 steps as the CPU's", rel_err(pg, pc, np), 1e-4);
+
+    /* the kernels one by one (no graph): the row's gradient is zero after the backward */
+    char err[256];
+    gpu_model *gm = gpu_model_create(&cfg, pc, GPU_FP32, err, sizeof err);
+    if (!gm) lcg_die("%s", err);
+    gpu_model_freeze_token0(gm, 1);
+    copy_batch(&r, tok, tgt, mask, B, S, cfg.V);
+    gpu_model_forward(gm, tok, tgt, mask, B, T);
+    gpu_model_zero_grad(gm);
+    gpu_model_backward(gm);
+    gpu_model_get_grads(gm, pg);
+    int gzero = 1;
+    double rest = 0;
+    for (size_t i = 0; i < C; i++) gzero &= pg[i] == 0.0f;
+    for (size_t i = C; i < (size_t)cfg.V * C; i++) rest += fabs((double)pg[i]);
+    check_true("freeze-token0: the backward launched kernel by kernel zeroes row 0's gradient (the other rows' are not 0)",
+               gzero && rest > 0);
+    gpu_model_destroy(gm);
+    lcg_free(pc), lcg_free(pg), lcg_free(m), lcg_free(v), lcg_free(tok), lcg_free(tgt), lcg_free(mask);
+    lcg_backend_destroy(bc);
+    lcg_backend_destroy(bg);
+}
+
 /* ---- evaluation: the GPU prefill against the CPU's ------------------------------------------- */
 typedef struct {
     float *lg; /* [n - from, V] */
@@ -918,6 +988,7 @@ int main(int argc, char **argv) {
     test_model();
     test_interchange();
     test_graph();
+    test_freeze_token0();
     test_eval(quick);
     test_mech(quick);
     if (!quick) {

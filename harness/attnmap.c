@@ -51,7 +51,10 @@ int attnmap_write(lcg_backend *b, const lcg_run_cfg *cfg, const lcg_attnmap_opts
     tk->max_sizes(task, len, &ms, &mt);
     int *src = LCG_NEW(int, ms), *trg = LCG_NEW(int, mt), ns = 0, nt = 0;
     pcg32 rng = pcg32_derive(cfg->seed, "test", (uint64_t)len); /* eval_make_set's stream */
-    for (int s = 0; s <= o->sample; s++) tk->generate(task, &rng, len, src, &ns, trg, &nt);
+    lcg_task_cfg split;                                          /* and its split's task */
+    lcg_task_split(&split, task, cfg->seed, "test", (uint64_t)len);
+    for (int s = 0; s <= o->sample; s++) tk->generate(&split, &rng, len, src, &ns, trg, &nt);
+    lcg_task_split_release(&split, task);
 
     int cls = tk->kind == LCG_TASK_TOKEN_CLS, sep = !cls && tk->uses_sep, n = 0;
     lcg_tokens tok = lcg_task_tokens(task);

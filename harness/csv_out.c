@@ -108,6 +108,18 @@ void run_cfg_string(const lcg_run_cfg *c, char *out, size_t n) {
         size_t k = strlen(out);
         snprintf(out + k, n > k ? n - k : 0, ";data=%s", c->data);
     }
+    if (c->freeze_token0) { /* only when on: the run ids of every earlier run stay */
+        size_t k = strlen(out);
+        snprintf(out + k, n > k ? n - k : 0, ";freeze-token0=1");
+    }
+}
+
+void run_task_params_str(const lcg_run_cfg *c, char *out, size_t n) {
+    lcg_task_params_str(&c->task, out, n);
+    if (c->freeze_token0) {
+        size_t k = strlen(out);
+        snprintf(out + k, n > k ? n - k : 0, "%sfreeze-token0=1", k ? ";" : "");
+    }
 }
 
 /* a path as one shell word */
@@ -356,7 +368,7 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
 
     const lcg_config *m = &cfg->model;
     char tp[256], fields[96][256];
-    lcg_task_params_str(&cfg->task, tp, sizeof tp);
+    run_task_params_str(cfg, tp, sizeof tp);
     size_t sizes[LCG_N_PARAM_TENSORS];
     size_t n_params = lcg_param_sizes(m, sizes);
     for (int r = 0; r < (a->best ? 2 : 1) * n_rungs; r++) {

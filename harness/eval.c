@@ -336,13 +336,14 @@ void eval_make_set(const lcg_run_cfg *cfg, int len, int *src, int *n_src, int *t
 
 void eval_make_stream(const lcg_run_cfg *cfg, int len, const char *stream, int S, int *src, int *n_src, int *trg,
                       int *n_trg) {
-    const lcg_task_cfg *task = &cfg->task;
+    lcg_task_cfg split; /* the split's task (mqmtar split-vocab 1: its own vocabulary) */
+    lcg_task_split(&split, &cfg->task, cfg->seed, stream, (uint64_t)len);
     int ms, mt;
-    task->task->max_sizes(task, len, &ms, &mt);
+    split.task->max_sizes(&split, len, &ms, &mt);
     pcg32 rng = pcg32_derive(cfg->seed, stream, (uint64_t)len);
     for (int s = 0; s < S; s++)
-        task->task->generate(task, &rng, len, src + (size_t)s * ms, &n_src[s], trg + (size_t)s * mt,
-                             &n_trg[s]);
+        split.task->generate(&split, &rng, len, src + (size_t)s * ms, &n_src[s], trg + (size_t)s * mt, &n_trg[s]);
+    lcg_task_split_release(&split, &cfg->task);
 }
 
 static int eval_rung_from(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len, int val);

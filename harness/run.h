@@ -27,6 +27,7 @@ typedef struct {
     long warmup;
     double weight_decay;
     double clip;
+    int freeze_token0;   /* --freeze-token0: the reference's padding_idx = 0 (backend.h) */
     int len, vary;       /* training lengths: uniform in [len - vary, len + vary] */
     int max_len;         /* ladder: (len + vary) * 2^k up to max_len */
     int n_rungs;         /* explicit --eval-lens, else 0 */
@@ -190,6 +191,9 @@ void eval_sample(lcg_sample_result *r, lcg_backend *b, const lcg_task_cfg *task,
 /* Wilson score interval (95%) for k successes of n */
 void wilson95(long k, long n, double *lo, double *hi);
 
+/* the CSV's task_params cell: the task's "name=value;..." then, when on, the model options
+ * that have no column of their own (";freeze-token0=1"), so a default run's cell is unchanged */
+void run_task_params_str(const lcg_run_cfg *cfg, char *out, size_t n);
 /* canonical "flag=value;..." text of every setting that determines the trained model (keys
  * are flag names; stored in checkpoints and hashed into run_id) */
 void run_cfg_string(const lcg_run_cfg *cfg, char *out, size_t n);

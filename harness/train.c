@@ -127,7 +127,7 @@ static void fmt_eta(char *out, size_t n, double s) {
 
 lcg_backend *train_backend_create(const lcg_run_cfg *cfg) {
     lcg_backend_opts opts = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = (float)cfg->weight_decay,
-                             .precision = cfg->precision};
+                             .precision = cfg->precision, .freeze_token0 = cfg->freeze_token0};
     const char *name = cfg->backend ? cfg->backend : "cpu";
     lcg_backend *b = lcg_backend_create(name, &cfg->model, cfg->seed, &opts);
     if (!b) lcg_die("no model backend '%s'", name);
@@ -320,6 +320,8 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
     lcg_data_reader data;
     char err[768];
     if (cfg->data && data_open(&data, cfg->data, "train", err, sizeof err) != 0) lcg_die("%s", err);
+    lcg_task_cfg train_task; /* the training split's task (mqmtar split-vocab 1: its own vocabulary) */
+    lcg_task_split(&train_task, &cfg->task, cfg->seed, "train", 0);
     if (resume) { /* the parameters are in b already; the optimizer and the data stream follow */
         if (train_state_unpack(&st, resume->state, resume->state_len, err, sizeof err) != 0)
             lcg_die("checkpoint '%s': %s", cfg->resume, err);
@@ -349,7 +351,7 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
 
     for (long step = st.step; step < cfg->steps; step++) {
         lcg_train_state good = st; /* the state before this step: what a checkpoint keeps */
-        if (!cfg->data) batch_fill(&batch, &cfg->task, &st.rng, cfg->batch, cfg->len, cfg->vary);
+        if (!cfg->data) batch_fill(&batch, &train_task, &st.rng, cfg->batch, cfg->len, cfg->vary);
         else if (batch_fill_data(&batch, &cfg->task, &data, cfg->batch, err, sizeof err) != 0) lcg_die("%s", err);
         int fault = fault_at(step);
         if (fault) b->ops->fault(b, fault);
@@ -436,6 +438,7 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
         lcg_die("%s", err);
     }
     batch_free(&batch);
+    lcg_task_split_release(&train_task, &cfg->task);
     if (cfg->data) data_close(&data);
     if (curve.f && fclose(curve.f) != 0) lcg_die("cannot write '%s': %s", cfg->log_csv, strerror(errno));
     lcg_free(val);

@@ -28,10 +28,14 @@ typedef struct lcg_backend lcg_backend;
 enum { LCG_PREC_FP32 = 0, LCG_PREC_TF32, LCG_PREC_BF16 };
 extern const char *const lcg_precision_names[3]; /* "fp32", "tf32", "bf16" */
 
-/* AdamW's constants (the learning rate comes with each step), and the precision */
+/* AdamW's constants (the learning rate comes with each step), the precision, and the
+ * reference's padding_idx = 0 (freeze_token0: data token 0's embedding row is zero at init and its
+ * gradient is zeroed after every backward, before the norm that clipping uses; AdamW then never
+ * moves it: zero moments, zero update, and weight decay scales 0) */
 typedef struct {
     float beta1, beta2, eps, weight_decay;
     int precision; /* LCG_PREC_* */
+    int freeze_token0;
 } lcg_backend_opts;
 
 /* the test hook LCG_TEST_NAN's faults (see harness/train.c): huge q/k weights of the last

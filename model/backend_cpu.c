@@ -23,6 +23,7 @@ typedef struct {
     lcg_model m;
     lcg_adamw opt;
     int fault_grad;   /* LCG_FAULT_GRAD armed for the next backward */
+    int freeze0;      /* opts.freeze_token0: embedding row 0 stays zero */
     struct {          /* the parameters a fault overwrote, to undo it */
         float *p;
         float keep[4096];
@@ -35,6 +36,9 @@ static cpu_state *cpu(lcg_backend *b) { return b->impl; }
 static lcg_backend *cpu_create(const lcg_config *cfg, uint64_t seed, const lcg_backend_opts *o) {
     cpu_state *s = LCG_NEW(cpu_state, 1);
     model_init(&s->m, cfg, seed);
+    s->freeze0 = o->freeze_token0;
+    /* as nn.Embedding(padding_idx = 0): the other rows keep their draws, row 0 is zeroed */
+    if (s->freeze0) memset(s->m.params.t[LCG_P_EMB], 0, sizeof(float) * (size_t)cfg->C); /* row 0 [C] */
     adamw_init(&s->opt, s->m.n_params, o->beta1, o->beta2, o->eps, o->weight_decay);
     s->b = (lcg_backend){.ops = &lcg_backend_cpu, .cfg = *cfg, .n_params = s->m.n_params, .impl = s};
     return &s->b;
@@ -55,6 +59,7 @@ static double cpu_forward_backward(lcg_backend *b, const int *tok, const int *ta
     if (!isfinite(loss)) return loss; /* the caller diagnoses the activations as they are */
     model_zero_grad(m);
     model_backward(m);
+    if (s->freeze0) memset(m->grads.t[LCG_P_EMB], 0, sizeof(float) * (size_t)m->cfg.C); /* before clipping's norm */
     if (s->fault_grad) { /* a NaN in the last layer's FFN gradient */
         size_t off = 0;
         for (int i = 0; i < LCG_P_WDOWN; i++) off += m->sizes[i];

@@ -5,8 +5,10 @@
  *
  *   vocabulary (per run, `prepare`): `vocab` distinct key tuples drawn uniformly from the
  *     abc^k-len tuples and, independently, `vocab` distinct value tuples from abc^v-len, by
- *     pcg32_derive(seed, "mqmtar-vocab", 0). Unlike the reference, which redraws the vocabulary
- *     for every split, one vocabulary serves training and every test set of a run.
+ *     pcg32_derive(seed, "mqmtar-vocab", 0). By default (split-vocab 0), unlike the reference,
+ *     which redraws the vocabulary for every split, one vocabulary serves training and every
+ *     test set of a run; with split-vocab 1 (`prepare_split`) each split draws its own from
+ *     pcg32_derive(seed, "mqmtar-vocab-<stream>", index): "train" 0, ("val", len), ("test", len).
  *   per sample of length L, with B = k + v + 2:
  *     n = min(floor(L * kv-density / B), vocab) pairs: n distinct keys and, independently, n
  *     distinct values of the vocabulary; each row of r = L // n tokens holds the block
@@ -33,7 +35,7 @@
 extern const lcg_task lcg_task_recall, lcg_task_mqmtar;
 
 enum { R_ABC, R_KV };                             /* recall's params */
-enum { M_ABC, M_K, M_V, M_Q, M_KV, M_VOCAB };     /* mqmtar's params */
+enum { M_ABC, M_K, M_V, M_Q, M_KV, M_VOCAB, M_SPLIT }; /* mqmtar's params */
 #define SPACE_MAX (1ull << 31)                    /* tuple spaces are indexed by pcg32_below */
 
 typedef struct {
@@ -170,9 +172,9 @@ static void assoc_release(lcg_task_cfg *cfg) {
     cfg->state = NULL;
 }
 
-/* draws the run's vocabulary; replaces (and frees) a vocabulary an earlier prepare left in cfg */
-static void assoc_prepare(lcg_task_cfg *cfg, uint64_t seed) {
-    assoc_release(cfg);
+/* draws a vocabulary from the stream (seed, purpose, index) into cfg->state (which it
+ * overwrites, freeing nothing) */
+static void draw_vocab(lcg_task_cfg *cfg, uint64_t seed, const char *purpose, uint64_t index) {
     spec s = get_spec(cfg);
     uint64_t sk = ipow_sat(s.abc, s.k), sv = ipow_sat(s.abc, s.v);
     if (s.k < 1 || s.v < 1 || s.vocab < 1 || sk > SPACE_MAX || sv > SPACE_MAX || (uint64_t)s.vocab > sk ||
@@ -185,13 +187,29 @@ static void assoc_prepare(lcg_task_cfg *cfg, uint64_t seed) {
     *st = (vocab_state){s.abc, s.k, s.v, s.vocab, malloc(sizeof(int) * (size_t)s.vocab * (size_t)s.k),
                         malloc(sizeof(int) * (size_t)s.vocab * (size_t)s.v)};
     if (!st->keys || !st->vals) lcg_die("out of memory for the %s vocabulary", cfg->task->name);
-    pcg32 rng = pcg32_derive(seed, "mqmtar-vocab", 0);
+    pcg32 rng = pcg32_derive(seed, purpose, index);
     choose_distinct(&rng, (uint32_t)sk, s.vocab, idx);
     for (int i = 0; i < s.vocab; i++) put_tuple(st->keys + (size_t)i * s.k, idx[i], s.abc, s.k);
     choose_distinct(&rng, (uint32_t)sv, s.vocab, idx);
     for (int i = 0; i < s.vocab; i++) put_tuple(st->vals + (size_t)i * s.v, idx[i], s.abc, s.v);
     free(idx);
     cfg->state = st;
+}
+
+/* draws the run's vocabulary; replaces (and frees) a vocabulary an earlier prepare left in cfg */
+static void assoc_prepare(lcg_task_cfg *cfg, uint64_t seed) {
+    assoc_release(cfg);
+    draw_vocab(cfg, seed, "mqmtar-vocab", 0);
+}
+
+/* split-vocab 1: the split's own vocabulary from the stream ("mqmtar-vocab-<stream>", index),
+ * as the reference's generator redraws it for every split */
+static int assoc_prepare_split(lcg_task_cfg *cfg, uint64_t seed, const char *stream, uint64_t index) {
+    if (cfg->p[M_SPLIT] == 0) return 0;
+    char purpose[64];
+    snprintf(purpose, sizeof purpose, "mqmtar-vocab-%s", stream);
+    draw_vocab(cfg, seed, purpose, index);
+    return 1;
 }
 
 /* tuple i of the keys (which = 0) or values (1) of the vocabulary into dst; returns its length */
@@ -294,13 +312,14 @@ const lcg_task lcg_task_recall = {
 const lcg_task lcg_task_mqmtar = {
     .name = "mqmtar",
     .help = "multi-query multi-token associative recall (key/value tuples in filler, several queries)",
-    .n_params = 6,
+    .n_params = 7,
     .params = {{"abc", 256, 2, 1 << 16, 1, "content alphabet size"},
                {"k-len", 2, 1, 31, 1, "tokens per key"},
                {"v-len", 2, 1, 31, 1, "tokens per value"},
                {"num-q", 4, 1, 1 << 16, 1, "queries per sample (drawn with replacement)"},
                {"kv-density", 0.8, 1e-9, 1, 0, "fraction of the length taken by pairs"},
-               {"vocab", 10000, 1, 1 << 20, 1, "distinct key tuples and value tuples per run"}},
+               {"vocab", 10000, 1, 1 << 20, 1, "distinct key tuples and value tuples per run (per split with split-vocab 1)"},
+               {"split-vocab", 0, 0, 1, 1, "1: training, every validation and every test length draw their own vocabulary, as the reference; 0: one per run", 1}},
     .uses_sep = 1,
     .gen_mult = 2.2,
     .def_len = 48,
@@ -313,5 +332,6 @@ const lcg_task lcg_task_mqmtar = {
     .generate = assoc_generate,
     .prepare = assoc_prepare,
     .release = assoc_release,
+    .prepare_split = assoc_prepare_split,
     .answer_pos = assoc_answer,
 };

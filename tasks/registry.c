@@ -45,9 +45,11 @@ void lcg_task_defaults(lcg_task_cfg *cfg, const lcg_task *task) {
 void lcg_task_params_str(const lcg_task_cfg *cfg, char *out, size_t n) {
     size_t off = 0;
     out[0] = '\0';
-    for (int i = 0; i < cfg->task->n_params && off < n; i++)
-        off += (size_t)snprintf(out + off, n - off, "%s%s=%.10g", i ? ";" : "",
+    for (int i = 0; i < cfg->task->n_params && off < n; i++) {
+        if (cfg->task->params[i].omit_default && cfg->p[i] == cfg->task->params[i].def) continue;
+        off += (size_t)snprintf(out + off, n - off, "%s%s=%.10g", off ? ";" : "",
                                 cfg->task->params[i].flag, cfg->p[i]);
+    }
 }
 
 lcg_tokens lcg_task_tokens(const lcg_task_cfg *cfg) {
@@ -62,6 +64,16 @@ void lcg_task_prepare(lcg_task_cfg *cfg, uint64_t seed) {
 void lcg_task_release(lcg_task_cfg *cfg) {
     if (cfg->task->release) cfg->task->release(cfg);
     cfg->state = NULL;
+}
+
+void lcg_task_split(lcg_task_cfg *split, const lcg_task_cfg *cfg, uint64_t seed, const char *stream, uint64_t index) {
+    *split = *cfg;
+    if (cfg->task->prepare_split) cfg->task->prepare_split(split, seed, stream, index);
+}
+
+void lcg_task_split_release(lcg_task_cfg *split, const lcg_task_cfg *cfg) {
+    if (split->state != cfg->state && cfg->task->release) cfg->task->release(split);
+    split->state = NULL;
 }
 
 int lcg_task_out_vocab(const lcg_task_cfg *cfg) {

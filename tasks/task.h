@@ -27,13 +27,15 @@
 
 #include "../kernels/util.h"
 
-#define LCG_TASK_MAX_PARAMS 6
+#define LCG_TASK_MAX_PARAMS 8
 
 typedef struct {
     const char *flag; /* CLI flag without "--", also the CSV key */
     double def, min, max;
     int is_int;
     const char *help;
+    int omit_default; /* left out of lcg_task_params_str at its default: an option added later,
+                         so the runs before it keep their task_params text and run ids */
 } lcg_task_param;
 
 struct lcg_task;
@@ -72,6 +74,11 @@ typedef struct lcg_task {
      * vocabulary), kept in cfg->state; release frees it. NULL when the task has none. */
     void (*prepare)(lcg_task_cfg *cfg, uint64_t seed);
     void (*release)(lcg_task_cfg *cfg);
+    /* optional: the state of one split, for a task that draws it per split (mqmtar with
+     * split-vocab 1, as the reference's generator does): replaces cfg->state (a copy of the
+     * run's cfg) by its own, drawn from the seed, the split's stream name and index, and returns
+     * 1; returns 0 and leaves cfg as it is when the run's state serves every split */
+    int (*prepare_split)(lcg_task_cfg *cfg, uint64_t seed, const char *stream, uint64_t index);
     /* optional ("where is the answer"): the source indices (0-based in src, ascending, distinct)
      * holding what supervised step t must read, into pos (room for n_src); returns their
      * count, 0 when step t has none (a separator, EOS). Steps: t = 0 .. n_trg for
@@ -90,6 +97,12 @@ void lcg_task_params_str(const lcg_task_cfg *cfg, char *out, size_t n);
 /* calls task->prepare / release when the task has them */
 void lcg_task_prepare(lcg_task_cfg *cfg, uint64_t seed);
 void lcg_task_release(lcg_task_cfg *cfg);
+/* the task as the split (stream, index) draws its samples: "train" 0, ("val", len), ("test",
+ * len), the names of the split's sample stream. *split is a copy of the prepared run cfg, with
+ * the split's own state where the task draws one per split (prepare_split), else sharing the
+ * run's. lcg_task_split_release frees what lcg_task_split drew (and nothing else). */
+void lcg_task_split(lcg_task_cfg *split, const lcg_task_cfg *cfg, uint64_t seed, const char *stream, uint64_t index);
+void lcg_task_split_release(lcg_task_cfg *split, const lcg_task_cfg *cfg);
 /* width of the model's output head: the token vocabulary, or more for wide label sets */
 int lcg_task_out_vocab(const lcg_task_cfg *cfg);
 
