@@ -4,7 +4,8 @@
  * host through warp_emu.h against the CPU (norm_row_forward / norm_row_backward_s per row;
  * attention_forward / attention_backward for the fused ones), for top-k (fixed and div-2, and
  * ties), stick-breaking, adaptive-softmax, softmax and entmax: weights, dS, out, dqkv, dqscale
- * within 1e-5 relative. The q.k products the cuBLAS path would compute are computed on the host.
+ * within 1e-5 relative; and evaluation's eval_row_kernel (weights and diagnostics of a block of
+ * query rows) against the rows' eval and decoder_diag_add. The q.k products the cuBLAS path would compute are computed on the host.
  * Built by cuda/emu/run.sh.
  */
 #include "warp_emu.h"
@@ -96,6 +97,57 @@ static void case_fused(int row, double alpha, int pos, int T) {
     emu_check(nm, emu_rel(dqs.data(), dqsc.data(), nc), 0);
 }
 
+/* evaluation's eval_row_kernel on a block of R query rows i0 .. i0+R-1 (keys 0 .. i0+R-1) against
+ * the row function's eval on the same scores, and its diagnostics against decoder_diag_add's sums */
+static void case_eval(int row, double alpha, int pos, int i0, int R, int cand) {
+    int H = 4, D = 8, nk = i0 + R, ld = (nk + 31) / 32 * 32, r0 = i0 + R / 3;
+    float scale = (float)(1.0 / sqrt((double)D));
+    std::vector<float> S((size_t)H * R * ld), C((size_t)H * R * ld), qs((size_t)nk * H), sl(H);
+    std::vector<float> pc((size_t)H * R * nk, 0);
+    std::vector<double> dg((size_t)(nk - r0) * H * 3, 0), dc(dg.size(), 0);
+    for (auto &x : S) x = (float)(4 * emu_nrand());
+    for (auto &x : qs) x = 0.5f + (float)emu_urand();
+    lcg_posenc_slopes(sl.data(), pos, H);
+    const lcg_row_fn *rf = lcg_row_at(row);
+    for (int h = 0; h < H; h++)
+        for (int r = 0; r < R; r++) {
+            int t = i0 + r;
+            float f = scale * qs[(size_t)t * H + h], *raw = &S[((size_t)h * R + r) * ld];
+            std::vector<float> s(t + 1);
+            for (int j = 0; j <= t; j++) s[j] = raw[j] * f + sl[h] * (float)(j - t);
+            float *p = &pc[((size_t)h * R + r) * nk];
+            rf->eval(p, s.data(), t + 1, lcg_row_alpha(rf, alpha));
+            if (t < r0) continue;
+            double ent = 0, mx = 0, *a = &dc[((size_t)(t - r0) * H + h) * 3];
+            int sup = 0;
+            for (int j = 0; j <= t; j++) { /* decoder_diag_add */
+                if (p[j] <= 0) continue;
+                ent -= (double)p[j] * log((double)p[j]), sup++, mx = p[j] > mx ? p[j] : mx;
+            }
+            a[0] = ent, a[1] = sup, a[2] = mx;
+        }
+    emu_launch((R * H + 7) / 8, 256, [&] {
+        eval_row_kernel(S.data(), cand ? C.data() : NULL, dg.data(), qs.data(), sl.data(), ld, row,
+                        lcg_row_alpha(rf, alpha), i0, R, nk, r0, H, scale);
+    });
+    std::vector<float> p2(pc.size());
+    int flips = 0;
+    for (int hr = 0; hr < H * R; hr++)
+        for (int j = 0; j < nk; j++) {
+            p2[(size_t)hr * nk + j] = S[(size_t)hr * ld + j];
+            flips += (p2[(size_t)hr * nk + j] == 0) != (pc[(size_t)hr * nk + j] == 0);
+        }
+    double de = 0, dr = 0;
+    for (size_t i = 0; i < dg.size(); i++) de += (dg[i] - dc[i]) * (dg[i] - dc[i]), dr += dc[i] * dc[i];
+    char nm[160];
+    snprintf(nm, sizeof nm, "eval rows %s a=%g %s rows %d..%d%s: weights", rf->name, alpha, lcg_posenc_at(pos)->name, i0,
+             i0 + R - 1, cand ? " (candidates)" : "");
+    emu_check(nm, emu_rel(p2.data(), pc.data(), pc.size()), flips);
+    snprintf(nm, sizeof nm, "eval rows %s a=%g %s rows %d..%d: diagnostics", rf->name, alpha, lcg_posenc_at(pos)->name, i0,
+             i0 + R - 1);
+    emu_check(nm, sqrt(de / (dr > 0 ? dr : 1)), 0);
+}
+
 int main(int argc, char **argv) {
     emu_verbose = argc > 1;
     lcg_attention_fast = 0;
@@ -106,6 +158,10 @@ int main(int argc, char **argv) {
         case_rows<0>(rows[r], al[r], LCG_POS_ALIBI, 45, 0);
         case_fused<16, 2>(rows[r], al[r], LCG_POS_NAPE, 45);
         case_fused<8, 1>(rows[r], al[r], LCG_POS_ALIBI, 30);
+    }
+    for (int r = 0; r < 6; r++) {
+        case_eval(rows[r], al[r], LCG_POS_NAPE, 0, 40, 0);
+        case_eval(rows[r], al[r], LCG_POS_ALIBI, 200, 33, rows[r] == LCG_ROW_ENTMAX);
     }
     case_rows<2>(LCG_ROW_TOPK, 8, LCG_POS_NOPE, 45, 1);
     case_rows<0>(LCG_ROW_TOPK, -4, LCG_POS_NOPE, 70, 1);
