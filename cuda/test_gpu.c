@@ -4,11 +4,14 @@
  * usable GPU: one line `SKIP: no CUDA device (...)`, exit 0.
  *
  *   kernels   every GPU forward and backward against the CPU float kernel on random inputs,
- *             relative error ||gpu - cpu|| / ||cpu|| <= 1e-5
+ *             relative error ||gpu - cpu|| / ||cpu|| <= 1e-5; attention for every row function
+ *             (softmax, entmax, sparsemax, top-k fixed and div-2 with ties, stick-breaking,
+ *             adaptive-softmax) through every path, the same exact zeros as the CPU's
  *   model     loss and every gradient tensor against model_forward/model_backward, for every
  *             normalizer and position encoding on a small config
- *   training  200 fp32 steps of a copy task on both from the same init: losses agree to
- *             1e-4 relative at every step; a repeated GPU run is bitwise identical
+ *   training  200 fp32 steps of a copy task on both from the same init (softmax, asentmax,
+ *             entmax, top-k, stick-break, adaptive-softmax): losses agree to 1e-4 relative at
+ *             every step; a repeated GPU run is bitwise identical
  *
  *   eval      gpu_model_eval (the GPU prefill) against the CPU's decoder_prefill on random models
  *             (attention sharpened) for every normalizer and position encoding at a few lengths,
