@@ -96,7 +96,7 @@ static void bench_attention(const arch *a, int row, double alpha, int steps) {
         gk_attention_forward(out, att, scr, qkv, NULL, d_sl, row, alpha, B, T, H, D);
         gpu_sync();
         double t1 = lcg_now();
-        gk_attention_backward(dqkv, NULL, scr, dout, qkv, NULL, att, row, alpha, B, T, H, D);
+        gk_attention_backward(dqkv, NULL, scr, dout, qkv, NULL, att, d_sl, row, alpha, B, T, H, D);
         gpu_sync();
         double t2 = lcg_now();
         if (s >= 0) tf += t1 - t0, tb += t2 - t1;

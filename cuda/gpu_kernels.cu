@@ -425,8 +425,9 @@ static size_t att_ptr_floats(size_t BH) { return (ATT_NPTR * BH * sizeof(float *
 
 size_t gk_attention_scratch(int B, int T, int H, int D) {
     size_t BH = (size_t)B * H, n = BH * T * D;
-    /* pointers | dP | split path: q k v (3n) | dy or y (n) | dq dk dv (3n) | f*q (n) */
-    return att_ptr_floats(BH) + BH * T * gk_att_ld(T) + 8 * n;
+    /* pointers | dP | split path: q k v (3n) | dy or y (n) | dq dk dv (3n) | f*q (n) | the backward's
+     * scores (stick-break, adaptive-softmax) */
+    return att_ptr_floats(BH) + 2 * BH * T * gk_att_ld(T) + 8 * n;
 }
 
 /* one matrix per (b, h): base + b * bs + h * hs */
@@ -609,6 +610,269 @@ __device__ double ent_warp_tau_mem(const float *x, int nx, double dmx, double al
     return tau;
 }
 
+/* ---- top-k, stick-breaking, adaptive-softmax rows (kernels/topk.c, stickbreak.c, adaptive.c) ----
+ * A warp per row held in memory, p[0..n) the row's scores in, its weights out (in place), any n
+ * (O(n) memory: the row itself, plus a 256-bin histogram per warp for top-k): training's plain
+ * path, the rows the register and fused paths hand over through memory, and evaluation's rows.
+ * The CPU's definitions: ties, masks and NaN rows as there; sums in double, in the warp's order
+ * (lane-strided, then a butterfly or a scan) instead of the CPU's sequential one. */
+__device__ __forceinline__ int row_is_entmax(int row) { return row == LCG_ROW_ENTMAX || row == LCG_ROW_SPARSEMAX; }
+__device__ __forceinline__ int row_needs_s(int row) { return row == LCG_ROW_STICK || row == LCG_ROW_ADAPTIVE; }
+
+/* 1 in every lane if some p[0..n) is NaN */
+__device__ int warp_row_nan(const float *p, int n, int lane) {
+    int bad = 0;
+    for (int j = lane; j < n; j += 32) bad |= p[j] != p[j];
+    return warp_or_i(bad);
+}
+
+/* the k of a top-k row of n keys for the row parameter (+K fixed, -K div-2): topk.c's topk_k */
+__device__ __forceinline__ int topk_k_dev(double param, int n) {
+    int K = (int)fabs(param);
+    if (param < 0 && n / 2 > K) K = n / 2;
+    return K < 1 ? 1 : K;
+}
+
+/* a float's bits as an unsigned that orders as the float does (-0 taken as +0: equal, as > sees) */
+__device__ __forceinline__ unsigned topk_key(float x) {
+    unsigned u = __float_as_uint(x);
+    if (u == 0x80000000u) u = 0;
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+/* topk_row on a warp's row: the k-th largest score by a 4-pass radix select (8 bits a pass, a
+ * histogram per warp in shared memory; integer counts, so any order of the atomics gives the same
+ * counts), then the keys above it and the equal ones newest first until k (a ballot per 32 keys,
+ * newest chunk first), softmax over those; k >= n: plain softmax. Blocks of at most 8 warps. */
+__device__ void row_topk_mem(float *p, int n, double param, int lane) {
+    __shared__ unsigned topk_hist[8][256];
+    unsigned *hist = topk_hist[(threadIdx.x / 32) & 7];
+    if (warp_row_nan(p, n, lane)) {
+        for (int j = lane; j < n; j += 32) p[j] = NAN;
+        return;
+    }
+    int k = topk_k_dev(param, n);
+    float mx = -INFINITY;
+    for (int j = lane; j < n; j += 32) mx = fmaxf(mx, p[j]);
+    mx = warp_max_f(mx);
+    if (k >= n) { /* softmax_row */
+        double sum = 0;
+        for (int j = lane; j < n; j += 32) {
+            float e = expf(p[j] - mx);
+            p[j] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / warp_sum_d(sum));
+        for (int j = lane; j < n; j += 32) p[j] *= inv;
+        return;
+    }
+    unsigned th = 0; /* the key of rank k - 1 (descending), 8 bits a pass from the top */
+    int need = k;    /* its rank among the keys that share th's bits so far (1-based) */
+    for (int sh = 24; sh >= 0; sh -= 8) {
+        unsigned hi = sh == 24 ? 0u : 0xffffffffu << (sh + 8);
+        for (int b = lane; b < 256; b += 32) hist[b] = 0;
+        __syncwarp();
+        for (int j = lane; j < n; j += 32) {
+            unsigned u = topk_key(p[j]);
+            if ((u & hi) == (th & hi)) atomicAdd(&hist[(u >> sh) & 255u], 1u);
+        }
+        __syncwarp();
+        /* lane l holds the bins 255 - 8l .. 248 - 8l (descending); a scan over the lanes finds the
+         * one where the running count reaches need, then that lane walks its 8 bins */
+        int c = 0;
+        for (int i = 0; i < 8; i++) c += (int)hist[255 - 8 * lane - i];
+        int incl = c;
+        for (int o = 1; o < 32; o <<= 1) {
+            int t = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += t;
+        }
+        unsigned hit = __ballot_sync(0xffffffffu, incl >= need);
+        int src = __ffs(hit) - 1, digit = 0, left = 0;
+        if (lane == src) {
+            int acc = incl - c;
+            for (int i = 0; i < 8; i++) {
+                int b = 255 - 8 * lane - i, hb = (int)hist[b];
+                if (acc + hb >= need) {
+                    digit = b, left = need - acc;
+                    break;
+                }
+                acc += hb;
+            }
+        }
+        digit = __shfl_sync(0xffffffffu, digit, src);
+        need = __shfl_sync(0xffffffffu, left, src);
+        th |= (unsigned)digit << sh;
+        __syncwarp();
+    }
+    int ties = need; /* keys equal to th to keep: k less the keys above it */
+    double sum = 0;
+    unsigned above_me = lane == 31 ? 0u : 0xffffffffu << (lane + 1);
+    for (int j0 = (n - 1) / 32 * 32; j0 >= 0; j0 -= 32) { /* newest chunk first, warp-uniform */
+        int j = j0 + lane;
+        unsigned u = j < n ? topk_key(p[j]) : 0u;
+        int eq = j < n && u == th;
+        unsigned b = __ballot_sync(0xffffffffu, eq);
+        int keep = j < n && (u > th || (eq && __popc(b & above_me) < ties));
+        ties -= __popc(b);
+        if (j < n) {
+            float e = keep ? expf(p[j] - mx) : 0.0f;
+            p[j] = e;
+            sum += e;
+        }
+    }
+    float inv = (float)(1.0 / warp_sum_d(sum));
+    for (int j = lane; j < n; j += 32) p[j] *= inv;
+}
+
+__device__ __forceinline__ double log_sigmoid_d(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+
+/* stickbreak_row on a warp's row: the query's own key n - 1 gets 0; newest first, in chunks of 32
+ * keys, log A_j = log sigma(z_j) + (the sum of log sigma(-z_m) over m in (j, n - 1)), that sum by a
+ * suffix scan over the lanes plus the newer chunks' total; once below -800 the weight is 0 */
+__device__ void row_stick_mem(float *p, int n, int lane) {
+    if (warp_row_nan(p, n, lane)) {
+        for (int j = lane; j < n; j += 32) p[j] = NAN;
+        return;
+    }
+    double carry = 0; /* the sum over the newer chunks' keys */
+    int last = n - 1; /* keys 0 .. n-2 carry weight */
+    for (int j0 = (n - 1) / 32 * 32; j0 >= 0; j0 -= 32) {
+        int j = j0 + lane;
+        double z = j < last ? (double)p[j] : 0.0, ln = j < last ? log_sigmoid_d(-z) : 0.0;
+        double incl = ln; /* the sum over lanes lane .. 31 */
+        for (int o = 1; o < 32; o <<= 1) {
+            double t = __shfl_down_sync(0xffffffffu, incl, o);
+            if (lane + o < 32) incl += t;
+        }
+        double excl = __shfl_down_sync(0xffffffffu, incl, 1), tot = __shfl_sync(0xffffffffu, incl, 0);
+        if (lane == 31) excl = 0;
+        double acc = carry + excl;
+        if (j < last) p[j] = acc > -800.0 ? (float)exp(log_sigmoid_d(z) + acc) : 0.0f;
+        else if (j == last) p[j] = 0;
+        carry += tot;
+    }
+}
+
+/* stickbreak_row_backward: ds_m = g_m A_m (1 - sigma_m) - sigma_m sum_{j<m} g_j A_j (m < n - 1),
+ * ds_{n-1} = 0; that sum by a prefix scan, oldest chunk first. g (in) and ds (out) share dp. */
+__device__ void row_stick_backward_mem(float *dp, const float *p, const float *s, int n, int lane) {
+    double carry = 0;
+    int last = n - 1;
+    for (int m0 = 0; m0 < n; m0 += 32) {
+        int m = m0 + lane;
+        double ga = m < last ? (double)dp[m] * (double)p[m] : 0.0, incl = ga;
+        for (int o = 1; o < 32; o <<= 1) {
+            double t = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += t;
+        }
+        double excl = __shfl_up_sync(0xffffffffu, incl, 1), tot = __shfl_sync(0xffffffffu, incl, 31);
+        if (lane == 0) excl = 0;
+        if (m < last) {
+            double sg = 1.0 / (1.0 + exp(-(double)s[m]));
+            dp[m] = (float)(ga * (1.0 - sg) - sg * (carry + excl));
+        } else if (m == last) {
+            dp[m] = 0;
+        }
+        carry += tot;
+    }
+}
+
+/* adaptive.c's P(H) (ascending coefficients, as the reference; ADAPT_DESCENDING there is 0) */
+__device__ __forceinline__ double adapt_poly_dev(double H, double *dP) {
+    const double c[5] = {-0.037, 0.481, -2.3, 4.917, -1.791};
+    double P = 0, D = 0, hk = 1;
+    for (int k = 0; k < 5; k++) {
+        P += c[k] * hk;
+        if (k < 4) D += (k + 1) * c[k + 1] * hk;
+        hk *= H;
+    }
+    *dP = D;
+    return P;
+}
+
+/* p0 = softmax(s) of a warp's row (its max and sum), its entropy, beta and whether it is active */
+__device__ double adapt_beta_dev(const float *s, int n, int lane, double *mx_out, double *sum_out, double *H_out,
+                                 int *active) {
+    float fm = -INFINITY;
+    for (int j = lane; j < n; j += 32) fm = fmaxf(fm, s[j]);
+    double mx = (double)warp_max_f(fm), sum = 0, H = 0;
+    for (int j = lane; j < n; j += 32) sum += exp((double)s[j] - mx);
+    sum = warp_sum_d(sum);
+    for (int j = lane; j < n; j += 32) {
+        double q = exp((double)s[j] - mx) / sum;
+        H -= q * log(q + 1e-9);
+    }
+    H = warp_sum_d(H);
+    double dP, P = adapt_poly_dev(H, &dP);
+    *mx_out = mx, *sum_out = sum, *H_out = H;
+    *active = H > 0.5 && P > 1.0;
+    return *active ? P : 1.0;
+}
+
+/* adaptive_softmax_row: p = softmax(beta s), in double */
+__device__ void row_adaptive_mem(float *p, int n, int lane) {
+    if (warp_row_nan(p, n, lane)) {
+        for (int j = lane; j < n; j += 32) p[j] = NAN;
+        return;
+    }
+    double mx, s0, H;
+    int active;
+    double beta = adapt_beta_dev(p, n, lane, &mx, &s0, &H, &active), sum = 0;
+    for (int j = lane; j < n; j += 32) sum += exp(beta * ((double)p[j] - mx));
+    sum = warp_sum_d(sum);
+    __syncwarp();
+    for (int j = lane; j < n; j += 32) p[j] = (float)(exp(beta * ((double)p[j] - mx)) / sum);
+}
+
+/* adaptive_softmax_row_backward, through beta: ds = beta dz + [active] dbeta P'(H) p0 (h - p0.h),
+ * dz = p (g - p.g), dbeta = s.dz, h_j = -log(p0_j + 1e-9) - p0_j / (p0_j + 1e-9). g (in) and ds
+ * (out) share dp. */
+__device__ void row_adaptive_backward_mem(float *dp, const float *p, const float *s, int n, int lane) {
+    double mx, s0, H;
+    int active;
+    double beta = adapt_beta_dev(s, n, lane, &mx, &s0, &H, &active), pg = 0, qh = 0, dbeta = 0;
+    for (int j = lane; j < n; j += 32) {
+        pg += (double)p[j] * (double)dp[j];
+        double q = exp((double)s[j] - mx) / s0;
+        qh += q * (-log(q + 1e-9) - q / (q + 1e-9));
+    }
+    pg = warp_sum_d(pg);
+    qh = warp_sum_d(qh);
+    for (int j = lane; j < n; j += 32) dbeta += (double)s[j] * ((double)p[j] * ((double)dp[j] - pg));
+    dbeta = warp_sum_d(dbeta);
+    double dH = 0;
+    if (active) {
+        double dP;
+        adapt_poly_dev(H, &dP);
+        dH = dbeta * dP;
+    }
+    __syncwarp();
+    for (int j = lane; j < n; j += 32) {
+        double d = beta * ((double)p[j] * ((double)dp[j] - pg));
+        if (active) {
+            double q = exp((double)s[j] - mx) / s0;
+            d += dH * q * (-log(q + 1e-9) - q / (q + 1e-9) - qh);
+        }
+        dp[j] = (float)d;
+    }
+}
+
+/* the three rows' forward on a warp's row of n scores in memory (weights in place) */
+__device__ void row_other_forward_mem(float *p, int n, int row, double alpha, int lane) {
+    if (row == LCG_ROW_TOPK) row_topk_mem(p, n, alpha, lane);
+    else if (row == LCG_ROW_STICK) row_stick_mem(p, n, lane);
+    else row_adaptive_mem(p, n, lane);
+    __syncwarp();
+}
+
+/* the backward of the rows that need the scores s (stick-break, adaptive-softmax); top-k's is
+ * softmax's (the callers map it) */
+__device__ void row_other_backward_mem(float *dp, const float *p, const float *s, int n, int row, int lane) {
+    if (row == LCG_ROW_STICK) row_stick_backward_mem(dp, p, s, n, lane);
+    else row_adaptive_backward_mem(dp, p, s, n, lane);
+    __syncwarp();
+}
+
 /* the plain path of att_row_forward_kernel: keys through memory, any T */
 __device__ void att_row_forward_plain(float *p, float f, float m, int row, double alpha, int mode, int t, int T,
                                       int lane) {
@@ -624,6 +888,11 @@ __device__ void att_row_forward_plain(float *p, float f, float m, int row, doubl
         p[j] = s;
         bad |= !isfinite(s);
         mx = fmaxf(mx, s);
+    }
+    if (row >= LCG_ROW_TOPK) { /* top-k, stick-break, adaptive-softmax: on the row in memory */
+        __syncwarp();
+        row_other_forward_mem(p, n, row, alpha, lane);
+        return;
     }
     mx = warp_max_f(mx);
     bad = warp_or_i(bad);
@@ -661,12 +930,16 @@ __device__ void att_row_forward_plain(float *p, float f, float m, int row, doubl
     }
 }
 
-/* the plain path of att_row_backward_kernel */
-__device__ void att_row_backward_plain(float *dp, const float *p, int row, double alpha, int mode, int t, int T,
-                                       int lane) {
+/* the plain path of att_row_backward_kernel; s: the row's scores (stick-break, adaptive-softmax) */
+__device__ void att_row_backward_plain(float *dp, const float *p, const float *s, int row, double alpha, int mode,
+                                       int t, int T, int lane) {
     int n = t + 1;
     for (int j = n + lane; j < T; j += 32) dp[j] = 0;
-    if (row == LCG_ROW_SOFTMAX) {
+    if (row_needs_s(row)) {
+        row_other_backward_mem(dp, p, s, n, row, lane);
+        return;
+    }
+    if (row == LCG_ROW_SOFTMAX || row == LCG_ROW_TOPK) { /* top-k's backward is softmax's */
         double dot = 0;
         for (int j = lane; j < n; j += 32) dot += (double)p[j] * dp[j];
         float d = (float)warp_sum_d(dot);
@@ -781,31 +1054,45 @@ __global__ void att_row_forward_kernel(float *att, int ld, const float *qscale, 
     if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
     int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
     if constexpr (K > 0) {
-        float s[K];
+        if (row < LCG_ROW_TOPK) { /* the other rows work on the row in memory: the plain path */
+            float s[K];
 #pragma unroll
-        for (int i = 0; i < K; i++) {
-            int j = lane + 32 * i;
-            s[i] = j <= t ? p[j] * f + m * (float)(j - t) : 0.0f;
+            for (int i = 0; i < K; i++) {
+                int j = lane + 32 * i;
+                s[i] = j <= t ? p[j] * f + m * (float)(j - t) : 0.0f;
+            }
+            row_forward_regs<K>(s, t, row, alpha, mode, lane);
+#pragma unroll
+            for (int i = 0; i < K; i++)
+                if (lane + 32 * i < T) p[lane + 32 * i] = s[i];
+            return;
         }
-        row_forward_regs<K>(s, t, row, alpha, mode, lane);
-#pragma unroll
-        for (int i = 0; i < K; i++)
-            if (lane + 32 * i < T) p[lane + 32 * i] = s[i];
-    } else {
-        att_row_forward_plain(p, f, m, row, alpha, mode, t, T, lane);
     }
+    att_row_forward_plain(p, f, m, row, alpha, mode, t, T, lane);
 }
 
-/* dP -> dS in place (norm_row_backward), zero past the diagonal; K as the forward's */
+/* dP -> dS in place (norm_row_backward), zero past the diagonal; K as the forward's. Stick-break
+ * and adaptive-softmax (plain path) read their scores: sc holds the raw q.k of the forward's GEMM
+ * (the same product), scaled and biased here in place as the forward's row kernel did. */
 template <int K>
-__global__ void att_row_backward_kernel(float *dpm, const float *att, int ld, int row, double alpha, int BH, int T) {
+__global__ void att_row_backward_kernel(float *dpm, const float *att, float *sc, int ld, const float *qscale,
+                                        const float *slopes, int row, double alpha, int BH, int T, int H, float scale) {
     int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (r >= BH * T) return;
     int t = r % T;
     const float *p = att + (size_t)r * ld;
     float *dp = dpm + (size_t)r * ld;
     if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    if (row == LCG_ROW_TOPK) row = LCG_ROW_SOFTMAX; /* softmax's backward on the kept keys */
     int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    if (row_needs_s(row)) {
+        int bh = r / T, b = bh / H, h = bh % H;
+        float f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale, m = slopes[h], *s = sc + (size_t)r * ld;
+        for (int j = lane; j <= t; j += 32) s[j] = s[j] * f + m * (float)(j - t);
+        __syncwarp();
+        att_row_backward_plain(dp, p, s, row, alpha, mode, t, T, lane);
+        return;
+    }
     if constexpr (K > 0) {
         float pv[K], gv[K];
 #pragma unroll
@@ -819,7 +1106,7 @@ __global__ void att_row_backward_kernel(float *dpm, const float *att, int ld, in
         for (int i = 0; i < K; i++)
             if (lane + 32 * i < T) dp[lane + 32 * i] = gv[i];
     } else {
-        att_row_backward_plain(dp, p, row, alpha, mode, t, T, lane);
+        att_row_backward_plain(dp, p, NULL, row, alpha, mode, t, T, lane);
     }
 }
 
@@ -899,7 +1186,7 @@ __global__ void eval_row_kernel(float *S, float *cand, double *diag, const float
     float f = qscale ? scale * qscale[(size_t)t * H + h] : scale;
     if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
     int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
-    if (row != LCG_ROW_SOFTMAX && cand)
+    if (row_is_entmax(row) && cand)
         eval_row_entmax(p, cand + ((size_t)h * R + r) * ld, f, slopes[h], alpha, mode, t, nk, lane);
     else
         att_row_forward_plain(p, f, slopes[h], row, alpha, mode, t, nk, lane);
@@ -920,7 +1207,8 @@ __global__ void eval_row_kernel(float *S, float *cand, double *diag, const float
     nan = warp_or_i(nan);
     if (lane) return;
     double *a = diag + ((size_t)(t - r0) * H + h) * 3;
-    if (row != LCG_ROW_SOFTMAX && nan) { /* the prefill's bad entmax row: NaN diagnostics */
+    if (row_is_entmax(row) && nan) { /* the prefill's bad entmax row: NaN diagnostics (the other rows'
+                                      * NaN weights reach the sums as decoder_diag_add's) */
         a[0] = a[1] = a[2] = NAN;
         return;
     }
@@ -955,8 +1243,9 @@ enum { FUSED_WARPS = 8 };
 static size_t fused_fwd_smem(int T, int D) {
     return sizeof(float) * ((size_t)T * (D + 1) + (size_t)T * D + FUSED_WARPS * (size_t)gk_att_ld(T));
 }
-static size_t fused_bwd_smem(int T, int D) {
-    return sizeof(float) * (2 * (size_t)T * (D + 1) + 2 * (size_t)T * D + 2 * (size_t)T * gk_att_ld(T));
+static size_t fused_bwd_smem(int T, int D) { /* ... + a row of scores per warp (stick-break, adaptive) */
+    return sizeof(float) * (2 * (size_t)T * (D + 1) + 2 * (size_t)T * D + 2 * (size_t)T * gk_att_ld(T) +
+                            FUSED_WARPS * (size_t)gk_att_ld(T));
 }
 
 /* acc of a lane = sum_j w[j] M[j][d] over j in [j0, j1) for its d = lane % D (and d + 32 e for
@@ -1029,7 +1318,18 @@ __global__ void __launch_bounds__(32 * FUSED_WARPS)
                 s[i] = a * f + m * (float)(j - t);
             }
         }
-        row_forward_regs<K>(s, t, row, alpha, mode, lane);
+        if (row >= LCG_ROW_TOPK) { /* top-k, stick-break, adaptive-softmax: on the warp's row in p_sh */
+#pragma unroll
+            for (int i = 0; i < K; i++)
+                if (lane + 32 * i <= t) p_sh[lane + 32 * i] = s[i];
+            __syncwarp();
+            row_other_forward_mem(p_sh, t + 1, row, alpha, lane);
+#pragma unroll
+            for (int i = 0; i < K; i++) s[i] = lane + 32 * i <= t ? p_sh[lane + 32 * i] : 0.0f;
+            __syncwarp();
+        } else {
+            row_forward_regs<K>(s, t, row, alpha, mode, lane);
+        }
         float *p = att + ((size_t)bh * T + t) * ld;
 #pragma unroll
         for (int i = 0; i < K; i++) {
@@ -1053,12 +1353,13 @@ __global__ void __launch_bounds__(32 * FUSED_WARPS)
 template <int D, int K>
 __global__ void __launch_bounds__(32 * FUSED_WARPS)
     att_fused_backward_kernel(float *dqkv, float *dqscale, const float *dout, const float *qkv, const float *qscale,
-                              const float *att, int ld, int row, double alpha, int T, int H, float scale) {
+                              const float *slopes, const float *att, int ld, int row, double alpha, int T, int H,
+                              float scale) {
     extern __shared__ float sh[];
     int HD = H * D, C3 = 3 * HD, bh = blockIdx.x, b = bh / H, h = bh % H;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     float *k_sh = sh, *v_sh = k_sh + T * (D + 1), *qf_sh = v_sh + T * (D + 1), *do_sh = qf_sh + T * D;
-    float *p_sh = do_sh + T * D, *ds_sh = p_sh + T * ld;
+    float *p_sh = do_sh + T * D, *ds_sh = p_sh + T * ld, *s_sh = ds_sh + T * ld + warp * ld;
     const float *base = qkv + (size_t)b * T * C3 + h * D, *dob = dout + (size_t)b * T * HD + h * D;
     float *dbase = dqkv + (size_t)b * T * C3 + h * D;
     for (int i = threadIdx.x; i < T * D; i += blockDim.x) {
@@ -1075,7 +1376,9 @@ __global__ void __launch_bounds__(32 * FUSED_WARPS)
     }
     __syncthreads();
     if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+    if (row == LCG_ROW_TOPK) row = LCG_ROW_SOFTMAX; /* softmax's backward on the kept keys */
     int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+    float m = slopes[h];
     /* rows: dp_j = dO_t.v_j, ds = row backward, u = sum_j ds_j k_j, dq = f u, dqscale = scale q.u */
     for (int t = warp; t < T; t += FUSED_WARPS) {
         float g[D];
@@ -1094,7 +1397,29 @@ __global__ void __launch_bounds__(32 * FUSED_WARPS)
                 pv[i] = p_sh[t * ld + j];
             }
         }
-        row_backward_regs<K>(gv, pv, t, row, alpha, mode, lane);
+        if (row_needs_s(row)) { /* stick-break, adaptive: the forward's scores again, the same code */
+            float q[D], f = qscale ? scale * qscale[((size_t)b * T + t) * H + h] : scale, *dsr = ds_sh + t * ld;
+#pragma unroll
+            for (int d = 0; d < D; d++) q[d] = base[(size_t)t * C3 + d];
+#pragma unroll
+            for (int i = 0; i < K; i++) {
+                int j = lane + 32 * i;
+                if (j <= t) {
+                    float a = 0;
+#pragma unroll
+                    for (int d = 0; d < D; d++) a += q[d] * k_sh[j * (D + 1) + d];
+                    s_sh[j] = a * f + m * (float)(j - t);
+                    dsr[j] = gv[i];
+                }
+            }
+            __syncwarp();
+            row_other_backward_mem(dsr, p_sh + t * ld, s_sh, t + 1, row, lane);
+#pragma unroll
+            for (int i = 0; i < K; i++) gv[i] = lane + 32 * i <= t ? dsr[lane + 32 * i] : 0.0f;
+            __syncwarp();
+        } else {
+            row_backward_regs<K>(gv, pv, t, row, alpha, mode, lane);
+        }
 #pragma unroll
         for (int i = 0; i < K; i++)
             if (lane + 32 * i < T) ds_sh[t * ld + lane + 32 * i] = gv[i];
@@ -1148,7 +1473,7 @@ static int att_fused_ok(int T, int D) {
 template <int D, int K>
 static void att_fused_launch(int fwd, float *out_or_dqkv, float *att_dqs, const float *qkv, const float *qscale,
                              const float *slopes_or_dout, const float *att, int row, double alpha, int B, int T,
-                             int H) {
+                             int H, const float *slopes_b) {
     float scale = (float)(1.0 / sqrt((double)D));
     int ld = gk_att_ld(T);
     if (fwd) {
@@ -1161,29 +1486,29 @@ static void att_fused_launch(int fwd, float *out_or_dqkv, float *att_dqs, const 
         size_t smem = fused_bwd_smem(T, D);
         CK(cudaFuncSetAttribute(att_fused_backward_kernel<D, K>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         att_fused_backward_kernel<D, K><<<B * H, 32 * FUSED_WARPS, smem, g_stream>>>(
-            out_or_dqkv, att_dqs, slopes_or_dout, qkv, qscale, att, ld, row, alpha, T, H, scale);
+            out_or_dqkv, att_dqs, slopes_or_dout, qkv, qscale, slopes_b, att, ld, row, alpha, T, H, scale);
         CK_LAUNCH("att_fused_backward");
     }
 }
 
 template <int D>
 static void att_fused_k(int fwd, float *a0, float *a1, const float *qkv, const float *qscale, const float *a2,
-                        const float *att, int row, double alpha, int B, int T, int H) {
+                        const float *att, int row, double alpha, int B, int T, int H, const float *sl) {
     switch ((T + 31) / 32) {
-    case 1: att_fused_launch<D, 1>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
-    case 2: att_fused_launch<D, 2>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
-    case 3: att_fused_launch<D, 3>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
-    default: att_fused_launch<D, 4>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H);
+    case 1: att_fused_launch<D, 1>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H, sl); break;
+    case 2: att_fused_launch<D, 2>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H, sl); break;
+    case 3: att_fused_launch<D, 3>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H, sl); break;
+    default: att_fused_launch<D, 4>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H, sl);
     }
 }
 
 static void att_fused(int fwd, float *a0, float *a1, const float *qkv, const float *qscale, const float *a2,
-                      const float *att, int row, double alpha, int B, int T, int H, int D) {
+                      const float *att, int row, double alpha, int B, int T, int H, int D, const float *sl) {
     switch (D) {
-    case 8: att_fused_k<8>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
-    case 16: att_fused_k<16>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
-    case 32: att_fused_k<32>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H); break;
-    default: att_fused_k<64>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H);
+    case 8: att_fused_k<8>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H, sl); break;
+    case 16: att_fused_k<16>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H, sl); break;
+    case 32: att_fused_k<32>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H, sl); break;
+    default: att_fused_k<64>(fwd, a0, a1, qkv, qscale, a2, att, row, alpha, B, T, H, sl);
     }
 }
 
@@ -1245,7 +1570,7 @@ void gk_attention_forward(float *out, float *att, float *scratch, const float *q
     float scale = (float)(1.0 / sqrt((double)D));
     float *buf = scratch + att_ptr_floats(BH) + BH * T * ld;
     if (att_fused_ok(T, D)) {
-        att_fused(1, out, att, qkv, qscale, slopes, NULL, row, alpha, B, T, H, D);
+        att_fused(1, out, att, qkv, qscale, slopes, NULL, row, alpha, B, T, H, D, NULL);
         return;
     }
     if (att_direct(D)) {
@@ -1273,15 +1598,17 @@ void gk_attention_forward(float *out, float *att, float *scratch, const float *q
 }
 
 void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const float *dout, const float *qkv,
-                           const float *qscale, const float *att, int row, double alpha, int B, int T, int H, int D) {
+                           const float *qscale, const float *att, const float *slopes, int row, double alpha, int B,
+                           int T, int H, int D) {
     size_t BH = (size_t)B * H, n = BH * T * D;
     int ld = gk_att_ld(T), HD = H * D, C3 = 3 * HD;
     long long sTT = (long long)T * ld, sTD = (long long)T * D;
     float scale = (float)(1.0 / sqrt((double)D));
-    float *dP = scratch + att_ptr_floats(BH), *buf = dP + BH * T * ld;
+    float *dP = scratch + att_ptr_floats(BH), *buf = dP + BH * T * ld, *sc = buf + 8 * n;
     unsigned nrow = nblocks(BH * T, 8);
+    int need_s = row == LCG_ROW_STICK || row == LCG_ROW_ADAPTIVE; /* the scores again: sc */
     if (att_fused_ok(T, D)) {
-        att_fused(0, dqkv, dqscale, qkv, qscale, dout, att, row, alpha, B, T, H, D);
+        att_fused(0, dqkv, dqscale, qkv, qscale, dout, att, row, alpha, B, T, H, D, slopes);
         return;
     }
     if (att_direct(D)) {
@@ -1290,8 +1617,8 @@ void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const fl
         long long bq = (long long)T * C3, bo = (long long)T * HD;
         att_mats mm = {{{qkv + HD, bq, D}, {qkv + 2 * HD, bq, D}, {att, (long long)H * sTT, sTT}, {dout, bo, D},
                         {dP, (long long)H * sTT, sTT}, {dqkv, bq, D}, {dqkv + HD, bq, D}, {dqkv + 2 * HD, bq, D},
-                        {qf, bo, D}}};
-        att_fill_ptrs_kernel<<<nblocks(9 * BH, 256), 256, 0, g_stream>>>(P, mm, 9, (int)BH, H);
+                        {qf, bo, D}, {qkv, bq, D}, {sc, (long long)H * sTT, sTT}}};
+        att_fill_ptrs_kernel<<<nblocks(ATT_NPTR * BH, 256), 256, 0, g_stream>>>(P, mm, ATT_NPTR, (int)BH, H);
         CK_LAUNCH("att_fill_ptrs");
         const float *const *K = P, *const *V = P + BH, *const *A = P + 2 * BH, *const *DO = P + 3 * BH;
         const float *const *DP = P + 4 * BH, *const *QF = P + 8 * BH;
@@ -1299,7 +1626,9 @@ void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const fl
         float *const *DV = (float *const *)(P + 7 * BH);
         gemm_rm_ptr(0, 1, T, T, D, DO, HD, V, C3, (float *const *)DP, ld, (int)BH); /* dP = dY V^T */
         gemm_rm_ptr(1, 0, T, D, T, A, ld, DO, HD, DV, C3, (int)BH);                 /* dV = P^T dY */
-        ROW_DISPATCH(att_row_backward_kernel, dP, att, ld, row, alpha, (int)BH, T);
+        if (need_s) /* raw q.k, the forward's product */
+            gemm_rm_ptr(0, 1, T, T, D, P + 9 * BH, C3, K, C3, (float *const *)(P + 10 * BH), ld, (int)BH);
+        ROW_DISPATCH(att_row_backward_kernel, dP, att, sc, ld, qscale, slopes, row, alpha, (int)BH, T, H, scale);
         gemm_rm_ptr(0, 0, T, D, T, DP, ld, K, C3, DQ, C3, (int)BH); /* U = dS K */
         att_rows inq = {bq, D, C3}, inqf = {bo, D, HD};
         att_dq_kernel<<<nrow, 256, 0, g_stream>>>(dqkv, inq, qf, inqf, dqscale, qkv, inq, qscale, B, T, H, D, scale);
@@ -1315,7 +1644,8 @@ void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const fl
     CK_LAUNCH("split_heads");
     gemm_rm(0, 1, T, T, D, 1.0f, dy, D, sTD, v, D, sTD, 0.0f, dP, ld, sTT, (int)BH);  /* dP = dY V^T */
     gemm_rm(1, 0, T, D, T, 1.0f, att, ld, sTT, dy, D, sTD, 0.0f, dv, D, sTD, (int)BH); /* dV = P^T dY */
-    ROW_DISPATCH(att_row_backward_kernel, dP, att, ld, row, alpha, (int)BH, T);
+    if (need_s) gemm_rm(0, 1, T, T, D, 1.0f, q, D, sTD, k, D, sTD, 0.0f, sc, ld, sTT, (int)BH); /* raw q.k */
+    ROW_DISPATCH(att_row_backward_kernel, dP, att, sc, ld, qscale, slopes, row, alpha, (int)BH, T, H, scale);
     gemm_rm(0, 0, T, D, T, 1.0f, dP, ld, sTT, k, D, sTD, 0.0f, dq, D, sTD, (int)BH); /* U = dS K */
     att_rows sp = {(long long)H * sTD, sTD, D};
     att_dq_kernel<<<nrow, 256, 0, g_stream>>>(dq, sp, qf, sp, dqscale, q, sp, qscale, B, T, H, D, scale);
@@ -1559,7 +1889,8 @@ void gk_eval_attention(float *out, double *diag, float *scratch, const float *qk
     int HD = H * D, nk = i0 + R;
     gemm_rm(0, 1, R, nk, D, 1.0f, qkv + (size_t)i0 * 3 * HD, 3 * HD, D, qkv + HD, 3 * HD, D, 0.0f, scratch, ld,
             (long long)R * ld, H);
-    float *cand = row != LCG_ROW_SOFTMAX && gk_eval_compact ? scratch + (size_t)H * R * ld : NULL;
+    int entmax = row == LCG_ROW_ENTMAX || row == LCG_ROW_SPARSEMAX; /* the others: no candidates */
+    float *cand = entmax && gk_eval_compact ? scratch + (size_t)H * R * ld : NULL;
     eval_row_kernel<<<nblocks((size_t)R * H, 8), 256, 0, g_stream>>>(scratch, cand, diag, qscale, slopes, ld, row, alpha,
                                                                      i0, R, nk, r0, H, (float)(1.0 / sqrt((double)D)));
     CK_LAUNCH("eval_row");

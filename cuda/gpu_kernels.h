@@ -88,7 +88,10 @@ void gk_rope_forward(float *qkv /* B,T,3HD */, const float *cs, int B, int T, in
 void gk_rope_backward(float *dqkv /* B,T,3HD */, const float *cs, int B, int T, int H, int D);
 
 /* causal attention on a materialized T x T block, as attention_forward/backward:
- * s_ij = c_ih q_i.k_j / sqrt(D) + slope_h (j - i), p_i = row(s_i,0..i). att holds B*H*T rows of
+ * s_ij = c_ih q_i.k_j / sqrt(D) + slope_h (j - i), p_i = row(s_i,0..i), row any LCG_ROW_*: softmax,
+ * the entmax family (in registers up to 256 keys), top-k, stick-breaking and adaptive-softmax (a
+ * warp per row through memory; the backward of the last two recomputes the row's scores from qkv,
+ * the slopes and qscale, by the forward's own product, as attention_backward does). att holds B*H*T rows of
  * gk_att_ld(T) floats (T rounded up to 4; the padding is never read); the backward reads it and
  * qkv as the forward left them. scratch: gk_attention_scratch floats, shared by the layers.
  * dqscale (written) may be NULL; qscale NULL means c = 1. Rows of up to 256 keys are held in
@@ -109,7 +112,7 @@ void gk_attention_forward(float *out /* B,T,HD */, float *att /* B,H,T,ld */, fl
 void gk_attention_backward(float *dqkv /* B,T,3HD */, float *dqscale /* B,T,H */, float *scratch,
                            const float *dout /* B,T,HD */, const float *qkv /* B,T,3HD */,
                            const float *qscale /* B,T,H */, const float *att /* B,H,T,ld */,
-                           int row, double alpha, int B, int T, int H, int D);
+                           const float *slopes /* H */, int row, double alpha, int B, int T, int H, int D);
 
 /* evaluation attention (the prefill's, model/prefill.c, for one sequence of any length): query
  * rows i0 .. i0+R-1 against keys 0 .. i0+R-1, every head, through a block of score rows in
@@ -128,6 +131,8 @@ int gk_eval_block_rows(int n, int H);
 void gk_eval_attention(float *out /* n,HD */, double *diag /* (n-r0),H,3 */, float *scratch /* (1|2),H,R,ld */,
                        const float *qkv /* n,3HD */, const float *qscale /* n,H or NULL */, const float *slopes /* H */,
                        int row, double alpha, int i0, int R, int r0, int H, int D, int ld);
+/* (top-k, stick-breaking and adaptive-softmax in evaluation: the generic row of model/prefill.c,
+ * each whole score row through the row function, O(n) per row; no candidates, no pruning) */
 /* the relevant-key mass of the rows of interest a .. a+nr-1 (row[] ascending, all inside the block
  * i0 .. i0+R-1 that gk_eval_attention just ran, before the next block reuses scratch): mass[(r L +
  * l) H + h] = the sum of the weights of row row[r], head h on its keys key[off[r] .. off[r] +

@@ -149,6 +149,8 @@ gpu_model *gpu_model_create(const lcg_config *cfg, const float *params_host, gpu
     gpu_adamw_init(m, 0.9f, 0.99f, 1e-8f, 0.0f);
     float sl[LCG_MAX_HEADS];
     lcg_posenc_slopes(sl, cfg->pos, cfg->H);
+    if (lcg_row_at(lcg_normalizer_at(cfg->norm)->row)->no_bias) /* stick-break: no ALiBi term (model.c) */
+        for (int h = 0; h < cfg->H; h++) sl[h] = 0;
     m->slopes = (float *)gpu_malloc(sizeof(float) * cfg->H);
     gpu_upload(m->slopes, sl, sizeof(float) * cfg->H);
     const lcg_normalizer *nz = lcg_normalizer_at(cfg->norm);
@@ -397,7 +399,8 @@ static void backward_device(gpu_model *m) {
                            w[LCG_P_WO] + (size_t)l * HD * C, N, HD, C, 0);
         float *qs = m->scale ? a->qs + (size_t)l * N * H : NULL;
         gk_attention_backward(a->d3HD, qs ? a->dqs : NULL, a->att_scratch, a->dHD, a->qkv + (size_t)l * N * 3 * HD,
-                              qs, a->att + (size_t)l * B * H * T * gk_att_ld(T), m->row, m->alpha, B, T, H, D);
+                              qs, a->att + (size_t)l * B * H * T * gk_att_ld(T), m->slopes, m->row, m->alpha, B, T, H,
+                              D);
         if (c->pos == LCG_POS_ROPE) gk_rope_backward(a->d3HD, a->rope_cs, B, T, H, D);
         gk_matmul_backward(a->dC, g[LCG_P_WQKV] + (size_t)l * C * 3 * HD, a->d3HD, a->ln_in + (size_t)l * NC,
                            w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, N, C, 3 * HD, 0);

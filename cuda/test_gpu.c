@@ -4,11 +4,14 @@
  * usable GPU: one line `SKIP: no CUDA device (...)`, exit 0.
  *
  *   kernels   every GPU forward and backward against the CPU float kernel on random inputs,
- *             relative error ||gpu - cpu|| / ||cpu|| <= 1e-5
+ *             relative error ||gpu - cpu|| / ||cpu|| <= 1e-5; attention for every row function
+ *             (softmax, entmax, sparsemax, top-k fixed and div-2 with ties, stick-breaking,
+ *             adaptive-softmax) through every path, the same exact zeros as the CPU's
  *   model     loss and every gradient tensor against model_forward/model_backward, for every
  *             normalizer and position encoding on a small config
- *   training  200 fp32 steps of a copy task on both from the same init: losses agree to
- *             1e-4 relative at every step; a repeated GPU run is bitwise identical
+ *   training  200 fp32 steps of a copy task on both from the same init (softmax, asentmax,
+ *             entmax, top-k, stick-break, adaptive-softmax): losses agree to 1e-4 relative at
+ *             every step; a repeated GPU run is bitwise identical
  *   freeze    --freeze-token0 (padding_idx = 0): embedding row 0 and its AdamW moments stay
  *             exactly 0 on the GPU, whose steps follow the CPU backend's
  *
@@ -186,6 +189,10 @@ static float *unpad(const float *d_att, size_t rows, int T) {
     return y;
 }
 
+/* 1: q, k, v rounded to multiples of 0.5, so that rows hold exactly equal scores (top-k's ties at
+ * the k-th score; exact products on both sides, under NoPE) */
+static int att_quant;
+
 /* plain: 0 = the fused kernels where they apply, 1 = cuBLAS products and register rows, 2 = the
  * plain row kernels, 3 = also the split-heads products */
 static void test_attention_case(int row, double alpha, int pos, int scaled, int D, int T, int plain) {
@@ -193,6 +200,8 @@ static void test_attention_case(int row, double alpha, int pos, int scaled, int 
     size_t nq = (size_t)B * T * 3 * HD, nt = (size_t)B * H * T * T, no = (size_t)B * T * HD, nc = (size_t)B * T * H;
     size_t ntp = (size_t)B * H * T * gk_att_ld(T);
     float *qkv = randn(nq, 1.5), *dout = randn(no, 1), *qs = LCG_NEW(float, nc), slopes[LCG_MAX_HEADS];
+    if (att_quant)
+        for (size_t i = 0; i < nq; i++) qkv[i] = roundf(qkv[i] * 2) / 2;
     for (size_t i = 0; i < nc; i++) qs[i] = 0.5f + pcg32_float(&rng);
     lcg_posenc_slopes(slopes, pos, H);
     float *out = LCG_NEW(float, no), *att = LCG_NEW(float, nt), *dqkv = LCG_NEW(float, nq), *dqs = LCG_NEW(float, nc);
@@ -207,13 +216,13 @@ static void test_attention_case(int row, double alpha, int pos, int scaled, int 
     gk_attention_plain = plain > 1;
     gk_attention_split = plain > 2;
     gk_attention_forward(d_out, d_att, scr, d_qkv, scaled ? d_qs : NULL, d_sl, row, alpha, B, T, H, D);
-    gk_attention_backward(d_dqkv, scaled ? d_dqs : NULL, scr, d_dout, d_qkv, scaled ? d_qs : NULL, d_att, row, alpha,
-                          B, T, H, D);
+    gk_attention_backward(d_dqkv, scaled ? d_dqs : NULL, scr, d_dout, d_qkv, scaled ? d_qs : NULL, d_att, d_sl, row,
+                          alpha, B, T, H, D);
     char name[128];
-    const char *rn = row == LCG_ROW_SOFTMAX ? "softmax" : row == LCG_ROW_SPARSEMAX ? "sparsemax" : "entmax";
+    const char *rn = lcg_row_at(row)->name;
     static const char *const path[] = {"", " (cublas)", " (cublas, plain rows)", " (split, plain rows)"};
-    snprintf(name, sizeof name, "attention%s %s a=%.2f %s%s D=%d T=%d", path[plain], rn, alpha,
-             lcg_posenc_at(pos)->name, scaled ? " scaled" : "", D, T);
+    snprintf(name, sizeof name, "attention%s %s a=%.2f %s%s%s D=%d T=%d", path[plain], rn, alpha,
+             lcg_posenc_at(pos)->name, scaled ? " scaled" : "", att_quant ? " ties" : "", D, T);
     gk_attention_plain = gk_attention_split = 0;
     gk_attention_fused = 1;
     char nm[160];
@@ -257,6 +266,29 @@ static void test_attention(void) {
     test_attention_case(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 1, 64, 128, 0);
     test_attention_case(LCG_ROW_SPARSEMAX, 2.0, LCG_POS_ALIBI, 1, 8, 97, 0);
     test_attention_case(LCG_ROW_SOFTMAX, 1.0, LCG_POS_NAPE, 1, 64, 33, 0);
+    /* top-k (fixed K 8, div-2 K 4: k = max(4, n/2)), stick-breaking, adaptive-softmax: every path,
+     * every position encoding, rows past 32, 128 and 256 keys (the register paths hand them to the
+     * plain one), one key, and top-k's ties (equal scores at the k-th: the newest kept) */
+    int orows[] = {LCG_ROW_TOPK, LCG_ROW_TOPK, LCG_ROW_STICK, LCG_ROW_ADAPTIVE};
+    double oalphas[] = {8.0, -4.0, 1.0, 1.0};
+    for (int plain = 0; plain < 4; plain++) {
+        for (int r = 0; r < 4; r++) {
+            for (int pos = LCG_POS_NOPE; pos <= LCG_POS_NAPE; pos++)
+                test_attention_case(orows[r], oalphas[r], pos, pos != LCG_POS_ALIBI, 16, 45, plain);
+            test_attention_case(orows[r], oalphas[r], LCG_POS_NAPE, 1, 8, 130, plain);
+            test_attention_case(orows[r], oalphas[r], LCG_POS_ALIBI, 0, 16, 1, plain);
+        }
+        att_quant = 1;
+        test_attention_case(LCG_ROW_TOPK, 8.0, LCG_POS_NOPE, 1, 16, 45, plain);
+        test_attention_case(LCG_ROW_TOPK, -4.0, LCG_POS_NOPE, 0, 8, 70, plain);
+        att_quant = 0;
+    }
+    for (int r = 0; r < 4; r++) {
+        test_attention_case(orows[r], oalphas[r], LCG_POS_NAPE, 1, 8, 300, 0);   /* past 256 keys */
+        test_attention_case(orows[r], oalphas[r], LCG_POS_ALIBI, 1, 6, 40, 0);   /* split heads */
+        test_attention_case(orows[r], oalphas[r], LCG_POS_NAPE, 1, 64, 100, 0);  /* fused, D 64 */
+        test_attention_case(orows[r], oalphas[r], LCG_POS_NAPE, 1, 32, 128, 0);  /* fused, largest T */
+    }
 }
 
 static void test_lenscale(void) {
@@ -413,21 +445,22 @@ static void test_model_case(int norm, int pos, double alpha) {
     model_free(&cm);
 }
 
-/* the normalizers the device kernels implement (topk, stick-break, adaptive-softmax: CPU only;
- * the cuda backend refuses them) */
-static int on_gpu(int norm) {
-    int row = lcg_normalizer_at(norm)->row;
-    return row == LCG_ROW_SOFTMAX || row == LCG_ROW_ENTMAX || row == LCG_ROW_SPARSEMAX;
-}
+/* the normalizers the device kernels implement: all of the registry's (the cuda backend refuses
+ * a row function added there until gpu_kernels.cu has it: cuda_supports) */
+static int on_gpu(int norm) { return lcg_normalizer_at(norm)->row <= LCG_ROW_ADAPTIVE; }
 
 static void test_model(void) {
     for (int norm = 0; norm < LCG_NORM_COUNT; norm++)
         for (int pos = 0; on_gpu(norm) && pos < LCG_POS_COUNT; pos++)
             test_model_case(norm, pos, lcg_normalizer_at(norm)->alpha_def);
     test_model_case(LCG_NORM_ENTMAX, LCG_POS_NAPE, 1.25);
+    test_model_case(LCG_NORM_TOPK, LCG_POS_NAPE, -4.0); /* div-2 */
     gk_attention_fused = 0; /* the cuBLAS attention path in the whole model */
     test_model_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 1.5);
     test_model_case(LCG_NORM_SOFTMAX, LCG_POS_ROPE, 1.0);
+    test_model_case(LCG_NORM_TOPK, LCG_POS_ALIBI, 8.0);
+    test_model_case(LCG_NORM_STICK, LCG_POS_NAPE, 1.0);
+    test_model_case(LCG_NORM_ADAPTIVE, LCG_POS_ALIBI, 1.0);
     gk_attention_fused = 1;
     test_model_case(LCG_NORM_ASENTMAX, LCG_POS_ROPE, 1.75);
 }
@@ -791,6 +824,8 @@ static void test_eval(int quick) {
         }
     test_eval_case(LCG_NORM_ENTMAX, LCG_POS_NAPE, 1.25, 300, 0);
     test_eval_case(LCG_NORM_ASENTMAX, LCG_POS_ROPE, 1.75, 300, 0);
+    test_eval_case(LCG_NORM_TOPK, LCG_POS_NAPE, -4.0, 300, 64); /* div-2: k = max(4, n/2) */
+    test_eval_case(LCG_NORM_TOPK, LCG_POS_ROPE, 1.0, 300, 0);   /* k = 1 */
     gk_eval_compact = 0; /* the entmax threshold over the whole row, the path the compaction skips keys of */
     test_eval_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 1.5, 300, 64);
     test_eval_case(LCG_NORM_SPARSEMAX, LCG_POS_ALIBI, 2.0, 300, 0);
@@ -798,6 +833,9 @@ static void test_eval(int quick) {
     if (quick) return;
     test_eval_case(LCG_NORM_SOFTMAX, LCG_POS_ROPE, 1.0, 16384, 0);
     test_eval_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 1.5, 16384, 0);
+    test_eval_case(LCG_NORM_TOPK, LCG_POS_NAPE, 8.0, 16384, 0);
+    test_eval_case(LCG_NORM_STICK, LCG_POS_ROPE, 1.0, 16384, 0);
+    test_eval_case(LCG_NORM_ADAPTIVE, LCG_POS_ALIBI, 1.0, 16384, 0);
 }
 
 /* ---- the mechanism: relevant-key mass and final representations, GPU vs the CPU prefill ------- */
@@ -962,6 +1000,9 @@ static void test_mech(int quick) {
         }
     test_mech_case(LCG_NORM_SPARSEMAX, LCG_POS_ALIBI, 300, 0, SHAPE_SORT);
     test_mech_case(LCG_NORM_ENTMAX, LCG_POS_NOPE, 300, 0, SHAPE_RECALL);
+    test_mech_case(LCG_NORM_TOPK, LCG_POS_NAPE, 300, 64, SHAPE_COPY);
+    test_mech_case(LCG_NORM_STICK, LCG_POS_ROPE, 300, 0, SHAPE_RECALL);
+    test_mech_case(LCG_NORM_ADAPTIVE, LCG_POS_ALIBI, 45, 0, SHAPE_SORT);
     if (quick) return;
     test_mech_case(LCG_NORM_SOFTMAX, LCG_POS_ROPE, 4096, 0, SHAPE_COPY);
     test_mech_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 4096, 0, SHAPE_RECALL);
@@ -995,6 +1036,9 @@ int main(int argc, char **argv) {
         test_training(LCG_NORM_SOFTMAX, LCG_POS_ROPE);
         test_training(LCG_NORM_ASENTMAX, LCG_POS_NAPE);
         test_training(LCG_NORM_ENTMAX, LCG_POS_ALIBI);
+        test_training(LCG_NORM_TOPK, LCG_POS_ROPE);
+        test_training(LCG_NORM_STICK, LCG_POS_NAPE);
+        test_training(LCG_NORM_ADAPTIVE, LCG_POS_ALIBI);
     }
     printf("worst model gradient rel err %.3e, worst training loss rel err %.3e, worst eval logits rel err %.3e "
            "(%d near-ties), worst mass abs err %.3e, worst collapse abs err %.3e\n", worst_model, worst_train,

@@ -11,6 +11,8 @@
 #     GPU's parameters) on the same run: the same exact match and token accuracy at every
 #     length, eval loss and attention diagnostics within 1e-4 relative (plus the CSV's last digit),
 #     and the mechanism columns (relevant-key mass, collapse) filled and within 1e-4 absolute;
+#   - top-k (div-2), stick-breaking and adaptive-softmax: a repeated GPU run gives the same CSV, and
+#     the GPU's evaluation LCG_GPU_EVAL=cpu's exact match and token accuracy;
 #   - CPU and GPU rows of one configuration are different sweep cells, each skipped once done;
 #   - a non-finite step on the GPU (LCG_TEST_NAN) stops with one line and resumes;
 #   - `sweep --device cuda --gpus 0,0` (two worker processes sharing GPU 0) of a 4-cell grid gives
@@ -146,6 +148,23 @@ set -- $mech
 if [ "${1:-}" = filled ] && python3 -c "import sys; sys.exit(not float('${2:-nan}') <= 1e-4 + 1e-6)"; then
   ok "the mechanism columns of the GPU's evaluation: filled at every length, within 1e-4 of LCG_GPU_EVAL=cpu's (worst $2; layer-1 best-head mass $(col "$d/g1.csv" rel_mass_best_l1 | tr '\n' ' ')vs $(col "$d/ge.csv" rel_mass_best_l1 | tr '\n' ' '))"
 else bad "the mechanism columns of the GPU's evaluation: ${1:-?}, worst abs diff ${2:-?}: mass $(col "$d/g1.csv" rel_mass_best_l1 | tr '\n' ' ')vs $(col "$d/ge.csv" rel_mass_best_l1 | tr '\n' ' '); collapse $(col "$d/g1.csv" collapse | tr '\n' ' ')vs $(col "$d/ge.csv" collapse | tr '\n' ' ')"; fi
+
+# top-k (div-2), stick-breaking, adaptive-softmax on the GPU (their kernels: test_gpu): a repeated
+# run gives the same CSV bits, and the GPU's evaluation the exact match and token accuracy of
+# LCG_GPU_EVAL=cpu's (the CPU prefill with the GPU's parameters) at every length
+for spec in "topk --topk-rule div-2 --pos rope" "stick-break --pos nape" "adaptive-softmax --pos alibi"; do
+  nm=${spec%% *}
+  # shellcheck disable=SC2086
+  "$LCG" run --device cuda $BASE --steps 300 --attn $spec --out "$d/o1.csv" >/dev/null 2>"$d/e" &&
+    "$LCG" run --device cuda $BASE --steps 300 --attn $spec --out "$d/o2.csv" >/dev/null 2>>"$d/e" &&
+    LCG_GPU_EVAL=cpu "$LCG" run --device cuda $BASE --steps 300 --attn $spec --out "$d/o3.csv" >/dev/null 2>>"$d/e" ||
+    bad "--attn $spec on the GPU: $(head -2 "$d/e")"
+  if [ -s "$d/o1.csv" ] && [ "$(strip_csv "$d/o1.csv")" = "$(strip_csv "$d/o2.csv")" ]; then ok "--attn $nm on the GPU: a repeated run gives the same CSV"
+  else bad "--attn $nm on the GPU: a repeated run differs"; fi
+  if [ -s "$d/o1.csv" ] && [ "$(col "$d/o1.csv" exact_match; col "$d/o1.csv" token_acc)" = "$(col "$d/o3.csv" exact_match; col "$d/o3.csv" token_acc)" ]; then
+    ok "--attn $nm: GPU evaluation vs LCG_GPU_EVAL=cpu, the same exact match and token accuracy ($(col "$d/o1.csv" exact_match | tr '\n' ' '))"
+  else bad "--attn $nm: GPU evaluation vs LCG_GPU_EVAL=cpu: $(col "$d/o1.csv" exact_match | tr '\n' ' ')vs $(col "$d/o3.csv" exact_match | tr '\n' ' ')(a near-tie?)"; fi
+done
 
 # the same seed trained on the CPU (informational: fp32 sums in another order)
 "$LCG" run $SMALL --attn asentmax --pos nape --out "$d/cpu.csv" >/dev/null 2>&1 &&
