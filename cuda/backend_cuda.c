@@ -6,7 +6,8 @@
  * the CPU layout, so checkpoints are interchangeable.
  *
  * Evaluation runs on the GPU (gpu_model_eval: the prefill's pass over each whole sequence, O(n)
- * device memory, one sequence at a time, the logits delivered in position order). The mechanism:
+ * device memory, one sequence at a time, the logits delivered in position order), and so does the
+ * greedy continuation (BLEU: gpu_model_extend by one token at a time on the device's cache). The mechanism:
  * the relevant-key mass of the rows the batch's keys name (never attn_row: no whole rows cross to
  * the host), the final representations through hidden. LCG_GPU_EVAL=cpu
  * takes the old path for comparison: a CPU backend (created on the first eval) receives the GPU's
@@ -204,7 +205,7 @@ static void emit_hidden(void *ctx, int pos, const float *x) {
 /* on the GPU, one sequence at a time; LCG_GPU_EVAL=cpu: on the CPU (see the top) */
 static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
     cuda_state *s = cu(b);
-    if (eval_on_cpu() || e->greedy_start) { /* greedy continuation (BLEU) needs the CPU decoder's KV cache */
+    if (eval_on_cpu()) {
         if (!s->cpu) {
             lcg_backend_opts o = {0};
             s->cpu = lcg_backend_cpu.create(&b->cfg, 0, &o);
@@ -221,6 +222,7 @@ static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
         s->ev_logits = LCG_NEW(float, (size_t)e->cap * V);
         s->ev_cap = e->cap;
     }
+    gpu_model_eval_reserve(s->g, e->cap); /* every position, greedy continuations' included */
     for (int q = 0; q < e->n_seqs; q++) {
         if (*e->stop) return -1; /* an interrupted batch is discarded */
         int from = 0, n = e->input(e->ctx, q, s->ev_tok, &from);
@@ -239,6 +241,13 @@ static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
         memset(e->diag[q].sum, 0, sizeof e->diag[q].sum);
         for (int l = 0; l < L; l++)
             for (int k = 0; k < 3; k++) e->diag[q].sum[l][k] = dg[l * 3 + k];
+        /* greedy continuation (BLEU), as the CPU backend: keep n0 rows of the cache, append one
+         * token at a time (a row each, its logits to greedy_next); no diagnostics, no mechanism */
+        int t = -1, pos = e->greedy_start ? e->greedy_start(e->ctx, q, &t) : -1;
+        for (; pos >= 0 && t >= 0; pos++) {
+            gpu_model_extend(s->g, &t, pos, pos + 1, pos, s->ev_logits, NULL, NULL);
+            t = e->greedy_next(e->ctx, q, pos, s->ev_logits);
+        }
     }
     return *e->stop ? -1 : 0;
 }

@@ -1331,8 +1331,9 @@ void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const fl
 __device__ __forceinline__ double softplus_d(double z) { return z > 20 ? z : log1p(exp(z)); }
 __device__ __forceinline__ double sigmoid_d(double z) { return 1.0 / (1.0 + exp(-z)); }
 
+/* row n's position: n % T + pos0 (training: pos0 = 0; evaluation's extend: T = N, pos0 = the first row's) */
 __global__ void lenscale_forward_kernel(float *c, const float *z, gk_lenscale_w w, int kind, int h0, int N, int T,
-                                        int H) {
+                                        int pos0, int H) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * H) return;
     int n = (int)(i / H), h = (int)(i % H), Hs = H - h0;
@@ -1341,7 +1342,7 @@ __global__ void lenscale_forward_kernel(float *c, const float *z, gk_lenscale_w 
         return;
     }
     int k = h - h0;
-    double l = log((double)(n % T) + 2.0), v = 1;
+    double l = log((double)(n % T + pos0) + 2.0), v = 1;
     if (kind == LCG_SCALE_SSMAX) v = w.beta[k] * l;
     else if (kind == LCG_SCALE_LEARN) v = 1.0 + w.beta[k] * pow(l, (double)w.gamma[k]);
     else if (kind == LCG_SCALE_ADAPT) {
@@ -1350,15 +1351,23 @@ __global__ void lenscale_forward_kernel(float *c, const float *z, gk_lenscale_w 
     }
     c[i] = (float)v;
 }
-void gk_lenscale_forward(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N, int T,
-                         int C, int H) {
+static void lenscale_forward(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N,
+                             int T, int pos0, int C, int H) {
     int Hs = H - h0;
     if (kind == LCG_SCALE_ADAPT) {
         gemm_rm(0, 0, N, Hs, C, 1.0f, a, C, 0, w->wb, Hs, 0, 0.0f, z, 2 * Hs, 0, 1);
         gemm_rm(0, 0, N, Hs, C, 1.0f, a, C, 0, w->wg, Hs, 0, 0.0f, z + Hs, 2 * Hs, 0, 1);
     }
-    lenscale_forward_kernel<<<nblocks((size_t)N * H, 128), 128, 0, g_stream>>>(c, z, *w, kind, h0, N, T, H);
+    lenscale_forward_kernel<<<nblocks((size_t)N * H, 128), 128, 0, g_stream>>>(c, z, *w, kind, h0, N, T, pos0, H);
     CK_LAUNCH("lenscale_forward");
+}
+void gk_lenscale_forward(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N, int T,
+                         int C, int H) {
+    lenscale_forward(c, z, a, w, kind, h0, N, T, 0, C, H);
+}
+void gk_lenscale_forward_at(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N,
+                            int pos0, int C, int H) {
+    lenscale_forward(c, z, a, w, kind, h0, N, N, pos0, C, H);
 }
 
 /* dz[n] = (dz_b[Hs] | dz_g[Hs]): the gradients of the two per-head quantities each kind learns

@@ -143,6 +143,10 @@ typedef struct {
 } gk_lenscale_w;
 void gk_lenscale_forward(float *c /* N,H */, float *z /* N,2Hs */, const float *a /* N,C */, const gk_lenscale_w *w,
                          int kind, int h0, int N, int T, int C, int H);
+/* the same for N consecutive positions pos0 .. pos0 + N - 1 of one sequence (row n at position
+ * pos0 + n: evaluation's rows appended to a cache) */
+void gk_lenscale_forward_at(float *c /* N,H */, float *z /* N,2Hs */, const float *a /* N,C */, const gk_lenscale_w *w,
+                            int kind, int h0, int N, int pos0, int C, int H);
 /* da += (adapt only), g += ; dz: N*2Hs floats and part: gk_colsum_parts(N)*2Hs doubles, scratch */
 void gk_lenscale_backward(float *da /* N,C */, gk_lenscale_w *g, float *dz, double *part, const float *dc /* N,H */,
                           const float *z /* N,2Hs */, const float *a /* N,C */, const gk_lenscale_w *w, int kind,
