@@ -202,7 +202,7 @@ static void bench_decode(const arch *a, int norm, int p, int steps) {
     for (int i = 0; i < p; i++) tok[i] = (int)pcg32_below(&r, (uint32_t)a->V);
     float *lg = LCG_NEW(float, (size_t)a->V);
     double dg[LCG_MAX_LAYERS * 3];
-    gpu_model_eval_reserve(m, n);
+    gpu_model_eval_reserve(m, n, 1);
     double tg = 0, tc = 0;
     for (int rep = 0; rep < 2; rep++) { /* the second: warm */
         double t0 = lcg_now();

@@ -88,10 +88,18 @@ void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits
  * gpu_model_eval_reserve first (with n_old > 0 they are an error: one line, exit 1). */
 void gpu_model_extend(gpu_model *m, const int *tok, int n_old, int n_new, int from, float *logits_host,
                       double *diag /* L*3 or NULL */, const gpu_eval_mech *mech);
-/* room for sequences of up to cap positions (evaluation and its extensions); reallocating (cap more
- * than before) empties the cache */
-void gpu_model_eval_reserve(gpu_model *m, int cap);
-/* device bytes gpu_model_eval needs for sequences of up to n tokens */
+/* room for sequences of up to cap positions (evaluation and its extensions) in `slots` caches
+ * (default 1); a larger cap or another number of slots reallocates, emptying every cache */
+void gpu_model_eval_reserve(gpu_model *m, int cap, int slots);
+/* the cache that gpu_model_eval and gpu_model_extend work on from now (0 .. slots-1; default 0) */
+void gpu_model_eval_slot(gpu_model *m, int slot);
+/* greedy decoding of A sequences at once: sequence a appends tok[a] at position pos[a] of cache
+ * slot[a] (distinct slots; 1 <= pos[a] <= its rows, fewer truncates; pos[a] < the capacity), each
+ * row against its own cache's rows 0 .. pos[a] (decode attention: a block per row and head); the
+ * next-token logits of the A rows into logits_host [A, V]. The arithmetic of gpu_model_extend by one
+ * row up to float rounding (other kernels for the scores and p.V). Bad input: one line, exit 1. */
+void gpu_model_decode(gpu_model *m, int A, const int *slot, const int *pos, const int *tok, float *logits_host);
+/* device bytes gpu_model_eval needs for sequences of up to n tokens (one cache) */
 size_t gpu_model_eval_bytes(const lcg_config *cfg, int n);
 
 /* host copies, n_params floats each, in the CPU layout */

@@ -24,6 +24,7 @@
  *
  * Not here: timings (bench_gpu.c), bf16.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
 #include "../model/backend.h"
@@ -981,7 +982,7 @@ static void test_greedy_case(int norm, int pos, int p, int gen) {
     emit_ctx ec = {lc, 0, V};
     decoder_prefill(&d, tok, p, 0, emit_cpu, &ec);
     double dg[LCG_MAX_LAYERS * 3];
-    gpu_model_eval_reserve(gm, n);
+    gpu_model_eval_reserve(gm, n, 1);
     gpu_model_eval(gm, tok, p, 0, lg, dg, NULL);
     const float *c = lc + (size_t)(p - 1) * V, *g = lg + (size_t)(p - 1) * V;
     int same = 0, tie = 0, diff = 0;
@@ -1050,7 +1051,7 @@ static int greedy_next(void *ctx, int s, int pos, const float *logits) {
     return x->n_gen[s] == GREEDY_GEN ? -1 : x->gen[s][k];
 }
 
-static void test_greedy_backend(int norm, int pos) {
+static void test_greedy_backend(int norm, int pos, const char *slots) {
     lcg_config cfg = {.V = 16, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = norm, .pos = pos,
                       .alpha = (float)lcg_normalizer_at(norm)->alpha_def};
     lcg_backend_opts o = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .precision = LCG_PREC_FP32};
@@ -1091,12 +1092,62 @@ static void test_greedy_backend(int norm, int pos) {
     const char *nn = lcg_normalizer_at(norm)->name, *pn = lcg_posenc_at(pos)->name;
     char name[200];
     decode_ties += ties;
-    snprintf(name, sizeof name, "greedy protocol %s %s: cuda backend = cpu backend, 4 sequences x %d tokens (%d equal, "
-             "%d near-ties)", nn, pn, GREEDY_GEN, equal, ties);
+    snprintf(name, sizeof name, "greedy protocol %s %s (LCG_GPU_DECODE_SLOTS=%s): cuda backend = cpu backend, 4 "
+             "sequences x %d tokens (%d equal, %d near-ties)", nn, pn, slots ? slots : "default", GREEDY_GEN, equal, ties);
     check_true(name, diff == 0);
     lcg_free(p), lcg_free(lmem);
     lcg_backend_destroy(bc);
     lcg_backend_destroy(bg);
+}
+
+/* gpu_model_decode (several sequences, a row each per step, each on its own cache) against
+ * gpu_model_extend by one row on one cache: 5 sequences of different prompts, continuations of
+ * different lengths (rows drop out), one truncated, given in reverse slot order; the same tokens
+ * (teacher-forced) on both: every row's logits 1e-5 relative */
+static void test_decode_batch_case(int norm, int pos) {
+    enum { NS = 5 };
+    lcg_model cm;
+    gpu_model *gm = decode_model(&cm, norm, pos, 59);
+    int V = cm.cfg.V, p[NS], n0[NS], nc[NS], cap = 0, tot = 0, mc = 0;
+    for (int q = 0; q < NS; q++) {
+        p[q] = 10 + 7 * q, n0[q] = q == 1 ? p[q] - 2 : p[q], nc[q] = 5 + 4 * q;
+        cap = n0[q] + nc[q] > cap ? n0[q] + nc[q] : cap, tot += nc[q], mc = nc[q] > mc ? nc[q] : mc;
+    }
+    int *tok = LCG_NEW(int, (size_t)NS * cap);
+    for (int i = 0; i < NS * cap; i++) tok[i] = (int)pcg32_below(&rng, (uint32_t)V);
+    float *ref = LCG_NEW(float, (size_t)tot * V), *got = LCG_NEW(float, (size_t)tot * V);
+    float *lg = LCG_NEW(float, (size_t)cap * V), *step = LCG_NEW(float, (size_t)NS * V);
+    double dg[LCG_MAX_LAYERS * 3];
+    gpu_model_eval_reserve(gm, cap, NS);
+    for (int q = 0, o = 0; q < NS; o += nc[q++]) { /* the references, one sequence at a time on cache 0 */
+        const int *t = tok + (size_t)q * cap;
+        gpu_model_eval_slot(gm, 0);
+        gpu_model_eval(gm, t, p[q], 0, lg, dg, NULL);
+        extend_rows(gm, t, n0[q], n0[q] + nc[q], 1, ref + (size_t)o * V, V);
+    }
+    for (int q = 0; q < NS; q++) { /* sequence q's prompt in cache q */
+        gpu_model_eval_slot(gm, q);
+        gpu_model_eval(gm, tok + (size_t)q * cap, p[q], 0, lg, dg, NULL);
+    }
+    for (int k = 0; k < mc; k++) {
+        int A = 0, sl[NS], ps[NS], tk[NS], off[NS];
+        for (int q = NS - 1, o = tot; q >= 0; q--) {
+            o -= nc[q];
+            if (k >= nc[q]) continue;
+            sl[A] = q, ps[A] = n0[q] + k, tk[A] = tok[(size_t)q * cap + n0[q] + k], off[A] = o + k, A++;
+        }
+        gpu_model_decode(gm, A, sl, ps, tk, step);
+        for (int a = 0; a < A; a++) memcpy(got + (size_t)off[a] * V, step + (size_t)a * V, sizeof(float) * V);
+    }
+    char name[200];
+    double e = rel_err(got, ref, (size_t)tot * V);
+    if (!(e <= worst_extend)) worst_extend = e;
+    snprintf(name, sizeof name, "decode %s %s: %d sequences a row each per step vs extend by one (%d rows)",
+             lcg_normalizer_at(norm)->name, lcg_posenc_at(pos)->name, NS, tot);
+    check(name, e, 1e-5);
+    lcg_free(tok), lcg_free(ref), lcg_free(got), lcg_free(lg), lcg_free(step);
+    gpu_model_destroy(gm);
+    model_free(&cm);
 }
 
 static void test_decode(int quick) {
@@ -1107,11 +1158,18 @@ static void test_decode(int quick) {
             test_extend_case(norms[a], poss[q], 70, 1, 0);
             test_extend_case(norms[a], poss[q], 70, 7, 4); /* blocks of rows, several query blocks each */
             test_greedy_case(norms[a], poss[q], 24, 50);
+            test_decode_batch_case(norms[a], poss[q]);
         }
+    test_decode_batch_case(LCG_NORM_ENTMAX, LCG_POS_NOPE);
     test_extend_case(LCG_NORM_ENTMAX, LCG_POS_NOPE, 45, 1, 0);
-    test_greedy_backend(LCG_NORM_SOFTMAX, LCG_POS_ROPE);
-    test_greedy_backend(LCG_NORM_ASENTMAX, LCG_POS_NAPE);
-    test_greedy_backend(LCG_NORM_SSMAX, LCG_POS_ALIBI);
+    const char *slots[] = {NULL, "0", "3"}; /* 4 sequences at once; one at a time; groups of 3 and 1 */
+    for (int k = 0; k < 3; k++) {
+        if (slots[k]) setenv("LCG_GPU_DECODE_SLOTS", slots[k], 1);
+        test_greedy_backend(LCG_NORM_SOFTMAX, LCG_POS_ROPE, slots[k]);
+        test_greedy_backend(LCG_NORM_ASENTMAX, LCG_POS_NAPE, slots[k]);
+        test_greedy_backend(LCG_NORM_SSMAX, LCG_POS_ALIBI, slots[k]);
+        unsetenv("LCG_GPU_DECODE_SLOTS");
+    }
     if (quick) return;
     test_extend_case(LCG_NORM_ASENTMAX, LCG_POS_ROPE, 1500, 1, 0);
 }
