@@ -15,7 +15,8 @@
  *
  * Decoding: `bench_gpu decode [PROMPT [TOKENS]]` (default 256, 200) times greedy decoding on the
  * GPU per token after a prompt (gpu_model_extend by one row, fp32, NAPE) on the copy and mqmtar
- * architectures, softmax and asentmax, and the CPU decoder's decoder_step on one thread.
+ * architectures, softmax and asentmax; then 64 sequences at once (gpu_model_decode, a row each
+ * per step, as the backend's BLEU decoding), and the CPU decoder's decoder_step on one thread.
  *
  * Usage: bench_gpu [steps [ARCH NORM PREC [warmup]]]   (default: 30 timed steps after 3 warm-up
  * steps of every architecture, normalizer and precision; ARCH copy|mqmtar|bench, NORM a normalizer
@@ -220,6 +221,25 @@ static void bench_decode(const arch *a, int norm, int p, int steps) {
                         steps / (t2 - t1));
         tg = (t2 - t1) / steps;
     }
+    /* S sequences at once (the backend's greedy decoding): S prompts, then a row each per step */
+    enum { S = 64 };
+    int slot[S], pos[S], tk[S];
+    float *ls = LCG_NEW(float, (size_t)S * a->V);
+    gpu_model_eval_reserve(m, n, S);
+    for (int q = 0; q < S; q++) {
+        gpu_model_eval_slot(m, q);
+        gpu_model_eval(m, tok, p, p - 1, lg, dg, NULL);
+        slot[q] = q, pos[q] = p, tk[q] = tok[p];
+    }
+    double t4 = lcg_now();
+    for (int i = p; i < n; i++) {
+        gpu_model_decode(m, S, slot, pos, tk, ls);
+        for (int q = 0; q < S; q++) pos[q]++, tk[q] = i + 1 < n ? tok[i + 1] : 0;
+    }
+    double t5 = lcg_now();
+    printf("decode %-6s %-9s prompt %d: gpu %d sequences at once: %.3f ms per step (%.0f tok/s)\n", a->name,
+           lcg_normalizer_at(norm)->name, p, S, 1e3 * (t5 - t4) / steps, (double)S * steps / (t5 - t4));
+    lcg_free(ls);
     lcg_decoder d;
     decoder_init(&d, &cm, n);
     decoder_reset(&d);

@@ -21,6 +21,11 @@
  *             one and several query blocks: relevant-key mass per (row, layer, head) within 1e-5
  *             absolute, the final representations 1e-4 relative, their collapse within 1e-5; a
  *             repeat gives the same bits and the logits are those of an evaluation without it
+ *   decode    greedy decoding: gpu_model_extend's appended rows (one or 7 at a time, and after a
+ *             truncation) against one prefill of the same tokens, gpu_model_decode (several
+ *             sequences, a row each per step) against extend-by-one, 1e-5 relative; 50 greedy tokens
+ *             against the CPU decoder's decoder_step, and the backend's greedy protocol cuda vs cpu
+ *             (every LCG_GPU_DECODE_SLOTS path), token for token (near-ties reported)
  *
  * Not here: timings (bench_gpu.c), bf16.
  */
