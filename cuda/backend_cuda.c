@@ -242,12 +242,13 @@ static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
         s->ev_cap = e->cap;
     }
     int S = e->greedy_start ? decode_slots(&b->cfg, e->cap, e->n_seqs) : 0;
-    if (S > s->dec_cap) {
+    if (S > s->dec_cap || !s->dec_int) {
+        int cap = S > 1 ? S : 1;
         lcg_free(s->dec_int);
         lcg_free(s->dec_logits);
-        s->dec_int = LCG_NEW(int, 4 * (size_t)S);
-        s->dec_logits = LCG_NEW(float, (size_t)S * V);
-        s->dec_cap = S;
+        s->dec_int = LCG_NEW(int, 4 * (size_t)cap);
+        s->dec_logits = LCG_NEW(float, (size_t)cap * V);
+        s->dec_cap = cap;
     }
     int *slot = s->dec_int, *pos = slot + S, *tok = pos + S, *seq = tok + S;
     gpu_model_eval_reserve(s->g, e->cap, S > 0 ? S : 1); /* every position, greedy continuations' included */
