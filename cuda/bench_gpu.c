@@ -216,7 +216,8 @@ static void bench_decode(const arch *a, int norm, int p, int steps) {
             gpu_model_extend(m, &tok[i], i, i + 1, i, lg, NULL, NULL);
         }
         double t2 = lcg_now();
-        if (rep) printf("decode %-6s %-9s prompt %d: gpu prefill %.3f ms, then %.3f ms per token (%d tokens, %.0f tok/s)\n",
+        if (rep) printf("decode %-6s %-9s prompt %d: gpu prefill %.3f ms, then %.3f ms per token (%d tokens, "
+                        "%.0f tok/s)\n",
                         a->name, lcg_normalizer_at(norm)->name, p, 1e3 * (t1 - t0), 1e3 * (t2 - t1) / steps, steps,
                         steps / (t2 - t1));
         tg = (t2 - t1) / steps;

@@ -10,7 +10,7 @@
  * dinp, the length scaling's da and (with acc_dinp) the matmul's dinp accumulate. Reductions run
  * in a fixed order (no atomics): same inputs, same GPU, same build => same bits.
  *
- * Not here: the model's buffer bookkeeping (gpu_model.cu), token-by-token decoding, bf16.
+ * Not here: the model's buffer bookkeeping (gpu_model.cu), bf16.
  */
 #ifndef LCG_GPU_KERNELS_H
 #define LCG_GPU_KERNELS_H

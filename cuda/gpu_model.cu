@@ -9,6 +9,8 @@
  * on the requested rows; its buffers (O(n)) are separate from training's. Every layer's q/k/v rows
  * stay in them (the KV cache), so gpu_model_extend continues the sequence from any earlier row:
  * greedy decoding is an extension by one row at a time (decoder_step's arithmetic, up to rounding).
+ * Several sequences keep caches at once (slots), and gpu_model_decode appends a row to each of them
+ * in one pass (the backend's BLEU decoding).
  *
  * The training step (gpu_model_train_step: forward, backward, the gradient's squared norm) is
  * captured once per sequence length as a CUDA graph and replayed: one launch and one host
@@ -16,7 +18,7 @@
  * Everything in it that changes from batch to batch lives in device memory (tokens, targets,
  * mask, 1 / masked positions), uploaded by the graph's own copies from pinned host buffers.
  *
- * Not here: bf16; batching several sequences' decode steps.
+ * Not here: bf16; a CUDA graph for the decode step.
  */
 #include "gpu_model.h"
 
@@ -728,7 +730,8 @@ void gpu_model_extend(gpu_model *m, const int *tok, int n_old, int n_new, int fr
         float *qkv = m->ev_kv + ((size_t)m->ev_slot * L + l) * lq; /* layer l's rows 0 .. cap-1 */
         gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x, w[LCG_P_LN_IN] + (size_t)l * C, k, C);
         gk_matmul_forward(qkv + (size_t)n_old * 3 * HD, m->ev_ln, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, k, C, 3 * HD);
-        if (c->pos == LCG_POS_ROPE) gk_rope_forward(qkv + (size_t)n_old * 3 * HD, m->ev_cs + (size_t)n_old * D, 1, k, H, D);
+        if (c->pos == LCG_POS_ROPE)
+            gk_rope_forward(qkv + (size_t)n_old * 3 * HD, m->ev_cs + (size_t)n_old * D, 1, k, H, D);
         float *qs = m->scale ? m->ev_qs : NULL;
         if (qs) { /* positions n_old .. n_new-1, at their rows */
             gk_lenscale_w ls = layer_ls(m, w, l);

@@ -7,7 +7,8 @@
  *
  * Training (one step per call as a CUDA graph: gpu_model_train_step), the evaluation of whole
  * sequences (gpu_model_eval, the prefill's arithmetic) and its continuation a few rows or one token at
- * a time on the same cache (gpu_model_extend: greedy decoding). One model per process (the
+ * a time on the same cache (gpu_model_extend: greedy decoding), or a row for each of several
+ * sequences' caches at once (gpu_model_decode). One model per process (the
  * cuBLAS handle and stream are the kernels' module state). Errors from CUDA or cuBLAS print one
  * line and exit 1; gpu_model_create returns NULL with a message when no GPU can be used.
  */

@@ -915,7 +915,9 @@ static int argmax_f(const float *x, int n) {
 }
 
 /* whether the CPU logits' top two (a's argmax and b's) are a near-tie */
-static int near_tie(const float *x, int ja, int jb) { return fabs((double)x[ja] - x[jb]) <= 1e-4 * (fabs(x[ja]) + 1e-3); }
+static int near_tie(const float *x, int ja, int jb) {
+    return fabs((double)x[ja] - x[jb]) <= 1e-4 * (fabs(x[ja]) + 1e-3);
+}
 
 /* a random model with sharp attention (as the eval checks), its CPU twin, and the GPU model */
 static gpu_model *decode_model(lcg_model *cm, int norm, int pos, uint64_t seed) {
@@ -1050,7 +1052,8 @@ static int greedy_start(void *ctx, int s, int *tok) {
 }
 static int greedy_next(void *ctx, int s, int pos, const float *logits) {
     greedy_ctx *x = ctx;
-    if (pos != x->n0[s] + x->n_gen[s] - 1) lcg_die("greedy_next at position %d, want %d", pos, x->n0[s] + x->n_gen[s] - 1);
+    if (pos != x->n0[s] + x->n_gen[s] - 1)
+        lcg_die("greedy_next at position %d, want %d", pos, x->n0[s] + x->n_gen[s] - 1);
     int k = x->n_gen[s]++;
     top_gap(x, s, k, logits);
     return x->n_gen[s] == GREEDY_GEN ? -1 : x->gen[s][k];
@@ -1098,7 +1101,8 @@ static void test_greedy_backend(int norm, int pos, const char *slots) {
     char name[200];
     decode_ties += ties;
     snprintf(name, sizeof name, "greedy protocol %s %s (LCG_GPU_DECODE_SLOTS=%s): cuda backend = cpu backend, 4 "
-             "sequences x %d tokens (%d equal, %d near-ties)", nn, pn, slots ? slots : "default", GREEDY_GEN, equal, ties);
+             "sequences x %d tokens (%d equal, %d near-ties)", nn, pn, slots ? slots : "default", GREEDY_GEN, equal,
+             ties);
     check_true(name, diff == 0);
     lcg_free(p), lcg_free(lmem);
     lcg_backend_destroy(bc);
