@@ -6,7 +6,9 @@
  * the CPU layout, so checkpoints are interchangeable.
  *
  * Evaluation runs on the GPU (gpu_model_eval: the prefill's pass over each whole sequence, O(n)
- * device memory, one sequence at a time, the logits delivered in position order). The mechanism:
+ * device memory, one sequence at a time, the logits delivered in position order), and so does the
+ * greedy continuation (BLEU): up to 64 sequences' caches kept, their next tokens decoded together
+ * (gpu_model_decode), LCG_GPU_DECODE_SLOTS=0 one sequence at a time (gpu_model_extend). The mechanism:
  * the relevant-key mass of the rows the batch's keys name (never attn_row: no whole rows cross to
  * the host), the final representations through hidden. LCG_GPU_EVAL=cpu
  * takes the old path for comparison: a CPU backend (created on the first eval) receives the GPU's
@@ -32,7 +34,21 @@ typedef struct {
     int *ev_tok;       /* evaluation: [ev_cap] input tokens ... */
     float *ev_logits;  /* [ev_cap, V] ... and the logits of the requested positions */
     int ev_cap;
+    int *dec_int;      /* greedy decoding: slot | pos | tok | sequence [dec_cap] each ... */
+    float *dec_logits; /* [dec_cap, V] ... and their logits */
+    int dec_cap;
 } cuda_state;
+
+/* the sequences decoded at once (greedy continuation, BLEU): LCG_GPU_DECODE_SLOTS (default 64; 0:
+ * one sequence at a time by gpu_model_extend), at most n_seqs and 4 GiB of caches */
+static int decode_slots(const lcg_config *cfg, int cap, int n_seqs) {
+    const char *e = getenv("LCG_GPU_DECODE_SLOTS");
+    int S = e ? atoi(e) : 64;
+    size_t per = sizeof(float) * (size_t)cfg->L * cap * 3 * cfg->H * cfg->D, budget = (size_t)4 << 30;
+    if (S > n_seqs) S = n_seqs;
+    if (S > 1 && (size_t)S * per > budget) S = budget / per > 1 ? (int)(budget / per) : 1;
+    return S < 0 ? 0 : S;
+}
 
 /* LCG_GPU_EVAL=cpu: evaluation on the CPU with the GPU's parameters */
 static int eval_on_cpu(void) {
@@ -96,6 +112,8 @@ static void cuda_destroy(lcg_backend *b) {
     lcg_free(s->fault_keep);
     lcg_free(s->ev_tok);
     lcg_free(s->ev_logits);
+    lcg_free(s->dec_int);
+    lcg_free(s->dec_logits);
     lcg_free(s);
 }
 
@@ -203,10 +221,12 @@ static void emit_hidden(void *ctx, int pos, const float *x) {
     h->e->hidden(h->e->ctx, h->s, pos, x);
 }
 
-/* on the GPU, one sequence at a time; LCG_GPU_EVAL=cpu: on the CPU (see the top) */
+/* on the GPU: each sequence's pass (gpu_model_eval), one at a time; the greedy continuations of up
+ * to S of them (decode_slots) at once, a token each per gpu_model_decode, each on its own cache;
+ * LCG_GPU_EVAL=cpu: on the CPU (see the top) */
 static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
     cuda_state *s = cu(b);
-    if (eval_on_cpu() || e->greedy_start) { /* greedy continuation (BLEU) needs the CPU decoder's KV cache */
+    if (eval_on_cpu()) {
         if (!s->cpu) {
             lcg_backend_opts o = {0};
             s->cpu = lcg_backend_cpu.create(&b->cfg, 0, &o);
@@ -223,24 +243,61 @@ static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
         s->ev_logits = LCG_NEW(float, (size_t)e->cap * V);
         s->ev_cap = e->cap;
     }
-    for (int q = 0; q < e->n_seqs; q++) {
-        if (*e->stop) return -1; /* an interrupted batch is discarded */
-        int from = 0, n = e->input(e->ctx, q, s->ev_tok, &from);
-        double dg[LCG_MAX_LAYERS * 3];
-        if (from < 0) from = 0;
-        /* the mechanism: the mass of the rows the caller names, the final representations */
-        const lcg_eval_keys *k = e->keys ? e->keys(e->ctx, q) : NULL;
-        hidden_emit he = {e, q};
-        gpu_eval_mech mech = {.hidden = e->hidden ? emit_hidden : NULL, .ctx = &he};
-        if (k && k->n_rows > 0)
-            mech.n_rows = k->n_rows, mech.row = k->row, mech.off = k->off, mech.len = k->len, mech.key = k->key,
-            mech.mass = k->mass;
-        gpu_model_eval(s->g, s->ev_tok, n, from, s->ev_logits, dg, &mech);
-        for (int i = from; i < n; i++) e->logits(e->ctx, q, i, s->ev_logits + (size_t)(i - from) * V);
-        e->diag[q].rows = n > from ? (long)(n - from) * b->cfg.H : 0;
-        memset(e->diag[q].sum, 0, sizeof e->diag[q].sum);
-        for (int l = 0; l < L; l++)
-            for (int k = 0; k < 3; k++) e->diag[q].sum[l][k] = dg[l * 3 + k];
+    int S = e->greedy_start ? decode_slots(&b->cfg, e->cap, e->n_seqs) : 0;
+    if (S > s->dec_cap || !s->dec_int) {
+        int cap = S > 1 ? S : 1;
+        lcg_free(s->dec_int);
+        lcg_free(s->dec_logits);
+        s->dec_int = LCG_NEW(int, 4 * (size_t)cap);
+        s->dec_logits = LCG_NEW(float, (size_t)cap * V);
+        s->dec_cap = cap;
+    }
+    int *slot = s->dec_int, *pos = slot + S, *tok = pos + S, *seq = tok + S;
+    gpu_model_eval_reserve(s->g, e->cap, S > 0 ? S : 1); /* every position, greedy continuations' included */
+    for (int g0 = 0; g0 < e->n_seqs; g0 += S > 0 ? S : e->n_seqs) {
+        int g1 = S > 0 && g0 + S < e->n_seqs ? g0 + S : e->n_seqs, A = 0;
+        for (int q = g0; q < g1; q++) {
+            if (*e->stop) return -1; /* an interrupted batch is discarded */
+            int from = 0, n = e->input(e->ctx, q, s->ev_tok, &from);
+            double dg[LCG_MAX_LAYERS * 3];
+            if (from < 0) from = 0;
+            /* the mechanism: the mass of the rows the caller names, the final representations */
+            const lcg_eval_keys *k = e->keys ? e->keys(e->ctx, q) : NULL;
+            hidden_emit he = {e, q};
+            gpu_eval_mech mech = {.hidden = e->hidden ? emit_hidden : NULL, .ctx = &he};
+            if (k && k->n_rows > 0)
+                mech.n_rows = k->n_rows, mech.row = k->row, mech.off = k->off, mech.len = k->len, mech.key = k->key,
+                mech.mass = k->mass;
+            gpu_model_eval_slot(s->g, S > 0 ? q - g0 : 0);
+            gpu_model_eval(s->g, s->ev_tok, n, from, s->ev_logits, dg, &mech);
+            for (int i = from; i < n; i++) e->logits(e->ctx, q, i, s->ev_logits + (size_t)(i - from) * V);
+            e->diag[q].rows = n > from ? (long)(n - from) * b->cfg.H : 0;
+            memset(e->diag[q].sum, 0, sizeof e->diag[q].sum);
+            for (int l = 0; l < L; l++)
+                for (int k = 0; k < 3; k++) e->diag[q].sum[l][k] = dg[l * 3 + k];
+            /* greedy continuation (BLEU), as the CPU backend: keep n0 rows of the cache, append one
+             * token at a time (its logits to greedy_next); no diagnostics, no mechanism */
+            int t = -1, p = e->greedy_start ? e->greedy_start(e->ctx, q, &t) : -1;
+            if (p < 0 || t < 0) continue;
+            if (S > 0) { /* with the group's others, below */
+                slot[A] = q - g0, pos[A] = p, tok[A] = t, seq[A] = q, A++;
+                continue;
+            }
+            for (; t >= 0; p++) { /* LCG_GPU_DECODE_SLOTS=0: this sequence alone, a row at a time */
+                gpu_model_extend(s->g, &t, p, p + 1, p, s->ev_logits, NULL, NULL);
+                t = e->greedy_next(e->ctx, q, p, s->ev_logits);
+            }
+        }
+        while (A > 0) { /* the group's continuations, a token each per step, finished ones dropped */
+            if (*e->stop) return -1;
+            gpu_model_decode(s->g, A, slot, pos, tok, s->dec_logits);
+            int a2 = 0;
+            for (int a = 0; a < A; a++) {
+                int t = e->greedy_next(e->ctx, seq[a], pos[a], s->dec_logits + (size_t)a * V);
+                if (t >= 0) slot[a2] = slot[a], pos[a2] = pos[a] + 1, tok[a2] = t, seq[a2] = seq[a], a2++;
+            }
+            A = a2;
+        }
     }
     return *e->stop ? -1 : 0;
 }
@@ -249,7 +306,8 @@ static int cuda_eval(lcg_backend *b, const lcg_eval_batch *e) {
 static size_t cuda_eval_bytes(const lcg_config *cfg, int cap, int threads) {
     if (eval_on_cpu()) return lcg_backend_cpu.eval_bytes(cfg, cap, threads);
     return (size_t)cap * (sizeof(int) + sizeof(float) * (size_t)cfg->V + sizeof(double) * 3 * (size_t)cfg->H) +
-           sizeof(float) * 1024 * (size_t)cfg->C; /* gpu_model_eval's chunk of final representations */
+           sizeof(float) * 1024 * (size_t)cfg->C + /* gpu_model_eval's chunk of final representations */
+           (sizeof(float) * (size_t)cfg->V + 4 * sizeof(int)) * 64; /* greedy decoding's rows */
 }
 
 const lcg_backend_ops lcg_backend_cuda = {

@@ -13,6 +13,11 @@
  * each, their final representations), and with `cpu` the CPU's decoder_prefill on every OpenMP
  * thread, and the two logits' relative difference.
  *
+ * Decoding: `bench_gpu decode [PROMPT [TOKENS]]` (default 256, 200) times greedy decoding on the
+ * GPU per token after a prompt (gpu_model_extend by one row, fp32, NAPE) on the copy and mqmtar
+ * architectures, softmax and asentmax; then 64 sequences at once (gpu_model_decode, a row each
+ * per step, as the backend's BLEU decoding), and the CPU decoder's decoder_step on one thread.
+ *
  * Usage: bench_gpu [steps [ARCH NORM PREC [warmup]]]   (default: 30 timed steps after 3 warm-up
  * steps of every architecture, normalizer and precision; ARCH copy|mqmtar|bench, NORM a normalizer
  * name (with NAPE), PREC fp32|tf32: that one alone, e.g. under a profiler)
@@ -182,6 +187,79 @@ static void bench_eval(const arch *a, int n, int norm, int cpu) {
     lcg_free(tok), lcg_free(lg), lcg_free(lc);
 }
 
+/* greedy decoding: a prompt of p random tokens through the GPU prefill, then `steps` tokens one at a
+ * time (gpu_model_extend by one row: the logits of each back on the host, its argmax appended),
+ * per token; the CPU decoder's decoder_step (one thread) on the same model for comparison */
+static void bench_decode(const arch *a, int norm, int p, int steps) {
+    lcg_config cfg = {.V = a->V, .L = a->L, .C = a->C, .H = a->H, .D = a->D, .F = a->F, .norm = norm,
+                      .pos = LCG_POS_NAPE, .alpha = (float)lcg_normalizer_at(norm)->alpha_def};
+    lcg_model cm;
+    model_init(&cm, &cfg, 1);
+    char err[256];
+    gpu_model *m = gpu_model_create(&cfg, cm.params_mem, GPU_FP32, err, sizeof err);
+    if (!m) lcg_die("%s", err);
+    int n = p + steps, *tok = LCG_NEW(int, n);
+    pcg32 r = pcg32_derive(4, "bench", 0);
+    for (int i = 0; i < p; i++) tok[i] = (int)pcg32_below(&r, (uint32_t)a->V);
+    float *lg = LCG_NEW(float, (size_t)a->V);
+    double dg[LCG_MAX_LAYERS * 3];
+    gpu_model_eval_reserve(m, n, 1);
+    double tg = 0, tc = 0;
+    for (int rep = 0; rep < 2; rep++) { /* the second: warm */
+        double t0 = lcg_now();
+        gpu_model_eval(m, tok, p, p - 1, lg, dg, NULL);
+        double t1 = lcg_now();
+        for (int i = p; i < n; i++) {
+            int t = 0;
+            for (int v = 1; v < a->V; v++) t = lg[v] > lg[t] ? v : t;
+            tok[i] = t;
+            gpu_model_extend(m, &tok[i], i, i + 1, i, lg, NULL, NULL);
+        }
+        double t2 = lcg_now();
+        if (rep) printf("decode %-6s %-9s prompt %d: gpu prefill %.3f ms, then %.3f ms per token (%d tokens, "
+                        "%.0f tok/s)\n",
+                        a->name, lcg_normalizer_at(norm)->name, p, 1e3 * (t1 - t0), 1e3 * (t2 - t1) / steps, steps,
+                        steps / (t2 - t1));
+        tg = (t2 - t1) / steps;
+    }
+    /* S sequences at once (the backend's greedy decoding): S prompts, then a row each per step */
+    enum { S = 64 };
+    int slot[S], pos[S], tk[S];
+    float *ls = LCG_NEW(float, (size_t)S * a->V);
+    gpu_model_eval_reserve(m, n, S);
+    for (int q = 0; q < S; q++) {
+        gpu_model_eval_slot(m, q);
+        gpu_model_eval(m, tok, p, p - 1, lg, dg, NULL);
+        slot[q] = q, pos[q] = p, tk[q] = tok[p];
+    }
+    double t4 = lcg_now();
+    for (int i = p; i < n; i++) {
+        gpu_model_decode(m, S, slot, pos, tk, ls);
+        for (int q = 0; q < S; q++) pos[q]++, tk[q] = i + 1 < n ? tok[i + 1] : 0;
+    }
+    double t5 = lcg_now();
+    printf("decode %-6s %-9s prompt %d: gpu %d sequences at once: %.3f ms per step (%.0f tok/s)\n", a->name,
+           lcg_normalizer_at(norm)->name, p, S, 1e3 * (t5 - t4) / steps, (double)S * steps / (t5 - t4));
+    lcg_free(ls);
+    lcg_decoder d;
+    decoder_init(&d, &cm, n);
+    decoder_reset(&d);
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    decoder_prefill(&d, tok, p, p, NULL, NULL);
+    double t3 = lcg_now();
+    for (int i = p; i < n; i++) decoder_step(&d, tok[i], 1);
+    tc = (lcg_now() - t3) / steps;
+    omp_set_num_threads(nt);
+    printf("decode %-6s %-9s prompt %d: cpu decoder_step (1 thread) %.3f ms per token; gpu %.1fx\n", a->name,
+           lcg_normalizer_at(norm)->name, p, 1e3 * tc, tc / tg);
+    fflush(stdout);
+    decoder_free(&d);
+    gpu_model_destroy(m);
+    model_free(&cm);
+    lcg_free(tok), lcg_free(lg);
+}
+
 int main(int argc, char **argv) {
     char why[256];
     if (!gpu_device_usable(why, sizeof why)) {
@@ -196,9 +274,20 @@ int main(int argc, char **argv) {
         bench_eval(&mqmtar, atoi(argv[2]), nz->id, argc > 4 && !strcmp(argv[4], "cpu"));
         return 0;
     }
+    arch copy = {"copy", 36, 2, 256, 16, 16, 1024, 128, 98};
+    if (argc > 1 && !strcmp(argv[1], "decode")) { /* bench_gpu decode [PROMPT [TOKENS]] */
+        int p = argc > 2 ? atoi(argv[2]) : 256, k = argc > 3 ? atoi(argv[3]) : 200;
+        if (p < 1 || k < 1) lcg_die("decode: prompt and tokens must be positive");
+        gk_init(GPU_FP32);
+        printf("device: %s\n", gpu_device_name());
+        bench_decode(&copy, LCG_NORM_SOFTMAX, p, k);
+        bench_decode(&copy, LCG_NORM_ASENTMAX, p, k);
+        bench_decode(&mqmtar, LCG_NORM_SOFTMAX, p, k);
+        bench_decode(&mqmtar, LCG_NORM_ASENTMAX, p, k);
+        return 0;
+    }
     int steps = argc > 1 ? atoi(argv[1]) : 30;
     if (steps < 1) lcg_die("steps must be positive");
-    arch copy = {"copy", 36, 2, 256, 16, 16, 1024, 128, 98};
     arch small = {"bench", 36, 2, 64, 8, 8, 256, 32, 64};
     if (argc > 4) { /* one configuration */
         const arch *a = !strcmp(argv[2], "copy") ? &copy : !strcmp(argv[2], "mqmtar") ? &mqmtar : &small;

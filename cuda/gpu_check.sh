@@ -14,7 +14,8 @@
 # libcsv-dev, elsewhere)
 # eval: the e2e build, then each step under a timeout: test_gpu (the GPU prefill against the CPU's
 # among the rest), cuda/test_gpu_e2e.sh, one mqmtar sample on the GPU and on the CPU
-# (all cores) at 16,384 tokens, on the GPU at 65,536, softmax and asentmax (bench_gpu eval), then the PyTorch peer with torch.compile
+# (all cores) at 16,384 tokens, on the GPU at 65,536, softmax and asentmax (bench_gpu eval), greedy
+# decoding per token (bench_gpu decode), then the PyTorch peer with torch.compile
 # when LCG_TORCH_S (seconds) is set; a summary last (summary.txt)
 set -u
 OUT=${OUT:-/tmp/lcg_gpu_out}
@@ -56,7 +57,7 @@ if [[ $what == e2e || $what == eval ]]; then
     grep -E "^(FAIL|note)|passed|worst|SKIP" "$OUT/test_gpu.log" | tail -30
     grep -E "^(ok|FAIL)   *eval .*(16384|logits)" "$OUT/test_gpu.log" | grep -E "16384|a=1.50 nape n=300|softmax a=1.00 rope n=300" | head -8
     grep -E "^(ok|FAIL)   *mech .*(4096|mass)" "$OUT/test_gpu.log" | head -8
-    step e2e "${LCG_T_E2E:-60}" bash cuda/test_gpu_e2e.sh build/cu/lcgbench
+    step e2e "${LCG_T_E2E:-90}" bash cuda/test_gpu_e2e.sh build/cu/lcgbench
     cat "$OUT/e2e.log"
     echo "cpu: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" | tee -a "$OUT/summary.txt"
     for norm in softmax asentmax; do # the CPU at 16,384 (65,536 took over 65 s on 16 cores)
@@ -67,6 +68,8 @@ if [[ $what == e2e || $what == eval ]]; then
     done
     step eval65536_asentmax_wholerows 30 env LCG_GPU_EVAL_COMPACT=0 build/cu/cuda/bench_gpu eval 65536 asentmax
     cat "$OUT/eval65536_asentmax_wholerows.log" | tee -a "$OUT/summary.txt"
+    step decode "${LCG_T_DECODE:-60}" build/cu/cuda/bench_gpu decode 256 200 # greedy decoding per token
+    grep decode "$OUT/decode.log" | tee -a "$OUT/summary.txt"
     if [ -n "${LCG_TORCH_S:-}" ]; then
       step torch "$LCG_TORCH_S" python3 bench/torch_gpu_peer.py --steps 20
       tail -20 "$OUT/torch.log"

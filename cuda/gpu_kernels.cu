@@ -1661,8 +1661,10 @@ void gk_attention_backward(float *dqkv, float *dqscale, float *scratch, const fl
 __device__ __forceinline__ double softplus_d(double z) { return z > 20 ? z : log1p(exp(z)); }
 __device__ __forceinline__ double sigmoid_d(double z) { return 1.0 / (1.0 + exp(-z)); }
 
+/* row n's position: pos[n] (device) or, pos NULL, n % T + pos0 (training: pos0 = 0; evaluation's
+ * extend: T = N, pos0 = the first row's) */
 __global__ void lenscale_forward_kernel(float *c, const float *z, gk_lenscale_w w, int kind, int h0, int N, int T,
-                                        int H) {
+                                        int pos0, const int *pos, int H) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * H) return;
     int n = (int)(i / H), h = (int)(i % H), Hs = H - h0;
@@ -1671,7 +1673,7 @@ __global__ void lenscale_forward_kernel(float *c, const float *z, gk_lenscale_w 
         return;
     }
     int k = h - h0;
-    double l = log((double)(n % T) + 2.0), v = 1;
+    double l = log((double)(pos ? pos[n] : n % T + pos0) + 2.0), v = 1;
     if (kind == LCG_SCALE_SSMAX) v = w.beta[k] * l;
     else if (kind == LCG_SCALE_LEARN) v = 1.0 + w.beta[k] * pow(l, (double)w.gamma[k]);
     else if (kind == LCG_SCALE_ADAPT) {
@@ -1680,15 +1682,28 @@ __global__ void lenscale_forward_kernel(float *c, const float *z, gk_lenscale_w 
     }
     c[i] = (float)v;
 }
-void gk_lenscale_forward(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N, int T,
-                         int C, int H) {
+static void lenscale_forward(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N,
+                             int T, int pos0, const int *pos, int C, int H) {
     int Hs = H - h0;
     if (kind == LCG_SCALE_ADAPT) {
         gemm_rm(0, 0, N, Hs, C, 1.0f, a, C, 0, w->wb, Hs, 0, 0.0f, z, 2 * Hs, 0, 1);
         gemm_rm(0, 0, N, Hs, C, 1.0f, a, C, 0, w->wg, Hs, 0, 0.0f, z + Hs, 2 * Hs, 0, 1);
     }
-    lenscale_forward_kernel<<<nblocks((size_t)N * H, 128), 128, 0, g_stream>>>(c, z, *w, kind, h0, N, T, H);
+    lenscale_forward_kernel<<<nblocks((size_t)N * H, 128), 128, 0, g_stream>>>(c, z, *w, kind, h0, N, T, pos0, pos,
+                                                                                H);
     CK_LAUNCH("lenscale_forward");
+}
+void gk_lenscale_forward(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N, int T,
+                         int C, int H) {
+    lenscale_forward(c, z, a, w, kind, h0, N, T, 0, NULL, C, H);
+}
+void gk_lenscale_forward_at(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N,
+                            int pos0, int C, int H) {
+    lenscale_forward(c, z, a, w, kind, h0, N, N, pos0, NULL, C, H);
+}
+void gk_lenscale_forward_rows(float *c, float *z, const float *a, const gk_lenscale_w *w, int kind, int h0, int N,
+                              const int *pos, int C, int H) {
+    lenscale_forward(c, z, a, w, kind, h0, N, N, 0, pos, C, H);
 }
 
 /* dz[n] = (dz_b[Hs] | dz_g[Hs]): the gradients of the two per-head quantities each kind learns
@@ -1904,4 +1919,95 @@ void gk_eval_mass(double *mass, const float *scratch, const int *row, const int 
     eval_mass_kernel<<<nblocks((size_t)nr * H, 8), 256, 0, g_stream>>>(mass, scratch, row, off, len, key, a, nr, l, L,
                                                                       i0, R, H, ld);
     CK_LAUNCH("eval_mass");
+}
+
+/* ---- decoding: one new row per sequence, each on its own cache -------------------------------------- */
+/* row a's q/k/v (qkv[a]) to its cache row: RoPE at position pos[a] on the q and k parts (cs: the
+ * table, NULL: none; rope_kernel's arithmetic), v copied */
+__global__ void decode_place_kernel(float *cache, long long slot_stride, const float *qkv, const float *cs,
+                                    const int *slot, const int *pos, int A, int H, int D) {
+    int HD = H * D, half = D / 2;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)A * 3 * HD) return;
+    int a = (int)(i / (3 * HD)), e = (int)(i % (3 * HD)), t = pos[a];
+    const float *x = qkv + (size_t)a * 3 * HD;
+    float *dst = cache + slot[a] * slot_stride + (size_t)t * 3 * HD;
+    if (!cs || e >= 2 * HD) {
+        dst[e] = x[e];
+        return;
+    }
+    int h0 = e / D * D, k = e % D;
+    if (k < half) {
+        float c = cs[(size_t)t * D + k], sk = cs[(size_t)t * D + half + k], x1 = x[h0 + k], x2 = x[h0 + k + half];
+        dst[e] = x1 * c - x2 * sk;
+    } else {
+        k -= half;
+        float c = cs[(size_t)t * D + k], sk = cs[(size_t)t * D + half + k], x1 = x[h0 + k], x2 = x[h0 + k + half];
+        dst[e] = x2 * c + x1 * sk;
+    }
+}
+
+/* a block per (row a, head h): the scores of q (the cache's row pos[a]) against keys 0 .. pos[a] into
+ * S's row, eval_row_kernel's row function on it (warp 0), then p.V: the threads in G = blockDim / D
+ * groups of D, group g summing keys g, g + G, ..., the groups added in order */
+__global__ void decode_attention_kernel(float *out, float *S, float *cand, const float *cache, long long slot_stride,
+                                        const int *slot, const int *pos, const float *qscale, const float *slopes,
+                                        int row, double alpha, int H, int D, int ld, float scale) {
+    extern __shared__ float sh[]; /* q [D], then the groups' sums [G][D] */
+    int a = blockIdx.x / H, h = blockIdx.x % H, t = pos[a], HD = H * D, tid = threadIdx.x, lane = tid % 32;
+    const float *base = cache + slot[a] * slot_stride;
+    float *p = S + (size_t)blockIdx.x * ld, *q = sh, *part = sh + D;
+    for (int e = tid; e < D; e += blockDim.x) q[e] = base[(size_t)t * 3 * HD + h * D + e];
+    __syncthreads();
+    for (int j = tid; j <= t; j += blockDim.x) {
+        const float *k = base + (size_t)j * 3 * HD + HD + h * D;
+        float sc = 0;
+        for (int e = 0; e < D; e++) sc += q[e] * k[e];
+        p[j] = sc;
+    }
+    __syncthreads();
+    if (tid < 32) {
+        float f = qscale ? scale * qscale[(size_t)a * H + h] : scale;
+        if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
+        int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
+        if (row != LCG_ROW_SOFTMAX && cand)
+            eval_row_entmax(p, cand + (size_t)blockIdx.x * ld, f, slopes[h], alpha, mode, t, t + 1, lane);
+        else
+            att_row_forward_plain(p, f, slopes[h], row, alpha, mode, t, t + 1, lane);
+    }
+    __syncthreads();
+    int G = (int)blockDim.x / D, g = tid / D, d = tid % D;
+    if (g < G) {
+        float acc = 0;
+        for (int j = g; j <= t; j += G) {
+            float w = p[j];
+            if (w != 0) acc += w * base[(size_t)j * 3 * HD + 2 * HD + h * D + d];
+        }
+        part[g * D + d] = acc;
+    }
+    __syncthreads();
+    if (tid < D) {
+        float v = 0;
+        for (int k = 0; k < G; k++) v += part[k * D + tid];
+        out[(size_t)a * HD + h * D + tid] = v;
+    }
+}
+
+void gk_decode_place(float *cache, long long slot_stride, const float *qkv, const float *cs, const int *slot,
+                     const int *pos, int A, int H, int D) {
+    size_t n = (size_t)A * 3 * H * D;
+    decode_place_kernel<<<nblocks(n, 256), 256, 0, g_stream>>>(cache, slot_stride, qkv, cs, slot, pos, A, H, D);
+    CK_LAUNCH("decode_place");
+}
+
+void gk_decode_attention(float *out, float *scratch, const float *cache, long long slot_stride, const int *slot,
+                         const int *pos, const float *qscale, const float *slopes, int row, double alpha, int A, int H,
+                         int D, int ld) {
+    int threads = D > 256 ? D : 256, G = threads / D;
+    float *cand = row != LCG_ROW_SOFTMAX && gk_eval_compact ? scratch + (size_t)A * H * ld : NULL;
+    size_t smem = sizeof(float) * ((size_t)D + (size_t)G * D);
+    decode_attention_kernel<<<A * H, threads, smem, g_stream>>>(out, scratch, cand, cache, slot_stride, slot, pos,
+                                                                qscale, slopes, row, alpha, H, D, ld,
+                                                                (float)(1.0 / sqrt((double)D)));
+    CK_LAUNCH("decode_attention");
 }

@@ -10,7 +10,7 @@
  * dinp, the length scaling's da and (with acc_dinp) the matmul's dinp accumulate. Reductions run
  * in a fixed order (no atomics): same inputs, same GPU, same build => same bits.
  *
- * Not here: the model's buffer bookkeeping (gpu_model.cu), token-by-token decoding, bf16.
+ * Not here: the model's buffer bookkeeping (gpu_model.cu), bf16.
  */
 #ifndef LCG_GPU_KERNELS_H
 #define LCG_GPU_KERNELS_H
@@ -140,6 +140,18 @@ void gk_eval_attention(float *out /* n,HD */, double *diag /* (n-r0),H,3 */, flo
 void gk_eval_mass(double *mass /* rows,L,H */, const float *scratch, const int *row, const int *off, const int *len,
                   const int *key, int a, int nr, int l, int L, int i0, int R, int H, int ld);
 
+/* greedy decoding, A sequences at once, one new row each, on caches of slots (slot a's q/k/v rows
+ * [cap][3HD] start at cache + slot[a] * slot_stride; pos[a]: the new row's position, its keys rows
+ * 0 .. pos[a]; slot, pos device). place: the projections qkv [A][3HD] to the caches' rows pos[a],
+ * RoPE'd with table cs (NULL: none). attention: each row's scores through scratch (A,H,ld floats,
+ * twice that for the entmax family, ld >= pos + 1), the row function of gk_eval_attention (qscale
+ * [A][H] or NULL), p.V into out [A][HD] */
+void gk_decode_place(float *cache, long long slot_stride, const float *qkv /* A,3HD */, const float *cs,
+                     const int *slot /* A */, const int *pos /* A */, int A, int H, int D);
+void gk_decode_attention(float *out /* A,HD */, float *scratch, const float *cache, long long slot_stride,
+                         const int *slot /* A */, const int *pos /* A */, const float *qscale /* A,H or NULL */,
+                         const float *slopes /* H */, int row, double alpha, int A, int H, int D, int ld);
+
 /* length scaling (lenscale.c): w points at one layer's tensors (device), NULL where absent.
  * adapt's pre-activations z = a @ [wb | wg] (no biases; GEMMs) are written by the forward and
  * read by the backward (NULL for the other kinds). */
@@ -148,6 +160,13 @@ typedef struct {
 } gk_lenscale_w;
 void gk_lenscale_forward(float *c /* N,H */, float *z /* N,2Hs */, const float *a /* N,C */, const gk_lenscale_w *w,
                          int kind, int h0, int N, int T, int C, int H);
+/* the same for N consecutive positions pos0 .. pos0 + N - 1 of one sequence (row n at position
+ * pos0 + n: evaluation's rows appended to a cache) */
+void gk_lenscale_forward_at(float *c /* N,H */, float *z /* N,2Hs */, const float *a /* N,C */, const gk_lenscale_w *w,
+                            int kind, int h0, int N, int pos0, int C, int H);
+/* the same for N rows at positions pos[N] (device) */
+void gk_lenscale_forward_rows(float *c /* N,H */, float *z /* N,2Hs */, const float *a /* N,C */,
+                              const gk_lenscale_w *w, int kind, int h0, int N, const int *pos, int C, int H);
 /* da += (adapt only), g += ; dz: N*2Hs floats and part: gk_colsum_parts(N)*2Hs doubles, scratch */
 void gk_lenscale_backward(float *da /* N,C */, gk_lenscale_w *g, float *dz, double *part, const float *dc /* N,H */,
                           const float *z /* N,2Hs */, const float *a /* N,C */, const gk_lenscale_w *w, int kind,

@@ -6,7 +6,11 @@
  *
  * Evaluation (gpu_model_eval) is model/prefill.c's pass over one whole sequence: every position's
  * projections and FFN at once, attention by gk_eval_attention's blocks of query rows, the LM head
- * on the requested rows; its buffers (O(n)) are separate from training's.
+ * on the requested rows; its buffers (O(n)) are separate from training's. Every layer's q/k/v rows
+ * stay in them (the KV cache), so gpu_model_extend continues the sequence from any earlier row:
+ * greedy decoding is an extension by one row at a time (decoder_step's arithmetic, up to rounding).
+ * Several sequences keep caches at once (slots), and gpu_model_decode appends a row to each of them
+ * in one pass (the backend's BLEU decoding).
  *
  * The training step (gpu_model_train_step: forward, backward, the gradient's squared norm) is
  * captured once per sequence length as a CUDA graph and replayed: one launch and one host
@@ -14,7 +18,7 @@
  * Everything in it that changes from batch to batch lives in device memory (tokens, targets,
  * mask, 1 / masked positions), uploaded by the graph's own copies from pinned host buffers.
  *
- * Not here: token-by-token decoding, bf16.
+ * Not here: bf16; a CUDA graph for the decode step.
  */
 #include "gpu_model.h"
 
@@ -92,10 +96,10 @@ struct gpu_model {
     double h_sq;                      /* the last train step's squared gradient norm ... */
     int sq_ready;                     /* ... not yet used by gpu_adamw_step */
     /* evaluation: capacity (positions) and one allocation for its buffers */
-    int ev_cap;
+    int ev_cap;                       /* positions of the one-layer scratch and the RoPE table */
     size_t ev_scr_n;                  /* floats of ev_scr */
     float *ev_mem;
-    float *ev_x, *ev_ln, *ev_qkv, *ev_qs, *ev_z, *ev_att, *ev_t1, *ev_t2, *ev_gu, *ev_ff, *ev_logits, *ev_rstd;
+    float *ev_x, *ev_ln, *ev_qs, *ev_z, *ev_att, *ev_t1, *ev_t2, *ev_gu, *ev_ff, *ev_logits, *ev_rstd;
     float *ev_cs, *ev_scr;            /* RoPE table (cap, D), score rows (gk_eval_attention) */
     double *ev_diag;                  /* cap, H, 3 */
     int *ev_tok;                      /* cap */
@@ -105,6 +109,15 @@ struct gpu_model {
     size_t ev_kcap;                   /* ints of ev_kmem */
     double *ev_mass;
     size_t ev_mcap;                   /* doubles of ev_mass */
+    /* the caches (greedy decoding): ev_slots sequences' q/k/v rows, each slots, L, kv_cap (<= ev_cap),
+     * 3HD (a layer's block eval_layer_qkv floats), the rows each holds, the one gpu_model_extend uses */
+    float *ev_kv;
+    int kv_cap, ev_slots, ev_slot, *ev_rows;
+    /* gpu_model_decode's buffers: dec_cap rows (= ev_slots) at capacity dec_for_cap (= kv_cap) */
+    int dec_cap, dec_for_cap;
+    float *dec_mem, *dec_x, *dec_ln, *dec_qkv, *dec_qs, *dec_z, *dec_att, *dec_t1, *dec_t2, *dec_gu, *dec_ff,
+        *dec_logits, *dec_rstd, *dec_scr;
+    int *dec_idx;                     /* slot | pos | tok, dec_cap each */
 };
 
 static void point(float **t, float *mem, const size_t *sizes) {
@@ -188,6 +201,10 @@ void gpu_model_destroy(gpu_model *m) {
     free(m->h_diag);
     gpu_free(m->ev_kmem);
     gpu_free(m->ev_mass);
+    gpu_free(m->ev_kv);
+    free(m->ev_rows);
+    gpu_free(m->dec_mem);
+    gpu_free(m->dec_idx);
     free(m);
 }
 
@@ -568,63 +585,95 @@ void gpu_model_set_grad(gpu_model *m, size_t i, float v) {
 }
 
 /* ---- evaluation ------------------------------------------------------------------------------ */
-/* the float buffers of gpu_model_eval at capacity n (ev_* order); returns their sum */
+/* floats of one layer's q/k/v rows at capacity n (256-byte aligned: each layer's block starts aligned) */
+static size_t eval_layer_qkv(const lcg_config *c, int n) { return ((size_t)n * 3 * c->H * c->D + 63) / 64 * 64; }
+
+/* the float buffers of the evaluation's one-layer scratch at capacity n (ev_* order); returns their sum */
 static size_t eval_sizes(const lcg_config *c, int n, size_t *out) {
     size_t N = (size_t)n, C = (size_t)c->C, H = (size_t)c->H, HD = H * c->D, F = (size_t)c->F, V = (size_t)c->V;
     int R = gk_eval_block_rows(n, c->H);
-    size_t sizes[] = {N * C, N * C, N * 3 * HD, N * H, N * 2 * H, N * HD, N * C, N * C, N * 2 * F, N * F, N * V, N,
-                      N * c->D, (lcg_row_at(lcg_normalizer_at(c->norm)->row)->sparse ? 2 : 1) * H * (size_t)R * gk_eval_ld(n)};
+    size_t sizes[] = {N * C, N * C, N * H, N * 2 * H, N * HD, N * C, N * C, N * 2 * F, N * F, N * V, N, N * c->D,
+                      (lcg_row_at(lcg_normalizer_at(c->norm)->row)->sparse ? 2 : 1) * H * (size_t)R * gk_eval_ld(n)};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += out[i] = (sizes[i] + 63) / 64 * 64;
     return total;
 }
 
+/* plus one cache (every layer's q/k/v rows) */
 size_t gpu_model_eval_bytes(const lcg_config *cfg, int n) {
     size_t sizes[16];
-    return sizeof(float) * eval_sizes(cfg, n, sizes) + (sizeof(double) * 3 * cfg->H + sizeof(int)) * (size_t)n;
+    return sizeof(float) * (eval_sizes(cfg, n, sizes) + (size_t)cfg->L * eval_layer_qkv(cfg, n)) +
+           (sizeof(double) * 3 * cfg->H + sizeof(int)) * (size_t)n;
 }
 
-static void eval_ensure(gpu_model *m, int n) {
-    if (n <= m->ev_cap) return;
+/* capacity (at least) n and exactly `slots` caches; a larger n or another number of slots
+ * reallocates the caches at capacity n, emptying them (so slots x n bound their memory) */
+static void eval_ensure(gpu_model *m, int n, int slots) {
     const lcg_config *c = &m->cfg;
-    size_t sizes[16], total = eval_sizes(c, n, sizes);
-    gpu_free(m->ev_mem);
-    gpu_free(m->ev_tok);
-    gpu_free(m->ev_diag);
-    free(m->h_diag);
-    m->ev_mem = (float *)gpu_malloc(sizeof(float) * total);
-    float **slots[] = {&m->ev_x, &m->ev_ln, &m->ev_qkv, &m->ev_qs, &m->ev_z, &m->ev_att, &m->ev_t1, &m->ev_t2,
-                       &m->ev_gu, &m->ev_ff, &m->ev_logits, &m->ev_rstd, &m->ev_cs, &m->ev_scr};
-    float *p = m->ev_mem;
-    for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) *slots[i] = p, p += sizes[i];
-    m->ev_scr_n = sizes[sizeof slots / sizeof *slots - 1];
-    m->ev_tok = (int *)gpu_malloc(sizeof(int) * n);
-    m->ev_diag = (double *)gpu_malloc(sizeof(double) * 3 * c->H * (size_t)n);
-    m->h_diag = (double *)malloc(sizeof(double) * 3 * c->H * (size_t)n);
-    if (!m->h_diag) {
-        fprintf(stderr, "lcgbench: out of host memory\n");
-        exit(1);
-    }
-    if (c->pos == LCG_POS_ROPE) { /* positions 0 .. n-1 */
-        float *cs = (float *)malloc(sizeof(float) * (size_t)n * c->D);
-        if (!cs) {
+    if (slots < 1) slots = 1;
+    if (n <= m->kv_cap && slots == m->ev_slots) return;
+    if (n > m->ev_cap) {
+        size_t sizes[16], total = eval_sizes(c, n, sizes);
+        gpu_free(m->ev_mem);
+        gpu_free(m->ev_tok);
+        gpu_free(m->ev_diag);
+        free(m->h_diag);
+        m->ev_mem = (float *)gpu_malloc(sizeof(float) * total);
+        float **bufs[] = {&m->ev_x,  &m->ev_ln, &m->ev_qs,     &m->ev_z,    &m->ev_att, &m->ev_t1, &m->ev_t2,
+                          &m->ev_gu, &m->ev_ff, &m->ev_logits, &m->ev_rstd, &m->ev_cs,  &m->ev_scr};
+        float *p = m->ev_mem;
+        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = p, p += sizes[i];
+        m->ev_scr_n = sizes[sizeof bufs / sizeof *bufs - 1];
+        m->ev_tok = (int *)gpu_malloc(sizeof(int) * n);
+        m->ev_diag = (double *)gpu_malloc(sizeof(double) * 3 * c->H * (size_t)n);
+        m->h_diag = (double *)malloc(sizeof(double) * 3 * c->H * (size_t)n);
+        if (!m->h_diag) {
             fprintf(stderr, "lcgbench: out of host memory\n");
             exit(1);
         }
-        gk_rope_table(cs, n, c->D);
-        gpu_upload(m->ev_cs, cs, sizeof(float) * (size_t)n * c->D);
-        free(cs);
+        if (c->pos == LCG_POS_ROPE) { /* positions 0 .. n-1 */
+            float *cs = (float *)malloc(sizeof(float) * (size_t)n * c->D);
+            if (!cs) {
+                fprintf(stderr, "lcgbench: out of host memory\n");
+                exit(1);
+            }
+            gk_rope_table(cs, n, c->D);
+            gpu_upload(m->ev_cs, cs, sizeof(float) * (size_t)n * c->D);
+            free(cs);
+        }
+        m->ev_cap = n;
     }
-    m->ev_cap = n;
+    gpu_free(m->ev_kv);
+    free(m->ev_rows);
+    m->ev_kv = (float *)gpu_malloc(sizeof(float) * (size_t)slots * c->L * eval_layer_qkv(c, n));
+    m->kv_cap = n;
+    m->ev_rows = (int *)calloc((size_t)slots, sizeof(int));
+    if (!m->ev_rows) {
+        fprintf(stderr, "lcgbench: out of host memory\n");
+        exit(1);
+    }
+    m->ev_slots = slots;
+    if (m->ev_slot >= slots) m->ev_slot = 0;
 }
 
-/* uploads mech's rows and keys (checked) into ev_kmem; returns the key lists' extent (0: no rows) */
-static size_t eval_keys_upload(gpu_model *m, const gpu_eval_mech *mech, int n) {
+void gpu_model_eval_reserve(gpu_model *m, int cap, int slots) { eval_ensure(m, cap, slots); }
+
+void gpu_model_eval_slot(gpu_model *m, int slot) {
+    if (slot < 0 || slot >= m->ev_slots) {
+        fprintf(stderr, "lcgbench: evaluation cache %d of %d\n", slot, m->ev_slots);
+        exit(1);
+    }
+    m->ev_slot = slot;
+}
+
+/* uploads mech's rows and keys (checked: rows in [n_old, n)) into ev_kmem; returns the key lists'
+ * extent (0: no rows) */
+static size_t eval_keys_upload(gpu_model *m, const gpu_eval_mech *mech, int n_old, int n) {
     int nr = mech ? mech->n_rows : 0;
     if (nr <= 0) return 0;
     size_t nk = 0;
     for (int r = 0; r < nr; r++) {
-        int ok = mech->row[r] >= 0 && mech->row[r] < n && (r == 0 || mech->row[r] > mech->row[r - 1]) &&
+        int ok = mech->row[r] >= n_old && mech->row[r] < n && (r == 0 || mech->row[r] > mech->row[r - 1]) &&
                  mech->off[r] >= 0 && mech->len[r] >= 1;
         for (int a = 0; ok && a < mech->len[r]; a++) {
             int k = mech->key[mech->off[r] + a];
@@ -656,82 +705,189 @@ static size_t eval_keys_upload(gpu_model *m, const gpu_eval_mech *mech, int n) {
     return nk;
 }
 
-void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits_host, double *diag,
-                    const gpu_eval_mech *mech) {
+/* Rows n_old .. n_new-1 (k of them) against the cache of rows < n_old. Row-indexed by position
+ * (absolute): each layer's q/k/v [L][cap][3HD] (the cache), the query scales, the attention
+ * output, the RoPE table, the tokens; the other buffers hold the k new rows from their start. */
+void gpu_model_extend(gpu_model *m, const int *tok, int n_old, int n_new, int from, float *logits_host, double *diag,
+                      const gpu_eval_mech *mech) {
     const lcg_config *c = &m->cfg;
-    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V;
-    memset(diag, 0, sizeof(double) * 3 * L);
-    if (n <= 0) return;
-    if (from < 0) from = 0;
-    for (int i = 0; i < n; i++)
+    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V, k = n_new - n_old;
+    if (diag) memset(diag, 0, sizeof(double) * 3 * L);
+    int have = m->ev_rows ? m->ev_rows[m->ev_slot] : 0;
+    if (n_old < 0 || n_old > have || k < 0 || (n_old > 0 && n_new > m->kv_cap)) {
+        fprintf(stderr, "lcgbench: evaluation rows %d .. %d past the cache (%d rows of %d)\n", n_old, n_new - 1,
+                have, m->kv_cap);
+        exit(1);
+    }
+    if (k == 0) return;
+    for (int i = 0; i < k; i++)
         if (tok[i] < 0 || tok[i] >= V) {
-            fprintf(stderr, "lcgbench: token %d at position %d outside the vocabulary [0, %d)\n", tok[i], i, V);
+            fprintf(stderr, "lcgbench: token %d at position %d outside the vocabulary [0, %d)\n", tok[i], n_old + i, V);
             exit(1);
         }
-    eval_ensure(m, n);
-    int nr = eval_keys_upload(m, mech, n) ? mech->n_rows : 0; /* rows of interest */
+    eval_ensure(m, n_new, m->ev_slots); /* only at n_old = 0 can it reallocate (emptying the caches) */
+    int r0 = from > n_old ? from : n_old; /* the first row whose logits (diagnostics, hidden) are wanted */
+    int nr = eval_keys_upload(m, mech, n_old, n_new) ? mech->n_rows : 0; /* rows of interest */
     const int *krow = m->ev_kmem, *koff = krow + nr, *klen = koff + nr, *kkey = klen + nr;
     float **w = m->params, *x = m->ev_x;
-    int ld = gk_eval_ld(n), R = gk_eval_block_rows(n, H);
+    int ld = gk_eval_ld(n_new), R = gk_eval_block_rows(n_new, H);
     size_t per_row = (size_t)(lcg_row_at(m->row)->sparse ? 2 : 1) * H * ld; /* scores (and entmax candidates) */
     if ((size_t)R * per_row > m->ev_scr_n) R = (int)(m->ev_scr_n / per_row); /* the blocks the scratch holds */
     double alpha = lcg_row_alpha(lcg_row_at(m->row), m->alpha);
-    gpu_upload(m->ev_tok, tok, sizeof(int) * n);
-    gk_encoder_forward(x, m->ev_tok, w[LCG_P_EMB], n, C);
+    int want_diag = diag && r0 < n_new;
+    gpu_upload(m->ev_tok + n_old, tok, sizeof(int) * k);
+    gk_encoder_forward(x, m->ev_tok + n_old, w[LCG_P_EMB], k, C);
     for (int l = 0; l < L; l++) {
-        gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x, w[LCG_P_LN_IN] + (size_t)l * C, n, C);
-        gk_matmul_forward(m->ev_qkv, m->ev_ln, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, n, C, 3 * HD);
-        if (c->pos == LCG_POS_ROPE) gk_rope_forward(m->ev_qkv, m->ev_cs, 1, n, H, D);
+        size_t lq = eval_layer_qkv(c, m->kv_cap);
+        float *qkv = m->ev_kv + ((size_t)m->ev_slot * L + l) * lq; /* layer l's rows 0 .. cap-1 */
+        gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x, w[LCG_P_LN_IN] + (size_t)l * C, k, C);
+        gk_matmul_forward(qkv + (size_t)n_old * 3 * HD, m->ev_ln, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, k, C, 3 * HD);
+        if (c->pos == LCG_POS_ROPE)
+            gk_rope_forward(qkv + (size_t)n_old * 3 * HD, m->ev_cs + (size_t)n_old * D, 1, k, H, D);
         float *qs = m->scale ? m->ev_qs : NULL;
-        if (qs) { /* positions 0 .. n-1: one "batch row" of n */
+        if (qs) { /* positions n_old .. n_new-1, at their rows */
             gk_lenscale_w ls = layer_ls(m, w, l);
-            gk_lenscale_forward(qs, m->ev_z, m->ev_ln, &ls, m->scale, m->h0, n, n, C, H);
+            gk_lenscale_forward_at(qs + (size_t)n_old * H, m->ev_z, m->ev_ln, &ls, m->scale, m->h0, k, n_old, C, H);
         }
-        for (int i0 = 0, a = 0; i0 < n; i0 += R) {
-            int Rb = n - i0 < R ? n - i0 : R, b = a;
-            gk_eval_attention(m->ev_att, from < n ? m->ev_diag : NULL, m->ev_scr, m->ev_qkv, qs, m->slopes, m->row,
-                              alpha, i0, Rb, from, H, D, ld);
+        for (int i0 = n_old, a = 0; i0 < n_new; i0 += R) {
+            int Rb = n_new - i0 < R ? n_new - i0 : R, b = a;
+            gk_eval_attention(m->ev_att, want_diag ? m->ev_diag : NULL, m->ev_scr, qkv, qs, m->slopes, m->row, alpha,
+                              i0, Rb, r0, H, D, ld);
             while (b < nr && mech->row[b] < i0 + Rb) b++; /* the rows of interest in this block: a .. b-1 */
             gk_eval_mass(m->ev_mass, m->ev_scr, krow, koff, klen, kkey, a, b - a, l, L, i0, Rb, H, ld);
             a = b;
         }
-        gk_matmul_forward(m->ev_t1, m->ev_att, w[LCG_P_WO] + (size_t)l * HD * C, n, HD, C);
-        gk_rmsnorm_forward(m->ev_t2, m->ev_rstd, m->ev_t1, w[LCG_P_LN_PA] + (size_t)l * C, n, C);
-        gk_add(x, x, m->ev_t2, (size_t)n * C);
-        gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x, w[LCG_P_LN_PF] + (size_t)l * C, n, C);
-        gk_matmul_forward(m->ev_gu, m->ev_ln, w[LCG_P_WGU] + (size_t)l * C * 2 * F, n, C, 2 * F);
-        gk_geglu_forward(m->ev_ff, m->ev_gu, n, F);
-        gk_matmul_forward(m->ev_t1, m->ev_ff, w[LCG_P_WDOWN] + (size_t)l * F * C, n, F, C);
-        gk_rmsnorm_forward(m->ev_t2, m->ev_rstd, m->ev_t1, w[LCG_P_LN_PO] + (size_t)l * C, n, C);
-        gk_add(x, x, m->ev_t2, (size_t)n * C);
-        if (from < n) { /* the prefill's order: rows, then heads, into a double per layer */
-            size_t nd = (size_t)(n - from) * H * 3;
+        gk_matmul_forward(m->ev_t1, m->ev_att + (size_t)n_old * HD, w[LCG_P_WO] + (size_t)l * HD * C, k, HD, C);
+        gk_rmsnorm_forward(m->ev_t2, m->ev_rstd, m->ev_t1, w[LCG_P_LN_PA] + (size_t)l * C, k, C);
+        gk_add(x, x, m->ev_t2, (size_t)k * C);
+        gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x, w[LCG_P_LN_PF] + (size_t)l * C, k, C);
+        gk_matmul_forward(m->ev_gu, m->ev_ln, w[LCG_P_WGU] + (size_t)l * C * 2 * F, k, C, 2 * F);
+        gk_geglu_forward(m->ev_ff, m->ev_gu, k, F);
+        gk_matmul_forward(m->ev_t1, m->ev_ff, w[LCG_P_WDOWN] + (size_t)l * F * C, k, F, C);
+        gk_rmsnorm_forward(m->ev_t2, m->ev_rstd, m->ev_t1, w[LCG_P_LN_PO] + (size_t)l * C, k, C);
+        gk_add(x, x, m->ev_t2, (size_t)k * C);
+        if (want_diag) { /* the prefill's order: rows, then heads, into a double per layer */
+            size_t nd = (size_t)(n_new - r0) * H * 3;
             gpu_download(m->h_diag, m->ev_diag, sizeof(double) * nd);
             for (size_t i = 0; i < nd; i += 3)
-                for (int k = 0; k < 3; k++) diag[l * 3 + k] += m->h_diag[i + k];
+                for (int q = 0; q < 3; q++) diag[l * 3 + q] += m->h_diag[i + q];
         }
     }
+    m->ev_rows[m->ev_slot] = n_new;
     if (nr) gpu_download(mech->mass, m->ev_mass, sizeof(double) * nr * L * H);
-    if (from >= n) {
+    if (r0 >= n_new) {
         gpu_sync();
         return;
     }
-    gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x + (size_t)from * C, w[LCG_P_LN_F], n - from, C);
-    gk_matmul_forward(m->ev_logits, m->ev_ln, w[LCG_P_LM], n - from, C, V);
-    gpu_download(logits_host, m->ev_logits, sizeof(float) * (size_t)(n - from) * V);
+    gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x + (size_t)(r0 - n_old) * C, w[LCG_P_LN_F], n_new - r0, C);
+    gk_matmul_forward(m->ev_logits, m->ev_ln, w[LCG_P_LM], n_new - r0, C, V);
+    gpu_download(logits_host, m->ev_logits, sizeof(float) * (size_t)(n_new - r0) * V);
     if (mech && mech->hidden) { /* the LM head's input, in chunks of rows through a host buffer */
         enum { CH = 1024 };
-        int ch = n - from < CH ? n - from : CH;
+        int ch = n_new - r0 < CH ? n_new - r0 : CH;
         float *h = (float *)malloc(sizeof(float) * (size_t)ch * C);
         if (!h) {
             fprintf(stderr, "lcgbench: out of host memory\n");
             exit(1);
         }
-        for (int a = from; a < n; a += ch) {
-            int k = n - a < ch ? n - a : ch;
-            gpu_download(h, m->ev_ln + (size_t)(a - from) * C, sizeof(float) * (size_t)k * C);
-            for (int r = 0; r < k; r++) mech->hidden(mech->ctx, a + r, h + (size_t)r * C);
+        for (int a = r0; a < n_new; a += ch) {
+            int q = n_new - a < ch ? n_new - a : ch;
+            gpu_download(h, m->ev_ln + (size_t)(a - r0) * C, sizeof(float) * (size_t)q * C);
+            for (int r = 0; r < q; r++) mech->hidden(mech->ctx, a + r, h + (size_t)r * C);
         }
         free(h);
     }
+}
+
+void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits_host, double *diag,
+                    const gpu_eval_mech *mech) {
+    memset(diag, 0, sizeof(double) * 3 * m->cfg.L);
+    if (n <= 0) return;
+    gpu_model_extend(m, tok, 0, n, from < 0 ? 0 : from, logits_host, diag, mech);
+}
+
+/* gpu_model_decode's buffers: ev_slots rows at capacity kv_cap */
+static void decode_ensure(gpu_model *m) {
+    if (m->dec_cap == m->ev_slots && m->dec_for_cap == m->kv_cap) return;
+    const lcg_config *c = &m->cfg;
+    size_t A = (size_t)m->ev_slots, C = (size_t)c->C, H = (size_t)c->H, HD = H * c->D, F = (size_t)c->F;
+    size_t sizes[] = {A * C,     A * C, A * 3 * HD, A * H, A * 2 * H, A * HD, A * C,
+                      A * C,     A * 2 * F, A * F, A * (size_t)c->V, A,
+                      (lcg_row_at(m->row)->sparse ? 2 : 1) * A * H * (size_t)gk_eval_ld(m->kv_cap)};
+    float **bufs[] = {&m->dec_x,  &m->dec_ln, &m->dec_qkv, &m->dec_qs,     &m->dec_z,    &m->dec_att, &m->dec_t1,
+                      &m->dec_t2, &m->dec_gu, &m->dec_ff,  &m->dec_logits, &m->dec_rstd, &m->dec_scr};
+    static_assert(sizeof sizes / sizeof *sizes == sizeof bufs / sizeof *bufs, "decode buffers");
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += (sizes[i] + 63) / 64 * 64;
+    gpu_free(m->dec_mem);
+    gpu_free(m->dec_idx);
+    m->dec_mem = (float *)gpu_malloc(sizeof(float) * total);
+    float *p = m->dec_mem;
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) *bufs[i] = p, p += (sizes[i] + 63) / 64 * 64;
+    m->dec_idx = (int *)gpu_malloc(sizeof(int) * 3 * A);
+    m->dec_cap = m->ev_slots;
+    m->dec_for_cap = m->kv_cap;
+}
+
+void gpu_model_decode(gpu_model *m, int A, const int *slot, const int *pos, const int *tok, float *logits_host) {
+    const lcg_config *c = &m->cfg;
+    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V;
+    if (A <= 0) return;
+    if (A > m->ev_slots) {
+        fprintf(stderr, "lcgbench: %d sequences to decode, %d caches\n", A, m->ev_slots);
+        exit(1);
+    }
+    for (int a = 0; a < A; a++) {
+        int s = slot[a], ok = s >= 0 && s < m->ev_slots && pos[a] >= 1 && pos[a] <= m->ev_rows[s] &&
+                              pos[a] < m->kv_cap && tok[a] >= 0 && tok[a] < V;
+        for (int b = 0; ok && b < a; b++) ok = slot[b] != s; /* one row per cache */
+        if (!ok) {
+            fprintf(stderr, "lcgbench: decoding token %d at position %d of cache %d (%d rows of %d)\n", tok[a], pos[a],
+                    s, s >= 0 && s < m->ev_slots ? m->ev_rows[s] : -1, m->kv_cap);
+            exit(1);
+        }
+    }
+    decode_ensure(m);
+    int *h = (int *)malloc(sizeof(int) * 3 * (size_t)A);
+    if (!h) {
+        fprintf(stderr, "lcgbench: out of host memory\n");
+        exit(1);
+    }
+    memcpy(h, slot, sizeof(int) * A);
+    memcpy(h + A, pos, sizeof(int) * A);
+    memcpy(h + 2 * A, tok, sizeof(int) * A);
+    gpu_upload(m->dec_idx, h, sizeof(int) * 3 * A);
+    free(h);
+    const int *d_slot = m->dec_idx, *d_pos = d_slot + A, *d_tok = d_pos + A;
+    float **w = m->params, *x = m->dec_x;
+    size_t lq = eval_layer_qkv(c, m->kv_cap);
+    long long sstride = (long long)(L * lq);
+    double alpha = lcg_row_alpha(lcg_row_at(m->row), m->alpha);
+    gk_encoder_forward(x, d_tok, w[LCG_P_EMB], A, C);
+    for (int l = 0; l < L; l++) {
+        float *kv = m->ev_kv + (size_t)l * lq; /* slot s's layer l at kv + s * sstride */
+        gk_rmsnorm_forward(m->dec_ln, m->dec_rstd, x, w[LCG_P_LN_IN] + (size_t)l * C, A, C);
+        gk_matmul_forward(m->dec_qkv, m->dec_ln, w[LCG_P_WQKV] + (size_t)l * C * 3 * HD, A, C, 3 * HD);
+        gk_decode_place(kv, sstride, m->dec_qkv, c->pos == LCG_POS_ROPE ? m->ev_cs : NULL, d_slot, d_pos, A, H, D);
+        float *qs = m->scale ? m->dec_qs : NULL;
+        if (qs) {
+            gk_lenscale_w ls = layer_ls(m, w, l);
+            gk_lenscale_forward_rows(qs, m->dec_z, m->dec_ln, &ls, m->scale, m->h0, A, d_pos, C, H);
+        }
+        gk_decode_attention(m->dec_att, m->dec_scr, kv, sstride, d_slot, d_pos, qs, m->slopes, m->row, alpha, A, H, D,
+                            gk_eval_ld(m->kv_cap));
+        gk_matmul_forward(m->dec_t1, m->dec_att, w[LCG_P_WO] + (size_t)l * HD * C, A, HD, C);
+        gk_rmsnorm_forward(m->dec_t2, m->dec_rstd, m->dec_t1, w[LCG_P_LN_PA] + (size_t)l * C, A, C);
+        gk_add(x, x, m->dec_t2, (size_t)A * C);
+        gk_rmsnorm_forward(m->dec_ln, m->dec_rstd, x, w[LCG_P_LN_PF] + (size_t)l * C, A, C);
+        gk_matmul_forward(m->dec_gu, m->dec_ln, w[LCG_P_WGU] + (size_t)l * C * 2 * F, A, C, 2 * F);
+        gk_geglu_forward(m->dec_ff, m->dec_gu, A, F);
+        gk_matmul_forward(m->dec_t1, m->dec_ff, w[LCG_P_WDOWN] + (size_t)l * F * C, A, F, C);
+        gk_rmsnorm_forward(m->dec_t2, m->dec_rstd, m->dec_t1, w[LCG_P_LN_PO] + (size_t)l * C, A, C);
+        gk_add(x, x, m->dec_t2, (size_t)A * C);
+    }
+    gk_rmsnorm_forward(m->dec_ln, m->dec_rstd, x, w[LCG_P_LN_F], A, C);
+    gk_matmul_forward(m->dec_logits, m->dec_ln, w[LCG_P_LM], A, C, V);
+    gpu_download(logits_host, m->dec_logits, sizeof(float) * (size_t)A * V);
+    for (int a = 0; a < A; a++) m->ev_rows[slot[a]] = pos[a] + 1;
 }

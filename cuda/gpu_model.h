@@ -5,8 +5,10 @@
  * in the CPU model's exact layout (one float block, tensors in lcg_param enum order), so
  * checkpoints move freely between the two.
  *
- * Training (one step per call as a CUDA graph: gpu_model_train_step), and the evaluation of whole
- * sequences (gpu_model_eval, the prefill's arithmetic); no token-by-token decoding. One model per process (the
+ * Training (one step per call as a CUDA graph: gpu_model_train_step), the evaluation of whole
+ * sequences (gpu_model_eval, the prefill's arithmetic) and its continuation a few rows or one token at
+ * a time on the same cache (gpu_model_extend: greedy decoding), or a row for each of several
+ * sequences' caches at once (gpu_model_decode). One model per process (the
  * cuBLAS handle and stream are the kernels' module state). Errors from CUDA or cuBLAS print one
  * line and exit 1; gpu_model_create returns NULL with a message when no GPU can be used.
  */
@@ -81,7 +83,28 @@ typedef struct {
  * [0, V), rows or keys out of order or range: one-line error, exit 1. */
 void gpu_model_eval(gpu_model *m, const int *tok, int n, int from, float *logits_host, double *diag /* L*3 */,
                     const gpu_eval_mech *mech);
-/* device bytes gpu_model_eval needs for sequences of up to n tokens */
+/* The same pass as an extension of the sequence in the cache: rows n_old .. n_new-1 (tokens tok
+ * [n_new - n_old], host) against every layer's q/k/v of rows 0 .. n_old-1 as the last calls left
+ * them (n_old <= the rows computed so far; fewer truncates), each row at its true position (RoPE,
+ * ALiBi/NAPE, length scales). The logits of rows max(from, n_old) .. n_new-1 into logits_host,
+ * and with diag (L*3, NULL: none) and mech (rows of interest in [n_old, n_new)) as gpu_model_eval
+ * on those rows. gpu_model_eval(tok, n) is gpu_model_extend(tok, 0, n); greedy decoding is then
+ * gpu_model_extend(&t, pos, pos + 1, pos, ...) per token. Positions past the capacity need
+ * gpu_model_eval_reserve first (with n_old > 0 they are an error: one line, exit 1). */
+void gpu_model_extend(gpu_model *m, const int *tok, int n_old, int n_new, int from, float *logits_host,
+                      double *diag /* L*3 or NULL */, const gpu_eval_mech *mech);
+/* room for sequences of up to cap positions (evaluation and its extensions) in `slots` caches
+ * (default 1); a larger cap or another number of slots reallocates, emptying every cache */
+void gpu_model_eval_reserve(gpu_model *m, int cap, int slots);
+/* the cache that gpu_model_eval and gpu_model_extend work on from now (0 .. slots-1; default 0) */
+void gpu_model_eval_slot(gpu_model *m, int slot);
+/* greedy decoding of A sequences at once: sequence a appends tok[a] at position pos[a] of cache
+ * slot[a] (distinct slots; 1 <= pos[a] <= its rows, fewer truncates; pos[a] < the capacity), each
+ * row against its own cache's rows 0 .. pos[a] (decode attention: a block per row and head); the
+ * next-token logits of the A rows into logits_host [A, V]. The arithmetic of gpu_model_extend by one
+ * row up to float rounding (other kernels for the scores and p.V). Bad input: one line, exit 1. */
+void gpu_model_decode(gpu_model *m, int A, const int *slot, const int *pos, const int *tok, float *logits_host);
+/* device bytes gpu_model_eval needs for sequences of up to n tokens (one cache) */
 size_t gpu_model_eval_bytes(const lcg_config *cfg, int n);
 
 /* host copies, n_params floats each, in the CPU layout */

@@ -26,9 +26,15 @@
  *             one and several query blocks: relevant-key mass per (row, layer, head) within 1e-5
  *             absolute, the final representations 1e-4 relative, their collapse within 1e-5; a
  *             repeat gives the same bits and the logits are those of an evaluation without it
+ *   decode    greedy decoding: gpu_model_extend's appended rows (one or 7 at a time, and after a
+ *             truncation) against one prefill of the same tokens, gpu_model_decode (several
+ *             sequences, a row each per step) against extend-by-one, 1e-5 relative; 50 greedy tokens
+ *             against the CPU decoder's decoder_step, and the backend's greedy protocol cuda vs cpu
+ *             (every LCG_GPU_DECODE_SLOTS path), token for token (near-ties reported)
  *
  * Not here: timings (bench_gpu.c), bf16.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "../kernels/kernels.h"
 #include "../kernels/util.h"
 #include "../model/backend.h"
@@ -1008,6 +1014,285 @@ static void test_mech(int quick) {
     test_mech_case(LCG_NORM_ASENTMAX, LCG_POS_NAPE, 4096, 0, SHAPE_RECALL);
 }
 
+/* ---- greedy decoding: gpu_model_extend against the full prefill and the CPU decoder ------------- */
+static double worst_extend = 0;
+static int decode_ties;
+
+static int argmax_f(const float *x, int n) {
+    int j = 0;
+    for (int i = 1; i < n; i++) j = x[i] > x[j] ? i : j;
+    return j;
+}
+
+/* whether the CPU logits' top two (a's argmax and b's) are a near-tie */
+static int near_tie(const float *x, int ja, int jb) {
+    return fabs((double)x[ja] - x[jb]) <= 1e-4 * (fabs(x[ja]) + 1e-3);
+}
+
+/* a random model with sharp attention (as the eval checks), its CPU twin, and the GPU model */
+static gpu_model *decode_model(lcg_model *cm, int norm, int pos, uint64_t seed) {
+    lcg_config cfg = {.V = 16, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = norm, .pos = pos,
+                      .alpha = (float)lcg_normalizer_at(norm)->alpha_def};
+    model_init(cm, &cfg, seed + (uint64_t)norm * 7 + (uint64_t)pos);
+    for (size_t i = 0; i < cm->sizes[LCG_P_WQKV]; i++) cm->params.t[LCG_P_WQKV][i] *= 6.0f;
+    char err[256];
+    gpu_model *gm = gpu_model_create(&cfg, cm->params_mem, GPU_FP32, err, sizeof err);
+    if (!gm) lcg_die("%s", err);
+    return gm;
+}
+
+/* rows n0 .. n-1 appended to a prefill of n0 rows, `step` rows per gpu_model_extend (1: decoding),
+ * into lg [(n - n0), V] */
+static void extend_rows(gpu_model *gm, const int *tok, int n0, int n, int step, float *lg, int V) {
+    double dg[LCG_MAX_LAYERS * 3];
+    for (int i = n0; i < n; i += step) {
+        int k = n - i < step ? n - i : step;
+        gpu_model_extend(gm, tok + i, i, i + k, i, lg + (size_t)(i - n0) * V, i == n0 ? dg : NULL, NULL);
+    }
+}
+
+/* Extend-by-one rows (and blocks of rows) against one prefill of the same tokens, and after a
+ * truncation to n1 (other tokens from there) against the prefill of that sequence: 1e-5 relative */
+static void test_extend_case(int norm, int pos, int n, int step, int rows) {
+    lcg_model cm;
+    gpu_model *gm = decode_model(&cm, norm, pos, 31);
+    int V = cm.cfg.V, n0 = n / 2, n1 = n / 3, *a = LCG_NEW(int, n), *b = LCG_NEW(int, n);
+    for (int i = 0; i < n; i++) a[i] = (int)pcg32_below(&rng, (uint32_t)V);
+    for (int i = 0; i < n; i++) b[i] = i < n1 ? a[i] : (int)pcg32_below(&rng, (uint32_t)V);
+    float *la = LCG_NEW(float, (size_t)n * V), *lb = LCG_NEW(float, (size_t)n * V), *lx = LCG_NEW(float, (size_t)n * V);
+    double dg[LCG_MAX_LAYERS * 3];
+    gk_eval_rows = rows;
+    gpu_model_eval(gm, b, n, 0, lb, dg, NULL);  /* the references: one prefill of each sequence */
+    gpu_model_eval(gm, a, n, 0, la, dg, NULL);
+    gpu_model_eval(gm, a, n0, 0, lx, dg, NULL); /* a's first n0 rows, then the rest appended */
+    extend_rows(gm, a, n0, n, step, lx + (size_t)n0 * V, V);
+    const char *nn = lcg_normalizer_at(norm)->name, *pn = lcg_posenc_at(pos)->name;
+    char name[200];
+    double e1 = rel_err(lx, la, (size_t)n * V);
+    snprintf(name, sizeof name, "extend %s %s n=%d: rows %d.. by %d%s vs one prefill", nn, pn, n, n0, step,
+             rows ? " (blocks of 4)" : "");
+    check(name, e1, 1e-5);
+    extend_rows(gm, b, n1, n, step, lx + (size_t)n1 * V, V); /* truncated to n1: b's tokens from there */
+    double e2 = rel_err(lx + (size_t)n1 * V, lb + (size_t)n1 * V, (size_t)(n - n1) * V);
+    snprintf(name, sizeof name, "extend %s %s n=%d: truncated to %d, other tokens appended", nn, pn, n, n1);
+    check(name, e2, 1e-5);
+    gk_eval_rows = 0;
+    if (!(e1 <= worst_extend)) worst_extend = e1;
+    if (!(e2 <= worst_extend)) worst_extend = e2;
+    lcg_free(a), lcg_free(b), lcg_free(la), lcg_free(lb), lcg_free(lx);
+    gpu_model_destroy(gm);
+    model_free(&cm);
+}
+
+/* a greedy generation of `gen` tokens after a prompt of p, GPU (prefill, then one row at a time)
+ * against the CPU decoder (decoder_prefill, then decoder_step): token for token, except after a
+ * near-tie of the CPU's logits (reported) */
+static void test_greedy_case(int norm, int pos, int p, int gen) {
+    lcg_model cm;
+    gpu_model *gm = decode_model(&cm, norm, pos, 47);
+    int V = cm.cfg.V, n = p + gen, *tok = LCG_NEW(int, n), *tg = LCG_NEW(int, n);
+    for (int i = 0; i < p; i++) tok[i] = tg[i] = (int)pcg32_below(&rng, (uint32_t)V);
+    float *lc = LCG_NEW(float, (size_t)p * V), *lg = LCG_NEW(float, (size_t)p * V);
+    lcg_decoder d;
+    decoder_init(&d, &cm, n);
+    decoder_reset(&d);
+    emit_ctx ec = {lc, 0, V};
+    decoder_prefill(&d, tok, p, 0, emit_cpu, &ec);
+    double dg[LCG_MAX_LAYERS * 3];
+    gpu_model_eval_reserve(gm, n, 1);
+    gpu_model_eval(gm, tok, p, 0, lg, dg, NULL);
+    const float *c = lc + (size_t)(p - 1) * V, *g = lg + (size_t)(p - 1) * V;
+    int same = 0, tie = 0, diff = 0;
+    for (int i = p; i < n; i++) { /* tok: the CPU's generation, tg: the GPU's */
+        int jc = argmax_f(c, V), jg = argmax_f(g, V);
+        if (jc != jg) {
+            near_tie(c, jc, jg) ? tie++ : diff++;
+            break;
+        }
+        same++;
+        tok[i] = tg[i] = jc;
+        if (i == n - 1) break;
+        c = decoder_step(&d, tok[i], 1);
+        gpu_model_extend(gm, &tg[i], i, i + 1, i, lg, NULL, NULL);
+        g = lg;
+    }
+    const char *nn = lcg_normalizer_at(norm)->name, *pn = lcg_posenc_at(pos)->name;
+    char name[200];
+    if (tie) printf("note greedy %s %s: a near-tie after %d tokens; the generations part there\n", nn, pn, same);
+    decode_ties += tie;
+    snprintf(name, sizeof name, "greedy %s %s: %d tokens after %d, GPU = CPU decoder (%d equal%s)", nn, pn, gen, p,
+             same, tie ? ", then a near-tie" : "");
+    check_true(name, diff == 0 && (tie || same == gen));
+    decoder_free(&d);
+    lcg_free(tok), lcg_free(tg), lcg_free(lc), lcg_free(lg);
+    gpu_model_destroy(gm);
+    model_free(&cm);
+}
+
+/* the backend's greedy protocol (lcg_eval_batch greedy_start / greedy_next), cuda vs cpu: several
+ * sequences, kept rows n0 <= the input length (a truncation), 30 tokens each */
+typedef struct {
+    int V, n_in[4], n0[4], gen[4][40], n_gen[4];
+    float *last[4];           /* [V] the logits at position n0 - 1 */
+    float gap[4][40], top[4][40]; /* each generated step's top-two gap and top logit (near-tie check) */
+} greedy_ctx;
+enum { GREEDY_GEN = 30 };
+
+static int greedy_input(void *ctx, int s, int *tok, int *from) {
+    greedy_ctx *x = ctx;
+    pcg32 r = pcg32_derive(77, "greedy", (uint64_t)s); /* the same tokens on both backends */
+    for (int i = 0; i < x->n_in[s]; i++) tok[i] = (int)pcg32_below(&r, (uint32_t)x->V);
+    *from = x->n_in[s] - 4;
+    return x->n_in[s];
+}
+static void greedy_logits(void *ctx, int s, int pos, const float *logits) {
+    greedy_ctx *x = ctx;
+    if (pos == x->n0[s] - 1) memcpy(x->last[s], logits, sizeof(float) * x->V);
+}
+static void top_gap(greedy_ctx *x, int s, int k, const float *l) {
+    int a = argmax_f(l, x->V), b = a == 0 ? 1 : 0;
+    for (int i = 0; i < x->V; i++) b = i != a && l[i] > l[b] ? i : b;
+    x->gen[s][k] = a, x->top[s][k] = l[a], x->gap[s][k] = l[a] - l[b];
+}
+static int greedy_start(void *ctx, int s, int *tok) {
+    greedy_ctx *x = ctx;
+    top_gap(x, s, 0, x->last[s]);
+    *tok = x->gen[s][0], x->n_gen[s] = 1;
+    return x->n0[s];
+}
+static int greedy_next(void *ctx, int s, int pos, const float *logits) {
+    greedy_ctx *x = ctx;
+    if (pos != x->n0[s] + x->n_gen[s] - 1)
+        lcg_die("greedy_next at position %d, want %d", pos, x->n0[s] + x->n_gen[s] - 1);
+    int k = x->n_gen[s]++;
+    top_gap(x, s, k, logits);
+    return x->n_gen[s] == GREEDY_GEN ? -1 : x->gen[s][k];
+}
+
+static void test_greedy_backend(int norm, int pos, const char *slots) {
+    lcg_config cfg = {.V = 16, .L = 2, .C = 32, .H = 4, .D = 8, .F = 40, .norm = norm, .pos = pos,
+                      .alpha = (float)lcg_normalizer_at(norm)->alpha_def};
+    lcg_backend_opts o = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .precision = LCG_PREC_FP32};
+    lcg_backend *bc = lcg_backend_create("cpu", &cfg, 5, &o), *bg = lcg_backend_create("cuda", &cfg, 5, &o);
+    float *p = LCG_NEW(float, bc->n_params);
+    bc->ops->get_params(bc, p);
+    size_t sizes[LCG_N_PARAM_TENSORS], off = 0;
+    lcg_param_sizes(&cfg, sizes);
+    for (int t = 0; t < LCG_P_WQKV; t++) off += sizes[t];
+    for (size_t i = 0; i < sizes[LCG_P_WQKV]; i++) p[off + i] *= 6.0f; /* sharp rows */
+    bc->ops->set_params(bc, p);
+    bg->ops->set_params(bg, p);
+    greedy_ctx xc = {.V = cfg.V}, xg;
+    int cap = 0;
+    for (int s = 0; s < 4; s++) {
+        xc.n_in[s] = 20 + 9 * s, xc.n0[s] = xc.n_in[s] - s % 3; /* keep all, or one or two rows fewer */
+        cap = xc.n0[s] + GREEDY_GEN > cap ? xc.n0[s] + GREEDY_GEN : cap;
+    }
+    xg = xc;
+    float *lmem = LCG_NEW(float, 8 * (size_t)cfg.V);
+    for (int s = 0; s < 4; s++) xc.last[s] = lmem + (size_t)s * cfg.V, xg.last[s] = lmem + (size_t)(4 + s) * cfg.V;
+    lcg_eval_diag dc[4], dgg[4];
+    static const volatile sig_atomic_t no_stop = 0;
+    lcg_eval_batch ec = {.n_seqs = 4, .cap = cap + 1, .input = greedy_input, .logits = greedy_logits, .ctx = &xc,
+                         .greedy_start = greedy_start, .greedy_next = greedy_next, .diag = dc, .stop = &no_stop};
+    lcg_eval_batch eg = ec;
+    eg.ctx = &xg, eg.diag = dgg;
+    bc->ops->eval(bc, &ec);
+    bg->ops->eval(bg, &eg);
+    int equal = 0, ties = 0, diff = 0;
+    for (int s = 0; s < 4; s++) {
+        int k = 0;
+        while (k < xc.n_gen[s] && k < xg.n_gen[s] && xc.gen[s][k] == xg.gen[s][k]) k++;
+        if (k == GREEDY_GEN && xc.n_gen[s] == GREEDY_GEN && xg.n_gen[s] == GREEDY_GEN) equal++;
+        else if (k < xc.n_gen[s] && xc.gap[s][k] <= 1e-4 * (fabs(xc.top[s][k]) + 1e-3)) ties++; /* parted there */
+        else diff++;
+    }
+    const char *nn = lcg_normalizer_at(norm)->name, *pn = lcg_posenc_at(pos)->name;
+    char name[200];
+    decode_ties += ties;
+    snprintf(name, sizeof name, "greedy protocol %s %s (LCG_GPU_DECODE_SLOTS=%s): cuda backend = cpu backend, 4 "
+             "sequences x %d tokens (%d equal, %d near-ties)", nn, pn, slots ? slots : "default", GREEDY_GEN, equal,
+             ties);
+    check_true(name, diff == 0);
+    lcg_free(p), lcg_free(lmem);
+    lcg_backend_destroy(bc);
+    lcg_backend_destroy(bg);
+}
+
+/* gpu_model_decode (several sequences, a row each per step, each on its own cache) against
+ * gpu_model_extend by one row on one cache: 5 sequences of different prompts, continuations of
+ * different lengths (rows drop out), one truncated, given in reverse slot order; the same tokens
+ * (teacher-forced) on both: every row's logits 1e-5 relative */
+static void test_decode_batch_case(int norm, int pos) {
+    enum { NS = 5 };
+    lcg_model cm;
+    gpu_model *gm = decode_model(&cm, norm, pos, 59);
+    int V = cm.cfg.V, p[NS], n0[NS], nc[NS], cap = 0, tot = 0, mc = 0;
+    for (int q = 0; q < NS; q++) {
+        p[q] = 10 + 7 * q, n0[q] = q == 1 ? p[q] - 2 : p[q], nc[q] = 5 + 4 * q;
+        cap = n0[q] + nc[q] > cap ? n0[q] + nc[q] : cap, tot += nc[q], mc = nc[q] > mc ? nc[q] : mc;
+    }
+    int *tok = LCG_NEW(int, (size_t)NS * cap);
+    for (int i = 0; i < NS * cap; i++) tok[i] = (int)pcg32_below(&rng, (uint32_t)V);
+    float *ref = LCG_NEW(float, (size_t)tot * V), *got = LCG_NEW(float, (size_t)tot * V);
+    float *lg = LCG_NEW(float, (size_t)cap * V), *step = LCG_NEW(float, (size_t)NS * V);
+    double dg[LCG_MAX_LAYERS * 3];
+    gpu_model_eval_reserve(gm, cap, NS);
+    for (int q = 0, o = 0; q < NS; o += nc[q++]) { /* the references, one sequence at a time on cache 0 */
+        const int *t = tok + (size_t)q * cap;
+        gpu_model_eval_slot(gm, 0);
+        gpu_model_eval(gm, t, p[q], 0, lg, dg, NULL);
+        extend_rows(gm, t, n0[q], n0[q] + nc[q], 1, ref + (size_t)o * V, V);
+    }
+    for (int q = 0; q < NS; q++) { /* sequence q's prompt in cache q */
+        gpu_model_eval_slot(gm, q);
+        gpu_model_eval(gm, tok + (size_t)q * cap, p[q], 0, lg, dg, NULL);
+    }
+    for (int k = 0; k < mc; k++) {
+        int A = 0, sl[NS], ps[NS], tk[NS], off[NS];
+        for (int q = NS - 1, o = tot; q >= 0; q--) {
+            o -= nc[q];
+            if (k >= nc[q]) continue;
+            sl[A] = q, ps[A] = n0[q] + k, tk[A] = tok[(size_t)q * cap + n0[q] + k], off[A] = o + k, A++;
+        }
+        gpu_model_decode(gm, A, sl, ps, tk, step);
+        for (int a = 0; a < A; a++) memcpy(got + (size_t)off[a] * V, step + (size_t)a * V, sizeof(float) * V);
+    }
+    char name[200];
+    double e = rel_err(got, ref, (size_t)tot * V);
+    if (!(e <= worst_extend)) worst_extend = e;
+    snprintf(name, sizeof name, "decode %s %s: %d sequences a row each per step vs extend by one (%d rows)",
+             lcg_normalizer_at(norm)->name, lcg_posenc_at(pos)->name, NS, tot);
+    check(name, e, 1e-5);
+    lcg_free(tok), lcg_free(ref), lcg_free(got), lcg_free(lg), lcg_free(step);
+    gpu_model_destroy(gm);
+    model_free(&cm);
+}
+
+static void test_decode(int quick) {
+    int norms[] = {LCG_NORM_SOFTMAX, LCG_NORM_ENTMAX, LCG_NORM_ASENTMAX, LCG_NORM_SSMAX, LCG_NORM_SPARSEMAX};
+    int poss[] = {LCG_POS_NAPE, LCG_POS_ROPE, LCG_POS_ALIBI};
+    for (int a = 0; a < 5; a++)
+        for (int q = 0; q < 3; q++) {
+            test_extend_case(norms[a], poss[q], 70, 1, 0);
+            test_extend_case(norms[a], poss[q], 70, 7, 4); /* blocks of rows, several query blocks each */
+            test_greedy_case(norms[a], poss[q], 24, 50);
+            test_decode_batch_case(norms[a], poss[q]);
+        }
+    test_decode_batch_case(LCG_NORM_ENTMAX, LCG_POS_NOPE);
+    test_extend_case(LCG_NORM_ENTMAX, LCG_POS_NOPE, 45, 1, 0);
+    const char *slots[] = {NULL, "0", "3"}; /* 4 sequences at once; one at a time; groups of 3 and 1 */
+    for (int k = 0; k < 3; k++) {
+        if (slots[k]) setenv("LCG_GPU_DECODE_SLOTS", slots[k], 1);
+        test_greedy_backend(LCG_NORM_SOFTMAX, LCG_POS_ROPE, slots[k]);
+        test_greedy_backend(LCG_NORM_ASENTMAX, LCG_POS_NAPE, slots[k]);
+        test_greedy_backend(LCG_NORM_SSMAX, LCG_POS_ALIBI, slots[k]);
+        unsetenv("LCG_GPU_DECODE_SLOTS");
+    }
+    if (quick) return;
+    test_extend_case(LCG_NORM_ASENTMAX, LCG_POS_ROPE, 1500, 1, 0);
+}
+
 int main(int argc, char **argv) {
     char why[256];
     if (!gpu_device_usable(why, sizeof why)) {
@@ -1032,6 +1317,7 @@ int main(int argc, char **argv) {
     test_freeze_token0();
     test_eval(quick);
     test_mech(quick);
+    test_decode(quick);
     if (!quick) {
         test_training(LCG_NORM_SOFTMAX, LCG_POS_ROPE);
         test_training(LCG_NORM_ASENTMAX, LCG_POS_NAPE);
@@ -1041,8 +1327,9 @@ int main(int argc, char **argv) {
         test_training(LCG_NORM_ADAPTIVE, LCG_POS_ALIBI);
     }
     printf("worst model gradient rel err %.3e, worst training loss rel err %.3e, worst eval logits rel err %.3e "
-           "(%d near-ties), worst mass abs err %.3e, worst collapse abs err %.3e\n", worst_model, worst_train,
-           worst_eval, worst_eval_ties, worst_mass, worst_collapse);
+           "(%d near-ties), worst mass abs err %.3e, worst collapse abs err %.3e, worst extend logits rel err %.3e, "
+           "decoding near-ties %d\n", worst_model, worst_train, worst_eval, worst_eval_ties, worst_mass, worst_collapse,
+           worst_extend, decode_ties);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

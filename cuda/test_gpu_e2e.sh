@@ -13,6 +13,8 @@
 #     and the mechanism columns (relevant-key mass, collapse) filled and within 1e-4 absolute;
 #   - top-k (div-2), stick-breaking and adaptive-softmax: a repeated GPU run gives the same CSV, and
 #     the GPU's evaluation LCG_GPU_EVAL=cpu's exact match and token accuracy;
+#   - greedy decoding on the GPU: a sort run with --bleu (and a bleu@64 validation monitor) gives
+#     LCG_GPU_EVAL=cpu's bleu column and validation scores;
 #   - CPU and GPU rows of one configuration are different sweep cells, each skipped once done;
 #   - a non-finite step on the GPU (LCG_TEST_NAN) stops with one line and resumes;
 #   - `sweep --device cuda --gpus 0,0` (two worker processes sharing GPU 0) of a 4-cell grid gives
@@ -165,6 +167,22 @@ for spec in "topk --topk-rule div-2 --pos rope" "stick-break --pos nape" "adapti
     ok "--attn $nm: GPU evaluation vs LCG_GPU_EVAL=cpu, the same exact match and token accuracy ($(col "$d/o1.csv" exact_match | tr '\n' ' '))"
   else bad "--attn $nm: GPU evaluation vs LCG_GPU_EVAL=cpu: $(col "$d/o1.csv" exact_match | tr '\n' ' ')vs $(col "$d/o3.csv" exact_match | tr '\n' ' ')(a near-tie?)"; fi
 done
+
+# greedy decoding on the GPU (BLEU): a sort run with --bleu and a bleu@64 monitor (validation every
+# 50%, the best checkpoint's rows too) against LCG_GPU_EVAL=cpu (the CPU decoder's greedy steps on
+# the GPU's parameters): the same bleu column, the same validation scores in the training curve
+SORT="--task sort --layers 2 --dim 64 --heads 4 --head-dim 16 --ffn 128 --batch 32 --eval-samples 30 --max-len 96
+  --steps 600 --quiet --bleu --val-every 50% --val-lens 64 --val-samples 20 --monitor bleu@64 --select best"
+"$LCG" run --device cuda $SORT --out "$d/sb.csv" --log-csv "$d/sbl.csv" >/dev/null 2>"$d/e" || bad "sort --bleu on the GPU: $(head -2 "$d/e")"
+LCG_GPU_EVAL=cpu "$LCG" run --device cuda $SORT --out "$d/sbc.csv" --log-csv "$d/sblc.csv" >/dev/null 2>"$d/e" ||
+  bad "sort --bleu, LCG_GPU_EVAL=cpu: $(head -2 "$d/e")"
+vb() { python3 -c 'import csv,sys; r=list(csv.reader(open(sys.argv[1]))); i=r[0].index("bleu@64"); print(" ".join(x[i] for x in r[1:] if x[i]))' "$1"; }
+if [ -s "$d/sb.csv" ] && [ -n "$(col "$d/sb.csv" bleu | tr -d '\n')" ] && [ "$(col "$d/sb.csv" bleu)" = "$(col "$d/sbc.csv" bleu)" ] &&
+   [ "$(col "$d/sb.csv" exact_match)" = "$(col "$d/sbc.csv" exact_match)" ] && [ -n "$(vb "$d/sbl.csv")" ] &&
+   [ "$(vb "$d/sbl.csv")" = "$(vb "$d/sblc.csv")" ]
+then ok "sort --bleu: the GPU's greedy decoding gives LCG_GPU_EVAL=cpu's bleu column ($(col "$d/sb.csv" bleu | tr '\n' ' ')) and validation bleu@64 ($(vb "$d/sbl.csv"))"
+else bad "sort --bleu, GPU vs LCG_GPU_EVAL=cpu (a near-tie?): bleu $(col "$d/sb.csv" bleu | tr '\n' ' ')vs $(col "$d/sbc.csv" bleu | tr '\n' ' '); validation $(vb "$d/sbl.csv") vs $(vb "$d/sblc.csv")"; fi
+echo "info: sort --bleu evaluation time per length (wall_eval_s), GPU: $(col "$d/sb.csv" wall_eval_s | tr '\n' ' ')CPU: $(col "$d/sbc.csv" wall_eval_s | tr '\n' ' ')"
 
 # the same seed trained on the CPU (informational: fp32 sums in another order)
 "$LCG" run $SMALL --attn asentmax --pos nape --out "$d/cpu.csv" >/dev/null 2>&1 &&
