@@ -616,7 +616,7 @@ __device__ double ent_warp_tau_mem(const float *x, int nx, double dmx, double al
  * path, the rows the register and fused paths hand over through memory, and evaluation's rows.
  * The CPU's definitions: ties, masks and NaN rows as there; sums in double, in the warp's order
  * (lane-strided, then a butterfly or a scan) instead of the CPU's sequential one. */
-__device__ __forceinline__ int row_is_entmax(int row) { return row == LCG_ROW_ENTMAX || row == LCG_ROW_SPARSEMAX; }
+__host__ __device__ __forceinline__ int row_is_entmax(int row) { return row == LCG_ROW_ENTMAX || row == LCG_ROW_SPARSEMAX; }
 __device__ __forceinline__ int row_needs_s(int row) { return row == LCG_ROW_STICK || row == LCG_ROW_ADAPTIVE; }
 
 /* 1 in every lane if some p[0..n) is NaN */
@@ -1970,7 +1970,7 @@ __global__ void decode_attention_kernel(float *out, float *S, float *cand, const
         float f = qscale ? scale * qscale[(size_t)a * H + h] : scale;
         if (row == LCG_ROW_SPARSEMAX) alpha = 2.0;
         int mode = alpha == 2.0 ? 2 : alpha == 1.5 ? 1 : 0;
-        if (row != LCG_ROW_SOFTMAX && cand)
+        if (row_is_entmax(row) && cand)
             eval_row_entmax(p, cand + (size_t)blockIdx.x * ld, f, slopes[h], alpha, mode, t, t + 1, lane);
         else
             att_row_forward_plain(p, f, slopes[h], row, alpha, mode, t, t + 1, lane);
@@ -2004,7 +2004,7 @@ void gk_decode_attention(float *out, float *scratch, const float *cache, long lo
                          const int *pos, const float *qscale, const float *slopes, int row, double alpha, int A, int H,
                          int D, int ld) {
     int threads = D > 256 ? D : 256, G = threads / D;
-    float *cand = row != LCG_ROW_SOFTMAX && gk_eval_compact ? scratch + (size_t)A * H * ld : NULL;
+    float *cand = row_is_entmax(row) && gk_eval_compact ? scratch + (size_t)A * H * ld : NULL;
     size_t smem = sizeof(float) * ((size_t)D + (size_t)G * D);
     decode_attention_kernel<<<A * H, threads, smem, g_stream>>>(out, scratch, cand, cache, slot_stride, slot, pos,
                                                                 qscale, slopes, row, alpha, H, D, ld,
