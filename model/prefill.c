@@ -105,6 +105,7 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
             tile_row_scores(w->rs, q + (size_t)r * HD, kt, ldk, i + 1, D, i, fr, slope);
             row->eval(w->rp, w->rs, i + 1, alpha);
             if (i >= r0) decoder_diag_add(dg + ((size_t)(i - r0) * H + h) * 3, w->rp, i + 1);
+            if (i >= r0 && d->observe) d->observe(d->observe_ctx, l, h, i, NULL, w->rp, i + 1);
             for (int e = 0; e < D; e++) out[e] = 0;
             for (int j = 0; j <= i; j++) {
                 float p = w->rp[j];

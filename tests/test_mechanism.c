@@ -119,6 +119,36 @@ START_TEST(test_hand_built_mass_is_one) {
 }
 END_TEST
 
+/* the generic rows (top-k, stick-breaking, adaptive-softmax) show their rows to the mass too: the
+ * columns are filled for every answer row; top-k (K 8) keeps the marker, so its head 0 puts mass 1
+ * there (stick-breaking gives the newer keys their share first, adaptive-softmax sharpens) */
+START_TEST(test_generic_rows_mass) {
+    static const struct {
+        int norm;
+        float alpha;
+    } cases[] = {{LCG_NORM_TOPK, 8.0f}, {LCG_NORM_STICK, 1.0f}, {LCG_NORM_ADAPTIVE, 1.0f}};
+    lcg_run_cfg c = marker_cfg(cases[_i].norm, cases[_i].alpha);
+    lcg_backend *b = train_backend_create(&c);
+    hand_build(b);
+    lcg_rung_result r;
+    ck_assert_int_eq(eval_rung(&r, b, &c, 48), 0);
+    int S = eval_rung_samples(&c, 48);
+    int *src = LCG_NEW(int, S * 48), *trg = LCG_NEW(int, S * 48), ns[64], nt[64];
+    eval_make_set(&c, 48, src, ns, trg, nt);
+    long want = 0;
+    for (int s = 0; s < S; s++)
+        for (int j = 0; j < 48; j++)
+            if (src[s * 48 + j] == MK_MARK) want += 48 - j;
+    printf("hand-built %s: mass best %.9f (head %d), mean %.9f over %ld rows\n", lcg_normalizer_at(c.model.norm)->name,
+           r.mass_best[0], r.mass_head[0], r.mass_mean[0], r.mass_rows);
+    ck_assert_int_eq(r.mass_rows, want);
+    ck_assert(r.mass_best[0] > 0 && r.mass_best[0] <= 1 + 1e-6 && r.mass_mean[0] <= r.mass_best[0]);
+    if (cases[_i].norm == LCG_NORM_TOPK) ck_assert_double_eq_tol(r.mass_best[0], 1.0, 1e-6);
+    lcg_free(src), lcg_free(trg);
+    lcg_backend_destroy(b);
+}
+END_TEST
+
 START_TEST(test_answer_positions) {
     const char *names[] = {"copy", "reverse", "sort", "recall", "mqmtar", "flip-flop", "nback", "count"};
     for (int k = 0; k < 8; k++) {
@@ -301,6 +331,7 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_answer_positions);
     tcase_add_loop_test(tc, test_hand_built_mass_is_one, 0, 3);
+    tcase_add_loop_test(tc, test_generic_rows_mass, 0, 3);
     tcase_add_loop_test(tc, test_mass_threads_bitwise, 0, 2);
     tcase_add_loop_test(tc, test_mass_keys_path, 0, 3);
     suite_add_tcase(s, tc);
