@@ -90,7 +90,7 @@ static int sort_answer(const lcg_task_cfg *cfg, const int *src, int n_src, const
 #define IID_TASK(NAME, HELP, MULT, GEN, ANS)                                                  \
     {                                                                                         \
         .name = NAME, .help = HELP, .n_params = 1,                                            \
-        .params = {{"vocab", 32, 2, 1 << 20, 1, "data vocabulary size"}},                     \
+        .params = {{"vocab", 32, 2, 1 << 20, 1, "data vocabulary size", 0}},                     \
         .kind = LCG_TASK_SRC_TRG, .uses_sep = 1, .gen_mult = MULT, .def_len = 48,             \
         .def_vary = 16, .cpu_len = 16, .cpu_vary = 8, .max_token = iid_max_token,             \
         .max_sizes = iid_max_sizes, .validate = iid_validate, .generate = GEN,                \
