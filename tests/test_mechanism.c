@@ -83,6 +83,20 @@ static void hand_build(lcg_backend *b) {
     w[(1 + MK_MARK) * 3 * HD + HD + 0] = 100;   /* k of head 0 = 100 h[1 + marker] */
 }
 
+/* the test set of length 48 (S samples; src [S, 48], lcg_free it) and its answer rows: every
+ * label from the marker on */
+static int *marker_set(const lcg_run_cfg *c, long *rows) {
+    int S = eval_rung_samples(c, 48);
+    int *src = LCG_NEW(int, S * 48), *trg = LCG_NEW(int, S * 48), ns[64], nt[64];
+    eval_make_set(c, 48, src, ns, trg, nt);
+    lcg_free(trg);
+    *rows = 0;
+    for (int s = 0; s < S; s++)
+        for (int j = 0; j < 48; j++)
+            if (src[s * 48 + j] == MK_MARK) *rows += 48 - j;
+    return src;
+}
+
 START_TEST(test_hand_built_mass_is_one) {
     static const struct {
         int norm;
@@ -93,15 +107,9 @@ START_TEST(test_hand_built_mass_is_one) {
     hand_build(b);
     lcg_rung_result r;
     ck_assert_int_eq(eval_rung(&r, b, &c, 48), 0);
-    /* the answer rows: every label from the marker on */
-    int S = eval_rung_samples(&c, 48), ms, mt;
-    int *src = LCG_NEW(int, S * 48), *trg = LCG_NEW(int, S * 48), ns[64], nt[64];
-    eval_make_set(&c, 48, src, ns, trg, nt);
-    long want = 0;
-    for (int s = 0; s < S; s++)
-        for (int j = 0; j < 48; j++)
-            if (src[s * 48 + j] == MK_MARK) want += 48 - j;
-    (void)ms, (void)mt;
+    int S = eval_rung_samples(&c, 48);
+    long want;
+    int *src = marker_set(&c, &want);
     printf("hand-built %s: mass best %.9f (head %d), mean %.9f over %ld rows\n", lcg_normalizer_at(c.model.norm)->name,
            r.mass_best[0], r.mass_head[0], r.mass_mean[0], r.mass_rows);
     ck_assert_int_eq(r.mass_rows, want);
@@ -114,7 +122,7 @@ START_TEST(test_hand_built_mass_is_one) {
             if (src[s * 48 + j] == MK_MARK)
                 for (int t = j; t < 48; t++) uni += 1.0 / (t + 2); /* row of label t: position 1 + t */
     ck_assert_double_eq_tol(r.mass_mean[0], (1.0 + uni / want) / 2, 1e-6);
-    lcg_free(src), lcg_free(trg);
+    lcg_free(src);
     lcg_backend_destroy(b);
 }
 END_TEST
@@ -132,19 +140,13 @@ START_TEST(test_generic_rows_mass) {
     hand_build(b);
     lcg_rung_result r;
     ck_assert_int_eq(eval_rung(&r, b, &c, 48), 0);
-    int S = eval_rung_samples(&c, 48);
-    int *src = LCG_NEW(int, S * 48), *trg = LCG_NEW(int, S * 48), ns[64], nt[64];
-    eval_make_set(&c, 48, src, ns, trg, nt);
-    long want = 0;
-    for (int s = 0; s < S; s++)
-        for (int j = 0; j < 48; j++)
-            if (src[s * 48 + j] == MK_MARK) want += 48 - j;
+    long want;
+    lcg_free(marker_set(&c, &want));
     printf("hand-built %s: mass best %.9f (head %d), mean %.9f over %ld rows\n", lcg_normalizer_at(c.model.norm)->name,
            r.mass_best[0], r.mass_head[0], r.mass_mean[0], r.mass_rows);
     ck_assert_int_eq(r.mass_rows, want);
     ck_assert(r.mass_best[0] > 0 && r.mass_best[0] <= 1 + 1e-6 && r.mass_mean[0] <= r.mass_best[0]);
     if (cases[_i].norm == LCG_NORM_TOPK) ck_assert_double_eq_tol(r.mass_best[0], 1.0, 1e-6);
-    lcg_free(src), lcg_free(trg);
     lcg_backend_destroy(b);
 }
 END_TEST
