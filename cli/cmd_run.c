@@ -78,6 +78,7 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"device", FL_STR, &c->backend, 0, 0, "NAME", "where the model trains: cpu or cuda (a CUDA=1 build) (cpu)", 0, 0},
         {"precision", FL_STR, &nm->precision, 0, 0, "NAME", "GPU matmuls: fp32 or tf32 (fp32; bf16 not yet)", 0, 0},
         {"bleu", FL_BOOL, &c->bleu, 0, 0, NULL, "also score corpus BLEU-4 of the greedy generations per length (on for sort)", 0, 0},
+        {"bleu-max", FL_INT, &c->bleu_max, 1, 1 << 24, "N", "decode for BLEU only at test lengths <= N; longer ones leave bleu empty (every length)", 0, 0},
         {"val-every", FL_STR, &nm->val_every, 0, 0, "N|P%", "validate every N steps (or P% of --steps) during training", 0, 0},
         {"val-lens", FL_STR, &nm->val_lens, 0, 0, "L1,L2,..", "validation lengths (the --monitor's length)", 0, 0},
         {"val-samples", FL_INT, &c->val_samples, 1, 1 << 24, "N", "validation samples per length, their own stream (100)", 0, 0},
@@ -287,7 +288,10 @@ static void parse_validation(run_setup *s, const lcg_task *task) {
     if (c->log_csv && c->load) cli_usage_error(cx, "--log-csv cannot be combined with --load (nothing is trained)");
     if (c->log_csv && (strcmp(c->log_csv, c->out) == 0 || (c->save && strcmp(c->log_csv, c->save) == 0)))
         cli_usage_error(cx, "--log-csv '%s' is also the --out or --save file", c->log_csv);
-    if (!c->val_every) return;
+    if (!c->val_every) {
+        if (c->bleu_max && !c->bleu) cli_usage_error(cx, "--bleu-max: no BLEU to limit (task %s without --bleu)", task->name);
+        return;
+    }
     if (c->load) cli_usage_error(cx, "--val-every cannot be combined with --load (nothing is trained)");
     if (c->data) cli_usage_error(cx, "--val-every: validation with --data is not supported yet (the generator's samples only)");
     if (c->val_every > c->steps) cli_usage_error(cx, "--val-every %ld exceeds --steps %ld: no validation would run", c->val_every, c->steps);
@@ -311,6 +315,7 @@ static void parse_validation(run_setup *s, const lcg_task *task) {
         c->mon_len = (int)L;
     }
     if (c->mon_metric == LCG_MON_BLEU) c->bleu = 1;
+    if (c->bleu_max && !c->bleu) cli_usage_error(cx, "--bleu-max: no BLEU to limit (task %s without --bleu)", task->name);
     if (nm->val_lens) {
         c->n_val_lens = parse_lens(cx, "val-lens", nm->val_lens, c->val_lens);
         int found = 0;
@@ -615,7 +620,8 @@ static int eval_ladder_rows(run_setup *s, lcg_backend *b, int set, lcg_rung_resu
         }
         double lo, hi;
         char bl[32] = "";
-        if (bleu) snprintf(bl, sizeof bl, " %7.2f", 100 * res[i].bleu);
+        if (bleu && res[i].has_bleu) snprintf(bl, sizeof bl, " %7.2f", 100 * res[i].bleu);
+        else if (bleu) snprintf(bl, sizeof bl, " %7s", "-");
         wilson95(res[i].exact, res[i].samples, &lo, &hi);
         printf("%8d %7.4g %8.1f   [%5.1f, %5.1f] %8.1f %9.4f%s %8.2f\n", res[i].len, res[i].factor,
                100.0 * res[i].exact / res[i].samples, 100 * lo, 100 * hi,
@@ -663,7 +669,7 @@ static int run_execute(run_setup *s) {
         struct stat st;
         if (stat(c.ckpt, &st) == 0) {
             if (checkpoint_load(c.ckpt, &s->ck, err, sizeof err) == 0 && strcmp(s->ck.note, note) == 0 &&
-                (s->ck.state_len == LCG_TRAIN_STATE_BYTES || s->ck.state_len == LCG_TRAIN_STATE_BYTES_OLD) &&
+                train_state_size_ok(s->ck.state_len) &&
                 s->ck.step <= c.steps) {
                 c.resume = load = s->load = c.ckpt;
                 fprintf(stderr, "lcgbench %s: continuing from '%s' (step %ld)\n", s->cx->cmd, c.ckpt, s->ck.step);

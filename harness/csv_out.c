@@ -155,6 +155,7 @@ void run_resume_command(const lcg_run_cfg *c, const char *ckpt, char *out, size_
     if (c->precision != LCG_PREC_FP32)
         k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --precision %s", lcg_precision_names[c->precision]);
     if (c->bleu) k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --bleu");
+    if (c->bleu_max) k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --bleu-max %d", c->bleu_max);
     if (c->val_every) {
         k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --val-every %ld --val-samples %d --monitor %s@%d --select %s --val-lens ",
                               c->val_every, c->val_samples, lcg_monitor_names[c->mon_metric], c->mon_len,

@@ -22,7 +22,8 @@
  * whose argmax it then takes; from there the backend continues greedily on its KV cache (the
  * batch's greedy_start/greedy_next), up to the reference's cap, stopping at EOS. The
  * prediction (the generated tokens before the first EOS) is scored against the target as
- * corpus BLEU-4 (bleu.h), summed in sample order.
+ * corpus BLEU-4 (bleu.h), summed in sample order. --bleu-max N decodes only at test lengths
+ * <= N (validation always decodes); exact match needs no decoding, so it is there at every length.
  *
  * Mechanism (test rungs, tasks with answer_pos): each supervised step's answer positions are
  * laid out per sample (consecutive steps with the same positions share them, so the layout is
@@ -399,7 +400,7 @@ static int eval_rung_from(lcg_rung_result *res, lcg_backend *b, const lcg_run_cf
     double t0 = lcg_now();
     char len_s[32];
     snprintf(len_s, sizeof len_s, "%d", len);
-    if (!val) lcg_test_stop_point("eval", len_s);
+    lcg_test_stop_point(val ? "val" : "eval", len_s);
     const lcg_task_cfg *task = &cfg->task;
     int S = val ? cfg->val_samples : eval_rung_samples(cfg, len), ms, mt;
     task->task->max_sizes(task, len, &ms, &mt);
@@ -421,7 +422,7 @@ static int eval_rung_from(lcg_rung_result *res, lcg_backend *b, const lcg_run_cf
         gmax = g > gmax ? g : gmax;
         if (g + ctx[k].r0 + 2 > cap) cap = g + ctx[k].r0 + 2;
     }
-    int bleu = lcg_run_bleu(cfg);
+    int bleu = lcg_run_bleu(cfg) && (val || !cfg->bleu_max || len <= cfg->bleu_max);
     int *gen = bleu ? LCG_NEW(int, (size_t)S * (gmax ? gmax : 1)) : NULL;
     for (int k = 0; bleu && k < S; k++) ctx[k].gen = gen + (size_t)k * (gmax ? gmax : 1);
     lcg_eval_batch batch = {.n_seqs = S, .cap = cap, .input = eval_input, .logits = eval_logits, .ctx = ctx,

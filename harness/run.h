@@ -60,6 +60,7 @@ typedef struct {
     int mon_metric, mon_len;
     const char *log_csv; /* --log-csv: the training curve (step, loss, lr, grad norm, tok/s, scores) */
     int bleu;            /* --bleu: BLEU of greedy generations per rung (on for sort) */
+    int bleu_max;        /* --bleu-max: BLEU only at test lengths <= this (0: every length) */
     long log_every;      /* 0 = automatic */
     int quiet;
 } lcg_run_cfg;
@@ -104,9 +105,18 @@ typedef struct {
     long tail_n;
     long tokens;         /* non-pad training tokens so far */
     double seconds;      /* training wall time so far, summed over resumed processes (0: unknown) */
+    /* a validation due at `step` that a signal cut short: the resumed run does it first, and
+     * writes its curve row with this step's loss, gradient norm and tokens/s */
+    int val_pending;
+    double loss, norm, tok_s;
 } lcg_train_state;
-#define LCG_TRAIN_STATE_BYTES 56
+#define LCG_TRAIN_STATE_BYTES 88
+#define LCG_TRAIN_STATE_BYTES_V2 56  /* before val_pending: resumed as if no validation were due */
 #define LCG_TRAIN_STATE_BYTES_OLD 48 /* before `seconds`: still resumed, with the time unknown */
+/* whether n bytes can be a training state of any version */
+static inline int train_state_size_ok(size_t n) {
+    return n == LCG_TRAIN_STATE_BYTES || n == LCG_TRAIN_STATE_BYTES_V2 || n == LCG_TRAIN_STATE_BYTES_OLD;
+}
 void train_state_pack(const lcg_train_state *st, unsigned char out[LCG_TRAIN_STATE_BYTES]);
 /* 0, or -1 with a message if the bytes are not a training state */
 int train_state_unpack(lcg_train_state *st, const unsigned char *in, size_t n, char *err, size_t err_len);

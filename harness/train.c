@@ -91,15 +91,20 @@ void lcg_catch_stop_signals(void) {
 
 /* ---- the training state in a checkpoint --------------------------------------------------- */
 void train_state_pack(const lcg_train_state *st, unsigned char out[LCG_TRAIN_STATE_BYTES]) {
-    uint64_t v[7] = {(uint64_t)st->step, st->rng.state, st->rng.inc, 0, (uint64_t)st->tail_n, (uint64_t)st->tokens, 0};
+    uint64_t v[11] = {(uint64_t)st->step, st->rng.state, st->rng.inc, 0, (uint64_t)st->tail_n, (uint64_t)st->tokens, 0,
+                      (uint64_t)(st->val_pending != 0)};
     memcpy(&v[3], &st->tail_loss, 8);
     memcpy(&v[6], &st->seconds, 8);
+    memcpy(&v[8], &st->loss, 8);
+    memcpy(&v[9], &st->norm, 8);
+    memcpy(&v[10], &st->tok_s, 8);
+    _Static_assert(sizeof v == LCG_TRAIN_STATE_BYTES, "the training state's size");
     memcpy(out, v, sizeof v);
 }
 
 int train_state_unpack(lcg_train_state *st, const unsigned char *in, size_t n, char *err, size_t err_len) {
-    uint64_t v[7] = {0};
-    if (n != LCG_TRAIN_STATE_BYTES && n != LCG_TRAIN_STATE_BYTES_OLD) {
+    uint64_t v[11] = {0};
+    if (!train_state_size_ok(n)) {
         snprintf(err, err_len, "no training state (it can be evaluated with --load, not resumed)");
         return -1;
     }
@@ -111,6 +116,14 @@ int train_state_unpack(lcg_train_state *st, const unsigned char *in, size_t n, c
     st->tail_n = (long)v[4];
     st->tokens = (long)v[5];
     memcpy(&st->seconds, &v[6], 8);
+    st->val_pending = (int)v[7];
+    memcpy(&st->loss, &v[8], 8);
+    memcpy(&st->norm, &v[9], 8);
+    memcpy(&st->tok_s, &v[10], 8);
+    if (v[7] > 1) {
+        snprintf(err, err_len, "invalid training state");
+        return -1;
+    }
     if (st->step < 0 || st->tail_n < 0 || st->tail_n > st->step || st->tokens < 0 || !(st->rng.inc & 1) ||
         !isfinite(st->tail_loss) || !(st->seconds >= 0 && st->seconds < 1e12)) {
         snprintf(err, err_len, "invalid training state");
@@ -340,6 +353,15 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
     curve_open(&curve, cfg, st.step);
     lcg_rung_result *val = cfg->val_every ? LCG_NEW(lcg_rung_result, cfg->n_val_lens) : NULL;
     int tty = isatty(fileno(stderr)) && !cfg->quiet;
+    int stopped = 0;
+    if (cfg->val_every && st.val_pending) { /* the validation a signal cut short at the checkpoint's step */
+        if (validate(b, cfg, st.step, res, val) != 0) stopped = lcg_stop_signal;
+        else {
+            st.val_pending = 0;
+            double lr = (float)(cfg->lr * lr_cosine(st.step - 1, cfg->warmup, cfg->steps));
+            curve_row(&curve, cfg, st.step, st.loss, lr, st.norm, st.tok_s, val);
+        }
+    }
     long log_every = cfg->log_every > 0 ? cfg->log_every : (cfg->steps >= 10 ? cfg->steps / 10 : 1);
     long tail_from = cfg->steps - (cfg->steps + 9) / 10; /* last 10% of steps */
     double t0 = lcg_now(), last_draw = 0, seconds0 = st.seconds;
@@ -347,9 +369,8 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
     /* the wall time of earlier processes is known unless the state predates `seconds`; then
      * the CSV's wall_train_* describe this process alone */
     int whole = st.step == 0 || seconds0 > 0;
-    int stopped = 0;
 
-    for (long step = st.step; step < cfg->steps; step++) {
+    for (long step = st.step; step < cfg->steps && !stopped; step++) {
         lcg_train_state good = st; /* the state before this step: what a checkpoint keeps */
         if (!cfg->data) batch_fill(&batch, &train_task, &st.rng, cfg->batch, cfg->len, cfg->vary);
         else if (batch_fill_data(&batch, &cfg->task, &data, cfg->batch, err, sizeof err) != 0) lcg_die("%s", err);
@@ -388,19 +409,23 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
             fprintf(stderr, "step %ld/%ld loss %.4f lr %.2e tok/s %.0f eta %s\n", step + 1,
                     cfg->steps, loss, (double)lr, tps, eta);
         }
+        st.loss = loss;
+        st.norm = norm;
+        st.tok_s = tps;
         int do_val = cfg->val_every && st.step % cfg->val_every == 0;
         if (do_val) { /* not training time: the clock skips it */
             double v0 = lcg_now();
             if (tty) fprintf(stderr, "\n");
-            if (validate(b, cfg, st.step, res, val) != 0) do_val = 0; /* a signal: stopped below */
+            if (validate(b, cfg, st.step, res, val) != 0) st.val_pending = 1; /* a signal: stopped below */
             t0 += lcg_now() - v0;
         }
-        if (do_val || (st.step % log_every == 0) || st.step == cfg->steps)
+        /* a cut validation's row is written by the resumed run, which does it */
+        if (!st.val_pending && (do_val || (st.step % log_every == 0) || st.step == cfg->steps))
             curve_row(&curve, cfg, st.step, loss, lr, norm, tps, do_val ? val : NULL);
         char num[32];
         snprintf(num, sizeof num, "%ld", st.step);
         lcg_test_stop_point("step", num);
-        if (lcg_stop_signal && st.step < cfg->steps) {
+        if (lcg_stop_signal && (st.step < cfg->steps || st.val_pending)) {
             stopped = lcg_stop_signal;
             break;
         }

@@ -8,6 +8,8 @@
  *     and appends its rows (checkpoint best, that step) after the last checkpoint's;
  *   - a run killed after its best validation and resumed writes the rows of the run never
  *     interrupted (the best is kept beside the checkpoint);
+ *   - a run whose validation a SIGTERM cuts short validates that step first when resumed: the
+ *     rows and the curve (outside tok_s) of the run never interrupted;
  *   - sort has a bleu column by default; copy only with --bleu.
  * The BLEU of greedy generations against brute-force greedy decoding and the disjointness of
  * the validation and test samples are in test_harness.c.
@@ -15,6 +17,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <signal.h>
 
 #define LCG "./lcgbench"
 #define MODEL "--task copy --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32"
@@ -57,6 +60,8 @@ START_TEST(test_bad_flags) {
         {"--val-samples 5", "--val-samples", "--val-every"},
         {"--monitor exact@16", "--monitor", "--val-every"},
         {"--log-csv", "--log-csv", NULL},
+        {"--bleu-max 16", "--bleu-max", "no BLEU"},
+        {"--bleu --bleu-max 0", "--bleu-max", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         expect_usage(csv, bad[i].need1, bad[i].need2, TINY " --out %s %s", csv, bad[i].args);
@@ -166,6 +171,54 @@ START_TEST(test_resume_keeps_best) {
 }
 END_TEST
 
+/* the curves at a and b: the same steps and values outside tok_s (a wall clock) */
+static void assert_same_curve(const char *a, const char *b) {
+    tu_csv_doc x, y;
+    tu_csv_load(a, &x);
+    tu_csv_load(b, &y);
+    ck_assert_msg(x.rows == y.rows, "%s has %d rows, %s %d", a, x.rows, b, y.rows);
+    int skip = tu_csv_col(&x, "tok_s");
+    for (int r = 0; r < x.rows; r++) {
+        ck_assert_int_eq(x.cols[r], y.cols[r]);
+        for (int c = 0; c < x.cols[r]; c++)
+            if (c != skip || r == 0)
+                ck_assert_msg(strcmp(x.cell[r][c], y.cell[r][c]) == 0, "%s / %s row %d, %s: '%s' vs '%s'", a, b, r,
+                              x.cell[0][c], x.cell[r][c], y.cell[r][c]);
+    }
+    tu_csv_free(&x);
+    tu_csv_free(&y);
+}
+
+/* SIGTERM while validating the step-5 checkpoint (at its second length): the checkpoint says the
+ * validation is due, and the resumed run does it before training on, as if never cut */
+START_TEST(test_resume_cut_validation) {
+    char dir[64], a[128], b[128], ck[128], la[128], lb[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
+    snprintf(la, sizeof la, "%s/ca.csv", dir);
+    snprintf(lb, sizeof lb, "%s/cb.csv", dir);
+    tu_expect_status(&R, 0, LCG " run " TINY " " VAL " --select best --log-csv %s --out %s", la, a);
+    tu_run(&R, "sh -c 'LCG_TEST_STOP_AT=val:32 " LCG " run " TINY " " VAL " --select best --log-csv %s --save %s "
+               "--out %s 2>%s/err & p=$!; while ! grep -q \"^State:.*T\" /proc/$p/status 2>/dev/null; do sleep 0.05; "
+               "done; kill -TERM $p; kill -CONT $p; wait $p; echo $? > %s/rc'", lb, ck, b, dir, dir);
+    char rc[16], err[4096], path[160];
+    snprintf(path, sizeof path, "%s/rc", dir);
+    tu_slurp(path, rc, sizeof rc);
+    snprintf(path, sizeof path, "%s/err", dir);
+    tu_slurp(path, err, sizeof err);
+    ck_assert_msg(atoi(rc) == 128 + SIGTERM && strstr(err, "terminated at step 5/40"), "exit %s: %s", rc, err);
+    ck_assert_msg(tu_exists(ck) && !tu_exists(b), "no checkpoint, or rows written: %s", err);
+    tu_expect_status(&R, 0, LCG " run --resume %s --eval-samples 10 --max-len 32 " VAL " --select best --log-csv %s "
+                     "--out %s", ck, lb, b);
+    ck_assert_msg(strstr(R.err, "validation at step 5:"), "the resumed run did not validate step 5: %s", R.err);
+    tu_assert_same_csv(a, b, NULL);
+    assert_same_curve(la, lb);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
 /* a sweep's cells each keep their curve: {run_id} in --log-csv names the cell; without it, a
  * one-line usage error before any work */
 START_TEST(test_sweep_curves) {
@@ -212,6 +265,24 @@ START_TEST(test_bleu_column) {
                          "--ffn 32 --len 6 --vary 2 --steps 40 --warmup 5 --batch 8 --max-len 32 --eval-samples 1 "
                          "--eval-lens 8,32 --quiet --out %s", t, t == 1 ? a : b);
     tu_assert_same_csv(a, b, NULL);
+    /* --bleu-max 16: bleu at 8 and 16 as without it, empty at 32; the rest of the rows the same */
+    snprintf(a, sizeof a, "%s/m.csv", dir);
+    tu_expect_status(&R, 0, LCG " run --task sort --layers 2 --dim 16 --heads 2 --head-dim 8 --ffn 32 --len 6 --vary 2 "
+                     "--steps 40 --warmup 5 --batch 8 --max-len 32 --eval-samples 10 --quiet --bleu-max 16 --out %s", a);
+    tu_csv_load(csv, &d);
+    tu_csv_doc m;
+    tu_csv_load(a, &m);
+    ck_assert_int_eq(m.rows, 1 + TINY_ROWS);
+    for (int r = 1; r < m.rows; r++)
+        for (int k = 0; k < m.cols[0]; k++) {
+            const char *h = m.cell[0][k], *want = d.cell[2 * TINY_ROWS + r][k];
+            if (strncmp(h, "wall_", 5) == 0 || strcmp(h, "run_at") == 0 || strcmp(h, "seconds") == 0) continue;
+            if (strcmp(h, "bleu") == 0 && r == TINY_ROWS) want = "";
+            ck_assert_msg(strcmp(m.cell[r][k], want) == 0, "--bleu-max 16, row %d, %s: '%s', expected '%s'", r, h,
+                          m.cell[r][k], want);
+        }
+    tu_csv_free(&m);
+    tu_csv_free(&d);
     tu_rm_tmpdir(dir);
 }
 END_TEST
@@ -228,6 +299,7 @@ int main(void) {
     tcase_add_test(tc, test_select_last_is_today);
     tcase_add_test(tc, test_select_best_is_argmax);
     tcase_add_test(tc, test_resume_keeps_best);
+    tcase_add_test(tc, test_resume_cut_validation);
     tcase_add_test(tc, test_bleu_column);
     tcase_add_test(tc, test_sweep_curves);
     suite_add_tcase(s, tc);
