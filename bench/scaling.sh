@@ -10,7 +10,8 @@
 # Every thread count runs REPS times round-robin; the best run counts. issue 16's target: >= 60%
 # efficiency from 1 to 8 threads. Quote the machine with the figures (lscpu's model name is
 # printed). Nothing else should run on the machine meanwhile.
-# Usage: bench/scaling.sh [steps] [reps]   (defaults 4, 2; LCG_BIN picks the binary)
+# Usage: bench/scaling.sh [steps] [reps]   (defaults 4, 2; LCG_BIN picks the binary; LCG_CORES=A-B
+# runs on cores A..B only, thread n pinned to A..A+n-1: e.g. 8-15 beside a job pinned to 0-7)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-4}
@@ -19,6 +20,13 @@ bin=${LCG_BIN:-./lcgbench}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 ncpu=$(nproc)
+first=0
+if [ -n "${LCG_CORES:-}" ]; then
+  [[ $LCG_CORES =~ ^([0-9]+)-([0-9]+)$ ]] && [ "${BASH_REMATCH[2]}" -ge "${BASH_REMATCH[1]}" ] ||
+    { echo "scaling.sh: LCG_CORES '$LCG_CORES' is not A-B" >&2; exit 2; }
+  first=${BASH_REMATCH[1]}
+  ncpu=$((BASH_REMATCH[2] - first + 1))
+fi
 counts=""
 for ((n = 1; n < ncpu; n *= 2)); do counts+="$n "; done
 counts+=$ncpu
@@ -34,7 +42,7 @@ steady() {
   local n=$1 k
   for k in 1 $((steps + 1)); do
     rm -f "$out/r$k.csv"
-    taskset -c "$(seq -s, 0 $((n - 1)))" "$bin" run $cfg --steps "$k" --threads "$n" --out "$out/r$k.csv" >/dev/null
+    taskset -c "$(seq -s, "$first" $((first + n - 1)))" "$bin" run $cfg --steps "$k" --threads "$n" --out "$out/r$k.csv" >/dev/null
   done
   awk -v s1="$(col "$out/r1.csv" wall_train_s)" -v t1="$(col "$out/r1.csv" wall_train_tok_s)" \
       -v s2="$(col "$out/r$((steps + 1)).csv" wall_train_s)" -v t2="$(col "$out/r$((steps + 1)).csv" wall_train_tok_s)" \
@@ -47,7 +55,7 @@ for rep in $(seq "$reps"); do
     [ "${best[$n]:-0}" -ge "$tps" ] || best[$n]=$tps
   done
 done
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $ncpu CPUs; $bin; best of $reps, steps 2..$((steps + 1)) (steady state)"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $ncpu CPUs (from core $first); $bin; best of $reps, steps 2..$((steps + 1)) (steady state)"
 printf '%8s %10s %9s %11s\n' threads "tok/s" speedup efficiency
 for n in $counts; do
   awk -v n="$n" -v t="${best[$n]}" -v b="${best[1]}" \
