@@ -585,6 +585,10 @@ void gpu_model_set_grad(gpu_model *m, size_t i, float v) {
 }
 
 /* ---- evaluation ------------------------------------------------------------------------------ */
+/* floats per score row in the evaluation and decode scratch: the scores, and for the entmax rows
+ * (entmax, sparsemax; the only ones with a candidate pass, gk_eval_attention) their candidates */
+static size_t score_row_copies(int row) { return row == LCG_ROW_ENTMAX || row == LCG_ROW_SPARSEMAX ? 2 : 1; }
+
 /* floats of one layer's q/k/v rows at capacity n (256-byte aligned: each layer's block starts aligned) */
 static size_t eval_layer_qkv(const lcg_config *c, int n) { return ((size_t)n * 3 * c->H * c->D + 63) / 64 * 64; }
 
@@ -593,7 +597,7 @@ static size_t eval_sizes(const lcg_config *c, int n, size_t *out) {
     size_t N = (size_t)n, C = (size_t)c->C, H = (size_t)c->H, HD = H * c->D, F = (size_t)c->F, V = (size_t)c->V;
     int R = gk_eval_block_rows(n, c->H);
     size_t sizes[] = {N * C, N * C, N * H, N * 2 * H, N * HD, N * C, N * C, N * 2 * F, N * F, N * V, N, N * c->D,
-                      (lcg_row_at(lcg_normalizer_at(c->norm)->row)->sparse ? 2 : 1) * H * (size_t)R * gk_eval_ld(n)};
+                      score_row_copies(lcg_normalizer_at(c->norm)->row) * H * (size_t)R * gk_eval_ld(n)};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += out[i] = (sizes[i] + 63) / 64 * 64;
     return total;
@@ -731,7 +735,7 @@ void gpu_model_extend(gpu_model *m, const int *tok, int n_old, int n_new, int fr
     const int *krow = m->ev_kmem, *koff = krow + nr, *klen = koff + nr, *kkey = klen + nr;
     float **w = m->params, *x = m->ev_x;
     int ld = gk_eval_ld(n_new), R = gk_eval_block_rows(n_new, H);
-    size_t per_row = (size_t)(lcg_row_at(m->row)->sparse ? 2 : 1) * H * ld; /* scores (and entmax candidates) */
+    size_t per_row = score_row_copies(m->row) * H * ld; /* scores (and entmax candidates) */
     if ((size_t)R * per_row > m->ev_scr_n) R = (int)(m->ev_scr_n / per_row); /* the blocks the scratch holds */
     double alpha = lcg_row_alpha(lcg_row_at(m->row), m->alpha);
     int want_diag = diag && r0 < n_new;
@@ -813,7 +817,7 @@ static void decode_ensure(gpu_model *m) {
     size_t A = (size_t)m->ev_slots, C = (size_t)c->C, H = (size_t)c->H, HD = H * c->D, F = (size_t)c->F;
     size_t sizes[] = {A * C,     A * C, A * 3 * HD, A * H, A * 2 * H, A * HD, A * C,
                       A * C,     A * 2 * F, A * F, A * (size_t)c->V, A,
-                      (lcg_row_at(m->row)->sparse ? 2 : 1) * A * H * (size_t)gk_eval_ld(m->kv_cap)};
+                      score_row_copies(m->row) * A * H * (size_t)gk_eval_ld(m->kv_cap)};
     float **bufs[] = {&m->dec_x,  &m->dec_ln, &m->dec_qkv, &m->dec_qs,     &m->dec_z,    &m->dec_att, &m->dec_t1,
                       &m->dec_t2, &m->dec_gu, &m->dec_ff,  &m->dec_logits, &m->dec_rstd, &m->dec_scr};
     static_assert(sizeof sizes / sizeof *sizes == sizeof bufs / sizeof *bufs, "decode buffers");
