@@ -712,10 +712,32 @@ static size_t eval_keys_upload(gpu_model *m, const gpu_eval_mech *mech, int n_ol
 /* Rows n_old .. n_new-1 (k of them) against the cache of rows < n_old. Row-indexed by position
  * (absolute): each layer's q/k/v [L][cap][3HD] (the cache), the query scales, the attention
  * output, the RoPE table, the tokens; the other buffers hold the k new rows from their start. */
+/* the scratch of one layer's rows after attention (each [k] rows of its width) */
+typedef struct {
+    float *ln /* k,C */, *rstd /* k */, *t1 /* k,C */, *t2 /* k,C */, *gu /* k,2F */, *ff /* k,F */;
+} layer_bufs;
+
+/* layer l after its attention, for k rows (the prefill's new rows, or one row per decoded
+ * sequence): x += norm_pa(att Wo), then x += norm_po(GeGLU(norm_pf(x) Wgu) Wdown) */
+static void layer_tail(gpu_model *m, int l, float *x /* k,C */, const float *att /* k,HD */, int k, layer_bufs b) {
+    const lcg_config *c = &m->cfg;
+    int C = c->C, HD = c->H * c->D, F = c->F;
+    float **w = m->params;
+    gk_matmul_forward(b.t1, att, w[LCG_P_WO] + (size_t)l * HD * C, k, HD, C);
+    gk_rmsnorm_forward(b.t2, b.rstd, b.t1, w[LCG_P_LN_PA] + (size_t)l * C, k, C);
+    gk_add(x, x, b.t2, (size_t)k * C);
+    gk_rmsnorm_forward(b.ln, b.rstd, x, w[LCG_P_LN_PF] + (size_t)l * C, k, C);
+    gk_matmul_forward(b.gu, b.ln, w[LCG_P_WGU] + (size_t)l * C * 2 * F, k, C, 2 * F);
+    gk_geglu_forward(b.ff, b.gu, k, F);
+    gk_matmul_forward(b.t1, b.ff, w[LCG_P_WDOWN] + (size_t)l * F * C, k, F, C);
+    gk_rmsnorm_forward(b.t2, b.rstd, b.t1, w[LCG_P_LN_PO] + (size_t)l * C, k, C);
+    gk_add(x, x, b.t2, (size_t)k * C);
+}
+
 void gpu_model_extend(gpu_model *m, const int *tok, int n_old, int n_new, int from, float *logits_host, double *diag,
                       const gpu_eval_mech *mech) {
     const lcg_config *c = &m->cfg;
-    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V, k = n_new - n_old;
+    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, V = c->V, k = n_new - n_old;
     if (diag) memset(diag, 0, sizeof(double) * 3 * L);
     int have = m->ev_rows ? m->ev_rows[m->ev_slot] : 0;
     if (n_old < 0 || n_old > have || k < 0 || (n_old > 0 && n_new > m->kv_cap)) {
@@ -761,15 +783,8 @@ void gpu_model_extend(gpu_model *m, const int *tok, int n_old, int n_new, int fr
             gk_eval_mass(m->ev_mass, m->ev_scr, krow, koff, klen, kkey, a, b - a, l, L, i0, Rb, H, ld);
             a = b;
         }
-        gk_matmul_forward(m->ev_t1, m->ev_att + (size_t)n_old * HD, w[LCG_P_WO] + (size_t)l * HD * C, k, HD, C);
-        gk_rmsnorm_forward(m->ev_t2, m->ev_rstd, m->ev_t1, w[LCG_P_LN_PA] + (size_t)l * C, k, C);
-        gk_add(x, x, m->ev_t2, (size_t)k * C);
-        gk_rmsnorm_forward(m->ev_ln, m->ev_rstd, x, w[LCG_P_LN_PF] + (size_t)l * C, k, C);
-        gk_matmul_forward(m->ev_gu, m->ev_ln, w[LCG_P_WGU] + (size_t)l * C * 2 * F, k, C, 2 * F);
-        gk_geglu_forward(m->ev_ff, m->ev_gu, k, F);
-        gk_matmul_forward(m->ev_t1, m->ev_ff, w[LCG_P_WDOWN] + (size_t)l * F * C, k, F, C);
-        gk_rmsnorm_forward(m->ev_t2, m->ev_rstd, m->ev_t1, w[LCG_P_LN_PO] + (size_t)l * C, k, C);
-        gk_add(x, x, m->ev_t2, (size_t)k * C);
+        layer_tail(m, l, x, m->ev_att + (size_t)n_old * HD, k,
+                   (layer_bufs){m->ev_ln, m->ev_rstd, m->ev_t1, m->ev_t2, m->ev_gu, m->ev_ff});
         if (want_diag) { /* the prefill's order: rows, then heads, into a double per layer */
             size_t nd = (size_t)(n_new - r0) * H * 3;
             gpu_download(m->h_diag, m->ev_diag, sizeof(double) * nd);
@@ -835,7 +850,7 @@ static void decode_ensure(gpu_model *m) {
 
 void gpu_model_decode(gpu_model *m, int A, const int *slot, const int *pos, const int *tok, float *logits_host) {
     const lcg_config *c = &m->cfg;
-    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, F = c->F, V = c->V;
+    int L = c->L, C = c->C, H = c->H, D = c->D, HD = H * D, V = c->V;
     if (A <= 0) return;
     if (A > m->ev_slots) {
         fprintf(stderr, "lcgbench: %d sequences to decode, %d caches\n", A, m->ev_slots);
@@ -880,15 +895,8 @@ void gpu_model_decode(gpu_model *m, int A, const int *slot, const int *pos, cons
         }
         gk_decode_attention(m->dec_att, m->dec_scr, kv, sstride, d_slot, d_pos, qs, m->slopes, m->row, alpha, A, H, D,
                             gk_eval_ld(m->kv_cap));
-        gk_matmul_forward(m->dec_t1, m->dec_att, w[LCG_P_WO] + (size_t)l * HD * C, A, HD, C);
-        gk_rmsnorm_forward(m->dec_t2, m->dec_rstd, m->dec_t1, w[LCG_P_LN_PA] + (size_t)l * C, A, C);
-        gk_add(x, x, m->dec_t2, (size_t)A * C);
-        gk_rmsnorm_forward(m->dec_ln, m->dec_rstd, x, w[LCG_P_LN_PF] + (size_t)l * C, A, C);
-        gk_matmul_forward(m->dec_gu, m->dec_ln, w[LCG_P_WGU] + (size_t)l * C * 2 * F, A, C, 2 * F);
-        gk_geglu_forward(m->dec_ff, m->dec_gu, A, F);
-        gk_matmul_forward(m->dec_t1, m->dec_ff, w[LCG_P_WDOWN] + (size_t)l * F * C, A, F, C);
-        gk_rmsnorm_forward(m->dec_t2, m->dec_rstd, m->dec_t1, w[LCG_P_LN_PO] + (size_t)l * C, A, C);
-        gk_add(x, x, m->dec_t2, (size_t)A * C);
+        layer_tail(m, l, x, m->dec_att, A,
+                   (layer_bufs){m->dec_ln, m->dec_rstd, m->dec_t1, m->dec_t2, m->dec_gu, m->dec_ff});
     }
     gk_rmsnorm_forward(m->dec_ln, m->dec_rstd, x, w[LCG_P_LN_F], A, C);
     gk_matmul_forward(m->dec_logits, m->dec_ln, w[LCG_P_LM], A, C, V);
