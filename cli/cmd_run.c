@@ -76,7 +76,7 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"checkpoint-every", FL_LONG, &c->ckpt_every, 1, 1e9, "N", "also write the resumable checkpoint every N steps", 0, 0},
         {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
         {"device", FL_STR, &c->backend, 0, 0, "NAME", "where the model trains: cpu or cuda (a CUDA=1 build) (cpu)", 0, 0},
-        {"precision", FL_STR, &nm->precision, 0, 0, "NAME", "GPU matmuls: fp32 or tf32 (fp32; bf16 not yet)", 0, 0},
+        {"precision", FL_STR, &nm->precision, 0, 0, "NAME", "GPU matmuls: fp32, tf32, or bf16 (bf16 inputs to the weight matmuls) (fp32)", 0, 0},
         {"bleu", FL_BOOL, &c->bleu, 0, 0, NULL, "also score corpus BLEU-4 of the greedy generations per length (on for sort)", 0, 0},
         {"bleu-max", FL_INT, &c->bleu_max, 1, 1 << 24, "N", "decode for BLEU only at test lengths <= N; longer ones leave bleu empty (every length)", 0, 0},
         {"val-every", FL_STR, &nm->val_every, 0, 0, "N|P%", "validate every N steps (or P% of --steps) during training", 0, 0},
@@ -431,7 +431,6 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         if (p < 0) cli_usage_error(s->cx, "--precision: unknown precision '%s' (fp32, tf32, bf16)", nm.precision);
         if (p != LCG_PREC_FP32 && strcmp(c.backend, "cpu") == 0)
             cli_usage_error(s->cx, "--precision %s needs --device cuda (the CPU computes in fp32)", nm.precision);
-        if (p == LCG_PREC_BF16) cli_usage_error(s->cx, "--precision bf16: not implemented yet (fp32, tf32)");
         c.precision = p;
     }
     const lcg_normalizer *norm = lcg_normalizer_find(nm.attn);

@@ -12,7 +12,7 @@
  * the relevant-key mass of the rows the batch's keys name (never attn_row: no whole rows cross to
  * the host), the final representations through hidden. LCG_GPU_EVAL=cpu
  * takes the old path for comparison: a CPU backend (created on the first eval) receives the GPU's
- * parameters and runs its decoder's prefill. Not here: bf16, several GPUs.
+ * parameters and runs its decoder's prefill. Not here: several GPUs.
  */
 #include "../model/backend.h"
 #include "../kernels/util.h"
@@ -81,15 +81,12 @@ static lcg_backend *cuda_create(const lcg_config *cfg, uint64_t seed, const lcg_
         fprintf(stderr, "lcgbench: %s\n", why);
         exit(1);
     }
-    if (o->precision != LCG_PREC_FP32 && o->precision != LCG_PREC_TF32) {
-        fprintf(stderr, "lcgbench: precision %s is not implemented on the GPU yet\n", lcg_precision_names[o->precision]);
-        exit(1);
-    }
     cuda_state *s = LCG_NEW(cuda_state, 1);
     lcg_model init;
     model_init(&init, cfg, seed);
     char err[512];
-    s->g = gpu_model_create(cfg, init.params_mem, o->precision == LCG_PREC_TF32 ? GPU_TF32 : GPU_FP32, err, sizeof err);
+    gpu_precision prec = o->precision == LCG_PREC_TF32 ? GPU_TF32 : o->precision == LCG_PREC_BF16 ? GPU_BF16 : GPU_FP32;
+    s->g = gpu_model_create(cfg, init.params_mem, prec, err, sizeof err);
     if (!s->g) {
         fprintf(stderr, "lcgbench: %s\n", err);
         exit(1);

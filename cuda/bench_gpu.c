@@ -20,7 +20,7 @@
  *
  * Usage: bench_gpu [steps [ARCH NORM PREC [warmup]]]   (default: 30 timed steps after 3 warm-up
  * steps of every architecture, normalizer and precision; ARCH copy|mqmtar|bench, NORM a normalizer
- * name (with NAPE), PREC fp32|tf32: that one alone, e.g. under a profiler)
+ * name (with NAPE), PREC fp32|tf32|bf16: that one alone, e.g. under a profiler)
  * Not here: PyTorch (bench/).
  */
 #include "../kernels/kernels.h"
@@ -70,7 +70,8 @@ static void bench(const arch *a, int norm, int pos, gpu_precision prec, int step
     double total = tf + to, tps = (double)N * steps / total;
     const char *gr = getenv("LCG_GPU_GRAPH");
     printf("%-7s %-5s %-9s %-5s  %8.3fM tok/s  step %7.3f ms = fwd+bwd %6.3f + opt %6.3f%s  (loss %.3f)\n", a->name,
-           prec == GPU_TF32 ? "tf32" : "fp32", lcg_normalizer_at(norm)->name, lcg_posenc_at(pos)->name, tps / 1e6,
+           prec == GPU_TF32 ? "tf32" : prec == GPU_BF16 ? "bf16" : "fp32", lcg_normalizer_at(norm)->name,
+           lcg_posenc_at(pos)->name, tps / 1e6,
            1e3 * total / steps, 1e3 * tf / steps, 1e3 * to / steps, gr && atoi(gr) == 0 ? " (no graph)" : "", loss);
     fflush(stdout);
     gpu_model_destroy(m);
@@ -294,13 +295,13 @@ int main(int argc, char **argv) {
         const lcg_normalizer *nz = lcg_normalizer_find(argv[3]);
         if (!nz) lcg_die("unknown normalizer '%s'", argv[3]);
         if (argc > 5) warmup = atoi(argv[5]);
-        bench(a, nz->id, a == &small ? LCG_POS_ROPE : LCG_POS_NAPE, !strcmp(argv[4], "tf32") ? GPU_TF32 : GPU_FP32,
-              steps);
+        gpu_precision prec = !strcmp(argv[4], "tf32") ? GPU_TF32 : !strcmp(argv[4], "bf16") ? GPU_BF16 : GPU_FP32;
+        bench(a, nz->id, a == &small ? LCG_POS_ROPE : LCG_POS_NAPE, prec, steps);
         return 0;
     }
     printf("device: %s; %d timed steps after %d warm-up steps\n", gpu_device_name(), steps, warmup);
-    gpu_precision precs[] = {GPU_FP32, GPU_TF32};
-    for (int i = 0; i < 2; i++) {
+    gpu_precision precs[] = {GPU_FP32, GPU_TF32, GPU_BF16};
+    for (int i = 0; i < 3; i++) {
         bench(&copy, LCG_NORM_SOFTMAX, LCG_POS_NAPE, precs[i], steps);
         bench(&copy, LCG_NORM_ASENTMAX, LCG_POS_NAPE, precs[i], steps);
         bench(&mqmtar, LCG_NORM_SOFTMAX, LCG_POS_NAPE, precs[i], steps);

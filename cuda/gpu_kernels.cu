@@ -8,8 +8,11 @@
  * Determinism: every reduction has a fixed shape and order (warp butterflies, per-chunk
  * partial sums finished by a warp per column, single-block tree sums); no atomics.
  *
- * Not here: the streaming (O(n) memory) evaluation attention, bf16, tensor-core attention,
- * CUDA graphs.
+ * bf16 (--precision bf16) rounds the weight matmuls' operands to bf16 on the way in (a copy per
+ * GEMM in a reserved scratch) and accumulates in FP32; nothing else changes precision.
+ *
+ * Not here: the streaming (O(n) memory) evaluation attention, bf16 activations kept between
+ * kernels, tensor-core attention, CUDA graphs.
  */
 #include "gpu_kernels.h"
 extern "C" {
@@ -17,6 +20,7 @@ extern "C" {
 }
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdio.h>
@@ -132,10 +136,6 @@ void gpu_graph_destroy(void *exec) {
 }
 
 void gk_init(gpu_precision prec) {
-    if (prec == GPU_BF16) {
-        fprintf(stderr, "lcgbench: --precision bf16 is not implemented on the GPU yet\n");
-        exit(1);
-    }
     if (!g_cublas) {
         /* a stream of our own (graph capture needs one other than the legacy default stream), and
          * a cuBLAS workspace fixed up front, so captured GEMMs allocate nothing */
@@ -146,7 +146,7 @@ void gk_init(gpu_precision prec) {
     }
     CKB(cublasSetStream(g_cublas, g_stream));
     /* pedantic FP32: no reduced-precision shortcut anywhere in the library's choice */
-    CKB(cublasSetMathMode(g_cublas, prec == GPU_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+    CKB(cublasSetMathMode(g_cublas, prec != GPU_FP32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
     g_prec = prec;
     const char *e = getenv("LCG_GPU_GEMMEX"); /* benchmark switch: 0 = the plain Sgemm entry points */
     gk_gemm_ex = e ? atoi(e) : 1;
@@ -193,7 +193,7 @@ int gk_gemm_ex = 1;
 static void gemm_rm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, long long sA,
                     const float *B, int ldb, long long sB, float beta, float *C, int ldc, long long sC, int batch) {
     cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (g_prec == GPU_TF32 && gk_gemm_ex)
+    if (g_prec != GPU_FP32 && gk_gemm_ex)
         CKB(cublasGemmStridedBatchedEx(g_cublas, ob, oa, N, M, K, &alpha, B, CUDA_R_32F, ldb, sB, A, CUDA_R_32F, lda,
                                        sA, &beta, C, CUDA_R_32F, ldc, sC, batch, CUBLAS_COMPUTE_32F_FAST_TF32,
                                        CUBLAS_GEMM_DEFAULT_TENSOR_OP));
@@ -207,7 +207,7 @@ static void gemm_rm_ptr(int ta, int tb, int M, int N, int K, const float *const 
                         int ldb, float *const *C, int ldc, int batch) {
     cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     float alpha = 1.0f, beta = 0.0f;
-    if (g_prec == GPU_TF32 && gk_gemm_ex)
+    if (g_prec != GPU_FP32 && gk_gemm_ex)
         CKB(cublasGemmBatchedEx(g_cublas, ob, oa, N, M, K, &alpha, (const void *const *)B, CUDA_R_32F, ldb,
                                 (const void *const *)A, CUDA_R_32F, lda, &beta, (void *const *)C, CUDA_R_32F, ldc,
                                 batch, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT_TENSOR_OP));
@@ -215,14 +215,95 @@ static void gemm_rm_ptr(int ta, int tb, int M, int N, int K, const float *const 
         CKB(cublasSgemmBatched(g_cublas, ob, oa, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc, batch));
 }
 
+/* ---- bf16 operands of the weight matmuls ---------------------------------------------------- */
+static __nv_bfloat16 *g_bf16;       /* [g_bf16_w] weights, then [2][g_bf16_act] activations */
+static size_t g_bf16_w, g_bf16_act;
+static unsigned g_bf16_gen;
+
+void gk_bf16_reserve(size_t w_elems, size_t act_elems) {
+    if (w_elems <= g_bf16_w && act_elems <= g_bf16_act) return;
+    cudaStreamCaptureStatus cap;
+    CK(cudaStreamIsCapturing(g_stream, &cap));
+    if (cap != cudaStreamCaptureStatusNone) {
+        fprintf(stderr, "lcgbench: bf16 scratch too small inside a graph capture (%zu, %zu elements needed)\n",
+                w_elems, act_elems);
+        exit(1);
+    }
+    if (w_elems < g_bf16_w) w_elems = g_bf16_w;
+    if (act_elems < g_bf16_act) act_elems = g_bf16_act;
+    w_elems = (w_elems + 63) / 64 * 64; /* each operand 128-byte aligned */
+    act_elems = (act_elems + 63) / 64 * 64;
+    CK(cudaStreamSynchronize(g_stream)); /* queued GEMMs may still read the old copies */
+    CK(cudaFree(g_bf16));
+    CK(cudaMalloc(&g_bf16, sizeof(__nv_bfloat16) * (w_elems + 2 * act_elems)));
+    g_bf16_w = w_elems;
+    g_bf16_act = act_elems;
+    g_bf16_gen++;
+}
+unsigned gk_bf16_generation(void) { return g_bf16_gen; }
+
+/* out[i] = in[i] rounded to the nearest bf16 (ties to even), 4 at a time where aligned */
+__global__ void to_bf16_kernel(__nv_bfloat16 *out, const float *in, size_t n) {
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 4;
+    if (i + 3 < n && ((uintptr_t)(in + i) & 15) == 0) {
+        float4 v = *(const float4 *)(in + i);
+        out[i] = __float2bfloat16_rn(v.x);
+        out[i + 1] = __float2bfloat16_rn(v.y);
+        out[i + 2] = __float2bfloat16_rn(v.z);
+        out[i + 3] = __float2bfloat16_rn(v.w);
+    } else {
+        for (size_t k = i; k < i + 4 && k < n; k++) out[k] = __float2bfloat16_rn(in[k]);
+    }
+}
+static void to_bf16(__nv_bfloat16 *out, const float *in, size_t n) {
+    if (n == 0) return;
+    to_bf16_kernel<<<nblocks((n + 3) / 4, 256), 256, 0, g_stream>>>(out, in, n);
+    CK_LAUNCH("to_bf16");
+}
+
+/* gemm_rm's C = op(A) op(B) + beta C on bf16 operands, FP32 accumulation and C */
+static void gemm_rm_bf16(int ta, int tb, int M, int N, int K, const __nv_bfloat16 *A, int lda,
+                         const __nv_bfloat16 *B, int ldb, float beta, float *C, int ldc) {
+    cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    float alpha = 1.0f;
+    CKB(cublasGemmEx(g_cublas, ob, oa, N, M, K, &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C,
+                     CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT_TENSOR_OP));
+}
+
 void gk_matmul_forward(float *out, const float *inp, const float *w, int N, int IC, int OC) {
-    gemm_rm(0, 0, N, OC, IC, 1.0f, inp, IC, 0, w, OC, 0, 0.0f, out, OC, 0, 1);
+    if (g_prec != GPU_BF16) {
+        gemm_rm(0, 0, N, OC, IC, 1.0f, inp, IC, 0, w, OC, 0, 0.0f, out, OC, 0, 1);
+        return;
+    }
+    size_t nw = (size_t)IC * OC;
+    if (nw > g_bf16_w || (size_t)IC > g_bf16_act) gk_bf16_reserve(nw, (size_t)IC * (N < 4096 ? N : 4096));
+    __nv_bfloat16 *w16 = g_bf16, *a16 = g_bf16 + g_bf16_w;
+    to_bf16(w16, w, nw);
+    int rows = (int)(g_bf16_act / IC < (size_t)N ? g_bf16_act / IC : (size_t)N); /* rows independent: chunks */
+    for (int r0 = 0; r0 < N; r0 += rows) {
+        int n = N - r0 < rows ? N - r0 : rows;
+        to_bf16(a16, inp + (size_t)r0 * IC, (size_t)n * IC);
+        gemm_rm_bf16(0, 0, n, OC, IC, a16, IC, w16, OC, 0.0f, out + (size_t)r0 * OC, OC);
+    }
 }
 
 void gk_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, int N, int IC,
                         int OC, int acc_dinp) {
-    if (dinp) gemm_rm(0, 1, N, IC, OC, 1.0f, dout, OC, 0, w, OC, 0, acc_dinp ? 1.0f : 0.0f, dinp, IC, 0, 1);
-    gemm_rm(1, 0, IC, OC, N, 1.0f, inp, IC, 0, dout, OC, 0, 1.0f, dw, OC, 0, 1);
+    if (g_prec != GPU_BF16) {
+        if (dinp) gemm_rm(0, 1, N, IC, OC, 1.0f, dout, OC, 0, w, OC, 0, acc_dinp ? 1.0f : 0.0f, dinp, IC, 0, 1);
+        gemm_rm(1, 0, IC, OC, N, 1.0f, inp, IC, 0, dout, OC, 0, 1.0f, dw, OC, 0, 1);
+        return;
+    }
+    size_t nw = (size_t)IC * OC, na = (size_t)N * (IC > OC ? IC : OC);
+    if (nw > g_bf16_w || na > g_bf16_act) gk_bf16_reserve(nw, na);
+    __nv_bfloat16 *w16 = g_bf16, *x16 = g_bf16 + g_bf16_w, *d16 = x16 + g_bf16_act;
+    to_bf16(d16, dout, (size_t)N * OC);
+    if (dinp) {
+        to_bf16(w16, w, nw);
+        gemm_rm_bf16(0, 1, N, IC, OC, d16, OC, w16, OC, acc_dinp ? 1.0f : 0.0f, dinp, IC);
+    }
+    to_bf16(x16, inp, (size_t)N * IC);
+    gemm_rm_bf16(1, 0, IC, OC, N, x16, IC, d16, OC, 1.0f, dw, OC);
 }
 
 /* ---- fixed-order column sums: chunks of COLSUM_ROWS rows -> double partials -> one sum each ---- */

@@ -43,8 +43,10 @@ void *gpu_graph_capture_end(void);
 void gpu_graph_launch(void *exec);
 void gpu_graph_destroy(void *exec);
 
-/* matmul precision: plain FP32 arithmetic (parity with the CPU), or TF32 tensor cores */
-typedef enum { GPU_FP32 = 0, GPU_TF32 = 1, GPU_BF16 = 2 /* not yet */ } gpu_precision;
+/* matmul precision: plain FP32 arithmetic (parity with the CPU), TF32 tensor cores, or bf16 inputs
+ * to the weight matmuls (gk_matmul_*: operands rounded to bf16, FP32 accumulation and outputs;
+ * every other product, the attention's, in TF32; parameters, activations and AdamW in FP32) */
+typedef enum { GPU_FP32 = 0, GPU_TF32 = 1, GPU_BF16 = 2 } gpu_precision;
 void gk_init(gpu_precision prec); /* creates the cuBLAS handle; idempotent, may change prec */
 void gk_set_stream(void *stream); /* a cudaStream_t, or NULL for the default stream */
 
@@ -73,6 +75,13 @@ void gk_matmul_forward(float *out /* N,OC */, const float *inp /* N,IC */, const
 void gk_matmul_backward(float *dinp /* N,IC */, float *dw /* IC,OC */, const float *dout /* N,OC */,
                         const float *inp /* N,IC */, const float *w /* IC,OC */, int N, int IC, int OC,
                         int acc_dinp);
+/* bf16: the operands' rounded copies live in one scratch, [w_elems] for a weight matrix and twice
+ * [act_elems] for the activation operands; the backward needs N max(IC, OC) <= act_elems, the
+ * forward runs in row chunks of what it holds. Reserve the training's sizes before capturing a
+ * graph: growing moves the scratch and bumps gk_bf16_generation (graphs captured before hold the
+ * old address). Without a reservation the forward reserves what it needs (not while capturing). */
+void gk_bf16_reserve(size_t w_elems, size_t act_elems);
+unsigned gk_bf16_generation(void);
 
 void gk_geglu_forward(float *out /* N,F */, const float *gu /* N,2F */, int N, int F);
 void gk_geglu_backward(float *dgu /* N,2F */, const float *dout /* N,F */, const float *gu /* N,2F */,

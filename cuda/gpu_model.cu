@@ -18,7 +18,7 @@
  * Everything in it that changes from batch to batch lives in device memory (tokens, targets,
  * mask, 1 / masked positions), uploaded by the graph's own copies from pinned host buffers.
  *
- * Not here: bf16; a CUDA graph for the decode step.
+ * Not here: a CUDA graph for the decode step.
  */
 #include "gpu_model.h"
 
@@ -91,6 +91,7 @@ struct gpu_model {
     /* the training step as CUDA graphs (gpu_model_train_step), one per sequence length T at batch
      * graph_B, dropped whenever the activations move (ensure_acts) or B changes */
     int use_graph, graph_B, graph_cap;
+    unsigned graph_bf16;              /* gk_bf16_generation when the graphs were captured */
     void **graphs;                    /* [graph_cap] cudaGraphExec_t by T, or NULL */
     int freeze0;                      /* gpu_model_freeze_token0: embedding row 0 stays zero */
     double h_sq;                      /* the last train step's squared gradient norm ... */
@@ -137,10 +138,6 @@ gpu_model *gpu_model_create(const lcg_config *cfg, const float *params_host, gpu
     char why[256];
     if (!gpu_device_usable(why, sizeof why)) {
         snprintf(err, err_len, "no usable CUDA GPU (%s)", why);
-        return NULL;
-    }
-    if (prec == GPU_BF16) {
-        snprintf(err, err_len, "precision bf16 is not implemented on the GPU yet");
         return NULL;
     }
     gk_init(prec);
@@ -230,6 +227,15 @@ static void ensure_acts(gpu_model *m, int B, int T) {
     for (int i = 0; i < N_ACTS; i++) total += (sizes[i] + 63) / 64 * 64; /* 256-byte aligned */
     gpu_free(m->acts_mem);
     m->acts_mem = (float *)gpu_malloc(sizeof(float) * total);
+    if (m->prec == GPU_BF16) { /* the weight matmuls' bf16 operands: the largest weight, N x widest */
+        size_t w_max = C * 3 * HD, widest = C > 3 * HD ? C : 3 * HD;
+        size_t ws[] = {HD * C, C * 2 * F, F * C, C * V};
+        for (int i = 0; i < 4; i++) w_max = ws[i] > w_max ? ws[i] : w_max;
+        size_t wd[] = {HD, 2 * F, F, V};
+        for (int i = 0; i < 4; i++) widest = wd[i] > widest ? wd[i] : widest;
+        gk_bf16_reserve(w_max, N * widest);
+        m->graph_bf16 = gk_bf16_generation();
+    }
     float **slot = (float **)&m->a;
     float *p = m->acts_mem;
     for (int i = 0; i < N_ACTS; i++) {
@@ -462,7 +468,8 @@ double gpu_model_train_step(gpu_model *m, const int *tok, const int *targets, co
         gpu_model_zero_grad(m);
         gk_sqsum(m->scalars + 1, m->sq_part, m->mem + m->n_params, m->n_params);
     } else if (m->use_graph) {
-        if (B != m->graph_B) drop_graphs(m);
+        if (B != m->graph_B || m->graph_bf16 != gk_bf16_generation()) drop_graphs(m); /* stale addresses */
+        m->graph_bf16 = gk_bf16_generation();
         if (!m->graphs) {
             m->graphs = (void **)calloc((size_t)m->cap_T + 1, sizeof *m->graphs);
             if (!m->graphs) {

@@ -12,6 +12,9 @@
  *   training  200 fp32 steps of a copy task on both from the same init (softmax, asentmax,
  *             entmax, top-k, stick-break, adaptive-softmax): losses agree to 1e-4 relative at
  *             every step; a repeated GPU run is bitwise identical
+ *   bf16      --precision bf16: the weight matmuls against the CPU's on bf16-rounded operands
+ *             (1e-5; the forward in row chunks), and 200 bf16 training steps against fp32's (the
+ *             losses within 5% on average), repeated bitwise
  *   freeze    --freeze-token0 (padding_idx = 0): embedding row 0 and its AdamW moments stay
  *             exactly 0 on the GPU, whose steps follow the CPU backend's
  *
@@ -32,7 +35,7 @@
  *             against the CPU decoder's decoder_step, and the backend's greedy protocol cuda vs cpu
  *             (every LCG_GPU_DECODE_SLOTS path), token for token (near-ties reported)
  *
- * Not here: timings (bench_gpu.c), bf16.
+ * Not here: timings (bench_gpu.c).
  */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include "../kernels/kernels.h"
@@ -609,9 +612,10 @@ static void copy_batch(pcg32 *r, int *tok, int *tgt, unsigned char *mask, int B,
 }
 
 /* steps of training on the GPU; losses[steps], final params into p_out */
-static void train_gpu(const lcg_config *cfg, const float *init, int steps, double *losses, float *p_out) {
+static void train_gpu(const lcg_config *cfg, const float *init, int steps, double *losses, float *p_out,
+                      gpu_precision prec) {
     char err[256];
-    gpu_model *gm = gpu_model_create(cfg, init, GPU_FP32, err, sizeof err);
+    gpu_model *gm = gpu_model_create(cfg, init, prec, err, sizeof err);
     if (!gm) lcg_die("%s", err);
     gpu_adamw_init(gm, 0.9f, 0.99f, 1e-8f, 0.01f);
     int B = 16, S = 12, T = 2 * S + 1;
@@ -628,6 +632,77 @@ static void train_gpu(const lcg_config *cfg, const float *init, int steps, doubl
     lcg_free(tok);
     lcg_free(tgt);
     lcg_free(mask);
+}
+
+/* ---- --precision bf16 -------------------------------------------------------------------------- */
+/* x rounded to the nearest bf16, ties to even (finite x) */
+static float bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+static float *bf16_copy(const float *x, size_t n) {
+    float *y = LCG_NEW(float, n);
+    for (size_t i = 0; i < n; i++) y[i] = bf16_round(x[i]);
+    return y;
+}
+
+/* the weight matmuls in bf16 against the CPU's on the bf16-rounded operands (FP32 accumulation on
+ * both sides); the forward in row chunks of a small scratch, the backward after it grew */
+static void test_matmul_bf16(void) {
+    int N = 133, IC = 72, OC = 40;
+    float *x = randn((size_t)N * IC, 1), *w = randn((size_t)IC * OC, 0.2), *dout = randn((size_t)N * OC, 1);
+    float *dw = randn((size_t)IC * OC, 1), *dw_gpu = dup_f(dw, (size_t)IC * OC);
+    float *xr = bf16_copy(x, (size_t)N * IC), *wr = bf16_copy(w, (size_t)IC * OC), *dr = bf16_copy(dout, (size_t)N * OC);
+    float *out = LCG_NEW(float, N * OC), *dinp = LCG_NEW(float, N * IC);
+    matmul_forward(out, xr, wr, N, IC, OC);
+    matmul_backward(dinp, dw, dr, xr, wr, N, IC, OC);
+    float *d_x = dev_f(x, (size_t)N * IC), *d_w = dev_f(w, (size_t)IC * OC), *d_dout = dev_f(dout, (size_t)N * OC);
+    float *d_out = gpu_malloc(sizeof(float) * N * OC), *d_dinp = gpu_malloc(sizeof(float) * N * IC);
+    float *d_dw = dev_f(dw_gpu, (size_t)IC * OC);
+    gk_init(GPU_BF16);
+    unsigned g0 = gk_bf16_generation();
+    gk_bf16_reserve((size_t)IC * OC, (size_t)IC * 50); /* 50 rows a chunk: 3 chunks */
+    gk_matmul_forward(d_out, d_x, d_w, N, IC, OC);
+    gk_matmul_backward(d_dinp, d_dw, d_dout, d_x, d_w, N, IC, OC, 0);
+    check("bf16 matmul forward (3 row chunks)", rel_err(host_f(d_out, (size_t)N * OC), out, (size_t)N * OC), 1e-5);
+    check("bf16 matmul backward dinp", rel_err(host_f(d_dinp, (size_t)N * IC), dinp, (size_t)N * IC), 1e-5);
+    check("bf16 matmul backward dw (accumulating)", rel_err(host_f(d_dw, (size_t)IC * OC), dw, (size_t)IC * OC), 1e-5);
+    check_true("bf16 scratch: the backward grew it (a new generation)", gk_bf16_generation() > g0 + 1);
+    /* and bf16 is not fp32: the unrounded operands' product differs by about bf16's epsilon */
+    matmul_forward(out, x, w, N, IC, OC);
+    double e = rel_err(host_f(d_out, (size_t)N * OC), out, (size_t)N * OC);
+    check_true("bf16 matmul forward differs from fp32 by 1e-4 .. 1e-2 (bf16 rounding)", e > 1e-4 && e < 1e-2);
+    gk_init(GPU_FP32);
+}
+
+/* a bf16 training run (the trainer's path, graphs) against the fp32 one from the same start:
+ * repeated bitwise, and the losses close (bf16's rounding, not a bug: within 5% of the loss,
+ * or 0.005 once it is small, on average over the steps) */
+static void test_training_bf16(void) {
+    int steps = 200;
+    lcg_config cfg = {.V = 12, .L = 2, .C = 64, .H = 4, .D = 16, .F = 128, .norm = LCG_NORM_ASENTMAX,
+                      .pos = LCG_POS_NAPE, .alpha = (float)lcg_normalizer_at(LCG_NORM_ASENTMAX)->alpha_def};
+    lcg_model cm;
+    model_init(&cm, &cfg, 99);
+    double *lf = LCG_NEW(double, steps), *lb = LCG_NEW(double, steps), *lb2 = LCG_NEW(double, steps);
+    float *pf = LCG_NEW(float, cm.n_params), *pb = LCG_NEW(float, cm.n_params), *pb2 = LCG_NEW(float, cm.n_params);
+    train_gpu(&cfg, cm.params_mem, steps, lf, pf, GPU_FP32);
+    train_gpu(&cfg, cm.params_mem, steps, lb, pb, GPU_BF16);
+    train_gpu(&cfg, cm.params_mem, steps, lb2, pb2, GPU_BF16);
+    double mean = 0;
+    for (int s = 0; s < steps; s++) mean += fabs(lb[s] - lf[s]) / (lf[s] > 0.1 ? lf[s] : 0.1) / steps;
+    char name[200];
+    snprintf(name, sizeof name, "train bf16 vs fp32, asentmax nape %d steps: loss %.4f -> %.4f vs %.4f -> %.4f", steps,
+             lb[0], lb[steps - 1], lf[0], lf[steps - 1]);
+    check(name, mean, 5e-2);
+    check_true("train bf16: a repeated run is bitwise identical",
+               memcmp(lb, lb2, sizeof(double) * steps) == 0 && memcmp(pb, pb2, sizeof(float) * cm.n_params) == 0);
+    gk_init(GPU_FP32);
+    model_free(&cm);
 }
 
 static void test_training(int norm, int pos) {
@@ -653,7 +728,7 @@ static void test_training(int norm, int pos) {
         adamw_update(&o, cm.params_mem, cm.grads_mem, (float)(3e-3 * lr_cosine(s, 20, steps)));
     }
     float *pg = LCG_NEW(float, cm.n_params), *pg2 = LCG_NEW(float, cm.n_params);
-    train_gpu(&cfg, init, steps, lg, pg);
+    train_gpu(&cfg, init, steps, lg, pg, GPU_FP32);
     double worst = 0;
     int at = 0;
     for (int s = 0; s < steps; s++) {
@@ -667,7 +742,7 @@ static void test_training(int norm, int pos) {
     if (!(worst <= worst_train)) worst_train = worst;
     snprintf(name, sizeof name, "train %s %s: final parameters", lcg_normalizer_at(norm)->name, lcg_posenc_at(pos)->name);
     check(name, rel_err(pg, cm.params_mem, cm.n_params), 1e-3);
-    train_gpu(&cfg, init, steps, lg2, pg2);
+    train_gpu(&cfg, init, steps, lg2, pg2, GPU_FP32);
     snprintf(name, sizeof name, "train %s %s: a repeated GPU run is bitwise identical", lcg_normalizer_at(norm)->name,
              lcg_posenc_at(pos)->name);
     check_true(name, memcmp(lg, lg2, sizeof(double) * steps) == 0 && memcmp(pg, pg2, sizeof(float) * cm.n_params) == 0);
@@ -1306,6 +1381,7 @@ int main(int argc, char **argv) {
     test_encoder();
     test_rmsnorm();
     test_matmul();
+    test_matmul_bf16();
     test_geglu();
     test_rope();
     test_attention();
@@ -1325,6 +1401,7 @@ int main(int argc, char **argv) {
         test_training(LCG_NORM_TOPK, LCG_POS_ROPE);
         test_training(LCG_NORM_STICK, LCG_POS_NAPE);
         test_training(LCG_NORM_ADAPTIVE, LCG_POS_ALIBI);
+        test_training_bf16();
     }
     printf("worst model gradient rel err %.3e, worst training loss rel err %.3e, worst eval logits rel err %.3e "
            "(%d near-ties), worst mass abs err %.3e, worst collapse abs err %.3e, worst extend logits rel err %.3e, "
