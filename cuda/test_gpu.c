@@ -700,7 +700,8 @@ static void test_training_bf16(void) {
     snprintf(name, sizeof name, "train bf16 vs fp32, asentmax nape %d steps: loss %.4f -> %.4f vs %.4f -> %.4f", steps,
              lb[0], lb[steps - 1], lf[0], lf[steps - 1]);
     check(name, mean, 2e-1);
-    check_true("train bf16: it learns (final loss below half the first)", lb[steps - 1] < 0.5 * lb[0]);
+    /* fp32 ends at 51% of its first loss here, bf16 at 55%: it learns as fp32 does, not faster */
+    check_true("train bf16: it learns (final loss below 60% of the first)", lb[steps - 1] < 0.6 * lb[0]);
     check_true("train bf16: a repeated run is bitwise identical",
                memcmp(lb, lb2, sizeof(double) * steps) == 0 && memcmp(pb, pb2, sizeof(float) * cm.n_params) == 0);
     gk_init(GPU_FP32);

@@ -94,11 +94,12 @@ ok "a GPU run (asentmax + nape, fp32) with --save"
 if [ "$(strip_csv "$d/g1.csv")" = "$(strip_csv "$d/g2.csv")" ]; then ok "a GPU run repeated: identical CSV outside wall_*"
 else bad "a GPU run repeated differs:"; diff <(strip_csv "$d/g1.csv") <(strip_csv "$d/g2.csv") | head -6; fi
 for p in tf32 bf16; do
+  rm -f "$d/t1.csv" "$d/t2.csv" # run appends: a fresh pair for each precision
   "$LCG" run --device cuda --precision $p $SMALL --out "$d/t1.csv" >/dev/null 2>"$d/e" &&
     "$LCG" run --device cuda --precision $p $SMALL --out "$d/t2.csv" >/dev/null 2>>"$d/e"
   if [ $? = 0 ] && [ "$(strip_csv "$d/t1.csv")" = "$(strip_csv "$d/t2.csv")" ] && [ "$(col "$d/t1.csv" precision | sort -u)" = $p ]
   then ok "--precision $p runs, repeated identically (exact% $(col "$d/t1.csv" exact_match | tr '\n' ' '))"
-  else bad "--precision $p: $(head -2 "$d/e")"; fi
+  else bad "--precision $p: $(head -2 "$d/e") (precision column: $(col "$d/t1.csv" precision | sort -u | tr '\n' ' '); repeat $([ "$(strip_csv "$d/t1.csv")" = "$(strip_csv "$d/t2.csv")" ] && echo same || echo differs))"; fi
 done
 
 # the GPU's checkpoint on the CPU: the same exact-match counts
