@@ -67,6 +67,15 @@ START_TEST(test_preset_values_and_overrides) {
     ck_assert_str_eq(cell(&d, 1, "layers"), "2");   /* paper's every task */
     ck_assert_str_eq(cell(&d, 1, "pos"), "nape");
     tu_csv_free(&d);
+    /* laptop on mini: its own step count and frozen token 0, then mini's architecture and lr */
+    expect_status(0, LCG " run --preset laptop --task reverse --steps 2 --eval-samples 2 --max-len 24 --dim 16 "
+                        "--ffn 16 --quiet --out %s/l.csv", dir);
+    snprintf(csv, sizeof csv, "%s/l.csv", dir);
+    tu_csv_load(csv, &d);
+    ck_assert_str_eq(cell(&d, 1, "layers"), "4");                              /* mini's reverse */
+    ck_assert_str_eq(cell(&d, 1, "lr"), "0.003");                              /* mini's every task */
+    ck_assert_ptr_nonnull(strstr(cell(&d, 1, "task_params"), "freeze-token0=1")); /* laptop's */
+    tu_csv_free(&d);
     tu_rm_tmpdir(dir);
 }
 END_TEST
@@ -78,6 +87,8 @@ START_TEST(test_preset_help_lists_every_task) {
     ck_assert_ptr_nonnull(strstr(R.out, "ci:"));
     ck_assert_ptr_nonnull(strstr(R.out, "steps=390625")); /* paper mqmtar, spec §3.2 */
     ck_assert_ptr_nonnull(strstr(R.out, "gpu:"));
+    ck_assert_ptr_nonnull(strstr(R.out, "laptop:"));
+    ck_assert_ptr_nonnull(strstr(R.out, "steps=10000;freeze-token0=1;pos=nape;layers=2;dim=64")); /* on mini */
     ck_assert_ptr_nonnull(strstr(R.out, "steps=58594;warmup=2500")); /* gpu mqmtar: 15% of the paper's */
 }
 END_TEST
