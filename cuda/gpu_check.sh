@@ -6,8 +6,8 @@
 # all = test + bench; full = all + profile; final = all + sanitize (compute-sanitizer's memcheck
 # on the kernel tests, racecheck on the fused attention)
 # profile: Nsight Compute's kernel times (one metric: one replay pass) of one step of the copy
-# architecture, softmax fp32 and asentmax tf32 (2 steps profiled: a warm-up and a timed one),
-# summed per kernel (profile_*.txt)
+# architecture (softmax fp32, asentmax tf32, softmax bf16) and mqmtar's (softmax bf16); 2 steps
+# profiled, a warm-up and a timed one; summed per kernel (profile_*.txt)
 # e2e: `make CUDA=1 test-gpu`'s two parts (test_gpu, then cuda/test_gpu_e2e.sh on lcgbench
 # --device cuda) plus the bench; lcgbench needs libcsv: where it is not installed, the Debian
 # packages' .debs in $LCG_DEBS (default debs/) are unpacked and used (apt-get download libcsv3
@@ -112,12 +112,12 @@ if [[ $what =~ ^(bench|all|full|final)$ ]]; then
   build/cuda/bench_gpu "$@" 2>&1 | tee "$OUT/bench.log" || rc=1
 fi
 if [[ $what =~ ^(profile|full)$ ]]; then
-  for cfg in "softmax fp32" "asentmax tf32"; do
+  for cfg in "copy softmax fp32" "copy asentmax tf32" "copy softmax bf16" "mqmtar softmax bf16"; do
     set -- $cfg
     ncu --clock-control none --metrics gpu__time_duration.sum --csv \
-      build/cuda/bench_gpu 1 copy "$1" "$2" 1 >"$OUT/profile_$1_$2.log" 2>&1 || rc=1
-    python3 cuda/ncu_summary.py "$OUT/profile_$1_$2.log" 2 >"$OUT/profile_$1_$2.txt"
-    head -25 "$OUT/profile_$1_$2.txt"
+      build/cuda/bench_gpu 1 "$1" "$2" "$3" 1 >"$OUT/profile_$1_$2_$3.log" 2>&1 || rc=1
+    python3 cuda/ncu_summary.py "$OUT/profile_$1_$2_$3.log" 2 >"$OUT/profile_$1_$2_$3.txt"
+    head -25 "$OUT/profile_$1_$2_$3.txt"
   done
   # the fused attention kernels in detail: stall reasons, occupancy, memory (one launch each)
   ncu --clock-control none -k regex:att_fused --launch-skip 2 --launch-count 2 \
