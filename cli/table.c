@@ -104,6 +104,8 @@ static void table_help(void) {
            "flags:\n"
            "  --format md|csv|latex|dat  output format (md); dat writes <dir>/<task>.dat for plots/\n"
            "  --metric exact|token       whole-sequence exact match (the paper's) or token accuracy (exact)\n"
+           "  --checkpoint best|last     for runs validated with --select best: the best checkpoint's\n"
+           "                             rows (best, the reference's selection) or the last one's\n"
            "  --out PATH                 file to write (stdout); for dat, the directory (required)\n"
            "  --help                     show this help\n");
 }
@@ -124,13 +126,13 @@ static void write_out(const char *path, const char *buf, size_t n) {
 }
 
 int cmd_table(cli_ctx *cx, int argc, char **argv) {
-    const char *format = "md", *metric = "exact", *out = NULL;
+    const char *format = "md", *metric = "exact", *out = NULL, *checkpoint = "best";
     const char **files = LCG_NEW(const char *, argc + 1);
     int n_files = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = strcmp(a, "--format") == 0 ? &format : strcmp(a, "--metric") == 0 ? &metric
-                          : strcmp(a, "--out") == 0 ? &out : NULL;
+                          : strcmp(a, "--out") == 0 ? &out : strcmp(a, "--checkpoint") == 0 ? &checkpoint : NULL;
         if (strcmp(a, "--help") == 0) {
             table_help();
             lcg_free(files);
@@ -150,6 +152,9 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
     if (fmt < 0) cli_usage_error(cx, "--format must be md, csv, latex or dat, got '%s'", format);
     if (strcmp(metric, "exact") != 0 && strcmp(metric, "token") != 0)
         cli_usage_error(cx, "--metric must be exact or token, got '%s'", metric);
+    if (strcmp(checkpoint, "best") != 0 && strcmp(checkpoint, "last") != 0)
+        cli_usage_error(cx, "--checkpoint must be best or last, got '%s'", checkpoint);
+    int want_last = strcmp(checkpoint, "last") == 0;
     if (!n_files) cli_usage_error(cx, "no result CSV given");
     if (fmt == 3 && !out) cli_usage_error(cx, "--format dat needs --out DIR");
 
@@ -174,9 +179,11 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
         for (long r = 0; r < t->n_rows; r++) {
             char **row = t->rows[r];
             double val, fac, len;
-            /* a run validated with --select best: its best checkpoint's rows stand for it */
+            /* a run validated with --select best: its best checkpoint's rows stand for it, or with
+               --checkpoint last its last checkpoint's (the rows without checkpoint = best) */
+            if (want_last && strcmp(row[c_ck], "best") == 0) continue;
             int superseded = 0;
-            for (long q = 0; q < t->n_rows && !superseded && strcmp(row[c_ck], "best") != 0; q++)
+            for (long q = 0; q < t->n_rows && !want_last && !superseded && strcmp(row[c_ck], "best") != 0; q++)
                 superseded = strcmp(t->rows[q][c_ck], "best") == 0 && strcmp(t->rows[q][c_id], row[c_id]) == 0 &&
                              strcmp(t->rows[q][c_len], row[c_len]) == 0;
             if (superseded) continue;

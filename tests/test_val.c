@@ -5,7 +5,8 @@
  *     --log-csv and --bleu is a one-line usage error, before anything is written;
  *   - validating with --select last leaves the rows exactly those of a run without validation;
  *   - --select best picks the first step of the highest monitor score in the --log-csv curve
- *     and appends its rows (checkpoint best, that step) after the last checkpoint's;
+ *     and appends its rows (checkpoint best, that step) after the last checkpoint's; `table`
+ *     summarizes the best rows, or the last ones with --checkpoint last;
  *   - a run killed after its best validation and resumed writes the rows of the run never
  *     interrupted (the best is kept beside the checkpoint);
  *   - a run whose validation a SIGTERM cuts short validates that step first when resumed: the
@@ -138,8 +139,20 @@ START_TEST(test_select_best_is_argmax) {
             ck_assert_str_eq(d.cell[r][cs], is_best ? want : "40");
             ck_assert_str_eq(d.cell[r][cst], "40");
         }
+        /* lcgbench table: the best checkpoint's rows stand for the run, or with --checkpoint last
+           the last one's (token accuracy in distribution, the first column) */
+        int ct = tu_csv_col(&d, "token_acc");
+        for (int last = 0; last < 2; last++) {
+            tu_expect_status(&R, 0, LCG " table --format csv --metric token %s %s", last ? "--checkpoint last" : "", csv);
+            char *line = strchr(R.out, '\n');
+            ck_assert_ptr_nonnull(line);
+            double id;
+            ck_assert_int_eq(sscanf(line + 1, "%*[^,],%*[^,],1,%lf", &id), 1);
+            ck_assert_double_eq_tol(id, 100 * atof(d.cell[last ? 1 : TINY_ROWS + 1][ct]), 0.006);
+        }
         tu_csv_free(&d);
     }
+    tu_expect_fail(&R, 2, NULL, "--checkpoint", "'first'", LCG " table --checkpoint first %s", csv);
     tu_rm_tmpdir(dir);
 }
 END_TEST
