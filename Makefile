@@ -232,6 +232,9 @@ bench: deps
 RESULTS ?= results/mini
 REPORT ?= $(BUILD)/report/$(subst /,_,$(RESULTS))
 RUNS = $(filter-out $(RESULTS)/table.csv,$(wildcard $(RESULTS)/*.csv))
+# runs validated with --select best have rows for both checkpoints: the report then also draws
+# the last checkpoint's (figures/<task>-last*, table-last.md; the best ones stand for the runs)
+HAS_BEST = $(shell grep -l -m1 ',best,' $(RUNS) /dev/null 2>/dev/null)
 # the mechanism (issue 20): figures/<task>-mechanism (plots/mechanism.gp) for the tasks whose rows
 # have the relevant-key mass; and, for every checkpoint RESULTS/mechanism/*.ckpt, its attention
 # maps at the lengths MAP_LENS (figures/map-<name>-<len>.png) and one panel of them all
@@ -251,6 +254,12 @@ plots: $(BIN)lcgbench
 	  if awk '!/^"/ && NF >= 14 && $$11 ~ /^[0-9.e+-]+$$/ {f = 1} END {exit !f}' $$d; then \
 	    gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-mechanism'; task='$$t'" plots/mechanism.gp || exit 1; fi; \
 	done
+	@if [ -n "$(HAS_BEST)" ]; then ./$(BIN)lcgbench table --format dat --checkpoint last --out $(REPORT)/plots-last $(RUNS) && \
+	  for d in $(REPORT)/plots-last/*.dat; do t=$$(basename $$d .dat); \
+	    gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-last'; task='$$t (last checkpoint)'" plots/accuracy.gp || exit 1; \
+	    if awk '!/^"/ && NF >= 14 && $$11 ~ /^[0-9.e+-]+$$/ {f = 1} END {exit !f}' $$d; then \
+	      gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-last-mechanism'; task='$$t (last checkpoint)'" plots/mechanism.gp || exit 1; fi; \
+	  done; fi
 	@if [ -n "$(MAPS)" ]; then mkdir -p $(REPORT)/maps; files=; labels=; for c in $(MAPS); do n=$$(basename $$c .ckpt); \
 	  for L in $(MAP_LENS); do \
 	    ./$(BIN)lcgbench attnmap --load $$c --len $$L --out $(REPORT)/figures/map-$$n-$$L.png \
@@ -265,6 +274,7 @@ report: $(BIN)lcgbench plots
 	./$(BIN)lcgbench table --format md --out $(REPORT)/table.md $(RUNS)
 	./$(BIN)lcgbench table --format csv --out $(REPORT)/table.csv $(RUNS)
 	./$(BIN)lcgbench table --format latex --out $(REPORT)/table.tex $(RUNS)
+	@if [ -n "$(HAS_BEST)" ]; then ./$(BIN)lcgbench table --checkpoint last --out $(REPORT)/table-last.md $(RUNS); fi
 	@echo "report in $(REPORT)"
 
 # the committed mini grid (hours on a 2-core machine; resumable: rerun to continue)
