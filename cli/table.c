@@ -253,7 +253,8 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
         const lcg_normalizer *nz = lcg_normalizer_find(M->key[3]);
         int show_alpha = nz && nz->has_alpha && fabs(atof(M->key[4]) - nz->alpha_def) > 1e-6;
         snprintf(M->label, sizeof M->label, "%s%s%s%s/%s", M->key[3], show_alpha ? "(a=" : "", show_alpha ? M->key[4] : "",
-                 show_alpha ? ")" : "", M->key[5]);        if (nz && nz->has_topk) { /* topk: k and the rule (the alpha column holds +K or -K) */
+                 show_alpha ? ")" : "", M->key[5]);
+        if (nz && nz->has_topk) { /* topk: k and the rule (the alpha column holds +K or -K) */
             double k = atof(M->key[4]);
             snprintf(M->label, sizeof M->label, "%s(k=%d%s)/%s", M->key[3], (int)fabs(k), k < 0 ? ",div-2" : "", M->key[5]);
         }
