@@ -80,7 +80,8 @@ int lcg_fsync_dir_of(const char *path);
  * process stops itself (SIGSTOP) here, so a test can kill it at exactly this moment. Points:
  * "rename" (detail: the path; a temp file written, not yet renamed), "renamed" (the same,
  * just after the rename), "step" (detail: the
- * 1-based step just finished), "eval" (detail: the length about to be evaluated). */
+ * 1-based step just finished), "eval" (detail: the length about to be evaluated), "prefill"
+ * (detail: the 0-based layer a CPU prefill has just finished). */
 void lcg_test_stop_point(const char *point, const char *detail);
 /* Read a whole file; returns NULL (errno set) if it cannot be opened or read. */
 char *lcg_read_file(const char *path, size_t *n_out);

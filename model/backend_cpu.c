@@ -175,15 +175,17 @@ static void eval_one(lcg_decoder *d, int *tok, const lcg_eval_batch *e, int s) {
     decoder_reset(d);
     d->observe = e->attn_row ? emit_row : NULL, d->observe_ctx = &x;
     d->hidden = e->hidden ? emit_hidden : NULL, d->hidden_ctx = &x;
+    d->stop = e->stop;
     decoder_prefill(d, tok, n, from, emit_logits, &x);
-    d->observe = NULL, d->hidden = NULL;
+    d->observe = NULL, d->hidden = NULL, d->stop = NULL;
+    if (*e->stop) return; /* the batch is discarded */
     e->diag[s].rows = d->diag_rows;
     memcpy(e->diag[s].sum, d->diag, sizeof e->diag[s].sum);
     int t, n0 = e->greedy_start ? e->greedy_start(e->ctx, s, &t) : -1;
     if (n0 < 0) return;
     d->collect = 0;
     decoder_truncate(d, n0);
-    while (t >= 0) {
+    while (t >= 0 && !*e->stop) {
         const float *logits = decoder_step(d, t, 1);
         t = e->greedy_next(e->ctx, s, d->n - 1, logits);
     }

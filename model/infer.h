@@ -22,6 +22,8 @@
 #include "model.h"
 #include "../kernels/tile.h"
 
+#include <signal.h>
+
 #define LCG_QUERY_BLOCK 64 /* query rows per prefill attention task */
 #define LCG_PF_CHUNK 128  /* rows per projection chunk of the prefill */
 
@@ -74,6 +76,11 @@ typedef struct lcg_decoder_s {
     void *observe_ctx;
     lcg_hidden_fn hidden;
     void *hidden_ctx;
+    /* optional (NULL: none; decoder_init clears it, decoder_reset keeps it): once *stop is set,
+     * decoder_prefill abandons its pass between attention tasks (a 65,536-token sample on the
+     * CPU takes minutes; a stop request should not wait for it). The cache and the emitted
+     * logits are then incomplete: the caller discards the sequence. */
+    const volatile sig_atomic_t *stop;
 } lcg_decoder;
 
 /* bytes a decoder of capacity cap needs (for the memory check before evaluation); its prefill

@@ -43,6 +43,7 @@
 #include "../kernels/util.h"
 
 #include <float.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,8 @@ static void attn_task(lcg_decoder *d, pf_scratch *w, int l, int h, int i0, int i
     }
 }
 
+static int pf_stopped(const lcg_decoder *d) { return d->stop && *d->stop; }
+
 void decoder_prefill(lcg_decoder *d, const int *tok, int n, int logits_from, lcg_logits_fn emit,
                      void *ctx) {
     const lcg_model *m = d->m;
@@ -233,6 +236,7 @@ void decoder_prefill(lcg_decoder *d, const int *tok, int n, int logits_from, lcg
 
     encoder_forward(d->xa + (size_t)n0 * C, tok, w[LCG_P_EMB], n, C);
     for (int l = 0; l < c->L; l++) {
+        if (pf_stopped(d)) break;
         float *kt = d->kt + (size_t)l * HD * d->ldk, *vc = d->vc + (size_t)l * d->cap * HD;
         /* 1. projections */
         for (int a = n0; a < n1; a += LCG_PF_CHUNK) {
@@ -261,6 +265,7 @@ void decoder_prefill(lcg_decoder *d, const int *tok, int n, int logits_from, lcg
             scratch_init(&ws, d->ldk, D);
 #pragma omp for schedule(dynamic, 1)
             for (int t = 0; t < nb * H; t++) {
+                if (pf_stopped(d)) continue; /* the rest of the pass is abandoned */
                 int b = b0 + nb - 1 - t / H, i0 = b * BQ, i1 = i0 + BQ;
                 i0 = i0 < n0 ? n0 : i0, i1 = i1 > n1 ? n1 : i1;
                 attn_task(d, &ws, l, t % H, i0, i1, r0, dg);
@@ -284,6 +289,13 @@ void decoder_prefill(lcg_decoder *d, const int *tok, int n, int logits_from, lcg
             rmsnorm_forward(d->ch_t, d->ch_r, d->ch_h, w[LCG_P_LN_PO] + (size_t)l * C, R, C);
             for (size_t e = 0; e < (size_t)R * C; e++) x[e] += d->ch_t[e];
         }
+        char layer[16];
+        snprintf(layer, sizeof layer, "%d", l);
+        if (!pf_stopped(d)) lcg_test_stop_point("prefill", layer);
+    }
+    if (pf_stopped(d)) { /* abandoned: nothing emitted past this point, the cache as it was */
+        lcg_free(dg);
+        return;
     }
     d->n = n1;
     if (r0 < n1) d->diag_rows += (long)(n1 - r0) * H;

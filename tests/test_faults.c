@@ -12,7 +12,7 @@
  * a SIGKILL, and with --data (the file position is restored). Non-finite values injected
  * into attention, a gradient and the logits (LCG_TEST_NAN): detected at that step, the
  * layer named, exit 1, no CSV, the last good checkpoint written and resumable to the
- * uninterrupted CSV.
+ * uninterrupted CSV. SIGTERM inside a sample's CPU prefill: the pass is abandoned at once.
  *
  * The exact moments come from LCG_TEST_STOP_AT (kernels/util.h): the process stops itself
  * (SIGSTOP) there and the test delivers the signal, so nothing depends on timing except the
@@ -238,6 +238,39 @@ static void interrupt_at(const char *dir, const char *point, int sig, const char
     ck_assert_msg(!tu_exists(csv), "%s: an interrupted run wrote %s", point, csv);
     ck_assert_msg(tu_exists(ckpt), "%s: no checkpoint at %s", point, ckpt);
 }
+
+/* SIGTERM in the middle of a sample's CPU prefill (after its layer 0): the pass is abandoned
+ * there, not finished (a 65,536-token sample takes minutes on a CPU). The stop point
+ * "prefill" stops the process after every layer of every prefill, so a run that went on to
+ * layer 1 would stop again instead of exiting. Then --resume gives the uninterrupted CSV. */
+START_TEST(test_sigterm_inside_prefill) {
+    char dir[64], ref[128], csv[128], ckpt[128], errpath[192], args[1024];
+    scratch_paths(dir, ref, csv, ckpt, errpath);
+    snprintf(args, sizeof args, TINY " --out %s", ref);
+    run_ok(NULL, dir, args);
+    snprintf(args, sizeof args, TINY " --save %s --out %s", ckpt, csv);
+    pid_t pid = spawn("LCG_TEST_STOP_AT=prefill OMP_NUM_THREADS=1", errpath, "%s", args);
+    wait_stopped(pid, "prefill");
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    ck_assert_int_eq(kill(pid, SIGCONT), 0);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, WUNTRACED), pid);
+    if (WIFSTOPPED(st)) { /* went on to the next layer: the bug this test is for */
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        ck_abort_msg("the prefill went on to its next layer after SIGTERM");
+    }
+    char err[8192];
+    tu_slurp(errpath, err, sizeof err);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM, "exit status %d: %s", st, err);
+    ck_assert_msg(one_line(err) && strstr(err, "terminated while evaluating length 8; no rows written"), "%s", err);
+    ck_assert_msg(!tu_exists(csv), "an interrupted run wrote %s", csv);
+    snprintf(args, sizeof args, "run --resume %s --max-len 24 --eval-samples 10 --quiet --out %s", ckpt, csv);
+    run_ok(NULL, dir, args);
+    tu_assert_same_csv(ref, csv, NULL);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
 
 START_TEST(test_sigint_resume_identical) {
     char dir[64], ref[128], csv[128], ckpt[128], args[1024];
@@ -489,6 +522,7 @@ static Suite *faults_suite(void) {
     tc = tcase_create("interrupt");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_sigint_resume_identical);
+    tcase_add_test(tc, test_sigterm_inside_prefill);
     tcase_add_test(tc, test_resume_with_data);
     suite_add_tcase(s, tc);
     tc = tcase_create("nonfinite");
