@@ -43,8 +43,8 @@
 #include "../kernels/util.h"
 
 #include <float.h>
-#include <stdio.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,7 +236,7 @@ void decoder_prefill(lcg_decoder *d, const int *tok, int n, int logits_from, lcg
 
     encoder_forward(d->xa + (size_t)n0 * C, tok, w[LCG_P_EMB], n, C);
     for (int l = 0; l < c->L; l++) {
-        if (pf_stopped(d)) break;
+        if (pf_stopped(d)) break; /* a stop abandons the pass (also checked per attention task) */
         float *kt = d->kt + (size_t)l * HD * d->ldk, *vc = d->vc + (size_t)l * d->cap * HD;
         /* 1. projections */
         for (int a = n0; a < n1; a += LCG_PF_CHUNK) {
@@ -272,6 +272,7 @@ void decoder_prefill(lcg_decoder *d, const int *tok, int n, int logits_from, lcg
             }
             scratch_free(&ws);
         }
+        if (pf_stopped(d)) break;
         for (int i = r0; i < n1; i++) /* in row, then head order: decoder_step's sums */
             for (int h = 0; h < H; h++)
                 for (int k = 0; k < 3; k++) d->diag[l][k] += dg[((size_t)(i - r0) * H + h) * 3 + k];
