@@ -248,18 +248,14 @@ plots: $(BIN)lcgbench
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends gnuplot-nox)
 	@mkdir -p $(REPORT)/figures
 	./$(BIN)lcgbench table --format dat --out $(REPORT)/plots $(RUNS)
-	@for d in $(REPORT)/plots/*.dat; do t=$$(basename $$d .dat); \
-	  gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t'; task='$$t'" plots/accuracy.gp || exit 1; \
-	  gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-attn'; task='$$t'" plots/diagnostics.gp || exit 1; \
+	@if [ -n "$(HAS_BEST)" ]; then ./$(BIN)lcgbench table --format dat --checkpoint last --out $(REPORT)/plots-last $(RUNS); fi
+	@for d in $(REPORT)/plots/*.dat $(if $(HAS_BEST),$(REPORT)/plots-last/*.dat); do t=$$(basename $$d .dat); \
+	  case $$d in */plots-last/*) o=$$t-last; title="$$t (last checkpoint)";; *) o=$$t; title=$$t;; esac; \
+	  gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$o'; task='$$title'" plots/accuracy.gp || exit 1; \
+	  [ "$$o" != "$$t" ] || gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-attn'; task='$$t'" plots/diagnostics.gp || exit 1; \
 	  if awk '!/^"/ && NF >= 14 && $$11 ~ /^[0-9.e+-]+$$/ {f = 1} END {exit !f}' $$d; then \
-	    gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-mechanism'; task='$$t'" plots/mechanism.gp || exit 1; fi; \
+	    gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$o-mechanism'; task='$$title'" plots/mechanism.gp || exit 1; fi; \
 	done
-	@if [ -n "$(HAS_BEST)" ]; then ./$(BIN)lcgbench table --format dat --checkpoint last --out $(REPORT)/plots-last $(RUNS) && \
-	  for d in $(REPORT)/plots-last/*.dat; do t=$$(basename $$d .dat); \
-	    gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-last'; task='$$t (last checkpoint)'" plots/accuracy.gp || exit 1; \
-	    if awk '!/^"/ && NF >= 14 && $$11 ~ /^[0-9.e+-]+$$/ {f = 1} END {exit !f}' $$d; then \
-	      gnuplot -e "data='$$d'; out='$(REPORT)/figures/$$t-last-mechanism'; task='$$t (last checkpoint)'" plots/mechanism.gp || exit 1; fi; \
-	  done; fi
 	@if [ -n "$(MAPS)" ]; then mkdir -p $(REPORT)/maps; files=; labels=; for c in $(MAPS); do n=$$(basename $$c .ckpt); \
 	  for L in $(MAP_LENS); do \
 	    ./$(BIN)lcgbench attnmap --load $$c --len $$L --out $(REPORT)/figures/map-$$n-$$L.png \
