@@ -65,6 +65,7 @@ typedef struct {
     int lens[LCG_MAX_RUNGS];
     char out[4096];
     char device[16];     /* --device: cpu or cuda */
+    char log_csv[4200];  /* --log-csv with its {keys} filled in, or "" */
     int write_failed;    /* executed: its rows could not be written (a full disk?) */
 } lcg_run_info;
 /* one grid cell's `lcgbench run` given its flags: parses and checks them (--load, --resume and

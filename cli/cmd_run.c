@@ -553,7 +553,6 @@ static int run_parse(run_setup *s, int argc, char **argv) {
         const char *keys[5] = {"{run_id}", "{task}", "{attn}", "{pos}", "{seed}"};
         const char *vals[5] = {id, c.task.task->name, lcg_normalizer_at(c.model.norm)->name, lcg_posenc_at(c.model.pos)->name,
                                seed};
-        int used[5] = {0};
         size_t o = 0;
         for (const char *p = c.log_csv; *p && o + 1 < sizeof s->log_buf;) {
             int k = 0;
@@ -561,14 +560,13 @@ static int run_parse(run_setup *s, int argc, char **argv) {
             if (k < 5) {
                 o += (size_t)snprintf(s->log_buf + o, sizeof s->log_buf - o, "%s", vals[k]);
                 p += strlen(keys[k]);
-                used[k] = 1;
             } else s->log_buf[o++] = *p++;
         }
         s->log_buf[o < sizeof s->log_buf ? o : sizeof s->log_buf - 1] = '\0';
-        if (s->cell && !used[0] && !(used[1] && used[2] && used[3] && used[4]))
-            cli_usage_error(s->cx, "--log-csv '%s' in a sweep: cells would share that file; put {run_id} (or {task}, "
-                            "{attn}, {pos} and {seed}) in its name", c.log_csv);
         c.log_csv = s->log_buf;
+        /* before any work (a sweep checks every cell's, and that no two cells share one) */
+        char why[4800];
+        if (lcg_curve_check(c.log_csv, run_cfg_id(&c), why, sizeof why) != 0) cli_usage_error(s->cx, "%s", why);
     }
     return 0;
 #undef c
@@ -817,6 +815,7 @@ int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *
         info->n_rows = eval_ladder(&s->c, info->lens);
         snprintf(info->out, sizeof info->out, "%s", s->c.out);
         snprintf(info->device, sizeof info->device, "%s", s->c.backend ? s->c.backend : "cpu");
+        snprintf(info->log_csv, sizeof info->log_csv, "%s", s->c.log_csv ? s->c.log_csv : "");
         info->write_failed = 0;
         if (execute) rc = run_execute(s);
         info->write_failed = s->write_failed;

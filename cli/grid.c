@@ -469,9 +469,14 @@ int sw_grid_build(sw_grid *g, cli_ctx *cx, int mode, int argc, char **argv) {
         if (strcmp(cells[k].info.out, cells[0].info.out) != 0)
             cli_usage_error(cx, "cell %d (%s) writes to '%s', cell 1 to '%s': a sweep writes one CSV", k + 1, cells[k].desc,
                      cells[k].info.out, cells[0].info.out);
-        for (int j = 0; j < k; j++)
+        for (int j = 0; j < k; j++) {
             if (cells[j].info.run_id == cells[k].info.run_id)
                 cli_usage_error(cx, "cells %d (%s) and %d (%s) are the same run", j + 1, cells[j].desc, k + 1, cells[k].desc);
+            if (cells[k].info.log_csv[0] && strcmp(cells[j].info.log_csv, cells[k].info.log_csv) == 0)
+                cli_usage_error(cx, "cells %d (%s) and %d (%s) would write the same training curve '%s': put {run_id} "
+                                "(or what tells them apart: {task}, {attn}, {pos}, {seed}) in --log-csv", j + 1,
+                                cells[j].desc, k + 1, cells[k].desc, cells[k].info.log_csv);
+        }
     }
     /* --gpus runs GPU cells; --workers CPU cells */
     for (int k = 0; k < n_cells && mode == SW_SWEEP && g->workers; k++) {

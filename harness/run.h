@@ -208,6 +208,10 @@ void run_task_params_str(const lcg_run_cfg *cfg, char *out, size_t n);
  * are flag names; stored in checkpoints and hashed into run_id) */
 void run_cfg_string(const lcg_run_cfg *cfg, char *out, size_t n);
 uint64_t run_cfg_id(const lcg_run_cfg *cfg);
+/* may run run_id write its training curve (--log-csv) at path? 0 when the file is absent, empty,
+ * a header alone or that run's own curve; -1 (and why in err) when it holds anything else, which
+ * a run never overwrites */
+int lcg_curve_check(const char *path, uint64_t run_id, char *err, size_t n_err);
 /* the command that continues this run from its checkpoint ckpt and writes the rows (and the
  * file) the uninterrupted run would have: --resume plus every evaluation and output setting the
  * checkpoint's note does not carry */

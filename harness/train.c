@@ -216,33 +216,58 @@ static double monitor_value(const lcg_rung_result *r, int metric) {
     }
 }
 
-/* the training curve (--log-csv) */
+/* the training curve (--log-csv): one row per logged step, the run's id first (the key of its
+ * rows in the results CSV) */
+
+int lcg_curve_check(const char *path, uint64_t run_id, char *err, size_t n_err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0; /* not there yet (an unreadable one fails when it is written) */
+    char head[64] = "", row[64] = "";
+    int have_head = fgets(head, sizeof head, f) != NULL, ch = 0;
+    if (have_head && !strchr(head, '\n'))
+        while ((ch = getc(f)) != EOF && ch != '\n') {} /* the rest of a long header */
+    int have_row = have_head && fgets(row, sizeof row, f) != NULL;
+    fclose(f);
+    if (!have_head || (!have_row && strncmp(head, "run_id,step,", 12) == 0)) return 0; /* empty, or a header alone */
+    char id[24];
+    snprintf(id, sizeof id, "%016llx,", (unsigned long long)run_id);
+    if (strncmp(head, "run_id,step,", 12) == 0 && strncmp(row, id, strlen(id)) == 0) return 0; /* this run's */
+    const char *whose = strncmp(head, "run_id,", 7) != 0 ? "a file that is not an lcgbench training curve (or one "
+                                                           "from before curves carried run ids)"
+                                                         : "another run's training curve";
+    snprintf(err, n_err, "--log-csv '%s' is %s; this run (%016llx) does not overwrite it: remove it or name another "
+             "file (put {run_id} in --log-csv)", path, whose, (unsigned long long)run_id);
+    return -1;
+}
 typedef struct {
     FILE *f;
     int bleu;
+    unsigned long long id; /* run_cfg_id */
 } curve_log;
 
 static void curve_open(curve_log *lg, const lcg_run_cfg *cfg, long keep_to) {
     memset(lg, 0, sizeof *lg);
     if (!cfg->log_csv) return;
     lg->bleu = lcg_run_bleu(cfg);
+    lg->id = (unsigned long long)run_cfg_id(cfg);
     size_t n = 0;
     char *old = keep_to > 0 ? lcg_read_file(cfg->log_csv, &n) : NULL;
     csv_mkdirs_for(cfg->log_csv);
     lg->f = fopen(cfg->log_csv, "w");
     if (!lg->f) lcg_die("cannot write '%s': %s", cfg->log_csv, strerror(errno));
-    fprintf(lg->f, "step,loss,lr,grad_norm,tok_s");
+    fprintf(lg->f, "run_id,step,loss,lr,grad_norm,tok_s");
     for (int i = 0; i < cfg->n_val_lens; i++) {
         int L = cfg->val_lens[i];
         fprintf(lg->f, ",exact@%d,token@%d,loss@%d", L, L, L);
         if (lg->bleu) fprintf(lg->f, ",bleu@%d", L);
     }
     fprintf(lg->f, "\n");
-    /* a resumed run: the rows of the steps up to its checkpoint, as they were */
+    /* a resumed run: the rows of the steps up to its checkpoint, as they were (this run's:
+     * lcg_curve_check vouched for the file) */
     for (char *line = old ? strchr(old, '\n') : NULL; line && line[1];) {
-        char *next = strchr(line + 1, '\n');
+        char *next = strchr(line + 1, '\n'), *comma = strchr(line + 1, ',');
         if (!next) break;
-        if (atol(line + 1) <= keep_to) fwrite(line + 1, 1, (size_t)(next - line), lg->f);
+        if (comma && comma < next && atol(comma + 1) <= keep_to) fwrite(line + 1, 1, (size_t)(next - line), lg->f);
         line = next;
     }
     free(old);
@@ -252,7 +277,7 @@ static void curve_open(curve_log *lg, const lcg_run_cfg *cfg, long keep_to) {
 static void curve_row(curve_log *lg, const lcg_run_cfg *cfg, long step, double loss, double lr, double norm, double tps,
                       const lcg_rung_result *val) {
     if (!lg->f) return;
-    fprintf(lg->f, "%ld,%.6g,%.6g,%.6g,%.0f", step, loss, lr, norm, tps);
+    fprintf(lg->f, "%016llx,%ld,%.6g,%.6g,%.6g,%.0f", lg->id, step, loss, lr, norm, tps);
     for (int i = 0; i < cfg->n_val_lens; i++) {
         if (val) fprintf(lg->f, ",%.6f,%.6f,%.6g", monitor_value(&val[i], LCG_MON_EXACT),
                          monitor_value(&val[i], LCG_MON_TOKEN), val[i].loss);

@@ -8,6 +8,10 @@ if (!exists("title")) title = data
 set datafile separator ","
 set datafile missing ""
 n = words(cols)
+# columns by name: run_id (when there), step, loss, lr, grad_norm, tok_s, then the scores
+st = 0; ls = 0; first = 0
+do for [i=1:n] { w = word(cols, i); if (w eq "step") { st = i }; if (w eq "loss") { ls = i }; if (w eq "tok_s") { first = i + 1 } }
+if (st == 0 || ls == 0 || first == 0) { print "curves.gp: ".data." has no step, loss or tok_s column"; exit status 2 }
 isloss(i) = strstrt(word(cols, i), "loss@") == 1
 do for [t in "pngcairo svg"] {
   if (t eq "svg") { set terminal svg size 900,640 dynamic font "Sans,12"; set output out.".svg" } \
@@ -18,15 +22,15 @@ do for [t in "pngcairo svg"] {
   set xlabel ""
   set ylabel "loss"
   set logscale y
-  plot data using 1:2 title "train loss" with lines lw 1.5, \
-       for [i=6:n] data using 1:(isloss(i) ? column(i) : NaN) title (isloss(i) ? word(cols, i) : "") \
-         with linespoints pt 7 ps 0.6 lc i
+  plot data using st:ls title "train loss" with lines lw 1.5, \
+       for [i=first:n] data using st:(isloss(i) ? column(i) : NaN) title (isloss(i) ? word(cols, i) : "") \
+         with linespoints pt 7 ps 0.6 lc (i - first + 6)
   unset logscale y
   set xlabel "step"
   set ylabel "validation score"
   set yrange [-0.02:1.02]
-  plot for [i=6:n] data using 1:(isloss(i) ? NaN : column(i)) title (isloss(i) ? "" : word(cols, i)) \
-         with linespoints pt 7 ps 0.6 lc i
+  plot for [i=first:n] data using st:(isloss(i) ? NaN : column(i)) title (isloss(i) ? "" : word(cols, i)) \
+         with linespoints pt 7 ps 0.6 lc (i - first + 6)
   set autoscale y
   unset multiplot
   set output

@@ -13,7 +13,8 @@
 # A cut cell keeps its checkpoint (SIGTERM), and the next slice continues it. Where libcsv is not
 # installed, the .debs in LCG_DEBS (default build/debs: `apt-get download libcsv3 libcsv-dev`)
 # are unpacked into /tmp/csvlib. LCG_BIN defaults to build/cu4/lcgbench (a CUDA=1 build,
-# carried with the call). Example, reverse x 4 on one GPU (three calls in session 11):
+# carried with the call). LCG_CURVES names the curve files (default '{task}-{attn}-{pos}-s{seed}.csv';
+# results/paper/fidelity.txt's cells take '{task}-frozen-{attn}-{pos}-s{seed}.csv'). Example, reverse x 4 on one GPU (three calls in session 11):
 #   bash scripts/gpu-session.sh go 545 results/paper/paper.csv --grid G --gpus 0,0,0,0
 #   bash scripts/gpu-session.sh slice 575 results/paper/paper.csv --grid G --gpus 0,0,0,0
 # Exit status: the sweep's (0 when its cells are done; 124 when the time box cut it).
@@ -24,6 +25,8 @@ bin=${LCG_BIN:-build/cu4/lcgbench}
 work=/tmp/lcg
 out=${OUT:-/tmp/lcg_out}
 name=$(basename "$csv")
+plain='{task}-{attn}-{pos}-s{seed}.csv'
+curves=${LCG_CURVES:-$plain}
 mkdir -p "$work" "$out"
 if [ ! -e /usr/include/csv.h ] && [ ! -e /tmp/csvlib/usr ]; then
   for d in "${LCG_DEBS:-build/debs}"/*.deb; do dpkg -x "$d" /tmp/csvlib || exit 1; done
@@ -40,7 +43,7 @@ case $mode in
 esac
 t0=$(date +%s)
 timeout -s TERM "$secs" "$bin" sweep "$@" --out "$work/$name" \
-  --log-csv "$work/curves/{task}-{attn}-{pos}-s{seed}.csv" --timeline "$work/timeline.csv" >>"$work/sweep.log" 2>&1
+  --log-csv "$work/curves/$curves" --timeline "$work/timeline.csv" >>"$work/sweep.log" 2>&1
 rc=$?
 echo "gpu-session: sweep exit $rc after $(( $(date +%s) - t0 )) s"
 cp "$work/$name" "$work/timeline.csv" "$work/sweep.log" "$out/" 2>/dev/null

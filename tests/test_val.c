@@ -11,7 +11,9 @@
  *     interrupted (the best is kept beside the checkpoint);
  *   - a run whose validation a SIGTERM cuts short validates that step first when resumed: the
  *     rows and the curve (outside tok_s) of the run never interrupted;
- *   - sort has a bleu column by default; copy only with --bleu.
+ *   - sort has a bleu column by default; copy only with --bleu;
+ *   - a curve's rows carry the run id, and no run overwrites another's curve (or a file that is
+ *     no curve); a sweep whose cells would share one is refused before any work.
  * The BLEU of greedy generations against brute-force greedy decoding and the disjointness of
  * the validation and test samples are in test_harness.c.
  */
@@ -101,15 +103,16 @@ END_TEST
 static long best_step_of(const char *log, const char *col, int lower) {
     tu_csv_doc d;
     tu_csv_load(log, &d);
-    int c = tu_csv_col(&d, col);
+    int c = tu_csv_col(&d, col), s = tu_csv_col(&d, "step");
     ck_assert_int_ge(c, 0);
+    ck_assert_int_ge(s, 0);
     long best = -1, n_val = 0;
     double bv = 0;
     for (int r = 1; r < d.rows; r++) {
         if (!d.cell[r][c][0]) continue;
         double v = atof(d.cell[r][c]);
         n_val++;
-        if (best < 0 || (lower ? v < bv : v > bv)) best = atol(d.cell[r][0]), bv = v;
+        if (best < 0 || (lower ? v < bv : v > bv)) best = atol(d.cell[r][s]), bv = v;
     }
     ck_assert_int_eq(n_val, 8); /* steps 5, 10, .., 40 */
     tu_csv_free(&d);
@@ -232,13 +235,21 @@ START_TEST(test_resume_cut_validation) {
 }
 END_TEST
 
-/* a sweep's cells each keep their curve: {run_id} in --log-csv names the cell; without it, a
- * one-line usage error before any work */
+/* a sweep's cells each keep their curve: {run_id} in --log-csv names the cell; cells that would
+ * share a file (also cells differing only in flags the name leaves out) are a one-line usage
+ * error before any work */
 START_TEST(test_sweep_curves) {
-    char dir[64], csv[128];
+    char dir[64], csv[128], grid[128];
     tu_tmpdir(dir, sizeof dir);
     snprintf(csv, sizeof csv, "%s/s.csv", dir);
     tu_expect_fail(&R, 2, csv, "--log-csv", "{run_id}", LCG " sweep " TINY " --seed 1,2 --log-csv %s/c.csv --out %s", dir, csv);
+    snprintf(grid, sizeof grid, "%s/g.txt", dir);
+    static const char g[] = "task = copy\n[plain]\nseed = 1\n[frozen]\nseed = 1\nargs = --freeze-token0\n";
+    tu_write_all(grid, g, strlen(g));
+    static const char *const tiny_no_task = TINY + sizeof "--task copy"; /* the grid names the task */
+    tu_expect_fail(&R, 2, csv, "cells 1 (copy seed 1) and 2 (copy seed 1) would write the same training curve", "{run_id}",
+                   LCG " sweep %s --grid %s --log-csv '%s/{task}-{attn}-{pos}-s{seed}.csv' --out %s", tiny_no_task, grid,
+                   dir, csv);
     tu_expect_status(&R, 0, LCG " sweep " TINY " --seed 1,2 --log-csv %s/curves/{run_id}.csv --out %s", dir, csv);
     char *ids = tu_csv_column(csv, "run_id");
     for (char *save = NULL, *id = strtok_r(ids, "\n", &save); id; id = strtok_r(NULL, "\n", &save)) {
@@ -247,6 +258,35 @@ START_TEST(test_sweep_curves) {
         ck_assert_msg(tu_exists(path), "no curve %s for run %s", path, id);
     }
     free(ids);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
+/* a run never overwrites what --log-csv names unless it is its own curve (or a header alone):
+ * another run's curve, or a file that is no curve, is a one-line error before any work, and the
+ * file is left as it was */
+START_TEST(test_curve_not_overwritten) {
+    char dir[64], csv[128], log[128], before[8192], after[8192];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/r.csv", dir);
+    snprintf(log, sizeof log, "%s/c.csv", dir);
+    tu_expect_status(&R, 0, LCG " run " TINY " --log-csv %s --out %s", log, csv);
+    tu_slurp(log, before, sizeof before);
+    ck_assert_msg(strncmp(before, "run_id,step,", 12) == 0, "curve header: %.40s", before);
+    remove(csv);
+    tu_expect_fail(&R, 2, csv, "another run's training curve", "{run_id}", LCG " run " TINY " --seed 2 --log-csv %s --out %s",
+                   log, csv);
+    tu_slurp(log, after, sizeof after);
+    ck_assert_str_eq(before, after);
+    tu_expect_status(&R, 0, LCG " run " TINY " --log-csv %s --out %s", log, csv); /* its own: written again */
+    tu_slurp(log, after, sizeof after);
+    ck_assert_int_eq(tu_count_lines(after), tu_count_lines(before));
+    remove(csv);
+    static const char mine[] = "step,loss\n1,2\n";
+    tu_write_all(log, mine, strlen(mine));
+    tu_expect_fail(&R, 2, csv, "not an lcgbench training curve", log, LCG " run " TINY " --log-csv %s --out %s", log, csv);
+    tu_slurp(log, after, sizeof after);
+    ck_assert_str_eq(after, mine);
     tu_rm_tmpdir(dir);
 }
 END_TEST
@@ -315,6 +355,7 @@ int main(void) {
     tcase_add_test(tc, test_resume_cut_validation);
     tcase_add_test(tc, test_bleu_column);
     tcase_add_test(tc, test_sweep_curves);
+    tcase_add_test(tc, test_curve_not_overwritten);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
