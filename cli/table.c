@@ -259,16 +259,24 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
             snprintf(M->label, sizeof M->label, "%s(k=%d%s)/%s", M->key[3], (int)fabs(k), k < 0 ? ",div-2" : "", M->key[5]);
         }
     }
-    for (int m = 0; m < n_meth; m++)
+    /* every method of a task that shares its label with another gets the first setting that
+     * tells them apart, all compared on the plain labels (so both sides of a pair are labelled) */
+    int *tag = LCG_NEW(int, n_meth > 0 ? n_meth : 1);
+    for (int m = 0; m < n_meth; m++) {
+        tag[m] = N_KEYS;
         for (int o = 0; o < n_meth; o++) {
             if (o == m || strcmp(meth[m].key[0], meth[o].key[0]) != 0 || strcmp(meth[m].label, meth[o].label) != 0) continue;
-            for (int k = 0; k < N_KEYS; k++)
-                if (strcmp(meth[m].key[k], meth[o].key[k]) != 0) {
-                    size_t l = strlen(meth[m].label);
-                    snprintf(meth[m].label + l, sizeof meth[m].label - l, " %s=%s", method_keys[k], meth[m].key[k]);
-                    break;
-                }
+            int k = 0;
+            while (k < N_KEYS && strcmp(meth[m].key[k], meth[o].key[k]) == 0) k++;
+            if (k < tag[m]) tag[m] = k;
         }
+    }
+    for (int m = 0; m < n_meth; m++)
+        if (tag[m] < N_KEYS) {
+            size_t l = strlen(meth[m].label);
+            snprintf(meth[m].label + l, sizeof meth[m].label - l, " %s=%s", method_keys[tag[m]], meth[m].key[tag[m]]);
+        }
+    lcg_free(tag);
 
     /* tasks in order of first mention */
     const char *tasks[64];

@@ -17,6 +17,9 @@
 # results/paper/fidelity.txt's cells take '{task}-frozen-{attn}-{pos}-s{seed}.csv'). Example, reverse x 4 on one GPU (three calls in session 11):
 #   bash scripts/gpu-session.sh go 545 results/paper/paper.csv --grid G --gpus 0,0,0,0
 #   bash scripts/gpu-session.sh slice 575 results/paper/paper.csv --grid G --gpus 0,0,0,0
+# The lent machine goes back 30 s after a call returns: issue the next `slice` at once (its text
+# written beforehand) and read the results after, or the state is gone (session 12 lost 9.5
+# minutes of mqmtar training that way).
 # Exit status: the sweep's (0 when its cells are done; 124 when the time box cut it).
 set -u
 mode=$1 secs=$2 csv=$3
