@@ -6,7 +6,8 @@
  * mechanism columns vs length, a block per method) for the scripts in plots/.
  *
  * A method is every setting but the seed: rows that differ in anything else (steps, width,
- * ...) are different methods, labelled by the first setting that tells them apart. Rows come
+ * ...) are different methods, labelled by the first setting that tells them apart (of the
+ * task parameters, the items another method lacks). Rows come
  * in the order the CSV first mentions each task and method, which is the sweep's grid order.
  * It computes nothing new: every number is a mean over rows already in the CSV.
  */
@@ -89,6 +90,14 @@ static void stats(const double *v, int n, double *mean, double *sd, int *count) 
     for (int i = 0; i < n; i++)
         if (!isnan(v[i])) s2 += (v[i] - *mean) * (v[i] - *mean);
     *sd = k > 1 ? sqrt(s2 / (k - 1)) : 0;
+}
+
+/* whether item ("key=value") is one of list's ';'-separated items */
+static int param_listed(const char *list, const char *item) {
+    size_t n = strlen(item);
+    for (const char *p = list; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL)
+        if (strncmp(p, item, n) == 0 && (p[n] == ';' || p[n] == '\0')) return 1;
+    return 0;
 }
 
 static const char *factor_label(double f, char *buf, size_t n, const char *times) {
@@ -260,22 +269,42 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
         }
     }
     /* every method of a task that shares its label with another gets the first setting that
-     * tells them apart, all compared on the plain labels (so both sides of a pair are labelled) */
-    int *tag = LCG_NEW(int, n_meth > 0 ? n_meth : 1);
+     * tells them apart; grp: the first method with the same task and plain label */
+    int *tag = LCG_NEW(int, 2 * (n_meth > 0 ? n_meth : 1)), *grp = tag + (n_meth > 0 ? n_meth : 1);
+    for (int m = 0; m < n_meth; m++) {
+        grp[m] = m;
+        for (int o = 0; o < m && grp[m] == m; o++)
+            if (strcmp(meth[m].key[0], meth[o].key[0]) == 0 && strcmp(meth[m].label, meth[o].label) == 0) grp[m] = grp[o];
+    }
     for (int m = 0; m < n_meth; m++) {
         tag[m] = N_KEYS;
         for (int o = 0; o < n_meth; o++) {
-            if (o == m || strcmp(meth[m].key[0], meth[o].key[0]) != 0 || strcmp(meth[m].label, meth[o].label) != 0) continue;
+            if (o == m || grp[o] != grp[m]) continue;
             int k = 0;
             while (k < N_KEYS && strcmp(meth[m].key[k], meth[o].key[k]) == 0) k++;
             if (k < tag[m]) tag[m] = k;
         }
     }
-    for (int m = 0; m < n_meth; m++)
-        if (tag[m] < N_KEYS) {
-            size_t l = strlen(meth[m].label);
-            snprintf(meth[m].label + l, sizeof meth[m].label - l, " %s=%s", method_keys[tag[m]], meth[m].key[tag[m]]);
+    for (int m = 0; m < n_meth; m++) {
+        if (tag[m] == N_KEYS) continue;
+        char *lab = meth[m].label;
+        size_t cap = sizeof meth[m].label, l = strlen(lab);
+        if (strcmp(method_keys[tag[m]], "task_params") != 0) {
+            snprintf(lab + l, cap - l, " %s=%s", method_keys[tag[m]], meth[m].key[tag[m]]);
+            continue;
         }
+        /* task_params ("vocab=32;freeze-token0=1"): the items that another method of the group
+         * lacks (none for a plain run beside its variant: it keeps the plain label) */
+        char items[256];
+        snprintf(items, sizeof items, "%s", meth[m].key[tag[m]]);
+        for (char *save = NULL, *it = strtok_r(items, ";", &save); it; it = strtok_r(NULL, ";", &save)) {
+            int everywhere = 1;
+            for (int o = 0; o < n_meth && everywhere; o++)
+                if (o != m && grp[o] == grp[m]) everywhere = param_listed(meth[o].key[tag[m]], it);
+            if (!everywhere && l + 1 < cap) l += (size_t)snprintf(lab + l, cap - l, " %s", it);
+            if (l >= cap) l = cap - 1;
+        }
+    }
     lcg_free(tag);
 
     /* tasks in order of first mention */

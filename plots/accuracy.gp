@@ -13,7 +13,7 @@ set xlabel "evaluation length / training length"
 set ylabel metric
 set yrange [-2:102]
 set grid
-set key outside right top
+set key outside right top noenhanced
 set title sprintf("%s: accuracy vs length", task)
 set style data yerrorlines
 set pointsize 0.8

@@ -18,7 +18,7 @@ do for [t in "pngcairo svg"] {
   else { set terminal pngcairo size 1200,420 font "Sans,10"; set output out.".png" }
   set multiplot layout 1,3 title sprintf("%s: attention diagnostics vs length", task)
   set xlabel "length / training length"
-  set key top left
+  set key top left noenhanced
   set logscale y 2
   set format y "%g"
   set title "support size (keys with weight > 0)"

@@ -21,7 +21,7 @@ do for [t in "pngcairo svg"] {
   else { set terminal pngcairo size 1200,420 font "Sans,10"; set output out.".png" }
   set multiplot layout 1,3 title sprintf("%s: accuracy and where attention goes vs length", task)
   set xlabel "length / training length"
-  set key bottom left
+  set key bottom left noenhanced
   set title "exact match (%)"
   set yrange [0:102]
   plot for [i=0:nb-1] data index i using 1:3 title columnheader(1) lw 2 lc i+1
