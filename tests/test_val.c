@@ -246,7 +246,7 @@ START_TEST(test_sweep_curves) {
     snprintf(grid, sizeof grid, "%s/g.txt", dir);
     static const char g[] = "task = copy\n[plain]\nseed = 1\n[frozen]\nseed = 1\nargs = --freeze-token0\n";
     tu_write_all(grid, g, strlen(g));
-    static const char *const tiny_no_task = TINY + sizeof "--task copy"; /* the grid names the task */
+    static const char *const tiny_no_task = &TINY[sizeof "--task copy"]; /* the grid names the task */
     tu_expect_fail(&R, 2, csv, "cells 1 (copy seed 1) and 2 (copy seed 1) would write the same training curve", "{run_id}",
                    LCG " sweep %s --grid %s --log-csv '%s/{task}-{attn}-{pos}-s{seed}.csv' --out %s", tiny_no_task, grid,
                    dir, csv);
