@@ -63,6 +63,8 @@ typedef struct {
     uint64_t run_id;
     int n_rows;          /* one per evaluated length: */
     int lens[LCG_MAX_RUNGS];
+    int n_last;          /* the last checkpoint's rows beside a best checkpoint's: the first
+                          * n_last lengths (--last-max); n_rows without one */
     char out[4096];
     char device[16];     /* --device: cpu or cuda */
     char log_csv[4200];  /* --log-csv with its {keys} filled in, or "" */

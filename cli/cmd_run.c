@@ -79,6 +79,7 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"precision", FL_STR, &nm->precision, 0, 0, "NAME", "GPU matmuls: fp32, tf32, or bf16 (bf16 inputs to the weight matmuls) (fp32)", 0, 0},
         {"bleu", FL_BOOL, &c->bleu, 0, 0, NULL, "also score corpus BLEU-4 of the greedy generations per length (on for sort)", 0, 0},
         {"bleu-max", FL_INT, &c->bleu_max, 1, 1 << 24, "N", "decode for BLEU only at test lengths <= N; longer ones leave bleu empty (every length)", 0, 0},
+        {"last-max", FL_INT, &c->last_max, 1, 1 << 24, "N", "with --select best: test the last checkpoint only at lengths <= N, the best one at every length (every length)", 0, 0},
         {"val-every", FL_STR, &nm->val_every, 0, 0, "N|P%", "validate every N steps (or P% of --steps) during training", 0, 0},
         {"val-lens", FL_STR, &nm->val_lens, 0, 0, "L1,L2,..", "validation lengths (the --monitor's length)", 0, 0},
         {"val-samples", FL_INT, &c->val_samples, 1, 1 << 24, "N", "validation samples per length, their own stream (100)", 0, 0},
@@ -285,6 +286,8 @@ static void parse_validation(run_setup *s, const lcg_task *task) {
     static const char *const names[4] = {"--val-lens", "--val-samples", "--monitor", "--select best"};
     for (int k = 0; k < 4 && !c->val_every; k++)
         if (given[k]) cli_usage_error(cx, "%s needs --val-every (validation during training)", names[k]);
+    if (c->last_max && !c->select_best)
+        cli_usage_error(cx, "--last-max needs --select best (it limits the last checkpoint's rows beside the best one's)");
     if (c->log_csv && c->load) cli_usage_error(cx, "--log-csv cannot be combined with --load (nothing is trained)");
     if (c->log_csv && (strcmp(c->log_csv, c->out) == 0 || (c->save && strcmp(c->log_csv, c->save) == 0)))
         cli_usage_error(cx, "--log-csv '%s' is also the --out or --save file", c->log_csv);
@@ -515,6 +518,9 @@ static int run_parse(run_setup *s, int argc, char **argv) {
     /* memory check before any work: every thread holds a decoder at the longest length */
     int lens[LCG_MAX_RUNGS], n_lens = eval_ladder(&c, lens), longest = 0;
     for (int i = 0; i < n_lens; i++) longest = lens[i] > longest ? lens[i] : longest;
+    if (c.last_max && c.last_max < lens[0])
+        cli_usage_error(s->cx, "--last-max %d is below the test ladder's first length %d (the last checkpoint would have no rows)",
+                        c.last_max, lens[0]);
     int ms, mt;
     task->max_sizes(&c.task, longest, &ms, &mt);
     double need = (double)lcg_backend_find(c.backend)->eval_bytes(&c.model, seq_max_input(&c.task, longest) + 1, c.threads) +
@@ -573,16 +579,17 @@ static int run_parse(run_setup *s, int argc, char **argv) {
 #undef nm
 }
 
-/* evaluates the ladder into res and prints the table; 0, or the signal that cut it short (then
- * the trained model is kept in the checkpoint and a line says how to evaluate it) */
-static int eval_ladder_rows(run_setup *s, lcg_backend *b, int set, lcg_rung_result *res, const int *lens, int n_lens,
-                            const lcg_train_result *tr, const char *note, const float *last_params) {
+/* evaluates the first n_do of the ladder's n_lens lengths into res and prints the table; 0, or
+ * the signal that cut it short (then the trained model is kept in the checkpoint and a line says
+ * how to evaluate it) */
+static int eval_ladder_rows(run_setup *s, lcg_backend *b, int set, lcg_rung_result *res, const int *lens, int n_do,
+                            int n_lens, const lcg_train_result *tr, const char *note, const float *last_params) {
     lcg_run_cfg *cp = &s->c;
 #define c (*cp)
     char err[768];
     int bleu = lcg_run_bleu(&c);
     printf("%8s %7s %8s %17s %8s %9s%s %8s\n", "len", "factor", "exact%", "95% CI", "token%", "loss", bleu ? "    bleu" : "", "sec");
-    for (int i = 0; i < n_lens; i++) {
+    for (int i = 0; i < n_do; i++) {
         /* a rung finished before an interruption (CKPT.rungs): its result, not evaluated again */
         if (s->prog_done[set][i]) res[i] = s->prog[set][i];
         /* SIGINT/SIGTERM during a rung (a worker thread may take it late: checked after too):
@@ -740,6 +747,7 @@ static int run_execute(run_setup *s) {
         fprintf(stderr, "lcgbench %s: --select best: no validation score was kept; rows for the last checkpoint only\n",
                 s->cx->cmd);
     float *last = n_sets == 2 ? LCG_NEW(float, b->n_params) : NULL;
+    int n_do[2] = {n_sets == 2 ? eval_last_rungs(&c, lens, n_lens) : n_lens, n_lens}; /* --last-max */
     for (int set = 0; set < n_sets; set++) {
         if (set == 1) {
             b->ops->get_params(b, last);
@@ -747,7 +755,7 @@ static int run_execute(run_setup *s) {
             printf("best checkpoint: step %ld, %s@%d %.4f\n", tr.best_step, lcg_monitor_names[c.mon_metric], c.mon_len,
                    tr.best_score);
         }
-        int sig = eval_ladder_rows(s, b, set, res[set], lens, n_lens, &tr, note, set ? last : NULL);
+        int sig = eval_ladder_rows(s, b, set, res[set], lens, n_do[set], n_lens, &tr, note, set ? last : NULL);
         if (sig) {
             lcg_free(last);
             train_result_free(&tr);
@@ -758,14 +766,14 @@ static int run_execute(run_setup *s) {
     }
     lcg_free(last);
     int rc = 0;
-    if (csv_append_best(&c, &tr, res[0], n_lens, n_sets == 2 ? res[1] : NULL, tr.best_step, err, sizeof err) != 0 ||
-        (c.layers_out && csv_append_layers(&c, res[0], n_lens, "last", err, sizeof err) != 0) ||
+    if (csv_append_best(&c, &tr, res[0], n_do[0], n_sets == 2 ? res[1] : NULL, n_lens, tr.best_step, err, sizeof err) != 0 ||
+        (c.layers_out && csv_append_layers(&c, res[0], n_do[0], "last", err, sizeof err) != 0) ||
         (c.layers_out && n_sets == 2 && csv_append_layers(&c, res[1], n_lens, "best", err, sizeof err) != 0)) {
         fprintf(stderr, "lcgbench %s: %s\n", s->cx->cmd, err);
         s->write_failed = 1;
         rc = 1;
     } else if (!c.quiet) {
-        fprintf(stderr, "appended %d rows to %s\n", n_sets * n_lens, c.out);
+        fprintf(stderr, "appended %d rows to %s\n", n_do[0] + (n_sets - 1) * n_lens, c.out);
     }
     train_result_free(&tr);
     if (rc == 0 && s->prog_path[0]) remove(s->prog_path); /* the rungs are in the CSV */
@@ -813,6 +821,7 @@ int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *
     if (rc == 0) {
         info->run_id = run_cfg_id(&s->c);
         info->n_rows = eval_ladder(&s->c, info->lens);
+        info->n_last = eval_last_rungs(&s->c, info->lens, info->n_rows);
         snprintf(info->out, sizeof info->out, "%s", s->c.out);
         snprintf(info->device, sizeof info->device, "%s", s->c.backend ? s->c.backend : "cpu");
         snprintf(info->log_csv, sizeof info->log_csv, "%s", s->c.log_csv ? s->c.log_csv : "");

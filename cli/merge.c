@@ -130,10 +130,12 @@ int cmd_merge(cli_ctx *cx, int argc, char **argv) {
             for (int j = 0; j < c->info.n_rows; j++)
                 if (slot[((long)k * 2 + b) * LCG_MAX_RUNGS + j].file >= 0)
                     have[b]++, where = slot[((long)k * 2 + b) * LCG_MAX_RUNGS + j].file;
+        /* the last checkpoint's rows stop at --last-max when a best checkpoint's follow */
+        int want[2] = {have[1] ? c->info.n_last : c->info.n_rows, c->info.n_rows};
         for (int b = 0; b < 2; b++)
-            if ((have[b] && have[b] < c->info.n_rows) || (b && have[b] && !have[0])) {
+            if ((have[b] && have[b] < want[b]) || (b && have[b] && !have[0])) {
                 fprintf(stderr, "lcgbench merge: cell %d (%s) has %d of its %d %srows in '%s': a partial cell\n", k + 1,
-                        c->desc, have[b], c->info.n_rows, b ? "best-checkpoint " : "", g.inputs[where]);
+                        c->desc, have[b], want[b], b ? "best-checkpoint " : "", g.inputs[where]);
                 goto done;
             }
         if (!have[0] && !missing++) first_missing = k;

@@ -48,10 +48,10 @@ const char *csv_header_name(int schema, int i);
 /* data (n bytes) upgraded to the current schema if it is a valid file of an older one: 1 and a
  * malloc'd *out; else 0 (nothing allocated) */
 int csv_upgrade(const char *data, size_t n, char **out, size_t *n_out);
-/* csv_append, and (best not NULL) the rows of the best checkpoint, of step best_step, after
- * the last checkpoint's, in the same atomic write */
+/* csv_append, and (best not NULL) the n_best rows of the best checkpoint, of step best_step,
+ * after the last checkpoint's n_rungs (fewer under --last-max), in the same atomic write */
 int csv_append_best(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs, int n_rungs,
-                    const lcg_rung_result *best, long best_step, char *err, size_t err_len);
+                    const lcg_rung_result *best, int n_best, long best_step, char *err, size_t err_len);
 /* the blocks of rows of the given runs (a run's consecutive rows) put back in the order of
  * run_ids, pass by pass, into the places they held, other rows untouched (harness/csv_order.c):
  * what a sweep whose cells finished out of order does to its CSV. 0 (already in order, the

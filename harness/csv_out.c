@@ -156,6 +156,7 @@ void run_resume_command(const lcg_run_cfg *c, const char *ckpt, char *out, size_
         k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --precision %s", lcg_precision_names[c->precision]);
     if (c->bleu) k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --bleu");
     if (c->bleu_max) k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --bleu-max %d", c->bleu_max);
+    if (c->last_max) k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --last-max %d", c->last_max);
     if (c->val_every) {
         k += (size_t)snprintf(out + (k < n ? k : n), k < n ? n - k : 0, " --val-every %ld --val-samples %d --monitor %s@%d --select %s --val-lens ",
                               c->val_every, c->val_samples, lcg_monitor_names[c->mon_metric], c->mon_len,
@@ -343,7 +344,8 @@ typedef struct {
     const lcg_train_result *tr;
     const lcg_rung_result *rungs;
     int n_rungs;
-    const lcg_rung_result *best; /* NULL, or the best checkpoint's rows after the last's */
+    const lcg_rung_result *best; /* NULL, or the best checkpoint's n_best rows after the last's */
+    int n_best;
     long best_step;
 } append_ctx;
 
@@ -372,7 +374,7 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
     run_task_params_str(cfg, tp, sizeof tp);
     size_t sizes[LCG_N_PARAM_TENSORS];
     size_t n_params = lcg_param_sizes(m, sizes);
-    for (int r = 0; r < (a->best ? 2 : 1) * n_rungs; r++) {
+    for (int r = 0; r < n_rungs + (a->best ? a->n_best : 0); r++) {
         int is_best = r >= n_rungs;
         const lcg_rung_result *g = is_best ? &a->best[r - n_rungs] : &rungs[r];
         double elo, ehi, tlo, thi;
@@ -454,12 +456,12 @@ static int append_rows(void *ctx, const char *old, size_t n_old, char **out, siz
 
 int csv_append(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs,
                int n_rungs, char *err, size_t err_len) {
-    return csv_append_best(cfg, tr, rungs, n_rungs, NULL, 0, err, err_len);
+    return csv_append_best(cfg, tr, rungs, n_rungs, NULL, 0, 0, err, err_len);
 }
 
 int csv_append_best(const lcg_run_cfg *cfg, const lcg_train_result *tr, const lcg_rung_result *rungs, int n_rungs,
-                    const lcg_rung_result *best, long best_step, char *err, size_t err_len) {
-    append_ctx a = {cfg, tr, rungs, n_rungs, best, best_step};
+                    const lcg_rung_result *best, int n_best, long best_step, char *err, size_t err_len) {
+    append_ctx a = {cfg, tr, rungs, n_rungs, best, n_best, best_step};
     csv_mkdirs_for(cfg->out);
     return lcg_update_file(cfg->out, append_rows, &a, err, err_len);
 }

@@ -54,6 +54,12 @@ int eval_ladder(const lcg_run_cfg *cfg, int *lens) {
     return n;
 }
 
+int eval_last_rungs(const lcg_run_cfg *cfg, const int *lens, int n) {
+    int k = 0;
+    while (k < n && (!cfg->last_max || lens[k] <= cfg->last_max)) k++;
+    return k;
+}
+
 void wilson95(long k, long n, double *lo, double *hi) {
     if (n <= 0) {
         *lo = 0;

@@ -61,7 +61,7 @@ static const preset_entry presets[] = {
     {"gpu", "*", "steps=23438;warmup=1000;val-samples=200;eval-samples=500;eval-tokens=2000000;eval-min=30"},
     {"gpu", "sort", "steps=46875;warmup=2000;bleu-max=1024"},
     {"gpu", "reverse", "steps=35156;warmup=1500"},
-    {"gpu", "mqmtar", "steps=58594;warmup=2500"},
+    {"gpu", "mqmtar", "steps=58594;warmup=2500;last-max=16384"},
     {"gpu", "flip-flop", "steps=11719;warmup=500"},
     {"gpu", "count", "steps=11719;warmup=500"},
     {"gpu", "nback", "steps=11719;warmup=500"},

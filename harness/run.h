@@ -61,6 +61,8 @@ typedef struct {
     const char *log_csv; /* --log-csv: the training curve (step, loss, lr, grad norm, tok/s, scores) */
     int bleu;            /* --bleu: BLEU of greedy generations per rung (on for sort) */
     int bleu_max;        /* --bleu-max: BLEU only at test lengths <= this (0: every length) */
+    int last_max;        /* --last-max: with --select best, the last checkpoint tested only at
+                          * lengths <= this (0: every length); the best one at every length */
     long log_every;      /* 0 = automatic */
     int quiet;
 } lcg_run_cfg;
@@ -175,6 +177,9 @@ int train_checkpoint(lcg_backend *b, const lcg_train_state *st, int with_optimiz
 int lcg_run_bleu(const lcg_run_cfg *cfg);
 /* ladder of lengths to evaluate; returns the count */
 int eval_ladder(const lcg_run_cfg *cfg, int *lens);
+/* how many of the ladder's n lengths (ascending) the last checkpoint is tested at beside the best
+ * one: those <= --last-max (all without it) */
+int eval_last_rungs(const lcg_run_cfg *cfg, const int *lens, int n);
 /* evaluates one length; returns 0, or -1 if lcg_stop_signal cut it short (res is then invalid) */
 int eval_rung(lcg_rung_result *res, lcg_backend *b, const lcg_run_cfg *cfg, int len);
 /* the same for validation: cfg->val_samples samples of the stream ("val", len), never the test

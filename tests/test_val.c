@@ -12,6 +12,8 @@
  *   - a run whose validation a SIGTERM cuts short validates that step first when resumed: the
  *     rows and the curve (outside tok_s) of the run never interrupted;
  *   - sort has a bleu column by default; copy only with --bleu;
+ *   - --last-max stops the last checkpoint's rows at a length, the best one's rows whole, the
+ *     rows otherwise the full run's; merge takes such cells whole;
  *   - a curve's rows carry the run id, and no run overwrites another's curve (or a file that is
  *     no curve); a sweep whose cells would share one is refused before any work.
  * The BLEU of greedy generations against brute-force greedy decoding and the disjointness of
@@ -235,6 +237,57 @@ START_TEST(test_resume_cut_validation) {
 }
 END_TEST
 
+/* --select best --last-max 16: the last checkpoint at 8 and 16 only, the best at 8, 16 and 32, every
+ * row the full run's; a sweep's shards with it merge; bad uses are one-line usage errors */
+START_TEST(test_last_max) {
+    char dir[64], a[128], b[128], want[160], s1[128], s2[128], m[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    snprintf(want, sizeof want, "%s/want.csv", dir);
+    tu_expect_status(&R, 0, LCG " run " TINY " " VAL " --select best --out %s", a);
+    tu_expect_status(&R, 0, LCG " run " TINY " " VAL " --select best --last-max 16 --out %s", b);
+    /* a without its last checkpoint's row at 32 (a line of its own: no field holds a newline) */
+    tu_csv_doc d;
+    tu_csv_load(a, &d);
+    int cc = tu_csv_col(&d, "checkpoint"), cl = tu_csv_col(&d, "eval_len"), drop = -1;
+    for (int r = 1; r < d.rows; r++)
+        if (strcmp(d.cell[r][cc], "last") == 0 && strcmp(d.cell[r][cl], "32") == 0) drop = r;
+    ck_assert_int_eq(d.rows, 1 + 2 * TINY_ROWS);
+    tu_csv_free(&d);
+    ck_assert_int_ge(drop, 1);
+    char *text = tu_read_all(a, NULL);
+    FILE *f = fopen(want, "w");
+    ck_assert_ptr_nonnull(f);
+    int line = 0;
+    for (char *p = text, *nl; *p; p = nl + 1, line++) {
+        nl = strchr(p, '\n');
+        ck_assert_ptr_nonnull(nl);
+        if (line != drop) fwrite(p, 1, (size_t)(nl - p + 1), f);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    free(text);
+    tu_assert_same_csv(want, b, NULL);
+    /* shards of a two-seed sweep, merged */
+    snprintf(s1, sizeof s1, "%s/s1.csv", dir);
+    snprintf(s2, sizeof s2, "%s/s2.csv", dir);
+    snprintf(m, sizeof m, "%s/m.csv", dir);
+    for (int k = 1; k <= 2; k++)
+        tu_expect_status(&R, 0, LCG " sweep " TINY " " VAL " --select best --last-max 16 --seed 1,2 --shard %d/2 --out %s", k,
+                         k == 1 ? s1 : s2);
+    tu_expect_status(&R, 0, LCG " merge " TINY " " VAL " --select best --last-max 16 --seed 1,2 --out %s %s %s", m, s1, s2);
+    text = tu_read_all(m, NULL);
+    ck_assert_int_eq(tu_count_lines(text), 1 + 2 * 5); /* 2 runs x (2 last + 3 best rows) */
+    free(text);
+    /* bad uses */
+    snprintf(m, sizeof m, "%s/none.csv", dir);
+    tu_expect_fail(&R, 2, m, "--last-max needs --select best", NULL, LCG " run " TINY " --last-max 16 --out %s", m);
+    tu_expect_fail(&R, 2, m, "--last-max 4 is below the test ladder's first length 8", NULL,
+                   LCG " run " TINY " " VAL " --select best --last-max 4 --out %s", m);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
 /* a sweep's cells each keep their curve: {run_id} in --log-csv names the cell; cells that would
  * share a file (also cells differing only in flags the name leaves out) are a one-line usage
  * error before any work */
@@ -356,6 +409,7 @@ int main(void) {
     tcase_add_test(tc, test_bleu_column);
     tcase_add_test(tc, test_sweep_curves);
     tcase_add_test(tc, test_curve_not_overwritten);
+    tcase_add_test(tc, test_last_max);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
