@@ -270,7 +270,7 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
     }
     /* every method of a task that shares its label with another gets the first setting that
      * tells them apart; grp: the first method with the same task and plain label */
-    int *tag = LCG_NEW(int, 2 * (n_meth > 0 ? n_meth : 1)), *grp = tag + (n_meth > 0 ? n_meth : 1);
+    int *tag = LCG_NEW(int, 2 * n_meth + 1), *grp = tag + n_meth;
     for (int m = 0; m < n_meth; m++) {
         grp[m] = m;
         for (int o = 0; o < m && grp[m] == m; o++)
