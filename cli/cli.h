@@ -73,9 +73,12 @@ typedef struct {
 /* one grid cell's `lcgbench run` given its flags: parses and checks them (--load, --resume and
  * --save are refused: a sweep trains every cell), a usage error exiting 2 as for `run` itself
  * and naming cx->where; fills the run id, the number of CSV rows it writes and the output
- * path; with `execute` also trains (continuing from its own checkpoint if one is there),
- * evaluates and appends. 0, or 1 after a runtime error */
-int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *info);
+ * path. `check`: CELL_FLAGS checks the flags alone (merge, --dry-run: a GPU grid's cells are
+ * named on a machine without a GPU or a CUDA build); CELL_DEVICE also the device and the
+ * memory here (a sweep, before any work); CELL_RUN also trains (continuing from its own
+ * checkpoint if one is there), evaluates and appends. 0, or 1 after a runtime error */
+enum { CELL_FLAGS, CELL_DEVICE, CELL_RUN };
+int cli_run_cell(cli_ctx *cx, int argc, char **argv, int check, lcg_run_info *info);
 
 /* ---- the commands (one file each) ------------------------------------------------------------ */
 int cmd_run(cli_ctx *cx, int argc, char **argv);

@@ -127,6 +127,7 @@ static void set_defaults(lcg_run_cfg *c, run_names *nm, const lcg_task *task) {
 typedef struct {
     cli_ctx *cx;
     int cell;                /* a grid cell: --load, --resume and --save are refused */
+    int check;               /* a cell's CELL_FLAGS, CELL_DEVICE or CELL_RUN; a plain run's CELL_RUN */
     lcg_run_cfg c;
     run_names nm;
     lcg_checkpoint ck;
@@ -421,11 +422,12 @@ static int run_parse(run_setup *s, int argc, char **argv) {
 #define nm (*nmp)
     /* the device: known, built in, usable here (one line, before any work) */
     const lcg_backend_ops *dev = lcg_backend_find(c.backend);
-    if (!dev && strcmp(c.backend, "cuda") == 0) {
+    int here = s->check != CELL_FLAGS; /* merge and --dry-run name GPU cells on any machine */
+    if (!dev && strcmp(c.backend, "cuda") == 0 && here) {
         fprintf(stderr, "lcgbench %s: --device cuda: built without CUDA: make CUDA=1\n", s->cx->cmd);
         return -1;
     }
-    if (!dev) cli_usage_error(s->cx, "--device: unknown device '%s' (cpu, cuda)", c.backend);
+    if (!dev && strcmp(c.backend, "cuda") != 0) cli_usage_error(s->cx, "--device: unknown device '%s' (cpu, cuda)", c.backend);
     c.precision = LCG_PREC_FP32;
     if (nm.precision) {
         int p = -1;
@@ -463,8 +465,8 @@ static int run_parse(run_setup *s, int argc, char **argv) {
     }
     if (norm->has_alpha && !(c.model.alpha > 1.0f && c.model.alpha <= 2.0f))
         cli_usage_error(s->cx, "--alpha must be in (1, 2] for %s (1 is softmax: use --attn softmax)", norm->name);
-    if (dev->supports && !dev->supports(&c.model, err, sizeof err)) cli_usage_error(s->cx, "%s", err);
-    if (dev->available && !dev->available(err, sizeof err)) {
+    if (dev && dev->supports && !dev->supports(&c.model, err, sizeof err)) cli_usage_error(s->cx, "%s", err);
+    if (here && dev->available && !dev->available(err, sizeof err)) {
         fprintf(stderr, "lcgbench %s: --device %s: %s\n", s->cx->cmd, c.backend, err);
         return -1;
     }
@@ -523,9 +525,9 @@ static int run_parse(run_setup *s, int argc, char **argv) {
                         c.last_max, lens[0]);
     int ms, mt;
     task->max_sizes(&c.task, longest, &ms, &mt);
-    double need = (double)lcg_backend_find(c.backend)->eval_bytes(&c.model, seq_max_input(&c.task, longest) + 1, c.threads) +
+    double need = !here ? 0 : (double)dev->eval_bytes(&c.model, seq_max_input(&c.task, longest) + 1, c.threads) +
                   (double)c.eval_samples * (ms + mt) * sizeof(int);
-    long avail = mem_available_bytes();
+    long avail = here ? mem_available_bytes() : 0;
     if (avail > 0 && need > 0.9 * (double)avail)
         cli_usage_error(s->cx, "evaluating length %d needs about %.1f GiB (%d threads), more than the %.1f GiB "
                     "available; lower --max-len, --eval-samples or --threads",
@@ -798,10 +800,11 @@ static void run_setup_free(void *p) {
     lcg_free(s);
 }
 
-static run_setup *run_setup_new(cli_ctx *cx, int cell) {
+static run_setup *run_setup_new(cli_ctx *cx, int cell, int check) {
     run_setup *s = LCG_NEW(run_setup, 1);
     s->cx = cx;
     s->cell = cell;
+    s->check = check;
     cx->owned = s;
     cx->release = run_setup_free;
     return s;
@@ -814,8 +817,8 @@ static void run_setup_done(run_setup *s) {
     cx->release = NULL;
 }
 
-int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *info) {
-    run_setup *s = run_setup_new(cx, 1);
+int cli_run_cell(cli_ctx *cx, int argc, char **argv, int check, lcg_run_info *info) {
+    run_setup *s = run_setup_new(cx, 1, check);
     int rc = run_parse(s, argc, argv);
     s->c.auto_resume = 1;
     if (rc == 0) {
@@ -826,7 +829,7 @@ int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *
         snprintf(info->device, sizeof info->device, "%s", s->c.backend ? s->c.backend : "cpu");
         snprintf(info->log_csv, sizeof info->log_csv, "%s", s->c.log_csv ? s->c.log_csv : "");
         info->write_failed = 0;
-        if (execute) rc = run_execute(s);
+        if (check == CELL_RUN) rc = run_execute(s);
         info->write_failed = s->write_failed;
     } else {
         rc = 1;
@@ -836,7 +839,7 @@ int cli_run_cell(cli_ctx *cx, int argc, char **argv, int execute, lcg_run_info *
 }
 
 int cmd_run(cli_ctx *cx, int argc, char **argv) {
-    run_setup *s = run_setup_new(cx, 0);
+    run_setup *s = run_setup_new(cx, 0, CELL_RUN);
     int rc = run_parse(s, argc, argv);
     rc = rc == 0 ? run_execute(s) : rc == 1 ? 0 : 1;
     run_setup_done(s);

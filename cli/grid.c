@@ -460,7 +460,8 @@ int sw_grid_build(sw_grid *g, cli_ctx *cx, int mode, int argc, char **argv) {
     /* check every cell before any work: flags, one output file, no cell twice */
     for (int k = 0; k < n_cells; k++) {
         snprintf(cx->where, sizeof cx->where, "cell %d (%s)", k + 1, cells[k].desc);
-        int bad = cli_run_cell(cx, cells[k].argc, cells[k].argv, 0, &cells[k].info) != 0;
+        int here = mode == SW_SWEEP && !g->dry ? CELL_DEVICE : CELL_FLAGS;
+        int bad = cli_run_cell(cx, cells[k].argc, cells[k].argv, here, &cells[k].info) != 0;
         cx->where[0] = '\0';
         if (bad) {
             fprintf(stderr, "lcgbench %s: cell %d (%s) cannot start\n", cx->cmd, k + 1, cells[k].desc);

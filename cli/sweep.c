@@ -72,7 +72,7 @@ static int sweep_child(cli_ctx *cx, sw_grid *g) {
         return 75;
     }
     lcg_run_info info;
-    int rc = cli_run_cell(cx, c->argc, c->argv, 1, &info);
+    int rc = cli_run_cell(cx, c->argc, c->argv, CELL_RUN, &info);
     lcg_claim_close(claims);
     if (lcg_stop_signal) return 128 + lcg_stop_signal;
     if (rc != 0) return info.write_failed ? 74 : 1;
@@ -190,7 +190,7 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
         fprintf(stderr, "[sweep %d/%d] %s\n", k + 1, n_cells, cells[k].desc);
         lcg_run_info info;
         double u_start = sw_unix_now();
-        int rc = cli_run_cell(cx, cells[k].argc, cells[k].argv, 1, &info);
+        int rc = cli_run_cell(cx, cells[k].argc, cells[k].argv, CELL_RUN, &info);
         if (tl) sw_timeline_row(tl, &g, k, 0, "", u_start, sw_unix_now(), lcg_stop_signal ? "stopped" : rc ? "failed" : "done");
         lcg_unclaim(claims, key);
         if (lcg_stop_signal) { /* SIGINT/SIGTERM: the cell said what it kept; no further cells */

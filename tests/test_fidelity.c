@@ -273,6 +273,38 @@ START_TEST(test_default_ids_unchanged) {
 }
 END_TEST
 
+START_TEST(test_gpu_grid_ids_anywhere) {
+    /* the paper's GPU cells are named (dry run) on a machine without a GPU or a CUDA build, and
+     * every run in paper.csv is a done cell of its two grids: found by its run id */
+    const char *csv = "results/paper/paper.csv";
+    if (!tu_exists(csv)) return;
+    char *text = tu_read_all(csv, NULL), *listed = NULL;
+    ck_assert_ptr_nonnull(text);
+    size_t len = 0;
+    FILE *f = open_memstream(&listed, &len);
+    ck_assert_ptr_nonnull(f);
+    static const char *const grids[] = {"results/paper/grid.txt", "results/paper/fidelity.txt"};
+    for (int g = 0; g < 2; g++) {
+        ck_assert_int_eq(tu_run(&R, LCG " sweep --dry-run --grid %s --out %s", grids[g], csv), 0);
+        fprintf(f, "%s%s", R.out, R.err);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    int runs = 0;
+    for (const char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        char want[64];
+        size_t k = strcspn(line + 1, ",\n");
+        ck_assert_msg(k > 0 && k < 40, "%s: a row without a run id", csv);
+        snprintf(want, sizeof want, "done  %.*s ", (int)k, line + 1);
+        ck_assert_msg(strstr(listed, want), "%s: run %.*s is no done cell of the paper grids:\n%s", csv, (int)k, line + 1,
+                      listed);
+        runs++;
+    }
+    ck_assert_int_gt(runs, 0);
+    free(listed);
+    free(text);
+}
+END_TEST
+
 int main(void) {
     if (!tu_exists(LCG)) {
         fprintf(stderr, "test_fidelity: %s not found; run from the repository root after 'make lcgbench'\n", LCG);
@@ -285,6 +317,7 @@ int main(void) {
     tcase_add_test(tc, test_freeze_cli);
     tcase_add_test(tc, test_split_vocab);
     tcase_add_test(tc, test_default_ids_unchanged);
+    tcase_add_test(tc, test_gpu_grid_ids_anywhere);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
