@@ -27,6 +27,7 @@ using std::fmax;
 using std::isfinite;
 using std::max;
 using std::min;
+#define __host__
 #define __device__
 #define __global__
 #define __forceinline__ inline
