@@ -310,7 +310,9 @@ static void parse_gpus(sw_grid *g, const char *v) {
     }
     if (n == 1 && !strchr(v, ',')) { /* a count */
         int count = idx[0];
-        if (count < 1) cli_usage_error(cx, "--gpus: a count must be at least 1, got '%s'", v);
+        if (count < 1)
+            cli_usage_error(cx, "--gpus: a count must be at least 1, got '%s' (one worker on GPU 0: --gpus 1; on GPU K "
+                            "alone: CUDA_VISIBLE_DEVICES=K with --gpus 1)", v);
         if (count > SW_MAX_WORKERS) cli_usage_error(cx, "--gpus: more than %d GPUs", SW_MAX_WORKERS);
         for (n = 0; n < count; n++) idx[n] = n;
     }
