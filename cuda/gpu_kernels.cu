@@ -579,12 +579,13 @@ __device__ __forceinline__ double ent_newton_step(double S, double P, double alp
     return mode == 2 ? (S - 1.0) / P : mode == 1 ? (S - sqrt(S)) / P : (S - pow(S, 2.0 - alpha)) / P;
 }
 
-/* The entmax threshold of one row held by a warp, K keys per lane (x[i] of key lane + 32 i, -inf
- * past the row): Newton (ent_newton_step) from the lower bound -1, bisection on [-1, -n^(1-alpha)]
- * as entmax.c's last resort. Every lane returns the same tau and the sum of the unnormalized
- * weights. */
+/* The entmax threshold of one row held by a warp, K keys per lane (a x[i] of key lane + 32 i, -inf
+ * past the row; a > 0: training passes the scaled scores and a = 1, evaluation the shifted scores
+ * s - max and a = alpha - 1, so that its expressions are ent_warp_tau_mem's, bit for bit): Newton
+ * (ent_newton_step) from the lower bound -1, bisection on [-1, -n^(1-alpha)] as entmax.c's last
+ * resort. Every lane returns the same tau and the sum of the unnormalized weights. */
 template <int K>
-__device__ double ent_warp_tau(const double *x, int n, double alpha, int mode, double *sum_out) {
+__device__ double ent_warp_tau(const double *x, double a, int n, double alpha, int mode, double *sum_out) {
     double c = 1.0 / (alpha - 1.0), tau = -1.0;
     int prev_k = -1, ok = 0;
     for (int it = 0; it < 100; it++) {
@@ -592,7 +593,7 @@ __device__ double ent_warp_tau(const double *x, int n, double alpha, int mode, d
         int k = 0;
 #pragma unroll
         for (int i = 0; i < K; i++) {
-            double tt = x[i] - tau;
+            double tt = a * x[i] - tau;
             if (tt <= 0) continue;
             double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
             fs += tc1 * tt;
@@ -622,7 +623,7 @@ __device__ double ent_warp_tau(const double *x, int n, double alpha, int mode, d
             double fs = 0;
 #pragma unroll
             for (int i = 0; i < K; i++) {
-                double tt = x[i] - tm;
+                double tt = a * x[i] - tm;
                 if (tt > 0) fs += ent_pow(tt, c, mode);
             }
             if (warp_sum_d(fs) - 1.0 >= 0) lo = tm;
@@ -632,11 +633,21 @@ __device__ double ent_warp_tau(const double *x, int n, double alpha, int mode, d
     double sum = 0;
 #pragma unroll
     for (int i = 0; i < K; i++) {
-        double tt = x[i] - tau;
+        double tt = a * x[i] - tau;
         if (tt > 0) sum += ent_pow(tt, c, mode);
     }
     *sum_out = warp_sum_d(sum);
     return tau;
+}
+
+/* one key's share of a Newton step: t = the key's x - tau; S += t^c, P += t^(c-1), k counts the
+ * keys above tau */
+__device__ __forceinline__ void ent_newton_acc(double tt, double c, int mode, double *fs, double *fps, int *k) {
+    if (tt <= 0) return;
+    double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
+    *fs += tc1 * tt;
+    *fps += tc1;
+    ++*k;
 }
 
 /* the entmax threshold of one row held in memory, x[0..nx) (the row's keys, or a superset of its
@@ -651,14 +662,15 @@ __device__ double ent_warp_tau_mem(const float *x, int nx, double dmx, double al
     for (int it = 0; it < 100; it++) {
         double fs = 0, fps = 0;
         int k = 0;
-        for (int j = lane; j < nx; j += 32) {
-            double tt = am1 * ((double)x[j] - dmx) - tau;
-            if (tt <= 0) continue;
-            double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
-            fs += tc1 * tt;
-            fps += tc1;
-            k++;
+        int j = lane;
+        for (; j + 96 < nx; j += 128) { /* four loads in flight, summed in key order */
+            float v0 = x[j], v1 = x[j + 32], v2 = x[j + 64], v3 = x[j + 96];
+            ent_newton_acc(am1 * ((double)v0 - dmx) - tau, c, mode, &fs, &fps, &k);
+            ent_newton_acc(am1 * ((double)v1 - dmx) - tau, c, mode, &fs, &fps, &k);
+            ent_newton_acc(am1 * ((double)v2 - dmx) - tau, c, mode, &fs, &fps, &k);
+            ent_newton_acc(am1 * ((double)v3 - dmx) - tau, c, mode, &fs, &fps, &k);
         }
+        for (; j < nx; j += 32) ent_newton_acc(am1 * ((double)x[j] - dmx) - tau, c, mode, &fs, &fps, &k);
         double S = warp_sum_d(fs), P = warp_sum_d(fps), f = S - 1.0;
         k = warp_sum_i(k);
         if (!isfinite(f) || !(P > 0)) break;
@@ -1083,7 +1095,7 @@ __device__ void row_forward_regs(float *s, int t, int row, double alpha, int mod
     double am1 = alpha - 1.0, c = 1.0 / am1, x[K], sum;
 #pragma unroll
     for (int i = 0; i < K; i++) x[i] = lane + 32 * i <= t ? am1 * ((double)s[i] - (double)mx) : -INFINITY;
-    double tau = ent_warp_tau<K>(x, n, alpha, mode, &sum), inv = 1.0 / sum;
+    double tau = ent_warp_tau<K>(x, 1.0, n, alpha, mode, &sum), inv = 1.0 / sum;
 #pragma unroll
     for (int i = 0; i < K; i++) {
         double tt = x[i] - tau;
@@ -1204,6 +1216,22 @@ __device__ __forceinline__ double warp_max_d(double v) {
     return v;
 }
 
+/* Rows whose candidates fit in registers (nc <= EVAL_REGS_MAX, at most 256: K = 1, 2, 4 or 8 a
+ * lane) read them once, instead of once per Newton step (ncu: eval_row_kernel waited on L1TEX for
+ * 77% of its stalls). The same expressions in the same order as the memory path (ent_warp_tau with
+ * a = alpha - 1 on s - max), so the same bits; cuda/emu checks that with EVAL_REGS_MAX 0. */
+#ifndef EVAL_REGS_MAX
+#define EVAL_REGS_MAX 256
+#endif
+template <int K>
+__device__ double eval_tau_regs(const float *cand, int nc, double dmx, double alpha, int mode, int n, int lane,
+                                double *sum) {
+    double x[K];
+#pragma unroll
+    for (int i = 0; i < K; i++) x[i] = lane + 32 * i < nc ? (double)cand[lane + 32 * i] - dmx : -INFINITY;
+    return ent_warp_tau<K>(x, alpha - 1.0, n, alpha, mode, sum);
+}
+
 /* The entmax family's row of eval_row_kernel, any length: as att_row_forward_plain, but after the
  * max the keys that can be in the support (x = (alpha-1)(s - max) > -1: tau >= -1, Newton rises
  * from there) are compacted, in key order, into cand (a warp ballot per 32 keys), and Newton and
@@ -1245,13 +1273,23 @@ __device__ void eval_row_entmax(float *p, float *cand, float f, float m, double 
         nc += __popc(b);
     }
     __syncwarp();
-    double tau = ent_warp_tau_mem(cand, nc, dmx, alpha, mode, n, lane);
-    double sum = 0;
-    for (int j = lane; j < nc; j += 32) {
-        double tt = am1 * ((double)cand[j] - dmx) - tau;
-        if (tt > 0) sum += ent_pow(tt, c, mode);
+    double tau, sum = 0;
+    if (nc <= 32 && EVAL_REGS_MAX >= 32)
+        tau = eval_tau_regs<1>(cand, nc, dmx, alpha, mode, n, lane, &sum);
+    else if (nc <= 64 && EVAL_REGS_MAX >= 64)
+        tau = eval_tau_regs<2>(cand, nc, dmx, alpha, mode, n, lane, &sum);
+    else if (nc <= 128 && EVAL_REGS_MAX >= 128)
+        tau = eval_tau_regs<4>(cand, nc, dmx, alpha, mode, n, lane, &sum);
+    else if (nc <= 256 && EVAL_REGS_MAX >= 256)
+        tau = eval_tau_regs<8>(cand, nc, dmx, alpha, mode, n, lane, &sum);
+    else {
+        tau = ent_warp_tau_mem(cand, nc, dmx, alpha, mode, n, lane);
+        for (int j = lane; j < nc; j += 32) {
+            double tt = am1 * ((double)cand[j] - dmx) - tau;
+            if (tt > 0) sum += ent_pow(tt, c, mode);
+        }
+        sum = warp_sum_d(sum);
     }
-    sum = warp_sum_d(sum);
     for (int j = lane; j < n; j += 32) {
         double tt = am1 * ((double)p[j] - dmx) - tau;
         p[j] = tt > 0 ? (float)(ent_pow(tt, c, mode) / sum) : 0.0f;

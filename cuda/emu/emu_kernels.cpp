@@ -5,12 +5,19 @@
  * attention_forward / attention_backward for the fused ones), for top-k (fixed and div-2, and
  * ties), stick-breaking, adaptive-softmax, softmax and entmax: weights, dS, out, dqkv, dqscale
  * within 1e-5 relative; and evaluation's eval_row_kernel (weights and diagnostics of a block of
- * query rows) against the rows' eval and decoder_diag_add. The q.k products the cuBLAS path would compute are computed on the host.
+ * query rows) against the rows' eval and decoder_diag_add, and its entmax rows with the candidates in
+ * registers against the same kernel with them in memory, bit for bit (nc from 1 to beyond 256). The
+ * q.k products the cuBLAS path would compute are computed on the host.
  * Built by cuda/emu/run.sh.
  */
 #include "warp_emu.h"
 #include "k_warp.inc"
 #include "k_body.inc"
+#undef EVAL_REGS_MAX
+#define EVAL_REGS_MAX 0
+namespace memonly { /* the same kernels with evaluation's candidates always in memory */
+#include "k_body.inc"
+}
 
 template <int K>
 static void case_rows(int row, double alpha, int pos, int T, int quant) {
@@ -99,13 +106,13 @@ static void case_fused(int row, double alpha, int pos, int T) {
 
 /* evaluation's eval_row_kernel on a block of R query rows i0 .. i0+R-1 (keys 0 .. i0+R-1) against
  * the row function's eval on the same scores, and its diagnostics against decoder_diag_add's sums */
-static void case_eval(int row, double alpha, int pos, int i0, int R, int cand) {
+static void case_eval(int row, double alpha, int pos, int i0, int R, int cand, double spread = 4) {
     int H = 4, D = 8, nk = i0 + R, ld = (nk + 31) / 32 * 32, r0 = i0 + R / 3;
     float scale = (float)(1.0 / sqrt((double)D));
     std::vector<float> S((size_t)H * R * ld), C((size_t)H * R * ld), qs((size_t)nk * H), sl(H);
     std::vector<float> pc((size_t)H * R * nk, 0);
     std::vector<double> dg((size_t)(nk - r0) * H * 3, 0), dc(dg.size(), 0);
-    for (auto &x : S) x = (float)(4 * emu_nrand());
+    for (auto &x : S) x = (float)(spread * emu_nrand());
     for (auto &x : qs) x = 0.5f + (float)emu_urand();
     lcg_posenc_slopes(sl.data(), pos, H);
     const lcg_row_fn *rf = lcg_row_at(row);
@@ -140,12 +147,48 @@ static void case_eval(int row, double alpha, int pos, int i0, int R, int cand) {
     double de = 0, dr = 0;
     for (size_t i = 0; i < dg.size(); i++) de += (dg[i] - dc[i]) * (dg[i] - dc[i]), dr += dc[i] * dc[i];
     char nm[160];
-    snprintf(nm, sizeof nm, "eval rows %s a=%g %s rows %d..%d%s: weights", rf->name, alpha, lcg_posenc_at(pos)->name, i0,
-             i0 + R - 1, cand ? " (candidates)" : "");
+    snprintf(nm, sizeof nm, "eval rows %s a=%g %s rows %d..%d x%g%s: weights", rf->name, alpha, lcg_posenc_at(pos)->name,
+             i0, i0 + R - 1, spread, cand ? " (candidates)" : "");
     emu_check(nm, emu_rel(p2.data(), pc.data(), pc.size()), flips);
     snprintf(nm, sizeof nm, "eval rows %s a=%g %s rows %d..%d: diagnostics", rf->name, alpha, lcg_posenc_at(pos)->name, i0,
              i0 + R - 1);
     emu_check(nm, sqrt(de / (dr > 0 ? dr : 1)), 0);
+}
+
+/* eval_row_kernel's entmax rows, candidates in registers (nc <= 256) against memonly's (always in
+ * memory): the same bits, weights and diagnostics. Counts the rows by K's bands of candidates (1-32,
+ * 33-64, 65-128, 129-256, more) into band[5], so that main can check every path ran. */
+static void case_eval_bits(int row, double alpha, int i0, int R, double spread, int *band) {
+    int H = 4, nk = i0 + R, ld = (nk + 31) / 32 * 32;
+    float scale = 0.35f;
+    std::vector<float> S((size_t)H * R * ld), C((size_t)H * R * ld), qs((size_t)nk * H), sl(H);
+    for (auto &x : S) x = (float)(spread * emu_nrand());
+    for (auto &x : qs) x = 0.5f + (float)emu_urand();
+    lcg_posenc_slopes(sl.data(), LCG_POS_NAPE, H);
+    std::vector<float> S0 = S, S2 = S, C2 = C;
+    std::vector<double> d1((size_t)R * H * 3), d2(d1.size());
+    emu_launch((R * H + 7) / 8, 256, [&] {
+        eval_row_kernel(S.data(), C.data(), d1.data(), qs.data(), sl.data(), ld, row, alpha, i0, R, nk, i0, H, scale);
+    });
+    emu_launch((R * H + 7) / 8, 256, [&] {
+        memonly::eval_row_kernel(S2.data(), C2.data(), d2.data(), qs.data(), sl.data(), ld, row, alpha, i0, R, nk, i0, H,
+                                 scale);
+    });
+    double am1 = (row == LCG_ROW_SPARSEMAX ? 2.0 : alpha) - 1.0;
+    for (int hr = 0; hr < H * R; hr++) { /* the kernel's candidates: x = am1 (s - max) > -1 */
+        int h = hr / R, t = i0 + hr % R, nc = 0;
+        float f = scale * qs[(size_t)t * H + h], mx = -INFINITY;
+        const float *raw = &S0[(size_t)hr * ld];
+        for (int j = 0; j <= t; j++) mx = fmaxf(mx, raw[j] * f + sl[h] * (float)(j - t));
+        for (int j = 0; j <= t; j++) nc += am1 * ((double)(raw[j] * f + sl[h] * (float)(j - t)) - (double)mx) > -1.0;
+        band[nc <= 32 ? 0 : nc <= 64 ? 1 : nc <= 128 ? 2 : nc <= 256 ? 3 : 4]++;
+    }
+    int diff = memcmp(S.data(), S2.data(), S.size() * sizeof(float)) != 0 ||
+               memcmp(d1.data(), d2.data(), d1.size() * sizeof(double)) != 0;
+    char nm[160];
+    snprintf(nm, sizeof nm, "eval rows %s a=%g rows %d..%d x%g: registers = memory, bit for bit", lcg_row_at(row)->name,
+             alpha, i0, i0 + R - 1, spread);
+    emu_check(nm, diff ? NAN : 0, 0);
 }
 
 int main(int argc, char **argv) {
@@ -163,6 +206,18 @@ int main(int argc, char **argv) {
         case_eval(rows[r], al[r], LCG_POS_NAPE, 0, 40, 0);
         case_eval(rows[r], al[r], LCG_POS_ALIBI, 200, 33, rows[r] == LCG_ROW_ENTMAX);
     }
+    int band[5] = {0};
+    for (double sp : {6.0, 1.5, 0.4, 0.05}) { /* from a few candidates a row to all of them */
+        case_eval_bits(LCG_ROW_ENTMAX, 1.5, 270, 24, sp, band);
+        case_eval_bits(LCG_ROW_SPARSEMAX, 2, 40, 24, sp, band);
+        case_eval_bits(LCG_ROW_ENTMAX, 1.3, 150, 16, sp, band);
+    }
+    case_eval(LCG_ROW_ENTMAX, 1.5, LCG_POS_NAPE, 300, 16, 1, 0.3);  /* the memory path against the CPU */
+    case_eval(LCG_ROW_SPARSEMAX, 2, LCG_POS_NAPE, 90, 16, 1, 1.0); /* nc 33-128 */
+    emu_check("eval rows: the bitwise cases cover every register band and the memory path",
+              band[0] && band[1] && band[2] && band[3] && band[4] ? 0 : NAN, 0);
+    if (emu_verbose) printf("     candidate bands 1-32 %d, -64 %d, -128 %d, -256 %d, more %d rows\n", band[0], band[1],
+                            band[2], band[3], band[4]);
     case_rows<2>(LCG_ROW_TOPK, 8, LCG_POS_NOPE, 45, 1);
     case_rows<0>(LCG_ROW_TOPK, -4, LCG_POS_NOPE, 70, 1);
     printf("emu_kernels: %d checks, %d failed\n", emu_total, emu_fails);

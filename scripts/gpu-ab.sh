@@ -1,0 +1,73 @@
+#!/bin/bash
+# scripts/gpu-ab.sh A B: on the GPU machine, two CUDA builds of lcgbench (A: before a change, B:
+# after; each a directory with lcgbench and cuda/bench_gpu, B also cuda/test_gpu) compared in one
+# call. (1) Bits: short GPU runs on copy (C 128, 2 layers, 1,500 steps, the test ladder to 4,096
+# tokens) for asentmax, sparsemax and entmax at alpha 1.3 (the three threshold modes), with both
+# builds: the CSVs must be the same outside the wall_* columns. (2) B's test_gpu (the GPU kernels
+# against the CPU's). (3) Time: A's asentmax checkpoint evaluated by each build to 16,384 tokens,
+# A B A B A B (wall_eval_s; trained weights, so rows with few candidates), then bench_gpu eval at
+# 16,384 and 65,536 tokens (random weights: long candidate lists). Logs and CSVs under /tmp/lcg_ab;
+# the summary, test_gpu's log and the asentmax CSVs come back under $OUT (a call brings back 8
+# files at most). Exit 1 when the bits differ or test_gpu fails. libcsv from LCG_DEBS as in
+# scripts/gpu-session.sh. Not a benchmark of record (one GPU, three repetitions): `make bench-gpu`.
+set -u
+A=$1 B=$2
+out=/tmp/lcg_ab
+rm -rf "$out"
+mkdir -p "$out" "${OUT:=/tmp/lcg_ab_out}"
+if [ ! -e /usr/include/csv.h ] && [ ! -e /tmp/csvlib/usr ]; then
+  for d in "${LCG_DEBS:-build/debs}"/*.deb; do dpkg -x "$d" /tmp/csvlib || exit 1; done
+fi
+export LD_LIBRARY_PATH=/tmp/csvlib/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export OMP_WAIT_POLICY=PASSIVE
+nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
+cfg=(--task copy --pos nape --layers 2 --dim 128 --heads 4 --head-dim 32 --ffn 512 --len 48 --vary 16
+  --steps 1500 --batch 64 --lr 1e-3 --warmup 100 --eval-lens 64,256,1024,4096 --eval-samples 100
+  --device cuda --precision tf32 --seed 1)
+rc=0
+for attn in asentmax sparsemax entmax; do
+  extra=()
+  [ $attn = entmax ] && extra=(--alpha 1.3)
+  for x in A B; do
+    bin=$A/lcgbench
+    [ $x = B ] && bin=$B/lcgbench
+    save=()
+    [ $attn = asentmax ] && save=(--save "/tmp/ab-$x.ckpt")
+    "$bin" run "${cfg[@]}" --attn $attn "${extra[@]}" "${save[@]}" --out "$out/bits-$attn-$x.csv" \
+      >"$out/bits-$attn-$x.log" 2>&1 || { echo "gpu-ab: $x $attn run failed"; tail -3 "$out/bits-$attn-$x.log"; rc=1; }
+  done
+  same=$(paste -d'\n' <(cut -d, -f1-61 "$out/bits-$attn-A.csv") <(cut -d, -f1-61 "$out/bits-$attn-B.csv") |
+    awk 'NR % 2 { a = $0; next } { n++; d += a != $0 } END { print n + 0, d + 0 }')
+  echo "bits $attn: rows, differing rows (outside wall_*): $same" | tee -a "$out/summary.txt"
+  [ "${same#* }" = 0 ] && [ "${same% *}" != 0 ] || rc=1
+done
+if [ -x "$B/cuda/test_gpu" ]; then
+  timeout 120 "$B/cuda/test_gpu" >"$out/test_gpu.log" 2>&1
+  r=$?
+  echo "test_gpu (B): rc $r; $(grep -E 'passed|failed' "$out/test_gpu.log" | tail -1)" | tee -a "$out/summary.txt"
+  grep -E '^FAIL' "$out/test_gpu.log" | head -5
+  [ $r = 0 ] || rc=1
+fi
+for rep in 1 2 3; do
+  for x in A B; do
+    bin=$A/lcgbench
+    [ $x = B ] && bin=$B/lcgbench
+    "$bin" run "${cfg[@]}" --attn asentmax --load /tmp/ab-A.ckpt --eval-lens 1024,4096,16384 --eval-samples 60 \
+      --out "$out/time-$x.csv" >"$out/time-$x-$rep.log" 2>&1 || echo "gpu-ab: $x timing run failed"
+  done
+done
+for x in A B; do
+  awk -F, -v x=$x 'NR > 1 { s[$25] = s[$25] " " $NF } END { for (l in s) print "eval " x " asentmax (trained) at " l " tokens, wall_eval_s:" s[l] }' \
+    "$out/time-$x.csv" | sort -t' ' -k6n | tee -a "$out/summary.txt"
+done
+for n in 16384 65536; do
+  for x in A B A B; do
+    bin=$A/cuda/bench_gpu
+    [ $x = B ] && bin=$B/cuda/bench_gpu
+    echo "bench_gpu eval $n asentmax ($x): $(timeout 60 "$bin" eval $n asentmax 2>&1 | grep -m1 '^eval')" |
+      tee -a "$out/summary.txt"
+  done
+done
+echo "gpu-ab: exit $rc" | tee -a "$out/summary.txt"
+cp "$out/summary.txt" "$out/test_gpu.log" "$out"/bits-asentmax-?.csv "$OUT/" 2>/dev/null
+exit $rc
