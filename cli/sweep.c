@@ -148,7 +148,8 @@ int cmd_sweep(cli_ctx *cx, int argc, char **argv) {
         fprintf(stderr, "lcgbench sweep: shard %d/%d: %d of %d cells, %d already in %s, %d to run\n", g.shard_k,
                 g.shard_n, n_mine, n_cells, n_mine - n_todo, g.out, n_todo);
     else
-        fprintf(stderr, "lcgbench sweep: %d cells, %d already in %s, %d to run\n", n_cells, n_done, g.out, n_todo);
+        fprintf(stderr, "lcgbench sweep: %d cell%s, %d already in %s, %d to run\n", n_cells, n_cells == 1 ? "" : "s",
+                n_done, g.out, n_todo);
     if (g.dry) {
         for (int k = 0; k < n_cells; k++)
             if (cells[k].mine)
