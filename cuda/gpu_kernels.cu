@@ -367,15 +367,20 @@ void gk_token_csr(int *off, int *idx, const int *tok, int N, int V) {
 }
 
 /* ---- RMSNorm (1 + w): one warp per row ----------------------------------------------------------- */
-__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *inp, const float *w, int N, int C) {
+/* out and rstd must not alias inp or w (every caller's buffers are distinct); the loops unrolled by
+ * four so that a lane has four loads in flight, each lane still summing its columns in order */
+__global__ void rmsnorm_forward_kernel(float *__restrict__ out, float *__restrict__ rstd, const float *__restrict__ inp,
+                                       const float *__restrict__ w, int N, int C) {
     int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (n >= N) return;
     const float *x = inp + (size_t)n * C;
     double ss = 0;
+#pragma unroll 4
     for (int c = lane; c < C; c += 32) ss += (double)x[c] * x[c];
     ss = warp_sum_d(ss);
     float r = (float)(1.0 / sqrt(ss / C + LCG_RMS_EPS));
     float *o = out + (size_t)n * C;
+#pragma unroll 4
     for (int c = lane; c < C; c += 32) o[c] = x[c] * r * (1 + w[c]);
     if (lane == 0) rstd[n] = r;
 }
@@ -385,15 +390,21 @@ void gk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *
 }
 
 /* one block per chunk of COLSUM_ROWS rows: a warp per row finds k = dot r^3 / C, then a thread per
- * column walks the chunk's rows: dinp += r g (1+w) - x k, and the chunk's partial dw = sum g x r */
-__global__ void rmsnorm_backward_kernel(float *dinp, double *part, const float *dout, const float *inp,
-                                        const float *w, const float *rstd, int N, int C) {
+ * column walks the chunk's rows: dinp += r g (1+w) - x k, and the chunk's partial dw = sum g x r.
+ * dinp must not alias dout or inp (every caller's do not): the column walk loads RMS_U rows' g, x
+ * and dinp before it stores any, so that a thread has 3 RMS_U loads in flight, and sums them in row
+ * order, as one row at a time would (the same bits). */
+enum { RMS_U = 8 };
+__global__ void rmsnorm_backward_kernel(float *__restrict__ dinp, double *__restrict__ part,
+                                        const float *__restrict__ dout, const float *__restrict__ inp,
+                                        const float *__restrict__ w, const float *__restrict__ rstd, int N, int C) {
     __shared__ float k_sh[COLSUM_ROWS], r_sh[COLSUM_ROWS];
     int p = blockIdx.x, n0 = p * COLSUM_ROWS, nr = min(COLSUM_ROWS, N - n0);
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
     for (int i = warp; i < nr; i += nw) {
         const float *x = inp + (size_t)(n0 + i) * C, *g = dout + (size_t)(n0 + i) * C;
         double dot = 0;
+#pragma unroll 4
         for (int c = lane; c < C; c += 32) dot += (double)g[c] * (1 + w[c]) * x[c];
         dot = warp_sum_d(dot);
         float r = rstd[n0 + i];
@@ -403,8 +414,24 @@ __global__ void rmsnorm_backward_kernel(float *dinp, double *part, const float *
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
         float wc = 1 + w[c];
         double s = 0;
-        for (int i = 0; i < nr; i++) {
-            size_t o = (size_t)(n0 + i) * C + c;
+        size_t o0 = (size_t)n0 * C + c;
+        int i = 0;
+        for (; i + RMS_U <= nr; i += RMS_U) {
+            float g[RMS_U], x[RMS_U], d[RMS_U];
+#pragma unroll
+            for (int u = 0; u < RMS_U; u++) {
+                size_t o = o0 + (size_t)(i + u) * C;
+                g[u] = dout[o], x[u] = inp[o], d[u] = dinp[o];
+            }
+#pragma unroll
+            for (int u = 0; u < RMS_U; u++) {
+                float r = r_sh[i + u];
+                dinp[o0 + (size_t)(i + u) * C] = d[u] + (r * g[u] * wc - x[u] * k_sh[i + u]);
+                s += (double)(g[u] * x[u] * r);
+            }
+        }
+        for (; i < nr; i++) {
+            size_t o = o0 + (size_t)i * C;
             float g = dout[o], x = inp[o], r = r_sh[i];
             dinp[o] += r * g * wc - x * k_sh[i];
             s += (double)(g * x * r);

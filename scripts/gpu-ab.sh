@@ -6,7 +6,8 @@
 # builds: the CSVs must be the same outside the wall_* columns. (2) B's test_gpu (the GPU kernels
 # against the CPU's). (3) Time: A's asentmax checkpoint evaluated by each build to 16,384 tokens,
 # A B A B A B (wall_eval_s; trained weights, so rows with few candidates), then bench_gpu eval at
-# 16,384 and 65,536 tokens (random weights: long candidate lists). Logs and CSVs under /tmp/lcg_ab;
+# 16,384 and 65,536 tokens (random weights: long candidate lists); (4) training tokens/s,
+# bench_gpu 40 steps on mqmtar's and copy's architectures in tf32, A B A B. Logs and CSVs under /tmp/lcg_ab;
 # the summary, test_gpu's log and the asentmax CSVs come back under $OUT (a call brings back 8
 # files at most). Exit 1 when the bits differ or test_gpu fails. libcsv from LCG_DEBS as in
 # scripts/gpu-session.sh. Not a benchmark of record (one GPU, three repetitions): `make bench-gpu`.
@@ -65,6 +66,14 @@ for n in 16384 65536; do
     bin=$A/cuda/bench_gpu
     [ $x = B ] && bin=$B/cuda/bench_gpu
     echo "bench_gpu eval $n asentmax ($x): $(timeout 60 "$bin" eval $n asentmax 2>&1 | grep -m1 '^eval')" |
+      tee -a "$out/summary.txt"
+  done
+done
+for arch in "mqmtar asentmax" "copy softmax"; do
+  for x in A B A B; do
+    bin=$A/cuda/bench_gpu
+    [ $x = B ] && bin=$B/cuda/bench_gpu
+    echo "bench_gpu 40 $arch tf32 ($x): $(timeout 60 "$bin" 40 $arch tf32 2>&1 | grep -m1 'tok/s')" |
       tee -a "$out/summary.txt"
   done
 done

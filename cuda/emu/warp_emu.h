@@ -27,6 +27,7 @@ using std::fmax;
 using std::isfinite;
 using std::max;
 using std::min;
+static inline int min(int a, int b) { return a < b ? a : b; } /* CUDA's, for an enum beside an int */
 #define __host__
 #define __device__
 #define __global__
