@@ -337,12 +337,24 @@ void gk_encoder_forward(float *out, const int *tok, const float *emb, int N, int
     CK_LAUNCH("encoder_forward");
 }
 
-__global__ void encoder_backward_kernel(float *demb, const float *dout, const int *off, const int *idx, int C,
-                                        float scale) {
+/* a block per (token, C / 128 columns): the token's rows of dout added in row order (the CPU's), 8
+ * rows' loads in flight before their adds: a frequent token (mqmtar's filler 0: thousands of rows
+ * a batch) is one long chain, the step's tail if each add waited on its load */
+enum { ENC_U = 8 };
+__global__ void encoder_backward_kernel(float *demb, const float *__restrict__ dout, const int *__restrict__ off,
+                                        const int *__restrict__ idx, int C, float scale) {
     int v = blockIdx.x, c = blockIdx.y * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float acc = demb[(size_t)v * C + c];
-    for (int i = off[v]; i < off[v + 1]; i++) acc += dout[(size_t)idx[i] * C + c] * scale;
+    int i = off[v], e = off[v + 1];
+    for (; i + ENC_U <= e; i += ENC_U) {
+        float d[ENC_U];
+#pragma unroll
+        for (int u = 0; u < ENC_U; u++) d[u] = dout[(size_t)idx[i + u] * C + c];
+#pragma unroll
+        for (int u = 0; u < ENC_U; u++) acc += d[u] * scale;
+    }
+    for (; i < e; i++) acc += dout[(size_t)idx[i] * C + c] * scale;
     demb[(size_t)v * C + c] = acc;
 }
 void gk_encoder_backward(float *demb, const float *dout, const int *off, const int *idx, int V, int C) {

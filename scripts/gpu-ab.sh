@@ -6,9 +6,10 @@
 # builds: the CSVs must be the same outside the wall_* columns. (2) B's test_gpu (the GPU kernels
 # against the CPU's). (3) Time: A's asentmax checkpoint evaluated by each build to 16,384 tokens,
 # A B A B A B (wall_eval_s; trained weights, so rows with few candidates), then bench_gpu eval at
-# 16,384 and 65,536 tokens (random weights: long candidate lists); (4) training tokens/s,
-# bench_gpu 40 steps on mqmtar's and copy's architectures in tf32, A B A B. Logs and CSVs under /tmp/lcg_ab;
-# the summary, test_gpu's log and the asentmax CSVs come back under $OUT (a call brings back 8
+# 16,384 and 65,536 tokens (random weights: long candidate lists); (4) training tokens/s:
+# mqmtar's architecture on its real data (800 steps; skewed tokens, the filler in a third of the
+# rows), A B A B, its rows compared bit for bit too; then bench_gpu 40 steps on mqmtar's and
+# copy's architectures (random tokens) in tf32, A B A B. Logs and CSVs under /tmp/lcg_ab; the summary, test_gpu's log and the asentmax CSVs come back under $OUT (a call brings back 8
 # files at most). Exit 1 when the bits differ or test_gpu fails. libcsv from LCG_DEBS as in
 # scripts/gpu-session.sh. Not a benchmark of record (one GPU, three repetitions): `make bench-gpu`.
 set -u
@@ -69,6 +70,21 @@ for n in 16384 65536; do
       tee -a "$out/summary.txt"
   done
 done
+mq=(--task mqmtar --attn softmax --pos nape --layers 4 --dim 512 --heads 16 --head-dim 32 --ffn 1024 --batch 128
+  --lr 2e-4 --warmup 100 --steps 800 --len 48 --vary 16 --eval-lens 64 --eval-samples 20 --device cuda --precision tf32)
+for rep in 1 2; do
+  for x in A B; do
+    bin=$A/lcgbench
+    [ $x = B ] && bin=$B/lcgbench
+    "$bin" run "${mq[@]}" --out "$out/mq-$x-$rep.csv" >"$out/mq-$x-$rep.log" 2>&1 || echo "gpu-ab: $x mqmtar run failed"
+    echo "mqmtar softmax, real data, 800 steps ($x): $(awk -F, 'NR == 2 { print $64 " tok/s (wall_train_tok_s)" }' \
+      "$out/mq-$x-$rep.csv")" | tee -a "$out/summary.txt"
+  done
+done
+same=$(paste -d'\n' <(cut -d, -f1-61 "$out/mq-A-1.csv") <(cut -d, -f1-61 "$out/mq-B-1.csv") |
+  awk 'NR % 2 { a = $0; next } { n++; d += a != $0 } END { print n + 0, d + 0 }')
+echo "bits mqmtar: rows, differing rows (outside wall_*): $same" | tee -a "$out/summary.txt"
+[ "${same#* }" = 0 ] && [ "${same% *}" != 0 ] || rc=1
 for arch in "mqmtar asentmax" "copy softmax"; do
   for x in A B A B; do
     bin=$A/cuda/bench_gpu

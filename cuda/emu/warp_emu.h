@@ -34,10 +34,11 @@ static inline int min(int a, int b) { return a < b ? a : b; } /* CUDA's, for an 
 #define __forceinline__ inline
 #define __shared__ static
 struct emu_dim {
-    unsigned x;
+    unsigned x, y;
 };
 static thread_local emu_dim threadIdx, blockIdx;
-static emu_dim blockDim = {256};
+static unsigned emu_grid_y; /* blockIdx.y of the next emu_launch's blocks (a 2-D grid: one launch per y) */
+static emu_dim blockDim = {256, 1};
 static float *g_dyn_smem;
 static std::barrier<> *emu_wbar[8], *emu_bbar;
 #define EMU_WARP (threadIdx.x / 32)
@@ -96,6 +97,7 @@ static void emu_launch(int nb, int nt, const std::function<void()> &f, size_t sm
             th.emplace_back([&f, t, b] {
                 threadIdx.x = (unsigned)t;
                 blockIdx.x = (unsigned)b;
+                blockIdx.y = emu_grid_y;
                 f();
             });
         for (auto &t : th) t.join();
