@@ -10,7 +10,8 @@
 # mqmtar's architecture on its real data (800 steps; skewed tokens, the filler in a third of the
 # rows), A B A B, its rows compared bit for bit too; then bench_gpu 40 steps on mqmtar's and
 # copy's architectures (random tokens) in tf32, A B A B. Logs and CSVs under /tmp/lcg_ab; the summary, test_gpu's log and the asentmax CSVs come back under $OUT (a call brings back 8
-# files at most). Exit 1 when the bits differ or test_gpu fails. libcsv from LCG_DEBS as in
+# files at most). LCG_AB_EVAL=0 leaves out (3) (about 100 s). Exit 1 when the bits differ or
+# test_gpu fails. libcsv from LCG_DEBS as in
 # scripts/gpu-session.sh. Not a benchmark of record (one GPU, three repetitions): `make bench-gpu`.
 set -u
 A=$1 B=$2
@@ -26,6 +27,11 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader | tee 
 cfg=(--task copy --pos nape --layers 2 --dim 128 --heads 4 --head-dim 32 --ffn 512 --len 48 --vary 16
   --steps 1500 --batch 64 --lr 1e-3 --warmup 100 --eval-lens 64,256,1024,4096 --eval-samples 100
   --device cuda --precision tf32 --seed 1)
+# ab_same CSV_A CSV_B: "rows differing": their data rows, and how many differ outside wall_*
+ab_same() {
+  paste -d'\n' <(tail -n +2 "$1" | cut -d, -f1-61) <(tail -n +2 "$2" | cut -d, -f1-61) |
+    awk 'NR % 2 { a = $0; next } { n++; d += a != $0 } END { print n + 0, d + 0 }'
+}
 rc=0
 for attn in asentmax sparsemax entmax; do
   extra=()
@@ -38,8 +44,7 @@ for attn in asentmax sparsemax entmax; do
     "$bin" run "${cfg[@]}" --attn $attn "${extra[@]}" "${save[@]}" --out "$out/bits-$attn-$x.csv" \
       >"$out/bits-$attn-$x.log" 2>&1 || { echo "gpu-ab: $x $attn run failed"; tail -3 "$out/bits-$attn-$x.log"; rc=1; }
   done
-  same=$(paste -d'\n' <(cut -d, -f1-61 "$out/bits-$attn-A.csv") <(cut -d, -f1-61 "$out/bits-$attn-B.csv") |
-    awk 'NR % 2 { a = $0; next } { n++; d += a != $0 } END { print n + 0, d + 0 }')
+  same=$(ab_same "$out/bits-$attn-A.csv" "$out/bits-$attn-B.csv")
   echo "bits $attn: rows, differing rows (outside wall_*): $same" | tee -a "$out/summary.txt"
   [ "${same#* }" = 0 ] && [ "${same% *}" != 0 ] || rc=1
 done
@@ -50,7 +55,7 @@ if [ -x "$B/cuda/test_gpu" ]; then
   grep -E '^FAIL' "$out/test_gpu.log" | head -5
   [ $r = 0 ] || rc=1
 fi
-for rep in 1 2 3; do
+for rep in $([ "${LCG_AB_EVAL:-1}" = 0 ] || echo 1 2 3); do
   for x in A B; do
     bin=$A/lcgbench
     [ $x = B ] && bin=$B/lcgbench
@@ -58,11 +63,11 @@ for rep in 1 2 3; do
       --out "$out/time-$x.csv" >"$out/time-$x-$rep.log" 2>&1 || echo "gpu-ab: $x timing run failed"
   done
 done
-for x in A B; do
+for x in $([ "${LCG_AB_EVAL:-1}" = 0 ] || echo A B); do
   awk -F, -v x=$x 'NR > 1 { s[$25] = s[$25] " " $NF } END { for (l in s) print "eval " x " asentmax (trained) at " l " tokens, wall_eval_s:" s[l] }' \
     "$out/time-$x.csv" | sort -t' ' -k6n | tee -a "$out/summary.txt"
 done
-for n in 16384 65536; do
+for n in $([ "${LCG_AB_EVAL:-1}" = 0 ] || echo 16384 65536); do
   for x in A B A B; do
     bin=$A/cuda/bench_gpu
     [ $x = B ] && bin=$B/cuda/bench_gpu
@@ -81,8 +86,7 @@ for rep in 1 2; do
       "$out/mq-$x-$rep.csv")" | tee -a "$out/summary.txt"
   done
 done
-same=$(paste -d'\n' <(cut -d, -f1-61 "$out/mq-A-1.csv") <(cut -d, -f1-61 "$out/mq-B-1.csv") |
-  awk 'NR % 2 { a = $0; next } { n++; d += a != $0 } END { print n + 0, d + 0 }')
+same=$(ab_same "$out/mq-A-1.csv" "$out/mq-B-1.csv")
 echo "bits mqmtar: rows, differing rows (outside wall_*): $same" | tee -a "$out/summary.txt"
 [ "${same#* }" = 0 ] && [ "${same% *}" != 0 ] || rc=1
 for arch in "mqmtar asentmax" "copy softmax"; do
