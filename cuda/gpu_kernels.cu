@@ -618,6 +618,16 @@ __device__ __forceinline__ double ent_newton_step(double S, double P, double alp
     return mode == 2 ? (S - 1.0) / P : mode == 1 ? (S - sqrt(S)) / P : (S - pow(S, 2.0 - alpha)) / P;
 }
 
+/* one key's share of a Newton step: t = the key's x - tau; S += t^c, P += t^(c-1), k counts the
+ * keys above tau */
+__device__ __forceinline__ void ent_newton_acc(double tt, double c, int mode, double *fs, double *fps, int *k) {
+    if (tt <= 0) return;
+    double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
+    *fs += tc1 * tt;
+    *fps += tc1;
+    ++*k;
+}
+
 /* The entmax threshold of one row held by a warp, K keys per lane (a x[i] of key lane + 32 i, -inf
  * past the row; a > 0: training passes the scaled scores and a = 1, evaluation the shifted scores
  * s - max and a = alpha - 1, so that its expressions are ent_warp_tau_mem's, bit for bit): Newton
@@ -631,14 +641,7 @@ __device__ double ent_warp_tau(const double *x, double a, int n, double alpha, i
         double fs = 0, fps = 0;
         int k = 0;
 #pragma unroll
-        for (int i = 0; i < K; i++) {
-            double tt = a * x[i] - tau;
-            if (tt <= 0) continue;
-            double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
-            fs += tc1 * tt;
-            fps += tc1;
-            k++;
-        }
+        for (int i = 0; i < K; i++) ent_newton_acc(a * x[i] - tau, c, mode, &fs, &fps, &k);
         double S = warp_sum_d(fs), P = warp_sum_d(fps), f = S - 1.0;
         k = warp_sum_i(k);
         if (!isfinite(f) || !(P > 0)) break;
@@ -677,16 +680,6 @@ __device__ double ent_warp_tau(const double *x, double a, int n, double alpha, i
     }
     *sum_out = warp_sum_d(sum);
     return tau;
-}
-
-/* one key's share of a Newton step: t = the key's x - tau; S += t^c, P += t^(c-1), k counts the
- * keys above tau */
-__device__ __forceinline__ void ent_newton_acc(double tt, double c, int mode, double *fs, double *fps, int *k) {
-    if (tt <= 0) return;
-    double tc1 = mode == 2 ? 1.0 : mode == 1 ? tt : pow(tt, c - 1.0);
-    *fs += tc1 * tt;
-    *fps += tc1;
-    ++*k;
 }
 
 /* the entmax threshold of one row held in memory, x[0..nx) (the row's keys, or a superset of its
