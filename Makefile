@@ -231,7 +231,7 @@ bench: deps
 # (`make report RESULTS=results/mini REPORT=results/mini` refreshes the committed one)
 RESULTS ?= results/mini
 REPORT ?= $(BUILD)/report/$(subst /,_,$(RESULTS))
-RUNS = $(filter-out $(RESULTS)/table.csv,$(wildcard $(RESULTS)/*.csv))
+RUNS = $(filter-out $(RESULTS)/table.csv $(RESULTS)/reference.csv,$(wildcard $(RESULTS)/*.csv))
 # runs validated with --select best have rows for both checkpoints: the report then also draws
 # the last checkpoint's (figures/<task>-last*, table-last.md; the best ones stand for the runs)
 HAS_BEST = $(shell grep -l -m1 ',best,' $(RUNS) /dev/null 2>/dev/null)
@@ -271,6 +271,10 @@ report: $(BIN)lcgbench plots
 	./$(BIN)lcgbench table --format csv --out $(REPORT)/table.csv $(RUNS)
 	./$(BIN)lcgbench table --format latex --out $(REPORT)/table.tex $(RUNS)
 	@if [ -n "$(HAS_BEST)" ]; then ./$(BIN)lcgbench table --checkpoint last --out $(REPORT)/table-last.md $(RUNS); fi
+	@if [ -f $(RESULTS)/reference.csv ]; then \
+	  ./$(BIN)lcgbench table --against $(RESULTS)/reference.csv --out $(REPORT)/against.md $(RUNS) && \
+	  if [ -n "$(HAS_BEST)" ]; then ./$(BIN)lcgbench table --checkpoint last --against $(RESULTS)/reference.csv \
+	    --out $(REPORT)/against-last.md $(RUNS); fi; fi
 	@echo "report in $(REPORT)"
 
 # the committed mini grid (hours on a 2-core machine; resumable: rerun to continue)

@@ -10,6 +10,11 @@
  * task parameters, the items another method lacks). Rows come
  * in the order the CSV first mentions each task and method, which is the sweep's grid order.
  * It computes nothing new: every number is a mean over rows already in the CSV.
+ *
+ * `--against FILE` sets a reference's numbers beside them (Markdown): FILE lists task, attn,
+ * pos, length factor and exact match in % per line (results/paper/reference.csv: the paper's
+ * Table 1); a cell further than --tolerance points from its reference is bold, and a summary
+ * counts, per method and once per reference cell, those within it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -106,6 +111,65 @@ static const char *factor_label(double f, char *buf, size_t n, const char *times
     return buf;
 }
 
+/* --against: one reference number (exact match, %) for a task, normalizer, encoding and factor */
+typedef struct {
+    char task[32], attn[32], pos[16];
+    double factor, val;
+} tb_ref;
+
+/* FILE: lines "task,attn,pos,factor,value" (a header line starting "task," and '#' comments
+ * skipped); 0, or -1 with one line in err naming the file and line */
+static int ref_load(const char *path, tb_ref **out, int *n_out, char *err, size_t err_len) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    tb_ref *r = NULL;
+    int n = 0, cap = 0, lineno = 0, rc = 0;
+    char *line = NULL;
+    size_t line_cap = 0;
+    while (rc == 0 && getline(&line, &line_cap, f) >= 0) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!*line || *line == '#' || strncmp(line, "task,", 5) == 0) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            r = realloc(r, sizeof *r * (size_t)cap);
+            if (!r) lcg_die("out of memory");
+        }
+        tb_ref *x = &r[n];
+        char fac[32], val[32], extra;
+        int k = sscanf(line, "%31[^,],%31[^,],%15[^,],%31[^,],%31[^,]%c", x->task, x->attn, x->pos, fac, val, &extra);
+        char *e1, *e2;
+        x->factor = strtod(fac, &e1);
+        x->val = strtod(val, &e2);
+        if (k != 5 || *e1 || *e2 || !(x->factor > 0) || !(x->val >= 0 && x->val <= 100)) {
+            snprintf(err, err_len, "%s:%d: not 'task,attn,pos,factor,exact%%' with a factor > 0 and 0 <= exact <= 100",
+                     path, lineno);
+            rc = -1;
+        }
+        n++;
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && n == 0) snprintf(err, err_len, "%s: no reference numbers", path), rc = -1;
+    if (rc != 0) {
+        free(r);
+        return -1;
+    }
+    *out = r, *n_out = n;
+    return 0;
+}
+
+static const tb_ref *ref_find(const tb_ref *r, int n, const tb_method *M, double factor) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(r[i].task, M->key[0]) == 0 && strcmp(r[i].attn, M->key[3]) == 0 && strcmp(r[i].pos, M->key[5]) == 0 &&
+            fabs(r[i].factor - factor) < 1e-9)
+            return &r[i];
+    return NULL;
+}
+
 static void table_help(void) {
     printf("usage: lcgbench table [flags] FILE.csv...\n\n"
            "Summarize result CSVs in the paper's Table 1 layout: rows task x method, columns ID, 2x,\n"
@@ -115,6 +179,10 @@ static void table_help(void) {
            "  --metric exact|token       whole-sequence exact match (the paper's) or token accuracy (exact)\n"
            "  --checkpoint best|last     for runs validated with --select best: the best checkpoint's\n"
            "                             rows (best, the reference's selection) or the last one's\n"
+           "  --against FILE             the reference's numbers beside ours (md): FILE's lines are\n"
+           "                             task,attn,pos,factor,exact%% (results/paper/reference.csv);\n"
+           "                             misses in bold, and a count of the cells within --tolerance\n"
+           "  --tolerance T              points from the reference that count as agreeing (5)\n"
            "  --out PATH                 file to write (stdout); for dat, the directory (required)\n"
            "  --help                     show this help\n");
 }
@@ -134,14 +202,66 @@ static void write_out(const char *path, const char *buf, size_t n) {
     }
 }
 
+/* the --against summary: per method, its cells within tol of a reference number and its misses;
+ * then each reference cell once, by the first method (in the CSVs' order: a sweep's grid order)
+ * that matches its task, normalizer and encoding */
+static void table_against(FILE *o, const tb_method *meth, int n_meth, const double *factors, int n_factors,
+                          const int *order, const tb_ref *refs, int n_refs, double tol, const char *path) {
+    char lab[32];
+    fprintf(o, "\nWithin ±%g points of %s, per method (misses: ours [reference]):\n\n", tol, path);
+    for (int m = 0; m < n_meth; m++) {
+        const tb_method *M = &meth[m];
+        int n = 0, hit = 0;
+        char miss[1024] = "";
+        size_t l = 0;
+        for (int i = 0; i < n_factors; i++) {
+            const tb_ref *ref = ref_find(refs, n_refs, M, factors[order[i]]);
+            double mean, sd;
+            int k;
+            stats(M->v[order[i]], M->n_seeds, &mean, &sd, &k);
+            if (!ref || !k) continue;
+            n++;
+            if (fabs(mean - ref->val) <= tol) hit++;
+            else if (l < sizeof miss)
+                l += (size_t)snprintf(miss + l, sizeof miss - l, "%s%s %.1f [%g]", l ? ", " : "",
+                                      factor_label(factors[order[i]], lab, sizeof lab, "×"), mean, ref->val);
+        }
+        if (n) fprintf(o, "- %s %s: %d of %d%s%s\n", M->key[0], M->label, hit, n, *miss ? "; " : "", miss);
+    }
+    int n = 0, hit = 0, missing = 0;
+    for (int r = 0; r < n_refs; r++) {
+        const tb_method *M = NULL;
+        for (int m = 0; m < n_meth && !M; m++)
+            if (strcmp(meth[m].key[0], refs[r].task) == 0 && strcmp(meth[m].key[3], refs[r].attn) == 0 &&
+                strcmp(meth[m].key[5], refs[r].pos) == 0)
+                M = &meth[m];
+        int f = 0;
+        while (M && f < n_factors && fabs(factors[f] - refs[r].factor) > 1e-9) f++;
+        double mean = NAN, sd;
+        int k = 0;
+        if (M && f < n_factors) stats(M->v[f], M->n_seeds, &mean, &sd, &k);
+        if (!k) {
+            missing++;
+            continue;
+        }
+        n++;
+        hit += fabs(mean - refs[r].val) <= tol;
+    }
+    fprintf(o, "\nEach reference cell once (the first method that matches it): %d of %d within ±%g points (%.0f%%)", hit,
+            n, tol, n ? 100.0 * hit / n : 0.0);
+    if (missing) fprintf(o, "; %d of the reference's %d cells not measured", missing, n_refs);
+    fprintf(o, ".\n");
+}
+
 int cmd_table(cli_ctx *cx, int argc, char **argv) {
-    const char *format = "md", *metric = "exact", *out = NULL, *checkpoint = "best";
+    const char *format = "md", *metric = "exact", *out = NULL, *checkpoint = "best", *against = NULL, *tol_s = "5";
     const char **files = LCG_NEW(const char *, argc + 1);
     int n_files = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = strcmp(a, "--format") == 0 ? &format : strcmp(a, "--metric") == 0 ? &metric
-                          : strcmp(a, "--out") == 0 ? &out : strcmp(a, "--checkpoint") == 0 ? &checkpoint : NULL;
+                          : strcmp(a, "--out") == 0 ? &out : strcmp(a, "--checkpoint") == 0 ? &checkpoint
+                          : strcmp(a, "--against") == 0 ? &against : strcmp(a, "--tolerance") == 0 ? &tol_s : NULL;
         if (strcmp(a, "--help") == 0) {
             table_help();
             lcg_free(files);
@@ -166,6 +286,19 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
     int want_last = strcmp(checkpoint, "last") == 0;
     if (!n_files) cli_usage_error(cx, "no result CSV given");
     if (fmt == 3 && !out) cli_usage_error(cx, "--format dat needs --out DIR");
+    char *tol_end;
+    double tol = strtod(tol_s, &tol_end);
+    if (*tol_end || !(tol >= 0 && tol <= 100)) cli_usage_error(cx, "--tolerance must be a number of points in [0, 100], got '%s'", tol_s);
+    if (against && fmt != 0) cli_usage_error(cx, "--against writes Markdown only (--format md)");
+    tb_ref *refs = NULL;
+    int n_refs = 0;
+    if (against) {
+        char err[768];
+        if (ref_load(against, &refs, &n_refs, err, sizeof err) != 0) {
+            fprintf(stderr, "lcgbench table: %s\n", err);
+            return 1;
+        }
+    }
 
     int c_key[N_KEYS];
     for (int k = 0; k < N_KEYS; k++) c_key[k] = csv_col(method_keys[k]);
@@ -399,10 +532,14 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
                     double mean, sd;
                     int k;
                     stats(M->v[order[i]], M->n_seeds, &mean, &sd, &k);
+                    const tb_ref *ref = refs ? ref_find(refs, n_refs, M, factors[order[i]]) : NULL;
+                    const char *bold = ref && k && fabs(mean - ref->val) > tol ? "**" : "";
                     if (fmt == 0) {
-                        if (!k) fprintf(o, " |");
-                        else if (M->n_seeds > 1) fprintf(o, " %.1f ± %.1f |", mean, sd);
-                        else fprintf(o, " %.1f |", mean);
+                        if (!k) {
+                        } else if (M->n_seeds > 1) fprintf(o, " %s%.1f ± %.1f%s", bold, mean, sd, bold);
+                        else fprintf(o, " %s%.1f%s", bold, mean, bold);
+                        if (ref) fprintf(o, " [%g]", ref->val);
+                        fprintf(o, " |");
                     } else if (fmt == 1) {
                         if (!k) fprintf(o, ",,");
                         else fprintf(o, ",%.2f,%.2f", mean, sd);
@@ -416,12 +553,14 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
             }
         }
         if (fmt == 2) fprintf(o, "\\bottomrule\n\\end{tabular}\n");
+        if (refs) table_against(o, meth, n_meth, factors, n_factors, order, refs, n_refs, tol, against);
         if (fclose(o) != 0) lcg_die("building the table in memory failed");
         write_out(out, buf, n_buf);
         free(buf);
     }
     for (int fi = 0; fi < n_files; fi++) csv_free_table(&tables[fi]);
     lcg_free(tables);
+    free(refs);
     free(meth);
     lcg_free(files);
     return 0;

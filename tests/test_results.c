@@ -259,6 +259,59 @@ START_TEST(test_table_numbers) {
 }
 END_TEST
 
+/* --against: the reference beside ours, misses in bold, the counts; the committed paper
+ * results' counts (the README's 28 and 32 of 42) recomputed from their CSV */
+START_TEST(test_table_against) {
+    char dir[64], csv[128], ref[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/t.csv", dir);
+    snprintf(ref, sizeof ref, "%s/ref.csv", dir);
+    expect_status(0, LCG " sweep --task copy --attn softmax --seed 1 " TINY " --out %s", csv);
+    tu_csv_doc d;
+    tu_csv_load(csv, &d);
+    double id = NAN, x2 = NAN;
+    for (int r = 1; r < d.rows; r++) {
+        if (strcmp(cell(&d, r, "factor"), "1") == 0) id = 100 * atof(cell(&d, r, "exact_match"));
+        if (strcmp(cell(&d, r, "factor"), "2") == 0) x2 = 100 * atof(cell(&d, r, "exact_match"));
+    }
+    tu_csv_free(&d);
+    ck_assert(!isnan(id) && !isnan(x2));
+    /* ID 3 points off (within 5), 2x 10 points off (a miss), 64x not measured, another method absent */
+    double ref_id = id <= 50 ? id + 3 : id - 3, ref_x2 = x2 <= 50 ? x2 + 10 : x2 - 10;
+    char text[512];
+    snprintf(text, sizeof text, "# a comment\ntask,attn,pos,factor,exact\ncopy,softmax,rope,1,%g\ncopy,softmax,rope,2,%g\n"
+             "copy,softmax,rope,64,50\nsort,asentmax,nape,2,100\n", ref_id, ref_x2);
+    tu_write_all(ref, text, strlen(text));
+    expect_status(0, LCG " table --against %s %s", ref, csv);
+    char want[160];
+    snprintf(want, sizeof want, "| copy | softmax/rope | 1 | %.1f [%g] | **%.1f** [%g] |", id, ref_id, x2, ref_x2);
+    ck_assert_msg(strstr(R.out, want), "want '%s' in:\n%s", want, R.out);
+    ck_assert_msg(strstr(R.out, "- copy softmax/rope: 1 of 2;"), "per method: %s", R.out);
+    ck_assert_msg(strstr(R.out, "1 of 2 within ±5 points (50%); 2 of the reference's 4 cells not measured."), "total: %s",
+                  R.out);
+    expect_status(0, LCG " table --against %s --tolerance 2 %s", ref, csv);
+    ck_assert_msg(strstr(R.out, "0 of 2 within ±2 points (0%)"), "tolerance 2: %s", R.out);
+    /* bad input: one line each */
+    expect_usage("--against writes Markdown only", "table --format csv --against %s %s", ref, csv);
+    expect_usage("--tolerance must be", "table --against %s --tolerance -1 %s", ref, csv);
+    expect_status(1, LCG " table --against %s/none.csv %s", dir, csv);
+    ck_assert_ptr_nonnull(strstr(R.err, "cannot open"));
+    snprintf(text, sizeof text, "task,attn,pos,factor,exact\ncopy,softmax,rope,1,100\ncopy,softmax,rope,two,100\n");
+    tu_write_all(ref, text, strlen(text));
+    tu_expect_fail(&R, 1, NULL, "ref.csv:3", "factor", LCG " table --against %s %s", ref, csv);
+    snprintf(text, sizeof text, "copy,softmax,rope,1,101\n");
+    tu_write_all(ref, text, strlen(text));
+    tu_expect_fail(&R, 1, NULL, "ref.csv:1", "exact", LCG " table --against %s %s", ref, csv);
+    tu_rm_tmpdir(dir);
+    /* the committed results (results/paper/README.md's counts) */
+    expect_status(0, LCG " table --against results/paper/reference.csv results/paper/paper.csv");
+    ck_assert_msg(strstr(R.out, "28 of 42 within ±5 points (67%)."), "best: %s", R.out);
+    ck_assert_ptr_nonnull(strstr(R.out, "| **79.4** [96.1] |"));
+    expect_status(0, LCG " table --checkpoint last --against results/paper/reference.csv results/paper/paper.csv");
+    ck_assert_msg(strstr(R.out, "32 of 42 within ±5 points (76%)."), "last: %s", R.out);
+}
+END_TEST
+
 /* ---- regress --------------------------------------------------------------------------------- */
 START_TEST(test_regress) {
     char dir[64], base[128], cur[128];
@@ -412,6 +465,7 @@ static Suite *results_suite(void) {
     tc = tcase_create("table");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_table_numbers);
+    tcase_add_test(tc, test_table_against);
     tcase_add_test(tc, test_regress);
     tcase_add_test(tc, test_device_columns_and_schema1);
     suite_add_tcase(s, tc);
