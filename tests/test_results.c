@@ -3,9 +3,10 @@
  * tiny configurations: --preset (values reach the CSV, flags override them), --eval-tokens,
  * `sweep` (grid files and their errors, every cell checked before work, skipping finished
  * cells and resuming to the same rows), `table` (numbers recomputed here from the CSV, the
- * layouts, --against with the committed paper results' counts) and `regress` (pass on itself, fail on a dropped or missing row); the device columns
- * (a schema-1 file from before them is read, and upgraded in place by an append) and the errors
- * of --device and --precision on the CPU.
+ * layouts, --against with the committed paper results' counts) and `regress` (pass on itself,
+ * fail on a dropped or missing row); the device columns (a schema-1 file from before them is
+ * read, and upgraded in place by an append) and the errors of --device and --precision on the
+ * CPU.
  *
  * Does not cover: whether the presets reach their accuracy targets (results/mini/ records
  * that), distributed sweeps (test_sweep), or the gnuplot scripts' pictures.
