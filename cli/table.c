@@ -162,11 +162,14 @@ static int ref_load(const char *path, tb_ref **out, int *n_out, char *err, size_
     return 0;
 }
 
+/* whether a reference number is about this method: its task, normalizer and encoding */
+static int ref_of(const tb_ref *r, const tb_method *M) {
+    return strcmp(r->task, M->key[0]) == 0 && strcmp(r->attn, M->key[3]) == 0 && strcmp(r->pos, M->key[5]) == 0;
+}
+
 static const tb_ref *ref_find(const tb_ref *r, int n, const tb_method *M, double factor) {
     for (int i = 0; i < n; i++)
-        if (strcmp(r[i].task, M->key[0]) == 0 && strcmp(r[i].attn, M->key[3]) == 0 && strcmp(r[i].pos, M->key[5]) == 0 &&
-            fabs(r[i].factor - factor) < 1e-9)
-            return &r[i];
+        if (ref_of(&r[i], M) && fabs(r[i].factor - factor) < 1e-9) return &r[i];
     return NULL;
 }
 
@@ -232,9 +235,7 @@ static void table_against(FILE *o, const tb_method *meth, int n_meth, const doub
     for (int r = 0; r < n_refs; r++) {
         const tb_method *M = NULL;
         for (int m = 0; m < n_meth && !M; m++)
-            if (strcmp(meth[m].key[0], refs[r].task) == 0 && strcmp(meth[m].key[3], refs[r].attn) == 0 &&
-                strcmp(meth[m].key[5], refs[r].pos) == 0)
-                M = &meth[m];
+            if (ref_of(&refs[r], &meth[m])) M = &meth[m];
         int f = 0;
         while (M && f < n_factors && fabs(factors[f] - refs[r].factor) > 1e-9) f++;
         double mean = NAN, sd;
