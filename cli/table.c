@@ -6,15 +6,16 @@
  * mechanism columns vs length, a block per method) for the scripts in plots/.
  *
  * A method is every setting but the seed: rows that differ in anything else (steps, width,
- * ...) are different methods, labelled by the first setting that tells them apart (of the
- * task parameters, the items another method lacks). Rows come
- * in the order the CSV first mentions each task and method, which is the sweep's grid order.
+ * ...) are different methods, labelled by what tells them apart: the task parameters another
+ * method lacks, and the first other setting in which two differ. Rows come in the order the
+ * CSV first mentions each task and method, which is the sweep's grid order.
  * It computes nothing new: every number is a mean over rows already in the CSV.
  *
  * `--against FILE` sets a reference's numbers beside them (Markdown): FILE lists task, attn,
  * pos, length factor and exact match in % per line (results/paper/reference.csv: the paper's
  * Table 1); a cell further than --tolerance points from its reference is bold, and a summary
- * counts, per method and once per reference cell, those within it.
+ * counts, per method and once per reference cell (by the matching method trained longest),
+ * those within it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -206,8 +207,9 @@ static void write_out(const char *path, const char *buf, size_t n) {
 }
 
 /* the --against summary: per method, its cells within tol of a reference number and its misses;
- * then each reference cell once, by the first method (in the CSVs' order: a sweep's grid order)
- * that matches its task, normalizer and encoding */
+ * then each reference cell once, by the method nearest the reference's protocol: of those that
+ * match its task, normalizer and encoding, the one trained for the most steps (the reference's
+ * schedule is the longest), the first in the CSVs' order (a sweep's grid order) among equals */
 static void table_against(FILE *o, const tb_method *meth, int n_meth, const double *factors, int n_factors,
                           const int *order, const tb_ref *refs, int n_refs, double tol, const char *path) {
     char lab[32];
@@ -232,10 +234,12 @@ static void table_against(FILE *o, const tb_method *meth, int n_meth, const doub
         if (n) fprintf(o, "- %s %s: %d of %d%s%s\n", M->key[0], M->label, hit, n, *miss ? "; " : "", miss);
     }
     int n = 0, hit = 0, missing = 0;
+    int k_steps = 0;
+    while (strcmp(method_keys[k_steps], "steps") != 0) k_steps++;
     for (int r = 0; r < n_refs; r++) {
         const tb_method *M = NULL;
-        for (int m = 0; m < n_meth && !M; m++)
-            if (ref_of(&refs[r], &meth[m])) M = &meth[m];
+        for (int m = 0; m < n_meth; m++)
+            if (ref_of(&refs[r], &meth[m]) && (!M || atof(meth[m].key[k_steps]) > atof(M->key[k_steps]))) M = &meth[m];
         int f = 0;
         while (M && f < n_factors && fabs(factors[f] - refs[r].factor) > 1e-9) f++;
         double mean = NAN, sd;
@@ -248,7 +252,7 @@ static void table_against(FILE *o, const tb_method *meth, int n_meth, const doub
         n++;
         hit += fabs(mean - refs[r].val) <= tol;
     }
-    fprintf(o, "\nEach reference cell once (the first method that matches it): %d of %d within ±%g points (%.0f%%)", hit,
+    fprintf(o, "\nEach reference cell once (of the methods that match it, the one trained longest): %d of %d within ±%g points (%.0f%%)", hit,
             n, tol, n ? 100.0 * hit / n : 0.0);
     if (missing) fprintf(o, "; %d of the reference's %d cells not measured", missing, n_refs);
     fprintf(o, ".\n");
@@ -390,7 +394,7 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
             int tmp = order[j];
             order[j] = order[j - 1], order[j - 1] = tmp;
         }
-    /* labels: attn(alpha)/pos, plus the first setting that differs from a same-named method */
+    /* labels: attn(alpha)/pos (the settings that tell same-named methods apart follow) */
     for (int m = 0; m < n_meth; m++) {
         tb_method *M = &meth[m];
         const lcg_normalizer *nz = lcg_normalizer_find(M->key[3]);
@@ -402,44 +406,52 @@ int cmd_table(cli_ctx *cx, int argc, char **argv) {
             snprintf(M->label, sizeof M->label, "%s(k=%d%s)/%s", M->key[3], (int)fabs(k), k < 0 ? ",div-2" : "", M->key[5]);
         }
     }
-    /* every method of a task that shares its label with another gets the first setting that
-     * tells them apart; grp: the first method with the same task and plain label */
-    int *tag = LCG_NEW(int, 2 * n_meth + 1), *grp = tag + n_meth;
+    /* methods of a task that share a label are told apart, pair by pair: by the task parameters
+     * one has and the other lacks (a plain run beside its variant keeps its label), and by the
+     * first other setting in which they differ, shown on both ("steps=23437" beside
+     * "steps=156250"). grp: the first method with the same task and plain label; show[m][k]:
+     * method m's label names setting k */
+    const int k_params = 1; /* method_keys[1] = "task_params" */
+    int *grp = LCG_NEW(int, n_meth + 1);
+    unsigned char *show = LCG_NEW(unsigned char, (size_t)n_meth * N_KEYS + 1);
     for (int m = 0; m < n_meth; m++) {
         grp[m] = m;
         for (int o = 0; o < m && grp[m] == m; o++)
             if (strcmp(meth[m].key[0], meth[o].key[0]) == 0 && strcmp(meth[m].label, meth[o].label) == 0) grp[m] = grp[o];
     }
-    for (int m = 0; m < n_meth; m++) {
-        tag[m] = N_KEYS;
-        for (int o = 0; o < n_meth; o++) {
-            if (o == m || grp[o] != grp[m]) continue;
+    for (int m = 0; m < n_meth; m++)
+        for (int o = m + 1; o < n_meth; o++) {
+            if (grp[o] != grp[m]) continue;
+            if (strcmp(meth[m].key[k_params], meth[o].key[k_params]) != 0)
+                show[m * N_KEYS + k_params] = show[o * N_KEYS + k_params] = 1;
             int k = 0;
-            while (k < N_KEYS && strcmp(meth[m].key[k], meth[o].key[k]) == 0) k++;
-            if (k < tag[m]) tag[m] = k;
+            while (k < N_KEYS && (k == k_params || strcmp(meth[m].key[k], meth[o].key[k]) == 0)) k++;
+            if (k < N_KEYS) show[m * N_KEYS + k] = show[o * N_KEYS + k] = 1;
         }
-    }
     for (int m = 0; m < n_meth; m++) {
-        if (tag[m] == N_KEYS) continue;
         char *lab = meth[m].label;
         size_t cap = sizeof meth[m].label, l = strlen(lab);
-        if (strcmp(method_keys[tag[m]], "task_params") != 0) {
-            snprintf(lab + l, cap - l, " %s=%s", method_keys[tag[m]], meth[m].key[tag[m]]);
-            continue;
+        for (int k = 0; k < N_KEYS && l < cap - 1; k++) {
+            if (!show[m * N_KEYS + k]) continue;
+            if (k != k_params) {
+                l += (size_t)snprintf(lab + l, cap - l, " %s=%s", method_keys[k], meth[m].key[k]);
+                continue;
+            }
+            /* task_params ("vocab=32;freeze-token0=1"): the items that another method of the
+             * group lacks */
+            char items[256];
+            snprintf(items, sizeof items, "%s", meth[m].key[k]);
+            for (char *save = NULL, *it = strtok_r(items, ";", &save); it && l < cap - 1; it = strtok_r(NULL, ";", &save)) {
+                int everywhere = 1;
+                for (int o = 0; o < n_meth && everywhere; o++)
+                    if (o != m && grp[o] == grp[m]) everywhere = param_listed(meth[o].key[k], it);
+                if (!everywhere) l += (size_t)snprintf(lab + l, cap - l, " %s", it);
+            }
         }
-        /* task_params ("vocab=32;freeze-token0=1"): the items that another method of the group
-         * lacks (none for a plain run beside its variant: it keeps the plain label) */
-        char items[256];
-        snprintf(items, sizeof items, "%s", meth[m].key[tag[m]]);
-        for (char *save = NULL, *it = strtok_r(items, ";", &save); it; it = strtok_r(NULL, ";", &save)) {
-            int everywhere = 1;
-            for (int o = 0; o < n_meth && everywhere; o++)
-                if (o != m && grp[o] == grp[m]) everywhere = param_listed(meth[o].key[tag[m]], it);
-            if (!everywhere && l + 1 < cap) l += (size_t)snprintf(lab + l, cap - l, " %s", it);
-            if (l >= cap) l = cap - 1;
-        }
+        if (l >= cap) lab[cap - 1] = '\0';
     }
-    lcg_free(tag);
+    lcg_free(show);
+    lcg_free(grp);
 
     /* tasks in order of first mention */
     const char *tasks[64];
