@@ -42,9 +42,9 @@ def gelu_tanh(x):
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x.pow(3))))
 
 
-def make_params(a, dev):
+def make_params(a, dev, seed=1):
     V, L, C, H, D, Fw = (a[k] for k in "VLCHDF")
-    g = torch.Generator(device="cpu").manual_seed(1)
+    g = torch.Generator(device="cpu").manual_seed(seed)
 
     def w(*shape, std=0.02):
         return (torch.randn(*shape, generator=g) * std).to(dev).requires_grad_()
@@ -57,8 +57,8 @@ def make_params(a, dev):
             "ln_po": z(L, C), "ln_f": z(C), "lm": w(C, V)}
 
 
-def nape_bias(a, dev):
-    H, T = a["H"], a["T"]
+def nape_bias(a, dev, T=None):
+    H, T = a["H"], T or a["T"]
     slopes = torch.tensor([1.0 / (h + 1) if h < H // 2 else 0.0 for h in range(H)], device=dev)
     i = torch.arange(T, device=dev)[:, None]
     j = torch.arange(T, device=dev)[None, :]
@@ -66,18 +66,32 @@ def nape_bias(a, dev):
     return bias.masked_fill((j > i)[None], float("-inf"))[None]  # 1, H, T, T
 
 
-def forward_loss(p, tok, tgt, bias, a):
+def attention(q, k, v, bias):
+    """softmax(q k^T / sqrt(D) + bias) v; bias [1, H, T, T] holds the causal mask (-inf above
+    the diagonal) and the ALiBi terms. SDPA where torch has it (>= 2.0), else written out."""
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]) + bias.to(q.dtype)
+    return torch.softmax(s.float(), dim=-1).to(q.dtype) @ v
+
+
+def forward_logits(p, tok, bias, a, norm=rms_norm):
+    """the model's logits [B, T, V] for tokens tok [B, T]; norm: the RMSNorm to use"""
     B, T = tok.shape
     L, C, H, D = a["L"], a["C"], a["H"], a["D"]
     x = p["emb"][tok] * math.sqrt(C)
     for l in range(L):
-        h = rms_norm(x, p["ln_in"][l])
+        h = norm(x, p["ln_in"][l])
         q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (h @ p["wqkv"][l]).split(H * D, dim=-1))
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        x = x + rms_norm(o.transpose(1, 2).reshape(B, T, H * D) @ p["wo"][l], p["ln_pa"][l])
-        gate, up = (rms_norm(x, p["ln_pf"][l]) @ p["wgu"][l]).chunk(2, dim=-1)
-        x = x + rms_norm((gelu_tanh(gate) * up) @ p["wdown"][l], p["ln_po"][l])
-    logits = rms_norm(x, p["ln_f"]) @ p["lm"]
+        o = attention(q, k, v, bias)
+        x = x + norm(o.transpose(1, 2).reshape(B, T, H * D) @ p["wo"][l], p["ln_pa"][l])
+        gate, up = (norm(x, p["ln_pf"][l]) @ p["wgu"][l]).chunk(2, dim=-1)
+        x = x + norm((gelu_tanh(gate) * up) @ p["wdown"][l], p["ln_po"][l])
+    return norm(x, p["ln_f"]) @ p["lm"]
+
+
+def forward_loss(p, tok, tgt, bias, a):
+    logits = forward_logits(p, tok, bias, a)
     return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), tgt.view(-1))
 
 

@@ -1,0 +1,44 @@
+#!/bin/bash
+# tests/test_torch_copy.sh: bench/torch_copy_train.py, the PyTorch copy trainer that checks
+# results/paper's copy cells, on the CPU with its tiny model: the reference's copy layout (a
+# batch decoded by hand), a run cut twice (--stop-after, exit 124) and continued gives the CSV
+# and the curve of the uncut run bit for bit (less train_s), its state file is gone once done,
+# and bad arguments exit 2. One "SKIP" line and exit 0 without torch (/usr/bin/python3).
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+py=/usr/bin/python3
+if ! "$py" -c 'import torch' >/dev/null 2>&1; then
+  echo "SKIP test_torch_copy: torch not importable by $py"
+  exit 0
+fi
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+fail=0 checks=0
+check() { checks=$((checks + 1)); eval "$2" || { echo "FAIL test_torch_copy: $1"; fail=$((fail + 1)); }; }
+tc() { "$py" "$root/bench/torch_copy_train.py" "$@"; }
+layout=$(cd "$root/bench" && "$py" -c '
+import torch, torch_copy_train as t
+x, y = t.make_batch(torch.tensor([3]), 10, torch.Generator().manual_seed(0), "cpu")
+s = x[0].tolist()
+assert s[0] == t.BOS and s[4] == t.SEP and s[5:8] == s[1:4] and s[8] == t.EOS and s[9] == t.PAD, s
+assert y[0].tolist() == [-100] * 4 + s[5:9] + [-100] * 2, y
+print("ok")' 2>&1)
+check "copy's layout: BOS src SEP src EOS pad, scored on the target and EOS ($layout)" "[ '$layout' = ok ]"
+a="--arch tiny --device cpu --steps 30 --warmup 3 --lr 3e-3 --batch 8 --val-every 10 --val-len 40 --val-samples 12 --test-lens 32,64 --test-samples 12"
+tc $a --state "$t/u.pt" --out "$t/u.csv" --curve "$t/u-curve.csv" >"$t/u.log" 2>&1
+check "an uncut run exits 0" "[ $? = 0 ]"
+for i in 1 2; do
+  tc $a --state "$t/c.pt" --out "$t/c.csv" --curve "$t/c-curve.csv" --stop-after 12 >"$t/c$i.log" 2>&1
+  check "cut $i exits 124 with its state kept" "[ $? = 124 ] && [ -s $t/c.pt ]"
+done
+tc $a --state "$t/c.pt" --out "$t/c.csv" --curve "$t/c-curve.csv" >"$t/c3.log" 2>&1
+check "the continued run exits 0 and removes its state" "[ $? = 0 ] && [ ! -e $t/c.pt ]"
+check "it continued from step 24" "grep -q 'continuing from .* (step 24)' $t/c3.log"
+check "4 rows (last and best at 2 lengths) and the header" "[ \$(wc -l <$t/u.csv) = 5 ]"
+check "cut twice and continued: the uncut run's rows bit for bit (less train_s)" \
+  "[ \"\$(cut -d, -f1-13 $t/u.csv)\" = \"\$(cut -d, -f1-13 $t/c.csv)\" ]"
+check "and its curve" "cmp -s $t/u-curve.csv $t/c-curve.csv"
+tc $a --warmup 40 --state "$t/b.pt" --out "$t/b.csv" >"$t/b.log" 2>&1
+check "warmup beyond the steps exits 2" "[ $? = 2 ] && [ ! -e $t/b.csv ]"
+echo "test_torch_copy: $checks checks, $fail failed (bench/torch_copy_train.py on the CPU)"
+[ "$fail" = 0 ]
