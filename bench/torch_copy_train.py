@@ -53,9 +53,10 @@ T_TRAIN = 2 * TRAIN_MAX + 2  # BOS src SEP src EOS, less the last token as input
 
 
 def rms_norm_fp32(x, w):
-    """Gemma's RMSNorm: computed in fp32 whatever x's dtype, then cast back"""
-    x32 = x.float()
-    return (x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + 1e-6) * (1 + w.float())).to(x.dtype)
+    """Gemma's RMSNorm: computed in fp32 (or wider) whatever x's dtype, then cast back"""
+    wide = torch.promote_types(x.dtype, torch.float32)
+    x32 = x.to(wide)
+    return (x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + 1e-6) * (1 + w.to(wide))).to(x.dtype)
 
 
 def make_batch(lens, T, gen, dev):

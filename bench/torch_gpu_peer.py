@@ -57,12 +57,12 @@ def make_params(a, dev, seed=1):
             "ln_po": z(L, C), "ln_f": z(C), "lm": w(C, V)}
 
 
-def nape_bias(a, dev, T=None):
+def nape_bias(a, dev, T=None, dtype=torch.float32):
     H, T = a["H"], T or a["T"]
-    slopes = torch.tensor([1.0 / (h + 1) if h < H // 2 else 0.0 for h in range(H)], device=dev)
+    slopes = torch.tensor([1.0 / (h + 1) if h < H // 2 else 0.0 for h in range(H)], device=dev, dtype=dtype)
     i = torch.arange(T, device=dev)[:, None]
     j = torch.arange(T, device=dev)[None, :]
-    bias = slopes[:, None, None] * (j - i)[None].float()
+    bias = slopes[:, None, None] * (j - i)[None].to(dtype)
     return bias.masked_fill((j > i)[None], float("-inf"))[None]  # 1, H, T, T
 
 
@@ -72,7 +72,7 @@ def attention(q, k, v, bias):
     if hasattr(F, "scaled_dot_product_attention"):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
     s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]) + bias.to(q.dtype)
-    return torch.softmax(s.float(), dim=-1).to(q.dtype) @ v
+    return torch.softmax(s.to(torch.promote_types(s.dtype, torch.float32)), dim=-1).to(q.dtype) @ v
 
 
 def forward_logits(p, tok, bias, a, norm=rms_norm):

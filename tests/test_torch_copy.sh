@@ -1,9 +1,9 @@
 #!/bin/bash
 # tests/test_torch_copy.sh: bench/torch_copy_train.py, the PyTorch copy trainer that checks
 # results/paper's copy cells, on the CPU with its tiny model: the reference's copy layout (a
-# batch decoded by hand), a run cut twice (--stop-after, exit 124) and continued gives the CSV
-# and the curve of the uncut run bit for bit (less train_s), its state file is gone once done,
-# and bad arguments exit 2. One "SKIP" line and exit 0 without torch (/usr/bin/python3).
+# batch decoded by hand), its model equal to bench/torch_reference.py's (needs ./lcgbench), a
+# run cut twice (--stop-after, exit 124) and continued gives the CSV and the curve of the uncut
+# run bit for bit (less train_s), its state file is gone once done, and bad arguments exit 2. One "SKIP" line and exit 0 without torch (/usr/bin/python3).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
@@ -24,6 +24,25 @@ assert s[0] == t.BOS and s[4] == t.SEP and s[5:8] == s[1:4] and s[8] == t.EOS an
 assert y[0].tolist() == [-100] * 4 + s[5:9] + [-100] * 2, y
 print("ok")' 2>&1)
 check "copy's layout: BOS src SEP src EOS pad, scored on the target and EOS ($layout)" "[ '$layout' = ok ]"
+# its model (torch_gpu_peer's forward with fp32 norms) is lcgbench's, as bench/torch_reference.py
+# (checked against the C model in test_model) computes it: softmax, NAPE, random weights, in double
+same=$(cd "$root/bench" && LCGBENCH="$root/lcgbench" "$py" -c '
+import torch, torch_copy_train as t, torch_gpu_peer as g, torch_reference as r
+a = dict(t.ARCHS["tiny"], T=40)
+torch.manual_seed(3)
+p = {k: (v.detach().double() + 0.3 * torch.randn(v.shape, dtype=torch.float64)) for k, v in g.make_params(a, "cpu").items()}
+names = dict(emb="embedding", ln_in="ln_in", wqkv="wqkv", wo="wo", ln_pa="ln_post_attn", ln_pf="ln_pre_ffn",
+             wgu="w_gate_up", wdown="w_down", ln_po="ln_post_ffn", ln_f="ln_final", lm="lm_head")
+q = {names[k]: v for k, v in p.items()}
+q.update({n: torch.zeros(0, dtype=torch.float64) for n in r.PARAM_NAMES[11:]})
+pos = {v: k for k, v in r.POS_NAMES.items()}["nape"]
+cfg = dict(a, pos=pos, norm=r.NORM_SOFTMAX, alpha=1.0)
+tok = torch.randint(0, 37, (3, 40))
+ours = g.forward_logits(p, tok, g.nape_bias(a, "cpu", dtype=torch.float64), a, norm=t.rms_norm_fp32)
+ref = r.forward(q, tok, cfg)
+err = float((ours - ref).abs().max() / ref.abs().max())
+print("ok" if err < 1e-12 else f"relative error {err:.3g}")' 2>&1 | tail -1)
+check "the model is torch_reference.py's (softmax, NAPE, double): $same" "[ '$same' = ok ]"
 a="--arch tiny --device cpu --steps 30 --warmup 3 --lr 3e-3 --batch 8 --val-every 10 --val-len 40 --val-samples 12 --test-lens 32,64 --test-samples 12"
 tc $a --state "$t/u.pt" --out "$t/u.csv" --curve "$t/u-curve.csv" >"$t/u.log" 2>&1
 check "an uncut run exits 0" "[ $? = 0 ]"
