@@ -163,7 +163,9 @@ def main():
         st = ck["st"]
         print(f"torch_copy_train: continuing from {a.state} (step {st['step']})", flush=True)
 
-    fwd = torch.compile(forward_logits) if a.compile else forward_logits  # training's one shape
+    if a.compile and not hasattr(torch, "compile"):
+        print(f"torch_copy_train: torch {torch.__version__} has no torch.compile; eager", flush=True)
+    fwd = torch.compile(forward_logits) if a.compile and hasattr(torch, "compile") else forward_logits
 
     def logits(pp, x, bias, ar):
         return forward_logits(pp, x, bias, ar, norm=rms_norm_fp32)
