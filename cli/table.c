@@ -14,8 +14,8 @@
  * `--against FILE` sets a reference's numbers beside them (Markdown): FILE lists task, attn,
  * pos, length factor and exact match in % per line (results/paper/reference.csv: the paper's
  * Table 1); a cell further than --tolerance points from its reference is bold, and a summary
- * counts, per method and once per reference cell (by the matching method trained longest),
- * those within it.
+ * counts, per method and once per reference cell (by the matching method trained longest; in
+ * all and per task), those within it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -30,6 +30,7 @@
 
 #define TB_MAX_FACTORS 32
 #define TB_MAX_SEEDS 64
+#define TB_MAX_TASKS 64
 
 /* the settings that make a method (everything that determines a run but the seed) */
 static const char *const method_keys[] = {"task", "task_params", "data", "attn", "alpha", "pos", "layers",
@@ -234,6 +235,9 @@ static void table_against(FILE *o, const tb_method *meth, int n_meth, const doub
         if (n) fprintf(o, "- %s %s: %d of %d%s%s\n", M->key[0], M->label, hit, n, *miss ? "; " : "", miss);
     }
     int n = 0, hit = 0, missing = 0;
+    /* the same per task, tasks in the reference's order */
+    const char *task[TB_MAX_TASKS];
+    int t_n[TB_MAX_TASKS] = {0}, t_hit[TB_MAX_TASKS] = {0}, n_task = 0;
     int k_steps = 0;
     while (strcmp(method_keys[k_steps], "steps") != 0) k_steps++;
     for (int r = 0; r < n_refs; r++) {
@@ -249,11 +253,15 @@ static void table_against(FILE *o, const tb_method *meth, int n_meth, const doub
             missing++;
             continue;
         }
-        n++;
-        hit += fabs(mean - refs[r].val) <= tol;
+        int ok = fabs(mean - refs[r].val) <= tol, t = 0;
+        n++, hit += ok;
+        while (t < n_task && strcmp(task[t], refs[r].task) != 0) t++;
+        if (t == n_task && n_task < TB_MAX_TASKS) task[n_task++] = refs[r].task;
+        if (t < n_task) t_n[t]++, t_hit[t] += ok;
     }
     fprintf(o, "\nEach reference cell once (of the methods that match it, the one trained longest): %d of %d within ±%g points (%.0f%%)", hit,
             n, tol, n ? 100.0 * hit / n : 0.0);
+    for (int t = 0; t < n_task; t++) fprintf(o, "%s %s %d of %d", t ? "," : ":", task[t], t_hit[t], t_n[t]);
     if (missing) fprintf(o, "; %d of the reference's %d cells not measured", missing, n_refs);
     fprintf(o, ".\n");
 }
