@@ -3,10 +3,11 @@
 # results/paper's copy cells, on the CPU with its tiny model: the reference's copy layout (a
 # batch decoded by hand), its model equal to bench/torch_reference.py's (needs ./lcgbench), a
 # run cut twice (--stop-after, exit 124) and continued gives the CSV and the curve of the uncut
-# run bit for bit (less train_s), its state file is gone once done, and bad arguments exit 2. One "SKIP" line and exit 0 without torch (/usr/bin/python3).
+# run bit for bit (less train_s), its state file is gone once done, and bad arguments exit 2.
+# One "SKIP" line and exit 0 without torch. Python: $LCG_PY, else /usr/bin/python3 (Debian's).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
-py=/usr/bin/python3
+py=${LCG_PY:-/usr/bin/python3}
 if ! "$py" -c 'import torch' >/dev/null 2>&1; then
   echo "SKIP test_torch_copy: torch not importable by $py"
   exit 0
@@ -22,7 +23,7 @@ x, y = t.make_batch(torch.tensor([3]), 10, torch.Generator().manual_seed(0), "cp
 s = x[0].tolist()
 assert s[0] == t.BOS and s[4] == t.SEP and s[5:8] == s[1:4] and s[8] == t.EOS and s[9] == t.PAD, s
 assert y[0].tolist() == [-100] * 4 + s[5:9] + [-100] * 2, y
-print("ok")' 2>&1)
+print("ok")' 2>&1 | tail -1)
 check "copy's layout: BOS src SEP src EOS pad, scored on the target and EOS ($layout)" "[ '$layout' = ok ]"
 # its model (torch_gpu_peer's forward with fp32 norms) is lcgbench's, as bench/torch_reference.py
 # (checked against the C model in test_model) computes it: softmax, NAPE, random weights, in double
