@@ -25,7 +25,8 @@ but the norms and the softmax's fp32 inside SDPA).
 A run longer than a command may take stops itself after --time-limit seconds (or on SIGTERM) at
 the end of a step, writes its whole state to --state atomically, and exits 124; the same command
 run again continues from it (the data streams included, so a cut run trains on the samples an
-uncut one would). Output, appended: --out (a CSV row per checkpoint and length: impl, precision,
+uncut one would; in eager mode bit for bit, while --compile's kernels are not bitwise
+reproducible even between two uncut runs). Output, appended: --out (a CSV row per checkpoint and length: impl, precision,
 seed, lr, steps, warmup, checkpoint, step, eval_len, factor, samples, exact_match, token_acc,
 train_s) and --curve (step, loss, lr, exact@val, token@val at each validation).
 
