@@ -26,9 +26,9 @@ A run longer than a command may take stops itself after --time-limit seconds (or
 the end of a step, writes its whole state to --state atomically, and exits 124; the same command
 run again continues from it (the data streams included, so a cut run trains on the samples an
 uncut one would; in eager mode bit for bit, while --compile's kernels are not bitwise
-reproducible even between two uncut runs). Output, appended: --out (a CSV row per checkpoint and length: impl, precision,
-seed, lr, steps, warmup, checkpoint, step, eval_len, factor, samples, exact_match, token_acc,
-train_s) and --curve (step, loss, lr, exact@val, token@val at each validation).
+reproducible even between two uncut runs). Output, appended: --out (a CSV row per checkpoint
+and length: impl, precision, seed, lr, steps, warmup, checkpoint, step, eval_len, factor,
+samples, exact_match, token_acc, train_s) and --curve (step, loss, lr, exact@val, token@val at each validation).
 
   python3 bench/torch_copy_train.py --precision bf16-true --compile --state /tmp/t/bf16.pt \\
       --out /tmp/t/torch.csv --curve /tmp/t/curve-bf16.csv --time-limit 560
