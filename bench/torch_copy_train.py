@@ -28,7 +28,8 @@ run again continues from it (the data streams included, so a cut run trains on t
 uncut one would; in eager mode bit for bit, while --compile's kernels are not bitwise
 reproducible even between two uncut runs). Output, appended: --out (a CSV row per checkpoint
 and length: impl, precision, seed, lr, steps, warmup, checkpoint, step, eval_len, factor,
-samples, exact_match, token_acc, train_s) and --curve (step, loss, lr, exact@val, token@val at each validation).
+samples, exact_match, token_acc, train_s) and --curve (step, loss, lr, exact@val, token@val at
+each validation).
 
   python3 bench/torch_copy_train.py --precision bf16-true --compile --state /tmp/t/bf16.pt \\
       --out /tmp/t/torch.csv --curve /tmp/t/curve-bf16.csv --time-limit 560
