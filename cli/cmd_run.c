@@ -6,7 +6,8 @@
  * given must agree with it), then checked across flags before anything is written: every
  * problem is a one-line usage error (exit 2). Executing it trains (or loads), evaluates the
  * ladder, prints the table and appends the CSV rows. Runtime failures (I/O, non-finite loss)
- * exit 1; SIGINT/SIGTERM write a resumable checkpoint and exit 128 + the signal.
+ * exit 1; SIGINT/SIGTERM write a resumable checkpoint and exit 128 + the signal; --stop-at
+ * writes it at its step and exits 0 without rows.
  *
  * Built with -DLCG_FUZZ, run stops after validating its flags, before any file is written or
  * anything trained.
@@ -74,6 +75,7 @@ static int build_flags(cli_flag *fl, lcg_run_cfg *c, run_names *nm) {
         {"load", FL_STR, &c->load, 0, 0, "FILE", "evaluate this checkpoint instead of training", 0, 0},
         {"resume", FL_STR, &c->resume, 0, 0, "FILE", "continue the interrupted run of this checkpoint (settings from it)", 0, 0},
         {"checkpoint-every", FL_LONG, &c->ckpt_every, 1, 1e9, "N", "also write the resumable checkpoint every N steps", 0, 0},
+        {"stop-at", FL_LONG, &c->stop_at, 1, 1e12, "N", "pause after step N of the --steps schedule: keep the resumable checkpoint, write no rows; run again without it to continue", 0, 0},
         {"data", FL_STR, &c->data, 0, 0, "DIR", "train on DIR/train.{src,trg}, evaluate DIR/test_<i>_<len> (reference format)", 0, 0},
         {"device", FL_STR, &c->backend, 0, 0, "NAME", "where the model trains: cpu or cuda (a CUDA=1 build) (cpu)", 0, 0},
         {"precision", FL_STR, &nm->precision, 0, 0, "NAME", "GPU matmuls: fp32, tf32, or bf16 (bf16 inputs to the weight matmuls) (fp32)", 0, 0},
@@ -513,6 +515,8 @@ static int run_parse(run_setup *s, int argc, char **argv) {
     parse_validation(s, task);
     if (c.load && c.save) cli_usage_error(s->cx, "--save cannot be combined with --load (nothing is trained)");
     if (c.load && c.ckpt_every) cli_usage_error(s->cx, "--checkpoint-every cannot be combined with --load (nothing is trained)");
+    if (c.load && c.stop_at) cli_usage_error(s->cx, "--stop-at cannot be combined with --load (nothing is trained)");
+    if (c.stop_at > c.steps) cli_usage_error(s->cx, "--stop-at %ld is past --steps %ld", c.stop_at, c.steps);
 
     if (c.threads) omp_set_num_threads(c.threads);
     c.threads = omp_get_max_threads();
@@ -720,11 +724,11 @@ static int run_execute(run_setup *s) {
     }
     if (!c.load) {
         int sig = train_run(b, &tr, &c, note, c.resume ? &s->ck : NULL);
-        if (sig) {
+        if (sig || tr.paused) { /* the checkpoint is kept; its line is printed */
             train_result_free(&tr);
             lcg_backend_destroy(b);
             lcg_task_release(&c.task);
-            return 128 + sig;
+            return sig ? 128 + sig : 0;
         }
         if (!c.quiet)
             fprintf(stderr, "trained %ld steps in %.1f s (%.0f tok/s), final loss %.4f\n", tr.steps_done,

@@ -43,6 +43,8 @@ typedef struct {
     const char *ckpt;    /* where interruptions, --checkpoint-every and a non-finite step write
                             the resumable checkpoint: --save, else --resume, else derived */
     long ckpt_every;     /* 0 = only on interruption / non-finite values */
+    long stop_at;        /* --stop-at: pause after this step of the --steps schedule, keeping the
+                            resumable checkpoint (0 = train to the end); no part of the run's id */
     int auto_resume;     /* sweep cells: continue from cfg->ckpt when it holds this very run */
     const char *data;    /* reference-format data directory instead of the generator */
     int data_min, data_max; /* --data: the train split's shortest and longest sample (0: not read) */
@@ -128,6 +130,7 @@ typedef struct {
     double train_seconds;
     double train_tok_s;  /* non-pad tokens per second */
     long steps_done;
+    int paused;          /* cfg->stop_at reached: the checkpoint is kept, nothing to evaluate */
     lcg_train_state state; /* at the end of training */
     /* validation (cfg->val_every): the best checkpoint by the monitor, strictly better than
      * every earlier one (a host copy of its parameters, lcg_free'd by train_result_free) */
@@ -161,7 +164,8 @@ void lcg_catch_stop_signals(void);
 /* ---- training / evaluation --------------------------------------------------------------- */
 /* trains the model of backend b cfg->steps steps (from `resume`'s state if not NULL: its
  * parameters must already be in b). Returns 0 when done; on SIGINT/SIGTERM writes a resumable checkpoint to cfg->ckpt,
- * prints one line saying so and returns the signal number. A non-finite loss, gradient or
+ * prints one line saying so and returns the signal number. At cfg->stop_at (or past it, when
+ * resumed there) it does the same but returns 0 with res->paused set. A non-finite loss, gradient or
  * activation writes the last good state to cfg->ckpt and exits 1 with one line naming the
  * layer and step. */
 int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, const char *note,

@@ -9,8 +9,9 @@
  * value stops the run naming the layer and step, after writing the last good state (the
  * parameters before that step) as a resumable checkpoint. SIGINT/SIGTERM finish the current
  * step, write a resumable checkpoint and return; --checkpoint-every writes one every N steps,
- * so a SIGKILL loses at most N steps. A checkpoint carries the optimizer and the data stream,
- * so a resumed run is bitwise the run that was never interrupted.
+ * so a SIGKILL loses at most N steps. --stop-at N pauses the same way after step N of the
+ * schedule (its validation done), without a signal. A checkpoint carries the optimizer and the
+ * data stream, so a resumed run is bitwise the run that was never interrupted.
  *
  * Validation (--val-every N): every N steps the validation lengths are scored on their own
  * samples (stream "val", never the test samples) through the backend's evaluation, which
@@ -395,7 +396,9 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
      * the CSV's wall_train_* describe this process alone */
     int whole = st.step == 0 || seconds0 > 0;
 
-    for (long step = st.step; step < cfg->steps && !stopped; step++) {
+    /* --stop-at: a run resumed at or past that step trains nothing and pauses again */
+    int paused = !stopped && cfg->stop_at && st.step >= cfg->stop_at && st.step < cfg->steps;
+    for (long step = st.step; step < cfg->steps && !stopped && !paused; step++) {
         lcg_train_state good = st; /* the state before this step: what a checkpoint keeps */
         if (!cfg->data) batch_fill(&batch, &train_task, &st.rng, cfg->batch, cfg->len, cfg->vary);
         else if (batch_fill_data(&batch, &cfg->task, &data, cfg->batch, err, sizeof err) != 0) lcg_die("%s", err);
@@ -454,6 +457,10 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
             stopped = lcg_stop_signal;
             break;
         }
+        if (st.step == cfg->stop_at && st.step < cfg->steps) { /* after its validation, if any */
+            paused = 1;
+            break;
+        }
         if (cfg->ckpt_every > 0 && st.step % cfg->ckpt_every == 0 && st.step < cfg->steps &&
             save_state(b, &st, cfg->ckpt, note, err, sizeof err) != 0)
             lcg_die("%s", err);
@@ -466,13 +473,25 @@ int train_run(lcg_backend *b, lcg_train_result *res, const lcg_run_cfg *cfg, con
     res->train_loss = st.tail_n ? st.tail_loss / st.tail_n : NAN;
     /* a uniform guess over the vocabulary loses ln V: far above it, training went wrong */
     double uniform = log((double)cfg->model.V);
-    if (!stopped && res->train_loss > 1.5 * uniform + 0.5)
+    if (!stopped && !paused && res->train_loss > 1.5 * uniform + 0.5)
         fprintf(stderr, "lcgbench run: warning: the final training loss %.3f is far above ln(vocabulary) = %.3f, "
                         "what a uniform guess loses: training diverged (try a lower --lr)\n",
                 res->train_loss, uniform);
     res->steps_done = st.step;
+    res->paused = paused;
     res->state = st;
-    if (stopped) {
+    if (paused) {
+        if (save_state(b, &st, cfg->ckpt, note, err, sizeof err) != 0) lcg_die("%s", err);
+        char cmd[4096];
+        if (cfg->auto_resume) snprintf(cmd, sizeof cmd, " (the sweep, run again without it, continues from it)");
+        else {
+            char resume[4000];
+            run_resume_command(cfg, cfg->ckpt, resume, sizeof resume);
+            snprintf(cmd, sizeof cmd, "; continue with '%s'", resume);
+        }
+        fprintf(stderr, "lcgbench run: paused at step %ld/%ld (--stop-at %ld); checkpoint written to '%s'%s\n", st.step,
+                cfg->steps, cfg->stop_at, cfg->ckpt, cmd);
+    } else if (stopped) {
         if (save_state(b, &st, cfg->ckpt, note, err, sizeof err) != 0) lcg_die("%s", err);
         if (cfg->auto_resume)
             fprintf(stderr, "lcgbench run: %s at step %ld/%ld; checkpoint written to '%s' (the sweep, run "

@@ -11,6 +11,8 @@
  *     interrupted (the best is kept beside the checkpoint);
  *   - a run whose validation a SIGTERM cuts short validates that step first when resumed: the
  *     rows and the curve (outside tok_s) of the run never interrupted;
+ *   - --stop-at pauses a run (or a sweep's cells) at a step with its checkpoint and no rows,
+ *     and the continued run writes the uninterrupted rows and curve;
  *   - sort has a bleu column by default; copy only with --bleu;
  *   - --last-max stops the last checkpoint's rows at a length, the best one's rows whole, the
  *     rows otherwise the full run's; merge takes such cells whole;
@@ -237,6 +239,44 @@ START_TEST(test_resume_cut_validation) {
 }
 END_TEST
 
+/* --stop-at 20: the run pauses after step 20 (its validation done) with the resumable checkpoint
+ * and no rows; again with --stop-at it trains nothing; resumed without it, the rows and curve of
+ * the run never paused. A sweep the same: no rows paused, then the uninterrupted rows. */
+START_TEST(test_stop_at) {
+    char dir[64], a[128], b[128], c[128], ck[128], la[128], lb[128];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    snprintf(c, sizeof c, "%s/c.csv", dir);
+    snprintf(ck, sizeof ck, "%s/m.ckpt", dir);
+    snprintf(la, sizeof la, "%s/ca.csv", dir);
+    snprintf(lb, sizeof lb, "%s/cb.csv", dir);
+    tu_expect_status(&R, 0, LCG " run " TINY " " VAL " --select best --log-csv %s --out %s", la, a);
+    tu_expect_status(&R, 0, LCG " run " TINY " " VAL " --select best --log-csv %s --save %s --stop-at 20 --out %s", lb,
+                     ck, b);
+    ck_assert_msg(strstr(R.err, "paused at step 20/40 (--stop-at 20)") && strstr(R.err, "continue with 'lcgbench run --resume"),
+                  "%s", R.err);
+    ck_assert_msg(tu_exists(ck) && !tu_exists(b), "no checkpoint, or rows written: %s", R.err);
+    tu_expect_status(&R, 0, LCG " run --resume %s --eval-samples 10 --max-len 32 " VAL " --select best --log-csv %s "
+                     "--stop-at 10 --out %s", ck, lb, b);
+    ck_assert_msg(strstr(R.err, "paused at step 20/40 (--stop-at 10)") && !tu_exists(b), "%s", R.err);
+    tu_expect_status(&R, 0, LCG " run --resume %s --eval-samples 10 --max-len 32 " VAL " --select best --log-csv %s "
+                     "--out %s", ck, lb, b);
+    tu_assert_same_csv(a, b, NULL);
+    assert_same_curve(la, lb);
+    tu_expect_status(&R, 0, LCG " sweep " TINY " " VAL " --select best --stop-at 30 --out %s", c);
+    ck_assert_msg(strstr(R.err, "paused at step 30/40") && !tu_exists(c), "%s", R.err);
+    tu_expect_status(&R, 0, LCG " sweep " TINY " " VAL " --select best --out %s", c);
+    ck_assert_msg(strstr(R.err, "continuing from"), "the sweep started afresh: %s", R.err);
+    tu_assert_same_csv(a, c, NULL);
+    snprintf(b, sizeof b, "%s/x.csv", dir);
+    tu_expect_fail(&R, 2, b, "--stop-at 41", "--steps 40", LCG " run " TINY " --stop-at 41 --out %s", b);
+    tu_expect_fail(&R, 2, b, "--stop-at", "'0'", LCG " run " TINY " --stop-at 0 --out %s", b);
+    tu_expect_fail(&R, 2, b, "--stop-at", "--load", LCG " run --load %s --stop-at 5 --out %s", ck, b);
+    tu_rm_tmpdir(dir);
+}
+END_TEST
+
 /* --select best --last-max 16: the last checkpoint at 8 and 16 only, the best at 8, 16 and 32, every
  * row the full run's; a sweep's shards with it merge; bad uses are one-line usage errors */
 START_TEST(test_last_max) {
@@ -406,6 +446,7 @@ int main(void) {
     tcase_add_test(tc, test_select_best_is_argmax);
     tcase_add_test(tc, test_resume_keeps_best);
     tcase_add_test(tc, test_resume_cut_validation);
+    tcase_add_test(tc, test_stop_at);
     tcase_add_test(tc, test_bleu_column);
     tcase_add_test(tc, test_sweep_curves);
     tcase_add_test(tc, test_curve_not_overwritten);
