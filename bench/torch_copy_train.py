@@ -26,7 +26,9 @@ A run longer than a command may take stops itself after --time-limit seconds (or
 the end of a step, writes its whole state to --state atomically, and exits 124; the same command
 run again continues from it (the data streams included, so a cut run trains on the samples an
 uncut one would; in eager mode bit for bit, while --compile's kernels are not bitwise
-reproducible even between two uncut runs). Output, appended: --out (a CSV row per checkpoint
+reproducible even between two uncut runs). --stop-at N does the same at step N of the schedule
+(after its validation; run again with it, nothing trains) but exits 0: a probe of the first N
+steps, which the same command without it continues. Output, appended: --out (a CSV row per checkpoint
 and length: impl, precision, seed, lr, steps, warmup, checkpoint, step, eval_len, factor,
 samples, exact_match, token_acc, train_s) and --curve (step, loss, lr, exact@val, token@val at
 each validation).
@@ -34,8 +36,9 @@ each validation).
   python3 bench/torch_copy_train.py --precision bf16-true --compile --state /tmp/t/bf16.pt \\
       --out /tmp/t/torch.csv --curve /tmp/t/curve-bf16.csv --time-limit 560
 
---arch tiny (2 layers, C 64, 4 heads of 16, FFN 128) is for CPU checks. Exit 0 when done,
-124 when stopped with its state kept, 2 on bad arguments, 77 (a "SKIP:" line) without torch.
+--arch tiny (2 layers, C 64, 4 heads of 16, FFN 128) is for CPU checks. Exit 0 when done (or
+paused at --stop-at), 124 when stopped with its state kept, 2 on bad arguments, 77 (a "SKIP:"
+line) without torch.
 """
 import argparse
 import math
@@ -140,11 +143,12 @@ def main():
     ap.add_argument("--state", required=True, help="checkpoint of the whole run, for --time-limit")
     ap.add_argument("--time-limit", type=float, default=0, help="seconds, then save --state and exit 124")
     ap.add_argument("--stop-after", type=int, default=0, help="steps of this call, then as --time-limit")
+    ap.add_argument("--stop-at", type=int, default=0, help="step of the schedule, then as --time-limit (a probe)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--curve", default="")
     a = ap.parse_args()
-    if a.steps < 1 or not 0 <= a.warmup <= a.steps or a.batch < 1 or a.lr <= 0:
-        ap.error("need steps >= 1, 0 <= warmup <= steps, batch >= 1, lr > 0")
+    if a.steps < 1 or not 0 <= a.warmup <= a.steps or a.batch < 1 or a.lr <= 0 or not 0 <= a.stop_at <= a.steps:
+        ap.error("need steps >= 1, 0 <= warmup <= steps, batch >= 1, lr > 0, 0 <= stop-at <= steps")
     val_every = a.val_every or max(1, a.steps // 10)
     test_lens = [int(s) for s in a.test_lens.split(",")]
     dev, arch, t0 = a.device, ARCHS[a.arch], time.time()
@@ -179,11 +183,11 @@ def main():
     t_run, first = time.time(), st["step"]
     while st["step"] < a.steps:
         if stop["sig"] or (a.time_limit and time.time() - t0 > a.time_limit) or \
-                (a.stop_after and st["step"] - first >= a.stop_after):
+                (a.stop_after and st["step"] - first >= a.stop_after) or (a.stop_at and st["step"] >= a.stop_at):
             st["train_s"] += time.time() - t_run
             save_state(a.state, p, opt, gen, st)
             print(f"torch_copy_train: {tag}: stopped at step {st['step']}; state in {a.state}", flush=True)
-            sys.exit(124)
+            sys.exit(0 if a.stop_at and st["step"] >= a.stop_at else 124)
         lens = torch.randint(TRAIN_MIN, TRAIN_MAX + 1, (a.batch,), generator=gen, device=dev)
         x, y = make_batch(lens, T_TRAIN, gen, dev)
         for g in opt.param_groups:

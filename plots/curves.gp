@@ -8,10 +8,12 @@ if (!exists("title")) title = data
 set datafile separator ","
 set datafile missing ""
 n = words(cols)
-# columns by name: run_id (when there), step, loss, lr, grad_norm, tok_s, then the scores
+# columns by name: run_id (when there), step, loss, lr, grad_norm, tok_s (the last three when
+# there: bench/torch_copy_train.py's curves have lr only), then the scores
 st = 0; ls = 0; first = 0
-do for [i=1:n] { w = word(cols, i); if (w eq "step") { st = i }; if (w eq "loss") { ls = i }; if (w eq "tok_s") { first = i + 1 } }
-if (st == 0 || ls == 0 || first == 0) { print "curves.gp: ".data." has no step, loss or tok_s column"; exit status 2 }
+do for [i=1:n] { w = word(cols, i); if (w eq "step") { st = i }; if (w eq "loss") { ls = i }; \
+  if (w eq "step" || w eq "loss" || w eq "lr" || w eq "grad_norm" || w eq "tok_s") { first = i + 1 } }
+if (st == 0 || ls == 0 || first > n) { print "curves.gp: ".data." has no step or loss column, or no score"; exit status 2 }
 isloss(i) = strstrt(word(cols, i), "loss@") == 1
 do for [t in "pngcairo svg"] {
   if (t eq "svg") { set terminal svg size 900,640 dynamic font "Sans,12"; set output out.".svg" } \

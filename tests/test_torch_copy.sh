@@ -2,8 +2,9 @@
 # tests/test_torch_copy.sh: bench/torch_copy_train.py, the PyTorch copy trainer that checks
 # results/paper's copy cells, on the CPU with its tiny model: the reference's copy layout (a
 # batch decoded by hand), its model equal to bench/torch_reference.py's (needs ./lcgbench), a
-# run cut twice (--stop-after, exit 124) and continued gives the CSV and the curve of the uncut
-# run bit for bit (less train_s), its state file is gone once done, and bad arguments exit 2.
+# run cut (--stop-after: exit 124; then --stop-at twice: exit 0, the second training nothing)
+# and continued gives the CSV and the curve of the uncut run bit for bit (less train_s), its
+# state file is gone once done, and bad arguments exit 2.
 # One "SKIP" line and exit 0 without torch. Python: $LCG_PY, else /usr/bin/python3 (Debian's).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,15 +48,18 @@ check "the model is torch_reference.py's (softmax, NAPE, double): $same" "[ '$sa
 a="--arch tiny --device cpu --steps 30 --warmup 3 --lr 3e-3 --batch 8 --val-every 10 --val-len 40 --val-samples 12 --test-lens 32,64 --test-samples 12"
 tc $a --state "$t/u.pt" --out "$t/u.csv" --curve "$t/u-curve.csv" >"$t/u.log" 2>&1
 check "an uncut run exits 0" "[ $? = 0 ]"
-for i in 1 2; do
-  tc $a --state "$t/c.pt" --out "$t/c.csv" --curve "$t/c-curve.csv" --stop-after 12 >"$t/c$i.log" 2>&1
-  check "cut $i exits 124 with its state kept" "[ $? = 124 ] && [ -s $t/c.pt ]"
+tc $a --state "$t/c.pt" --out "$t/c.csv" --curve "$t/c-curve.csv" --stop-after 12 >"$t/c1.log" 2>&1
+check "cut 1 (--stop-after 12) exits 124 with its state kept" "[ $? = 124 ] && [ -s $t/c.pt ]"
+for i in 2 3; do
+  tc $a --state "$t/c.pt" --out "$t/c.csv" --curve "$t/c-curve.csv" --stop-at 24 >"$t/c$i.log" 2>&1
+  check "cut $i (--stop-at 24) exits 0 with its state kept" "[ $? = 0 ] && [ -s $t/c.pt ]"
 done
-tc $a --state "$t/c.pt" --out "$t/c.csv" --curve "$t/c-curve.csv" >"$t/c3.log" 2>&1
+check "and again at step 24: nothing trained" "grep -q 'stopped at step 24' $t/c3.log && ! grep -q 'step 3[0-9]' $t/c3.log"
+tc $a --state "$t/c.pt" --out "$t/c.csv" --curve "$t/c-curve.csv" >"$t/c4.log" 2>&1
 check "the continued run exits 0 and removes its state" "[ $? = 0 ] && [ ! -e $t/c.pt ]"
-check "it continued from step 24" "grep -q 'continuing from .* (step 24)' $t/c3.log"
+check "it continued from step 24" "grep -q 'continuing from .* (step 24)' $t/c4.log"
 check "4 rows (last and best at 2 lengths) and the header" "[ \$(wc -l <$t/u.csv) = 5 ]"
-check "cut twice and continued: the uncut run's rows bit for bit (less train_s)" \
+check "cut and continued: the uncut run's rows bit for bit (less train_s)" \
   "[ \"\$(cut -d, -f1-13 $t/u.csv)\" = \"\$(cut -d, -f1-13 $t/c.csv)\" ]"
 check "and its curve" "cmp -s $t/u-curve.csv $t/c-curve.csv"
 tc $a --warmup 40 --state "$t/b.pt" --out "$t/b.csv" >"$t/b.log" 2>&1
