@@ -116,7 +116,7 @@ test: deps
 	@$(MAKE) --no-print-directory $(BIN)lcgbench $(TEST_BINS) $(MPI_BIN)
 	@fail=0; for t in $(TESTS); do \
 	  CK_DEFAULT_TIMEOUT=600 $(BUILD)/tests/$$t || fail=1; \
-	done; bash tests/test_gpu_state.sh || fail=1; bash tests/test_torch_copy.sh || fail=1; exit $$fail
+	done; bash tests/test_gpu_state.sh || fail=1; bash tests/test_torch_copy.sh || fail=1; bash tests/test_torch_train.sh || fail=1; exit $$fail
 
 # the unit suites (no CLI runs, no training smoke tests) under AddressSanitizer and
 # UndefinedBehaviorSanitizer; any report fails the run
