@@ -259,8 +259,9 @@ def check_config(cfg):
     return ""
 
 
-def load_checkpoint(path):
-    """returns (cfg dict, flat float32 params)"""
+def load_checkpoint(path, with_opt=False):
+    """returns (cfg dict, flat float32 params), and with_opt its AdamW moments m, v too (None
+    where the checkpoint has none)"""
     data = read_bytes(path, "checkpoint")
     what = f"checkpoint '{path}'"
     r = Reader(data, what)
@@ -293,13 +294,14 @@ def load_checkpoint(path):
     has_opt = r.scalar("I")
     if has_opt not in (0, 1):
         raise BadInput(f"{what}: has_opt = {has_opt}, not 0 or 1")
-    if has_opt:
-        r.take(2 * 4 * n_params)  # AdamW m and v: not checked here
+    m = v = None
+    if has_opt:  # AdamW m and v
+        m, v = r.numbers("f", n_params), r.numbers("f", n_params)
     if version >= 2:
         r.take(r.scalar("I"))  # the training state: opaque here
     if not r.at_end():
         raise BadInput(f"{what}: {len(r.data) - r.off} trailing bytes after the parameters")
-    return cfg, params
+    return (cfg, params, m, v) if with_opt else (cfg, params)
 
 
 def load_batch(path, V):

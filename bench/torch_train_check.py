@@ -32,7 +32,6 @@ import argparse
 import csv
 import math
 import os
-import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,18 +42,9 @@ torch = ref.torch
 
 def load_state(path):
     """(cfg, params, m, v) of an lcgbench checkpoint with its AdamW moments, all float64"""
-    cfg, params = ref.load_checkpoint(path)
-    n = params.numel()
-    data = ref.read_bytes(path, "checkpoint")
-    # after magic, version, 8 ints, alpha, step: u32 note_len, the note, u64 n, f32 params[n],
-    # then u32 has_opt, f32 m[n], f32 v[n] (model/checkpoint.h)
-    (note_len,) = struct.unpack_from("<I", data, 56)
-    off = 60 + note_len + 8 + 4 * n
-    (has_opt,) = struct.unpack_from("<I", data, off)
-    if has_opt != 1:
+    cfg, params, m, v = ref.load_checkpoint(path, with_opt=True)
+    if m is None:
         raise ref.BadInput(f"checkpoint '{path}' has no AdamW state (write it with run --stop-at/--save)")
-    m = torch.frombuffer(bytearray(data[off + 4:off + 4 + 4 * n]), dtype=torch.float32)
-    v = torch.frombuffer(bytearray(data[off + 4 + 4 * n:off + 4 + 8 * n]), dtype=torch.float32)
     return cfg, params.double(), m.double(), v.double()
 
 
@@ -119,7 +109,7 @@ def main():
             raise ref.BadInput(f"'{a.end}' (step {e}) is not a later checkpoint of the run of '{a.start}' (step {s})")
         data = read_split(a.data)
         losses = curve_losses(a.curve)
-    except (ref.BadInput, OSError, ValueError, KeyError, struct.error) as err:
+    except (ref.BadInput, OSError, ValueError, KeyError) as err:
         print(f"torch_train_check: {err}", file=sys.stderr)
         return 2
     if len(data) < e * a.batch or any(k not in losses for k in range(s + 1, e + 1)):
